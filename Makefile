@@ -1,0 +1,206 @@
+# SPDX-License-Identifier: MIT
+# The one non-recursive build for shmq.
+#   make              build into build/          make test          unit + integration + short stress
+#   make V=1          show commands              make test-stress   long stress (SHMQ_STRESS_SECONDS, SHMQ_SEED)
+#   make SAN=thread   sanitizer build            make bench         shmq-bench default suite
+#   make deps         install build dependencies (apt-get as root, else print the command)
+#   make help         every target
+
+VERSION    := $(shell cat VERSION)
+MAJOR      := $(firstword $(subst ., ,$(VERSION)))
+MINOR      := $(word 2,$(subst ., ,$(VERSION)))
+PATCH      := $(word 3,$(subst ., ,$(VERSION)))
+
+# Sanitizer builds live in their own tree so objects never mix.
+comma      := ,
+ifeq ($(SAN),)
+B          := build
+else
+B          := build/san-$(subst $(comma),-,$(SAN))
+endif
+
+prefix     ?= /usr/local
+exec_prefix ?= $(prefix)
+bindir     ?= $(exec_prefix)/bin
+sbindir    ?= $(exec_prefix)/sbin
+libdir     ?= $(exec_prefix)/lib
+includedir ?= $(prefix)/include
+
+CC         ?= cc
+CFLAGS     ?= -O2 -g
+override CFLAGS   += -std=gnu17 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
+		     -Wmissing-prototypes -Wpointer-arith -Wformat=2 -Wundef -Wvla \
+		     -fno-common -pthread -MMD -MP
+override CPPFLAGS += -D_GNU_SOURCE -I include -I $(B)/include -I .
+override LDFLAGS  += -pthread
+
+ifneq ($(SAN),)
+override CFLAGS  += -fsanitize=$(SAN) -fno-omit-frame-pointer -fno-sanitize-recover=all
+override LDFLAGS += -fsanitize=$(SAN)
+endif
+
+ifndef V
+QUIET_CC   = @printf '  CC    %s\n' $@;
+QUIET_LINK = @printf '  LINK  %s\n' $@;
+QUIET_AR   = @printf '  AR    %s\n' $@;
+QUIET_GEN  = @printf '  GEN   %s\n' $@;
+endif
+
+PKGS       := liburing
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CRITERION_LIBS := $(shell pkg-config --libs criterion 2>/dev/null || echo -lcriterion)
+
+# Criterion cannot start under ThreadSanitizer (its sandbox maps a fixed
+# arena inside TSan's shadow space: Snaipe/Criterion#274).  TSan builds
+# compile the same test sources against tests/tsan/, a stand-in for the
+# Criterion subset the tests use, with the same per-test fork and timeouts.
+ifneq ($(filter thread,$(subst $(comma), ,$(SAN))),)
+# TSan does not model atomic_thread_fence.  shmq's fences order only the
+# sleeper check (store -> load, see shm/barrier.h); data is published with
+# release/acquire pairs, which TSan does check, so ignoring fences cannot
+# produce a false report.
+override CFLAGS += -Wno-tsan
+TEST_RUNNER_OBJ := $(B)/tests/tsan/runner.o
+TEST_INC   := -I tests/tsan -I tests
+CRITERION_LIBS := -lm
+else
+TEST_RUNNER_OBJ :=
+TEST_INC   := -I tests
+endif
+
+# --- Sources (explicit and sorted) ---
+
+SHM_SRC    := shm/barrier.c \
+	      shm/futex.c \
+	      shm/layout.c \
+	      shm/ring.c \
+	      shm/sem.c \
+	      shm/uring_futex.c
+
+TEST_HELPER_SRC := tests/helpers.c
+
+UNIT_SRC   := tests/unit/test_futex.c \
+	      tests/unit/test_layout.c \
+	      tests/unit/test_ring.c \
+	      tests/unit/test_ring_mt.c \
+	      tests/unit/test_sem.c \
+	      tests/unit/test_uring_futex.c
+
+STRESS_SRC := tests/stress/stress_ring.c \
+	      tests/stress/stress_sem.c
+
+BENCH_SRC  := tools/bench/baselines.c \
+	      tools/bench/main.c
+
+SHM_OBJ    := $(SHM_SRC:%.c=$(B)/%.o)
+TEST_HELPER_OBJ := $(TEST_HELPER_SRC:%.c=$(B)/%.o)
+UNIT_OBJ   := $(UNIT_SRC:%.c=$(B)/%.o)
+STRESS_OBJ := $(STRESS_SRC:%.c=$(B)/%.o)
+BENCH_OBJ  := $(BENCH_SRC:%.c=$(B)/%.o)
+ALL_OBJ    := $(SHM_OBJ) $(TEST_HELPER_OBJ) $(UNIT_OBJ) $(STRESS_OBJ) $(BENCH_OBJ) \
+	      $(TEST_RUNNER_OBJ)
+
+SHM_LIB    := $(B)/libshmq-shm.a
+UNIT_BIN   := $(B)/tests/unit-tests
+STRESS_BIN := $(B)/tests/stress-tests
+BENCH_BIN  := $(B)/shmq-bench
+VERSION_H  := $(B)/include/shmq/version.h
+
+all: $(SHM_LIB) $(BENCH_BIN) $(UNIT_BIN) $(STRESS_BIN)	# first rule = default goal
+
+# shm/ and everything linked into libshmq later is position-independent.
+$(SHM_OBJ): override CFLAGS += -fPIC -fvisibility=hidden
+$(ALL_OBJ): override CFLAGS += $(PKG_CFLAGS)
+$(TEST_HELPER_OBJ) $(UNIT_OBJ) $(STRESS_OBJ) $(TEST_RUNNER_OBJ): override CPPFLAGS += $(TEST_INC)
+$(ALL_OBJ): | $(VERSION_H) deps
+
+$(B)/%.o: %.c
+	@mkdir -p $(@D)
+	$(QUIET_CC)$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+
+$(VERSION_H): VERSION | deps
+	@mkdir -p $(@D)
+	$(QUIET_GEN)printf '%s\n' '/* Generated from VERSION by make: do not edit. */' \
+		'#ifndef SHMQ_VERSION_H' '#define SHMQ_VERSION_H' \
+		'#define SHMQ_VERSION_MAJOR $(MAJOR)' '#define SHMQ_VERSION_MINOR $(MINOR)' \
+		'#define SHMQ_VERSION_PATCH $(PATCH)' '#define SHMQ_VERSION_STRING "$(VERSION)"' \
+		'#endif' >$@
+
+$(SHM_LIB): $(SHM_OBJ)
+	@mkdir -p $(@D)
+	$(QUIET_AR)rm -f $@ && $(AR) rcs $@ $^
+
+$(UNIT_BIN): $(UNIT_OBJ) $(TEST_HELPER_OBJ) $(TEST_RUNNER_OBJ) $(SHM_LIB)
+	@mkdir -p $(@D)
+	$(QUIET_LINK)$(CC) -o $@ $^ $(LDFLAGS) $(CRITERION_LIBS) $(PKG_LIBS)
+
+$(STRESS_BIN): $(STRESS_OBJ) $(TEST_HELPER_OBJ) $(TEST_RUNNER_OBJ) $(SHM_LIB)
+	@mkdir -p $(@D)
+	$(QUIET_LINK)$(CC) -o $@ $^ $(LDFLAGS) $(CRITERION_LIBS) $(PKG_LIBS)
+
+$(BENCH_BIN): $(BENCH_OBJ) $(SHM_LIB)
+	@mkdir -p $(@D)
+	$(QUIET_LINK)$(CC) -o $@ $^ $(LDFLAGS) $(PKG_LIBS) -lm
+
+# --- Tests ---
+
+# Short stress inside `make test`; `make test-stress` runs the long one.
+SHMQ_STRESS_SECONDS ?= 30
+CRITERION_FLAGS ?= --jobs 2
+
+# Leaks inside Criterion's own runner are not ours: see tests/lsan.supp.
+export LSAN_OPTIONS ?= suppressions=$(CURDIR)/tests/lsan.supp
+
+test: $(UNIT_BIN) $(STRESS_BIN)
+	$(UNIT_BIN) $(CRITERION_FLAGS)
+	SHMQ_STRESS_SECONDS=2 $(STRESS_BIN) --jobs 1
+
+test-stress: $(STRESS_BIN)
+	SHMQ_STRESS_SECONDS=$(SHMQ_STRESS_SECONDS) $(STRESS_BIN) --jobs 1
+
+BENCH_ARGS ?=
+bench: $(BENCH_BIN)
+	$(BENCH_BIN) $(BENCH_ARGS)
+
+# --- Dependencies (Debian 12 package names) ---
+
+DEPS_PKGS  := gcc make pkg-config liburing-dev libnuma-dev numactl libcriterion-dev \
+	      libsystemd-dev clang-format
+
+deps:
+	@missing=; for p in $(DEPS_PKGS); do \
+		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' \
+			|| missing="$$missing $$p"; \
+	done; \
+	[ -z "$$missing" ] && exit 0; \
+	if [ "$$(id -u)" = 0 ]; then \
+		echo "installing build dependencies:$$missing"; \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive \
+			apt-get install -y -q --no-install-recommends $$missing; \
+	else \
+		echo "missing build dependencies; run:"; \
+		echo "  sudo apt-get update && sudo apt-get install -y$$missing"; \
+		exit 1; \
+	fi
+
+# --- Housekeeping ---
+
+FORMAT_FILES = $(shell git ls-files '*.c' '*.h' 2>/dev/null)
+
+format:
+	clang-format -i $(FORMAT_FILES)
+
+format-check:
+	clang-format --dry-run -Werror $(FORMAT_FILES)
+
+clean:
+	rm -rf build
+
+help:
+	@sed -n 's/^#   //p' Makefile
+	@echo 'targets: all test test-stress bench deps format format-check clean help'
+	@echo 'variables: V=1 SAN=address,undefined|thread SHMQ_STRESS_SECONDS=N SHMQ_SEED=N CC CFLAGS'
+
+-include $(ALL_OBJ:.o=.d)
+.PHONY: all test test-stress bench deps format format-check clean help

@@ -1,0 +1,45 @@
+/* SPDX-License-Identifier: MIT */
+/* membarrier(2) registration and the heavy barrier; see barrier.h. */
+#include <errno.h>
+#include <linux/membarrier.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "shm/barrier.h"
+
+/* pid that registered, or 0; -pid when registration failed for that pid. */
+static _Atomic int32_t registered;
+
+static long membarrier(int cmd)
+{
+	return syscall(__NR_membarrier, cmd, 0, 0);
+}
+
+bool shmq__barrier_register(void)
+{
+	int32_t pid = (int32_t)getpid();
+	int32_t r = load_relaxed(&registered);	/* process-local cache: no ordering */
+	const char *env;
+
+	if (r == pid)
+		return true;
+	if (r == -pid)
+		return false;
+
+	env = getenv("SHMQ_ASYM_FENCE");
+	if (env && !strcmp(env, "0")) {
+		store_relaxed(&registered, -pid);
+		return false;
+	}
+	/* Idempotent; a forked child (new pid) registers its own mm again. */
+	r = membarrier(MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED) == 0 ? pid : -pid;
+	store_relaxed(&registered, r);
+	return r == pid;
+}
+
+int shmq__barrier_heavy(void)
+{
+	return membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED) < 0 ? -errno : 0;
+}

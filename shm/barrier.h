@@ -1,0 +1,63 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Asymmetric memory barriers for the sleeper check on every publish.
+ *
+ * A publisher must order "publish the message" before "is anyone asleep?",
+ * a store followed by a load: on x86 only a full fence does that, and the
+ * fence drains the store buffer, putting the cross-core miss of the publish
+ * on the critical path of every message.  Sleeping is rare and already
+ * costs tens of microseconds, so the cost is moved there:
+ *
+ *   publisher (hot, every message)          sleeper (cold, before sleeping)
+ *   publish (R1)                            announce (seq_cst RMW on the word)
+ *   shmq__barrier_light(): compiler-only    shmq__barrier_heavy(): membarrier(2)
+ *   load the eventcount                     re-check the ring
+ *
+ * membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED) returns only after every
+ * running thread of every process registered with
+ * MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED has executed a full barrier (a
+ * thread not running passes one when it is switched out).  So the light
+ * side's store and load are separated by a full barrier at some point: if
+ * before the store, the load sees the announcement; if between them, the
+ * store is visible before the load; if after the load, both are visible
+ * before the sleeper's re-check.  Either the publisher sees the sleeper or
+ * the sleeper sees the message.  (folly's asymmetricLightBarrier /
+ * asymmetricHeavyBarrier use the same construction.)
+ *
+ * A process whose registration fails (old kernel, seccomp) uses a real
+ * fence on the light side, so it is correct on its own.  A sleeper whose
+ * heavy barrier fails cannot know whether some publisher relies on it; it
+ * then sleeps in bounded slices (SHMQ_BARRIER_FALLBACK_SLICE_NS), so a
+ * wake-up can be late by at most one slice, never lost.
+ */
+#ifndef SHMQ_SHM_BARRIER_H
+#define SHMQ_SHM_BARRIER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "shm/atomic.h"
+
+#define SHMQ_BARRIER_FALLBACK_SLICE_NS	UINT64_C(1000000)	/* 1 ms */
+
+/*
+ * Register this process for heavy barriers (once per process; cheap after
+ * the first call, and redone in a forked child).  Return: true if the light
+ * side may use a compiler barrier only.  SHMQ_ASYM_FENCE=0 in the
+ * environment forces false (tests and comparisons).
+ */
+bool shmq__barrier_register(void);
+
+/* Heavy side: a full barrier on every registered thread.  Return: 0 or -errno. */
+int shmq__barrier_heavy(void);
+
+/* Light side; @asym from shmq__barrier_register() of this process. */
+static inline void shmq__barrier_light(bool asym)
+{
+	if (asym)
+		__asm__ __volatile__("" ::: "memory");	/* paired with the heavy side */
+	else
+		fence_seq_cst();
+}
+
+#endif /* SHMQ_SHM_BARRIER_H */

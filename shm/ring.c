@@ -1,0 +1,1003 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Bounded ring queue of fixed-size slots in shared memory.
+ *
+ * DESIGN
+ *
+ * Two algorithms share one segment format (shm/layout.h):
+ *
+ * SPSC -- the classic two-index ring.  Only the producer writes tail, only
+ * the consumer writes head; each keeps a cached copy of the other's index
+ * and reloads it only when the cache says full/empty, so a stream of
+ * messages costs one cache-line transfer per batch of slots, not per
+ * message.  Nothing is ever "held": a producer that dies mid-copy has not
+ * moved tail, a consumer that dies mid-read (or holding a peek) has not
+ * moved head, so the next producer/consumer simply carries on.  No repair.
+ *
+ * Turns (MPMC, and MPSC/SPMC, whose declared roles are enforced at attach)
+ * -- a bounded MPMC queue in the manner of Vyukov's, where each slot has a
+ * 64-bit turn word: the position it is ready for (seq) and who holds it
+ * (owner).  For position pos, slot pos & mask goes through:
+ *
+ *     EMPTY      seq = pos,     owner 0
+ *     WRITING    seq = pos,     owner WRITING|tag    producer claimed it (CAS)
+ *     FULL       seq = pos + 1, owner 0              published (R1)
+ *     READING    seq = pos + 1, owner READING|tag    consumer claimed it (CAS)
+ *     EMPTY      seq = pos + N, owner 0              released for the next lap (R4)
+ *
+ * The claim CAS records the holder's session tag in the same atomic step
+ * that takes the slot, so a slot is never held by an unknown process: this
+ * is what makes the ring repairable after a death at any instruction.
+ * tail and head are only hints: whoever finds the slot at the hint already
+ * taken advances the hint for everyone (CAS, "helping"), so a process that
+ * dies between claiming a slot and bumping the index wedges nothing.
+ *
+ * Ordering -- read before changing:
+ *
+ *   producer                                consumer
+ *   --------------------------------------  --------------------------------------
+ *   A3 t = load_acquire(&slot->state)   <-- R4 store_release(&slot->state, pos+N|0)
+ *      CAS state pos|0 -> pos|WRITING|tag      (reads of the old payload are done)
+ *      copy payload, len, flags
+ *   R1 store_release(&slot->state,      --> A1 t = load_acquire(&slot->state)
+ *                    pos+1|0)                  CAS state pos+1|0 -> pos+1|READING|tag
+ *                                              copy payload out
+ *   SPSC instead: R1 store_release(&tail) --> A1 load_acquire(&tail), and
+ *                 R2 store_release(&head) --> A2 load_acquire(&head).
+ *
+ *   R1/A1 make a message visible before it can be read; R4/A3 (R2/A2 for
+ *   SPSC) stop a producer overwriting a slot that is still being read.
+ *   The claim CASes are acq_rel so that a failed claimer re-reads a current
+ *   turn; the hint CASes on tail/head are relaxed: they order nothing, the
+ *   turn word is authoritative.
+ *
+ * Blocking (eventcount; a lost wake-up is impossible):
+ *
+ *   sleeper (e.g. receiver)                 waker (e.g. sender)
+ *   (a) key = fetch_or(&ec, WAITERS)        (c) publish the message (R1)
+ *   (b) F2 fence; re-check the ring         (d) F1 fence; v = load(&ec)
+ *   (e) futex_wait(&ec, key)                (f) if (v & WAITERS):
+ *       -- the kernel compares *ec == key           CAS ec -> (v + 2) & ~WAITERS
+ *          under its hash-bucket lock               futex_wake(&ec, all)
+ *
+ *   F1 and F2 are seq_cst fences around the store-buffering pattern
+ *   (a)->(b) against (c)->(d): either (d) sees WAITERS, or (b) sees the
+ *   message and the sleeper never sleeps.  If (d) sees WAITERS, (f) changes
+ *   the word before waking, so a sleeper that has not yet reached (e) finds
+ *   *ec != key and returns at once (-EAGAIN), and one already asleep is
+ *   woken.  The waiter bit lives in the futex word itself, and the waker
+ *   changes the word in the same atomic step as it clears the bit: a
+ *   separate flag word cleared by the waker is what loses wake-ups.  The bit
+ *   is cleared for all sleepers at once, so the wake is a broadcast; losers
+ *   re-announce.  When nobody sleeps, a publish costs F1 and one load of a
+ *   line that is only written by sleepers: no locked RMW, no syscall.
+ *
+ * Invariants (checked by shmq__ring_check() on a quiescent ring):
+ *   - indices run free as uint32_t and are compared only by unsigned
+ *     difference; head <= tail and tail - head <= n_slots;
+ *   - SPSC: every slot in [head, tail) has len <= slot_size;
+ *   - turns: every slot's seq is congruent to its index (mod n_slots) or to
+ *     index + 1; FULL/READING slots lie in [head - N, tail), WRITING slots in
+ *     [tail - N, tail], EMPTY slots in [tail, tail + N); owners are 0 or one
+ *     of WRITING/READING with a tag;
+ *   - geometry lives in struct shmq_ring, never re-read from shared memory.
+ *
+ * Untrusted peers: every turn, index and length read from shared memory is
+ * range-checked before use.  A corrupt length consumes the slot and returns
+ * -EBADMSG; an inconsistent turn at the frontier returns -EBADMSG; every
+ * loop is bounded.  A hostile writer can corrupt messages, never make us
+ * read or write outside the mapping or spin forever.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <string.h>
+
+#include "shm/atomic.h"
+#include "shm/barrier.h"
+#include "shm/futex.h"
+#include "shm/ring.h"
+
+#define EC_WAITERS		UINT32_C(1)
+#define TAG_NO_SESSION		UINT32_C(0xfffe)
+/* A claim gives up (-EAGAIN) after this many lost races: never in practice. */
+#define CLAIM_TRIES_MAX		4096u
+
+#define TURN(seq, owner)	(((uint64_t)(seq) << 32) | (uint64_t)(owner))
+#define TURN_SEQ(t)		((uint32_t)((t) >> 32))
+#define TURN_OWNER(t)		((uint32_t)(t))
+
+static inline struct shmq_slot_hdr *slot_at(const struct shmq_ring *r, uint32_t pos)
+{
+	return (struct shmq_slot_hdr *)(r->slots + (size_t)(pos & r->mask) * r->slot_stride);
+}
+
+static inline unsigned char *payload(struct shmq_slot_hdr *h)
+{
+	return (unsigned char *)(h + 1);
+}
+
+static inline uint32_t n_slots(const struct shmq_ring *r)
+{
+	return r->mask + 1;
+}
+
+static inline bool is_spsc(const struct shmq_ring *r)
+{
+	return r->mode == SHMQ_QMODE_SPSC;
+}
+
+int shmq__ring_attach(struct shmq_ring *r, const struct shmq_segment *seg, uint32_t session)
+{
+	struct shmq_session_shm *s = NULL;
+
+	if (!r || !seg || seg->kind != SHMQ_KIND_QUEUE)
+		return -EINVAL;
+	if (session != UINT32_MAX) {
+		s = shmq__session_at(seg, session);
+		if (!s || session + 1 >= TAG_NO_SESSION)
+			return -EINVAL;
+	}
+
+	memset(r, 0, sizeof(*r));
+	r->q = seg->object;
+	r->slots = seg->slots;
+	r->mask = seg->geom.queue.n_slots - 1;
+	r->slot_size = seg->geom.queue.slot_size;
+	r->slot_stride = seg->geom.queue.slot_stride;
+	r->mode = seg->geom.queue.mode;
+	r->tag = s ? session + 1 : TAG_NO_SESSION;
+	r->c = s ? &s->c : &r->private_counters;
+	r->spin_ns = SHMQ_SPIN_NS_DEFAULT;
+	/*
+	 * SPSC: this handle is the only writer of its index (the daemon admits
+	 * one producer and one consumer session), so it keeps the index locally
+	 * and only stores it to shm; reading its own line back would stall on
+	 * the peer's snoop.  Caches start at the current indices; a stale cache
+	 * only costs a reload.
+	 */
+	r->cached_head = r->cons_pos = load_acquire(&r->q->head);	/* A2 */
+	r->cached_tail = r->prod_pos = load_acquire(&r->q->tail);	/* A1 */
+	r->asym = shmq__barrier_register();
+	return 0;
+}
+
+/* --- Statistics --- */
+
+static void hwm_note(struct shmq_ring *r, uint32_t depth)
+{
+	uint32_t cur = load_relaxed(&r->q->hwm);	/* statistic: no ordering */
+
+	if (depth > n_slots(r))
+		return;			/* a torn snapshot; never report the impossible */
+	while (depth > cur && !cas_relaxed(&r->q->hwm, &cur, depth))
+		;			/* bounded: cur grows toward depth each round */
+}
+
+/* --- Eventcount --- */
+
+static void ec_notify(struct shmq_ring *r, _Atomic uint32_t *ec)
+{
+	uint32_t v;
+
+	/* F1: publish (R1/R2/R4) before the sleeper check; pairs with H1 in wait_loop(). */
+	shmq__barrier_light(r->asym);
+	v = load_relaxed(ec);		/* ordered by F1 */
+	if (!(v & EC_WAITERS))
+		return;
+	/* Change the word and clear the bit in one step: see (f) above. */
+	while (!cas_seq_cst(ec, &v, (v + 2) & ~EC_WAITERS)) {
+		if (!(v & EC_WAITERS))
+			return;		/* another waker got there first and woke them */
+	}
+	(void)shmq__futex_wake(ec, INT_MAX);
+	counter_inc(&r->c->wakes, 1);
+}
+
+/* --- SPSC --- */
+
+static int spsc_room(struct shmq_ring *r, uint32_t tail, uint32_t want, uint32_t *ret_room)
+{
+	uint32_t used = tail - r->cached_head;
+
+	if (used > n_slots(r) || n_slots(r) - used < want) {
+		r->cached_head = load_acquire(&r->q->head);	/* A2: pairs with R2 */
+		used = tail - r->cached_head;
+		if (used > n_slots(r))
+			return -EBADMSG;	/* head moved past tail: corrupt peer */
+		hwm_note(r, used);
+		if (used == n_slots(r))
+			return -EAGAIN;
+	}
+	*ret_room = n_slots(r) - used;
+	return 0;
+}
+
+static int spsc_avail(struct shmq_ring *r, uint32_t head, uint32_t *ret_avail)
+{
+	uint32_t avail = r->cached_tail - head;
+
+	if (avail == 0 || avail > n_slots(r)) {
+		r->cached_tail = load_acquire(&r->q->tail);	/* A1: pairs with R1 */
+		avail = r->cached_tail - head;
+		if (avail > n_slots(r))
+			return -EBADMSG;	/* tail more than a lap ahead: corrupt peer */
+		if (avail == 0)
+			return -EAGAIN;
+		hwm_note(r, avail);
+	}
+	*ret_avail = avail;
+	return 0;
+}
+
+/* --- Turns: claiming slots --- */
+
+static int turn_corrupt(uint32_t pos, _Atomic uint32_t *hint)
+{
+	/* Only a stale hint could explain this turn; if the hint has not moved, shm is corrupt. */
+	return load_relaxed(hint) == pos ? -EBADMSG : 0;	/* hint: turn is authoritative */
+}
+
+/*
+ * Helping: raise the hint to pos + 1 if it is lower.  Only for a pos that is
+ * known taken, reached by walking up from the hint over taken positions, so
+ * everything below pos + 1 is taken and no free position is ever skipped.
+ * Monotone (never lowers the hint), so a late helper cannot move it back.
+ */
+static void hint_raise(_Atomic uint32_t *hint, uint32_t pos)
+{
+	uint32_t h = load_relaxed(hint);	/* hint only: the turn is authoritative */
+
+	while ((int32_t)(pos + 1 - h) > 0 && !cas_relaxed(hint, &h, pos + 1))
+		;			/* bounded: h grows toward pos + 1 each round */
+}
+
+/* Exact form: advance only if the hint is exactly @pos (publishing past the frontier). */
+static void hint_advance(_Atomic uint32_t *hint, uint32_t pos)
+{
+	uint32_t expected = pos;
+
+	(void)cas_relaxed(hint, &expected, pos + 1);
+}
+
+/*
+ * Turn arithmetic.  For position pos, a slot's seq is pos or pos + 1 in the
+ * current lap; pos - N or pos + 1 - N while the previous lap still holds it;
+ * pos + kN or pos + kN + 1 (k >= 1) once pos is in the past.  The unsigned
+ * difference d = seq - pos classifies it; anything else is corruption.
+ */
+static bool lap_past(const struct shmq_ring *r, uint32_t d)
+{
+	return (int32_t)d >= (int32_t)n_slots(r) && (d & r->mask) <= 1;
+}
+
+static bool lap_previous(const struct shmq_ring *r, uint32_t d)
+{
+	return d == 1 - n_slots(r) || d == -n_slots(r);
+}
+
+/* Position @pos is in the past: move to the hint if it is ahead, else to pos + 1. */
+static uint32_t pos_after(uint32_t pos, _Atomic uint32_t *hint)
+{
+	uint32_t h = load_relaxed(hint);	/* hint only: the turn is authoritative */
+
+	return (int32_t)(h - pos) > 0 ? h : pos + 1;
+}
+
+/*
+ * Claim the next free position for writing, tagged @tag.
+ * Return: 0 with *ret_pos; -EAGAIN full; -EBADMSG corrupt turn.
+ */
+static int claim_write(struct shmq_ring *r, uint32_t tag, uint32_t *ret_pos)
+{
+	uint32_t pos = load_relaxed(&r->q->tail);	/* hint only */
+
+	for (unsigned int tries = 0; tries < CLAIM_TRIES_MAX; tries++) {
+		struct shmq_slot_hdr *h = slot_at(r, pos);
+		uint64_t t = load_acquire(&h->state);	/* A3: pairs with R4 */
+		uint32_t seq = TURN_SEQ(t), own = TURN_OWNER(t);
+		uint32_t d = seq - pos;		/* unsigned difference: indices run free */
+
+		if (d == 0 && own == 0) {
+			if (cas_acq_rel(&h->state, &t, TURN(pos, SHMQ_OWNER_WRITING | tag))) {
+				hint_raise(&r->q->tail, pos);
+				*ret_pos = pos;
+				return 0;
+			}
+			continue;		/* lost the race: re-examine this position */
+		}
+		if ((d == 0 && (own & SHMQ_OWNER_WRITING)) || d == 1) {
+			hint_raise(&r->q->tail, pos);	/* taken for pos: try pos + 1 */
+			pos++;
+			continue;
+		}
+		if (d == 1 - n_slots(r) || (d == -n_slots(r) && (own & SHMQ_OWNER_WRITING))) {
+			hwm_note(r, n_slots(r));	/* full is the one exact depth sample */
+			return -EAGAIN;		/* previous lap not yet consumed: full */
+		}
+		if (lap_past(r, d)) {
+			/*
+			 * Descheduled while the ring moved on a lap or more: pos is
+			 * used.  Never jump to the slot's later lap: positions in
+			 * between may be free, and claiming past them would break
+			 * this producer's FIFO order.
+			 */
+			hint_raise(&r->q->tail, pos);
+			pos = pos_after(pos, &r->q->tail);
+			continue;
+		}
+		if (turn_corrupt(pos, &r->q->tail) < 0)
+			return -EBADMSG;
+		pos = load_relaxed(&r->q->tail);	/* hint moved: retry from it */
+	}
+	return -EAGAIN;
+}
+
+/*
+ * Claim the next published position for reading, tagged @tag.
+ * Return: 0 with *ret_pos; -EAGAIN empty (or the next message is still being
+ * written, or its slot still being read a lap ago); -EBADMSG corrupt turn.
+ */
+static int claim_read(struct shmq_ring *r, uint32_t tag, uint32_t *ret_pos)
+{
+	uint32_t pos = load_relaxed(&r->q->head);	/* hint only */
+
+	for (unsigned int tries = 0; tries < CLAIM_TRIES_MAX; tries++) {
+		struct shmq_slot_hdr *h = slot_at(r, pos);
+		uint64_t t = load_acquire(&h->state);	/* A1: pairs with R1 */
+		uint32_t seq = TURN_SEQ(t), own = TURN_OWNER(t);
+		uint32_t d = seq - pos;
+
+		if (d == 1 && own == 0) {
+			if (cas_acq_rel(&h->state, &t, TURN(seq, SHMQ_OWNER_READING | tag))) {
+				hint_raise(&r->q->head, pos);
+				*ret_pos = pos;
+				return 0;
+			}
+			continue;
+		}
+		if (d == 1 && (own & SHMQ_OWNER_READING)) {
+			hint_raise(&r->q->head, pos);	/* taken for pos: try pos + 1 */
+			pos++;
+			continue;
+		}
+		if ((d == 0 && !(own & SHMQ_OWNER_READING)) || lap_previous(r, d))
+			return -EAGAIN;		/* nothing published for pos yet */
+		if (lap_past(r, d)) {
+			hint_raise(&r->q->head, pos);	/* consumed a lap or more ago */
+			pos = pos_after(pos, &r->q->head);
+			continue;
+		}
+		if (turn_corrupt(pos, &r->q->head) < 0)
+			return -EBADMSG;
+		pos = load_relaxed(&r->q->head);
+	}
+	return -EAGAIN;
+}
+
+static void turn_publish(struct shmq_ring *r, uint32_t pos, uint32_t len, uint32_t flags)
+{
+	struct shmq_slot_hdr *h = slot_at(r, pos);
+
+	store_relaxed(&h->len, len);	/* ordered by R1 */
+	store_relaxed(&h->flags, flags);
+	store_release(&h->state, TURN(pos + 1, 0));	/* R1: pairs with A1 in claim_read() */
+}
+
+static void turn_free(struct shmq_ring *r, uint32_t pos)
+{
+	/* R4: our reads of the payload are done; pairs with A3 in claim_write(). */
+	store_release(&slot_at(r, pos)->state, TURN(pos + n_slots(r), 0));
+}
+
+/* --- Sending --- */
+
+static int send_one(struct shmq_ring *r, const void *msg, size_t len)
+{
+	uint32_t pos;
+	int rc;
+
+	if (len > r->slot_size)
+		return -EMSGSIZE;
+	if (r->rsv_active)
+		return -EINVAL;
+
+	if (is_spsc(r)) {
+		uint32_t room;
+
+		pos = r->prod_pos;
+		rc = spsc_room(r, pos, 1, &room);
+		if (rc < 0)
+			return rc;
+		memcpy(payload(slot_at(r, pos)), msg, len);
+		store_relaxed(&slot_at(r, pos)->len, (uint32_t)len);	/* ordered by R1 */
+		store_release(&r->q->tail, pos + 1);	/* R1: pairs with A1 in spsc_avail() */
+		r->prod_pos = pos + 1;
+	} else {
+		rc = claim_write(r, r->tag, &pos);
+		if (rc < 0)
+			return rc;
+		if ((pos & 63) == 0)	/* sample depth: reading head on every send costs a miss */
+			hwm_note(r, pos + 1 - load_relaxed(&r->q->head));	/* statistic */
+		memcpy(payload(slot_at(r, pos)), msg, len);
+		turn_publish(r, pos, (uint32_t)len, 0);
+	}
+	counter_inc(&r->c->sent, 1);
+	return 0;
+}
+
+int shmq__ring_try_send(struct shmq_ring *r, const void *msg, size_t len)
+{
+	int rc = send_one(r, msg, len);
+
+	if (rc == 0)
+		ec_notify(r, &r->q->ec_recv);
+	else if (rc == -EAGAIN)
+		counter_inc(&r->c->full, 1);
+	return rc;
+}
+
+int shmq__ring_send_batch(struct shmq_ring *r, const struct iovec *msgs, unsigned int n)
+{
+	unsigned int i = 0;
+	int rc = 0;
+
+	if (n == 0)
+		return 0;
+	if (r->rsv_active)
+		return -EINVAL;
+
+	if (is_spsc(r)) {
+		uint32_t tail = r->prod_pos;
+		uint32_t room;
+
+		rc = spsc_room(r, tail, n, &room);
+		for (; rc == 0 && i < n && i < room; i++) {
+			struct shmq_slot_hdr *h = slot_at(r, tail + i);
+
+			if (msgs[i].iov_len > r->slot_size) {
+				rc = -EMSGSIZE;
+				break;
+			}
+			memcpy(payload(h), msgs[i].iov_base, msgs[i].iov_len);
+			store_relaxed(&h->len, (uint32_t)msgs[i].iov_len);	/* ordered by R1 */
+		}
+		if (i) {
+			store_release(&r->q->tail, tail + i);	/* R1: pairs with A1 */
+			r->prod_pos = tail + i;
+		}
+		counter_inc(&r->c->sent, i);
+	} else {
+		for (; i < n; i++) {
+			rc = send_one(r, msgs[i].iov_base, msgs[i].iov_len);
+			if (rc < 0)
+				break;
+		}
+	}
+
+	if (i) {
+		ec_notify(r, &r->q->ec_recv);
+		return (int)i;
+	}
+	if (rc == -EAGAIN)
+		counter_inc(&r->c->full, 1);
+	return rc == -EAGAIN ? 0 : rc;
+}
+
+static int reserve_one(struct shmq_ring *r, void **ret_buf)
+{
+	uint32_t pos, room;
+	int rc;
+
+	if (r->rsv_active)
+		return -EINVAL;
+	if (is_spsc(r)) {
+		pos = r->prod_pos;
+		rc = spsc_room(r, pos, 1, &room);
+	} else {
+		rc = claim_write(r, r->tag, &pos);
+	}
+	if (rc < 0)
+		return rc;
+	r->rsv_pos = pos;
+	r->rsv_active = true;
+	*ret_buf = payload(slot_at(r, pos));
+	return 0;
+}
+
+int shmq__ring_reserve(struct shmq_ring *r, void **ret_buf)
+{
+	int rc = reserve_one(r, ret_buf);
+
+	if (rc == -EAGAIN)
+		counter_inc(&r->c->full, 1);
+	return rc;
+}
+
+static void rsv_finish(struct shmq_ring *r, size_t len, uint32_t flags)
+{
+	if (is_spsc(r)) {
+		store_relaxed(&slot_at(r, r->rsv_pos)->len, (uint32_t)len);	/* ordered by R1 */
+		store_release(&r->q->tail, r->rsv_pos + 1);	/* R1: pairs with A1 */
+		r->prod_pos = r->rsv_pos + 1;
+	} else {
+		turn_publish(r, r->rsv_pos, (uint32_t)len, flags);
+	}
+	r->rsv_active = false;
+}
+
+int shmq__ring_commit(struct shmq_ring *r, size_t len)
+{
+	if (!r->rsv_active)
+		return -EINVAL;
+	if (len > r->slot_size)
+		return -EMSGSIZE;	/* reservation stays open: commit again or cancel */
+	rsv_finish(r, len, 0);
+	counter_inc(&r->c->sent, 1);
+	ec_notify(r, &r->q->ec_recv);
+	return 0;
+}
+
+int shmq__ring_cancel(struct shmq_ring *r)
+{
+	if (!r->rsv_active)
+		return -EINVAL;
+	if (is_spsc(r)) {
+		r->rsv_active = false;	/* tail never moved: nothing to undo */
+		return 0;
+	}
+	/* The position is taken for good; publish it as a tombstone receivers skip. */
+	rsv_finish(r, 0, SHMQ_SLOT_TOMBSTONE);
+	ec_notify(r, &r->q->ec_recv);
+	return 0;
+}
+
+/* --- Receiving --- */
+
+/* Finish a take(): make the slot reusable (R2 / R4). */
+static void done(struct shmq_ring *r, uint32_t pos)
+{
+	if (is_spsc(r)) {
+		store_release(&r->q->head, pos + 1);	/* R2: pairs with A2 in spsc_room() */
+		r->cons_pos = pos + 1;
+	} else {
+		turn_free(r, pos);
+	}
+}
+
+/*
+ * Take the next message in place: *ret_pos, *ret_len (validated).  In turn
+ * mode the slot is claimed (READING) and tombstones are skipped here.  A slot
+ * whose length is corrupt is consumed here and reported as -EBADMSG, so a
+ * scribbled slot costs one message, never a wedged queue.
+ */
+static int take(struct shmq_ring *r, uint32_t *ret_pos, uint32_t *ret_len)
+{
+	for (unsigned int skipped = 0; skipped <= n_slots(r); skipped++) {
+		uint32_t pos, len, flags, avail;
+		int rc;
+
+		if (is_spsc(r)) {
+			pos = r->cons_pos;
+			rc = spsc_avail(r, pos, &avail);
+		} else {
+			rc = claim_read(r, r->tag, &pos);
+		}
+		if (rc < 0)
+			return rc;
+
+		/* Read once: a peer could change it under us (no double fetch). */
+		len = load_relaxed(&slot_at(r, pos)->len);	/* ordered by A1 */
+		flags = is_spsc(r) ? 0 : load_relaxed(&slot_at(r, pos)->flags);
+		if (len > r->slot_size) {
+			done(r, pos);
+			return -EBADMSG;
+		}
+		if (flags & SHMQ_SLOT_TOMBSTONE) {
+			turn_free(r, pos);
+			fetch_add_relaxed(&r->q->tombstones, 1);	/* statistic */
+			ec_notify(r, &r->q->ec_send);	/* a slot was freed, even if we return -EAGAIN */
+			continue;
+		}
+		*ret_pos = pos;
+		*ret_len = len;
+		return 0;
+	}
+	return -EAGAIN;		/* a whole lap of tombstones: let the caller come back */
+}
+
+static int recv_one(struct shmq_ring *r, void *buf, size_t buf_size)
+{
+	uint32_t pos, len;
+	int rc;
+
+	if (r->peek_active)
+		return -EINVAL;
+	rc = take(r, &pos, &len);
+	if (rc < 0)
+		return rc;
+	if (len > buf_size) {
+		done(r, pos);
+		return -EMSGSIZE;
+	}
+	memcpy(buf, payload(slot_at(r, pos)), len);
+	done(r, pos);
+	counter_inc(&r->c->received, 1);
+	return (int)len;
+}
+
+int shmq__ring_try_recv(struct shmq_ring *r, void *buf, size_t buf_size)
+{
+	int rc = recv_one(r, buf, buf_size);
+
+	if (rc >= 0 || rc == -EMSGSIZE || rc == -EBADMSG)
+		ec_notify(r, &r->q->ec_send);	/* a slot was freed */
+	else if (rc == -EAGAIN)
+		counter_inc(&r->c->empty, 1);
+	return rc;
+}
+
+int shmq__ring_recv_batch(struct shmq_ring *r, struct iovec *msgs, unsigned int n)
+{
+	unsigned int i = 0;
+	int rc = 0;
+
+	if (n == 0)
+		return 0;
+	if (r->peek_active)
+		return -EINVAL;
+
+	if (is_spsc(r)) {
+		uint32_t head = r->cons_pos;
+		uint32_t avail;
+
+		rc = spsc_avail(r, head, &avail);
+		for (; rc == 0 && i < n && i < avail; i++) {
+			struct shmq_slot_hdr *h = slot_at(r, head + i);
+			uint32_t len = load_relaxed(&h->len);	/* ordered by A1; read once */
+
+			if (len > r->slot_size || len > msgs[i].iov_len) {
+				if (i == 0) {	/* consume it, report it */
+					rc = len > r->slot_size ? -EBADMSG : -EMSGSIZE;
+					done(r, head);
+					ec_notify(r, &r->q->ec_send);
+					return rc;
+				}
+				break;	/* report it on the next call */
+			}
+			memcpy(msgs[i].iov_base, payload(h), len);
+			msgs[i].iov_len = len;
+		}
+		if (i) {
+			store_release(&r->q->head, head + i);	/* R2: pairs with A2 */
+			r->cons_pos = head + i;
+		}
+		counter_inc(&r->c->received, i);
+	} else {
+		for (; i < n; i++) {
+			rc = recv_one(r, msgs[i].iov_base, msgs[i].iov_len);
+			if (rc < 0)
+				break;
+			msgs[i].iov_len = (size_t)rc;
+		}
+		if (i == 0 && (rc == -EBADMSG || rc == -EMSGSIZE)) {
+			ec_notify(r, &r->q->ec_send);
+			return rc;
+		}
+	}
+
+	if (i) {
+		ec_notify(r, &r->q->ec_send);
+		return (int)i;
+	}
+	if (rc == -EAGAIN)
+		counter_inc(&r->c->empty, 1);
+	return rc == -EAGAIN ? 0 : rc;
+}
+
+static int peek_one(struct shmq_ring *r, const void **ret_msg)
+{
+	uint32_t pos, len;
+	int rc;
+
+	if (r->peek_active)
+		return -EINVAL;
+	rc = take(r, &pos, &len);
+	if (rc == -EBADMSG)
+		ec_notify(r, &r->q->ec_send);	/* take() may have consumed a slot */
+	if (rc < 0)
+		return rc;
+	r->peek_pos = pos;
+	r->peek_active = true;
+	*ret_msg = payload(slot_at(r, pos));
+	return (int)len;
+}
+
+int shmq__ring_peek(struct shmq_ring *r, const void **ret_msg)
+{
+	int rc = peek_one(r, ret_msg);
+
+	if (rc == -EAGAIN)
+		counter_inc(&r->c->empty, 1);
+	return rc;
+}
+
+int shmq__ring_release(struct shmq_ring *r)
+{
+	if (!r->peek_active)
+		return -EINVAL;
+	done(r, r->peek_pos);
+	r->peek_active = false;
+	counter_inc(&r->c->received, 1);
+	ec_notify(r, &r->q->ec_send);
+	return 0;
+}
+
+/* --- Blocking --- */
+
+enum ring_op { OP_SEND, OP_RECV, OP_RESERVE, OP_PEEK };
+
+struct ring_call {
+	enum ring_op op;
+	const void *msg;
+	void *buf;
+	size_t len;
+	void **ret_buf;
+	const void **ret_msg;
+};
+
+/* One attempt without touching full/empty counters. -EAGAIN: would block. */
+static int attempt(struct shmq_ring *r, const struct ring_call *c)
+{
+	int rc;
+
+	switch (c->op) {
+	case OP_SEND:
+		rc = send_one(r, c->msg, c->len);
+		if (rc == 0)
+			ec_notify(r, &r->q->ec_recv);
+		return rc;
+	case OP_RECV:
+		rc = recv_one(r, c->buf, c->len);
+		if (rc >= 0 || rc == -EMSGSIZE || rc == -EBADMSG)
+			ec_notify(r, &r->q->ec_send);
+		return rc;
+	case OP_RESERVE:
+		return reserve_one(r, c->ret_buf);
+	case OP_PEEK:
+		return peek_one(r, c->ret_msg);
+	}
+	return -EINVAL;
+}
+
+static int wait_loop(struct shmq_ring *r, const struct ring_call *c, uint64_t deadline_ns)
+{
+	bool sender = c->op == OP_SEND || c->op == OP_RESERVE;
+	_Atomic uint32_t *ec = sender ? &r->q->ec_send : &r->q->ec_recv;
+	int rc = attempt(r, c);
+
+	if (rc != -EAGAIN)
+		return rc;
+	counter_inc(sender ? &r->c->full : &r->c->empty, 1);
+
+	if (r->spin_ns) {
+		uint64_t now = shmq__now_ns();
+		uint64_t end = deadline_ns <= now		? now
+			       : deadline_ns - now > r->spin_ns ? now + r->spin_ns
+								: deadline_ns;
+
+		for (unsigned int i = 1;; i++) {
+			cpu_relax();
+			rc = attempt(r, c);
+			if (rc != -EAGAIN)
+				return rc;
+			if ((i & 63) == 0 && shmq__now_ns() >= end)
+				break;
+		}
+	}
+
+	for (;;) {
+		/* (a) announce; the returned value is the key the kernel compares. */
+		uint32_t key = fetch_or_seq_cst(ec, EC_WAITERS) | EC_WAITERS;
+		uint64_t sleep_until = deadline_ns;
+
+		/* H1: a full barrier on every publisher; pairs with F1 in ec_notify(). */
+		if (shmq__barrier_heavy() < 0) {
+			/* No heavy barrier: a publisher's wake may be missed; bound the sleep. */
+			uint64_t slice = shmq__now_ns() + SHMQ_BARRIER_FALLBACK_SLICE_NS;
+
+			sleep_until = slice < deadline_ns ? slice : deadline_ns;
+		}
+		fence_seq_cst();	/* F2: orders our own re-check after (a) */
+		rc = attempt(r, c);	/* (b) re-check after announcing */
+		if (rc != -EAGAIN)
+			return rc;
+		counter_inc(&r->c->sleeps, 1);
+		rc = shmq__futex_wait(ec, key, sleep_until);	/* (e) */
+		if (rc == -ETIMEDOUT && sleep_until == deadline_ns) {
+			rc = attempt(r, c);	/* last look: never time out past a ready message */
+			return rc == -EAGAIN ? -ETIMEDOUT : rc;
+		}
+		if (rc < 0 && rc != -EAGAIN && rc != -ETIMEDOUT)
+			return rc;
+	}
+}
+
+int shmq__ring_send_wait(struct shmq_ring *r, const void *msg, size_t len, uint64_t deadline_ns)
+{
+	struct ring_call c = { .op = OP_SEND, .msg = msg, .len = len };
+
+	return wait_loop(r, &c, deadline_ns);
+}
+
+int shmq__ring_recv_wait(struct shmq_ring *r, void *buf, size_t buf_size, uint64_t deadline_ns)
+{
+	struct ring_call c = { .op = OP_RECV, .buf = buf, .len = buf_size };
+
+	return wait_loop(r, &c, deadline_ns);
+}
+
+int shmq__ring_reserve_wait(struct shmq_ring *r, void **ret_buf, uint64_t deadline_ns)
+{
+	struct ring_call c = { .op = OP_RESERVE, .ret_buf = ret_buf };
+
+	return wait_loop(r, &c, deadline_ns);
+}
+
+int shmq__ring_peek_wait(struct shmq_ring *r, const void **ret_msg, uint64_t deadline_ns)
+{
+	struct ring_call c = { .op = OP_PEEK, .ret_msg = ret_msg };
+
+	return wait_loop(r, &c, deadline_ns);
+}
+
+/* --- Inspection --- */
+
+uint32_t shmq__ring_depth(const struct shmq_ring *r)
+{
+	uint32_t head = load_relaxed(&r->q->head);	/* snapshot: no ordering needed */
+	uint32_t tail = load_relaxed(&r->q->tail);
+	uint32_t d = tail - head;
+
+	return d > n_slots(r) ? n_slots(r) : d;
+}
+
+static bool in_window(uint32_t pos, uint32_t lo, uint32_t n)
+{
+	return pos - lo < n;		/* unsigned difference: lo <= pos < lo + n */
+}
+
+int shmq__ring_check(const struct shmq_ring *r)
+{
+	uint32_t head = load_acquire(&r->q->head);	/* A5: snapshot, head before tail */
+	uint32_t tail = load_acquire(&r->q->tail);
+	uint32_t n = n_slots(r);
+
+	if (tail - head > n)
+		return -EBADMSG;
+
+	for (uint32_t i = 0; i < n; i++) {
+		struct shmq_slot_hdr *h = (struct shmq_slot_hdr *)(r->slots + (size_t)i * r->slot_stride);
+		uint64_t t = load_acquire(&h->state);	/* snapshot */
+		uint32_t seq = TURN_SEQ(t), own = TURN_OWNER(t);
+		uint32_t len = load_relaxed(&h->len);	/* ordered by the acquire above */
+		uint32_t kind = own & (SHMQ_OWNER_WRITING | SHMQ_OWNER_READING);
+
+		if (is_spsc(r)) {
+			/* Occupied if the first position >= head that maps to slot i is < tail. */
+			if (((i - head) & r->mask) < tail - head && len > r->slot_size)
+				return -EBADMSG;
+			continue;
+		}
+
+		if (own & ~(SHMQ_OWNER_WRITING | SHMQ_OWNER_READING | SHMQ_OWNER_TAG_MASK) ||
+		    kind == (SHMQ_OWNER_WRITING | SHMQ_OWNER_READING) || (kind == 0 && own != 0))
+			return -EBADMSG;
+
+		if ((seq & r->mask) == i) {
+			/* EMPTY or WRITING for position seq. */
+			if (kind == SHMQ_OWNER_READING)
+				return -EBADMSG;
+			if (kind == 0 && !in_window(seq, tail, n))
+				return -EBADMSG;
+			if (kind == SHMQ_OWNER_WRITING && !in_window(seq, tail - n, n + 1))
+				return -EBADMSG;
+		} else if (((seq - 1) & r->mask) == i) {
+			/* FULL or READING for position seq - 1. */
+			if (kind == SHMQ_OWNER_WRITING)
+				return -EBADMSG;
+			/*
+			 * Published for a position past tail only by an in-place
+			 * redelivery (see redeliver()), which marks the slot.
+			 */
+			if (kind == 0 && !in_window(seq - 1, head, tail - head) &&
+			    !((load_relaxed(&h->flags) & SHMQ_SLOT_REDELIVERED) &&
+			      in_window(seq - 1, tail, n)))
+				return -EBADMSG;
+			if (kind == SHMQ_OWNER_READING && !in_window(seq - 1, head - n, n + 1))
+				return -EBADMSG;
+			if (len > r->slot_size)
+				return -EBADMSG;
+		} else {
+			return -EBADMSG;
+		}
+	}
+	return 0;
+}
+
+/* --- Repair --- */
+
+/*
+ * Give a half-read message back to the receivers.  Preferred: copy it into a
+ * fresh slot at the tail (delivered next, wherever the ring stands).  When no
+ * slot is free the ring is full, and the claimed slot itself is given the
+ * turn of its next lap, pos + N: it is published in place, behind everything
+ * already queued, with no copy.  Either way the old claim ends in one store
+ * or CAS, so a message is never both lost and re-published.
+ */
+static int redeliver(struct shmq_ring *r, struct shmq_slot_hdr *h, uint64_t t, uint32_t pos)
+{
+	uint32_t len = load_relaxed(&h->len);	/* read once; ordered by the acquire in repair */
+	uint32_t npos;
+
+	if (len > r->slot_size)
+		len = 0;		/* corrupt: deliver an empty redelivered message */
+
+	/* Take the claim over first, so a concurrent repair cannot double-deliver. */
+	if (!cas_acq_rel(&h->state, &t, TURN(pos + 1, SHMQ_OWNER_READING | SHMQ_OWNER_REPAIR)))
+		return 0;
+	/* The dead reader may have died before helping head past its claim. */
+	hint_raise(&r->q->head, pos);
+
+	if (claim_write(r, SHMQ_OWNER_REPAIR, &npos) == 0) {
+		memcpy(payload(slot_at(r, npos)), payload(h), len);
+		turn_publish(r, npos, len, SHMQ_SLOT_REDELIVERED);
+		turn_free(r, pos);
+	} else {
+		store_relaxed(&h->flags, SHMQ_SLOT_REDELIVERED);	/* ordered by R1 */
+		store_relaxed(&h->len, len);
+		/* R1: publish in place for the next lap; pairs with A1 in claim_read(). */
+		store_release(&h->state, TURN(pos + n_slots(r) + 1, 0));
+		hint_advance(&r->q->tail, pos + n_slots(r));
+	}
+	return 1;
+}
+
+int shmq__ring_repair_session(struct shmq_ring *r, uint32_t tag, struct shmq_ring_repair *ret)
+{
+	struct shmq_ring_repair rep = { 0 };
+
+	if (tag == 0 || tag > SHMQ_OWNER_TAG_MASK)
+		return -EINVAL;
+
+	/* SPSC holds nothing between claim and finish: see DESIGN above. */
+	for (uint32_t i = 0; !is_spsc(r) && i < n_slots(r); i++) {
+		struct shmq_slot_hdr *h = (struct shmq_slot_hdr *)(r->slots + (size_t)i * r->slot_stride);
+		uint64_t t = load_acquire(&h->state);	/* A6: pairs with the dead process's last release */
+		uint32_t own = TURN_OWNER(t), seq = TURN_SEQ(t);
+
+		if ((own & SHMQ_OWNER_TAG_MASK) != tag)
+			continue;
+		if ((own & SHMQ_OWNER_WRITING) && (seq & r->mask) == i) {
+			uint64_t expected = t;
+
+			store_relaxed(&h->len, 0);	/* ordered by the CAS below */
+			store_relaxed(&h->flags, SHMQ_SLOT_TOMBSTONE);
+			/* R1: the tombstone is published like a message; pairs with A1. */
+			if (cas_acq_rel(&h->state, &expected, TURN(seq + 1, 0))) {
+				hint_raise(&r->q->tail, seq);	/* seq was claimed */
+				rep.tombstoned++;
+			}
+		} else if ((own & SHMQ_OWNER_READING) && ((seq - 1) & r->mask) == i) {
+			rep.redelivered += (uint32_t)redeliver(r, h, t, seq - 1);
+		}
+	}
+
+	if (rep.tombstoned + rep.redelivered) {
+		fetch_add_relaxed(&r->q->repairs, rep.tombstoned + rep.redelivered);	/* statistic */
+		ec_notify(r, &r->q->ec_recv);
+		ec_notify(r, &r->q->ec_send);
+	}
+	if (ret)
+		*ret = rep;
+	return (int)(rep.tombstoned + rep.redelivered);
+}

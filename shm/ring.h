@@ -1,0 +1,154 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Bounded ring queue of fixed-size slots in a shared-memory segment.
+ *
+ * One segment holds one queue (struct shmq_queue_shm + slots, see
+ * shm/layout.h).  A process attaches a struct shmq_ring handle to it; the
+ * handle holds the geometry, validated once, and per-handle caches.  A handle
+ * is used by one thread at a time.
+ *
+ * Modes (fixed at creation, SHMQ_QMODE_*):
+ *   SPSC       one producer, one consumer: head/tail indices only, no slot
+ *              claims; the fastest path.
+ *   MPSC/SPMC  the slot-turn algorithm on the "many" side, plain index
+ *              stores on the "single" side.
+ *   MPMC       the slot-turn algorithm on both sides (the default).
+ *
+ * Messages are 0..slot_size bytes; each keeps its length.  Work-queue
+ * semantics: each message goes to exactly one receiver; messages from one
+ * producer are received in the order they were sent.
+ *
+ * Every function returns >= 0 on success or a negative errno:
+ *   -EAGAIN     full (send) or empty (receive), try variants
+ *   -ETIMEDOUT  the absolute deadline passed
+ *   -EMSGSIZE   message larger than slot_size
+ *   -EBADMSG    shared state failed validation (a peer corrupted the ring);
+ *               the offending slot is consumed so the queue never wedges
+ *   -EINVAL     misuse (e.g. commit without reserve)
+ *
+ * Ordering, the blocking protocol and the repair argument are at the top of
+ * shm/ring.c and in docs/design.md.
+ */
+#ifndef SHMQ_SHM_RING_H
+#define SHMQ_SHM_RING_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "shm/layout.h"
+
+/* Default spin budget before a blocking call sleeps in the kernel. */
+#define SHMQ_SPIN_NS_DEFAULT	20000
+
+struct shmq_ring {			/* process-local; validated at attach */
+	struct shmq_queue_shm *q;
+	unsigned char *slots;
+	struct shmq_counters *c;	/* this session's counters (or a private sink) */
+	uint32_t mask;			/* n_slots - 1 */
+	uint32_t slot_size;
+	uint32_t slot_stride;
+	uint32_t mode;			/* SHMQ_QMODE_* */
+	uint32_t tag;			/* session index + 1: owner tag in slot claims */
+	uint64_t spin_ns;		/* spin budget before sleeping; 0: sleep at once */
+	/* SPSC: own indices live here (the shm copy is written, never read back). */
+	uint32_t prod_pos;		/* producer: next position to write */
+	uint32_t cons_pos;		/* consumer: next position to read */
+	uint32_t cached_head;		/* producer: last head seen (stale copy) */
+	uint32_t cached_tail;		/* consumer: last tail seen (stale copy) */
+	bool asym;			/* light barrier on publish: see shm/barrier.h */
+	/* Zero-copy state: at most one reservation and one peek per handle. */
+	uint32_t rsv_pos;
+	uint32_t peek_pos;
+	bool rsv_active;
+	bool peek_active;
+	bool peek_claimed;		/* peek took a tagged claim (multi-consumer modes) */
+	struct shmq_counters private_counters;	/* used when no session record */
+};
+
+/*
+ * Attach a handle to the queue in @seg (a validated segment of kind QUEUE).
+ * @session: the caller's session record index, or UINT32_MAX for none (tests
+ * and benchmarks; counters go to a private sink and claims carry tag 0xfffe).
+ */
+int shmq__ring_attach(struct shmq_ring *r, const struct shmq_segment *seg, uint32_t session);
+
+/* Copy one message in.  Never blocks.  Return: 0, -EAGAIN, -EMSGSIZE, -EBADMSG. */
+int shmq__ring_try_send(struct shmq_ring *r, const void *msg, size_t len);
+
+/*
+ * Copy one message out into @buf (@buf_size bytes; a message longer than
+ * @buf_size is consumed and -EMSGSIZE returned, so nothing is silently cut).
+ * Return: the message length (>= 0), -EAGAIN, -EMSGSIZE, -EBADMSG.
+ */
+int shmq__ring_try_recv(struct shmq_ring *r, void *buf, size_t buf_size);
+
+/*
+ * Blocking forms: spin for r->spin_ns, then sleep on the queue's eventcount
+ * until @deadline_ns (CLOCK_MONOTONIC; SHMQ_DEADLINE_NEVER to wait forever).
+ * Never -EINTR.  Return: as the try forms, or -ETIMEDOUT instead of -EAGAIN.
+ */
+int shmq__ring_send_wait(struct shmq_ring *r, const void *msg, size_t len, uint64_t deadline_ns);
+int shmq__ring_recv_wait(struct shmq_ring *r, void *buf, size_t buf_size, uint64_t deadline_ns);
+
+/*
+ * Batch: send up to @n messages (@msgs[i].iov_base, .iov_len) and wake
+ * sleepers once.  Return: number sent (0..n; 0 means full), or -EMSGSIZE if
+ * msgs[0] is too large (a later oversize message stops the batch there).
+ */
+int shmq__ring_send_batch(struct shmq_ring *r, const struct iovec *msgs, unsigned int n);
+
+/*
+ * Batch receive into @n buffers; @msgs[i].iov_len is the buffer size on
+ * entry and the message length on return.  Return: number received (0..n;
+ * 0 means empty), -EBADMSG / -EMSGSIZE when the first message is bad.
+ */
+int shmq__ring_recv_batch(struct shmq_ring *r, struct iovec *msgs, unsigned int n);
+
+/*
+ * Zero-copy send: reserve the next slot and get a pointer to its slot_size
+ * payload bytes; fill it; commit with its length (or cancel).
+ * Return: 0 and *@ret_buf; -EAGAIN full; -EINVAL a reservation is open.
+ */
+int shmq__ring_reserve(struct shmq_ring *r, void **ret_buf);
+int shmq__ring_reserve_wait(struct shmq_ring *r, void **ret_buf, uint64_t deadline_ns);
+int shmq__ring_commit(struct shmq_ring *r, size_t len);	/* 0, -EMSGSIZE, -EINVAL */
+int shmq__ring_cancel(struct shmq_ring *r);		/* 0, -EINVAL */
+
+/*
+ * Zero-copy receive: take the next message in place.  The slot stays owned
+ * by this handle (and is re-delivered if the process dies) until release.
+ * Return: message length (>= 0) and *@ret_msg; -EAGAIN; -EBADMSG; -EINVAL a
+ * peek is already open.
+ */
+int shmq__ring_peek(struct shmq_ring *r, const void **ret_msg);
+int shmq__ring_peek_wait(struct shmq_ring *r, const void **ret_msg, uint64_t deadline_ns);
+int shmq__ring_release(struct shmq_ring *r);		/* 0, -EINVAL */
+
+/* Messages queued now (a snapshot; exact when quiescent). */
+uint32_t shmq__ring_depth(const struct shmq_ring *r);
+
+/*
+ * Validate every invariant of a quiescent ring (indices in range, every slot
+ * turn consistent with head and tail, lengths <= slot_size).
+ * Return: 0 or -EBADMSG.
+ */
+int shmq__ring_check(const struct shmq_ring *r);
+
+/* What shmq__ring_repair_session() did. */
+struct shmq_ring_repair {
+	uint32_t tombstoned;		/* half-written slots completed as tombstones */
+	uint32_t redelivered;		/* half-read slots put back for another receiver */
+};
+
+/*
+ * Repair after the process behind session tag @tag died: every slot it had
+ * claimed for writing becomes a tombstone that receivers skip; every slot it
+ * had claimed for reading is given back and its message re-delivered.
+ * Must run only once the session is known dead (the daemon, from its pidfd).
+ * Return: number of slots repaired (>= 0), or -EBADMSG.
+ */
+int shmq__ring_repair_session(struct shmq_ring *r, uint32_t tag, struct shmq_ring_repair *ret);
+
+#endif /* SHMQ_SHM_RING_H */

@@ -1,0 +1,272 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Counting semaphore for cross-process use.  value is the futex word and the
+ * token count; n_waiters counts the waiters that may be asleep on it, so that
+ * post() skips the FUTEX_WAKE system call when nobody sleeps.
+ *
+ * DESIGN
+ *
+ * A wait first tries to take a token (a CAS that never takes value below 0),
+ * then spins for spin_ns watching value (a wake-up from the kernel costs tens
+ * of microseconds on a VM, a spin hand-off about a hundred nanoseconds), and
+ * only then announces itself in n_waiters and sleeps in FUTEX_WAIT until
+ * value is no longer 0.  A post adds its tokens with a CAS that refuses to
+ * pass the ceiling, and wakes at most as many sleepers as it added tokens.
+ *
+ * Ordering and the lost-wake-up argument (see kernel/futex/waitwake.c,
+ * barriers (A)/(B)) -- read before changing:
+ *
+ *   waiter: shmq__sem_wait()               poster: shmq__sem_post()
+ *   ------------------------------------   ------------------------------------
+ *   W1 fetch_add_seq_cst(&n_waiters, 1)    P1 cas_seq_cst(&value, v, v + n)
+ *   W2 take(): A1 cas_acq_rel(&value,         (v + n <= ceiling, else nothing)
+ *      v, v - 1) while v > 0; done if won  P2 w = load_seq_cst(&n_waiters)
+ *   W3 futex_wait(&value, 0, deadline)     P3 if (w) futex_wake(&value, min(n, w))
+ *      -- the kernel does smp_mb(), then
+ *         re-reads value under the hash
+ *         bucket lock: it sleeps only if
+ *         value is still 0
+ *   W4 woken or -EAGAIN: back to W2;
+ *      -ETIMEDOUT: one last take(), leave
+ *   W5 fetch_sub_seq_cst(&n_waiters, 1)
+ *
+ *   W1, P1 and P2 are seq_cst, and W3's read of value follows a full
+ *   barrier: this is the store-buffering pattern, so at least one side sees
+ *   the other's write.  In the single total order either
+ *     - P2 comes before W1: then P1 comes before the kernel's barrier in W3,
+ *       so W3 reads P1's value or a later one.  Non-zero: FUTEX_WAIT returns
+ *       -EAGAIN at once and W2 takes the token.  Zero: a later take consumed
+ *       the token, and sleeping is correct -- that token is gone either way.
+ *     - W1 comes before P2: then P2 sees w >= 1 and P3 issues FUTEX_WAKE.
+ *       The kernel's own (A)/(B) barriers guarantee that a FUTEX_WAIT whose
+ *       read of value missed P1 is already queued when P3 looks, so it is
+ *       woken.
+ *   Acquire/release on either side would allow both loads to miss both
+ *   stores (the waiter sleeps on 0, the poster sees no waiter): a lost wake.
+ *
+ *   Why min(n, w) sleepers are enough: a post of n tokens can satisfy at
+ *   most n waiters, and FUTEX_WAKE wakes only threads really queued, so the
+ *   budget is never spent on an announced waiter that is still awake (by
+ *   the kernel guarantee above, that one's FUTEX_WAIT reads P1's value or a
+ *   later one and does not sleep on a token).  Waking more would be a
+ *   thundering herd.
+ *
+ *   Why a woken waiter always takes before it leaves: FUTEX_WAKE spends
+ *   its count on each waiter it dequeues.  A woken W3 returns 0 (the kernel
+ *   reports the wake even when the timer fires at the same moment) and W4
+ *   goes back to W2, whose take reads value after P1 (the bucket lock
+ *   orders P3 after P1 and our return after P3): we either take that token
+ *   or see that somebody else did.  Leaving without looking could strand a
+ *   token in value while another waiter sleeps next to it.  On -ETIMEDOUT,
+ *   W4 still takes once more, so a token that arrives with the deadline is
+ *   not left behind.  (Hence a lost wake-up would not show as an error but
+ *   as a wait that succeeds only at its deadline: tests/stress/stress_sem.c
+ *   counts that as a failure.)
+ *
+ *   A1 pairs with P1: the acquire half of a winning take reads the value
+ *   written by a post's release (seq_cst) RMW, or by a later RMW in its
+ *   release sequence, so everything the poster wrote before posting
+ *   happens-before everything the taker does after taking.
+ *
+ * Invariants (checked by shmq__sem_check()):
+ *   - 0 <= value <= ceiling (max when SHMQ_SEM_BOUNDED, else
+ *     SHMQ_SEM_VALUE_MAX): take() writes v - 1 only for v > 0, and post()
+ *     writes v + n only for v + n <= ceiling;
+ *   - n_waiters == the number of waiters between W1 and W5, so it is at
+ *     least the number of waiters asleep in W3;
+ *   - a waiter sleeps in the kernel only while value == 0.
+ *
+ * Hostile peers.  Both words are untrusted.  A value above the ceiling makes
+ * every post fail with -EOVERFLOW (v + n is never computed past the ceiling,
+ * so it cannot wrap), and takes still only ever decrement a non-zero value.
+ * n_waiters is only compared with 0 and used as an upper bound on a wake
+ * count, so any value is safe: too high costs a spare FUTEX_WAKE, 0 makes
+ * waiters sleep until their deadline.  Every CAS loop is bounded by
+ * CAS_TRIES, and every other loop either takes a token or runs into the
+ * deadline (checked by shmq__futex_wait() before each sleep).
+ */
+#include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "shm/atomic.h"
+#include "shm/futex.h"
+#include "shm/sem.h"
+
+/*
+ * Consecutive failed CASes before try_wait()/post() give up.  Every failure
+ * means another party changed value; honest contention never comes close.
+ */
+#define CAS_TRIES (UINT32_C(1) << 16)
+
+/* Clock reads during the spin: one per this many polls of value. */
+#define SPIN_CLOCK_EVERY 64
+
+/* W2: take one token if value > 0.  Return: 0 taken; -EAGAIN none (or kept changing). */
+static int take(struct shmq_sem_shm *s)
+{
+	/* relaxed: only a first guess, the CAS below re-reads and validates it */
+	uint32_t v = load_relaxed(&s->value);
+
+	for (uint32_t i = 0; i < CAS_TRIES; i++) {
+		if (v == 0)
+			return -EAGAIN;
+		/* A1: acquire on success pairs with P1 in shmq__sem_post() */
+		if (cas_acq_rel(&s->value, &v, v - 1))
+			return 0;
+	}
+	return -EAGAIN;
+}
+
+/* Poll value for up to spin_ns (but not past @deadline_ns).  Return: 0 taken, -ETIMEDOUT. */
+static int spin(const struct shmq_sem *sem, uint64_t deadline_ns)
+{
+	uint64_t end = shmq__deadline_after_ns(sem->spin_ns);
+
+	if (end > deadline_ns)
+		end = deadline_ns;
+
+	for (uint32_t i = 1;; i++) {
+		cpu_relax();
+		/* relaxed: a hint that a take may succeed; take() validates it */
+		if (load_relaxed(&sem->s->value) != 0 && take(sem->s) == 0)
+			return 0;
+		if (i % SPIN_CLOCK_EVERY == 0 && shmq__now_ns() >= end)
+			return -ETIMEDOUT;
+	}
+}
+
+int shmq__sem_attach(struct shmq_sem *sem, const struct shmq_segment *seg, uint32_t session)
+{
+	const struct shmq_sem_geom *g = &seg->geom.sem;
+	struct shmq_session_shm *rec = NULL;
+	bool bounded = g->flags & SHMQ_SEM_BOUNDED;
+
+	if (seg->kind != SHMQ_KIND_SEM || !seg->object)
+		return -EINVAL;
+	/* shmq__segment_attach() validated these; a hand-built segment may not have. */
+	if (g->flags & ~(SHMQ_SEM_BOUNDED | SHMQ_SEM_UNDO))
+		return -EINVAL;
+	if (bounded && (g->max == 0 || g->max > SHMQ_SEM_VALUE_MAX))
+		return -EINVAL;
+	if (session != UINT32_MAX) {
+		rec = shmq__session_at(seg, session);
+		if (!rec)
+			return -EINVAL;
+	}
+
+	*sem = (struct shmq_sem){
+		.s = seg->object,
+		.max = bounded ? g->max : SHMQ_SEM_VALUE_MAX,
+		.flags = g->flags,
+		.spin_ns = SHMQ_SEM_SPIN_NS_DEFAULT,
+	};
+	sem->c = rec ? &rec->c : &sem->private_counters;
+	return 0;
+}
+
+int shmq__sem_try_wait(struct shmq_sem *sem)
+{
+	if (take(sem->s) < 0)
+		return -EAGAIN;
+	counter_inc(&sem->c->received, 1);
+	return 0;
+}
+
+int shmq__sem_wait(struct shmq_sem *sem, uint64_t deadline_ns)
+{
+	struct shmq_sem_shm *s = sem->s;
+	int r;
+
+	if (take(s) == 0 || (sem->spin_ns && spin(sem, deadline_ns) == 0)) {
+		counter_inc(&sem->c->received, 1);
+		return 0;
+	}
+
+	/* W1: seq_cst, store-buffering with P1/P2 in shmq__sem_post() (see top) */
+	fetch_add_seq_cst(&s->n_waiters, 1);
+	for (;;) {
+		r = take(s); /* W2 */
+		if (r == 0)
+			break;
+		counter_inc(&sem->c->sleeps, 1);
+		r = shmq__futex_wait(&s->value, 0, deadline_ns); /* W3 */
+		if (r == 0 || r == -EAGAIN)
+			continue; /* W4: woken, spurious, or value moved */
+		/* W4: -ETIMEDOUT or refused: a token that came with the deadline is ours */
+		if (take(s) == 0)
+			r = 0;
+		break;
+	}
+	/*
+	 * W5: seq_cst only because it is the one fetch_sub helper; no ordering
+	 * is needed, since a waiter that leaves needs no wake and a stale high
+	 * count costs a poster at most one spare FUTEX_WAKE.
+	 */
+	fetch_sub_seq_cst(&s->n_waiters, 1);
+
+	if (r < 0)
+		return r;
+	counter_inc(&sem->c->received, 1);
+	return 0;
+}
+
+int shmq__sem_post(struct shmq_sem *sem, uint32_t n)
+{
+	struct shmq_sem_shm *s = sem->s;
+	uint32_t v, w;
+
+	if (n == 0)
+		return -EINVAL;
+
+	/* relaxed: only a first guess, the CAS below re-reads and validates it */
+	v = load_relaxed(&s->value);
+	for (uint32_t i = 0;; i++) {
+		/* v comes from a peer: compare by subtraction so nothing wraps. */
+		if (v > sem->max || n > sem->max - v)
+			return -EOVERFLOW;
+		if (i == CAS_TRIES)
+			return -EAGAIN;
+		/*
+		 * P1: seq_cst, store-buffering with W1 in shmq__sem_wait(); its
+		 * release half pairs with A1 in take().
+		 */
+		if (cas_seq_cst(&s->value, &v, v + n))
+			break;
+	}
+	counter_inc(&sem->c->sent, n);
+
+	/* P2: seq_cst, store-buffering with W1 (see top): after P1 in the total order */
+	w = load_seq_cst(&s->n_waiters);
+	if (w == 0)
+		return 0;
+
+	counter_inc(&sem->c->wakes, 1);
+	/*
+	 * P3.  n <= SHMQ_SEM_VALUE_MAX == INT_MAX here.  The result is ignored:
+	 * the tokens are posted, and a kernel that refuses FUTEX_WAKE refused
+	 * the FUTEX_WAIT too, so nobody is asleep on the word.
+	 */
+	(void)shmq__futex_wake(&s->value, (int)(n < w ? n : w));
+	return 0;
+}
+
+uint32_t shmq__sem_value(const struct shmq_sem *sem)
+{
+	/* relaxed: a display snapshot; nothing is read through it */
+	return load_relaxed(&sem->s->value);
+}
+
+int shmq__sem_check(const struct shmq_sem *sem)
+{
+	/* relaxed: a validation snapshot; each invariant is about one word alone */
+	uint32_t v = load_relaxed(&sem->s->value);
+	/* relaxed: as above */
+	uint32_t w = load_relaxed(&sem->s->n_waiters);
+
+	if (v > sem->max)
+		return -EBADMSG;
+	if (w >= SHMQ_SEM_WAITERS_PLAUSIBLE)
+		return -EBADMSG;
+	return 0;
+}

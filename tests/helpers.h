@@ -1,0 +1,45 @@
+/* SPDX-License-Identifier: MIT */
+/* Shared test helpers (t_ prefix): segments in memfds, deadlines, forked peers, seeds. */
+#ifndef SHMQ_TESTS_HELPERS_H
+#define SHMQ_TESTS_HELPERS_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "shm/layout.h"
+
+/* A formatted, attached segment in a memfd mapped MAP_SHARED: survives fork(). */
+struct t_seg {
+	struct shmq_segment seg;
+	void *base;
+	uint64_t size;
+	int fd;
+};
+
+void t_seg_new(struct t_seg *t, const struct shmq_segment_params *p);
+void t_seg_new_queue(struct t_seg *t, uint32_t n_slots, uint32_t slot_size, uint32_t mode);
+void t_seg_new_sem(struct t_seg *t, uint32_t initial, uint32_t max, uint32_t flags);
+void t_seg_free(struct t_seg *t);
+
+/* Absolute CLOCK_MONOTONIC deadline @ms from now, in ns. */
+uint64_t t_deadline_ms(uint64_t ms);
+
+/* fork(); the child runs _exit(fn(arg)).  Returns the child's pid. */
+pid_t t_fork_peer(int (*fn)(void *arg), void *arg);
+
+/* Reap @pid: its exit status 0..255, or 128 + signal number. */
+int t_wait_peer(pid_t pid);
+
+/* SHMQ_STRESS_SECONDS, else @dflt. */
+uint64_t t_stress_seconds(uint64_t dflt);
+
+/* SHMQ_SEED, else derived from the clock; printed once so a failure can be replayed. */
+uint64_t t_seed(void);
+
+/* splitmix64 step. */
+uint64_t t_rand(uint64_t *state);
+
+/* Cheap checksum of a message body (FNV-1a, 32 bits). */
+uint32_t t_checksum(const void *p, size_t len);
+
+#endif /* SHMQ_TESTS_HELPERS_H */
