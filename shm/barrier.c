@@ -20,7 +20,7 @@ static long membarrier(int cmd)
 bool shmq__barrier_register(void)
 {
 	int32_t pid = (int32_t)getpid();
-	int32_t r = load_relaxed(&registered);	/* process-local cache: no ordering */
+	int32_t r = load_relaxed(&registered); /* process-local cache: no ordering */
 	const char *env;
 
 	if (r == pid)

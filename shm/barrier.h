@@ -38,7 +38,7 @@
 
 #include "shm/atomic.h"
 
-#define SHMQ_BARRIER_FALLBACK_SLICE_NS	UINT64_C(1000000)	/* 1 ms */
+#define SHMQ_BARRIER_FALLBACK_SLICE_NS UINT64_C(1000000) /* 1 ms */
 
 /*
  * Register this process for heavy barriers (once per process; cheap after
@@ -55,7 +55,7 @@ int shmq__barrier_heavy(void);
 static inline void shmq__barrier_light(bool asym)
 {
 	if (asym)
-		__asm__ __volatile__("" ::: "memory");	/* paired with the heavy side */
+		__asm__ __volatile__("" ::: "memory"); /* paired with the heavy side */
 	else
 		fence_seq_cst();
 }

@@ -62,7 +62,7 @@ int shmq__futex_wait(_Atomic uint32_t *word, uint32_t expected, uint64_t deadlin
 	if (r == 0)
 		return 0;
 	if (errno == EINTR)
-		return 0;		/* spurious: the caller re-checks */
+		return 0; /* spurious: the caller re-checks */
 	return -errno;
 }
 
@@ -86,7 +86,7 @@ int shmq__futex_waitv(const struct shmq_futex_waiter *w, unsigned int n, uint64_
 		v[i] = (struct futex_waitv){
 			.val = w[i].expected,
 			.uaddr = (uint64_t)(uintptr_t)w[i].word,
-			.flags = FUTEX2_SIZE_U32,	/* shared: no FUTEX2_PRIVATE */
+			.flags = FUTEX2_SIZE_U32, /* shared: no FUTEX2_PRIVATE */
 		};
 
 	if (deadline_ns != SHMQ_DEADLINE_NEVER) {
@@ -101,6 +101,6 @@ int shmq__futex_waitv(const struct shmq_futex_waiter *w, unsigned int n, uint64_
 	if (r >= 0)
 		return (int)r;
 	if (errno == EINTR)
-		return 0;		/* spurious; caller re-checks every word */
+		return 0; /* spurious; caller re-checks every word */
 	return -errno;
 }

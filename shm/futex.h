@@ -17,7 +17,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
-#define SHMQ_DEADLINE_NEVER	UINT64_MAX
+#define SHMQ_DEADLINE_NEVER UINT64_MAX
 
 /* CLOCK_MONOTONIC now, in nanoseconds. */
 uint64_t shmq__now_ns(void);
@@ -41,7 +41,7 @@ struct shmq_futex_waiter {
 	uint32_t expected;
 };
 
-#define SHMQ_FUTEX_WAITV_MAX	128
+#define SHMQ_FUTEX_WAITV_MAX 128
 
 /*
  * Sleep until any of @n words (1..SHMQ_FUTEX_WAITV_MAX) changes from its

@@ -83,7 +83,8 @@ static int geom_validate(uint16_t kind, const union shmq_geom *g)
 		if (g->sem.initial > SHMQ_SEM_VALUE_MAX)
 			return -EINVAL;
 		if ((g->sem.flags & SHMQ_SEM_BOUNDED) &&
-		    (g->sem.max == 0 || g->sem.max > SHMQ_SEM_VALUE_MAX || g->sem.initial > g->sem.max))
+		    (g->sem.max == 0 || g->sem.max > SHMQ_SEM_VALUE_MAX ||
+		     g->sem.initial > g->sem.max))
 			return -EINVAL;
 		return 0;
 	default:
@@ -93,7 +94,8 @@ static int geom_validate(uint16_t kind, const union shmq_geom *g)
 
 static uint64_t object_size(uint16_t kind)
 {
-	return kind == SHMQ_KIND_QUEUE ? sizeof(struct shmq_queue_shm) : sizeof(struct shmq_sem_shm);
+	return kind == SHMQ_KIND_QUEUE ? sizeof(struct shmq_queue_shm)
+				       : sizeof(struct shmq_sem_shm);
 }
 
 /* Offsets of each part; the single source of the segment's geometry. */
@@ -104,7 +106,7 @@ struct seg_plan {
 
 static int plan(const struct shmq_segment_params *p, struct seg_plan *ret)
 {
-	struct seg_plan pl = { 0 };
+	struct seg_plan pl = {0};
 	int r;
 
 	if (!p || p->n_sessions == 0 || p->n_sessions > SHMQ_SESSIONS_MAX)
@@ -114,8 +116,8 @@ static int plan(const struct shmq_segment_params *p, struct seg_plan *ret)
 		return r;
 
 	pl.sessions_off = align_up(sizeof(struct shmq_segment_hdr), SHMQ_FALSE_SHARING_ALIGN);
-	pl.object_off = align_up(pl.sessions_off + (uint64_t)p->n_sessions *
-						  sizeof(struct shmq_session_shm),
+	pl.object_off = align_up(pl.sessions_off +
+					 (uint64_t)p->n_sessions * sizeof(struct shmq_session_shm),
 				 SHMQ_FALSE_SHARING_ALIGN);
 	pl.size = pl.object_off + object_size(p->kind);
 	if (p->kind == SHMQ_KIND_QUEUE) {
@@ -145,7 +147,7 @@ static void queue_init_turns(unsigned char *slots, uint32_t n_slots, uint32_t st
 			     uint32_t origin)
 {
 	for (uint32_t k = 0; k < n_slots; k++) {
-		uint32_t pos = origin + k;	/* index arithmetic wraps by design */
+		uint32_t pos = origin + k; /* index arithmetic wraps by design */
 		struct shmq_slot_hdr *h =
 			(struct shmq_slot_hdr *)(slots + (uint64_t)(pos & (n_slots - 1)) * stride);
 
@@ -183,7 +185,8 @@ int shmq__segment_format(void *base, uint64_t size, const struct shmq_segment_pa
 	h->kind = p->kind;
 	h->hdr_size = sizeof(*h);
 	h->size = pl.size;
-	h->created_realtime_ns = (uint64_t)now.tv_sec * UINT64_C(1000000000) + (uint64_t)now.tv_nsec;
+	h->created_realtime_ns =
+		(uint64_t)now.tv_sec * UINT64_C(1000000000) + (uint64_t)now.tv_nsec;
 	h->owner_uid = p->owner_uid;
 	h->owner_gid = p->owner_gid;
 	h->mode = p->mode & 0777;
@@ -201,9 +204,10 @@ int shmq__segment_format(void *base, uint64_t size, const struct shmq_segment_pa
 		queue_init_turns((unsigned char *)base + pl.slots_off, p->geom.queue.n_slots,
 				 pl.slot_stride, 0);
 	} else {
-		struct shmq_sem_shm *s = (struct shmq_sem_shm *)((unsigned char *)base + pl.object_off);
+		struct shmq_sem_shm *s =
+			(struct shmq_sem_shm *)((unsigned char *)base + pl.object_off);
 
-		store_relaxed(&s->value, p->geom.sem.initial);	/* ordered by R0 */
+		store_relaxed(&s->value, p->geom.sem.initial); /* ordered by R0 */
 	}
 
 	/* R0: everything above is visible before PUBLISHED; pairs with A0 in attach. */
@@ -219,7 +223,7 @@ static bool range_ok(uint64_t off, uint64_t len, uint64_t size)
 int shmq__segment_attach(void *base, uint64_t size, struct shmq_segment *ret_seg)
 {
 	const struct shmq_segment_hdr *h = base;
-	struct shmq_segment seg = { 0 };
+	struct shmq_segment seg = {0};
 	uint64_t slots_len = 0;
 	uint32_t state;
 
@@ -228,7 +232,7 @@ int shmq__segment_attach(void *base, uint64_t size, struct shmq_segment *ret_seg
 	if (size < sizeof(*h))
 		return -EBADMSG;
 
-	state = load_acquire(&((struct shmq_segment_hdr *)base)->state);	/* A0: pairs with R0 */
+	state = load_acquire(&((struct shmq_segment_hdr *)base)->state); /* A0: pairs with R0 */
 	if (!(state & SHMQ_SEG_PUBLISHED))
 		return -EAGAIN;
 	if (h->magic != SHMQ_SEGMENT_MAGIC)
@@ -244,7 +248,7 @@ int shmq__segment_attach(void *base, uint64_t size, struct shmq_segment *ret_seg
 	seg.n_sessions = h->n_sessions;
 	seg.geom = h->geom;
 	if (!memchr(h->name, '\0', sizeof(h->name)))
-		return -EBADMSG;	/* unterminated: never truncate a name silently */
+		return -EBADMSG; /* unterminated: never truncate a name silently */
 	memcpy(seg.name, h->name, sizeof(seg.name));
 
 	uint64_t sessions_off = h->sessions_off;
@@ -258,13 +262,17 @@ int shmq__segment_attach(void *base, uint64_t size, struct shmq_segment *ret_seg
 	if (seg.n_sessions == 0 || seg.n_sessions > SHMQ_SESSIONS_MAX)
 		return -EBADMSG;
 	if (sessions_off < h->hdr_size || sessions_off % SHMQ_FALSE_SHARING_ALIGN ||
-	    !range_ok(sessions_off, (uint64_t)seg.n_sessions * sizeof(struct shmq_session_shm), size))
+	    !range_ok(sessions_off, (uint64_t)seg.n_sessions * sizeof(struct shmq_session_shm),
+		      size))
 		return -EBADMSG;
-	if (object_off < sessions_off + (uint64_t)seg.n_sessions * sizeof(struct shmq_session_shm) ||
-	    object_off % SHMQ_FALSE_SHARING_ALIGN || !range_ok(object_off, object_size(seg.kind), size))
+	if (object_off <
+		    sessions_off + (uint64_t)seg.n_sessions * sizeof(struct shmq_session_shm) ||
+	    object_off % SHMQ_FALSE_SHARING_ALIGN ||
+	    !range_ok(object_off, object_size(seg.kind), size))
 		return -EBADMSG;
 	if (seg.kind == SHMQ_KIND_QUEUE) {
-		if (seg.geom.queue.slot_stride < sizeof(struct shmq_slot_hdr) + seg.geom.queue.slot_size ||
+		if (seg.geom.queue.slot_stride <
+			    sizeof(struct shmq_slot_hdr) + seg.geom.queue.slot_size ||
 		    seg.geom.queue.slot_stride % SHMQ_SLOT_ALIGN)
 			return -EBADMSG;
 		slots_len = (uint64_t)seg.geom.queue.n_slots * seg.geom.queue.slot_stride;
@@ -325,7 +333,7 @@ int shmq__session_claim(struct shmq_segment *seg, uint32_t role, int32_t pid, ui
 		/* Claim first, then fill: the CAS makes the record ours alone. */
 		if (!cas_acq_rel(&s->state, &expected, SHMQ_SESSION_ACTIVE))
 			continue;
-		store_relaxed(&s->role, role);	/* record owned by us after the CAS */
+		store_relaxed(&s->role, role); /* record owned by us after the CAS */
 		store_relaxed(&s->pid, pid);
 		store_relaxed(&s->uid, uid);
 		store_relaxed(&s->attached_ns, shmq__now_ns());
@@ -359,7 +367,7 @@ void shmq__session_release(struct shmq_segment *seg, uint32_t index)
 					       : &((struct shmq_sem_shm *)seg->object)->retired;
 	counters_fold(retired, &s->c);
 	counters_zero(&s->c);
-	store_relaxed(&s->role, 0);	/* ordered by the release below */
+	store_relaxed(&s->role, 0); /* ordered by the release below */
 	store_relaxed(&s->pid, 0);
 	/* R3: the record's fields are reset before another claim can see FREE. */
 	store_release(&s->state, SHMQ_SESSION_FREE);
@@ -375,16 +383,17 @@ int shmq__segment_check(const struct shmq_segment *seg)
 	    memcmp(&h->geom, &seg->geom, sizeof(seg->geom)))
 		return -EBADMSG;
 	if (!(load_relaxed(&((struct shmq_segment_hdr *)h)->state) & SHMQ_SEG_PUBLISHED))
-		return -EBADMSG;	/* snapshot check: relaxed is enough */
+		return -EBADMSG; /* snapshot check: relaxed is enough */
 
 	for (uint32_t i = 0; i < seg->n_sessions; i++) {
 		struct shmq_session_shm *s = &seg->sessions[i];
-		uint32_t st = load_relaxed(&s->state);	/* snapshot check */
+		uint32_t st = load_relaxed(&s->state); /* snapshot check */
 		uint32_t role = load_relaxed(&s->role);
 
 		if (st > SHMQ_SESSION_DEAD)
 			return -EBADMSG;
-		if (role & ~(SHMQ_ROLE_PRODUCER | SHMQ_ROLE_CONSUMER | SHMQ_ROLE_VIEWER | SHMQ_ROLE_SEM))
+		if (role &
+		    ~(SHMQ_ROLE_PRODUCER | SHMQ_ROLE_CONSUMER | SHMQ_ROLE_VIEWER | SHMQ_ROLE_SEM))
 			return -EBADMSG;
 	}
 	return 0;

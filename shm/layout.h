@@ -31,53 +31,53 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SHMQ_SEGMENT_MAGIC	UINT64_C(0x4d474553514d4853)	/* "SHMQSEGM" in memory */
-#define SHMQ_LAYOUT_MAJOR	1
-#define SHMQ_LAYOUT_MINOR	0
+#define SHMQ_SEGMENT_MAGIC UINT64_C(0x4d474553514d4853) /* "SHMQSEGM" in memory */
+#define SHMQ_LAYOUT_MAJOR  1
+#define SHMQ_LAYOUT_MINOR  0
 
 /* Two cache lines: the adjacent-line prefetcher pulls lines in pairs. */
-#define SHMQ_FALSE_SHARING_ALIGN	128
+#define SHMQ_FALSE_SHARING_ALIGN 128
 
-#define SHMQ_NAME_MAX		63	/* bytes, without the NUL */
-#define SHMQ_SESSIONS_MAX	1024	/* session records per segment, upper bound */
-#define SHMQ_SLOTS_MAX		(UINT32_C(1) << 24)
-#define SHMQ_SLOT_SIZE_MAX	(UINT32_C(1) << 24)	/* 16 MiB per message */
-#define SHMQ_SLOT_ALIGN		16	/* slot stride granularity */
+#define SHMQ_NAME_MAX	   63	/* bytes, without the NUL */
+#define SHMQ_SESSIONS_MAX  1024 /* session records per segment, upper bound */
+#define SHMQ_SLOTS_MAX	   (UINT32_C(1) << 24)
+#define SHMQ_SLOT_SIZE_MAX (UINT32_C(1) << 24) /* 16 MiB per message */
+#define SHMQ_SLOT_ALIGN	   16		       /* slot stride granularity */
 
 /* struct shmq_segment_hdr.kind */
-#define SHMQ_KIND_QUEUE		1
-#define SHMQ_KIND_SEM		2
+#define SHMQ_KIND_QUEUE 1
+#define SHMQ_KIND_SEM	2
 
 /* struct shmq_segment_hdr.state bits */
-#define SHMQ_SEG_PUBLISHED	(UINT32_C(1) << 0)	/* geometry complete; attach may proceed */
-#define SHMQ_SEG_QUARANTINED	(UINT32_C(1) << 1)	/* validator failed; daemon refuses new opens */
+#define SHMQ_SEG_PUBLISHED   (UINT32_C(1) << 0) /* geometry complete; attach may proceed */
+#define SHMQ_SEG_QUARANTINED (UINT32_C(1) << 1) /* validator failed; daemon refuses new opens */
 
 /* Queue modes: who may attach as producer / consumer (enforced at attach). */
-#define SHMQ_QMODE_MPMC		0
-#define SHMQ_QMODE_SPSC		1
-#define SHMQ_QMODE_MPSC		2
-#define SHMQ_QMODE_SPMC		3
-#define SHMQ_QMODE_COUNT	4
+#define SHMQ_QMODE_MPMC	 0
+#define SHMQ_QMODE_SPSC	 1
+#define SHMQ_QMODE_MPSC	 2
+#define SHMQ_QMODE_SPMC	 3
+#define SHMQ_QMODE_COUNT 4
 
 /* Semaphore flags (struct shmq_sem_geom.flags) */
-#define SHMQ_SEM_BOUNDED	(UINT32_C(1) << 0)	/* post above max -> -EOVERFLOW */
-#define SHMQ_SEM_UNDO		(UINT32_C(1) << 1)	/* holds of a dead session are posted back */
-#define SHMQ_SEM_VALUE_MAX	UINT32_C(0x7fffffff)
+#define SHMQ_SEM_BOUNDED   (UINT32_C(1) << 0) /* post above max -> -EOVERFLOW */
+#define SHMQ_SEM_UNDO	   (UINT32_C(1) << 1) /* holds of a dead session are posted back */
+#define SHMQ_SEM_VALUE_MAX UINT32_C(0x7fffffff)
 
 struct shmq_queue_geom {
-	uint32_t n_slots;		/* power of two, 2..SHMQ_SLOTS_MAX */
-	uint32_t slot_size;		/* largest message, bytes */
-	uint32_t slot_stride;		/* bytes between slots: header + slot_size, aligned */
-	uint32_t mode;			/* SHMQ_QMODE_* */
-	int32_t numa_node;		/* -1: no binding */
-	uint32_t flags;			/* reserved, zero */
+	uint32_t n_slots;     /* power of two, 2..SHMQ_SLOTS_MAX */
+	uint32_t slot_size;   /* largest message, bytes */
+	uint32_t slot_stride; /* bytes between slots: header + slot_size, aligned */
+	uint32_t mode;	      /* SHMQ_QMODE_* */
+	int32_t numa_node;    /* -1: no binding */
+	uint32_t flags;	      /* reserved, zero */
 	uint64_t reserved;
 };
 
 struct shmq_sem_geom {
-	uint32_t initial;		/* value at creation */
-	uint32_t max;			/* SHMQ_SEM_BOUNDED: highest value post() may reach */
-	uint32_t flags;			/* SHMQ_SEM_* */
+	uint32_t initial; /* value at creation */
+	uint32_t max;	  /* SHMQ_SEM_BOUNDED: highest value post() may reach */
+	uint32_t flags;	  /* SHMQ_SEM_* */
 	uint32_t reserved[5];
 };
 
@@ -87,39 +87,39 @@ union shmq_geom {
 };
 
 struct shmq_segment_hdr {
-	uint64_t magic;			/* 0   set before publish */
-	uint16_t layout_major;		/* 8 */
-	uint16_t layout_minor;		/* 10 */
-	uint16_t kind;			/* 12  SHMQ_KIND_* */
-	uint16_t hdr_size;		/* 14  sizeof(struct shmq_segment_hdr) */
-	uint64_t size;			/* 16  bytes, whole segment */
-	uint64_t created_realtime_ns;	/* 24  CLOCK_REALTIME, for display only */
-	uint32_t owner_uid;		/* 32 */
-	uint32_t owner_gid;		/* 36 */
-	uint32_t mode;			/* 40  permission bits, 0777 mask */
-	uint32_t n_sessions;		/* 44  session records */
-	uint64_t sessions_off;		/* 48 */
-	uint64_t object_off;		/* 56  struct shmq_queue_shm or shmq_sem_shm */
-	uint64_t slots_off;		/* 64  queues: first slot; semaphores: 0 */
-	union shmq_geom geom;		/* 72  32 bytes, by kind */
-	char name[SHMQ_NAME_MAX + 1];	/* 104 NUL-terminated, [A-Za-z0-9._-] */
-	uint64_t object_id;		/* 168 daemon-unique, never reused */
-	_Atomic uint32_t state;		/* 176 SHMQ_SEG_*; R0: PUBLISHED written last */
-	uint32_t reserved0;		/* 180 */
-	_Atomic uint64_t daemon_heartbeat_ns;	/* 184 CLOCK_MONOTONIC; shmqd writes */
-	uint8_t reserved[64];		/* 192 zero; room for minor additions */
+	uint64_t magic;			      /* 0   set before publish */
+	uint16_t layout_major;		      /* 8 */
+	uint16_t layout_minor;		      /* 10 */
+	uint16_t kind;			      /* 12  SHMQ_KIND_* */
+	uint16_t hdr_size;		      /* 14  sizeof(struct shmq_segment_hdr) */
+	uint64_t size;			      /* 16  bytes, whole segment */
+	uint64_t created_realtime_ns;	      /* 24  CLOCK_REALTIME, for display only */
+	uint32_t owner_uid;		      /* 32 */
+	uint32_t owner_gid;		      /* 36 */
+	uint32_t mode;			      /* 40  permission bits, 0777 mask */
+	uint32_t n_sessions;		      /* 44  session records */
+	uint64_t sessions_off;		      /* 48 */
+	uint64_t object_off;		      /* 56  struct shmq_queue_shm or shmq_sem_shm */
+	uint64_t slots_off;		      /* 64  queues: first slot; semaphores: 0 */
+	union shmq_geom geom;		      /* 72  32 bytes, by kind */
+	char name[SHMQ_NAME_MAX + 1];	      /* 104 NUL-terminated, [A-Za-z0-9._-] */
+	uint64_t object_id;		      /* 168 daemon-unique, never reused */
+	_Atomic uint32_t state;		      /* 176 SHMQ_SEG_*; R0: PUBLISHED written last */
+	uint32_t reserved0;		      /* 180 */
+	_Atomic uint64_t daemon_heartbeat_ns; /* 184 CLOCK_MONOTONIC; shmqd writes */
+	uint8_t reserved[64];		      /* 192 zero; room for minor additions */
 };
 
 /* struct shmq_session_shm.state */
-#define SHMQ_SESSION_FREE	0
-#define SHMQ_SESSION_ACTIVE	1
-#define SHMQ_SESSION_DEAD	2	/* process gone, repair pending */
+#define SHMQ_SESSION_FREE   0
+#define SHMQ_SESSION_ACTIVE 1
+#define SHMQ_SESSION_DEAD   2 /* process gone, repair pending */
 
 /* struct shmq_session_shm.role bits */
-#define SHMQ_ROLE_PRODUCER	(UINT32_C(1) << 0)
-#define SHMQ_ROLE_CONSUMER	(UINT32_C(1) << 1)
-#define SHMQ_ROLE_VIEWER	(UINT32_C(1) << 2)
-#define SHMQ_ROLE_SEM		(UINT32_C(1) << 3)
+#define SHMQ_ROLE_PRODUCER (UINT32_C(1) << 0)
+#define SHMQ_ROLE_CONSUMER (UINT32_C(1) << 1)
+#define SHMQ_ROLE_VIEWER   (UINT32_C(1) << 2)
+#define SHMQ_ROLE_SEM	   (UINT32_C(1) << 3)
 
 /*
  * Per-session counters.  Each is written only by the process that owns the
@@ -127,12 +127,12 @@ struct shmq_segment_hdr {
  * cross-process contention for statistics; a viewer sums the records.
  */
 struct shmq_counters {
-	_Atomic uint64_t sent;		/* messages published (queues) / posts (sems) */
-	_Atomic uint64_t received;	/* messages taken (queues) / acquisitions (sems) */
-	_Atomic uint64_t full;		/* send found the queue full */
-	_Atomic uint64_t empty;		/* receive found the queue empty */
-	_Atomic uint64_t sleeps;	/* futex waits entered */
-	_Atomic uint64_t wakes;		/* futex wakes issued */
+	_Atomic uint64_t sent;	   /* messages published (queues) / posts (sems) */
+	_Atomic uint64_t received; /* messages taken (queues) / acquisitions (sems) */
+	_Atomic uint64_t full;	   /* send found the queue full */
+	_Atomic uint64_t empty;	   /* receive found the queue empty */
+	_Atomic uint64_t sleeps;   /* futex waits entered */
+	_Atomic uint64_t wakes;	   /* futex wakes issued */
 };
 
 /*
@@ -140,15 +140,15 @@ struct shmq_counters {
  * (SHMQ_OWNER_* below), so a repair can find everything a dead session held.
  */
 struct shmq_session_shm {
-	alignas(SHMQ_FALSE_SHARING_ALIGN) _Atomic uint32_t state;	/* 0  SHMQ_SESSION_* */
-	_Atomic uint32_t role;		/* 4   SHMQ_ROLE_* */
-	_Atomic int32_t pid;		/* 8   attaching process */
-	_Atomic uint32_t uid;		/* 12 */
-	_Atomic uint64_t attached_ns;	/* 16  CLOCK_MONOTONIC */
-	struct shmq_counters c;		/* 24  owner writes */
-	_Atomic uint32_t sem_holds;	/* 72  undo semaphores: tokens held */
-	uint32_t reserved0;		/* 76 */
-	uint8_t reserved[48];		/* 80 */
+	alignas(SHMQ_FALSE_SHARING_ALIGN) _Atomic uint32_t state; /* 0  SHMQ_SESSION_* */
+	_Atomic uint32_t role;					  /* 4   SHMQ_ROLE_* */
+	_Atomic int32_t pid;					  /* 8   attaching process */
+	_Atomic uint32_t uid;					  /* 12 */
+	_Atomic uint64_t attached_ns;				  /* 16  CLOCK_MONOTONIC */
+	struct shmq_counters c;					  /* 24  owner writes */
+	_Atomic uint32_t sem_holds; /* 72  undo semaphores: tokens held */
+	uint32_t reserved0;	    /* 76 */
+	uint8_t reserved[48];	    /* 80 */
 };
 
 /*
@@ -156,15 +156,15 @@ struct shmq_session_shm {
  * a line pair of its own, so producers and consumers never false-share.
  */
 struct shmq_queue_shm {
-	alignas(SHMQ_FALSE_SHARING_ALIGN) _Atomic uint32_t tail;	/* 0   producers */
-	alignas(SHMQ_FALSE_SHARING_ALIGN) _Atomic uint32_t head;	/* 128 consumers */
+	alignas(SHMQ_FALSE_SHARING_ALIGN) _Atomic uint32_t tail; /* 0   producers */
+	alignas(SHMQ_FALSE_SHARING_ALIGN) _Atomic uint32_t head; /* 128 consumers */
 	/* Eventcounts (futex words): bit 0 = sleepers announced, bits 1..31 = epoch. */
-	alignas(SHMQ_FALSE_SHARING_ALIGN) _Atomic uint32_t ec_recv;	/* 256 receivers sleep */
-	alignas(SHMQ_FALSE_SHARING_ALIGN) _Atomic uint32_t ec_send;	/* 384 senders sleep */
-	alignas(SHMQ_FALSE_SHARING_ALIGN) _Atomic uint32_t hwm;	/* 512 deepest seen */
-	_Atomic uint32_t repairs;	/* 516 slots repaired after a death */
-	_Atomic uint64_t tombstones;	/* 520 tombstones skipped by receivers */
-	struct shmq_counters retired;	/* 528 sums of detached sessions (daemon) */
+	alignas(SHMQ_FALSE_SHARING_ALIGN) _Atomic uint32_t ec_recv; /* 256 receivers sleep */
+	alignas(SHMQ_FALSE_SHARING_ALIGN) _Atomic uint32_t ec_send; /* 384 senders sleep */
+	alignas(SHMQ_FALSE_SHARING_ALIGN) _Atomic uint32_t hwm;	    /* 512 deepest seen */
+	_Atomic uint32_t repairs;     /* 516 slots repaired after a death */
+	_Atomic uint64_t tombstones;  /* 520 tombstones skipped by receivers */
+	struct shmq_counters retired; /* 528 sums of detached sessions (daemon) */
 };
 
 /*
@@ -180,25 +180,25 @@ struct shmq_queue_shm {
  * held but its holder unknown.  See shm/ring.c.
  */
 struct shmq_slot_hdr {
-	_Atomic uint64_t state;		/* 0 */
-	_Atomic uint32_t len;		/* 8   bytes of payload, <= slot_size */
-	_Atomic uint32_t flags;		/* 12  SHMQ_SLOT_* */
+	_Atomic uint64_t state; /* 0 */
+	_Atomic uint32_t len;	/* 8   bytes of payload, <= slot_size */
+	_Atomic uint32_t flags; /* 12  SHMQ_SLOT_* */
 };
 
-#define SHMQ_OWNER_WRITING	(UINT32_C(1) << 31)
-#define SHMQ_OWNER_READING	(UINT32_C(1) << 30)
-#define SHMQ_OWNER_TAG_MASK	UINT32_C(0x0000ffff)
-#define SHMQ_OWNER_REPAIR	UINT32_C(0x0000ffff)	/* the daemon, while repairing */
+#define SHMQ_OWNER_WRITING  (UINT32_C(1) << 31)
+#define SHMQ_OWNER_READING  (UINT32_C(1) << 30)
+#define SHMQ_OWNER_TAG_MASK UINT32_C(0x0000ffff)
+#define SHMQ_OWNER_REPAIR   UINT32_C(0x0000ffff) /* the daemon, while repairing */
 
-#define SHMQ_SLOT_TOMBSTONE	(UINT32_C(1) << 0)	/* receivers skip this slot */
-#define SHMQ_SLOT_REDELIVERED	(UINT32_C(1) << 1)	/* put back after a receiver died */
+#define SHMQ_SLOT_TOMBSTONE   (UINT32_C(1) << 0) /* receivers skip this slot */
+#define SHMQ_SLOT_REDELIVERED (UINT32_C(1) << 1) /* put back after a receiver died */
 
 /* Semaphore control block. */
 struct shmq_sem_shm {
 	/* value is the futex word; n_waiters lets post() skip the syscall. */
 	alignas(SHMQ_FALSE_SHARING_ALIGN) _Atomic uint32_t value;	/* 0 */
-	_Atomic uint32_t n_waiters;	/* 4 */
-	alignas(SHMQ_FALSE_SHARING_ALIGN) struct shmq_counters retired;	/* 128 */
+	_Atomic uint32_t n_waiters;					/* 4 */
+	alignas(SHMQ_FALSE_SHARING_ALIGN) struct shmq_counters retired; /* 128 */
 };
 
 static_assert(sizeof(struct shmq_queue_geom) == 32, "shm ABI changed");
@@ -230,13 +230,13 @@ static_assert(offsetof(struct shmq_sem_shm, retired) == 128, "shm ABI changed");
  * validate it; the daemon fills it from a create request.
  */
 struct shmq_segment_params {
-	uint16_t kind;			/* SHMQ_KIND_* */
-	uint32_t n_sessions;		/* 1..SHMQ_SESSIONS_MAX */
-	union shmq_geom geom;		/* queue: n_slots, slot_size, mode, numa_node; sem: ... */
-	const char *name;		/* shmq__name_is_valid() */
+	uint16_t kind;	      /* SHMQ_KIND_* */
+	uint32_t n_sessions;  /* 1..SHMQ_SESSIONS_MAX */
+	union shmq_geom geom; /* queue: n_slots, slot_size, mode, numa_node; sem: ... */
+	const char *name;     /* shmq__name_is_valid() */
 	uint32_t owner_uid;
 	uint32_t owner_gid;
-	uint32_t mode;			/* permission bits */
+	uint32_t mode; /* permission bits */
 	uint64_t object_id;
 };
 
@@ -245,16 +245,16 @@ struct shmq_segment_params {
  * at attach and is never re-read from shared memory.
  */
 struct shmq_segment {
-	void *base;			/* mapping */
-	uint64_t size;			/* bytes mapped == hdr->size */
+	void *base;    /* mapping */
+	uint64_t size; /* bytes mapped == hdr->size */
 	uint16_t kind;
 	uint16_t layout_minor;
 	uint32_t n_sessions;
 	union shmq_geom geom;
 	struct shmq_segment_hdr *hdr;
 	struct shmq_session_shm *sessions;
-	void *object;			/* struct shmq_queue_shm * or struct shmq_sem_shm * */
-	unsigned char *slots;		/* queues only */
+	void *object;	      /* struct shmq_queue_shm * or struct shmq_sem_shm * */
+	unsigned char *slots; /* queues only */
 	char name[SHMQ_NAME_MAX + 1];
 };
 

@@ -97,14 +97,14 @@
 #include "shm/futex.h"
 #include "shm/ring.h"
 
-#define EC_WAITERS		UINT32_C(1)
-#define TAG_NO_SESSION		UINT32_C(0xfffe)
+#define EC_WAITERS     UINT32_C(1)
+#define TAG_NO_SESSION UINT32_C(0xfffe)
 /* A claim gives up (-EAGAIN) after this many lost races: never in practice. */
-#define CLAIM_TRIES_MAX		4096u
+#define CLAIM_TRIES_MAX 4096u
 
-#define TURN(seq, owner)	(((uint64_t)(seq) << 32) | (uint64_t)(owner))
-#define TURN_SEQ(t)		((uint32_t)((t) >> 32))
-#define TURN_OWNER(t)		((uint32_t)(t))
+#define TURN(seq, owner) (((uint64_t)(seq) << 32) | (uint64_t)(owner))
+#define TURN_SEQ(t)	 ((uint32_t)((t) >> 32))
+#define TURN_OWNER(t)	 ((uint32_t)(t))
 
 static inline struct shmq_slot_hdr *slot_at(const struct shmq_ring *r, uint32_t pos)
 {
@@ -155,8 +155,8 @@ int shmq__ring_attach(struct shmq_ring *r, const struct shmq_segment *seg, uint3
 	 * the peer's snoop.  Caches start at the current indices; a stale cache
 	 * only costs a reload.
 	 */
-	r->cached_head = r->cons_pos = load_acquire(&r->q->head);	/* A2 */
-	r->cached_tail = r->prod_pos = load_acquire(&r->q->tail);	/* A1 */
+	r->cached_head = r->cons_pos = load_acquire(&r->q->head); /* A2 */
+	r->cached_tail = r->prod_pos = load_acquire(&r->q->tail); /* A1 */
 	r->asym = shmq__barrier_register();
 	return 0;
 }
@@ -165,12 +165,12 @@ int shmq__ring_attach(struct shmq_ring *r, const struct shmq_segment *seg, uint3
 
 static void hwm_note(struct shmq_ring *r, uint32_t depth)
 {
-	uint32_t cur = load_relaxed(&r->q->hwm);	/* statistic: no ordering */
+	uint32_t cur = load_relaxed(&r->q->hwm); /* statistic: no ordering */
 
 	if (depth > n_slots(r))
-		return;			/* a torn snapshot; never report the impossible */
+		return; /* a torn snapshot; never report the impossible */
 	while (depth > cur && !cas_relaxed(&r->q->hwm, &cur, depth))
-		;			/* bounded: cur grows toward depth each round */
+		; /* bounded: cur grows toward depth each round */
 }
 
 /* --- Eventcount --- */
@@ -181,13 +181,13 @@ static void ec_notify(struct shmq_ring *r, _Atomic uint32_t *ec)
 
 	/* F1: publish (R1/R2/R4) before the sleeper check; pairs with H1 in wait_loop(). */
 	shmq__barrier_light(r->asym);
-	v = load_relaxed(ec);		/* ordered by F1 */
+	v = load_relaxed(ec); /* ordered by F1 */
 	if (!(v & EC_WAITERS))
 		return;
 	/* Change the word and clear the bit in one step: see (f) above. */
 	while (!cas_seq_cst(ec, &v, (v + 2) & ~EC_WAITERS)) {
 		if (!(v & EC_WAITERS))
-			return;		/* another waker got there first and woke them */
+			return; /* another waker got there first and woke them */
 	}
 	(void)shmq__futex_wake(ec, INT_MAX);
 	counter_inc(&r->c->wakes, 1);
@@ -200,10 +200,10 @@ static int spsc_room(struct shmq_ring *r, uint32_t tail, uint32_t want, uint32_t
 	uint32_t used = tail - r->cached_head;
 
 	if (used > n_slots(r) || n_slots(r) - used < want) {
-		r->cached_head = load_acquire(&r->q->head);	/* A2: pairs with R2 */
+		r->cached_head = load_acquire(&r->q->head); /* A2: pairs with R2 */
 		used = tail - r->cached_head;
 		if (used > n_slots(r))
-			return -EBADMSG;	/* head moved past tail: corrupt peer */
+			return -EBADMSG; /* head moved past tail: corrupt peer */
 		hwm_note(r, used);
 		if (used == n_slots(r))
 			return -EAGAIN;
@@ -217,10 +217,10 @@ static int spsc_avail(struct shmq_ring *r, uint32_t head, uint32_t *ret_avail)
 	uint32_t avail = r->cached_tail - head;
 
 	if (avail == 0 || avail > n_slots(r)) {
-		r->cached_tail = load_acquire(&r->q->tail);	/* A1: pairs with R1 */
+		r->cached_tail = load_acquire(&r->q->tail); /* A1: pairs with R1 */
 		avail = r->cached_tail - head;
 		if (avail > n_slots(r))
-			return -EBADMSG;	/* tail more than a lap ahead: corrupt peer */
+			return -EBADMSG; /* tail more than a lap ahead: corrupt peer */
 		if (avail == 0)
 			return -EAGAIN;
 		hwm_note(r, avail);
@@ -234,7 +234,7 @@ static int spsc_avail(struct shmq_ring *r, uint32_t head, uint32_t *ret_avail)
 static int turn_corrupt(uint32_t pos, _Atomic uint32_t *hint)
 {
 	/* Only a stale hint could explain this turn; if the hint has not moved, shm is corrupt. */
-	return load_relaxed(hint) == pos ? -EBADMSG : 0;	/* hint: turn is authoritative */
+	return load_relaxed(hint) == pos ? -EBADMSG : 0; /* hint: turn is authoritative */
 }
 
 /*
@@ -245,10 +245,10 @@ static int turn_corrupt(uint32_t pos, _Atomic uint32_t *hint)
  */
 static void hint_raise(_Atomic uint32_t *hint, uint32_t pos)
 {
-	uint32_t h = load_relaxed(hint);	/* hint only: the turn is authoritative */
+	uint32_t h = load_relaxed(hint); /* hint only: the turn is authoritative */
 
 	while ((int32_t)(pos + 1 - h) > 0 && !cas_relaxed(hint, &h, pos + 1))
-		;			/* bounded: h grows toward pos + 1 each round */
+		; /* bounded: h grows toward pos + 1 each round */
 }
 
 /* Exact form: advance only if the hint is exactly @pos (publishing past the frontier). */
@@ -278,7 +278,7 @@ static bool lap_previous(const struct shmq_ring *r, uint32_t d)
 /* Position @pos is in the past: move to the hint if it is ahead, else to pos + 1. */
 static uint32_t pos_after(uint32_t pos, _Atomic uint32_t *hint)
 {
-	uint32_t h = load_relaxed(hint);	/* hint only: the turn is authoritative */
+	uint32_t h = load_relaxed(hint); /* hint only: the turn is authoritative */
 
 	return (int32_t)(h - pos) > 0 ? h : pos + 1;
 }
@@ -289,13 +289,13 @@ static uint32_t pos_after(uint32_t pos, _Atomic uint32_t *hint)
  */
 static int claim_write(struct shmq_ring *r, uint32_t tag, uint32_t *ret_pos)
 {
-	uint32_t pos = load_relaxed(&r->q->tail);	/* hint only */
+	uint32_t pos = load_relaxed(&r->q->tail); /* hint only */
 
 	for (unsigned int tries = 0; tries < CLAIM_TRIES_MAX; tries++) {
 		struct shmq_slot_hdr *h = slot_at(r, pos);
-		uint64_t t = load_acquire(&h->state);	/* A3: pairs with R4 */
+		uint64_t t = load_acquire(&h->state); /* A3: pairs with R4 */
 		uint32_t seq = TURN_SEQ(t), own = TURN_OWNER(t);
-		uint32_t d = seq - pos;		/* unsigned difference: indices run free */
+		uint32_t d = seq - pos; /* unsigned difference: indices run free */
 
 		if (d == 0 && own == 0) {
 			if (cas_acq_rel(&h->state, &t, TURN(pos, SHMQ_OWNER_WRITING | tag))) {
@@ -303,16 +303,16 @@ static int claim_write(struct shmq_ring *r, uint32_t tag, uint32_t *ret_pos)
 				*ret_pos = pos;
 				return 0;
 			}
-			continue;		/* lost the race: re-examine this position */
+			continue; /* lost the race: re-examine this position */
 		}
 		if ((d == 0 && (own & SHMQ_OWNER_WRITING)) || d == 1) {
-			hint_raise(&r->q->tail, pos);	/* taken for pos: try pos + 1 */
+			hint_raise(&r->q->tail, pos); /* taken for pos: try pos + 1 */
 			pos++;
 			continue;
 		}
 		if (d == 1 - n_slots(r) || (d == -n_slots(r) && (own & SHMQ_OWNER_WRITING))) {
-			hwm_note(r, n_slots(r));	/* full is the one exact depth sample */
-			return -EAGAIN;		/* previous lap not yet consumed: full */
+			hwm_note(r, n_slots(r)); /* full is the one exact depth sample */
+			return -EAGAIN;		 /* previous lap not yet consumed: full */
 		}
 		if (lap_past(r, d)) {
 			/*
@@ -327,7 +327,7 @@ static int claim_write(struct shmq_ring *r, uint32_t tag, uint32_t *ret_pos)
 		}
 		if (turn_corrupt(pos, &r->q->tail) < 0)
 			return -EBADMSG;
-		pos = load_relaxed(&r->q->tail);	/* hint moved: retry from it */
+		pos = load_relaxed(&r->q->tail); /* hint moved: retry from it */
 	}
 	return -EAGAIN;
 }
@@ -339,11 +339,11 @@ static int claim_write(struct shmq_ring *r, uint32_t tag, uint32_t *ret_pos)
  */
 static int claim_read(struct shmq_ring *r, uint32_t tag, uint32_t *ret_pos)
 {
-	uint32_t pos = load_relaxed(&r->q->head);	/* hint only */
+	uint32_t pos = load_relaxed(&r->q->head); /* hint only */
 
 	for (unsigned int tries = 0; tries < CLAIM_TRIES_MAX; tries++) {
 		struct shmq_slot_hdr *h = slot_at(r, pos);
-		uint64_t t = load_acquire(&h->state);	/* A1: pairs with R1 */
+		uint64_t t = load_acquire(&h->state); /* A1: pairs with R1 */
 		uint32_t seq = TURN_SEQ(t), own = TURN_OWNER(t);
 		uint32_t d = seq - pos;
 
@@ -356,14 +356,14 @@ static int claim_read(struct shmq_ring *r, uint32_t tag, uint32_t *ret_pos)
 			continue;
 		}
 		if (d == 1 && (own & SHMQ_OWNER_READING)) {
-			hint_raise(&r->q->head, pos);	/* taken for pos: try pos + 1 */
+			hint_raise(&r->q->head, pos); /* taken for pos: try pos + 1 */
 			pos++;
 			continue;
 		}
 		if ((d == 0 && !(own & SHMQ_OWNER_READING)) || lap_previous(r, d))
-			return -EAGAIN;		/* nothing published for pos yet */
+			return -EAGAIN; /* nothing published for pos yet */
 		if (lap_past(r, d)) {
-			hint_raise(&r->q->head, pos);	/* consumed a lap or more ago */
+			hint_raise(&r->q->head, pos); /* consumed a lap or more ago */
 			pos = pos_after(pos, &r->q->head);
 			continue;
 		}
@@ -378,9 +378,9 @@ static void turn_publish(struct shmq_ring *r, uint32_t pos, uint32_t len, uint32
 {
 	struct shmq_slot_hdr *h = slot_at(r, pos);
 
-	store_relaxed(&h->len, len);	/* ordered by R1 */
+	store_relaxed(&h->len, len); /* ordered by R1 */
 	store_relaxed(&h->flags, flags);
-	store_release(&h->state, TURN(pos + 1, 0));	/* R1: pairs with A1 in claim_read() */
+	store_release(&h->state, TURN(pos + 1, 0)); /* R1: pairs with A1 in claim_read() */
 }
 
 static void turn_free(struct shmq_ring *r, uint32_t pos)
@@ -409,15 +409,15 @@ static int send_one(struct shmq_ring *r, const void *msg, size_t len)
 		if (rc < 0)
 			return rc;
 		memcpy(payload(slot_at(r, pos)), msg, len);
-		store_relaxed(&slot_at(r, pos)->len, (uint32_t)len);	/* ordered by R1 */
-		store_release(&r->q->tail, pos + 1);	/* R1: pairs with A1 in spsc_avail() */
+		store_relaxed(&slot_at(r, pos)->len, (uint32_t)len); /* ordered by R1 */
+		store_release(&r->q->tail, pos + 1); /* R1: pairs with A1 in spsc_avail() */
 		r->prod_pos = pos + 1;
 	} else {
 		rc = claim_write(r, r->tag, &pos);
 		if (rc < 0)
 			return rc;
-		if ((pos & 63) == 0)	/* sample depth: reading head on every send costs a miss */
-			hwm_note(r, pos + 1 - load_relaxed(&r->q->head));	/* statistic */
+		if ((pos & 63) == 0) /* sample depth: reading head on every send costs a miss */
+			hwm_note(r, pos + 1 - load_relaxed(&r->q->head)); /* statistic */
 		memcpy(payload(slot_at(r, pos)), msg, len);
 		turn_publish(r, pos, (uint32_t)len, 0);
 	}
@@ -459,10 +459,10 @@ int shmq__ring_send_batch(struct shmq_ring *r, const struct iovec *msgs, unsigne
 				break;
 			}
 			memcpy(payload(h), msgs[i].iov_base, msgs[i].iov_len);
-			store_relaxed(&h->len, (uint32_t)msgs[i].iov_len);	/* ordered by R1 */
+			store_relaxed(&h->len, (uint32_t)msgs[i].iov_len); /* ordered by R1 */
 		}
 		if (i) {
-			store_release(&r->q->tail, tail + i);	/* R1: pairs with A1 */
+			store_release(&r->q->tail, tail + i); /* R1: pairs with A1 */
 			r->prod_pos = tail + i;
 		}
 		counter_inc(&r->c->sent, i);
@@ -516,8 +516,8 @@ int shmq__ring_reserve(struct shmq_ring *r, void **ret_buf)
 static void rsv_finish(struct shmq_ring *r, size_t len, uint32_t flags)
 {
 	if (is_spsc(r)) {
-		store_relaxed(&slot_at(r, r->rsv_pos)->len, (uint32_t)len);	/* ordered by R1 */
-		store_release(&r->q->tail, r->rsv_pos + 1);	/* R1: pairs with A1 */
+		store_relaxed(&slot_at(r, r->rsv_pos)->len, (uint32_t)len); /* ordered by R1 */
+		store_release(&r->q->tail, r->rsv_pos + 1);		    /* R1: pairs with A1 */
 		r->prod_pos = r->rsv_pos + 1;
 	} else {
 		turn_publish(r, r->rsv_pos, (uint32_t)len, flags);
@@ -530,7 +530,7 @@ int shmq__ring_commit(struct shmq_ring *r, size_t len)
 	if (!r->rsv_active)
 		return -EINVAL;
 	if (len > r->slot_size)
-		return -EMSGSIZE;	/* reservation stays open: commit again or cancel */
+		return -EMSGSIZE; /* reservation stays open: commit again or cancel */
 	rsv_finish(r, len, 0);
 	counter_inc(&r->c->sent, 1);
 	ec_notify(r, &r->q->ec_recv);
@@ -542,7 +542,7 @@ int shmq__ring_cancel(struct shmq_ring *r)
 	if (!r->rsv_active)
 		return -EINVAL;
 	if (is_spsc(r)) {
-		r->rsv_active = false;	/* tail never moved: nothing to undo */
+		r->rsv_active = false; /* tail never moved: nothing to undo */
 		return 0;
 	}
 	/* The position is taken for good; publish it as a tombstone receivers skip. */
@@ -557,7 +557,7 @@ int shmq__ring_cancel(struct shmq_ring *r)
 static void done(struct shmq_ring *r, uint32_t pos)
 {
 	if (is_spsc(r)) {
-		store_release(&r->q->head, pos + 1);	/* R2: pairs with A2 in spsc_room() */
+		store_release(&r->q->head, pos + 1); /* R2: pairs with A2 in spsc_room() */
 		r->cons_pos = pos + 1;
 	} else {
 		turn_free(r, pos);
@@ -586,7 +586,7 @@ static int take(struct shmq_ring *r, uint32_t *ret_pos, uint32_t *ret_len)
 			return rc;
 
 		/* Read once: a peer could change it under us (no double fetch). */
-		len = load_relaxed(&slot_at(r, pos)->len);	/* ordered by A1 */
+		len = load_relaxed(&slot_at(r, pos)->len); /* ordered by A1 */
 		flags = is_spsc(r) ? 0 : load_relaxed(&slot_at(r, pos)->flags);
 		if (len > r->slot_size) {
 			done(r, pos);
@@ -594,15 +594,16 @@ static int take(struct shmq_ring *r, uint32_t *ret_pos, uint32_t *ret_len)
 		}
 		if (flags & SHMQ_SLOT_TOMBSTONE) {
 			turn_free(r, pos);
-			fetch_add_relaxed(&r->q->tombstones, 1);	/* statistic */
-			ec_notify(r, &r->q->ec_send);	/* a slot was freed, even if we return -EAGAIN */
+			fetch_add_relaxed(&r->q->tombstones, 1); /* statistic */
+			ec_notify(r,
+				  &r->q->ec_send); /* a slot was freed, even if we return -EAGAIN */
 			continue;
 		}
 		*ret_pos = pos;
 		*ret_len = len;
 		return 0;
 	}
-	return -EAGAIN;		/* a whole lap of tombstones: let the caller come back */
+	return -EAGAIN; /* a whole lap of tombstones: let the caller come back */
 }
 
 static int recv_one(struct shmq_ring *r, void *buf, size_t buf_size)
@@ -630,7 +631,7 @@ int shmq__ring_try_recv(struct shmq_ring *r, void *buf, size_t buf_size)
 	int rc = recv_one(r, buf, buf_size);
 
 	if (rc >= 0 || rc == -EMSGSIZE || rc == -EBADMSG)
-		ec_notify(r, &r->q->ec_send);	/* a slot was freed */
+		ec_notify(r, &r->q->ec_send); /* a slot was freed */
 	else if (rc == -EAGAIN)
 		counter_inc(&r->c->empty, 1);
 	return rc;
@@ -653,22 +654,22 @@ int shmq__ring_recv_batch(struct shmq_ring *r, struct iovec *msgs, unsigned int 
 		rc = spsc_avail(r, head, &avail);
 		for (; rc == 0 && i < n && i < avail; i++) {
 			struct shmq_slot_hdr *h = slot_at(r, head + i);
-			uint32_t len = load_relaxed(&h->len);	/* ordered by A1; read once */
+			uint32_t len = load_relaxed(&h->len); /* ordered by A1; read once */
 
 			if (len > r->slot_size || len > msgs[i].iov_len) {
-				if (i == 0) {	/* consume it, report it */
+				if (i == 0) { /* consume it, report it */
 					rc = len > r->slot_size ? -EBADMSG : -EMSGSIZE;
 					done(r, head);
 					ec_notify(r, &r->q->ec_send);
 					return rc;
 				}
-				break;	/* report it on the next call */
+				break; /* report it on the next call */
 			}
 			memcpy(msgs[i].iov_base, payload(h), len);
 			msgs[i].iov_len = len;
 		}
 		if (i) {
-			store_release(&r->q->head, head + i);	/* R2: pairs with A2 */
+			store_release(&r->q->head, head + i); /* R2: pairs with A2 */
 			r->cons_pos = head + i;
 		}
 		counter_inc(&r->c->received, i);
@@ -703,7 +704,7 @@ static int peek_one(struct shmq_ring *r, const void **ret_msg)
 		return -EINVAL;
 	rc = take(r, &pos, &len);
 	if (rc == -EBADMSG)
-		ec_notify(r, &r->q->ec_send);	/* take() may have consumed a slot */
+		ec_notify(r, &r->q->ec_send); /* take() may have consumed a slot */
 	if (rc < 0)
 		return rc;
 	r->peek_pos = pos;
@@ -807,14 +808,14 @@ static int wait_loop(struct shmq_ring *r, const struct ring_call *c, uint64_t de
 
 			sleep_until = slice < deadline_ns ? slice : deadline_ns;
 		}
-		fence_seq_cst();	/* F2: orders our own re-check after (a) */
-		rc = attempt(r, c);	/* (b) re-check after announcing */
+		fence_seq_cst();    /* F2: orders our own re-check after (a) */
+		rc = attempt(r, c); /* (b) re-check after announcing */
 		if (rc != -EAGAIN)
 			return rc;
 		counter_inc(&r->c->sleeps, 1);
-		rc = shmq__futex_wait(ec, key, sleep_until);	/* (e) */
+		rc = shmq__futex_wait(ec, key, sleep_until); /* (e) */
 		if (rc == -ETIMEDOUT && sleep_until == deadline_ns) {
-			rc = attempt(r, c);	/* last look: never time out past a ready message */
+			rc = attempt(r, c); /* last look: never time out past a ready message */
 			return rc == -EAGAIN ? -ETIMEDOUT : rc;
 		}
 		if (rc < 0 && rc != -EAGAIN && rc != -ETIMEDOUT)
@@ -824,28 +825,28 @@ static int wait_loop(struct shmq_ring *r, const struct ring_call *c, uint64_t de
 
 int shmq__ring_send_wait(struct shmq_ring *r, const void *msg, size_t len, uint64_t deadline_ns)
 {
-	struct ring_call c = { .op = OP_SEND, .msg = msg, .len = len };
+	struct ring_call c = {.op = OP_SEND, .msg = msg, .len = len};
 
 	return wait_loop(r, &c, deadline_ns);
 }
 
 int shmq__ring_recv_wait(struct shmq_ring *r, void *buf, size_t buf_size, uint64_t deadline_ns)
 {
-	struct ring_call c = { .op = OP_RECV, .buf = buf, .len = buf_size };
+	struct ring_call c = {.op = OP_RECV, .buf = buf, .len = buf_size};
 
 	return wait_loop(r, &c, deadline_ns);
 }
 
 int shmq__ring_reserve_wait(struct shmq_ring *r, void **ret_buf, uint64_t deadline_ns)
 {
-	struct ring_call c = { .op = OP_RESERVE, .ret_buf = ret_buf };
+	struct ring_call c = {.op = OP_RESERVE, .ret_buf = ret_buf};
 
 	return wait_loop(r, &c, deadline_ns);
 }
 
 int shmq__ring_peek_wait(struct shmq_ring *r, const void **ret_msg, uint64_t deadline_ns)
 {
-	struct ring_call c = { .op = OP_PEEK, .ret_msg = ret_msg };
+	struct ring_call c = {.op = OP_PEEK, .ret_msg = ret_msg};
 
 	return wait_loop(r, &c, deadline_ns);
 }
@@ -854,7 +855,7 @@ int shmq__ring_peek_wait(struct shmq_ring *r, const void **ret_msg, uint64_t dea
 
 uint32_t shmq__ring_depth(const struct shmq_ring *r)
 {
-	uint32_t head = load_relaxed(&r->q->head);	/* snapshot: no ordering needed */
+	uint32_t head = load_relaxed(&r->q->head); /* snapshot: no ordering needed */
 	uint32_t tail = load_relaxed(&r->q->tail);
 	uint32_t d = tail - head;
 
@@ -863,12 +864,12 @@ uint32_t shmq__ring_depth(const struct shmq_ring *r)
 
 static bool in_window(uint32_t pos, uint32_t lo, uint32_t n)
 {
-	return pos - lo < n;		/* unsigned difference: lo <= pos < lo + n */
+	return pos - lo < n; /* unsigned difference: lo <= pos < lo + n */
 }
 
 int shmq__ring_check(const struct shmq_ring *r)
 {
-	uint32_t head = load_acquire(&r->q->head);	/* A5: snapshot, head before tail */
+	uint32_t head = load_acquire(&r->q->head); /* A5: snapshot, head before tail */
 	uint32_t tail = load_acquire(&r->q->tail);
 	uint32_t n = n_slots(r);
 
@@ -876,10 +877,11 @@ int shmq__ring_check(const struct shmq_ring *r)
 		return -EBADMSG;
 
 	for (uint32_t i = 0; i < n; i++) {
-		struct shmq_slot_hdr *h = (struct shmq_slot_hdr *)(r->slots + (size_t)i * r->slot_stride);
-		uint64_t t = load_acquire(&h->state);	/* snapshot */
+		struct shmq_slot_hdr *h =
+			(struct shmq_slot_hdr *)(r->slots + (size_t)i * r->slot_stride);
+		uint64_t t = load_acquire(&h->state); /* snapshot */
 		uint32_t seq = TURN_SEQ(t), own = TURN_OWNER(t);
-		uint32_t len = load_relaxed(&h->len);	/* ordered by the acquire above */
+		uint32_t len = load_relaxed(&h->len); /* ordered by the acquire above */
 		uint32_t kind = own & (SHMQ_OWNER_WRITING | SHMQ_OWNER_READING);
 
 		if (is_spsc(r)) {
@@ -936,11 +938,11 @@ int shmq__ring_check(const struct shmq_ring *r)
  */
 static int redeliver(struct shmq_ring *r, struct shmq_slot_hdr *h, uint64_t t, uint32_t pos)
 {
-	uint32_t len = load_relaxed(&h->len);	/* read once; ordered by the acquire in repair */
+	uint32_t len = load_relaxed(&h->len); /* read once; ordered by the acquire in repair */
 	uint32_t npos;
 
 	if (len > r->slot_size)
-		len = 0;		/* corrupt: deliver an empty redelivered message */
+		len = 0; /* corrupt: deliver an empty redelivered message */
 
 	/* Take the claim over first, so a concurrent repair cannot double-deliver. */
 	if (!cas_acq_rel(&h->state, &t, TURN(pos + 1, SHMQ_OWNER_READING | SHMQ_OWNER_REPAIR)))
@@ -953,7 +955,7 @@ static int redeliver(struct shmq_ring *r, struct shmq_slot_hdr *h, uint64_t t, u
 		turn_publish(r, npos, len, SHMQ_SLOT_REDELIVERED);
 		turn_free(r, pos);
 	} else {
-		store_relaxed(&h->flags, SHMQ_SLOT_REDELIVERED);	/* ordered by R1 */
+		store_relaxed(&h->flags, SHMQ_SLOT_REDELIVERED); /* ordered by R1 */
 		store_relaxed(&h->len, len);
 		/* R1: publish in place for the next lap; pairs with A1 in claim_read(). */
 		store_release(&h->state, TURN(pos + n_slots(r) + 1, 0));
@@ -964,15 +966,17 @@ static int redeliver(struct shmq_ring *r, struct shmq_slot_hdr *h, uint64_t t, u
 
 int shmq__ring_repair_session(struct shmq_ring *r, uint32_t tag, struct shmq_ring_repair *ret)
 {
-	struct shmq_ring_repair rep = { 0 };
+	struct shmq_ring_repair rep = {0};
 
 	if (tag == 0 || tag > SHMQ_OWNER_TAG_MASK)
 		return -EINVAL;
 
 	/* SPSC holds nothing between claim and finish: see DESIGN above. */
 	for (uint32_t i = 0; !is_spsc(r) && i < n_slots(r); i++) {
-		struct shmq_slot_hdr *h = (struct shmq_slot_hdr *)(r->slots + (size_t)i * r->slot_stride);
-		uint64_t t = load_acquire(&h->state);	/* A6: pairs with the dead process's last release */
+		struct shmq_slot_hdr *h =
+			(struct shmq_slot_hdr *)(r->slots + (size_t)i * r->slot_stride);
+		uint64_t t = load_acquire(
+			&h->state); /* A6: pairs with the dead process's last release */
 		uint32_t own = TURN_OWNER(t), seq = TURN_SEQ(t);
 
 		if ((own & SHMQ_OWNER_TAG_MASK) != tag)
@@ -980,11 +984,11 @@ int shmq__ring_repair_session(struct shmq_ring *r, uint32_t tag, struct shmq_rin
 		if ((own & SHMQ_OWNER_WRITING) && (seq & r->mask) == i) {
 			uint64_t expected = t;
 
-			store_relaxed(&h->len, 0);	/* ordered by the CAS below */
+			store_relaxed(&h->len, 0); /* ordered by the CAS below */
 			store_relaxed(&h->flags, SHMQ_SLOT_TOMBSTONE);
 			/* R1: the tombstone is published like a message; pairs with A1. */
 			if (cas_acq_rel(&h->state, &expected, TURN(seq + 1, 0))) {
-				hint_raise(&r->q->tail, seq);	/* seq was claimed */
+				hint_raise(&r->q->tail, seq); /* seq was claimed */
 				rep.tombstoned++;
 			}
 		} else if ((own & SHMQ_OWNER_READING) && ((seq - 1) & r->mask) == i) {
@@ -993,7 +997,7 @@ int shmq__ring_repair_session(struct shmq_ring *r, uint32_t tag, struct shmq_rin
 	}
 
 	if (rep.tombstoned + rep.redelivered) {
-		fetch_add_relaxed(&r->q->repairs, rep.tombstoned + rep.redelivered);	/* statistic */
+		fetch_add_relaxed(&r->q->repairs, rep.tombstoned + rep.redelivered); /* statistic */
 		ec_notify(r, &r->q->ec_recv);
 		ec_notify(r, &r->q->ec_send);
 	}

@@ -40,31 +40,31 @@
 #include "shm/layout.h"
 
 /* Default spin budget before a blocking call sleeps in the kernel. */
-#define SHMQ_SPIN_NS_DEFAULT	20000
+#define SHMQ_SPIN_NS_DEFAULT 20000
 
-struct shmq_ring {			/* process-local; validated at attach */
+struct shmq_ring { /* process-local; validated at attach */
 	struct shmq_queue_shm *q;
 	unsigned char *slots;
-	struct shmq_counters *c;	/* this session's counters (or a private sink) */
-	uint32_t mask;			/* n_slots - 1 */
+	struct shmq_counters *c; /* this session's counters (or a private sink) */
+	uint32_t mask;		 /* n_slots - 1 */
 	uint32_t slot_size;
 	uint32_t slot_stride;
-	uint32_t mode;			/* SHMQ_QMODE_* */
-	uint32_t tag;			/* session index + 1: owner tag in slot claims */
-	uint64_t spin_ns;		/* spin budget before sleeping; 0: sleep at once */
+	uint32_t mode;	  /* SHMQ_QMODE_* */
+	uint32_t tag;	  /* session index + 1: owner tag in slot claims */
+	uint64_t spin_ns; /* spin budget before sleeping; 0: sleep at once */
 	/* SPSC: own indices live here (the shm copy is written, never read back). */
-	uint32_t prod_pos;		/* producer: next position to write */
-	uint32_t cons_pos;		/* consumer: next position to read */
-	uint32_t cached_head;		/* producer: last head seen (stale copy) */
-	uint32_t cached_tail;		/* consumer: last tail seen (stale copy) */
-	bool asym;			/* light barrier on publish: see shm/barrier.h */
+	uint32_t prod_pos;    /* producer: next position to write */
+	uint32_t cons_pos;    /* consumer: next position to read */
+	uint32_t cached_head; /* producer: last head seen (stale copy) */
+	uint32_t cached_tail; /* consumer: last tail seen (stale copy) */
+	bool asym;	      /* light barrier on publish: see shm/barrier.h */
 	/* Zero-copy state: at most one reservation and one peek per handle. */
 	uint32_t rsv_pos;
 	uint32_t peek_pos;
 	bool rsv_active;
 	bool peek_active;
-	bool peek_claimed;		/* peek took a tagged claim (multi-consumer modes) */
-	struct shmq_counters private_counters;	/* used when no session record */
+	bool peek_claimed;		       /* peek took a tagged claim (multi-consumer modes) */
+	struct shmq_counters private_counters; /* used when no session record */
 };
 
 /*
@@ -113,7 +113,7 @@ int shmq__ring_recv_batch(struct shmq_ring *r, struct iovec *msgs, unsigned int 
  */
 int shmq__ring_reserve(struct shmq_ring *r, void **ret_buf);
 int shmq__ring_reserve_wait(struct shmq_ring *r, void **ret_buf, uint64_t deadline_ns);
-int shmq__ring_commit(struct shmq_ring *r, size_t len);	/* 0, -EMSGSIZE, -EINVAL */
+int shmq__ring_commit(struct shmq_ring *r, size_t len); /* 0, -EMSGSIZE, -EINVAL */
 int shmq__ring_cancel(struct shmq_ring *r);		/* 0, -EINVAL */
 
 /*
@@ -124,7 +124,7 @@ int shmq__ring_cancel(struct shmq_ring *r);		/* 0, -EINVAL */
  */
 int shmq__ring_peek(struct shmq_ring *r, const void **ret_msg);
 int shmq__ring_peek_wait(struct shmq_ring *r, const void **ret_msg, uint64_t deadline_ns);
-int shmq__ring_release(struct shmq_ring *r);		/* 0, -EINVAL */
+int shmq__ring_release(struct shmq_ring *r); /* 0, -EINVAL */
 
 /* Messages queued now (a snapshot; exact when quiescent). */
 uint32_t shmq__ring_depth(const struct shmq_ring *r);
@@ -138,8 +138,8 @@ int shmq__ring_check(const struct shmq_ring *r);
 
 /* What shmq__ring_repair_session() did. */
 struct shmq_ring_repair {
-	uint32_t tombstoned;		/* half-written slots completed as tombstones */
-	uint32_t redelivered;		/* half-read slots put back for another receiver */
+	uint32_t tombstoned;  /* half-written slots completed as tombstones */
+	uint32_t redelivered; /* half-read slots put back for another receiver */
 };
 
 /*

@@ -37,8 +37,10 @@ void t_seg_new_queue(struct t_seg *t, uint32_t n_slots, uint32_t slot_size, uint
 	struct shmq_segment_params p = {
 		.kind = SHMQ_KIND_QUEUE,
 		.n_sessions = 64,
-		.geom.queue = { .n_slots = n_slots, .slot_size = slot_size, .mode = mode,
-				.numa_node = -1 },
+		.geom.queue = {.n_slots = n_slots,
+			       .slot_size = slot_size,
+			       .mode = mode,
+			       .numa_node = -1},
 		.name = "test-queue",
 		.owner_uid = (uint32_t)getuid(),
 		.owner_gid = (uint32_t)getgid(),
@@ -54,7 +56,7 @@ void t_seg_new_sem(struct t_seg *t, uint32_t initial, uint32_t max, uint32_t fla
 	struct shmq_segment_params p = {
 		.kind = SHMQ_KIND_SEM,
 		.n_sessions = 64,
-		.geom.sem = { .initial = initial, .max = max, .flags = flags },
+		.geom.sem = {.initial = initial, .max = max, .flags = flags},
 		.name = "test-sem",
 		.owner_uid = (uint32_t)getuid(),
 		.owner_gid = (uint32_t)getgid(),

@@ -100,8 +100,8 @@ static bool run_one(const struct shmq_t_test *t)
 	if (WIFSIGNALED(st) && WTERMSIG(st) == SIGALRM)
 		printf("[FAIL] %s::%s: Timed out. (%.2fs)\n", t->suite, t->name, now_s() - t0);
 	else if (WIFSIGNALED(st))
-		printf("[FAIL] %s::%s: CRASH! signal %d (%.2fs)\n", t->suite, t->name,
-		       WTERMSIG(st), now_s() - t0);
+		printf("[FAIL] %s::%s: CRASH! signal %d (%.2fs)\n", t->suite, t->name, WTERMSIG(st),
+		       now_s() - t0);
 	else
 		printf("[FAIL] %s::%s: exit %d (%.2fs)\n", t->suite, t->name, WEXITSTATUS(st),
 		       now_s() - t0);
@@ -118,7 +118,7 @@ int main(int argc, char *argv[])
 		if (!strcmp(argv[i], "--filter") && i + 1 < argc)
 			filter = argv[++i];
 		else if (!strcmp(argv[i], "--jobs") && i + 1 < argc)
-			i++;		/* accepted for Criterion compatibility; runs serially */
+			i++; /* accepted for Criterion compatibility; runs serially */
 		else if (!strcmp(argv[i], "--help")) {
 			printf("usage: %s [--filter SUITE[::TEST]] [--jobs N]\n", argv[0]);
 			return 0;

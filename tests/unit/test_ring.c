@@ -16,11 +16,11 @@
 #include "shm/futex.h"
 #include "shm/ring.h"
 
-#define N_SLOTS		4
-#define SLOT_SIZE	64
+#define N_SLOTS	  4
+#define SLOT_SIZE 64
 
-static const uint32_t modes[] = { SHMQ_QMODE_SPSC, SHMQ_QMODE_MPMC, SHMQ_QMODE_MPSC,
-				  SHMQ_QMODE_SPMC };
+static const uint32_t modes[] = {SHMQ_QMODE_SPSC, SHMQ_QMODE_MPMC, SHMQ_QMODE_MPSC,
+				 SHMQ_QMODE_SPMC};
 #define N_MODES (sizeof(modes) / sizeof(modes[0]))
 
 struct fx {
@@ -79,7 +79,8 @@ Test(ring, recv_from_empty_ring_returns_eagain)
 		char buf[SLOT_SIZE];
 
 		fx_init(&f, modes[m], N_SLOTS, SLOT_SIZE);
-		cr_assert(eq(int, shmq__ring_try_recv(&f.rx, buf, sizeof(buf)), -EAGAIN), "mode %u", modes[m]);
+		cr_assert(eq(int, shmq__ring_try_recv(&f.rx, buf, sizeof(buf)), -EAGAIN), "mode %u",
+			  modes[m]);
 		cr_assert(eq(u64, load_relaxed(&f.rx.c->empty), 1));
 		fx_fini(&f);
 	}
@@ -93,7 +94,8 @@ Test(ring, send_fails_when_full_and_succeeds_after_one_recv)
 		fx_init(&f, modes[m], N_SLOTS, SLOT_SIZE);
 		for (uint64_t i = 0; i < N_SLOTS; i++)
 			send_u64(&f.tx, i);
-		cr_assert(eq(int, shmq__ring_try_send(&f.tx, "x", 1), -EAGAIN), "mode %u", modes[m]);
+		cr_assert(eq(int, shmq__ring_try_send(&f.tx, "x", 1), -EAGAIN), "mode %u",
+			  modes[m]);
 		cr_assert(eq(u32, shmq__ring_depth(&f.tx), N_SLOTS));
 		cr_assert(eq(u64, recv_u64(&f.rx), 0));
 		send_u64(&f.tx, 99);
@@ -111,7 +113,7 @@ Test(ring, messages_keep_their_length_from_zero_to_exact_fit)
 	for (size_t m = 0; m < N_MODES; m++) {
 		struct fx f;
 		unsigned char msg[SLOT_SIZE], buf[SLOT_SIZE + 8];
-		size_t lens[] = { 0, 1, 7, SLOT_SIZE - 1, SLOT_SIZE };
+		size_t lens[] = {0, 1, 7, SLOT_SIZE - 1, SLOT_SIZE};
 
 		fx_init(&f, modes[m], 8, SLOT_SIZE);
 		for (size_t i = 0; i < sizeof(msg); i++)
@@ -120,7 +122,8 @@ Test(ring, messages_keep_their_length_from_zero_to_exact_fit)
 			cr_assert(eq(int, shmq__ring_try_send(&f.tx, msg, lens[i]), 0));
 		for (size_t i = 0; i < 5; i++) {
 			memset(buf, 0xee, sizeof(buf));
-			cr_assert(eq(int, shmq__ring_try_recv(&f.rx, buf, sizeof(buf)), (int)lens[i]));
+			cr_assert(eq(int, shmq__ring_try_recv(&f.rx, buf, sizeof(buf)),
+				     (int)lens[i]));
 			cr_assert(eq(int, memcmp(buf, msg, lens[i]), 0));
 			cr_assert(eq(u8, buf[lens[i]], 0xee), "wrote past the message");
 		}
@@ -132,7 +135,7 @@ Test(ring, oversize_message_is_rejected_with_emsgsize_and_nothing_is_queued)
 {
 	for (size_t m = 0; m < N_MODES; m++) {
 		struct fx f;
-		char big[SLOT_SIZE + 1] = { 0 };
+		char big[SLOT_SIZE + 1] = {0};
 
 		fx_init(&f, modes[m], N_SLOTS, SLOT_SIZE);
 		cr_assert(eq(int, shmq__ring_try_send(&f.tx, big, sizeof(big)), -EMSGSIZE));
@@ -187,14 +190,16 @@ Test(ring, indices_wrap_around_uint32_max)
 		cr_assert(eq(int, shmq__ring_check(&f.tx), 0));
 		for (int i = 0; i < N_SLOTS; i++)
 			send_u64(&f.tx, next_send++);
-		cr_assert(eq(int, shmq__ring_try_send(&f.tx, "x", 1), -EAGAIN), "full across the wrap");
+		cr_assert(eq(int, shmq__ring_try_send(&f.tx, "x", 1), -EAGAIN),
+			  "full across the wrap");
 		while (next_recv < 40) {
 			cr_assert(eq(u64, recv_u64(&f.rx), next_recv++));
 			cr_assert(eq(int, shmq__ring_check(&f.tx), 0), "mode %u at %lu", modes[m],
 				  (unsigned long)next_recv);
 			send_u64(&f.tx, next_send++);
 		}
-		cr_assert(lt(u32, load_relaxed(&((struct shmq_queue_shm *)f.seg.seg.object)->tail), 100u),
+		cr_assert(lt(u32, load_relaxed(&((struct shmq_queue_shm *)f.seg.seg.object)->tail),
+			     100u),
 			  "tail wrapped past zero");
 		fx_fini(&f);
 	}
@@ -204,12 +209,12 @@ Test(ring, batch_send_stops_at_full_and_returns_the_count)
 {
 	for (size_t m = 0; m < N_MODES; m++) {
 		struct fx f;
-		uint64_t v[6] = { 10, 11, 12, 13, 14, 15 };
+		uint64_t v[6] = {10, 11, 12, 13, 14, 15};
 		struct iovec iov[6];
 
 		fx_init(&f, modes[m], N_SLOTS, SLOT_SIZE);
 		for (int i = 0; i < 6; i++)
-			iov[i] = (struct iovec){ &v[i], sizeof(v[i]) };
+			iov[i] = (struct iovec){&v[i], sizeof(v[i])};
 		send_u64(&f.tx, 9);
 		cr_assert(eq(int, shmq__ring_send_batch(&f.tx, iov, 6), 3));
 		cr_assert(eq(int, shmq__ring_send_batch(&f.tx, iov, 6), 0), "full: zero sent");
@@ -230,7 +235,7 @@ Test(ring, batch_recv_returns_what_is_available_with_lengths)
 		cr_assert(eq(int, shmq__ring_try_send(&f.tx, "a", 1), 0));
 		cr_assert(eq(int, shmq__ring_try_send(&f.tx, "bcd", 3), 0));
 		for (int i = 0; i < 4; i++)
-			iov[i] = (struct iovec){ bufs[i], SLOT_SIZE };
+			iov[i] = (struct iovec){bufs[i], SLOT_SIZE};
 		cr_assert(eq(int, shmq__ring_recv_batch(&f.rx, iov, 4), 2));
 		cr_assert(eq(sz, iov[0].iov_len, 1));
 		cr_assert(eq(sz, iov[1].iov_len, 3));
@@ -244,14 +249,15 @@ Test(ring, batch_send_with_oversize_first_message_returns_emsgsize)
 {
 	for (size_t m = 0; m < N_MODES; m++) {
 		struct fx f;
-		char big[SLOT_SIZE + 1] = { 0 };
+		char big[SLOT_SIZE + 1] = {0};
 		uint64_t v = 1;
-		struct iovec iov[2] = { { big, sizeof(big) }, { &v, sizeof(v) } };
-		struct iovec iov2[2] = { { &v, sizeof(v) }, { big, sizeof(big) } };
+		struct iovec iov[2] = {{big, sizeof(big)}, {&v, sizeof(v)}};
+		struct iovec iov2[2] = {{&v, sizeof(v)}, {big, sizeof(big)}};
 
 		fx_init(&f, modes[m], N_SLOTS, SLOT_SIZE);
 		cr_assert(eq(int, shmq__ring_send_batch(&f.tx, iov, 2), -EMSGSIZE));
-		cr_assert(eq(int, shmq__ring_send_batch(&f.tx, iov2, 2), 1), "stops before the bad one");
+		cr_assert(eq(int, shmq__ring_send_batch(&f.tx, iov2, 2), 1),
+			  "stops before the bad one");
 		fx_fini(&f);
 	}
 }
@@ -265,10 +271,13 @@ Test(ring, reserve_then_commit_delivers_the_bytes_written_in_place)
 
 		fx_init(&f, modes[m], N_SLOTS, SLOT_SIZE);
 		cr_assert(eq(int, shmq__ring_reserve(&f.tx, &p), 0));
-		cr_assert(eq(int, shmq__ring_reserve(&f.tx, &p), -EINVAL), "one reservation at a time");
-		cr_assert(eq(int, shmq__ring_try_send(&f.tx, "x", 1), -EINVAL), "no send under a reservation");
+		cr_assert(eq(int, shmq__ring_reserve(&f.tx, &p), -EINVAL),
+			  "one reservation at a time");
+		cr_assert(eq(int, shmq__ring_try_send(&f.tx, "x", 1), -EINVAL),
+			  "no send under a reservation");
 		memcpy(p, "zero-copy", 9);
-		cr_assert(eq(int, shmq__ring_try_recv(&f.rx, buf, sizeof(buf)), -EAGAIN), "not yet committed");
+		cr_assert(eq(int, shmq__ring_try_recv(&f.rx, buf, sizeof(buf)), -EAGAIN),
+			  "not yet committed");
 		cr_assert(eq(int, shmq__ring_commit(&f.tx, SLOT_SIZE + 1), -EMSGSIZE));
 		cr_assert(eq(int, shmq__ring_commit(&f.tx, 9), 0));
 		cr_assert(eq(int, shmq__ring_commit(&f.tx, 9), -EINVAL), "commit without reserve");
@@ -309,7 +318,8 @@ Test(ring, peeked_slot_is_held_until_release)
 		cr_assert(eq(int, shmq__ring_peek(&f.rx, &msg), 8));
 		cr_assert(eq(u64, *(const uint64_t *)msg, 0));
 		cr_assert(eq(int, shmq__ring_peek(&f.rx, &msg), -EINVAL), "one peek at a time");
-		cr_assert(eq(int, shmq__ring_try_send(&f.tx, "x", 1), -EAGAIN), "peeked slot still held");
+		cr_assert(eq(int, shmq__ring_try_send(&f.tx, "x", 1), -EAGAIN),
+			  "peeked slot still held");
 		cr_assert(eq(int, shmq__ring_release(&f.rx), 0));
 		cr_assert(eq(int, shmq__ring_release(&f.rx), -EINVAL));
 		cr_assert(eq(int, shmq__ring_try_send(&f.tx, "x", 1), 0));
@@ -328,7 +338,8 @@ Test(ring, recv_wait_times_out_at_the_deadline_not_before)
 		fx_init(&f, modes[m], N_SLOTS, SLOT_SIZE);
 		f.rx.spin_ns = 1000;
 		deadline = t_deadline_ms(30);
-		cr_assert(eq(int, shmq__ring_recv_wait(&f.rx, buf, sizeof(buf), deadline), -ETIMEDOUT));
+		cr_assert(eq(int, shmq__ring_recv_wait(&f.rx, buf, sizeof(buf), deadline),
+			     -ETIMEDOUT));
 		cr_assert(ge(u64, shmq__now_ns(), deadline));
 		cr_assert(ge(u64, load_relaxed(&f.rx.c->sleeps), 1), "slept in the kernel");
 		fx_fini(&f);
@@ -344,10 +355,12 @@ Test(ring, send_wait_on_a_full_ring_times_out_and_a_past_deadline_fails_at_once)
 		fx_init(&f, modes[m], N_SLOTS, SLOT_SIZE);
 		for (uint64_t i = 0; i < N_SLOTS; i++)
 			send_u64(&f.tx, i);
-		cr_assert(eq(int, shmq__ring_send_wait(&f.tx, "x", 1, t_deadline_ms(20)), -ETIMEDOUT));
+		cr_assert(eq(int, shmq__ring_send_wait(&f.tx, "x", 1, t_deadline_ms(20)),
+			     -ETIMEDOUT));
 		t0 = shmq__now_ns();
 		cr_assert(eq(int, shmq__ring_send_wait(&f.tx, "x", 1, t0 - 1), -ETIMEDOUT));
-		cr_assert(lt(u64, shmq__now_ns() - t0, UINT64_C(5000000)), "no spin past the deadline");
+		cr_assert(lt(u64, shmq__now_ns() - t0, UINT64_C(5000000)),
+			  "no spin past the deadline");
 		fx_fini(&f);
 	}
 }
@@ -361,10 +374,12 @@ Test(ring, blocking_calls_return_at_once_when_ready)
 		const void *msg;
 
 		fx_init(&f, modes[m], N_SLOTS, SLOT_SIZE);
-		cr_assert(eq(int, shmq__ring_send_wait(&f.tx, &v, sizeof(v), SHMQ_DEADLINE_NEVER), 0));
+		cr_assert(eq(int, shmq__ring_send_wait(&f.tx, &v, sizeof(v), SHMQ_DEADLINE_NEVER),
+			     0));
 		cr_assert(eq(int, shmq__ring_reserve_wait(&f.tx, &p, SHMQ_DEADLINE_NEVER), 0));
 		cr_assert(eq(int, shmq__ring_commit(&f.tx, 0), 0));
-		cr_assert(eq(int, shmq__ring_recv_wait(&f.rx, &v, sizeof(v), SHMQ_DEADLINE_NEVER), 8));
+		cr_assert(eq(int, shmq__ring_recv_wait(&f.rx, &v, sizeof(v), SHMQ_DEADLINE_NEVER),
+			     8));
 		cr_assert(eq(int, shmq__ring_peek_wait(&f.rx, &msg, SHMQ_DEADLINE_NEVER), 0));
 		cr_assert(eq(int, shmq__ring_release(&f.rx), 0));
 		cr_assert(eq(u64, load_relaxed(&f.rx.c->sleeps), 0));
@@ -381,7 +396,7 @@ static void *late_sender(void *p)
 {
 	struct sender_arg *a = p;
 	uint64_t v = 77;
-	struct timespec ts = { 0, (long)a->delay_ns };
+	struct timespec ts = {0, (long)a->delay_ns};
 
 	nanosleep(&ts, NULL);
 	cr_assert(eq(int, shmq__ring_try_send(a->r, &v, sizeof(v)), 0));
@@ -398,9 +413,10 @@ Test(ring, sleeping_receiver_is_woken_by_a_send)
 
 		fx_init(&f, modes[m], N_SLOTS, SLOT_SIZE);
 		f.rx.spin_ns = 0;
-		a = (struct sender_arg){ &f.tx, 20 * 1000 * 1000 };
+		a = (struct sender_arg){&f.tx, 20 * 1000 * 1000};
 		pthread_create(&th, NULL, late_sender, &a);
-		cr_assert(eq(int, shmq__ring_recv_wait(&f.rx, &v, sizeof(v), t_deadline_ms(5000)), 8));
+		cr_assert(eq(int, shmq__ring_recv_wait(&f.rx, &v, sizeof(v), t_deadline_ms(5000)),
+			     8));
 		cr_assert(eq(u64, v, 77));
 		pthread_join(th, NULL);
 		cr_assert(ge(u64, load_relaxed(&f.rx.c->sleeps), 1));
@@ -475,7 +491,7 @@ Test(ring, corrupt_length_returns_ebadmsg_and_the_queue_moves_on)
 		fx_init(&f, modes[m], N_SLOTS, SLOT_SIZE);
 		send_u64(&f.tx, 1);
 		send_u64(&f.tx, 2);
-		store_relaxed(&slot_hdr(&f, 0)->len, UINT32_MAX);	/* hostile peer */
+		store_relaxed(&slot_hdr(&f, 0)->len, UINT32_MAX); /* hostile peer */
 		cr_assert(eq(int, shmq__ring_try_recv(&f.rx, buf, sizeof(buf)), -EBADMSG));
 		cr_assert(eq(u64, recv_u64(&f.rx), 2), "mode %u", modes[m]);
 		fx_fini(&f);
@@ -487,7 +503,7 @@ Test(ring, corrupt_length_in_peek_and_batch_returns_ebadmsg)
 	for (size_t m = 0; m < N_MODES; m++) {
 		struct fx f;
 		char buf[SLOT_SIZE];
-		struct iovec iov = { buf, sizeof(buf) };
+		struct iovec iov = {buf, sizeof(buf)};
 		const void *msg;
 
 		fx_init(&f, modes[m], N_SLOTS, SLOT_SIZE);
@@ -515,7 +531,7 @@ Test(ring, tail_moved_past_capacity_gives_ebadmsg_to_the_consumer)
 		store_relaxed(&q->tail, N_SLOTS + 1);
 		if (modes[m] == SHMQ_QMODE_SPSC)
 			cr_assert(eq(int, shmq__ring_try_recv(&f.rx, buf, sizeof(buf)), -EBADMSG));
-		else	/* turns are authoritative: a moved hint alone hides nothing */
+		else /* turns are authoritative: a moved hint alone hides nothing */
 			cr_assert(eq(int, shmq__ring_try_recv(&f.rx, buf, sizeof(buf)), -EAGAIN));
 		cr_assert(eq(int, shmq__ring_check(&f.rx), -EBADMSG));
 		fx_fini(&f);
@@ -549,7 +565,8 @@ Test(ring, scribbled_turn_words_give_ebadmsg_and_never_hang)
 		for (uint32_t i = 0; i < N_SLOTS; i++)
 			if (t_rand(&seed) & 1)
 				store_relaxed(&slot_hdr(&f, i)->state, t_rand(&seed));
-		store_relaxed(&((struct shmq_queue_shm *)f.seg.seg.object)->head, (uint32_t)t_rand(&seed) & 7);
+		store_relaxed(&((struct shmq_queue_shm *)f.seg.seg.object)->head,
+			      (uint32_t)t_rand(&seed) & 7);
 		/* Every call returns; none reads or writes outside the mapping (ASan). */
 		for (int k = 0; k < 8; k++) {
 			rc = shmq__ring_try_send(&f.tx, "abc", 3);
@@ -568,7 +585,7 @@ Test(ring, check_rejects_a_turn_that_belongs_to_another_slot)
 
 	fx_init(&f, SHMQ_QMODE_MPMC, N_SLOTS, SLOT_SIZE);
 	cr_assert(eq(int, shmq__ring_check(&f.tx), 0));
-	store_relaxed(&slot_hdr(&f, 1)->state, (uint64_t)3 << 32);	/* slot 1 claims position 3 */
+	store_relaxed(&slot_hdr(&f, 1)->state, (uint64_t)3 << 32); /* slot 1 claims position 3 */
 	cr_assert(eq(int, shmq__ring_check(&f.tx), -EBADMSG));
 	fx_fini(&f);
 }
@@ -597,11 +614,12 @@ Test(ring, repair_turns_a_half_written_slot_into_a_skipped_tombstone)
 	attach_session(&f, &dead, SHMQ_ROLE_PRODUCER, &idx);
 	send_u64(&f.tx, 1);
 	cr_assert(eq(int, shmq__ring_reserve(&dead, &p), 0));
-	memcpy(p, "half", 4);		/* ... and the producer dies here */
+	memcpy(p, "half", 4); /* ... and the producer dies here */
 	send_u64(&f.tx, 3);
 
 	cr_assert(eq(u64, recv_u64(&f.rx), 1));
-	cr_assert(eq(int, shmq__ring_try_recv(&f.rx, &p, sizeof(p)), -EAGAIN), "wedged before repair");
+	cr_assert(eq(int, shmq__ring_try_recv(&f.rx, &p, sizeof(p)), -EAGAIN),
+		  "wedged before repair");
 	cr_assert(eq(int, shmq__ring_check(&f.tx), 0), "a held slot is a valid state");
 
 	cr_assert(eq(int, shmq__ring_repair_session(&f.tx, idx + 1, &rep), 1));
@@ -624,7 +642,7 @@ Test(ring, repair_redelivers_a_half_read_message_to_another_receiver)
 	attach_session(&f, &dead, SHMQ_ROLE_CONSUMER, &idx);
 	send_u64(&f.tx, 7);
 	send_u64(&f.tx, 8);
-	cr_assert(eq(int, shmq__ring_peek(&dead, &msg), 8));	/* ... and the consumer dies */
+	cr_assert(eq(int, shmq__ring_peek(&dead, &msg), 8)); /* ... and the consumer dies */
 
 	cr_assert(eq(int, shmq__ring_repair_session(&f.tx, idx + 1, &rep), 1));
 	cr_assert(eq(u32, rep.redelivered, 1));
@@ -647,8 +665,9 @@ Test(ring, repair_redelivers_in_place_when_the_ring_is_full)
 	attach_session(&f, &dead, SHMQ_ROLE_CONSUMER, &idx);
 	for (uint64_t i = 0; i < N_SLOTS; i++)
 		send_u64(&f.tx, i);
-	cr_assert(eq(int, shmq__ring_peek(&dead, &msg), 8));	/* holds message 0, then dies */
-	cr_assert(eq(int, shmq__ring_try_send(&f.tx, "x", 1), -EAGAIN), "full, blocked on the held slot");
+	cr_assert(eq(int, shmq__ring_peek(&dead, &msg), 8)); /* holds message 0, then dies */
+	cr_assert(eq(int, shmq__ring_try_send(&f.tx, "x", 1), -EAGAIN),
+		  "full, blocked on the held slot");
 
 	cr_assert(eq(int, shmq__ring_repair_session(&f.tx, idx + 1, &rep), 1));
 	cr_assert(eq(u32, rep.redelivered, 1));
@@ -685,10 +704,10 @@ Test(ring, spsc_needs_no_repair_after_a_dead_peer)
 	const void *msg;
 
 	fx_init(&f, SHMQ_QMODE_SPSC, N_SLOTS, SLOT_SIZE);
-	cr_assert(eq(int, shmq__ring_reserve(&f.tx, &p), 0));	/* producer dies mid-write */
+	cr_assert(eq(int, shmq__ring_reserve(&f.tx, &p), 0)); /* producer dies mid-write */
 	cr_assert(eq(int, shmq__ring_attach(&f.tx, &f.seg.seg, UINT32_MAX), 0));
 	send_u64(&f.tx, 5);
-	cr_assert(eq(int, shmq__ring_peek(&f.rx, &msg), 8));	/* consumer dies holding it */
+	cr_assert(eq(int, shmq__ring_peek(&f.rx, &msg), 8)); /* consumer dies holding it */
 	cr_assert(eq(int, shmq__ring_attach(&f.rx, &f.seg.seg, UINT32_MAX), 0));
 	cr_assert(eq(int, shmq__ring_repair_session(&f.tx, 1, NULL), 0));
 	cr_assert(eq(u64, recv_u64(&f.rx), 5), "re-delivered by construction");

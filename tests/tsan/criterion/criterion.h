@@ -24,7 +24,7 @@
 struct criterion_test_extra_data {
 	void (*init)(void);
 	void (*fini)(void);
-	double timeout;			/* seconds; 0: none */
+	double timeout; /* seconds; 0: none */
 	bool disabled;
 	const char *description;
 };
@@ -48,29 +48,28 @@ void shmq_t_register_suite(struct shmq_t_suite *s);
 __attribute__((noreturn, format(printf, 4, 5))) void
 shmq_t_fail(const char *file, int line, const char *expr, const char *fmt, ...);
 
-#define Test(suite, name, ...)								\
-	static void suite##_##name##_impl(void);					\
-	static struct shmq_t_test suite##_##name##_desc = {				\
-		#suite, #name, suite##_##name##_impl, { __VA_ARGS__ }, NULL		\
-	};										\
-	__attribute__((constructor)) static void suite##_##name##_reg(void)		\
-	{										\
-		shmq_t_register_test(&suite##_##name##_desc);				\
-	}										\
+#define Test(suite, name, ...)                                              \
+	static void suite##_##name##_impl(void);                            \
+	static struct shmq_t_test suite##_##name##_desc = {                 \
+		#suite, #name, suite##_##name##_impl, {__VA_ARGS__}, NULL}; \
+	__attribute__((constructor)) static void suite##_##name##_reg(void) \
+	{                                                                   \
+		shmq_t_register_test(&suite##_##name##_desc);               \
+	}                                                                   \
 	static void suite##_##name##_impl(void)
 
-#define TestSuite(suite, ...)								\
-	static struct shmq_t_suite suite##_suite_desc = { #suite, { __VA_ARGS__ }, NULL };	\
-	__attribute__((constructor)) static void suite##_suite_reg(void)		\
-	{										\
-		shmq_t_register_suite(&suite##_suite_desc);				\
+#define TestSuite(suite, ...)                                                          \
+	static struct shmq_t_suite suite##_suite_desc = {#suite, {__VA_ARGS__}, NULL}; \
+	__attribute__((constructor)) static void suite##_suite_reg(void)               \
+	{                                                                              \
+		shmq_t_register_suite(&suite##_suite_desc);                            \
 	}
 
 /* The leading " " keeps the format a literal when no message is given. */
-#define cr_assert(expr, ...)								\
-	do {										\
-		if (!(expr))								\
-			shmq_t_fail(__FILE__, __LINE__, #expr, " " __VA_ARGS__);	\
+#define cr_assert(expr, ...)                                                     \
+	do {                                                                     \
+		if (!(expr))                                                     \
+			shmq_t_fail(__FILE__, __LINE__, #expr, " " __VA_ARGS__); \
 	} while (0)
 
 #define cr_fail(...) shmq_t_fail(__FILE__, __LINE__, "cr_fail", " " __VA_ARGS__)

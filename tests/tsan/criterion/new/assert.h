@@ -9,12 +9,12 @@
 
 #include "../criterion.h"
 
-#define eq(type, a, b)	((a) == (b))
-#define ne(type, a, b)	((a) != (b))
-#define lt(type, a, b)	((a) < (b))
-#define le(type, a, b)	((a) <= (b))
-#define gt(type, a, b)	((a) > (b))
-#define ge(type, a, b)	((a) >= (b))
-#define not(x)		(!(x))
+#define eq(type, a, b) ((a) == (b))
+#define ne(type, a, b) ((a) != (b))
+#define lt(type, a, b) ((a) < (b))
+#define le(type, a, b) ((a) <= (b))
+#define gt(type, a, b) ((a) > (b))
+#define ge(type, a, b) ((a) >= (b))
+#define not(x) (!(x))
 
 #endif /* SHMQ_TSAN_CRITERION_NEW_ASSERT_H */
