@@ -333,11 +333,15 @@ static int claim_write(struct shmq_ring *r, uint32_t tag, uint32_t *ret_pos)
 }
 
 /*
- * Claim the next published position for reading, tagged @tag.
+ * Claim the next published position for reading, tagged @tag, if its
+ * message is at most @fit bytes (UINT32_MAX: any).  The length is read under
+ * the acquired turn; the claim CAS compares the whole turn, whose seq names
+ * the lap, so the message claimed is the one whose length was checked.
  * Return: 0 with *ret_pos; -EAGAIN empty (or the next message is still being
- * written, or its slot still being read a lap ago); -EBADMSG corrupt turn.
+ * written, or its slot still being read a lap ago); -EMSGSIZE the next
+ * message is longer than @fit (not claimed); -EBADMSG corrupt turn.
  */
-static int claim_read(struct shmq_ring *r, uint32_t tag, uint32_t *ret_pos)
+static int claim_read(struct shmq_ring *r, uint32_t tag, uint32_t fit, uint32_t *ret_pos)
 {
 	uint32_t pos = load_relaxed(&r->q->head); /* hint only */
 
@@ -348,6 +352,8 @@ static int claim_read(struct shmq_ring *r, uint32_t tag, uint32_t *ret_pos)
 		uint32_t d = seq - pos;
 
 		if (d == 1 && own == 0) {
+			if (fit != UINT32_MAX && load_relaxed(&h->len) > fit) /* ordered by A1 */
+				return -EMSGSIZE;
 			if (cas_acq_rel(&h->state, &t, TURN(seq, SHMQ_OWNER_READING | tag))) {
 				hint_raise(&r->q->head, pos);
 				*ret_pos = pos;
@@ -570,7 +576,7 @@ static void done(struct shmq_ring *r, uint32_t pos)
  * whose length is corrupt is consumed here and reported as -EBADMSG, so a
  * scribbled slot costs one message, never a wedged queue.
  */
-static int take(struct shmq_ring *r, uint32_t *ret_pos, uint32_t *ret_len)
+static int take(struct shmq_ring *r, uint32_t fit, uint32_t *ret_pos, uint32_t *ret_len)
 {
 	for (unsigned int skipped = 0; skipped <= n_slots(r); skipped++) {
 		uint32_t pos, len, flags, avail;
@@ -580,7 +586,7 @@ static int take(struct shmq_ring *r, uint32_t *ret_pos, uint32_t *ret_len)
 			pos = r->cons_pos;
 			rc = spsc_avail(r, pos, &avail);
 		} else {
-			rc = claim_read(r, r->tag, &pos);
+			rc = claim_read(r, r->tag, fit, &pos);
 		}
 		if (rc < 0)
 			return rc;
@@ -606,14 +612,19 @@ static int take(struct shmq_ring *r, uint32_t *ret_pos, uint32_t *ret_len)
 	return -EAGAIN; /* a whole lap of tombstones: let the caller come back */
 }
 
-static int recv_one(struct shmq_ring *r, void *buf, size_t buf_size)
+/*
+ * @fit: UINT32_MAX to take whatever comes (a message longer than @buf_size
+ * is consumed and reported), or the largest length to claim at all (a
+ * longer message is left queued: batches stop before it).
+ */
+static int recv_one(struct shmq_ring *r, void *buf, size_t buf_size, uint32_t fit)
 {
 	uint32_t pos, len;
 	int rc;
 
 	if (r->peek_active)
 		return -EINVAL;
-	rc = take(r, &pos, &len);
+	rc = take(r, fit, &pos, &len);
 	if (rc < 0)
 		return rc;
 	if (len > buf_size) {
@@ -628,7 +639,7 @@ static int recv_one(struct shmq_ring *r, void *buf, size_t buf_size)
 
 int shmq__ring_try_recv(struct shmq_ring *r, void *buf, size_t buf_size)
 {
-	int rc = recv_one(r, buf, buf_size);
+	int rc = recv_one(r, buf, buf_size, UINT32_MAX);
 
 	if (rc >= 0 || rc == -EMSGSIZE || rc == -EBADMSG)
 		ec_notify(r, &r->q->ec_send); /* a slot was freed */
@@ -675,7 +686,11 @@ int shmq__ring_recv_batch(struct shmq_ring *r, struct iovec *msgs, unsigned int 
 		counter_inc(&r->c->received, i);
 	} else {
 		for (; i < n; i++) {
-			rc = recv_one(r, msgs[i].iov_base, msgs[i].iov_len);
+			uint32_t fit = i == 0			      ? UINT32_MAX
+				       : msgs[i].iov_len > UINT32_MAX ? UINT32_MAX - 1
+								      : (uint32_t)msgs[i].iov_len;
+
+			rc = recv_one(r, msgs[i].iov_base, msgs[i].iov_len, fit);
 			if (rc < 0)
 				break;
 			msgs[i].iov_len = (size_t)rc;
@@ -702,7 +717,7 @@ static int peek_one(struct shmq_ring *r, const void **ret_msg)
 
 	if (r->peek_active)
 		return -EINVAL;
-	rc = take(r, &pos, &len);
+	rc = take(r, UINT32_MAX, &pos, &len);
 	if (rc == -EBADMSG)
 		ec_notify(r, &r->q->ec_send); /* take() may have consumed a slot */
 	if (rc < 0)
@@ -758,7 +773,7 @@ static int attempt(struct shmq_ring *r, const struct ring_call *c)
 			ec_notify(r, &r->q->ec_recv);
 		return rc;
 	case OP_RECV:
-		rc = recv_one(r, c->buf, c->len);
+		rc = recv_one(r, c->buf, c->len, UINT32_MAX);
 		if (rc >= 0 || rc == -EMSGSIZE || rc == -EBADMSG)
 			ec_notify(r, &r->q->ec_send);
 		return rc;

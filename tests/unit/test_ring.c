@@ -713,3 +713,22 @@ Test(ring, spsc_needs_no_repair_after_a_dead_peer)
 	cr_assert(eq(u64, recv_u64(&f.rx), 5), "re-delivered by construction");
 	fx_fini(&f);
 }
+
+Test(ring, batch_recv_stops_before_a_later_message_that_does_not_fit_and_keeps_it)
+{
+	for (size_t m = 0; m < N_MODES; m++) {
+		struct fx f;
+		char big[40] = {1}, b0[SLOT_SIZE], b1[8], b2[SLOT_SIZE];
+		struct iovec iov[2] = {{b0, sizeof(b0)}, {b1, sizeof(b1)}};
+
+		fx_init(&f, modes[m], N_SLOTS, SLOT_SIZE);
+		cr_assert(eq(int, shmq__ring_try_send(&f.tx, "abc", 3), 0));
+		cr_assert(eq(int, shmq__ring_try_send(&f.tx, big, sizeof(big)), 0));
+		cr_assert(eq(int, shmq__ring_recv_batch(&f.rx, iov, 2), 1), "mode %u", modes[m]);
+		cr_assert(eq(sz, iov[0].iov_len, 3));
+		cr_assert(eq(int, shmq__ring_try_recv(&f.rx, b2, sizeof(b2)), (int)sizeof(big)),
+			  "the message that did not fit is still queued (mode %u)", modes[m]);
+		cr_assert(eq(int, shmq__ring_check(&f.tx), 0));
+		fx_fini(&f);
+	}
+}
