@@ -107,7 +107,18 @@ STRESS_BIN := $(B)/tests/stress-tests
 BENCH_BIN  := $(B)/shmq-bench
 VERSION_H  := $(B)/include/shmq/version.h
 
-all: $(SHM_LIB) $(BENCH_BIN) $(UNIT_BIN) $(STRESS_BIN)	# first rule = default goal
+# Per-directory fragments (included before any rule that expands ALL_OBJ)
+# add to BUILD_TARGETS, ALL_OBJ and TEST_RUNS.
+BUILD_TARGETS := $(SHM_LIB) $(BENCH_BIN) $(UNIT_BIN) $(STRESS_BIN)
+TEST_RUNS  :=
+.DEFAULT_GOAL := all
+
+-include libclient/module.mk
+-include daemon/module.mk
+-include examples/module.mk
+-include tests/integration/module.mk
+
+all: $(BUILD_TARGETS)
 
 # shm/ and everything linked into libshmq later is position-independent.
 $(SHM_OBJ): override CFLAGS += -fPIC -fvisibility=hidden
@@ -152,8 +163,9 @@ CRITERION_FLAGS ?= --jobs 2
 # Leaks inside Criterion's own runner are not ours: see tests/lsan.supp.
 export LSAN_OPTIONS ?= suppressions=$(CURDIR)/tests/lsan.supp
 
-test: $(UNIT_BIN) $(STRESS_BIN)
+test: $(BUILD_TARGETS)
 	$(UNIT_BIN) $(CRITERION_FLAGS)
+	$(foreach t,$(TEST_RUNS),$(t) &&) true
 	SHMQ_STRESS_SECONDS=2 $(STRESS_BIN) --jobs 1
 
 test-stress: $(STRESS_BIN)

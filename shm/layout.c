@@ -172,6 +172,8 @@ int shmq__segment_format(void *base, uint64_t size, const struct shmq_segment_pa
 		return r;
 	if (size < pl.size)
 		return -ENOSPC;
+	if (size % 4096)
+		return -EINVAL; /* the header records the mapping's size: whole pages */
 	if (!shmq__name_is_valid(p->name))
 		return -EINVAL;
 
@@ -184,7 +186,7 @@ int shmq__segment_format(void *base, uint64_t size, const struct shmq_segment_pa
 	h->layout_minor = SHMQ_LAYOUT_MINOR;
 	h->kind = p->kind;
 	h->hdr_size = sizeof(*h);
-	h->size = pl.size;
+	h->size = size; /* may exceed the plan: hugetlb memfds round up to huge pages */
 	h->created_realtime_ns =
 		(uint64_t)now.tv_sec * UINT64_C(1000000000) + (uint64_t)now.tv_nsec;
 	h->owner_uid = p->owner_uid;

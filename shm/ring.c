@@ -116,6 +116,13 @@ static inline unsigned char *payload(struct shmq_slot_hdr *h)
 	return (unsigned char *)(h + 1);
 }
 
+/* memcpy() with a NULL pointer is undefined even for 0 bytes; empty messages may pass NULL. */
+static inline void copy_bytes(void *dst, const void *src, size_t len)
+{
+	if (len)
+		memcpy(dst, src, len);
+}
+
 static inline uint32_t n_slots(const struct shmq_ring *r)
 {
 	return r->mask + 1;
@@ -414,7 +421,7 @@ static int send_one(struct shmq_ring *r, const void *msg, size_t len)
 		rc = spsc_room(r, pos, 1, &room);
 		if (rc < 0)
 			return rc;
-		memcpy(payload(slot_at(r, pos)), msg, len);
+		copy_bytes(payload(slot_at(r, pos)), msg, len);
 		store_relaxed(&slot_at(r, pos)->len, (uint32_t)len); /* ordered by R1 */
 		store_release(&r->q->tail, pos + 1); /* R1: pairs with A1 in spsc_avail() */
 		r->prod_pos = pos + 1;
@@ -424,7 +431,7 @@ static int send_one(struct shmq_ring *r, const void *msg, size_t len)
 			return rc;
 		if ((pos & 63) == 0) /* sample depth: reading head on every send costs a miss */
 			hwm_note(r, pos + 1 - load_relaxed(&r->q->head)); /* statistic */
-		memcpy(payload(slot_at(r, pos)), msg, len);
+		copy_bytes(payload(slot_at(r, pos)), msg, len);
 		turn_publish(r, pos, (uint32_t)len, 0);
 	}
 	counter_inc(&r->c->sent, 1);
@@ -464,7 +471,7 @@ int shmq__ring_send_batch(struct shmq_ring *r, const struct iovec *msgs, unsigne
 				rc = -EMSGSIZE;
 				break;
 			}
-			memcpy(payload(h), msgs[i].iov_base, msgs[i].iov_len);
+			copy_bytes(payload(h), msgs[i].iov_base, msgs[i].iov_len);
 			store_relaxed(&h->len, (uint32_t)msgs[i].iov_len); /* ordered by R1 */
 		}
 		if (i) {
@@ -631,7 +638,7 @@ static int recv_one(struct shmq_ring *r, void *buf, size_t buf_size, uint32_t fi
 		done(r, pos);
 		return -EMSGSIZE;
 	}
-	memcpy(buf, payload(slot_at(r, pos)), len);
+	copy_bytes(buf, payload(slot_at(r, pos)), len);
 	done(r, pos);
 	counter_inc(&r->c->received, 1);
 	return (int)len;
@@ -676,7 +683,7 @@ int shmq__ring_recv_batch(struct shmq_ring *r, struct iovec *msgs, unsigned int 
 				}
 				break; /* report it on the next call */
 			}
-			memcpy(msgs[i].iov_base, payload(h), len);
+			copy_bytes(msgs[i].iov_base, payload(h), len);
 			msgs[i].iov_len = len;
 		}
 		if (i) {

@@ -1,0 +1,593 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The option table and everything generated from it.
+ *
+ * Every option has a type, a default and bounds here and nowhere else: the
+ * parser for the file and for `--name=value` flags, `--help`,
+ * `--dump-config` and the reload change log all walk this one table.  Every
+ * option that lets a client consume a resource has an upper bound.
+ *
+ * File format: `name = value` per line, `#` starts a comment line, blank
+ * lines are ignored.  An unknown name or a value out of bounds is an error
+ * reported as file:line; at startup it stops the daemon, on reload the old
+ * configuration stays.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+
+#include <shmq/version.h>
+
+#include "daemon/config.h"
+#include "daemon/log.h"
+#include "shm/layout.h"
+#include "shm/protocol.h"
+
+#define KIB UINT64_C(1024)
+#define MIB (KIB * 1024)
+#define GIB (MIB * 1024)
+#define TIB (GIB * 1024)
+
+#define CONFIG_LINE_MAX 4096
+
+enum opt_type {
+	OPT_U32,   /* decimal */
+	OPT_SIZE,  /* uint64_t bytes; K, M, G, T suffixes (powers of 1024) */
+	OPT_MODE,  /* octal permission bits */
+	OPT_LEVEL, /* log level name */
+	OPT_PATH,  /* absolute path or empty */
+};
+
+struct config_option {
+	const char *name;
+	enum opt_type type;
+	size_t offset;
+	uint64_t def;
+	uint64_t min;
+	uint64_t max;
+	bool restart; /* a reload cannot change it: the socket is already bound */
+	const char *help;
+};
+
+#define CFG_FIELD(f) offsetof(struct shmqd_config, f)
+
+static const struct config_option options[] = {
+	/* name, type, field, default, min, max, needs restart; help */
+	{"socket", OPT_PATH, CFG_FIELD(socket), 0, 0, SHMQD_SOCKET_PATH_MAX - 1, true,
+	 "control socket path (absolute); $SHMQ_SOCKET overrides the file, --socket overrides "
+	 "both; "
+	 "empty: /run/shmq/shmqd.sock as root, else $XDG_RUNTIME_DIR/shmq/shmqd.sock "
+	 "(/tmp/shmq-$UID/shmqd.sock without XDG_RUNTIME_DIR)"},
+	{"socket-mode", OPT_MODE, CFG_FIELD(socket_mode), 0666, 0, 0777, true,
+	 "permission bits of the control socket; access to each object is checked by the daemon "
+	 "against the object's own owner and mode, like SysV IPC"},
+	{"log-level", OPT_LEVEL, CFG_FIELD(log_level), LOG_INFO, LOG_ERR, LOG_DEBUG, false,
+	 "err, warning, notice, info or debug"},
+	{"max-clients", OPT_U32, CFG_FIELD(max_clients), 1024, 1, 65536, false,
+	 "connected clients, all users together"},
+	{"max-objects", OPT_U32, CFG_FIELD(max_objects), 16384, 1, 1u << 20, false,
+	 "objects (queues and semaphores, unlinked ones still attached included), all users "
+	 "together"},
+	{"max-objects-per-uid", OPT_U32, CFG_FIELD(max_objects_per_uid), 1024, 1, 1u << 20, false,
+	 "objects owned by one user"},
+	{"max-memory-per-uid", OPT_SIZE, CFG_FIELD(max_memory_per_uid), GIB, 4 * KIB, TIB, false,
+	 "bytes of segment memory owned by one user (K, M, G, T suffixes)"},
+	{"max-attach-per-session", OPT_U32, CFG_FIELD(max_attach_per_session), 256, 1, 65536, false,
+	 "open handles (attachments) of one client connection"},
+	{"sessions-per-object", OPT_U32, CFG_FIELD(sessions_per_object), 64, 1, SHMQ_SESSIONS_MAX,
+	 false,
+	 "session records in each new segment: how many senders, receivers and semaphore users "
+	 "can be attached at once"},
+	{"default-slots", OPT_U32, CFG_FIELD(default_slots), 1024, 2, SHMQ_SLOTS_MAX, false,
+	 "queue capacity when a create asks for 0 (a power of two)"},
+	{"default-slot-size", OPT_U32, CFG_FIELD(default_slot_size), 256, 1, SHMQ_SLOT_SIZE_MAX,
+	 false, "largest message in bytes when a create asks for 0"},
+	{"max-slots", OPT_U32, CFG_FIELD(max_slots), 1u << 20, 2, SHMQ_SLOTS_MAX, false,
+	 "largest queue capacity a client may ask for"},
+	{"max-slot-size", OPT_U32, CFG_FIELD(max_slot_size), 1u << 20, 1, SHMQ_SLOT_SIZE_MAX, false,
+	 "largest slot size in bytes a client may ask for"},
+};
+
+/* SHMQD_N_OPTIONS sizes struct shmqd_args; the table is its truth. */
+static_assert(sizeof(options) / sizeof(options[0]) == SHMQD_N_OPTIONS, "fix SHMQD_N_OPTIONS");
+
+#define N_OPTIONS	 SHMQD_N_OPTIONS
+#define OPT_SOCKET_INDEX 0
+
+static void *field(struct shmqd_config *c, const struct config_option *o)
+{
+	return (char *)c + o->offset;
+}
+
+static const void *field_const(const struct shmqd_config *c, const struct config_option *o)
+{
+	return (const char *)c + o->offset;
+}
+
+static const struct config_option *option_find(const char *name, size_t len)
+{
+	for (size_t i = 0; i < N_OPTIONS; i++)
+		if (strlen(options[i].name) == len && !strncmp(options[i].name, name, len))
+			return &options[i];
+	return NULL;
+}
+
+static void set_defaults(struct shmqd_config *c)
+{
+	memset(c, 0, sizeof(*c));
+	for (size_t i = 0; i < N_OPTIONS; i++) {
+		const struct config_option *o = &options[i];
+
+		switch (o->type) {
+		case OPT_U32:
+		case OPT_MODE:
+		case OPT_LEVEL:
+			*(uint32_t *)field(c, o) = (uint32_t)o->def;
+			break;
+		case OPT_SIZE:
+			*(uint64_t *)field(c, o) = o->def;
+			break;
+		case OPT_PATH:
+			break; /* "" */
+		}
+	}
+}
+
+/* Parse an unsigned decimal number with nothing after it but an optional suffix. */
+static int parse_u64(const char *s, int base, uint64_t *ret, const char **ret_end)
+{
+	unsigned long long v;
+	char *end;
+
+	if (*s < '0' || *s > '9')
+		return -EINVAL; /* no sign, no space, no empty string */
+	errno = 0;
+	v = strtoull(s, &end, base);
+	if (errno == ERANGE)
+		return -ERANGE;
+	*ret = v;
+	*ret_end = end;
+	return 0;
+}
+
+static int parse_size(const char *s, uint64_t *ret)
+{
+	const char *end;
+	uint64_t v, mult = 1;
+	int r = parse_u64(s, 10, &v, &end);
+
+	if (r < 0)
+		return r;
+	switch (*end) {
+	case '\0':
+		break;
+	case 'K':
+	case 'k':
+		mult = KIB;
+		break;
+	case 'M':
+	case 'm':
+		mult = MIB;
+		break;
+	case 'G':
+	case 'g':
+		mult = GIB;
+		break;
+	case 'T':
+	case 't':
+		mult = TIB;
+		break;
+	default:
+		return -EINVAL;
+	}
+	if (*end && end[1])
+		return -EINVAL;
+	if (v > UINT64_MAX / mult)
+		return -ERANGE;
+	*ret = v * mult;
+	return 0;
+}
+
+/*
+ * Parse @value for @o into @c.  On failure, @why says what was wrong for
+ * the caller's message (which adds where the value came from).
+ */
+static int option_set(struct shmqd_config *c, const struct config_option *o, const char *value,
+		      char *why, size_t why_size)
+{
+	const char *end;
+	uint64_t v = 0;
+	int r = 0;
+
+	switch (o->type) {
+	case OPT_U32:
+		r = parse_u64(value, 10, &v, &end);
+		if (r == 0 && *end)
+			r = -EINVAL;
+		break;
+	case OPT_SIZE:
+		r = parse_size(value, &v);
+		break;
+	case OPT_MODE:
+		r = parse_u64(value, 8, &v, &end);
+		if (r == 0 && *end)
+			r = -EINVAL;
+		break;
+	case OPT_LEVEL:
+		r = shmqd_log_level_from_name(value);
+		if (r < 0) {
+			snprintf(why, why_size,
+				 "'%s' is not a log level (err, warning, notice, info, debug)",
+				 value);
+			return -EINVAL;
+		}
+		v = (uint64_t)r;
+		r = 0;
+		break;
+	case OPT_PATH:
+		if (*value && *value != '/') {
+			snprintf(why, why_size, "'%s' is not an absolute path", value);
+			return -EINVAL;
+		}
+		if (strlen(value) > o->max) {
+			snprintf(why, why_size, "path longer than %" PRIu64 " bytes", o->max);
+			return -EINVAL;
+		}
+		strcpy(field(c, o), value); /* length checked against the field above */
+		return 0;
+	}
+	if (r < 0) {
+		snprintf(why, why_size, "'%s' is not a valid %s", value,
+			 o->type == OPT_MODE   ? "octal mode"
+			 : o->type == OPT_SIZE ? "size (bytes, or a number with K, M, G or T)"
+					       : "number");
+		return -EINVAL;
+	}
+	if (v < o->min || v > o->max) {
+		snprintf(why, why_size, "%s is out of range [%" PRIu64 ", %" PRIu64 "]", value,
+			 o->min, o->max);
+		return -ERANGE;
+	}
+	if (o->type == OPT_SIZE)
+		*(uint64_t *)field(c, o) = v;
+	else
+		*(uint32_t *)field(c, o) = (uint32_t)v;
+	return 0;
+}
+
+static void format_value(const struct shmqd_config *c, const struct config_option *o, char *buf,
+			 size_t size)
+{
+	const uint32_t *u = field_const(c, o);
+
+	switch (o->type) {
+	case OPT_U32:
+		snprintf(buf, size, "%" PRIu32, *u);
+		break;
+	case OPT_MODE:
+		snprintf(buf, size, "%04" PRIo32, *u);
+		break;
+	case OPT_LEVEL:
+		snprintf(buf, size, "%s", shmqd_log_level_name((int)*u));
+		break;
+	case OPT_PATH:
+		snprintf(buf, size, "%s", (const char *)field_const(c, o));
+		break;
+	case OPT_SIZE: {
+		uint64_t v = *(const uint64_t *)field_const(c, o);
+		static const char suffix[] = "TGMK";
+		static const uint64_t mult[] = {TIB, GIB, MIB, KIB};
+
+		/* Print the largest exact unit, so the dump reads as it was written. */
+		for (int i = 0; i < 4; i++) {
+			if (v && v % mult[i] == 0) {
+				snprintf(buf, size, "%" PRIu64 "%c", v / mult[i], suffix[i]);
+				return;
+			}
+		}
+		snprintf(buf, size, "%" PRIu64, v);
+		break;
+	}
+	}
+}
+
+/* Print @text word-wrapped to 79 columns, each line starting with @prefix. */
+static void print_wrapped(FILE *f, const char *prefix, const char *text)
+{
+	const size_t width = 79 - strlen(prefix);
+
+	while (*text) {
+		size_t n = strlen(text);
+
+		if (n > width) {
+			n = width;
+			while (n > 0 && text[n] != ' ')
+				n--;
+			if (n == 0)
+				n = strcspn(text, " ");
+		}
+		fprintf(f, "%s%.*s\n", prefix, (int)n, text);
+		text += n;
+		while (*text == ' ')
+			text++;
+	}
+}
+
+static void print_help(const char *argv0)
+{
+	printf("Usage: %s [OPTION]...\n"
+	       "shmq shared-memory IPC daemon: creates and guards named queues and semaphores.\n"
+	       "\n"
+	       "  --config=PATH        configuration file (default %s;\n"
+	       "                       a missing default file is fine, a missing explicit one is "
+	       "not)\n"
+	       "  --dump-config        print every option with its value in file format, and exit\n"
+	       "  --help               print this help and exit\n"
+	       "  --version            print the version and exit\n"
+	       "\n"
+	       "Options (in the file as `name = value`; a flag overrides the file):\n",
+	       argv0, SHMQD_CONFIG_PATH_DEFAULT);
+	for (size_t i = 0; i < N_OPTIONS; i++) {
+		const struct config_option *o = &options[i];
+		struct shmqd_config d;
+		char def[64];
+
+		set_defaults(&d);
+		format_value(&d, o, def, sizeof(def));
+		printf("  --%s=%s\n", o->name,
+		       o->type == OPT_PATH    ? "PATH"
+		       : o->type == OPT_SIZE  ? "BYTES"
+		       : o->type == OPT_MODE  ? "MODE"
+		       : o->type == OPT_LEVEL ? "LEVEL"
+					      : "N");
+		print_wrapped(stdout, "      ", o->help);
+		if (o->type == OPT_U32 || o->type == OPT_SIZE)
+			printf("      Default %s; %" PRIu64 "..%" PRIu64 ".%s\n", def, o->min,
+			       o->max, o->restart ? " Needs a restart to change." : "");
+		else if (o->type == OPT_PATH)
+			printf("      Default: empty.%s\n",
+			       o->restart ? " Needs a restart to change." : "");
+		else
+			printf("      Default %s.%s\n", def,
+			       o->restart ? " Needs a restart to change." : "");
+	}
+	printf("\nSIGHUP reloads the configuration file; SIGTERM and SIGINT stop the daemon.\n");
+}
+
+int shmqd_config_parse_argv(struct shmqd_args *a, int argc, char *argv[])
+{
+	memset(a, 0, sizeof(*a));
+
+	for (int i = 1; i < argc; i++) {
+		const char *arg = argv[i];
+		const char *name, *eq, *value;
+		const struct config_option *o;
+		struct shmqd_config scratch;
+		char why[160];
+		bool is_config;
+		size_t len;
+
+		if (strncmp(arg, "--", 2) || !arg[2]) {
+			log_error("unexpected argument '%s'; see --help", arg);
+			return -EINVAL;
+		}
+		name = arg + 2;
+		eq = strchr(name, '=');
+		len = eq ? (size_t)(eq - name) : strlen(name);
+
+		if (!eq && !strcmp(name, "help")) {
+			print_help(argv[0]);
+			return 0;
+		}
+		if (!eq && !strcmp(name, "version")) {
+			printf("shmqd %s (control protocol %d, shared-memory layout %d.%d)\n",
+			       SHMQ_VERSION_STRING, SHMQ_PROTO_VERSION, SHMQ_LAYOUT_MAJOR,
+			       SHMQ_LAYOUT_MINOR);
+			return 0;
+		}
+		if (!eq && !strcmp(name, "dump-config")) {
+			a->dump_config = true;
+			continue;
+		}
+
+		is_config = len == 6 && !strncmp(name, "config", 6);
+		o = is_config ? NULL : option_find(name, len);
+		if (!is_config && !o) {
+			log_error("unknown option '--%.*s'; see --help", (int)len, name);
+			return -EINVAL;
+		}
+		/* Every other flag takes a value: --name=value or --name value. */
+		if (eq) {
+			value = eq + 1;
+		} else if (i + 1 < argc) {
+			value = argv[++i];
+		} else {
+			log_error("option '%s' needs a value; see --help", arg);
+			return -EINVAL;
+		}
+
+		if (!o) {
+			if (!*value) {
+				log_error("--config needs a path");
+				return -EINVAL;
+			}
+			a->config_path = value;
+			continue;
+		}
+		/* Check now, so a typo is reported before the daemon touches anything. */
+		set_defaults(&scratch);
+		if (option_set(&scratch, o, value, why, sizeof(why)) < 0) {
+			log_error("--%s: %s", o->name, why);
+			return -EINVAL;
+		}
+		a->value[o - options] = value;
+	}
+	return 1;
+}
+
+static char *trim(char *s)
+{
+	char *e;
+
+	while (*s == ' ' || *s == '\t')
+		s++;
+	e = s + strlen(s);
+	while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\n' || e[-1] == '\r'))
+		*--e = '\0';
+	return s;
+}
+
+static int load_file(struct shmqd_config *c, const char *path, bool must_exist)
+{
+	char line[CONFIG_LINE_MAX + 2];
+	unsigned int lineno = 0;
+	int r = 0;
+	FILE *f;
+
+	f = fopen(path, "re");
+	if (!f) {
+		r = -errno;
+		if (r == -ENOENT && !must_exist) {
+			log_debug("no configuration file %s; using the built-in defaults", path);
+			return 0;
+		}
+		return log_errno(r, "opening configuration file %s", path);
+	}
+
+	while (fgets(line, sizeof(line), f)) {
+		char *s, *eq, *name, *value, why[160];
+		const struct config_option *o;
+
+		lineno++;
+		if (!strchr(line, '\n') && !feof(f)) {
+			log_error("%s:%u: line longer than %d bytes", path, lineno,
+				  CONFIG_LINE_MAX);
+			r = -EINVAL;
+			break;
+		}
+		s = trim(line);
+		if (!*s || *s == '#')
+			continue;
+		eq = strchr(s, '=');
+		if (!eq) {
+			log_error("%s:%u: expected 'name = value', got '%s'", path, lineno, s);
+			r = -EINVAL;
+			break;
+		}
+		*eq = '\0';
+		name = trim(s);
+		value = trim(eq + 1);
+		o = option_find(name, strlen(name));
+		if (!o) {
+			log_error("%s:%u: unknown option '%s'", path, lineno, name);
+			r = -EINVAL;
+			break;
+		}
+		if (option_set(c, o, value, why, sizeof(why)) < 0) {
+			log_error("%s:%u: %s: %s", path, lineno, name, why);
+			r = -EINVAL;
+			break;
+		}
+	}
+	if (r == 0 && ferror(f))
+		r = log_errno(-EIO, "reading configuration file %s", path);
+	fclose(f);
+	return r;
+}
+
+/* Rules that tie options together; each message names both sides. */
+static int validate(const struct shmqd_config *c)
+{
+	if (c->default_slots & (c->default_slots - 1)) {
+		log_error("default-slots = %" PRIu32 " is not a power of two", c->default_slots);
+		return -EINVAL;
+	}
+	if (c->default_slots > c->max_slots) {
+		log_error("default-slots = %" PRIu32 " exceeds max-slots = %" PRIu32,
+			  c->default_slots, c->max_slots);
+		return -EINVAL;
+	}
+	if (c->default_slot_size > c->max_slot_size) {
+		log_error("default-slot-size = %" PRIu32 " exceeds max-slot-size = %" PRIu32,
+			  c->default_slot_size, c->max_slot_size);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int shmqd_config_load(struct shmqd_config *ret, const struct shmqd_args *a)
+{
+	struct shmqd_config c;
+	int r;
+
+	set_defaults(&c);
+	r = load_file(&c, a->config_path ? a->config_path : SHMQD_CONFIG_PATH_DEFAULT,
+		      a->config_path != NULL);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < N_OPTIONS; i++) {
+		char why[160];
+
+		/* Checked by shmqd_config_parse_argv(): cannot fail here. */
+		if (a->value[i] && option_set(&c, &options[i], a->value[i], why, sizeof(why)) < 0) {
+			log_error("--%s: %s", options[i].name, why);
+			return -EINVAL;
+		}
+	}
+	r = validate(&c);
+	if (r < 0)
+		return r;
+	*ret = c;
+	return 0;
+}
+
+bool shmqd_config_socket_from_argv(const struct shmqd_args *a)
+{
+	return a->value[OPT_SOCKET_INDEX] != NULL;
+}
+
+void shmqd_config_dump(const struct shmqd_config *c, FILE *f)
+{
+	fprintf(f, "# shmqd %s configuration\n", SHMQ_VERSION_STRING);
+	for (size_t i = 0; i < N_OPTIONS; i++) {
+		char v[SHMQD_SOCKET_PATH_MAX + 32];
+
+		format_value(c, &options[i], v, sizeof(v));
+		fputc('\n', f);
+		print_wrapped(f, "# ", options[i].help);
+		fprintf(f, "%s =%s%s\n", options[i].name, *v ? " " : "", v);
+	}
+}
+
+void shmqd_config_apply_reload(const struct shmqd_config *old, struct shmqd_config *new)
+{
+	unsigned int changed = 0;
+
+	for (size_t i = 0; i < N_OPTIONS; i++) {
+		const struct config_option *o = &options[i];
+		char was[SHMQD_SOCKET_PATH_MAX + 32], now[SHMQD_SOCKET_PATH_MAX + 32];
+
+		format_value(old, o, was, sizeof(was));
+		format_value(new, o, now, sizeof(now));
+		if (!strcmp(was, now))
+			continue;
+		if (o->restart) {
+			log_notice("config: %s: '%s' -> '%s' needs a restart; keeping '%s'",
+				   o->name, was, now, was);
+			memcpy(field(new, o), field_const(old, o),
+			       o->type == OPT_PATH   ? SHMQD_SOCKET_PATH_MAX
+			       : o->type == OPT_SIZE ? sizeof(uint64_t)
+						     : sizeof(uint32_t));
+			continue;
+		}
+		log_notice("config: %s: %s -> %s", o->name, was, now);
+		changed++;
+	}
+	if (!changed)
+		log_info("config: reloaded, nothing changed");
+}

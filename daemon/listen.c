@@ -1,0 +1,239 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The control socket: where it lives, taking it over from systemd, or
+ * binding it ourselves without stepping on a live daemon.
+ *
+ * Path, first match wins: --socket, $SHMQ_SOCKET (shared with libshmq, so a
+ * test can point both at one place), `socket =` in the config file, then
+ * /run/shmq/shmqd.sock for root, $XDG_RUNTIME_DIR/shmq/shmqd.sock for other
+ * users, or /tmp/shmq-$UID/shmqd.sock without XDG_RUNTIME_DIR.
+ *
+ * The socket's mode is 0666 by default: connecting grants nothing by
+ * itself, every object carries its own owner and mode and the daemon checks
+ * them on each request, like SysV IPC.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <systemd/sd-daemon.h>
+
+#include "daemon/log.h"
+#include "daemon/shmqd.h"
+
+static int path_set(char *buf, const char *what, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static int path_set(char *buf, const char *what, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(buf, SHMQD_SOCKET_PATH_MAX, fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= SHMQD_SOCKET_PATH_MAX)
+		return log_errno(-ENAMETOOLONG, "socket path from %s is longer than %zu bytes",
+				 what, SHMQD_SOCKET_PATH_MAX - 1);
+	return 0;
+}
+
+/* Return: 0 and the path in d->socket_path; *@ret_private for per-user defaults. */
+static int socket_path(struct shmqd *d, bool *ret_private, bool *ret_default)
+{
+	const char *env = getenv("SHMQ_SOCKET");
+	const char *xdg = getenv("XDG_RUNTIME_DIR");
+	uid_t uid = geteuid();
+
+	*ret_private = uid != 0;
+	*ret_default = false;
+	if (shmqd_config_socket_from_argv(d->args))
+		return path_set(d->socket_path, "--socket", "%s", d->cfg.socket);
+	if (env && *env)
+		return path_set(d->socket_path, "$SHMQ_SOCKET", "%s", env);
+	if (d->cfg.socket[0])
+		return path_set(d->socket_path, "the config file", "%s", d->cfg.socket);
+	*ret_default = true;
+	if (uid == 0)
+		return path_set(d->socket_path, "the default", "/run/shmq/shmqd.sock");
+	if (xdg && *xdg == '/')
+		return path_set(d->socket_path, "$XDG_RUNTIME_DIR", "%s/shmq/shmqd.sock", xdg);
+	return path_set(d->socket_path, "the default", "/tmp/shmq-%u/shmqd.sock", (unsigned)uid);
+}
+
+static int parent_dir(const char *path, bool private, bool check_owner)
+{
+	char dir[SHMQD_SOCKET_PATH_MAX];
+	mode_t mode = private ? 0700 : 0755;
+	struct stat st;
+	char *slash;
+
+	snprintf(dir, sizeof(dir), "%s", path);
+	slash = strrchr(dir, '/');
+	if (!slash || slash == dir)
+		return 0; /* in / itself */
+	*slash = '\0';
+	if (mkdir(dir, mode) == 0) {
+		/* mkdir() applies the umask; say exactly what we mean. */
+		if (chmod(dir, mode) < 0)
+			return log_errno(-errno, "chmod %s", dir);
+		return 0;
+	}
+	if (errno != EEXIST)
+		return log_errno(-errno, "creating %s", dir);
+	if (!check_owner)
+		return 0;
+	/*
+	 * A default directory that already exists must be ours: under /tmp
+	 * another user could have made it first and would then control who
+	 * answers on our socket path.
+	 */
+	if (lstat(dir, &st) < 0)
+		return log_errno(-errno, "stat %s", dir);
+	if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid() || (private && (st.st_mode & 077)) ||
+	    (st.st_mode & 022))
+		return log_errno(-EPERM,
+				 "%s is not a directory owned by uid %u and writable only by it",
+				 dir, (unsigned)geteuid());
+	return 0;
+}
+
+/* Return: 0 nothing (or a stale socket, now removed) is there; -EADDRINUSE a daemon answers. */
+static int probe_existing(const char *path)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	struct stat st;
+	int fd, r;
+
+	if (lstat(path, &st) < 0) {
+		if (errno == ENOENT)
+			return 0;
+		return log_errno(-errno, "stat %s", path);
+	}
+	if (!S_ISSOCK(st.st_mode))
+		return log_errno(-EEXIST, "%s exists and is not a socket; not touching it", path);
+
+	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return log_errno(-errno, "socket");
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	r = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ? -errno : 0;
+	close(fd);
+	/* Refused: nobody listens, the file is left over from a daemon that died. */
+	if (r == -ECONNREFUSED) {
+		if (unlink(path) < 0 && errno != ENOENT)
+			return log_errno(-errno, "removing stale socket %s", path);
+		log_info("removed stale socket %s", path);
+		return 0;
+	}
+	/* Connected, backlog full (EAGAIN), or a listener of another type: someone is there. */
+	if (r == 0 || r == -EAGAIN || r == -EPROTOTYPE || r == -EINPROGRESS)
+		return log_errno(-EADDRINUSE, "another daemon is listening on %s", path);
+	return log_errno(r, "probing %s", path);
+}
+
+static int bind_own(struct shmqd *d)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	bool private, is_default;
+	struct stat st;
+	mode_t old_umask;
+	int fd, r;
+
+	r = socket_path(d, &private, &is_default);
+	if (r < 0)
+		return r;
+	r = parent_dir(d->socket_path, private, is_default);
+	if (r < 0)
+		return r;
+	r = probe_existing(d->socket_path);
+	if (r < 0)
+		return r;
+
+	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return log_errno(-errno, "socket");
+	memcpy(sa.sun_path, d->socket_path, strlen(d->socket_path) + 1);
+	/* The socket file gets its final mode at birth: no window with a wider one. */
+	old_umask = umask(~d->cfg.socket_mode & 0777);
+	r = bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ? -errno : 0;
+	umask(old_umask);
+	if (r < 0) {
+		close(fd);
+		return log_errno(r, "binding %s", d->socket_path);
+	}
+	if (stat(d->socket_path, &st) == 0) {
+		d->socket_dev = st.st_dev;
+		d->socket_ino = st.st_ino;
+	}
+	d->listen_bound = true;
+	d->listen_fd = fd;
+	if (listen(fd, SOMAXCONN) < 0)
+		return log_errno(-errno, "listen on %s", d->socket_path);
+	log_info("listening on %s (mode %04" PRIo32 ")", d->socket_path, d->cfg.socket_mode);
+	return 0;
+}
+
+static int take_activated(struct shmqd *d, int n)
+{
+	int fd = SD_LISTEN_FDS_START;
+	struct sockaddr_un sa;
+	socklen_t len = sizeof(sa);
+	int r, flags;
+
+	if (n != 1)
+		return log_errno(-EINVAL, "systemd passed %d sockets, expected one", n);
+	r = sd_is_socket_unix(fd, SOCK_SEQPACKET, 1, NULL, 0);
+	if (r < 0)
+		return log_errno(r, "checking the socket passed by systemd");
+	if (r == 0)
+		return log_errno(-EINVAL, "the socket passed by systemd is not a listening "
+					  "SOCK_SEQPACKET Unix socket (ListenSequentialPacket=)");
+	flags = fcntl(fd, F_GETFL);
+	if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0 ||
+	    fcntl(fd, F_SETFD, FD_CLOEXEC) < 0)
+		return log_errno(-errno, "making the activated socket non-blocking");
+	d->listen_fd = fd;
+	d->listen_activated = true;
+	if (getsockname(fd, (struct sockaddr *)&sa, &len) == 0 && len > sizeof(sa_family_t) &&
+	    sa.sun_path[0])
+		snprintf(d->socket_path, sizeof(d->socket_path), "%.*s",
+			 (int)(len - offsetof(struct sockaddr_un, sun_path)), sa.sun_path);
+	log_info("listening on %s (socket activation)",
+		 d->socket_path[0] ? d->socket_path : "an unnamed socket");
+	return 0;
+}
+
+int shmqd_listen_open(struct shmqd *d)
+{
+	int n = sd_listen_fds(1);
+
+	if (n < 0)
+		return log_errno(n, "sd_listen_fds");
+	if (n > 0)
+		return take_activated(d, n);
+	return bind_own(d);
+}
+
+void shmqd_listen_close(struct shmqd *d)
+{
+	struct stat st;
+
+	if (d->listen_fd >= 0)
+		close(d->listen_fd);
+	d->listen_fd = -1;
+	/* Remove the file only if it is still the one we bound, not a successor's. */
+	if (d->listen_bound && stat(d->socket_path, &st) == 0 && st.st_dev == d->socket_dev &&
+	    st.st_ino == d->socket_ino)
+		unlink(d->socket_path);
+	d->listen_bound = false;
+}

@@ -1,0 +1,160 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * shmqd logging to stderr, journald-aware.  See log.h.
+ *
+ * Each message is formatted into one buffer and written with one write(2),
+ * so lines from the daemon never interleave mid-line with anything else
+ * writing to the same pipe or journal stream.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "daemon/log.h"
+
+#define LINE_MAX_BYTES 2048
+
+/*
+ * Client-triggered lines: at most RATELIMIT_BURST per RATELIMIT_INTERVAL_NS
+ * in total.  The daemon serves every client from one thread, so a client
+ * sending bad requests as fast as it can must not be able to fill the disk
+ * through the journal.
+ */
+#define RATELIMIT_INTERVAL_NS (UINT64_C(10) * 1000000000)
+#define RATELIMIT_BURST	      200
+
+static int log_level = SHMQD_LOG_DEFAULT;
+static bool to_journal;
+
+static struct {
+	uint64_t begin_ns;
+	unsigned int n;
+	unsigned int suppressed;
+} rl;
+
+static const char *const level_names[] = {
+	[LOG_EMERG] = "emerg", [LOG_ALERT] = "alert",	  [LOG_CRIT] = "crit",
+	[LOG_ERR] = "err",     [LOG_WARNING] = "warning", [LOG_NOTICE] = "notice",
+	[LOG_INFO] = "info",   [LOG_DEBUG] = "debug",
+};
+
+void shmqd_log_init(void)
+{
+	const char *e = getenv("JOURNAL_STREAM");
+	unsigned long long dev, ino;
+	struct stat st;
+
+	/*
+	 * $JOURNAL_STREAM is inherited by children whose stderr may point
+	 * elsewhere, so it counts only if it names the file our stderr is.
+	 */
+	to_journal = e && sscanf(e, "%llu:%llu", &dev, &ino) == 2 &&
+		     fstat(STDERR_FILENO, &st) == 0 && (unsigned long long)st.st_dev == dev &&
+		     (unsigned long long)st.st_ino == ino;
+}
+
+void shmqd_log_set_level(int level)
+{
+	log_level = level;
+}
+
+int shmqd_log_get_level(void)
+{
+	return log_level;
+}
+
+const char *shmqd_log_level_name(int level)
+{
+	if (level < 0 || level > LOG_DEBUG)
+		return "?";
+	return level_names[level];
+}
+
+int shmqd_log_level_from_name(const char *name)
+{
+	/* Only the levels the daemon uses are configurable. */
+	for (int l = LOG_ERR; l <= LOG_DEBUG; l++)
+		if (!strcmp(name, level_names[l]))
+			return l;
+	return -EINVAL;
+}
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000 + (uint64_t)ts.tv_nsec;
+}
+
+static void emit(int level, const char *msg)
+{
+	char line[LINE_MAX_BYTES + 64];
+	int n;
+
+	if (to_journal)
+		n = snprintf(line, sizeof(line), "<%d>%s\n", level, msg);
+	else
+		n = snprintf(line, sizeof(line), "shmqd[%d]: %s: %s\n", (int)getpid(),
+			     shmqd_log_level_name(level), msg);
+	if (n < 0)
+		return;
+	if ((size_t)n >= sizeof(line))
+		n = sizeof(line) - 1;
+	/* Logging never fails the caller: a full or closed stderr loses the line. */
+	if (write(STDERR_FILENO, line, (size_t)n) < 0)
+		return;
+}
+
+/* Return: true if a client-triggered line may be written now. */
+static bool ratelimit_pass(void)
+{
+	uint64_t now = mono_ns();
+
+	if (now - rl.begin_ns >= RATELIMIT_INTERVAL_NS) {
+		if (rl.suppressed) {
+			char msg[96];
+
+			snprintf(msg, sizeof(msg),
+				 "%u client messages suppressed by the rate limit", rl.suppressed);
+			emit(LOG_NOTICE, msg);
+		}
+		rl.begin_ns = now;
+		rl.n = 0;
+		rl.suppressed = 0;
+	}
+	if (rl.n >= RATELIMIT_BURST) {
+		rl.suppressed++;
+		return false;
+	}
+	rl.n++;
+	return true;
+}
+
+int shmqd_log_internal(int level, int error, bool ratelimited, const char *fmt, ...)
+{
+	char msg[LINE_MAX_BYTES];
+	int saved_errno = errno;
+	va_list ap;
+	int n;
+
+	if (level > log_level)
+		return error;
+	if (ratelimited && !ratelimit_pass())
+		return error;
+
+	va_start(ap, fmt);
+	n = vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (n >= 0 && error < 0 && (size_t)n < sizeof(msg))
+		snprintf(msg + n, sizeof(msg) - (size_t)n, ": %s", strerror(-error));
+	emit(level, msg);
+	errno = saved_errno;
+	return error;
+}

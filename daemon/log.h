@@ -1,0 +1,54 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * shmqd logging: one line per event on stderr, in the form the journal
+ * understands.  When stderr is connected to journald ($JOURNAL_STREAM names
+ * our stderr), each line carries an sd-daemon "<N>" priority prefix;
+ * otherwise it reads "shmqd[pid]: level: message".  Levels are syslog's.
+ *
+ * The error convention (STYLE.md): the daemon logs an error once, where it
+ * is handled, and returns it in the same statement:
+ *
+ *	return log_errno(r, "mapping segment for pid %d", pid);
+ *
+ * log_*_errno() append ": <strerror>" and return @r (negative errno), so the
+ * caller passes it on unchanged.  Messages caused by a client request go
+ * through log_client_*(), which a shared rate limit keeps a flooding
+ * client from turning into a flood of log lines.
+ */
+#ifndef SHMQD_LOG_H
+#define SHMQD_LOG_H
+
+#include <stdbool.h>
+#include <syslog.h>
+
+#define SHMQD_LOG_DEFAULT LOG_INFO
+
+void shmqd_log_init(void);
+void shmqd_log_set_level(int level);
+int shmqd_log_get_level(void);
+const char *shmqd_log_level_name(int level);
+int shmqd_log_level_from_name(const char *name);
+
+/* Log at @level (with ": strerror(-@error)" appended when @error < 0); returns @error. */
+int shmqd_log_internal(int level, int error, bool ratelimited, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+#define log_full_errno(level, r, ...) shmqd_log_internal((level), (r), false, __VA_ARGS__)
+
+#define log_errno(r, ...)	  log_full_errno(LOG_ERR, (r), __VA_ARGS__)
+#define log_warning_errno(r, ...) log_full_errno(LOG_WARNING, (r), __VA_ARGS__)
+#define log_notice_errno(r, ...)  log_full_errno(LOG_NOTICE, (r), __VA_ARGS__)
+#define log_info_errno(r, ...)	  log_full_errno(LOG_INFO, (r), __VA_ARGS__)
+#define log_debug_errno(r, ...)	  log_full_errno(LOG_DEBUG, (r), __VA_ARGS__)
+
+#define log_error(...)	 ((void)log_full_errno(LOG_ERR, 0, __VA_ARGS__))
+#define log_warning(...) ((void)log_full_errno(LOG_WARNING, 0, __VA_ARGS__))
+#define log_notice(...)	 ((void)log_full_errno(LOG_NOTICE, 0, __VA_ARGS__))
+#define log_info(...)	 ((void)log_full_errno(LOG_INFO, 0, __VA_ARGS__))
+#define log_debug(...)	 ((void)log_full_errno(LOG_DEBUG, 0, __VA_ARGS__))
+
+/* Client-triggered messages: rate limited across all clients together. */
+#define log_client_errno(level, r, ...) shmqd_log_internal((level), (r), true, __VA_ARGS__)
+#define log_client(level, ...)		((void)shmqd_log_internal((level), 0, true, __VA_ARGS__))
+
+#endif /* SHMQD_LOG_H */

@@ -1,0 +1,33 @@
+# SPDX-License-Identifier: MIT
+# shmqd, the daemon.  Included by the top-level Makefile after ALL_OBJ.
+#   make build/shmqd     just the daemon
+#   make run             build it and run it in the foreground with the
+#                        built-in defaults (SHMQD_RUN_ARGS adds flags)
+
+DAEMON_SRC := daemon/config.c \
+	      daemon/listen.c \
+	      daemon/log.c \
+	      daemon/loop.c \
+	      daemon/main.c \
+	      daemon/memory.c \
+	      daemon/object.c \
+	      daemon/request.c \
+	      daemon/session.c
+
+DAEMON_OBJ := $(DAEMON_SRC:%.c=$(B)/%.o)
+DAEMON_BIN := $(B)/shmqd
+DAEMON_LIBS := $(shell pkg-config --libs libsystemd 2>/dev/null || echo -lsystemd) -lnuma
+
+ALL_OBJ       += $(DAEMON_OBJ)
+BUILD_TARGETS += $(DAEMON_BIN)
+
+$(DAEMON_BIN): $(DAEMON_OBJ) $(SHM_LIB)
+	@mkdir -p $(@D)
+	$(QUIET_LINK)$(CC) -o $@ $^ $(LDFLAGS) $(DAEMON_LIBS)
+
+# /dev/null as the config file: the built-in defaults, whatever /etc holds.
+SHMQD_RUN_ARGS ?=
+run: $(DAEMON_BIN)
+	$(DAEMON_BIN) --config=/dev/null $(SHMQD_RUN_ARGS)
+
+.PHONY: run

@@ -1,0 +1,558 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The object registry: named segments, their owners and limits, and the
+ * attachments that sessions hold on them.
+ *
+ * DESIGN
+ *
+ * Names live in a chained hash table that doubles when it fills, so a
+ * lookup stays O(1) with thousands of objects.  Every live object, named or
+ * unlinked, is also on one list in creation order, which LIST pages through.
+ *
+ * Permissions follow SysV ipcperms(): uid 0 passes; the owner gets the
+ * mode's user bits, a member of the owner group (primary or supplementary)
+ * the group bits, everyone else the other bits.  Sending, receiving and
+ * semaphore use need write (2), a view needs read (4).  The owner, group and
+ * mode used here are the daemon's copies, never the segment header's.
+ *
+ * Limits are charged to the owner's uid for as long as the object exists,
+ * unlinked-but-attached included, like the kernel's shm accounting.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "daemon/log.h"
+#include "daemon/shmqd.h"
+#include "shm/atomic.h"
+#include "shm/ring.h"
+#include "shm/sem.h"
+
+#define NAMES_BUCKETS_MIN 64
+
+static const char *const kind_names[] = {
+	[SHMQ_KIND_QUEUE] = "queue", [SHMQ_KIND_SEM] = "semaphore"};
+static const char *const mode_names[] = {"mpmc", "spsc", "mpsc", "spmc"};
+
+/* --- Name table --- */
+
+static uint32_t name_hash(const char *name)
+{
+	uint32_t h = 2166136261u; /* FNV-1a: names are short and hashed once per request */
+
+	for (; *name; name++)
+		h = (h ^ (unsigned char)*name) * 16777619u;
+	return h;
+}
+
+struct shmqd_object *shmqd_object_find(struct shmqd *d, const char *name)
+{
+	struct shmqd_object *o;
+
+	if (!d->names)
+		return NULL;
+	for (o = d->names[name_hash(name) & (d->n_buckets - 1)]; o; o = o->hash_next)
+		if (!strcmp(o->name, name))
+			return o;
+	return NULL;
+}
+
+static void names_grow(struct shmqd *d)
+{
+	uint32_t n = d->n_buckets ? d->n_buckets * 2 : NAMES_BUCKETS_MIN;
+	struct shmqd_object **t = calloc(n, sizeof(*t));
+
+	/* Out of memory: keep the old table; chains just get longer. */
+	if (!t)
+		return;
+	for (uint32_t i = 0; i < d->n_buckets; i++) {
+		struct shmqd_object *o = d->names[i], *next;
+
+		for (; o; o = next) {
+			uint32_t b = name_hash(o->name) & (n - 1);
+
+			next = o->hash_next;
+			o->hash_next = t[b];
+			t[b] = o;
+		}
+	}
+	free(d->names);
+	d->names = t;
+	d->n_buckets = n;
+}
+
+static int names_insert(struct shmqd *d, struct shmqd_object *o)
+{
+	uint32_t b;
+
+	if (d->n_named >= d->n_buckets)
+		names_grow(d);
+	if (!d->names)
+		return log_client_errno(LOG_WARNING, -ENOMEM, "allocating the name table");
+	b = name_hash(o->name) & (d->n_buckets - 1);
+	o->hash_next = d->names[b];
+	d->names[b] = o;
+	d->n_named++;
+	return 0;
+}
+
+static void names_remove(struct shmqd *d, struct shmqd_object *o)
+{
+	struct shmqd_object **p = &d->names[name_hash(o->name) & (d->n_buckets - 1)];
+
+	for (; *p; p = &(*p)->hash_next) {
+		if (*p == o) {
+			*p = o->hash_next;
+			o->hash_next = NULL;
+			d->n_named--;
+			return;
+		}
+	}
+}
+
+/* --- Per-uid usage --- */
+
+static struct shmqd_uid_usage *usage_find(struct shmqd *d, uint32_t uid)
+{
+	struct shmqd_list *pos, *tmp;
+
+	list_for_each_safe(pos, tmp, &d->uids)
+	{
+		struct shmqd_uid_usage *u = container_of(pos, struct shmqd_uid_usage, link);
+
+		if (u->uid == uid)
+			return u;
+	}
+	return NULL;
+}
+
+static int limits_check(struct shmqd *d, uint32_t uid, uint64_t size)
+{
+	const struct shmqd_uid_usage *u = usage_find(d, uid);
+	uint32_t n = u ? u->n_objects : 0;
+	uint64_t mem = u ? u->memory : 0;
+
+	if (d->n_objects >= d->cfg.max_objects)
+		return log_client_errno(LOG_NOTICE, -ENOSPC,
+					"uid %" PRIu32 ": max-objects (%" PRIu32 ") reached", uid,
+					d->cfg.max_objects);
+	if (n >= d->cfg.max_objects_per_uid)
+		return log_client_errno(LOG_NOTICE, -ENOSPC,
+					"uid %" PRIu32 ": max-objects-per-uid (%" PRIu32
+					") reached",
+					uid, d->cfg.max_objects_per_uid);
+	if (size > d->cfg.max_memory_per_uid || mem > d->cfg.max_memory_per_uid - size)
+		return log_client_errno(LOG_NOTICE, -ENOSPC,
+					"uid %" PRIu32 ": %" PRIu64 " more bytes would exceed "
+					"max-memory-per-uid (%" PRIu64 " in use of %" PRIu64 ")",
+					uid, size, mem, d->cfg.max_memory_per_uid);
+	return 0;
+}
+
+static int usage_charge(struct shmqd *d, struct shmqd_object *o)
+{
+	struct shmqd_uid_usage *u = usage_find(d, o->owner_uid);
+
+	if (!u) {
+		u = calloc(1, sizeof(*u));
+		if (!u)
+			return log_client_errno(LOG_WARNING, -ENOMEM, "allocating uid usage");
+		u->uid = o->owner_uid;
+		list_add_tail(&d->uids, &u->link);
+	}
+	u->n_objects++;
+	u->memory += o->size;
+	o->charged = u;
+	return 0;
+}
+
+static void usage_uncharge(struct shmqd_object *o)
+{
+	struct shmqd_uid_usage *u = o->charged;
+
+	if (!u)
+		return;
+	u->n_objects--;
+	u->memory -= o->size;
+	o->charged = NULL;
+	if (!u->n_objects) {
+		list_del(&u->link);
+		free(u);
+	}
+}
+
+/* --- Objects --- */
+
+static void object_free(struct shmqd *d, struct shmqd_object *o)
+{
+	struct shmqd_memory m = {.fd = o->memfd, .base = o->seg.base, .size = o->size};
+
+	log_debug("%s '%s' (id %" PRIu64 ") freed", kind_names[o->kind], o->name, o->object_id);
+	if (!o->unlinked)
+		names_remove(d, o);
+	list_del(&o->link);
+	usage_uncharge(o);
+	d->n_objects--;
+	d->memory_bytes -= o->size;
+	shmqd_memory_free(&m);
+	free(o);
+}
+
+int shmqd_object_create(struct shmqd *d, const struct shmqd_session *s,
+			const struct shmqd_create *c, struct shmqd_object **ret)
+{
+	struct shmq_segment_params p = {
+		.kind = c->kind,
+		.n_sessions = d->cfg.sessions_per_object,
+		.geom = c->geom,
+		.name = c->name,
+		.owner_uid = s->uid,
+		.owner_gid = s->gid,
+		.mode = c->mode,
+		.object_id = d->next_object_id,
+	};
+	int32_t node = c->kind == SHMQ_KIND_QUEUE ? c->geom.queue.numa_node : -1;
+	struct shmqd_memory m = {.fd = -1, .base = MAP_FAILED};
+	struct shmqd_object *o;
+	uint64_t seg_size;
+	int r;
+
+	r = shmq__segment_size(&p, &seg_size);
+	if (r < 0)
+		return log_client_errno(LOG_INFO, r, "pid %" PRId32 ": create '%s': bad geometry",
+					s->pid, c->name);
+	r = shmqd_memory_numa_check(d->numa_ok, node);
+	if (r < 0)
+		return r;
+	r = shmqd_memory_round(seg_size, c->hugetlb, &m.size);
+	if (r < 0)
+		return r;
+	r = limits_check(d, s->uid, m.size);
+	if (r < 0)
+		return r;
+
+	o = calloc(1, sizeof(*o));
+	if (!o)
+		return log_client_errno(LOG_WARNING, -ENOMEM, "allocating object '%s'", c->name);
+	r = shmqd_memory_new(c->name, m.size, c->hugetlb, node, &m);
+	if (r < 0)
+		goto fail;
+
+	r = shmq__segment_format(m.base, m.size, &p);
+	if (r < 0) {
+		r = log_client_errno(LOG_WARNING, r, "formatting '%s'", c->name);
+		goto fail;
+	}
+	/* Alive from the start, not only after the first tick; a timestamp orders nothing. */
+	store_relaxed(&((struct shmq_segment_hdr *)m.base)->daemon_heartbeat_ns, shmqd_now_ns());
+	r = shmq__segment_attach(m.base, m.size, &o->seg);
+	if (r < 0) {
+		r = log_client_errno(LOG_WARNING, r, "'%s': the new segment fails validation",
+				     c->name);
+		goto fail;
+	}
+	r = shmqd_memory_seal(&m);
+	if (r < 0)
+		goto fail;
+	shmqd_memory_log_placement(&m, c->name, node);
+
+	memcpy(o->name, c->name, strlen(c->name) + 1);
+	o->object_id = d->next_object_id++;
+	o->kind = c->kind;
+	o->hugetlb = c->hugetlb;
+	o->numa_node = node;
+	o->owner_uid = s->uid;
+	o->owner_gid = s->gid;
+	o->mode = c->mode & 0777;
+	o->created_realtime_ns = o->seg.hdr->created_realtime_ns;
+	o->geom = o->seg.geom;
+	o->memfd = m.fd;
+	o->size = m.size;
+	r = names_insert(d, o);
+	if (r < 0)
+		goto fail;
+	r = usage_charge(d, o);
+	if (r < 0) {
+		names_remove(d, o);
+		goto fail;
+	}
+	list_add_tail(&d->objects, &o->link);
+	d->n_objects++;
+	d->memory_bytes += o->size;
+
+	if (o->kind == SHMQ_KIND_QUEUE)
+		log_info("queue '%s' created (id %" PRIu64 ", %" PRIu32 " slots of %" PRIu32
+			 " B, %s%s, %" PRIu64 " bytes, mode %04" PRIo32 ") by pid %" PRId32
+			 " uid %" PRIu32,
+			 o->name, o->object_id, o->geom.queue.n_slots, o->geom.queue.slot_size,
+			 mode_names[o->geom.queue.mode], o->hugetlb ? ", huge pages" : "", o->size,
+			 o->mode, s->pid, s->uid);
+	else
+		log_info("semaphore '%s' created (id %" PRIu64 ", value %" PRIu32
+			 "%s%s, mode %04" PRIo32 ") by pid %" PRId32 " uid %" PRIu32,
+			 o->name, o->object_id, o->geom.sem.initial,
+			 (o->geom.sem.flags & SHMQ_SEM_BOUNDED) ? ", bounded" : "",
+			 (o->geom.sem.flags & SHMQ_SEM_UNDO) ? ", undo" : "", o->mode, s->pid,
+			 s->uid);
+	*ret = o;
+	return 0;
+
+fail:
+	shmqd_memory_free(&m);
+	free(o);
+	return r;
+}
+
+void shmqd_object_unlink(struct shmqd *d, struct shmqd_object *o)
+{
+	names_remove(d, o);
+	o->unlinked = true;
+	log_info("%s '%s' (id %" PRIu64 ") unlinked; %" PRIu32 " attachments remain",
+		 kind_names[o->kind], o->name, o->object_id, o->n_attached);
+	if (!o->n_attached)
+		object_free(d, o);
+}
+
+static bool in_group(const struct shmqd_session *s, uint32_t gid)
+{
+	if (s->gid == gid)
+		return true;
+	for (uint32_t i = 0; i < s->n_groups; i++)
+		if (s->groups[i] == gid)
+			return true;
+	return false;
+}
+
+int shmqd_object_check_access(const struct shmqd_session *s, const struct shmqd_object *o,
+			      uint32_t need)
+{
+	uint32_t granted;
+
+	if (s->uid == 0)
+		return 0;
+	if (s->uid == o->owner_uid)
+		granted = o->mode >> 6;
+	else if (in_group(s, o->owner_gid))
+		granted = o->mode >> 3;
+	else
+		granted = o->mode;
+	if (need & ~granted & 7)
+		return log_client_errno(LOG_INFO, -EACCES,
+					"pid %" PRId32 " uid %" PRIu32
+					": %s access to '%s' (owner %" PRIu32 ":%" PRIu32
+					", mode %04" PRIo32 ") denied",
+					s->pid, s->uid, need & 2 ? "write" : "read", o->name,
+					o->owner_uid, o->owner_gid, o->mode);
+	return 0;
+}
+
+int shmqd_object_attach(struct shmqd *d, struct shmqd_session *s, struct shmqd_object *o,
+			uint32_t flags, struct shmqd_attach **ret)
+{
+	uint32_t qmode = o->kind == SHMQ_KIND_QUEUE ? o->geom.queue.mode : SHMQ_QMODE_MPMC;
+	uint32_t role = 0, index = UINT32_MAX;
+	struct shmqd_attach *a;
+	int r;
+
+	if (s->n_attached >= d->cfg.max_attach_per_session)
+		return log_client_errno(LOG_NOTICE, -ENOSPC,
+					"pid %" PRId32 ": max-attach-per-session (%" PRIu32
+					") reached",
+					s->pid, d->cfg.max_attach_per_session);
+	/* The single side of SPSC/MPSC/SPMC keeps its index privately: one at a time. */
+	if ((flags & SHMQ_OPEN_SEND) && o->n_senders &&
+	    (qmode == SHMQ_QMODE_SPSC || qmode == SHMQ_QMODE_SPMC))
+		return log_client_errno(LOG_DEBUG, -EBUSY,
+					"pid %" PRId32 ": '%s' already has its one sender", s->pid,
+					o->name);
+	if ((flags & SHMQ_OPEN_RECV) && o->n_receivers &&
+	    (qmode == SHMQ_QMODE_SPSC || qmode == SHMQ_QMODE_MPSC))
+		return log_client_errno(LOG_DEBUG, -EBUSY,
+					"pid %" PRId32 ": '%s' already has its one receiver",
+					s->pid, o->name);
+
+	if (flags & SHMQ_OPEN_SEND)
+		role |= SHMQ_ROLE_PRODUCER;
+	if (flags & SHMQ_OPEN_RECV)
+		role |= SHMQ_ROLE_CONSUMER;
+	if (flags & SHMQ_OPEN_SEM)
+		role |= SHMQ_ROLE_SEM;
+
+	a = calloc(1, sizeof(*a));
+	if (!a)
+		return log_client_errno(LOG_WARNING, -ENOMEM, "allocating an attachment");
+	/* A view never writes, so it needs no record and no repair. */
+	if (role) {
+		r = shmq__session_claim(&o->seg, role, s->pid, s->uid, &index);
+		if (r < 0) {
+			free(a);
+			return log_client_errno(LOG_NOTICE, r,
+						"pid %" PRId32 ": '%s' has no free session record "
+						"(sessions-per-object was %" PRIu32 " at creation)",
+						s->pid, o->name, o->seg.n_sessions);
+		}
+	}
+	a->attach_id = d->next_attach_id++;
+	a->obj = o;
+	a->flags = flags & (SHMQ_OPEN_SEND | SHMQ_OPEN_RECV | SHMQ_OPEN_SEM | SHMQ_OPEN_VIEW);
+	a->session_index = index;
+	list_add_tail(&s->attachments, &a->link);
+	s->n_attached++;
+	o->n_attached++;
+	if (flags & SHMQ_OPEN_SEND)
+		o->n_senders++;
+	if (flags & SHMQ_OPEN_RECV)
+		o->n_receivers++;
+	log_debug("pid %" PRId32 " attached to '%s' (attach %" PRIu64 ", record %" PRId64 ")",
+		  s->pid, o->name, a->attach_id, index == UINT32_MAX ? -1 : (int64_t)index);
+	*ret = a;
+	return 0;
+}
+
+/* The session's process is gone: finish or undo what it held in the ring. */
+static void repair(const struct shmqd_session *s, struct shmqd_object *o, uint32_t index)
+{
+	struct shmq_session_shm *rec = shmq__session_at(&o->seg, index);
+	struct shmq_ring_repair rep = {0};
+	struct shmq_ring ring;
+	int r;
+
+	/* DEAD tells a viewer the record is being repaired, not in use. */
+	store_relaxed(&rec->state, SHMQ_SESSION_DEAD); /* display only; release() publishes FREE */
+	r = shmq__ring_attach(&ring, &o->seg, UINT32_MAX);
+	if (r == 0)
+		r = shmq__ring_repair_session(&ring, index + 1, &rep);
+	if (r < 0)
+		log_warning_errno(
+			r, "queue '%s': repairing after pid %" PRId32 " (record %" PRIu32 ")",
+			o->name, s->pid, index);
+	else if (r > 0)
+		log_notice("queue '%s': pid %" PRId32 " (record %" PRIu32 ") %s: %" PRIu32
+			   " half-written slots tombstoned, %" PRIu32
+			   " half-read messages redelivered",
+			   o->name, s->pid, index, s->death ? s->death : "went away",
+			   rep.tombstoned, rep.redelivered);
+	else
+		log_debug("queue '%s': pid %" PRId32 " (record %" PRIu32 ") held no slots", o->name,
+			  s->pid, index);
+}
+
+/*
+ * Undo on death: post back the tokens the dead session's record says it
+ * held.  sem_holds is written by the client (taken-then-counted on wait,
+ * uncounted-then-posted on post), so a death between the two steps loses one
+ * token, never adds one.  The count is untrusted: a writer could inflate it,
+ * so never post past the semaphore's headroom (its bound, or the value
+ * limit), and never loop per token.
+ */
+static void undo_holds(const struct shmqd_session *s, struct shmqd_object *o, uint32_t index)
+{
+	struct shmq_session_shm *rec = shmq__session_at(&o->seg, index);
+	uint32_t holds = load_relaxed(&rec->sem_holds); /* the writer is dead: nothing to order */
+	uint32_t ceiling =
+		(o->geom.sem.flags & SHMQ_SEM_BOUNDED) ? o->geom.sem.max : SHMQ_SEM_VALUE_MAX;
+	struct shmq_sem sem;
+	uint32_t value;
+	int r;
+
+	if (!holds)
+		return;
+	r = shmq__sem_attach(&sem, &o->seg, UINT32_MAX);
+	for (int tries = 0; r == 0 && tries < 8; tries++) {
+		value = shmq__sem_value(&sem);
+		if (value >= ceiling) {
+			r = -EOVERFLOW;
+			break;
+		}
+		if (holds > ceiling - value)
+			holds = ceiling - value; /* more than can be owed: a corrupt count */
+		r = shmq__sem_post(&sem, holds);
+		if (r != -EOVERFLOW && r != -EAGAIN)
+			break; /* posted, or a hard error; else others moved the value: retry */
+	}
+	if (r < 0)
+		log_warning_errno(r, "semaphore '%s': returning %" PRIu32 " tokens of pid %" PRId32,
+				  o->name, holds, s->pid);
+	else
+		log_notice("semaphore '%s': pid %" PRId32 " %s holding %" PRIu32
+			   " tokens; posted them back (undo)",
+			   o->name, s->pid, s->death ? s->death : "went away", holds);
+	store_relaxed(&rec->sem_holds, 0); /* record is ours until release() publishes FREE */
+}
+
+void shmqd_object_detach(struct shmqd *d, struct shmqd_session *s, struct shmqd_attach *a,
+			 bool dead)
+{
+	struct shmqd_object *o = a->obj;
+
+	if (a->session_index != UINT32_MAX) {
+		if (dead && o->kind == SHMQ_KIND_QUEUE)
+			repair(s, o, a->session_index);
+		if (dead && o->kind == SHMQ_KIND_SEM && (o->geom.sem.flags & SHMQ_SEM_UNDO))
+			undo_holds(s, o, a->session_index);
+		shmq__session_release(&o->seg, a->session_index);
+	}
+	if (a->flags & SHMQ_OPEN_SEND)
+		o->n_senders--;
+	if (a->flags & SHMQ_OPEN_RECV)
+		o->n_receivers--;
+	o->n_attached--;
+	s->n_attached--;
+	list_del(&a->link);
+	log_debug("pid %" PRId32 " detached from '%s' (attach %" PRIu64 ")", s->pid, o->name,
+		  a->attach_id);
+	free(a);
+	if (o->unlinked && !o->n_attached)
+		object_free(d, o);
+}
+
+int shmqd_object_view_fd(const struct shmqd_object *o)
+{
+	return shmqd_memory_open_readonly(o->memfd);
+}
+
+void shmqd_object_info(const struct shmqd_object *o, struct shmq_obj_info *ret)
+{
+	memset(ret, 0, sizeof(*ret));
+	memcpy(ret->name, o->name, sizeof(ret->name));
+	ret->object_id = o->object_id;
+	ret->size = o->size;
+	ret->created_realtime_ns = o->created_realtime_ns;
+	ret->owner_uid = o->owner_uid;
+	ret->owner_gid = o->owner_gid;
+	ret->mode = o->mode;
+	ret->kind = o->kind;
+	ret->unlinked = o->unlinked;
+	ret->n_attached = o->n_attached;
+	ret->numa_node = o->numa_node;
+	ret->flags = o->hugetlb ? SHMQ_OPEN_HUGEPAGE : 0;
+	ret->geom = o->geom;
+}
+
+void shmqd_object_heartbeat(struct shmqd *d, uint64_t now_ns)
+{
+	struct shmqd_list *pos, *tmp;
+
+	list_for_each_safe(pos, tmp, &d->objects)
+	{
+		struct shmqd_object *o = container_of(pos, struct shmqd_object, link);
+
+		/* a timestamp for liveness display: orders nothing else */
+		store_relaxed(&o->seg.hdr->daemon_heartbeat_ns, now_ns);
+	}
+}
+
+void shmqd_object_free_all(struct shmqd *d)
+{
+	struct shmqd_list *pos, *tmp;
+
+	list_for_each_safe(pos, tmp, &d->objects)
+		object_free(d, container_of(pos, struct shmqd_object, link));
+	free(d->names);
+	d->names = NULL;
+	d->n_buckets = 0;
+}

@@ -1,0 +1,439 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Control-protocol v1 request handlers, one per op (docs/protocol.md).
+ *
+ * session.c has already checked the header and that the body has exactly
+ * the op's size; each handler checks every field of its body before it
+ * changes anything, so a rejected request leaves no trace.  Field checks
+ * come first, then existence, then permission, then limits: the same order
+ * as the errno list in docs/protocol.md.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <shmq/version.h>
+
+#include "daemon/log.h"
+#include "daemon/shmqd.h"
+
+#define ROLE_FLAGS   (SHMQ_OPEN_SEND | SHMQ_OPEN_RECV | SHMQ_OPEN_SEM | SHMQ_OPEN_VIEW)
+#define MODE_DEFAULT 0600 /* a create with mode 0, as libshmq's perm 0 */
+
+static int reject(const struct shmqd_session *s, int level, int r, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+/* Log why a request is refused, naming the client; return @r for the reply. */
+static int reject(const struct shmqd_session *s, int level, int r, const char *fmt, ...)
+{
+	char msg[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	return log_client_errno(level, r, "pid %" PRId32 " uid %" PRIu32 ": %s", s->pid, s->uid,
+				msg);
+}
+
+/* A malformed field: a client bug, worth a line at info. */
+#define bad(s, ...) reject((s), LOG_INFO, -EINVAL, __VA_ARGS__)
+
+static bool is_pow2(uint32_t v)
+{
+	return v && !(v & (v - 1));
+}
+
+static bool all_zero(const void *p, size_t n)
+{
+	const unsigned char *b = p;
+
+	for (size_t i = 0; i < n; i++)
+		if (b[i])
+			return false;
+	return true;
+}
+
+/* A name field: NUL-terminated inside its array, then [A-Za-z0-9._-]{1,63}. */
+static int name_check(const struct shmqd_session *s, const char *name, size_t size)
+{
+	if (!memchr(name, '\0', size))
+		return bad(s, "name not NUL-terminated");
+	if (!shmq__name_is_valid(name))
+		return bad(s, "invalid name (1-63 bytes of [A-Za-z0-9._-])");
+	return 0;
+}
+
+/* --- HELLO --- */
+
+static int on_request_hello(struct shmqd_session *s, const struct shmq_req_hello *q,
+			    struct shmqd_reply *rep)
+{
+	struct shmq_rep_hello *out = rep->body;
+
+	if (s->hello_done)
+		return bad(s, "second HELLO");
+	if (q->proto_version != SHMQ_PROTO_VERSION)
+		return reject(s, LOG_INFO, -EPROTO, "client speaks protocol %u, daemon %d",
+			      q->proto_version, SHMQ_PROTO_VERSION);
+	if (q->layout_major != SHMQ_LAYOUT_MAJOR)
+		return reject(s, LOG_INFO, -EPROTO, "client has layout %u.%u, daemon %d.%d",
+			      q->layout_major, q->layout_minor, SHMQ_LAYOUT_MAJOR,
+			      SHMQ_LAYOUT_MINOR);
+	if (q->reserved0)
+		return bad(s, "HELLO reserved0 is not zero");
+	if (!memchr(q->client_name, '\0', sizeof(q->client_name)))
+		return bad(s, "client_name not NUL-terminated");
+	/* It ends up in log lines and shmqctl output: printable ASCII only. */
+	for (const char *c = q->client_name; *c; c++)
+		if (*c < 0x20 || *c > 0x7e)
+			return bad(s, "client_name has unprintable bytes");
+
+	s->hello_done = true;
+	memcpy(s->client_name, q->client_name, sizeof(s->client_name));
+	memset(out, 0, sizeof(*out));
+	out->proto_version = SHMQ_PROTO_VERSION;
+	out->layout_major = SHMQ_LAYOUT_MAJOR;
+	out->layout_minor = SHMQ_LAYOUT_MINOR;
+	out->session_id = s->session_id;
+	out->daemon_pid = (int32_t)getpid();
+	snprintf(out->daemon_version, sizeof(out->daemon_version), "%s", SHMQ_VERSION_STRING);
+	rep->len = sizeof(*out);
+	log_debug("session %" PRIu64 ": pid %" PRId32 " says hello as '%s'", s->session_id, s->pid,
+		  s->client_name);
+	return 0;
+}
+
+/* --- CREATE / OPEN --- */
+
+/* Check a queue create's geometry and fill in the configured defaults. */
+static int queue_geometry_check(const struct shmqd_config *cfg, const struct shmqd_session *s,
+				struct shmq_queue_geom *g)
+{
+	if (g->slot_stride || g->flags || g->reserved)
+		return bad(s, "queue slot_stride/flags/reserved not zero");
+	if (!g->n_slots)
+		g->n_slots = cfg->default_slots;
+	if (!g->slot_size)
+		g->slot_size = cfg->default_slot_size;
+	if (!is_pow2(g->n_slots) || g->n_slots < 2 || g->n_slots > cfg->max_slots)
+		return bad(s,
+			   "n_slots %" PRIu32 " is not a power of two in [2, %" PRIu32
+			   "] (max-slots)",
+			   g->n_slots, cfg->max_slots);
+	if (g->slot_size > cfg->max_slot_size)
+		return bad(s, "slot_size %" PRIu32 " > %" PRIu32 " (max-slot-size)", g->slot_size,
+			   cfg->max_slot_size);
+	if (g->mode >= SHMQ_QMODE_COUNT)
+		return bad(s, "unknown queue mode %" PRIu32, g->mode);
+	if (g->numa_node < -1)
+		return bad(s, "numa_node %" PRId32, g->numa_node);
+	return 0;
+}
+
+static int sem_geometry_check(const struct shmqd_session *s, const struct shmq_sem_geom *g)
+{
+	if (g->flags & ~(SHMQ_SEM_BOUNDED | SHMQ_SEM_UNDO))
+		return bad(s, "unknown semaphore flags 0x%" PRIx32, g->flags);
+	if (!all_zero(g->reserved, sizeof(g->reserved)))
+		return bad(s, "semaphore reserved fields not zero");
+	if (g->initial > SHMQ_SEM_VALUE_MAX)
+		return bad(s, "initial value %" PRIu32 " > %" PRIu32, g->initial,
+			   SHMQ_SEM_VALUE_MAX);
+	if (!(g->flags & SHMQ_SEM_BOUNDED)) {
+		/* A max that would be ignored is a caller's mistake, not a wish. */
+		if (g->max)
+			return bad(s, "max set without SHMQ_SEM_BOUNDED");
+		return 0;
+	}
+	if (!g->max || g->max > SHMQ_SEM_VALUE_MAX || g->initial > g->max)
+		return bad(s,
+			   "bounded semaphore needs initial <= max in [1, %" PRIu32
+			   "] (initial %" PRIu32 ", max %" PRIu32 ")",
+			   SHMQ_SEM_VALUE_MAX, g->initial, g->max);
+	return 0;
+}
+
+static int open_check(const struct shmqd *d, const struct shmqd_session *s, uint16_t op,
+		      const struct shmq_req_open *q, struct shmqd_create *c)
+{
+	uint32_t roles = q->flags & ROLE_FLAGS;
+	bool create = op == SHMQ_OP_CREATE || (q->flags & SHMQ_OPEN_CREATE);
+	int r;
+
+	if (q->flags & ~SHMQ_OPEN_ALL_FLAGS)
+		return bad(s, "unknown open flags 0x%" PRIx32, q->flags & ~SHMQ_OPEN_ALL_FLAGS);
+	if (q->reserved0 || q->reserved1)
+		return bad(s, "open reserved fields not zero");
+	r = name_check(s, q->name, sizeof(q->name));
+	if (r < 0)
+		return r;
+	if (q->kind != SHMQ_KIND_QUEUE && q->kind != SHMQ_KIND_SEM)
+		return bad(s, "unknown kind %u", q->kind);
+	/* One role set per attachment: a view never mixes with writing roles. */
+	if (q->kind == SHMQ_KIND_QUEUE ? !(roles == SHMQ_OPEN_VIEW ||
+					   (roles && !(roles & ~(SHMQ_OPEN_SEND | SHMQ_OPEN_RECV))))
+				       : !(roles == SHMQ_OPEN_VIEW || roles == SHMQ_OPEN_SEM))
+		return bad(s, "role flags 0x%" PRIx32 " do not fit a %s", roles,
+			   q->kind == SHMQ_KIND_QUEUE ? "queue" : "semaphore");
+	if ((q->flags & SHMQ_OPEN_HUGEPAGE) && (!create || q->kind != SHMQ_KIND_QUEUE))
+		return bad(s, "SHMQ_OPEN_HUGEPAGE needs a queue create");
+	if (q->mode & ~0777u)
+		return bad(s, "mode 0%" PRIo32 " has bits outside 0777", q->mode);
+
+	c->name = q->name;
+	c->kind = q->kind;
+	c->mode = q->mode ? q->mode : MODE_DEFAULT;
+	c->hugetlb = q->flags & SHMQ_OPEN_HUGEPAGE;
+	c->geom = q->geom;
+	if (!create)
+		return 0;
+	return q->kind == SHMQ_KIND_QUEUE ? queue_geometry_check(&d->cfg, s, &c->geom.queue)
+					  : sem_geometry_check(s, &c->geom.sem);
+}
+
+static int on_request_open(struct shmqd *d, struct shmqd_session *s, uint16_t op,
+			   const struct shmq_req_open *q, struct shmqd_reply *rep)
+{
+	uint32_t roles = q->flags & ROLE_FLAGS;
+	struct shmq_rep_open *out = rep->body;
+	struct shmqd_create c = {0};
+	struct shmqd_object *o;
+	struct shmqd_attach *a;
+	bool created = false;
+	int r, fd = -1;
+
+	r = open_check(d, s, op, q, &c);
+	if (r < 0)
+		return r;
+
+	o = shmqd_object_find(d, q->name);
+	if (o) {
+		if (op == SHMQ_OP_CREATE)
+			return reject(s, LOG_DEBUG, -EEXIST, "'%s' exists", q->name);
+		if (o->kind != q->kind)
+			return bad(s, "'%s' is a %s", q->name,
+				   o->kind == SHMQ_KIND_QUEUE ? "queue" : "semaphore");
+		r = shmqd_object_check_access(s, o, roles == SHMQ_OPEN_VIEW ? 4 : 2);
+		if (r < 0)
+			return r;
+	} else {
+		if (op != SHMQ_OP_CREATE && !(q->flags & SHMQ_OPEN_CREATE))
+			return reject(s, LOG_DEBUG, -ENOENT, "no object '%s'", q->name);
+		/* Checked before creating, so a create never leaves an object it cannot hand out. */
+		if (s->n_attached >= d->cfg.max_attach_per_session)
+			return reject(s, LOG_NOTICE, -ENOSPC,
+				      "max-attach-per-session (%" PRIu32 ") reached",
+				      d->cfg.max_attach_per_session);
+		r = shmqd_object_create(d, s, &c, &o);
+		if (r < 0)
+			return r;
+		created = true;
+	}
+
+	if (roles == SHMQ_OPEN_VIEW) {
+		fd = shmqd_object_view_fd(o);
+		if (fd < 0) {
+			r = fd;
+			goto undo;
+		}
+	}
+	r = shmqd_object_attach(d, s, o, roles, &a);
+	if (r < 0)
+		goto undo;
+
+	memset(out, 0, sizeof(*out));
+	out->object_id = o->object_id;
+	out->attach_id = a->attach_id;
+	out->size = o->size;
+	out->session_index = a->session_index;
+	out->flags = roles | (o->hugetlb ? SHMQ_OPEN_HUGEPAGE : 0);
+	out->kind = o->kind;
+	out->created = created;
+	rep->len = sizeof(*out);
+	rep->fd = fd >= 0 ? fd : o->memfd;
+	rep->fd_owned = fd >= 0;
+	return 0;
+
+undo:
+	if (fd >= 0)
+		close(fd);
+	/* Not handed out to anyone yet: take back the name this request just created. */
+	if (created)
+		shmqd_object_unlink(d, o);
+	return r;
+}
+
+/* --- CLOSE / UNLINK / STAT --- */
+
+static int on_request_close(struct shmqd *d, struct shmqd_session *s,
+			    const struct shmq_req_close *q)
+{
+	struct shmqd_list *pos, *tmp;
+
+	list_for_each_safe(pos, tmp, &s->attachments)
+	{
+		struct shmqd_attach *a = container_of(pos, struct shmqd_attach, link);
+
+		if (a->attach_id == q->attach_id) {
+			shmqd_object_detach(d, s, a, false);
+			return 0;
+		}
+	}
+	return reject(s, LOG_DEBUG, -ENOENT, "CLOSE of attach %" PRIu64 ", not one of its own",
+		      q->attach_id);
+}
+
+static int on_request_unlink(struct shmqd *d, struct shmqd_session *s,
+			     const struct shmq_req_name *q)
+{
+	struct shmqd_object *o;
+	int r = name_check(s, q->name, sizeof(q->name));
+
+	if (r < 0)
+		return r;
+	o = shmqd_object_find(d, q->name);
+	if (!o)
+		return reject(s, LOG_DEBUG, -ENOENT, "UNLINK: no object '%s'", q->name);
+	if (s->uid != 0 && s->uid != o->owner_uid)
+		return reject(s, LOG_INFO, -EACCES, "UNLINK '%s' owned by uid %" PRIu32 " denied",
+			      o->name, o->owner_uid);
+	shmqd_object_unlink(d, o);
+	return 0;
+}
+
+static int on_request_stat(struct shmqd *d, struct shmqd_session *s, const struct shmq_req_name *q,
+			   struct shmqd_reply *rep)
+{
+	struct shmqd_object *o;
+	int r = name_check(s, q->name, sizeof(q->name));
+
+	if (r < 0)
+		return r;
+	o = shmqd_object_find(d, q->name);
+	if (!o)
+		return reject(s, LOG_DEBUG, -ENOENT, "STAT: no object '%s'", q->name);
+	shmqd_object_info(o, rep->body);
+	rep->len = sizeof(struct shmq_obj_info);
+	return 0;
+}
+
+/* --- LIST / SESSIONS / STATUS --- */
+
+static int on_request_list(struct shmqd *d, struct shmqd_session *s, const struct shmq_req_page *q,
+			   struct shmqd_reply *rep)
+{
+	struct shmq_rep_list *out = rep->body;
+	struct shmqd_list *pos, *tmp;
+	uint32_t i = 0;
+
+	if (q->reserved0)
+		return bad(s, "LIST reserved0 not zero");
+	out->total = d->n_objects;
+	out->count = 0;
+	list_for_each_safe(pos, tmp, &d->objects)
+	{
+		if (out->count == SHMQ_LIST_PAGE)
+			break;
+		if (i++ < q->offset)
+			continue;
+		shmqd_object_info(container_of(pos, struct shmqd_object, link),
+				  &out->items[out->count++]);
+	}
+	rep->len = sizeof(*out) + out->count * sizeof(out->items[0]);
+	return 0;
+}
+
+static int on_request_sessions(struct shmqd *d, struct shmqd_session *s,
+			       const struct shmq_req_page *q, struct shmqd_reply *rep)
+{
+	struct shmq_rep_sessions *out = rep->body;
+	struct shmqd_list *pos, *tmp;
+	uint32_t i = 0;
+
+	if (q->reserved0)
+		return bad(s, "SESSIONS reserved0 not zero");
+	out->total = d->n_sessions;
+	out->count = 0;
+	list_for_each_safe(pos, tmp, &d->sessions)
+	{
+		const struct shmqd_session *t = container_of(pos, struct shmqd_session, link);
+		struct shmq_session_info *it;
+
+		if (out->count == SHMQ_SESSIONS_PAGE)
+			break;
+		if (i++ < q->offset)
+			continue;
+		it = &out->items[out->count++];
+		memset(it, 0, sizeof(*it));
+		it->session_id = t->session_id;
+		it->connected_ns = t->connected_ns;
+		it->pid = t->pid;
+		it->uid = t->uid;
+		it->gid = t->gid;
+		it->n_attached = t->n_attached;
+		memcpy(it->client_name, t->client_name, sizeof(it->client_name));
+	}
+	rep->len = sizeof(*out) + out->count * sizeof(out->items[0]);
+	return 0;
+}
+
+static int on_request_status(struct shmqd *d, struct shmqd_reply *rep)
+{
+	struct shmq_rep_status *out = rep->body;
+
+	memset(out, 0, sizeof(*out));
+	snprintf(out->daemon_version, sizeof(out->daemon_version), "%s", SHMQ_VERSION_STRING);
+	out->pid = (int32_t)getpid();
+	out->n_sessions = d->n_sessions;
+	out->uptime_ns = shmqd_now_ns() - d->started_ns;
+	out->n_objects = d->n_objects;
+	out->max_clients = d->cfg.max_clients;
+	out->memory_bytes = d->memory_bytes;
+	snprintf(out->socket_path, sizeof(out->socket_path), "%s", d->socket_path);
+	rep->len = sizeof(*out);
+	return 0;
+}
+
+int shmqd_request_handle(struct shmqd *d, struct shmqd_session *s, uint16_t op, const void *body,
+			 struct shmqd_reply *ret)
+{
+	/* d->rx is byte-aligned storage; copy the body into a properly typed local. */
+	union {
+		struct shmq_req_hello hello;
+		struct shmq_req_open open;
+		struct shmq_req_close close;
+		struct shmq_req_name name;
+		struct shmq_req_page page;
+	} q;
+	long size = shmq__proto_req_size(op);
+
+	if (size < 0 || (size_t)size > sizeof(q))
+		return -EOPNOTSUPP; /* request_check() already answered unknown ops */
+	memcpy(&q, body, (size_t)size);
+
+	switch (op) {
+	case SHMQ_OP_HELLO:
+		return on_request_hello(s, &q.hello, ret);
+	case SHMQ_OP_CREATE:
+	case SHMQ_OP_OPEN:
+		return on_request_open(d, s, op, &q.open, ret);
+	case SHMQ_OP_CLOSE:
+		return on_request_close(d, s, &q.close);
+	case SHMQ_OP_UNLINK:
+		return on_request_unlink(d, s, &q.name);
+	case SHMQ_OP_LIST:
+		return on_request_list(d, s, &q.page, ret);
+	case SHMQ_OP_STAT:
+		return on_request_stat(d, s, &q.name, ret);
+	case SHMQ_OP_SESSIONS:
+		return on_request_sessions(d, s, &q.page, ret);
+	case SHMQ_OP_STATUS:
+		return on_request_status(d, ret);
+	default:
+		return -EOPNOTSUPP;
+	}
+}

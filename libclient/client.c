@@ -1,0 +1,426 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The client connection: connect, hello, unlink, and the control call that
+ * every other control operation goes through.
+ *
+ * DESIGN
+ *
+ * One SOCK_SEQPACKET connection per client; one request datagram gets one
+ * reply datagram (shm/protocol.h).  Calls are serialized by c->lock, so the
+ * next reply is the one to our last request -- except after a timeout, when
+ * the late reply to the abandoned request arrives first.  Replies are
+ * therefore matched by seq and a stale one is dropped; if it granted an
+ * attachment, its attach_id is kept and closed before the next call, so a
+ * slow daemon never leaves a session record attached on our behalf.
+ *
+ * The socket is non-blocking and every wait is a poll() against one absolute
+ * deadline per call: a stuck daemon costs SHMQ_CONTROL_TIMEOUT_NS and
+ * -ETIMEDOUT, never a hang.  A hang-up (EOF, EPIPE, ECONNRESET) is remembered
+ * as -ECONNRESET: later control calls fail at once, while every open handle
+ * keeps working, because the data path is the mapping alone.  MSG_NOSIGNAL
+ * keeps a vanished daemon from raising SIGPIPE in the caller.
+ *
+ * Nothing the daemon sends is trusted: header fields, sizes, status values
+ * and descriptors are all checked, and every descriptor that is not handed
+ * to the caller is closed.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <shmq/shmq.h>
+
+#include "libclient/client.h"
+#include "shm/futex.h"
+#include "shm/layout.h"
+
+/* Our replies are small; a newer daemon may append fields (protocol.h). */
+#define REPLY_MAX     1024
+#define REQUEST_MAX   (sizeof(struct shmq_msg_hdr) + 256)
+#define REPLY_FDS_MAX 8
+/* Largest errno a reply may carry (the kernel's MAX_ERRNO). */
+#define STATUS_MIN (-4095)
+
+union reply {
+	struct shmq_msg_hdr hdr;
+	unsigned char bytes[REPLY_MAX];
+};
+
+struct fds {
+	int fd[REPLY_FDS_MAX];
+	unsigned int n;
+};
+
+void shmq__client_lock(struct shmq_client *c)
+{
+	pthread_mutex_lock(&c->lock);
+}
+
+void shmq__client_unlock(struct shmq_client *c)
+{
+	pthread_mutex_unlock(&c->lock);
+}
+
+static void fds_close(struct fds *f)
+{
+	for (unsigned int i = 0; i < f->n; i++)
+		close(f->fd[i]);
+	f->n = 0;
+}
+
+static int hung_up(struct shmq_client *c)
+{
+	c->dead = -ECONNRESET;
+	return c->dead;
+}
+
+static bool is_hangup(int err)
+{
+	return err == EPIPE || err == ECONNRESET || err == ENOTCONN || err == ECONNREFUSED;
+}
+
+/* Wait for @events on @fd until @deadline_ns.  Return: 0; -ETIMEDOUT; -errno. */
+static int wait_fd(int fd, short events, uint64_t deadline_ns)
+{
+	for (;;) {
+		struct pollfd p = {.fd = fd, .events = events};
+		uint64_t now = shmq__now_ns();
+		int r;
+
+		if (now >= deadline_ns)
+			return -ETIMEDOUT;
+		/* Round up, so a sub-millisecond remainder sleeps instead of spinning. */
+		r = poll(&p, 1, (int)((deadline_ns - now + 999999) / 1000000));
+		if (r > 0)
+			return 0;
+		if (r < 0 && errno != EINTR)
+			return -errno;
+	}
+}
+
+static int send_request(struct shmq_client *c, const void *msg, size_t size, uint64_t deadline_ns)
+{
+	for (;;) {
+		ssize_t n = send(c->fd, msg, size, MSG_DONTWAIT | MSG_NOSIGNAL);
+		int r;
+
+		if (n >= 0)
+			return (size_t)n == size ? 0 : -EPROTO; /* SEQPACKET: all or nothing */
+		if (errno == EINTR)
+			continue;
+		if (errno != EAGAIN)
+			return is_hangup(errno) ? hung_up(c) : -errno;
+		r = wait_fd(c->fd, POLLOUT, deadline_ns);
+		if (r < 0)
+			return r;
+	}
+}
+
+/* Receive one datagram and its descriptors.  Return: its length (> 0) or -errno. */
+static int recv_reply(struct shmq_client *c, union reply *buf, struct fds *ret_fds,
+		      uint64_t deadline_ns)
+{
+	union {
+		struct cmsghdr align;
+		char bytes[CMSG_SPACE(sizeof(int) * REPLY_FDS_MAX)];
+	} ctl;
+	struct msghdr mh;
+	struct iovec iov;
+	ssize_t n;
+
+	for (;;) {
+		int r;
+
+		iov = (struct iovec){.iov_base = buf->bytes, .iov_len = sizeof(buf->bytes)};
+		mh = (struct msghdr){.msg_iov = &iov,
+				     .msg_iovlen = 1,
+				     .msg_control = ctl.bytes,
+				     .msg_controllen = sizeof(ctl.bytes)};
+		n = recvmsg(c->fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+		if (n > 0)
+			break;
+		/* The daemon never sends an empty datagram: 0 is the hang-up. */
+		if (n == 0)
+			return hung_up(c);
+		if (errno == EINTR)
+			continue;
+		if (errno != EAGAIN)
+			return is_hangup(errno) ? hung_up(c) : -errno;
+		r = wait_fd(c->fd, POLLIN, deadline_ns);
+		if (r < 0)
+			return r;
+	}
+
+	/* Collect every descriptor first, so each error path below can close them. */
+	ret_fds->n = 0;
+	for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
+		size_t k;
+
+		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS ||
+		    cm->cmsg_len < CMSG_LEN(0))
+			continue;
+		k = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (size_t i = 0; i < k; i++) {
+			int fd;
+
+			memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int), sizeof(fd));
+			if (ret_fds->n < REPLY_FDS_MAX)
+				ret_fds->fd[ret_fds->n++] = fd;
+			else
+				close(fd);
+		}
+	}
+	if (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) {
+		fds_close(ret_fds);
+		return -EPROTO;
+	}
+	return (int)n;
+}
+
+static int check_reply(const struct shmq_msg_hdr *h, size_t len)
+{
+	if (len < sizeof(*h) || h->magic != SHMQ_PROTO_MAGIC || h->version != SHMQ_PROTO_VERSION ||
+	    h->size != len || !(h->op & SHMQ_OP_REPLY) || h->status > 0 || h->status < STATUS_MIN)
+		return -EPROTO;
+	return 0;
+}
+
+/* A reply to a request we gave up on: drop it, but never leak what it granted. */
+static void stale_reply(struct shmq_client *c, const union reply *rep, size_t len)
+{
+	uint16_t op = rep->hdr.op & (uint16_t)~SHMQ_OP_REPLY;
+	struct shmq_rep_open ro;
+
+	if ((op != SHMQ_OP_OPEN && op != SHMQ_OP_CREATE) || rep->hdr.status != 0 ||
+	    len < sizeof(rep->hdr) + sizeof(ro))
+		return;
+	memcpy(&ro, rep->bytes + sizeof(rep->hdr), sizeof(ro));
+	/* Past the bound the attachment lives until the session ends: still bounded. */
+	if (c->n_orphans < SHMQ_CLIENT_ORPHANS_MAX)
+		c->orphans[c->n_orphans++] = ro.attach_id;
+}
+
+static int call(struct shmq_client *c, uint16_t op, const void *body, size_t body_size,
+		void *ret_body, size_t ret_size, int *ret_fd)
+{
+	uint64_t deadline_ns = shmq__deadline_after_ns(SHMQ_CONTROL_TIMEOUT_NS);
+	union {
+		struct shmq_msg_hdr hdr;
+		unsigned char bytes[REQUEST_MAX];
+	} req;
+	union reply rep;
+	struct fds fds = {.n = 0};
+	size_t len;
+	int r;
+
+	if (c->dead)
+		return c->dead;
+	if (body_size > sizeof(req.bytes) - sizeof(req.hdr) || ret_size > sizeof(rep.bytes))
+		return -EINVAL;
+
+	req.hdr = (struct shmq_msg_hdr){
+		.magic = SHMQ_PROTO_MAGIC,
+		.version = SHMQ_PROTO_VERSION,
+		.op = op,
+		.size = (uint32_t)(sizeof(req.hdr) + body_size),
+		.seq = ++c->seq,
+	};
+	if (body_size)
+		memcpy(req.bytes + sizeof(req.hdr), body, body_size);
+	r = send_request(c, req.bytes, sizeof(req.hdr) + body_size, deadline_ns);
+	if (r < 0)
+		return r;
+
+	for (;;) {
+		r = recv_reply(c, &rep, &fds, deadline_ns);
+		if (r < 0)
+			return r;
+		len = (size_t)r;
+		r = check_reply(&rep.hdr, len);
+		if (r == 0 && rep.hdr.seq == req.hdr.seq)
+			break;
+		if (r == 0)
+			stale_reply(c, &rep, len);
+		fds_close(&fds);
+		if (r < 0)
+			return r;
+	}
+
+	if (rep.hdr.op != (uint16_t)(op | SHMQ_OP_REPLY))
+		r = -EPROTO;
+	else if (rep.hdr.status < 0)
+		r = rep.hdr.status;
+	else if (len - sizeof(rep.hdr) < ret_size || (ret_fd && fds.n == 0))
+		r = -EPROTO;
+	if (r < 0) {
+		fds_close(&fds);
+		return r;
+	}
+
+	if (ret_size)
+		memcpy(ret_body, rep.bytes + sizeof(rep.hdr), ret_size);
+	if (ret_fd) {
+		/* Exactly one descriptor is ours; any extra one is closed. */
+		*ret_fd = fds.fd[0];
+		fds.fd[0] = fds.fd[--fds.n];
+	}
+	fds_close(&fds);
+	return 0;
+}
+
+int shmq__client_call(struct shmq_client *c, uint16_t op, const void *body, size_t body_size,
+		      void *ret_body, size_t ret_size, int *ret_fd)
+{
+	while (c->n_orphans && !c->dead) {
+		struct shmq_req_close rq = {.attach_id = c->orphans[--c->n_orphans]};
+
+		/* Best effort: a failure here belongs to no caller. */
+		(void)call(c, SHMQ_OP_CLOSE, &rq, sizeof(rq), NULL, 0, NULL);
+	}
+	return call(c, op, body, body_size, ret_body, ret_size, ret_fd);
+}
+
+/* The default path rules of shmq_client_connect(), in its kernel-doc. */
+static int socket_path(const char *path, char *buf, size_t size)
+{
+	const char *env;
+	int n;
+
+	if (path) {
+		n = snprintf(buf, size, "%s", path);
+	} else if ((env = secure_getenv("SHMQ_SOCKET")) && *env) {
+		/* secure_getenv: a setuid caller must not be pointed at a fake daemon. */
+		n = snprintf(buf, size, "%s", env);
+	} else if (geteuid() == 0) {
+		n = snprintf(buf, size, "/run/shmq/shmqd.sock");
+	} else if ((env = secure_getenv("XDG_RUNTIME_DIR")) && *env) {
+		n = snprintf(buf, size, "%s/shmq/shmqd.sock", env);
+	} else {
+		n = snprintf(buf, size, "/tmp/shmq-%u/shmqd.sock", (unsigned int)geteuid());
+	}
+	if (n <= 0 || (size_t)n >= size)
+		return -EINVAL;
+	return 0;
+}
+
+static int connect_until(int fd, const struct sockaddr_un *sa, uint64_t deadline_ns)
+{
+	for (;;) {
+		struct timespec ms = {.tv_nsec = 1000000};
+
+		if (connect(fd, (const struct sockaddr *)sa, sizeof(*sa)) == 0)
+			return 0;
+		if (errno == EISCONN)
+			return 0;
+		/* EAGAIN: the listen backlog is full; a Unix socket cannot be polled for it. */
+		if (errno != EAGAIN && errno != EINTR)
+			return -errno;
+		if (shmq__now_ns() >= deadline_ns)
+			return -ETIMEDOUT;
+		nanosleep(&ms, NULL);
+	}
+}
+
+static int hello(struct shmq_client *c)
+{
+	struct shmq_req_hello rq = {
+		.proto_version = SHMQ_PROTO_VERSION,
+		.layout_major = SHMQ_LAYOUT_MAJOR,
+		.layout_minor = SHMQ_LAYOUT_MINOR,
+	};
+	struct shmq_rep_hello rp;
+	int r;
+
+	snprintf(rq.client_name, sizeof(rq.client_name), "%s", program_invocation_short_name);
+	/* The daemon takes printable ASCII only; a UTF-8 program name must not fail HELLO. */
+	for (char *p = rq.client_name; *p; p++)
+		if (*p < 0x20 || *p > 0x7e)
+			*p = '?';
+	r = shmq__client_call(c, SHMQ_OP_HELLO, &rq, sizeof(rq), &rp, sizeof(rp), NULL);
+	if (r < 0)
+		return r;
+	if (rp.proto_version != SHMQ_PROTO_VERSION || rp.layout_major != SHMQ_LAYOUT_MAJOR)
+		return -EPROTO;
+	return 0;
+}
+
+SHMQ_API int shmq_client_connect(const char *path, struct shmq_client **ret)
+{
+	uint64_t deadline_ns = shmq__deadline_after_ns(SHMQ_CONTROL_TIMEOUT_NS);
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	struct shmq_client *c;
+	int r;
+
+	if (!ret)
+		return -EINVAL;
+	r = socket_path(path, sa.sun_path, sizeof(sa.sun_path));
+	if (r < 0)
+		return r;
+
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	r = -pthread_mutex_init(&c->lock, NULL);
+	if (r < 0) {
+		free(c);
+		return r;
+	}
+	c->fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (c->fd < 0) {
+		r = -errno;
+		goto fail;
+	}
+	r = connect_until(c->fd, &sa, deadline_ns);
+	if (r == 0)
+		r = hello(c);
+	if (r < 0)
+		goto fail;
+	*ret = c;
+	return 0;
+
+fail:
+	if (c->fd >= 0)
+		close(c->fd);
+	pthread_mutex_destroy(&c->lock);
+	free(c);
+	return r;
+}
+
+SHMQ_API int shmq_client_close(struct shmq_client *c)
+{
+	unsigned int n;
+
+	if (!c)
+		return 0;
+	shmq__client_lock(c);
+	n = c->n_handles;
+	shmq__client_unlock(c);
+	if (n)
+		return -EBUSY;
+	/* The daemon ends the session, and every attachment still in it, on hang-up. */
+	close(c->fd);
+	pthread_mutex_destroy(&c->lock);
+	free(c);
+	return 0;
+}
+
+SHMQ_API int shmq_unlink(struct shmq_client *c, const char *name)
+{
+	struct shmq_req_name rq = {.name = {0}};
+	int r;
+
+	if (!c || !shmq__name_is_valid(name))
+		return -EINVAL;
+	memcpy(rq.name, name, strlen(name) + 1);
+	shmq__client_lock(c);
+	r = shmq__client_call(c, SHMQ_OP_UNLINK, &rq, sizeof(rq), NULL, 0, NULL);
+	shmq__client_unlock(c);
+	return r;
+}

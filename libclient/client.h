@@ -1,0 +1,54 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * libshmq internals: the client connection and the control-call primitive
+ * that every object open and close goes through.  Never installed.
+ */
+#ifndef SHMQ_LIBCLIENT_CLIENT_H
+#define SHMQ_LIBCLIENT_CLIENT_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "shm/protocol.h"
+
+/* Every control call gets this long for its whole round trip. */
+#define SHMQ_CONTROL_TIMEOUT_NS (UINT64_C(5) * 1000000000)
+
+/* Attachments whose OPEN reply arrived after we gave up on it: see client.c. */
+#define SHMQ_CLIENT_ORPHANS_MAX 16
+
+struct shmq_client {
+	pthread_mutex_t lock; /* serializes control calls and the fields below */
+	int fd;		      /* SOCK_SEQPACKET, non-blocking, CLOEXEC */
+	int dead;	      /* 0, or -ECONNRESET once the daemon hung up */
+	uint32_t seq;	      /* of the last request sent */
+	unsigned int n_handles;
+	unsigned int n_orphans;
+	uint64_t orphans[SHMQ_CLIENT_ORPHANS_MAX];
+};
+
+void shmq__client_lock(struct shmq_client *c);
+void shmq__client_unlock(struct shmq_client *c);
+
+/**
+ * shmq__client_call() - one request, one reply; the caller holds the lock.
+ * @c:		client
+ * @op:		SHMQ_OP_*
+ * @body:	request body of shmq__proto_req_size(@op) bytes
+ * @body_size:	its size
+ * @ret_body:	where the reply body goes (at least @ret_size bytes of it
+ *		must be there on success; a newer daemon's extra bytes are ignored)
+ * @ret_size:	bytes expected at @ret_body, 0 for none
+ * @ret_fd:	NULL, or where the one descriptor a successful reply must
+ *		carry goes (CLOEXEC); any other descriptor is closed
+ *
+ * Return: the reply's status when it is 0 or a -errno from the daemon;
+ *         -ECONNRESET the daemon hung up (remembered: later calls fail at
+ *         once); -ETIMEDOUT no reply within SHMQ_CONTROL_TIMEOUT_NS;
+ *         -EPROTO a malformed reply.  Outputs untouched on failure.
+ */
+int shmq__client_call(struct shmq_client *c, uint16_t op, const void *body, size_t body_size,
+		      void *ret_body, size_t ret_size, int *ret_fd);
+
+#endif /* SHMQ_LIBCLIENT_CLIENT_H */

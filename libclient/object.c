@@ -1,0 +1,126 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Opening and closing objects: one control round trip, then the memfd the
+ * daemon hands over is checked and mapped.
+ *
+ * The daemon is trusted for what it decides (permissions, limits), never for
+ * the bytes it hands over: the reply must match the request, the descriptor
+ * must be as large as the reply says, and the segment must pass
+ * shmq__segment_attach(), which validates every offset and size against the
+ * mapping.  A view gets a read-only descriptor, so it is mapped PROT_READ; a
+ * view handle never writes to the segment.
+ */
+#include <errno.h>
+#include <stdbool.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "libclient/object.h"
+
+int shmq__object_check_attr(const void *attr, size_t known)
+{
+	const unsigned char *p = attr;
+	uint32_t size;
+
+	memcpy(&size, attr, sizeof(size));
+	if (size < known || size > SHMQ_ATTR_SIZE_MAX)
+		return -EINVAL;
+	for (size_t i = known; i < size; i++)
+		if (p[i])
+			return -EINVAL;
+	return 0;
+}
+
+static int map(const struct shmq_req_open *req, const struct shmq_rep_open *rep, int fd,
+	       struct shmq_object *o)
+{
+	const uint32_t roles = SHMQ_OPEN_SEND | SHMQ_OPEN_RECV | SHMQ_OPEN_VIEW | SHMQ_OPEN_SEM;
+	bool view = req->flags & SHMQ_OPEN_VIEW;
+	struct shmq_segment seg;
+	struct stat st;
+	void *base;
+	int r;
+
+	/* Granted exactly the roles we asked for, of the kind we asked for. */
+	if (rep->kind != req->kind || (rep->flags & roles) != (req->flags & roles))
+		return -EPROTO;
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	if (!S_ISREG(st.st_mode) || st.st_size < 0 || (uint64_t)st.st_size != rep->size ||
+	    rep->size < sizeof(struct shmq_segment_hdr) || (uint64_t)(size_t)rep->size != rep->size)
+		return -EBADMSG;
+
+	base = mmap(NULL, (size_t)rep->size, view ? PROT_READ : PROT_READ | PROT_WRITE, MAP_SHARED,
+		    fd, 0);
+	if (base == MAP_FAILED)
+		return -errno;
+	r = shmq__segment_attach(base, rep->size, &seg);
+	/* The daemon formats before it replies: an unpublished segment is corrupt. */
+	if (r == -EAGAIN)
+		r = -EBADMSG;
+	if (r == 0 && seg.kind != req->kind)
+		r = -EBADMSG;
+	if (r == 0 && !view && rep->session_index >= seg.n_sessions)
+		r = -EBADMSG;
+	if (r < 0) {
+		munmap(base, (size_t)rep->size);
+		return r;
+	}
+
+	o->seg = seg;
+	o->attach_id = rep->attach_id;
+	o->session = view ? UINT32_MAX : rep->session_index;
+	o->granted = rep->flags;
+	return 0;
+}
+
+static void detach(struct shmq_client *c, uint64_t attach_id)
+{
+	struct shmq_req_close rq = {.attach_id = attach_id};
+
+	/*
+	 * Nothing to report to anyone: if the daemon is gone it has dropped the
+	 * attachment with the session; if it is slow, its late reply is dropped.
+	 */
+	(void)shmq__client_call(c, SHMQ_OP_CLOSE, &rq, sizeof(rq), NULL, 0, NULL);
+}
+
+int shmq__object_open(struct shmq_client *c, uint16_t op, const struct shmq_req_open *req,
+		      struct shmq_object *ret)
+{
+	struct shmq_object o = {.client = c};
+	struct shmq_rep_open rep;
+	int fd = -1;
+	int r;
+
+	shmq__client_lock(c);
+	r = shmq__client_call(c, op, req, sizeof(*req), &rep, sizeof(rep), &fd);
+	if (r == 0) {
+		r = map(req, &rep, fd, &o);
+		/* The mapping keeps the memory; the descriptor is not needed any more. */
+		close(fd);
+		if (r < 0)
+			detach(c, rep.attach_id);
+		else
+			c->n_handles++;
+	}
+	shmq__client_unlock(c);
+	if (r == 0)
+		*ret = o;
+	return r;
+}
+
+void shmq__object_close(struct shmq_object *o)
+{
+	struct shmq_client *c = o->client;
+
+	/* Unmap first: the daemon may recycle our session record once it has the CLOSE. */
+	munmap(o->seg.base, (size_t)o->seg.size);
+	shmq__client_lock(c);
+	if (!c->dead)
+		detach(c, o->attach_id);
+	c->n_handles--;
+	shmq__client_unlock(c);
+}

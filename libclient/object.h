@@ -1,0 +1,57 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * libshmq internals: what a queue and a semaphore handle share -- the
+ * daemon's attachment and the validated mapping.  Never installed.
+ */
+#ifndef SHMQ_LIBCLIENT_OBJECT_H
+#define SHMQ_LIBCLIENT_OBJECT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "libclient/client.h"
+#include "shm/layout.h"
+#include "shm/protocol.h"
+
+/* Largest attr->size accepted from a newer caller (openat2 draws the same line). */
+#define SHMQ_ATTR_SIZE_MAX 4096
+
+struct shmq_object {
+	struct shmq_client *client;
+	struct shmq_segment seg; /* validated; seg.base and seg.size are the mapping */
+	uint64_t attach_id;	 /* names the attachment in CLOSE */
+	uint32_t session;	 /* our record in seg, UINT32_MAX for a view */
+	uint32_t granted;	 /* SHMQ_OPEN_* */
+};
+
+/**
+ * shmq__object_check_attr() - the extensible-struct rule for attributes.
+ * @attr:	caller's struct; its first member is its size in bytes
+ * @known:	sizeof the struct this build knows
+ *
+ * Return: 0; -EINVAL the size is smaller than @known or absurd, or bytes
+ *         past @known (from a newer caller) are not zero.
+ */
+int shmq__object_check_attr(const void *attr, size_t known);
+
+/**
+ * shmq__object_open() - ask the daemon for an object and map it.
+ * @c:		client
+ * @op:		SHMQ_OP_OPEN or SHMQ_OP_CREATE
+ * @req:	complete request
+ * @ret:	filled on success
+ *
+ * Maps PROT_READ only for SHMQ_OPEN_VIEW.  Validates the reply, the
+ * descriptor's size and the whole segment (shmq__segment_attach()); on any
+ * failure after the daemon granted the attachment, it is closed again.
+ * Context: takes the client lock.
+ * Return: 0; the daemon's -errno; -EPROTO, -EBADMSG the reply or segment
+ *         failed validation; -ECONNRESET; -ETIMEDOUT; -errno from mmap.
+ */
+int shmq__object_open(struct shmq_client *c, uint16_t op, const struct shmq_req_open *req,
+		      struct shmq_object *ret);
+
+/* Unmap and detach (CLOSE, if the daemon is still there).  Takes the client lock. */
+void shmq__object_close(struct shmq_object *o);
+
+#endif /* SHMQ_LIBCLIENT_OBJECT_H */

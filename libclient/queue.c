@@ -1,0 +1,288 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Queue handles: the public queue API over shm/ring.c.
+ *
+ * Opening is a control round trip (libclient/object.c); everything after
+ * that is the ring alone, on this process's mapping, with no lock and no
+ * system call unless a blocking call sleeps.  That is why a handle keeps
+ * working while the daemon is away.  The checks here are the ones the ring
+ * does not make: the handle's role (-EBADF) and the caller's pointers.
+ */
+#include <assert.h>
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <shmq/shmq.h>
+
+#include "libclient/object.h"
+#include "shm/atomic.h"
+#include "shm/ring.h"
+
+static_assert(SHMQ_MPMC == SHMQ_QMODE_MPMC && SHMQ_SPSC == SHMQ_QMODE_SPSC &&
+		      SHMQ_MPSC == SHMQ_QMODE_MPSC && SHMQ_SPMC == SHMQ_QMODE_SPMC,
+	      "public queue modes are the layout's");
+
+/* The first struct shmq_queue_stats; a smaller one is a caller bug. */
+#define STATS_SIZE_VER0 72
+static_assert(sizeof(struct shmq_queue_stats) == STATS_SIZE_VER0, "append, then add _VER1");
+
+struct shmq_queue {
+	struct shmq_ring ring; /* attached in place: it points into itself */
+	struct shmq_object obj;
+	bool can_send;
+	bool can_recv;
+};
+
+static int geom_from_attr(const struct shmq_queue_attr *a, struct shmq_req_open *req)
+{
+	int r = shmq__object_check_attr(a, sizeof(*a));
+
+	if (r < 0)
+		return r;
+	/* 0 asks for the daemon's default; anything else is checked again there. */
+	if ((a->n_slots & (a->n_slots - 1)) || a->n_slots > SHMQ_SLOTS_MAX ||
+	    a->slot_size > SHMQ_SLOT_SIZE_MAX || a->mode >= SHMQ_QMODE_COUNT ||
+	    (a->perm & ~0777u) || (a->flags & ~SHMQ_QUEUE_NUMA) || a->reserved ||
+	    ((a->flags & SHMQ_QUEUE_NUMA) && a->numa_node < 0))
+		return -EINVAL;
+	req->geom.queue.n_slots = a->n_slots;
+	req->geom.queue.slot_size = a->slot_size;
+	req->geom.queue.mode = a->mode;
+	req->geom.queue.numa_node = (a->flags & SHMQ_QUEUE_NUMA) ? a->numa_node : -1;
+	if (a->perm)
+		req->mode = a->perm;
+	return 0;
+}
+
+SHMQ_API int shmq_queue_open(struct shmq_client *c, const char *name, unsigned int flags,
+			     const struct shmq_queue_attr *attr, struct shmq_queue **ret)
+{
+	const unsigned int known =
+		SHMQ_CREATE | SHMQ_EXCL | SHMQ_SEND | SHMQ_RECV | SHMQ_VIEW | SHMQ_HUGEPAGES;
+	struct shmq_req_open req = {.kind = SHMQ_KIND_QUEUE, .mode = 0600};
+	bool create = flags & SHMQ_CREATE;
+	struct shmq_queue *q;
+	uint16_t op = SHMQ_OP_OPEN;
+	int r;
+
+	if (!c || !ret || !shmq__name_is_valid(name) || (flags & ~known))
+		return -EINVAL;
+	if ((flags & SHMQ_EXCL) && !create)
+		return -EINVAL;
+	if ((flags & SHMQ_VIEW) ? (flags & (SHMQ_SEND | SHMQ_RECV))
+				: !(flags & (SHMQ_SEND | SHMQ_RECV)))
+		return -EINVAL;
+
+	req.geom.queue.numa_node = -1;
+	if (create && attr) {
+		r = geom_from_attr(attr, &req);
+		if (r < 0)
+			return r;
+	}
+	if (flags & SHMQ_SEND)
+		req.flags |= SHMQ_OPEN_SEND;
+	if (flags & SHMQ_RECV)
+		req.flags |= SHMQ_OPEN_RECV;
+	if (flags & SHMQ_VIEW)
+		req.flags |= SHMQ_OPEN_VIEW;
+	if (create && (flags & SHMQ_HUGEPAGES))
+		req.flags |= SHMQ_OPEN_HUGEPAGE;
+	if (flags & SHMQ_EXCL)
+		op = SHMQ_OP_CREATE;
+	else if (create)
+		req.flags |= SHMQ_OPEN_CREATE;
+	memcpy(req.name, name, strlen(name) + 1);
+
+	q = calloc(1, sizeof(*q));
+	if (!q)
+		return -ENOMEM;
+	r = shmq__object_open(c, op, &req, &q->obj);
+	if (r < 0) {
+		free(q);
+		return r;
+	}
+	r = shmq__ring_attach(&q->ring, &q->obj.seg, q->obj.session);
+	if (r < 0) {
+		shmq__object_close(&q->obj);
+		free(q);
+		return -EBADMSG; /* the segment passed attach, so the daemon's reply lied */
+	}
+	q->can_send = flags & SHMQ_SEND;
+	q->can_recv = flags & SHMQ_RECV;
+	*ret = q;
+	return 0;
+}
+
+SHMQ_API int shmq_queue_close(struct shmq_queue *q)
+{
+	if (!q)
+		return 0;
+	/* A reservation becomes a tombstone; a peeked message counts as received. */
+	if (q->ring.rsv_active)
+		shmq__ring_cancel(&q->ring);
+	if (q->ring.peek_active)
+		shmq__ring_release(&q->ring);
+	shmq__object_close(&q->obj);
+	free(q);
+	return 0;
+}
+
+SHMQ_API int shmq_queue_send(struct shmq_queue *q, const void *msg, size_t len)
+{
+	if (!q || (!msg && len))
+		return -EINVAL;
+	if (!q->can_send)
+		return -EBADF;
+	return shmq__ring_try_send(&q->ring, msg, len);
+}
+
+SHMQ_API int shmq_queue_send_wait(struct shmq_queue *q, const void *msg, size_t len,
+				  uint64_t deadline_ns)
+{
+	if (!q || (!msg && len))
+		return -EINVAL;
+	if (!q->can_send)
+		return -EBADF;
+	return shmq__ring_send_wait(&q->ring, msg, len, deadline_ns);
+}
+
+SHMQ_API int shmq_queue_recv(struct shmq_queue *q, void *buf, size_t size)
+{
+	if (!q || (!buf && size))
+		return -EINVAL;
+	if (!q->can_recv)
+		return -EBADF;
+	return shmq__ring_try_recv(&q->ring, buf, size);
+}
+
+SHMQ_API int shmq_queue_recv_wait(struct shmq_queue *q, void *buf, size_t size,
+				  uint64_t deadline_ns)
+{
+	if (!q || (!buf && size))
+		return -EINVAL;
+	if (!q->can_recv)
+		return -EBADF;
+	return shmq__ring_recv_wait(&q->ring, buf, size, deadline_ns);
+}
+
+SHMQ_API int shmq_queue_send_batch(struct shmq_queue *q, const struct iovec *msgs, unsigned int n)
+{
+	if (!q || (!msgs && n))
+		return -EINVAL;
+	if (!q->can_send)
+		return -EBADF;
+	return shmq__ring_send_batch(&q->ring, msgs, n);
+}
+
+SHMQ_API int shmq_queue_recv_batch(struct shmq_queue *q, struct iovec *msgs, unsigned int n)
+{
+	if (!q || (!msgs && n))
+		return -EINVAL;
+	if (!q->can_recv)
+		return -EBADF;
+	return shmq__ring_recv_batch(&q->ring, msgs, n);
+}
+
+SHMQ_API int shmq_queue_reserve(struct shmq_queue *q, uint64_t deadline_ns, void **ret_buf)
+{
+	if (!q || !ret_buf)
+		return -EINVAL;
+	if (!q->can_send)
+		return -EBADF;
+	if (deadline_ns == 0)
+		return shmq__ring_reserve(&q->ring, ret_buf);
+	return shmq__ring_reserve_wait(&q->ring, ret_buf, deadline_ns);
+}
+
+SHMQ_API int shmq_queue_commit(struct shmq_queue *q, size_t len)
+{
+	if (!q)
+		return -EINVAL;
+	return shmq__ring_commit(&q->ring, len);
+}
+
+SHMQ_API int shmq_queue_cancel(struct shmq_queue *q)
+{
+	if (!q)
+		return -EINVAL;
+	return shmq__ring_cancel(&q->ring);
+}
+
+SHMQ_API int shmq_queue_peek(struct shmq_queue *q, uint64_t deadline_ns, const void **ret_msg)
+{
+	if (!q || !ret_msg)
+		return -EINVAL;
+	if (!q->can_recv)
+		return -EBADF;
+	if (deadline_ns == 0)
+		return shmq__ring_peek(&q->ring, ret_msg);
+	return shmq__ring_peek_wait(&q->ring, ret_msg, deadline_ns);
+}
+
+SHMQ_API int shmq_queue_release(struct shmq_queue *q)
+{
+	if (!q)
+		return -EINVAL;
+	return shmq__ring_release(&q->ring);
+}
+
+SHMQ_API int shmq_queue_max_msg(const struct shmq_queue *q)
+{
+	if (!q)
+		return -EINVAL;
+	return (int)q->ring.slot_size; /* <= SHMQ_SLOT_SIZE_MAX, checked at attach */
+}
+
+static void counters_add(struct shmq_queue_stats *st, const struct shmq_counters *c)
+{
+	/* Statistics snapshot: each word is read once, no ordering between them. */
+	st->sent += load_relaxed(&c->sent);
+	st->received += load_relaxed(&c->received);
+	st->full += load_relaxed(&c->full);
+	st->empty += load_relaxed(&c->empty);
+	st->sleeps += load_relaxed(&c->sleeps);
+	st->wakes += load_relaxed(&c->wakes);
+}
+
+SHMQ_API int shmq_queue_stats(const struct shmq_queue *q, struct shmq_queue_stats *ret)
+{
+	struct shmq_queue_stats st = {.size = 0};
+	const struct shmq_queue_shm *qs;
+	uint32_t size;
+
+	if (!q || !ret)
+		return -EINVAL;
+	size = ret->size;
+	if (size < STATS_SIZE_VER0 || size > SHMQ_ATTR_SIZE_MAX)
+		return -EINVAL;
+
+	qs = q->ring.q;
+	st.size = size;
+	st.capacity = q->ring.mask + 1;
+	st.slot_size = q->ring.slot_size;
+	st.depth = shmq__ring_depth(&q->ring);
+	/* hwm and repairs are peer-written: never report more than the ring holds. */
+	st.high_water = load_relaxed(&qs->hwm);
+	if (st.high_water > st.capacity)
+		st.high_water = st.capacity;
+	st.repairs = load_relaxed(&qs->repairs);
+	/* Detached sessions were folded into retired by the daemon. */
+	counters_add(&st, &qs->retired);
+	for (uint32_t i = 0; i < q->obj.seg.n_sessions; i++)
+		counters_add(&st, &q->obj.seg.sessions[i].c);
+
+	memcpy(ret, &st, sizeof(st));
+	/* A newer caller's fields this build does not know read as zero. */
+	memset((unsigned char *)ret + sizeof(st), 0, size - sizeof(st));
+	return 0;
+}
+
+SHMQ_API int shmq_queue_set_spin(struct shmq_queue *q, uint64_t spin_ns)
+{
+	if (!q)
+		return -EINVAL;
+	q->ring.spin_ns = spin_ns;
+	return 0;
+}

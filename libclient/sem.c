@@ -1,0 +1,198 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Semaphore handles: the public semaphore API over shm/sem.c.
+ *
+ * The public opaque type and shm/sem.h's process-local handle share the tag
+ * struct shmq_sem, so the library's handle puts that struct first and hands
+ * out a pointer to it: the caller's `struct shmq_sem *` is exactly the shm
+ * handle, and container_of() finds the rest.  No cast between unrelated
+ * types is ever needed.
+ *
+ * Undo (SHMQ_SEM_ATTR_UNDO): the tokens this attachment holds -- taken and
+ * not yet posted back -- are counted in its session record's sem_holds, so
+ * the daemon can post them back when the process dies.  The count and the
+ * token are two words, so a death between the two steps leaves them
+ * disagreeing by one; both orders below are chosen so that the error is a
+ * token lost, never one posted back twice: a surplus token would break
+ * mutual exclusion, which is worse than a waiter timing out.  Threads may
+ * share a handle, so the count is kept with atomic read-modify-writes.
+ */
+#include <assert.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <shmq/shmq.h>
+
+#include "libclient/object.h"
+#include "shm/atomic.h"
+#include "shm/sem.h"
+
+static_assert(SHMQ_SEM_ATTR_BOUNDED == SHMQ_SEM_BOUNDED && SHMQ_SEM_ATTR_UNDO == SHMQ_SEM_UNDO,
+	      "public semaphore flags are the layout's");
+static_assert(SHMQ_SEM_VALUE_MAX <= INT_MAX, "shmq_sem_value() returns int");
+
+struct sem_handle {
+	struct shmq_sem sem; /* first, attached in place: the public handle points here */
+	struct shmq_object obj;
+	_Atomic uint32_t *holds; /* undo: our record's sem_holds; else NULL */
+	bool can_wait;		 /* not a view */
+};
+
+static struct sem_handle *handle_of(const struct shmq_sem *s)
+{
+	return (struct sem_handle *)((const char *)s - offsetof(struct sem_handle, sem));
+}
+
+static int geom_from_attr(const struct shmq_sem_attr *a, struct shmq_req_open *req)
+{
+	const uint32_t known = SHMQ_SEM_ATTR_BOUNDED | SHMQ_SEM_ATTR_UNDO;
+	int r = shmq__object_check_attr(a, sizeof(*a));
+
+	if (r < 0)
+		return r;
+	if ((a->flags & ~known) || a->initial > SHMQ_SEM_VALUE_MAX || (a->perm & ~0777u))
+		return -EINVAL;
+	if ((a->flags & SHMQ_SEM_ATTR_BOUNDED) &&
+	    (a->max == 0 || a->max > SHMQ_SEM_VALUE_MAX || a->initial > a->max))
+		return -EINVAL;
+	req->geom.sem.initial = a->initial;
+	req->geom.sem.max = a->flags & SHMQ_SEM_ATTR_BOUNDED ? a->max : 0;
+	req->geom.sem.flags = a->flags;
+	if (a->perm)
+		req->mode = a->perm;
+	return 0;
+}
+
+SHMQ_API int shmq_sem_open(struct shmq_client *c, const char *name, unsigned int flags,
+			   const struct shmq_sem_attr *attr, struct shmq_sem **ret)
+{
+	const unsigned int known = SHMQ_CREATE | SHMQ_EXCL | SHMQ_VIEW;
+	struct shmq_req_open req = {.kind = SHMQ_KIND_SEM, .mode = 0600};
+	bool create = flags & SHMQ_CREATE;
+	struct sem_handle *h;
+	uint16_t op = SHMQ_OP_OPEN;
+	int r;
+
+	if (!c || !ret || !shmq__name_is_valid(name) || (flags & ~known))
+		return -EINVAL;
+	if ((flags & SHMQ_EXCL) && !create)
+		return -EINVAL;
+
+	if (create && attr) {
+		r = geom_from_attr(attr, &req);
+		if (r < 0)
+			return r;
+	}
+	req.flags = flags & SHMQ_VIEW ? SHMQ_OPEN_VIEW : SHMQ_OPEN_SEM;
+	if (flags & SHMQ_EXCL)
+		op = SHMQ_OP_CREATE;
+	else if (create)
+		req.flags |= SHMQ_OPEN_CREATE;
+	memcpy(req.name, name, strlen(name) + 1);
+
+	h = calloc(1, sizeof(*h));
+	if (!h)
+		return -ENOMEM;
+	r = shmq__object_open(c, op, &req, &h->obj);
+	if (r < 0) {
+		free(h);
+		return r;
+	}
+	r = shmq__sem_attach(&h->sem, &h->obj.seg, h->obj.session);
+	if (r < 0) {
+		shmq__object_close(&h->obj);
+		free(h);
+		return -EBADMSG; /* the segment passed attach, so the daemon's reply lied */
+	}
+	h->can_wait = !(flags & SHMQ_VIEW);
+	if ((h->sem.flags & SHMQ_SEM_UNDO) && h->obj.session != UINT32_MAX)
+		h->holds = &shmq__session_at(&h->obj.seg, h->obj.session)->sem_holds;
+	*ret = &h->sem;
+	return 0;
+}
+
+SHMQ_API int shmq_sem_close(struct shmq_sem *s)
+{
+	struct sem_handle *h;
+
+	if (!s)
+		return 0;
+	h = handle_of(s);
+	shmq__object_close(&h->obj);
+	free(h);
+	return 0;
+}
+
+/* After the token is ours: a death before this loses the token (see top). */
+static int took(struct sem_handle *h, int r)
+{
+	if (r == 0 && h->holds)
+		fetch_add_relaxed(h->holds, 1); /* read by the daemon only after our death */
+	return r;
+}
+
+SHMQ_API int shmq_sem_try_wait(struct shmq_sem *s)
+{
+	if (!s)
+		return -EINVAL;
+	if (!handle_of(s)->can_wait)
+		return -EBADF;
+	return took(handle_of(s), shmq__sem_try_wait(s));
+}
+
+SHMQ_API int shmq_sem_wait(struct shmq_sem *s, uint64_t deadline_ns)
+{
+	if (!s)
+		return -EINVAL;
+	if (!handle_of(s)->can_wait)
+		return -EBADF;
+	return took(handle_of(s), shmq__sem_wait(s, deadline_ns));
+}
+
+/*
+ * Before the post: stop counting up to @n of our holds.  Posts beyond what
+ * we hold (a producer that only posts) do not count.  Return: how many.
+ */
+static uint32_t unhold(struct sem_handle *h, uint32_t n)
+{
+	uint32_t cur, take;
+
+	if (!h->holds)
+		return 0;
+	cur = load_relaxed(h->holds); /* only our own threads write it */
+	do {
+		take = cur < n ? cur : n;
+	} while (take && !cas_relaxed(h->holds, &cur, cur - take));
+	return take;
+}
+
+SHMQ_API int shmq_sem_post(struct shmq_sem *s, unsigned int n)
+{
+	uint32_t held;
+	int r;
+
+	if (!s || n == 0)
+		return -EINVAL;
+	if (!handle_of(s)->can_wait)
+		return -EBADF;
+	held = unhold(handle_of(s), n);
+	r = shmq__sem_post(s, n);
+	if (r < 0 && held)
+		fetch_add_relaxed(handle_of(s)->holds, held); /* nothing was posted */
+	/* Only a peer rewriting the word 65536 times in a row makes a post give up. */
+	return r == -EAGAIN ? -EBADMSG : r;
+}
+
+SHMQ_API int shmq_sem_value(const struct shmq_sem *s)
+{
+	uint32_t v;
+
+	if (!s)
+		return -EINVAL;
+	v = shmq__sem_value(s);
+	/* A corrupt word must not turn into a negative "error". */
+	return v > SHMQ_SEM_VALUE_MAX ? (int)SHMQ_SEM_VALUE_MAX : (int)v;
+}

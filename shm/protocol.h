@@ -1,0 +1,229 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The control protocol between libshmq and shmqd: the wire ABI, specified in
+ * docs/protocol.md.  It lives beside the segment ABI because both the daemon
+ * and the client library build on it and must never include each other.
+ * Structs and pure validation only: no I/O, no allocation.
+ *
+ * Transport: a SOCK_SEQPACKET Unix socket.  One request datagram gets one
+ * reply datagram; a reply that grants an object carries its memfd as
+ * SCM_RIGHTS.  Every message starts with struct shmq_msg_hdr; `size` is the
+ * whole datagram.  All integers are native little-endian, fixed width.
+ *
+ * Versioning: SHMQ_PROTO_VERSION is sent in every header.  The daemon
+ * answers a header with another version with -EPROTO (in a version-1
+ * header, which every version must be able to parse), then keeps serving.
+ * In version 1 every request body has exactly the size its op defines
+ * (shmq__proto_req_size()); a longer or shorter one is -EBADMSG.  So any
+ * change to a body, appended fields included, is a new version; a new op
+ * is compatible (an old daemon answers -EOPNOTSUPP).
+ */
+#ifndef SHMQ_SHM_PROTOCOL_H
+#define SHMQ_SHM_PROTOCOL_H
+
+#include <assert.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "shm/layout.h"
+
+#define SHMQ_PROTO_MAGIC   UINT32_C(0x51514d53) /* "SMQQ" in memory */
+#define SHMQ_PROTO_VERSION 1
+#define SHMQ_MSG_MAX	   65536 /* bytes, largest datagram either way */
+
+/* struct shmq_msg_hdr.op; a reply carries the request's op | SHMQ_OP_REPLY. */
+#define SHMQ_OP_HELLO	 1 /* versions both ways; must be the first request */
+#define SHMQ_OP_CREATE	 2 /* create (and attach) an object; -EEXIST if it exists */
+#define SHMQ_OP_OPEN	 3 /* attach an object, creating it with SHMQ_OPEN_CREATE */
+#define SHMQ_OP_CLOSE	 4 /* detach one attachment of this session */
+#define SHMQ_OP_UNLINK	 5 /* remove a name; memory lives while attached */
+#define SHMQ_OP_LIST	 6 /* objects, paged */
+#define SHMQ_OP_STAT	 7 /* one object by name */
+#define SHMQ_OP_SESSIONS 8 /* connected sessions, paged */
+#define SHMQ_OP_STATUS	 9 /* daemon status */
+#define SHMQ_OP_COUNT	 10
+#define SHMQ_OP_REPLY	 UINT16_C(0x8000)
+
+struct shmq_msg_hdr {
+	uint32_t magic;	   /* 0  SHMQ_PROTO_MAGIC */
+	uint16_t version;  /* 4  SHMQ_PROTO_VERSION */
+	uint16_t op;	   /* 6  SHMQ_OP_*, | SHMQ_OP_REPLY in replies */
+	uint32_t size;	   /* 8  whole datagram, header included */
+	uint32_t seq;	   /* 12 chosen by the client, echoed in the reply */
+	int32_t status;	   /* 16 replies: 0 or -errno; requests: 0 */
+	uint32_t reserved; /* 20 zero */
+};
+
+/* --- HELLO --- */
+
+struct shmq_req_hello {
+	uint16_t proto_version; /* SHMQ_PROTO_VERSION */
+	uint16_t layout_major;	/* SHMQ_LAYOUT_MAJOR of the client build */
+	uint16_t layout_minor;	/* SHMQ_LAYOUT_MINOR of the client build */
+	uint16_t reserved0;
+	char client_name[32]; /* NUL-terminated, informational (shmqctl clients) */
+};
+
+struct shmq_rep_hello {
+	uint16_t proto_version;
+	uint16_t layout_major;
+	uint16_t layout_minor;
+	uint16_t reserved0;
+	uint64_t session_id; /* daemon-unique */
+	int32_t daemon_pid;
+	uint32_t reserved1;
+	char daemon_version[16]; /* "MAJOR.MINOR.PATCH" */
+};
+
+/* --- CREATE / OPEN --- */
+
+/* struct shmq_req_open.flags */
+#define SHMQ_OPEN_CREATE    (UINT32_C(1) << 0) /* OPEN: create if missing */
+#define SHMQ_OPEN_SEND	    (UINT32_C(1) << 1) /* queue: will send (needs write) */
+#define SHMQ_OPEN_RECV	    (UINT32_C(1) << 2) /* queue: will receive (needs write) */
+#define SHMQ_OPEN_VIEW	    (UINT32_C(1) << 3) /* read-only view (needs read) */
+#define SHMQ_OPEN_SEM	    (UINT32_C(1) << 4) /* semaphore: wait/post (needs write) */
+#define SHMQ_OPEN_HUGEPAGE  (UINT32_C(1) << 5) /* create: back with hugetlb pages */
+#define SHMQ_OPEN_ALL_FLAGS (UINT32_C(0x3f))
+
+struct shmq_req_open {
+	uint32_t flags; /* SHMQ_OPEN_* */
+	uint16_t kind;	/* SHMQ_KIND_* */
+	uint16_t reserved0;
+	uint32_t mode; /* create: permission bits (0777 mask) */
+	uint32_t reserved1;
+	char name[SHMQ_NAME_MAX + 1]; /* NUL-terminated */
+	union shmq_geom geom;	      /* create: queue n_slots/slot_size/mode/numa_node; sem */
+};
+
+struct shmq_rep_open {
+	uint64_t object_id;
+	uint64_t attach_id;	/* names this attachment in CLOSE */
+	uint64_t size;		/* segment bytes: the fd's size */
+	uint32_t session_index; /* record in the segment; UINT32_MAX for a view */
+	uint32_t flags;		/* SHMQ_OPEN_* granted (VIEW: the fd is read-only) */
+	uint16_t kind;
+	uint16_t created; /* 1 if this request created the object */
+	uint32_t reserved0;
+}; /* + SCM_RIGHTS: the segment's memfd */
+
+/* --- CLOSE / UNLINK / STAT --- */
+
+struct shmq_req_close {
+	uint64_t attach_id;
+};
+
+struct shmq_req_name {
+	char name[SHMQ_NAME_MAX + 1];
+};
+
+/* One object, as LIST and STAT report it. */
+struct shmq_obj_info {
+	char name[SHMQ_NAME_MAX + 1];
+	uint64_t object_id;
+	uint64_t size; /* segment bytes */
+	uint64_t created_realtime_ns;
+	uint32_t owner_uid;
+	uint32_t owner_gid;
+	uint32_t mode;
+	uint16_t kind;
+	uint16_t unlinked;   /* 1: name removed, still attached */
+	uint32_t n_attached; /* attachments, all sessions */
+	int32_t numa_node;   /* -1: none */
+	uint32_t flags;	     /* SHMQ_OPEN_HUGEPAGE if backed by huge pages */
+	uint32_t reserved0;
+	union shmq_geom geom;
+};
+
+/* --- LIST / SESSIONS (paged) --- */
+
+struct shmq_req_page {
+	uint32_t offset; /* first item wanted */
+	uint32_t reserved0;
+};
+
+#define SHMQ_LIST_PAGE	   128 /* objects per LIST reply */
+#define SHMQ_SESSIONS_PAGE 128 /* sessions per SESSIONS reply */
+
+struct shmq_rep_list {
+	uint32_t total;		      /* objects now (may change between pages) */
+	uint32_t count;		      /* items in this reply */
+	struct shmq_obj_info items[]; /* count of them */
+};
+
+struct shmq_session_info {
+	uint64_t session_id;
+	uint64_t connected_ns; /* CLOCK_MONOTONIC */
+	int32_t pid;
+	uint32_t uid;
+	uint32_t gid;
+	uint32_t n_attached;
+	char client_name[32];
+};
+
+struct shmq_rep_sessions {
+	uint32_t total;
+	uint32_t count;
+	struct shmq_session_info items[];
+};
+
+/* --- STATUS --- */
+
+struct shmq_rep_status {
+	char daemon_version[16];
+	int32_t pid;
+	uint32_t n_sessions;
+	uint64_t uptime_ns;
+	uint32_t n_objects;
+	uint32_t max_clients;
+	uint64_t memory_bytes; /* all segments */
+	char socket_path[108];
+	uint32_t reserved0;
+};
+
+static_assert(sizeof(struct shmq_msg_hdr) == 24, "protocol ABI changed");
+static_assert(sizeof(struct shmq_req_hello) == 40, "protocol ABI changed");
+static_assert(sizeof(struct shmq_rep_hello) == 40, "protocol ABI changed");
+static_assert(sizeof(struct shmq_req_open) == 112, "protocol ABI changed");
+static_assert(sizeof(struct shmq_rep_open) == 40, "protocol ABI changed");
+static_assert(sizeof(struct shmq_obj_info) == 152, "protocol ABI changed");
+static_assert(sizeof(struct shmq_session_info) == 64, "protocol ABI changed");
+static_assert(sizeof(struct shmq_req_close) == 8, "protocol ABI changed");
+static_assert(sizeof(struct shmq_req_name) == 64, "protocol ABI changed");
+static_assert(sizeof(struct shmq_req_page) == 8, "protocol ABI changed");
+static_assert(sizeof(struct shmq_rep_list) == 8, "protocol ABI changed");
+static_assert(sizeof(struct shmq_rep_sessions) == 8, "protocol ABI changed");
+static_assert(sizeof(struct shmq_rep_status) == 160, "protocol ABI changed");
+static_assert(sizeof(struct shmq_rep_list) + SHMQ_LIST_PAGE * sizeof(struct shmq_obj_info) +
+			      sizeof(struct shmq_msg_hdr) <=
+		      SHMQ_MSG_MAX,
+	      "a LIST page must fit in one datagram");
+
+/*
+ * Size of the body a request of @op must carry, or -1 for an unknown op.
+ * The daemon rejects any other size with -EBADMSG.
+ */
+static inline long shmq__proto_req_size(uint16_t op)
+{
+	switch (op) {
+	case SHMQ_OP_HELLO:
+		return sizeof(struct shmq_req_hello);
+	case SHMQ_OP_CREATE:
+	case SHMQ_OP_OPEN:
+		return sizeof(struct shmq_req_open);
+	case SHMQ_OP_CLOSE:
+		return sizeof(struct shmq_req_close);
+	case SHMQ_OP_UNLINK:
+	case SHMQ_OP_STAT:
+		return sizeof(struct shmq_req_name);
+	case SHMQ_OP_LIST:
+	case SHMQ_OP_SESSIONS:
+		return sizeof(struct shmq_req_page);
+	case SHMQ_OP_STATUS:
+		return 0;
+	default:
+		return -1;
+	}
+}
+
+#endif /* SHMQ_SHM_PROTOCOL_H */
