@@ -1,0 +1,234 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Integration: shmqd's command line and configuration.  --help, --version
+ * and --dump-config, a bad value in the file (exit 1, naming the line),
+ * flags over the file, and SIGHUP applying a new limit to a running daemon.
+ */
+#include <criterion/criterion.h>
+#include <criterion/new/assert.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <shmq/shmq.h>
+#include <shmq/version.h>
+
+#include "tests/helpers.h"
+#include "tests/integration/daemon.h"
+
+#define RUN_MS	  10000
+#define RELOAD_MS 5000
+
+static struct t_daemon d;
+static char out[64 * 1024];
+
+TestSuite(config, .fini = t_daemon_cleanup_all, .timeout = 30);
+
+static int run_shmqd(const char *a1, const char *a2, const char *a3)
+{
+	const char *argv[] = {t_shmqd_path(), a1, a2, a3, NULL};
+
+	return t_run(argv, out, sizeof(out), RUN_MS);
+}
+
+Test(config, help_prints_usage_with_every_option_and_exits_0)
+{
+	static const char *const options[] = {
+		"--config",	 "--dump-config",	  "--version",		 "--socket",
+		"--max-clients", "--max-objects-per-uid", "--max-memory-per-uid"};
+
+	cr_assert(eq(int, run_shmqd("--help", NULL, NULL), 0), "%s", out);
+	cr_assert(strstr(out, "Usage") != NULL || strstr(out, "usage") != NULL,
+		  "no usage line:\n%s", out);
+	for (size_t i = 0; i < sizeof(options) / sizeof(options[0]); i++)
+		cr_assert(strstr(out, options[i]) != NULL, "--help does not mention %s:\n%s",
+			  options[i], out);
+}
+
+Test(config, version_prints_the_release_version_and_exits_0)
+{
+	cr_assert(eq(int, run_shmqd("--version", NULL, NULL), 0), "%s", out);
+	cr_assert(strstr(out, SHMQ_VERSION_STRING) != NULL, "no %s in:\n%s", SHMQ_VERSION_STRING,
+		  out);
+	cr_assert(strstr(out, "shmqd") != NULL, "%s", out);
+}
+
+/* The value of @name in a config-file dump: "name = value". */
+static const char *dumped(const char *name, char *val, size_t size)
+{
+	const char *p = out;
+	size_t len = strlen(name);
+
+	while ((p = strstr(p, name))) {
+		if ((p == out || p[-1] == '\n') && (p[len] == ' ' || p[len] == '=')) {
+			const char *v = p + len;
+
+			while (*v == ' ' || *v == '=')
+				v++;
+			snprintf(val, size, "%.*s", (int)strcspn(v, "\n"), v);
+			return val;
+		}
+		p += len;
+	}
+	return NULL;
+}
+
+Test(config, dump_config_prints_every_option_in_file_format_and_exits_0)
+{
+	char val[64];
+
+	cr_assert(eq(int, run_shmqd("--dump-config", "--config=/dev/null", NULL), 0), "%s", out);
+	cr_assert(dumped("max-clients", val, sizeof(val)) != NULL, "no max-clients in:\n%s", out);
+	cr_assert(strcmp(val, "1024") == 0, "max-clients default is %s", val);
+	cr_assert(dumped("max-objects-per-uid", val, sizeof(val)) != NULL, "%s", out);
+	cr_assert(dumped("max-memory-per-uid", val, sizeof(val)) != NULL, "%s", out);
+	cr_assert(dumped("socket", val, sizeof(val)) != NULL, "%s", out);
+}
+
+Test(config, dump_config_shows_the_file_overridden_by_flags)
+{
+	char val[64];
+
+	{
+		char path[] = "/tmp/shmq-integ-conf-XXXXXX";
+		int fd = mkstemp(path);
+		FILE *f;
+
+		cr_assert(fd >= 0);
+		f = fdopen(fd, "w");
+		fputs("# test configuration\n\nmax-clients = 7\nmax-objects-per-uid=9\n", f);
+		fclose(f);
+		{
+			char conf_arg[64];
+
+			snprintf(conf_arg, sizeof(conf_arg), "--config=%s", path);
+			cr_assert(eq(int, run_shmqd(conf_arg, "--max-clients=11", "--dump-config"),
+				     0),
+				  "%s", out);
+		}
+		unlink(path);
+	}
+	cr_assert(dumped("max-clients", val, sizeof(val)) != NULL && strcmp(val, "11") == 0,
+		  "flag over file: max-clients = %s", val);
+	cr_assert(dumped("max-objects-per-uid", val, sizeof(val)) != NULL && strcmp(val, "9") == 0,
+		  "file over default: max-objects-per-uid = %s", val);
+}
+
+/* Write @text to a temporary config file, start shmqd on it, expect exit 1 naming @line. */
+static void expect_bad_config(const char *text, int line)
+{
+	char path[] = "/tmp/shmq-integ-conf-XXXXXX", conf_arg[64], sock_arg[64], where[64];
+	int fd = mkstemp(path), st;
+	FILE *f;
+
+	cr_assert(fd >= 0);
+	f = fdopen(fd, "w");
+	fputs(text, f);
+	fclose(f);
+	snprintf(conf_arg, sizeof(conf_arg), "--config=%s", path);
+	snprintf(sock_arg, sizeof(sock_arg), "--socket=%s.sock", path);
+	st = run_shmqd(conf_arg, sock_arg, NULL);
+	unlink(path);
+	cr_assert(eq(int, st, 1), "shmqd with a bad config exited %d:\n%s", st, out);
+	snprintf(where, sizeof(where), "%s:%d", path, line);
+	cr_assert(strstr(out, where) != NULL || strstr(out, "line") != NULL,
+		  "the message does not name %s:\n%s", where, out);
+	if (!strstr(out, where)) {
+		char ln[32];
+
+		snprintf(ln, sizeof(ln), "line %d", line);
+		cr_assert(strstr(out, ln) != NULL, "the message does not name line %d:\n%s", line,
+			  out);
+	}
+}
+
+Test(config, bad_value_in_the_config_file_exits_1_naming_the_line)
+{
+	expect_bad_config("# comment\nmax-clients = 8\n\nmax-objects-per-uid = banana\n", 4);
+}
+
+Test(config, out_of_range_value_in_the_config_file_exits_1_naming_the_line)
+{
+	expect_bad_config("max-clients = 0\n", 1);
+	expect_bad_config("log-level = info\nmax-clients = 99999999\n", 2);
+	expect_bad_config("\n\n\nmax-memory-per-uid = 1E\n", 4);
+}
+
+Test(config, unknown_option_in_the_config_file_exits_1_naming_the_line)
+{
+	expect_bad_config("max-clients = 8\nno-such-option = 1\n", 2);
+	expect_bad_config("just some words\n", 1);
+}
+
+Test(config, bad_command_line_flag_exits_nonzero)
+{
+	int st = run_shmqd("--no-such-flag=1", NULL, NULL);
+
+	cr_assert(st == 1 || st == 2, "exit %d:\n%s", st, out);
+	st = run_shmqd("--max-clients=lots", NULL, NULL);
+	cr_assert(st == 1 || st == 2, "exit %d:\n%s", st, out);
+}
+
+Test(config, sighup_reload_applies_a_new_object_limit)
+{
+	struct shmq_sem_attr a = {.size = sizeof(a)};
+	struct shmq_sem *s1, *s2, *s3, *s = NULL;
+	struct shmq_client *c;
+	uint64_t deadline;
+	int r;
+
+	t_daemon_start(&d, NULL, "max-objects-per-uid = 1\n");
+	c = t_connect(&d);
+	T_OK(shmq_sem_open(c, "h1", SHMQ_CREATE | SHMQ_EXCL, &a, &s1));
+	T_ERR(shmq_sem_open(c, "h2", SHMQ_CREATE | SHMQ_EXCL, &a, &s), -ENOSPC);
+
+	t_daemon_write_conf(&d, "max-objects-per-uid = 2\n");
+	t_daemon_signal(&d, SIGHUP);
+	/* The reload is asynchronous: poll, bounded. */
+	deadline = t_now_ns() + RELOAD_MS * 1000000ull;
+	while ((r = shmq_sem_open(c, "h2", SHMQ_CREATE | SHMQ_EXCL, &a, &s2)) == -ENOSPC &&
+	       t_now_ns() < deadline)
+		t_sleep_ms(10);
+	T_OK(r);
+	T_ERR(shmq_sem_open(c, "h3", SHMQ_CREATE | SHMQ_EXCL, &a, &s), -ENOSPC);
+
+	/* A bad file on reload keeps the old configuration and the daemon running. */
+	t_daemon_write_conf(&d, "max-objects-per-uid = banana\n");
+	t_daemon_signal(&d, SIGHUP);
+	t_sleep_ms(100);
+	T_ERR(shmq_sem_open(c, "h3", SHMQ_CREATE | SHMQ_EXCL, &a, &s), -ENOSPC);
+	cr_assert(eq(int, t_daemon_wait_exit(&d, 0), -ETIMEDOUT),
+		  "the daemon exited on a bad reload");
+
+	t_daemon_write_conf(&d, "max-objects-per-uid = 3\n");
+	t_daemon_signal(&d, SIGHUP);
+	deadline = t_now_ns() + RELOAD_MS * 1000000ull;
+	while ((r = shmq_sem_open(c, "h3", SHMQ_CREATE | SHMQ_EXCL, &a, &s3)) == -ENOSPC &&
+	       t_now_ns() < deadline)
+		t_sleep_ms(10);
+	T_OK(r);
+	cr_assert(s == NULL, "ret_ was written on failure");
+	T_OK(shmq_sem_close(s1));
+	T_OK(shmq_sem_close(s2));
+	T_OK(shmq_sem_close(s3));
+	T_OK(shmq_client_close(c));
+	t_daemon_fini(&d);
+}
+
+Test(config, second_daemon_on_a_live_socket_refuses_to_start_and_the_first_keeps_serving)
+{
+	struct shmq_client *c;
+	char sock_arg[160];
+	int st;
+
+	t_daemon_start(&d, NULL, NULL);
+	snprintf(sock_arg, sizeof(sock_arg), "--socket=%s", d.sock);
+	st = run_shmqd(sock_arg, "--config=/dev/null", NULL);
+	cr_assert(st != 0 && st < 128, "a second shmqd on a live socket exited %d:\n%s", st, out);
+	c = t_connect(&d);
+	T_OK(shmq_client_close(c));
+	t_daemon_fini(&d);
+}
