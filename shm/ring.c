@@ -4,20 +4,10 @@
  *
  * DESIGN
  *
- * Two algorithms share one segment format (shm/layout.h):
- *
- * SPSC -- the classic two-index ring.  Only the producer writes tail, only
- * the consumer writes head; each keeps a cached copy of the other's index
- * and reloads it only when the cache says full/empty, so a stream of
- * messages costs one cache-line transfer per batch of slots, not per
- * message.  Nothing is ever "held": a producer that dies mid-copy has not
- * moved tail, a consumer that dies mid-read (or holding a peek) has not
- * moved head, so the next producer/consumer simply carries on.  No repair.
- *
- * Turns (MPMC, and MPSC/SPMC, whose declared roles are enforced at attach)
- * -- a bounded MPMC queue in the manner of Vyukov's, where each slot has a
- * 64-bit turn word: the position it is ready for (seq) and who holds it
- * (owner).  For position pos, slot pos & mask goes through:
+ Every mode runs on per-slot turns, a bounded MPMC queue in the manner of
+ * Vyukov's: each slot has a 64-bit turn word, the position it is ready for
+ * (seq) and who holds it (owner).  For position pos, slot pos & mask goes
+ * through:
  *
  *     EMPTY      seq = pos,     owner 0
  *     WRITING    seq = pos,     owner WRITING|tag    producer claimed it (CAS)
@@ -25,12 +15,25 @@
  *     READING    seq = pos + 1, owner READING|tag    consumer claimed it (CAS)
  *     EMPTY      seq = pos + N, owner 0              released for the next lap (R4)
  *
- * The claim CAS records the holder's session tag in the same atomic step
- * that takes the slot, so a slot is never held by an unknown process: this
- * is what makes the ring repairable after a death at any instruction.
- * tail and head are only hints: whoever finds the slot at the hint already
- * taken advances the hint for everyone (CAS, "helping"), so a process that
- * dies between claiming a slot and bumping the index wedges nothing.
+ MPMC (and MPSC/SPMC, whose declared roles are enforced at attach): the
+ * claim CAS records the holder's session tag in the same atomic step that
+ * takes the slot, so a slot is never held by an unknown process: this is
+ * what makes the ring repairable after a death at any instruction.  tail
+ * and head are only hints: whoever finds the slot at the hint already taken
+ * advances the hint for everyone (CAS, "helping"), so a process that dies
+ * between claiming a slot and bumping the index wedges nothing.
+ *
+ * SPSC (the fast path): the same turns with plain stores.  The only
+ * producer and the only consumer each keep their own position in the
+ * handle and never read the other's index: the consumer polls the next
+ * slot's turn, whose cache line also brings the payload, so a hand-off is
+ * one cache-line transfer, where a head/tail ring needs two dependent ones
+ * (the index, then the payload).  Nothing is ever claimed: a producer that
+ * dies mid-copy never published, a consumer that dies mid-read (or holding
+ * a peek) never freed, so the next one simply carries on.  No repair.  head
+ * and tail are stored after each operation for observers (depth, check),
+ * one behind at most if a process died in between; a successor starting
+ * from a stale one skips the turns already published or freed.
  *
  * Ordering -- read before changing:
  *
@@ -42,11 +45,10 @@
  *   R1 store_release(&slot->state,      --> A1 t = load_acquire(&slot->state)
  *                    pos+1|0)                  CAS state pos+1|0 -> pos+1|READING|tag
  *                                              copy payload out
- *   SPSC instead: R1 store_release(&tail) --> A1 load_acquire(&tail), and
- *                 R2 store_release(&head) --> A2 load_acquire(&head).
+ *   SPSC: the same R1/A1 and R4/A3 pairs, without the CASes.
  *
- *   R1/A1 make a message visible before it can be read; R4/A3 (R2/A2 for
- *   SPSC) stop a producer overwriting a slot that is still being read.
+ *   R1/A1 make a message visible before it can be read; R4/A3 stop a
+ *   producer overwriting a slot that is still being read.
  *   The claim CASes are acq_rel so that a failed claimer re-reads a current
  *   turn; the hint CASes on tail/head are relaxed: they order nothing, the
  *   turn word is authoritative.
@@ -75,7 +77,7 @@
  * Invariants (checked by shmq__ring_check() on a quiescent ring):
  *   - indices run free as uint32_t and are compared only by unsigned
  *     difference; head <= tail and tail - head <= n_slots;
- *   - SPSC: every slot in [head, tail) has len <= slot_size;
+ *   - SPSC: owners are always 0, and head/tail may lag their turns by one;
  *   - turns: every slot's seq is congruent to its index (mod n_slots) or to
  *     index + 1; FULL/READING slots lie in [head - N, tail), WRITING slots in
  *     [tail - N, tail], EMPTY slots in [tail, tail + N); owners are 0 or one
@@ -162,8 +164,8 @@ int shmq__ring_attach(struct shmq_ring *r, const struct shmq_segment *seg, uint3
 	 * the peer's snoop.  Caches start at the current indices; a stale cache
 	 * only costs a reload.
 	 */
-	r->cached_head = r->cons_pos = load_acquire(&r->q->head); /* A2 */
-	r->cached_tail = r->prod_pos = load_acquire(&r->q->tail); /* A1 */
+	r->cons_pos = load_relaxed(&r->q->head); /* a hint: the turns are authoritative */
+	r->prod_pos = load_relaxed(&r->q->tail);
 	r->asym = shmq__barrier_register();
 	return 0;
 }
@@ -198,42 +200,6 @@ static void ec_notify(struct shmq_ring *r, _Atomic uint32_t *ec)
 	}
 	(void)shmq__futex_wake(ec, INT_MAX);
 	counter_inc(&r->c->wakes, 1);
-}
-
-/* --- SPSC --- */
-
-static int spsc_room(struct shmq_ring *r, uint32_t tail, uint32_t want, uint32_t *ret_room)
-{
-	uint32_t used = tail - r->cached_head;
-
-	if (used > n_slots(r) || n_slots(r) - used < want) {
-		r->cached_head = load_acquire(&r->q->head); /* A2: pairs with R2 */
-		used = tail - r->cached_head;
-		if (used > n_slots(r))
-			return -EBADMSG; /* head moved past tail: corrupt peer */
-		hwm_note(r, used);
-		if (used == n_slots(r))
-			return -EAGAIN;
-	}
-	*ret_room = n_slots(r) - used;
-	return 0;
-}
-
-static int spsc_avail(struct shmq_ring *r, uint32_t head, uint32_t *ret_avail)
-{
-	uint32_t avail = r->cached_tail - head;
-
-	if (avail == 0 || avail > n_slots(r)) {
-		r->cached_tail = load_acquire(&r->q->tail); /* A1: pairs with R1 */
-		avail = r->cached_tail - head;
-		if (avail > n_slots(r))
-			return -EBADMSG; /* tail more than a lap ahead: corrupt peer */
-		if (avail == 0)
-			return -EAGAIN;
-		hwm_note(r, avail);
-	}
-	*ret_avail = avail;
-	return 0;
 }
 
 /* --- Turns: claiming slots --- */
@@ -387,6 +353,74 @@ static int claim_read(struct shmq_ring *r, uint32_t tag, uint32_t fit, uint32_t 
 	return -EAGAIN;
 }
 
+/*
+ * SPSC: the next position to write, from our own index and the slot's turn
+ * alone: we are the only producer, so nothing is claimed (no CAS, no tag),
+ * and the consumer's index is never read.  A turn already published for
+ * our position means a predecessor died between publishing and storing
+ * tail: skip it.  Return: 0 with *ret_pos; -EAGAIN full; -EBADMSG.
+ */
+static int spsc_next_free(struct shmq_ring *r, uint32_t *ret_pos)
+{
+	uint32_t pos = r->prod_pos;
+
+	for (uint32_t tries = 0; tries <= 2 * n_slots(r); tries++) {
+		uint64_t t = load_acquire(&slot_at(r, pos)->state); /* A3: pairs with R4 */
+		uint32_t d = TURN_SEQ(t) - pos;
+
+		if (TURN_OWNER(t))
+			return -EBADMSG; /* SPSC never claims */
+		if (d == 0) {
+			r->prod_pos = pos;
+			*ret_pos = pos;
+			return 0;
+		}
+		if (d == 1 - n_slots(r)) {
+			hwm_note(r, n_slots(r)); /* full is the one exact depth sample */
+			return -EAGAIN;		 /* previous lap not yet consumed */
+		}
+		if (d != 1 && !lap_past(r, d))
+			return -EBADMSG;
+		pos++;
+	}
+	return -EBADMSG;
+}
+
+/*
+ * SPSC: the next position to read, if its message is at most @fit bytes.
+ * The consumer polls the slot's own turn, never the producer's index: the
+ * line that brings the turn brings the payload, so a hand-off costs one
+ * cache-line transfer, not two.  A turn already freed for our position
+ * means a predecessor died between freeing and storing head: skip it.
+ * Return: 0 with *ret_pos; -EAGAIN empty; -EMSGSIZE; -EBADMSG.
+ */
+static int spsc_next_full(struct shmq_ring *r, uint32_t fit, uint32_t *ret_pos)
+{
+	uint32_t pos = r->cons_pos;
+
+	for (uint32_t tries = 0; tries <= 2 * n_slots(r); tries++) {
+		struct shmq_slot_hdr *h = slot_at(r, pos);
+		uint64_t t = load_acquire(&h->state); /* A1: pairs with R1 */
+		uint32_t d = TURN_SEQ(t) - pos;
+
+		if (TURN_OWNER(t))
+			return -EBADMSG;
+		if (d == 1) {
+			if (fit != UINT32_MAX && load_relaxed(&h->len) > fit) /* ordered by A1 */
+				return -EMSGSIZE;
+			r->cons_pos = pos;
+			*ret_pos = pos;
+			return 0;
+		}
+		if (d == 0)
+			return -EAGAIN; /* not yet published */
+		if (!lap_past(r, d))
+			return -EBADMSG;
+		pos++;
+	}
+	return -EBADMSG;
+}
+
 static void turn_publish(struct shmq_ring *r, uint32_t pos, uint32_t len, uint32_t flags)
 {
 	struct shmq_slot_hdr *h = slot_at(r, pos);
@@ -404,6 +438,21 @@ static void turn_free(struct shmq_ring *r, uint32_t pos)
 
 /* --- Sending --- */
 
+static int next_write(struct shmq_ring *r, uint32_t *ret_pos)
+{
+	return is_spsc(r) ? spsc_next_free(r, ret_pos) : claim_write(r, r->tag, ret_pos);
+}
+
+static void publish(struct shmq_ring *r, uint32_t pos, uint32_t len, uint32_t flags)
+{
+	turn_publish(r, pos, len, flags);
+	if (is_spsc(r)) {
+		r->prod_pos = pos + 1;
+		/* For observers (depth, check) only; the turn is authoritative. */
+		store_relaxed(&r->q->tail, pos + 1);
+	}
+}
+
 static int send_one(struct shmq_ring *r, const void *msg, size_t len)
 {
 	uint32_t pos;
@@ -414,26 +463,13 @@ static int send_one(struct shmq_ring *r, const void *msg, size_t len)
 	if (r->rsv_active)
 		return -EINVAL;
 
-	if (is_spsc(r)) {
-		uint32_t room;
-
-		pos = r->prod_pos;
-		rc = spsc_room(r, pos, 1, &room);
-		if (rc < 0)
-			return rc;
-		copy_bytes(payload(slot_at(r, pos)), msg, len);
-		store_relaxed(&slot_at(r, pos)->len, (uint32_t)len); /* ordered by R1 */
-		store_release(&r->q->tail, pos + 1); /* R1: pairs with A1 in spsc_avail() */
-		r->prod_pos = pos + 1;
-	} else {
-		rc = claim_write(r, r->tag, &pos);
-		if (rc < 0)
-			return rc;
-		if ((pos & 63) == 0) /* sample depth: reading head on every send costs a miss */
-			hwm_note(r, pos + 1 - load_relaxed(&r->q->head)); /* statistic */
-		copy_bytes(payload(slot_at(r, pos)), msg, len);
-		turn_publish(r, pos, (uint32_t)len, 0);
-	}
+	rc = next_write(r, &pos);
+	if (rc < 0)
+		return rc;
+	if ((pos & 63) == 0) /* sample depth: reading head on every send costs a miss */
+		hwm_note(r, pos + 1 - load_relaxed(&r->q->head)); /* statistic */
+	copy_bytes(payload(slot_at(r, pos)), msg, len);
+	publish(r, pos, (uint32_t)len, 0);
 	counter_inc(&r->c->sent, 1);
 	return 0;
 }
@@ -459,32 +495,10 @@ int shmq__ring_send_batch(struct shmq_ring *r, const struct iovec *msgs, unsigne
 	if (r->rsv_active)
 		return -EINVAL;
 
-	if (is_spsc(r)) {
-		uint32_t tail = r->prod_pos;
-		uint32_t room;
-
-		rc = spsc_room(r, tail, n, &room);
-		for (; rc == 0 && i < n && i < room; i++) {
-			struct shmq_slot_hdr *h = slot_at(r, tail + i);
-
-			if (msgs[i].iov_len > r->slot_size) {
-				rc = -EMSGSIZE;
-				break;
-			}
-			copy_bytes(payload(h), msgs[i].iov_base, msgs[i].iov_len);
-			store_relaxed(&h->len, (uint32_t)msgs[i].iov_len); /* ordered by R1 */
-		}
-		if (i) {
-			store_release(&r->q->tail, tail + i); /* R1: pairs with A1 */
-			r->prod_pos = tail + i;
-		}
-		counter_inc(&r->c->sent, i);
-	} else {
-		for (; i < n; i++) {
-			rc = send_one(r, msgs[i].iov_base, msgs[i].iov_len);
-			if (rc < 0)
-				break;
-		}
+	for (; i < n; i++) {
+		rc = send_one(r, msgs[i].iov_base, msgs[i].iov_len);
+		if (rc < 0)
+			break;
 	}
 
 	if (i) {
@@ -498,17 +512,12 @@ int shmq__ring_send_batch(struct shmq_ring *r, const struct iovec *msgs, unsigne
 
 static int reserve_one(struct shmq_ring *r, void **ret_buf)
 {
-	uint32_t pos, room;
+	uint32_t pos;
 	int rc;
 
 	if (r->rsv_active)
 		return -EINVAL;
-	if (is_spsc(r)) {
-		pos = r->prod_pos;
-		rc = spsc_room(r, pos, 1, &room);
-	} else {
-		rc = claim_write(r, r->tag, &pos);
-	}
+	rc = next_write(r, &pos);
 	if (rc < 0)
 		return rc;
 	r->rsv_pos = pos;
@@ -528,13 +537,7 @@ int shmq__ring_reserve(struct shmq_ring *r, void **ret_buf)
 
 static void rsv_finish(struct shmq_ring *r, size_t len, uint32_t flags)
 {
-	if (is_spsc(r)) {
-		store_relaxed(&slot_at(r, r->rsv_pos)->len, (uint32_t)len); /* ordered by R1 */
-		store_release(&r->q->tail, r->rsv_pos + 1);		    /* R1: pairs with A1 */
-		r->prod_pos = r->rsv_pos + 1;
-	} else {
-		turn_publish(r, r->rsv_pos, (uint32_t)len, flags);
-	}
+	publish(r, r->rsv_pos, (uint32_t)len, flags);
 	r->rsv_active = false;
 }
 
@@ -555,7 +558,7 @@ int shmq__ring_cancel(struct shmq_ring *r)
 	if (!r->rsv_active)
 		return -EINVAL;
 	if (is_spsc(r)) {
-		r->rsv_active = false; /* tail never moved: nothing to undo */
+		r->rsv_active = false; /* nothing was published or claimed: nothing to undo */
 		return 0;
 	}
 	/* The position is taken for good; publish it as a tombstone receivers skip. */
@@ -566,14 +569,13 @@ int shmq__ring_cancel(struct shmq_ring *r)
 
 /* --- Receiving --- */
 
-/* Finish a take(): make the slot reusable (R2 / R4). */
+/* Finish a take(): make the slot reusable (R4). */
 static void done(struct shmq_ring *r, uint32_t pos)
 {
+	turn_free(r, pos);
 	if (is_spsc(r)) {
-		store_release(&r->q->head, pos + 1); /* R2: pairs with A2 in spsc_room() */
 		r->cons_pos = pos + 1;
-	} else {
-		turn_free(r, pos);
+		store_relaxed(&r->q->head, pos + 1); /* observers only: the turn is authoritative */
 	}
 }
 
@@ -586,27 +588,22 @@ static void done(struct shmq_ring *r, uint32_t pos)
 static int take(struct shmq_ring *r, uint32_t fit, uint32_t *ret_pos, uint32_t *ret_len)
 {
 	for (unsigned int skipped = 0; skipped <= n_slots(r); skipped++) {
-		uint32_t pos, len, flags, avail;
+		uint32_t pos, len, flags;
 		int rc;
 
-		if (is_spsc(r)) {
-			pos = r->cons_pos;
-			rc = spsc_avail(r, pos, &avail);
-		} else {
-			rc = claim_read(r, r->tag, fit, &pos);
-		}
+		rc = is_spsc(r) ? spsc_next_full(r, fit, &pos) : claim_read(r, r->tag, fit, &pos);
 		if (rc < 0)
 			return rc;
 
 		/* Read once: a peer could change it under us (no double fetch). */
 		len = load_relaxed(&slot_at(r, pos)->len); /* ordered by A1 */
-		flags = is_spsc(r) ? 0 : load_relaxed(&slot_at(r, pos)->flags);
+		flags = load_relaxed(&slot_at(r, pos)->flags);
 		if (len > r->slot_size) {
 			done(r, pos);
 			return -EBADMSG;
 		}
 		if (flags & SHMQ_SLOT_TOMBSTONE) {
-			turn_free(r, pos);
+			done(r, pos);
 			fetch_add_relaxed(&r->q->tombstones, 1); /* statistic */
 			ec_notify(r,
 				  &r->q->ec_send); /* a slot was freed, even if we return -EAGAIN */
@@ -665,47 +662,19 @@ int shmq__ring_recv_batch(struct shmq_ring *r, struct iovec *msgs, unsigned int 
 	if (r->peek_active)
 		return -EINVAL;
 
-	if (is_spsc(r)) {
-		uint32_t head = r->cons_pos;
-		uint32_t avail;
+	for (; i < n; i++) {
+		uint32_t fit = i == 0			      ? UINT32_MAX
+			       : msgs[i].iov_len > UINT32_MAX ? UINT32_MAX - 1
+							      : (uint32_t)msgs[i].iov_len;
 
-		rc = spsc_avail(r, head, &avail);
-		for (; rc == 0 && i < n && i < avail; i++) {
-			struct shmq_slot_hdr *h = slot_at(r, head + i);
-			uint32_t len = load_relaxed(&h->len); /* ordered by A1; read once */
-
-			if (len > r->slot_size || len > msgs[i].iov_len) {
-				if (i == 0) { /* consume it, report it */
-					rc = len > r->slot_size ? -EBADMSG : -EMSGSIZE;
-					done(r, head);
-					ec_notify(r, &r->q->ec_send);
-					return rc;
-				}
-				break; /* report it on the next call */
-			}
-			copy_bytes(msgs[i].iov_base, payload(h), len);
-			msgs[i].iov_len = len;
-		}
-		if (i) {
-			store_release(&r->q->head, head + i); /* R2: pairs with A2 */
-			r->cons_pos = head + i;
-		}
-		counter_inc(&r->c->received, i);
-	} else {
-		for (; i < n; i++) {
-			uint32_t fit = i == 0			      ? UINT32_MAX
-				       : msgs[i].iov_len > UINT32_MAX ? UINT32_MAX - 1
-								      : (uint32_t)msgs[i].iov_len;
-
-			rc = recv_one(r, msgs[i].iov_base, msgs[i].iov_len, fit);
-			if (rc < 0)
-				break;
-			msgs[i].iov_len = (size_t)rc;
-		}
-		if (i == 0 && (rc == -EBADMSG || rc == -EMSGSIZE)) {
-			ec_notify(r, &r->q->ec_send);
-			return rc;
-		}
+		rc = recv_one(r, msgs[i].iov_base, msgs[i].iov_len, fit);
+		if (rc < 0)
+			break;
+		msgs[i].iov_len = (size_t)rc;
+	}
+	if (i == 0 && (rc == -EBADMSG || rc == -EMSGSIZE)) {
+		ec_notify(r, &r->q->ec_send);
+		return rc;
 	}
 
 	if (i) {
@@ -894,6 +863,11 @@ int shmq__ring_check(const struct shmq_ring *r)
 	uint32_t head = load_acquire(&r->q->head); /* A5: snapshot, head before tail */
 	uint32_t tail = load_acquire(&r->q->tail);
 	uint32_t n = n_slots(r);
+	/*
+	 * SPSC stores an index after the turn it covers, so a process that died
+	 * in between leaves head or tail one behind its turns: allow that one.
+	 */
+	uint32_t slack = is_spsc(r) ? 1 : 0;
 
 	if (tail - head > n)
 		return -EBADMSG;
@@ -906,22 +880,16 @@ int shmq__ring_check(const struct shmq_ring *r)
 		uint32_t len = load_relaxed(&h->len); /* ordered by the acquire above */
 		uint32_t kind = own & (SHMQ_OWNER_WRITING | SHMQ_OWNER_READING);
 
-		if (is_spsc(r)) {
-			/* Occupied if the first position >= head that maps to slot i is < tail. */
-			if (((i - head) & r->mask) < tail - head && len > r->slot_size)
-				return -EBADMSG;
-			continue;
-		}
-
 		if (own & ~(SHMQ_OWNER_WRITING | SHMQ_OWNER_READING | SHMQ_OWNER_TAG_MASK) ||
-		    kind == (SHMQ_OWNER_WRITING | SHMQ_OWNER_READING) || (kind == 0 && own != 0))
+		    kind == (SHMQ_OWNER_WRITING | SHMQ_OWNER_READING) || (kind == 0 && own != 0) ||
+		    (is_spsc(r) && own != 0))
 			return -EBADMSG;
 
 		if ((seq & r->mask) == i) {
 			/* EMPTY or WRITING for position seq. */
 			if (kind == SHMQ_OWNER_READING)
 				return -EBADMSG;
-			if (kind == 0 && !in_window(seq, tail, n))
+			if (kind == 0 && !in_window(seq, tail, n + slack))
 				return -EBADMSG;
 			if (kind == SHMQ_OWNER_WRITING && !in_window(seq, tail - n, n + 1))
 				return -EBADMSG;
@@ -933,7 +901,7 @@ int shmq__ring_check(const struct shmq_ring *r)
 			 * Published for a position past tail only by an in-place
 			 * redelivery (see redeliver()), which marks the slot.
 			 */
-			if (kind == 0 && !in_window(seq - 1, head, tail - head) &&
+			if (kind == 0 && !in_window(seq - 1, head, tail - head + slack) &&
 			    !((load_relaxed(&h->flags) & SHMQ_SLOT_REDELIVERED) &&
 			      in_window(seq - 1, tail, n)))
 				return -EBADMSG;

@@ -52,12 +52,10 @@ struct shmq_ring { /* process-local; validated at attach */
 	uint32_t mode;	  /* SHMQ_QMODE_* */
 	uint32_t tag;	  /* session index + 1: owner tag in slot claims */
 	uint64_t spin_ns; /* spin budget before sleeping; 0: sleep at once */
-	/* SPSC: own indices live here (the shm copy is written, never read back). */
-	uint32_t prod_pos;    /* producer: next position to write */
-	uint32_t cons_pos;    /* consumer: next position to read */
-	uint32_t cached_head; /* producer: last head seen (stale copy) */
-	uint32_t cached_tail; /* consumer: last tail seen (stale copy) */
-	bool asym;	      /* light barrier on publish: see shm/barrier.h */
+	/* SPSC: own indices live here (the shm copy is for observers, never read back). */
+	uint32_t prod_pos; /* producer: next position to write */
+	uint32_t cons_pos; /* consumer: next position to read */
+	bool asym;	   /* light barrier on publish: see shm/barrier.h */
 	/* Zero-copy state: at most one reservation and one peek per handle. */
 	uint32_t rsv_pos;
 	uint32_t peek_pos;

@@ -519,7 +519,7 @@ Test(ring, corrupt_length_in_peek_and_batch_returns_ebadmsg)
 	}
 }
 
-Test(ring, tail_moved_past_capacity_gives_ebadmsg_to_the_consumer)
+Test(ring, tail_moved_past_capacity_is_caught_by_check_and_delivers_nothing)
 {
 	for (size_t m = 0; m < N_MODES; m++) {
 		struct fx f;
@@ -529,25 +529,49 @@ Test(ring, tail_moved_past_capacity_gives_ebadmsg_to_the_consumer)
 		fx_init(&f, modes[m], N_SLOTS, SLOT_SIZE);
 		q = f.seg.seg.object;
 		store_relaxed(&q->tail, N_SLOTS + 1);
-		if (modes[m] == SHMQ_QMODE_SPSC)
-			cr_assert(eq(int, shmq__ring_try_recv(&f.rx, buf, sizeof(buf)), -EBADMSG));
-		else /* turns are authoritative: a moved hint alone hides nothing */
-			cr_assert(eq(int, shmq__ring_try_recv(&f.rx, buf, sizeof(buf)), -EAGAIN));
+		/* The turns are authoritative: a moved index alone delivers nothing. */
+		cr_assert(eq(int, shmq__ring_try_recv(&f.rx, buf, sizeof(buf)), -EAGAIN));
 		cr_assert(eq(int, shmq__ring_check(&f.rx), -EBADMSG));
 		fx_fini(&f);
 	}
 }
 
-Test(ring, head_moved_past_tail_gives_ebadmsg_to_the_spsc_producer)
+Test(ring, spsc_turn_with_an_owner_gives_ebadmsg_to_both_sides)
+{
+	struct fx f;
+	char buf[SLOT_SIZE];
+
+	fx_init(&f, SHMQ_QMODE_SPSC, N_SLOTS, SLOT_SIZE);
+	send_u64(&f.tx, 1);
+	/* SPSC never claims: an owner in a turn is a scribble. */
+	store_relaxed(&slot_hdr(&f, 0)->state, ((uint64_t)1 << 32) | SHMQ_OWNER_READING | 3);
+	store_relaxed(&slot_hdr(&f, 1)->state, ((uint64_t)1 << 32) | SHMQ_OWNER_WRITING | 3);
+	cr_assert(eq(int, shmq__ring_try_recv(&f.rx, buf, sizeof(buf)), -EBADMSG));
+	cr_assert(eq(int, shmq__ring_try_send(&f.tx, "x", 1), -EBADMSG));
+	cr_assert(eq(int, shmq__ring_check(&f.tx), -EBADMSG));
+	fx_fini(&f);
+}
+
+Test(ring, spsc_successor_skips_turns_its_dead_predecessor_published_or_freed)
 {
 	struct fx f;
 	struct shmq_queue_shm *q;
 
 	fx_init(&f, SHMQ_QMODE_SPSC, N_SLOTS, SLOT_SIZE);
 	q = f.seg.seg.object;
-	store_relaxed(&q->head, 3);
-	f.tx.cached_head = 3;
-	cr_assert(eq(int, shmq__ring_try_send(&f.tx, "x", 1), -EBADMSG));
+	send_u64(&f.tx, 1);
+	send_u64(&f.tx, 2);
+	cr_assert(eq(u64, recv_u64(&f.rx), 1));
+	/* Both died after their turn store but before their index store. */
+	store_relaxed(&q->tail, 1);
+	store_relaxed(&q->head, 0);
+	cr_assert(eq(int, shmq__ring_check(&f.tx), 0), "one behind is a valid state");
+	cr_assert(eq(int, shmq__ring_attach(&f.tx, &f.seg.seg, UINT32_MAX), 0));
+	cr_assert(eq(int, shmq__ring_attach(&f.rx, &f.seg.seg, UINT32_MAX), 0));
+	send_u64(&f.tx, 3);
+	cr_assert(eq(u64, recv_u64(&f.rx), 2), "nothing delivered twice");
+	cr_assert(eq(u64, recv_u64(&f.rx), 3), "nothing overwritten");
+	cr_assert(eq(int, shmq__ring_check(&f.tx), 0));
 	fx_fini(&f);
 }
 
