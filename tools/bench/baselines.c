@@ -51,15 +51,15 @@
 #include "tools/bench/baselines.h"
 
 struct shmq_minring_shm {
-	alignas(SHMQ_FALSE_SHARING_ALIGN) _Atomic uint32_t tail;	/* producer writes */
-	alignas(SHMQ_FALSE_SHARING_ALIGN) _Atomic uint32_t head;	/* consumer writes */
-	alignas(SHMQ_FALSE_SHARING_ALIGN) _Atomic uint32_t ec_recv;	/* consumer sleeps */
-	alignas(SHMQ_FALSE_SHARING_ALIGN) _Atomic uint32_t ec_send;	/* producer sleeps */
+	alignas(SHMQ_FALSE_SHARING_ALIGN) _Atomic uint32_t tail;    /* producer writes */
+	alignas(SHMQ_FALSE_SHARING_ALIGN) _Atomic uint32_t head;    /* consumer writes */
+	alignas(SHMQ_FALSE_SHARING_ALIGN) _Atomic uint32_t ec_recv; /* consumer sleeps */
+	alignas(SHMQ_FALSE_SHARING_ALIGN) _Atomic uint32_t ec_send; /* producer sleeps */
 	alignas(SHMQ_FALSE_SHARING_ALIGN) unsigned char slots[];
 };
 
 /* Spin iterations between clock reads: a read costs about a fifth of a hand-off. */
-#define SPIN_CLOCK_EVERY	64
+#define SPIN_CLOCK_EVERY 64
 
 size_t shmq__minring_size(uint32_t n_slots, uint32_t msg_size)
 {
@@ -77,8 +77,8 @@ void shmq__minring_format(void *base)
 	store_relaxed(&s->ec_send, 0);
 }
 
-void shmq__minring_attach(struct shmq_minring *m, void *base, uint32_t n_slots,
-			  uint32_t msg_size, uint64_t spin_ns)
+void shmq__minring_attach(struct shmq_minring *m, void *base, uint32_t n_slots, uint32_t msg_size,
+			  uint64_t spin_ns)
 {
 	m->s = base;
 	m->slots = m->s->slots;
@@ -94,12 +94,12 @@ int shmq__minring_try_send(struct shmq_minring *m, const void *msg)
 	uint32_t tail = m->pos;
 
 	if (tail - m->cached > m->mask) {
-		m->cached = load_acquire(&m->s->head);	/* A2: pairs with R2 in try_recv */
+		m->cached = load_acquire(&m->s->head); /* A2: pairs with R2 in try_recv */
 		if (tail - m->cached > m->mask)
 			return tail - m->cached > m->mask + 1 ? -EBADMSG : -EAGAIN;
 	}
 	memcpy(m->slots + (size_t)(tail & m->mask) * m->msg_size, msg, m->msg_size);
-	store_release(&m->s->tail, tail + 1);	/* R1: pairs with A1 in try_recv */
+	store_release(&m->s->tail, tail + 1); /* R1: pairs with A1 in try_recv */
 	m->pos = tail + 1;
 	return 0;
 }
@@ -109,24 +109,24 @@ int shmq__minring_try_recv(struct shmq_minring *m, void *buf)
 	uint32_t head = m->pos;
 
 	if (head == m->cached) {
-		m->cached = load_acquire(&m->s->tail);	/* A1: pairs with R1 in try_send */
+		m->cached = load_acquire(&m->s->tail); /* A1: pairs with R1 in try_send */
 		if (m->cached == head)
 			return -EAGAIN;
 		if (m->cached - head > m->mask + 1)
 			return -EBADMSG;
 	}
 	memcpy(buf, m->slots + (size_t)(head & m->mask) * m->msg_size, m->msg_size);
-	store_release(&m->s->head, head + 1);	/* R2: pairs with A2 in try_send */
+	store_release(&m->s->head, head + 1); /* R2: pairs with A2 in try_send */
 	m->pos = head + 1;
 	return 0;
 }
 
 static void wake(_Atomic uint32_t *ec)
 {
-	fence_seq_cst();			/* F1: pairs with S1/S2 in wait_moved() */
+	fence_seq_cst(); /* F1: pairs with S1/S2 in wait_moved() */
 	/* Relaxed: F1 already orders this load after the index store. */
 	if (load_relaxed(ec) & 1) {
-		fetch_add_seq_cst(ec, 1);	/* clear the bit, advance the epoch */
+		fetch_add_seq_cst(ec, 1); /* clear the bit, advance the epoch */
 		shmq__futex_wake(ec, 1);
 	}
 }
@@ -154,10 +154,10 @@ static int wait_moved(const struct shmq_minring *m, _Atomic uint32_t *idx, uint3
 		cpu_relax();
 	}
 
-	while (load_relaxed(idx) == old) {	/* relaxed: a hint, as above */
-		uint32_t e = fetch_or_seq_cst(ec, 1) | 1;	/* S1: pairs with F1 */
+	while (load_relaxed(idx) == old) {		  /* relaxed: a hint, as above */
+		uint32_t e = fetch_or_seq_cst(ec, 1) | 1; /* S1: pairs with F1 */
 
-		if (load_seq_cst(idx) != old)		/* S2: pairs with F1 */
+		if (load_seq_cst(idx) != old) /* S2: pairs with F1 */
 			break;
 		r = shmq__futex_wait(ec, e, deadline_ns);
 		if (r == -ETIMEDOUT)

@@ -27,14 +27,14 @@
 
 struct shmq_minring_shm;
 
-struct shmq_minring {			/* process-local; one side of one ring */
+struct shmq_minring { /* process-local; one side of one ring */
 	struct shmq_minring_shm *s;
 	unsigned char *slots;
-	uint32_t mask;			/* n_slots - 1 */
-	uint32_t msg_size;		/* every message is exactly this long */
-	uint32_t pos;			/* own index: this side is its only writer */
-	uint32_t cached;		/* producer: head last seen; consumer: tail last seen */
-	uint64_t spin_ns;		/* *_wait: spin budget before sleeping; 0 sleeps at once */
+	uint32_t mask;	   /* n_slots - 1 */
+	uint32_t msg_size; /* every message is exactly this long */
+	uint32_t pos;	   /* own index: this side is its only writer */
+	uint32_t cached;   /* producer: head last seen; consumer: tail last seen */
+	uint64_t spin_ns;  /* *_wait: spin budget before sleeping; 0 sleeps at once */
 };
 
 /* Bytes of shared memory for a ring of @n_slots (a power of two) x @msg_size. */
@@ -44,8 +44,8 @@ size_t shmq__minring_size(uint32_t n_slots, uint32_t msg_size);
 void shmq__minring_format(void *base);
 
 /* Attach a handle to a formatted ring; every process does this for itself. */
-void shmq__minring_attach(struct shmq_minring *m, void *base, uint32_t n_slots,
-			  uint32_t msg_size, uint64_t spin_ns);
+void shmq__minring_attach(struct shmq_minring *m, void *base, uint32_t n_slots, uint32_t msg_size,
+			  uint64_t spin_ns);
 
 /* Copy one message in / out.  Never blocks.  Return: 0, -EAGAIN, -EBADMSG. */
 int shmq__minring_try_send(struct shmq_minring *m, const void *msg);

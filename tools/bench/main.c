@@ -31,9 +31,12 @@
  * Trust.  Each message carries its sequence number at both ends and a kind
  * (warm-up, data, stop); receivers check every message, so a broken ring
  * fails its scenario instead of producing fast nonsense.  Every wait has an
- * absolute deadline; blocking pipe and socket calls are interrupted by a
- * SIGALRM watchdog once it has passed; a child still alive at the deadline
- * is killed, and children die with the parent (PR_SET_PDEATHSIG).
+ * absolute deadline, renewed while messages flow, so a peer that makes no
+ * progress for STALL_NS ends its scenario with an error however slow the
+ * transport is; blocking pipe and socket calls are interrupted by a SIGALRM
+ * watchdog armed at the same deadline.  The first failure kills the other
+ * processes of its scenario, and children die with the parent
+ * (PR_SET_PDEATHSIG).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -50,6 +53,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -63,24 +67,30 @@
 #include "shmq/version.h"
 #include "tools/bench/baselines.h"
 
-#define SIZE_MIN		32	/* room for the header and the trailing sequence number */
-#define SIZE_MAX_BYTES		65536	/* a SOCK_SEQPACKET record must fit the default sndbuf */
-#define SIZES_MAX		8
-#define REPS_MAX		50
-#define ITERS_MIN		100
-#define ITERS_MAX		10000000
-#define RING_PAYLOAD_MAX	(UINT32_C(4) << 20)	/* caps slots for big messages */
-#define SPIN_CLOCK_EVERY	4096	/* spin iterations between deadline checks */
-#define SEND_CLOCK_EVERY	64	/* sends between end-of-phase checks */
-#define NS_PER_S		1e9
+#define SIZE_MIN	 32    /* room for the header and the trailing sequence number */
+#define SIZE_MAX_BYTES	 65536 /* a SOCK_SEQPACKET record must fit the default sndbuf */
+#define SIZES_MAX	 8
+#define REPS_MAX	 50
+#define ITERS_MIN	 100
+#define ITERS_MAX	 10000000
+#define RING_PAYLOAD_MAX (UINT32_C(4) << 20) /* caps slots for big messages */
+#define SPIN_CLOCK_EVERY 4096		     /* spin iterations between deadline checks */
+#define SEND_CLOCK_EVERY 64		     /* sends between end-of-phase checks */
+#define NS_PER_S	 1e9
 
-/* Bounds on a scenario: generous, but a stuck peer ends it rather than the run. */
-#define GRACE_NS		(UINT64_C(10) * 1000000000)
-#define RTT_BUDGET_NS		UINT64_C(250000)	/* per round trip, worst case */
+/*
+ * A peer that makes no progress for STALL_NS is stuck: every wait's deadline
+ * is refreshed every PROGRESS_EVERY messages, so a slow transport on a busy
+ * machine is never cut off, and a stuck one ends its scenario, not the run.
+ */
+#define STALL_NS       (UINT64_C(10) * 1000000000)
+#define PROGRESS_EVERY 4096
 /* Children time out first, so that they can say where they were stuck. */
-#define KILL_GRACE_NS		(UINT64_C(2) * 1000000000)
+#define KILL_GRACE_NS (UINT64_C(2) * 1000000000)
 
-#define IDLE_LIMIT_MS_PER_S	1.0	/* "~0": a thousandth of a CPU */
+#define IDLE_LIMIT_MS_PER_S 1.0 /* "~0": a thousandth of a CPU */
+/* Other processes' share of the CPUs above which the figures are flagged. */
+#define NOISY_LOAD 0.05
 
 enum msg_kind {
 	MSG_WARM = 1,
@@ -88,18 +98,18 @@ enum msg_kind {
 	MSG_STOP,
 };
 
-struct msg_hdr {			/* first bytes of every message; the last 8 repeat seq */
+struct msg_hdr { /* first bytes of every message; the last 8 repeat seq */
 	uint64_t seq;
-	uint32_t kind;			/* enum msg_kind */
+	uint32_t kind; /* enum msg_kind */
 	uint32_t producer;
 };
 
-#define GROUP_BASELINES		(1u << 0)
-#define GROUP_SPIN		(1u << 1)
-#define GROUP_BLOCKING		(1u << 2)
-#define GROUP_FUTEX		(1u << 3)
-#define GROUP_MPMC		(1u << 4)
-#define GROUP_ALL		(GROUP_BASELINES | GROUP_SPIN | GROUP_BLOCKING | GROUP_FUTEX | GROUP_MPMC)
+#define GROUP_BASELINES (1u << 0)
+#define GROUP_SPIN	(1u << 1)
+#define GROUP_BLOCKING	(1u << 2)
+#define GROUP_FUTEX	(1u << 3)
+#define GROUP_MPMC	(1u << 4)
+#define GROUP_ALL	(GROUP_BASELINES | GROUP_SPIN | GROUP_BLOCKING | GROUP_FUTEX | GROUP_MPMC)
 
 enum transport {
 	TRANSPORT_MINRING,
@@ -116,42 +126,42 @@ enum transport {
 static const struct transport_info {
 	const char *name;
 	unsigned int group;
-	bool rtt;			/* has a ping-pong scenario */
+	bool rtt; /* has a ping-pong scenario */
 	const char *about;
 } transports[TRANSPORT_COUNT] = {
-	[TRANSPORT_MINRING] = { "minring", GROUP_BASELINES, true,
-				"minimal SPSC ring (baselines.c), try_* in a spin loop" },
-	[TRANSPORT_MINRING_FUTEX] = { "minring-futex", GROUP_BASELINES, true,
-				      "minimal SPSC ring, spin 20 us then futex" },
-	[TRANSPORT_PIPE] = { "pipe", GROUP_BASELINES, true,
-			     "one pipe per direction, blocking read/write" },
-	[TRANSPORT_SOCKPAIR] = { "socketpair", GROUP_BASELINES, true,
-				 "AF_UNIX SOCK_SEQPACKET pair, blocking read/write" },
-	[TRANSPORT_SPIN] = { "shmq-spin", GROUP_SPIN, true,
-			     "SPSC, try_send/try_recv in a spin loop" },
-	[TRANSPORT_BLOCKING] = { "shmq-blocking", GROUP_BLOCKING, true,
-				 "SPSC, send_wait/recv_wait, spin_ns = SHMQ_SPIN_NS_DEFAULT" },
-	[TRANSPORT_FUTEX] = { "shmq-futex", GROUP_FUTEX, true,
-			      "SPSC, send_wait/recv_wait, spin_ns = 0 (always sleeps)" },
-	[TRANSPORT_MPMC] = { "shmq-mpmc-2p2c", GROUP_MPMC, false,
-			     "MPMC, 2 producers + 2 consumers, blocking" },
+	[TRANSPORT_MINRING] = {"minring", GROUP_BASELINES, true,
+			       "minimal SPSC ring (baselines.c), try_* in a spin loop"},
+	[TRANSPORT_MINRING_FUTEX] = {"minring-futex", GROUP_BASELINES, true,
+				     "minimal SPSC ring, spin 20 us then futex"},
+	[TRANSPORT_PIPE] = {"pipe", GROUP_BASELINES, true,
+			    "one pipe per direction, blocking read/write"},
+	[TRANSPORT_SOCKPAIR] = {"socketpair", GROUP_BASELINES, true,
+				"AF_UNIX SOCK_SEQPACKET pair, blocking read/write"},
+	[TRANSPORT_SPIN] = {"shmq-spin", GROUP_SPIN, true,
+			    "SPSC, try_send/try_recv in a spin loop"},
+	[TRANSPORT_BLOCKING] = {"shmq-blocking", GROUP_BLOCKING, true,
+				"SPSC, send_wait/recv_wait, spin_ns = SHMQ_SPIN_NS_DEFAULT"},
+	[TRANSPORT_FUTEX] = {"shmq-futex", GROUP_FUTEX, true,
+			     "SPSC, send_wait/recv_wait, spin_ns = 0 (always sleeps)"},
+	[TRANSPORT_MPMC] = {"shmq-mpmc-2p2c", GROUP_MPMC, false,
+			    "MPMC, 2 producers + 2 consumers, blocking"},
 };
 
 static const struct {
 	const char *name;
 	unsigned int group;
 } groups[] = {
-	{ "baselines", GROUP_BASELINES }, { "spin", GROUP_SPIN },   { "blocking", GROUP_BLOCKING },
-	{ "futex", GROUP_FUTEX },	  { "mpmc", GROUP_MPMC },
+	{"baselines", GROUP_BASELINES}, {"spin", GROUP_SPIN}, {"blocking", GROUP_BLOCKING},
+	{"futex", GROUP_FUTEX},		{"mpmc", GROUP_MPMC},
 };
 
 struct opts {
 	uint32_t sizes[SIZES_MAX];
 	unsigned int n_sizes;
 	unsigned int reps;
-	double seconds;			/* measured part of each throughput run */
-	uint32_t iters;			/* measured round trips per rtt run */
-	unsigned int only;		/* GROUP_* */
+	double seconds;	   /* measured part of each throughput run */
+	uint32_t iters;	   /* measured round trips per rtt run */
+	unsigned int only; /* GROUP_* */
 	bool json;
 	bool strict;
 	double idle_seconds;
@@ -159,28 +169,28 @@ struct opts {
 
 /* One child's report, in memory shared with the parent. */
 struct proc_result {
-	int err;			/* 0, or the -errno the child failed with */
+	int err; /* 0, or the -errno the child failed with */
 	char what[200];
-	uint64_t count;			/* data messages sent (producer) / received (consumer) */
-	uint64_t t_start_ns;		/* producer: first measured send */
-	uint64_t t_end_ns;		/* consumer: end marker received */
-	uint64_t cpu_ns;		/* idle check */
+	uint64_t count;	     /* data messages sent (producer) / received (consumer) */
+	uint64_t t_start_ns; /* producer: first measured send */
+	uint64_t t_end_ns;   /* consumer: end marker received */
+	uint64_t cpu_ns;     /* idle check */
 	uint64_t wall_ns;
 	uint64_t sleeps;
 };
 
-#define PROCS_MAX		4
+#define PROCS_MAX 4
 
 struct shared_page {
 	struct proc_result res[PROCS_MAX];
-	_Atomic uint32_t producers_done;	/* MPMC: the last one sends the end markers */
+	_Atomic uint32_t producers_done; /* MPMC: the last one sends the end markers */
 };
 
 /* Everything one scenario's processes share; children inherit a copy at fork. */
 struct chan {
-	void *map[2];			/* rings: [0] parent -> child, [1] child -> parent */
+	void *map[2]; /* rings: [0] parent -> child, [1] child -> parent */
 	size_t map_size[2];
-	int fd_parent[2];		/* pipes/sockets: [0] receive, [1] send; -1 unused */
+	int fd_parent[2]; /* pipes/sockets: [0] receive, [1] send; -1 unused */
 	int fd_child[2];
 };
 
@@ -189,10 +199,9 @@ struct run {
 	uint32_t size;
 	uint32_t n_slots;
 	struct chan ch;
-	uint64_t deadline_ns;		/* every wait of the scenario */
-	uint64_t warm_end_ns;		/* tput: first measured send */
-	uint64_t stop_ns;		/* tput: producers stop */
-	uint32_t warm_iters;		/* rtt */
+	uint64_t warm_end_ns; /* tput: first measured send */
+	uint64_t stop_ns;     /* tput: producers stop; idle: the wait ends */
+	uint32_t warm_iters;  /* rtt */
 	uint32_t iters;
 	uint64_t idle_ns;
 	unsigned int n_producers;
@@ -207,13 +216,29 @@ struct endpoint {
 	int fd;
 };
 
-struct cell {				/* one transport at one size */
-	double rtt[3][REPS_MAX];	/* p50, p99, p99.9 in ns, per rep */
-	double mps[REPS_MAX];		/* messages per second, per rep */
+struct cell {			 /* one transport at one size */
+	double rtt[3][REPS_MAX]; /* p50, p99, p99.9 in ns, per rep */
+	double mps[REPS_MAX];	 /* messages per second, per rep */
 	unsigned int n_rtt, n_mps;
-	double rtt_med[3];		/* medians; NAN when not measured */
+	double rtt_med[3]; /* medians; NAN when not measured */
 	double mps_med;
 	bool failed;
+};
+
+/*
+ * CPU time spent by everyone else while we measured: the figures, throughput
+ * above all, are only as good as the machine was quiet.
+ */
+struct load_snap {
+	uint64_t busy_ticks; /* /proc/stat: user, nice, system, irq, softirq */
+	uint64_t steal_ticks;
+	uint64_t total_ticks;
+	uint64_t ours_us; /* getrusage: this process and its reaped children */
+};
+
+struct load {
+	double other; /* fraction of all CPUs used by other processes; NAN: unknown */
+	double steal; /* fraction taken by the hypervisor */
 };
 
 struct geometry {
@@ -221,17 +246,18 @@ struct geometry {
 	uint32_t shmq_stride;
 	uint64_t shmq_bytes;
 	uint64_t minring_bytes;
+	struct load load; /* while this size was measured */
 };
 
 struct target {
 	const char *what;
-	double value;			/* NAN: not measured (SKIP) */
+	double value; /* NAN: not measured (SKIP) */
 	double limit;
 	bool at_most;
 	char detail[96];
 };
 
-#define TARGETS_MAX		8
+#define TARGETS_MAX 8
 
 static struct bench {
 	struct opts o;
@@ -253,12 +279,14 @@ static struct bench {
 	unsigned int n_targets;
 	unsigned int target_size;
 	unsigned int errors;
+	struct load_snap run_start;
+	struct load load; /* whole run */
 } bench;
 
 /* --- Small helpers --- */
 
 static __attribute__((format(printf, 3, 4))) int fail(struct proc_result *res, int r,
-						       const char *fmt, ...)
+						      const char *fmt, ...)
 {
 	va_list ap;
 	int n;
@@ -342,6 +370,52 @@ static void close_pair(int fd[2])
 	fd[0] = fd[1] = -1;
 }
 
+static void load_snap(struct load_snap *ret)
+{
+	unsigned long long v[8] = {0};
+	struct rusage self, children;
+	FILE *f = fopen("/proc/stat", "re");
+
+	*ret = (struct load_snap){0};
+	if (f) {
+		/* cpu user nice system idle iowait irq softirq steal */
+		if (fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2],
+			   &v[3], &v[4], &v[5], &v[6], &v[7]) == 8) {
+			ret->busy_ticks = v[0] + v[1] + v[2] + v[5] + v[6];
+			ret->steal_ticks = v[7];
+			ret->total_ticks = ret->busy_ticks + v[3] + v[4] + v[7];
+		}
+		fclose(f);
+	}
+	getrusage(RUSAGE_SELF, &self);
+	getrusage(RUSAGE_CHILDREN, &children);
+	ret->ours_us = (uint64_t)(self.ru_utime.tv_sec + self.ru_stime.tv_sec +
+				  children.ru_utime.tv_sec + children.ru_stime.tv_sec) *
+			       1000000 +
+		       (uint64_t)(self.ru_utime.tv_usec + self.ru_stime.tv_usec +
+				  children.ru_utime.tv_usec + children.ru_stime.tv_usec);
+}
+
+static struct load load_between(const struct load_snap *a, const struct load_snap *b)
+{
+	double hz = (double)sysconf(_SC_CLK_TCK), total = (double)(b->total_ticks - a->total_ticks);
+	double busy = (double)(b->busy_ticks - a->busy_ticks) / hz;
+	double ours = (double)(b->ours_us - a->ours_us) / 1e6;
+	struct load l = {NAN, NAN};
+
+	if (total <= 0 || hz <= 0)
+		return l;
+	/* Tick accounting is coarse: clamp the small negative our own share can leave. */
+	l.other = busy > ours ? (busy - ours) / (total / hz) : 0;
+	l.steal = (double)(b->steal_ticks - a->steal_ticks) / total;
+	return l;
+}
+
+static bool load_noisy(const struct load *l)
+{
+	return !isnan(l->other) && (l->other > NOISY_LOAD || l->steal > NOISY_LOAD);
+}
+
 /* --- Watchdog --- */
 
 /* Only interrupts a blocking call; the interrupted loop checks its deadline. */
@@ -353,12 +427,13 @@ static void on_alarm(int sig)
 static void watchdog_arm(uint64_t deadline_ns)
 {
 	uint64_t now = shmq__now_ns();
-	uint64_t left = deadline_ns > now ? deadline_ns - now : 1000;
+	/* Rounded up, and never 0 (which would disarm the timer). */
+	uint64_t left_us = (deadline_ns > now ? deadline_ns - now : 0) / 1000 + 1;
 	struct itimerval it = {
-		.it_value = { .tv_sec = (time_t)(left / 1000000000),
-			      .tv_usec = (suseconds_t)(left % 1000000000 / 1000 + 1) },
+		.it_value = {.tv_sec = (time_t)(left_us / 1000000),
+			     .tv_usec = (suseconds_t)(left_us % 1000000)},
 		/* Repeats, in case the first signal lands just before a call blocks. */
-		.it_interval = { .tv_sec = 0, .tv_usec = 20000 },
+		.it_interval = {.tv_sec = 0, .tv_usec = 20000},
 	};
 
 	(void)setitimer(ITIMER_REAL, &it, NULL);
@@ -366,9 +441,18 @@ static void watchdog_arm(uint64_t deadline_ns)
 
 static void watchdog_disarm(void)
 {
-	struct itimerval it = { 0 };
+	struct itimerval it = {0};
 
 	(void)setitimer(ITIMER_REAL, &it, NULL);
+}
+
+/* The deadline for the next PROGRESS_EVERY messages' waits. */
+static uint64_t stall_deadline(void)
+{
+	uint64_t deadline_ns = shmq__now_ns() + STALL_NS;
+
+	watchdog_arm(deadline_ns);
+	return deadline_ns;
 }
 
 /* --- Messages --- */
@@ -376,7 +460,7 @@ static void watchdog_disarm(void)
 static void msg_stamp(unsigned char *m, uint32_t size, uint64_t seq, uint32_t kind,
 		      uint32_t producer)
 {
-	struct msg_hdr h = { .seq = seq, .kind = kind, .producer = producer };
+	struct msg_hdr h = {.seq = seq, .kind = kind, .producer = producer};
 
 	memcpy(m, &h, sizeof(h));
 	memcpy(m + size - sizeof(seq), &seq, sizeof(seq));
@@ -439,7 +523,7 @@ static int mr_spin_send(struct endpoint *e, const void *msg, size_t len, uint64_
 	unsigned int n = 0;
 	int r;
 
-	(void)len;			/* fixed-size ring */
+	(void)len; /* fixed-size ring */
 	while ((r = shmq__minring_try_send(&e->mr, msg)) == -EAGAIN) {
 		if (++n % SPIN_CLOCK_EVERY == 0 && shmq__now_ns() >= deadline_ns)
 			return -ETIMEDOUT;
@@ -500,7 +584,7 @@ static int shm_create(size_t size, void **ret_map)
 		  : mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0);
 	if (r == 0 && p == MAP_FAILED)
 		r = -errno;
-	close(fd);			/* the mapping keeps the memory alive */
+	close(fd); /* the mapping keeps the memory alive */
 	if (r == 0)
 		*ret_map = p;
 	return r;
@@ -512,8 +596,10 @@ static void queue_params(struct shmq_segment_params *p, uint32_t size, uint32_t 
 	*p = (struct shmq_segment_params){
 		.kind = SHMQ_KIND_QUEUE,
 		.n_sessions = PROCS_MAX,
-		.geom.queue = { .n_slots = n_slots, .slot_size = size, .mode = mode,
-				.numa_node = -1 },
+		.geom.queue = {.n_slots = n_slots,
+			       .slot_size = size,
+			       .mode = mode,
+			       .numa_node = -1},
 		.name = "shmq-bench",
 		.owner_uid = (uint32_t)getuid(),
 		.owner_gid = (uint32_t)getgid(),
@@ -637,21 +723,24 @@ static int rtt_ping(const struct run *run, struct endpoint *tx, struct endpoint 
 		    uint64_t *samples, struct proc_result *res)
 {
 	uint32_t total = run->warm_iters + run->iters;
-	uint64_t prev = 0;
+	uint64_t prev = 0, deadline_ns = 0;
 	struct msg_hdr h;
 	int r;
 
 	for (uint32_t i = 0; i < total; i++) {
 		uint64_t now;
 
+		if (i % PROGRESS_EVERY == 0)
+			deadline_ns = stall_deadline();
 		msg_stamp(bench.buf_out, run->size, i, MSG_DATA, 0);
-		r = tx->send(tx, bench.buf_out, run->size, run->deadline_ns);
+		r = tx->send(tx, bench.buf_out, run->size, deadline_ns);
 		if (r < 0)
 			return fail(res, r, "parent: sending round trip %" PRIu32, i);
-		r = rx->recv(rx, bench.buf_in, run->size, run->deadline_ns);
+		r = rx->recv(rx, bench.buf_in, run->size, deadline_ns);
 		if (r < 0)
 			return fail(res, r, "parent: receiving round trip %" PRIu32, i);
-		if (msg_read(bench.buf_in, r, run->size, &h) < 0 || h.kind != MSG_DATA || h.seq != i)
+		if (msg_read(bench.buf_in, r, run->size, &h) < 0 || h.kind != MSG_DATA ||
+		    h.seq != i)
 			return fail(res, -EBADMSG, "parent: bad echo of round trip %" PRIu32, i);
 		/* One clock read per round trip: sample i is the time since sample i - 1. */
 		now = shmq__now_ns();
@@ -660,13 +749,14 @@ static int rtt_ping(const struct run *run, struct endpoint *tx, struct endpoint 
 		prev = now;
 	}
 	msg_stamp(bench.buf_out, run->size, total, MSG_STOP, 0);
-	r = tx->send(tx, bench.buf_out, run->size, run->deadline_ns);
+	r = tx->send(tx, bench.buf_out, run->size, stall_deadline());
 	return r < 0 ? fail(res, r, "parent: sending the end marker") : 0;
 }
 
 static int rtt_echo(const struct run *run, struct proc_result *res)
 {
 	struct endpoint rx, tx;
+	uint64_t deadline_ns = 0;
 	struct msg_hdr h;
 	int r;
 
@@ -677,18 +767,22 @@ static int rtt_echo(const struct run *run, struct proc_result *res)
 		return fail(res, r, "child: attaching");
 
 	for (uint64_t expect = 0;; expect++) {
-		r = rx.recv(&rx, bench.buf_in, run->size, run->deadline_ns);
+		if (expect % PROGRESS_EVERY == 0)
+			deadline_ns = stall_deadline();
+		r = rx.recv(&rx, bench.buf_in, run->size, deadline_ns);
 		if (r < 0)
 			return fail(res, r, "child: receiving message %" PRIu64, expect);
 		if (msg_read(bench.buf_in, r, run->size, &h) < 0)
-			return fail(res, -EBADMSG, "child: corrupt message where seq %" PRIu64
-				    " was due", expect);
+			return fail(res, -EBADMSG,
+				    "child: corrupt message where seq %" PRIu64 " was due", expect);
 		if (h.kind == MSG_STOP && h.seq == expect)
 			return 0;
 		if (h.kind != MSG_DATA || h.seq != expect)
-			return fail(res, -EBADMSG, "child: got kind %" PRIu32 " seq %" PRIu64
-				    ", expected data seq %" PRIu64, h.kind, h.seq, expect);
-		r = tx.send(&tx, bench.buf_in, (size_t)r, run->deadline_ns);
+			return fail(res, -EBADMSG,
+				    "child: got kind %" PRIu32 " seq %" PRIu64
+				    ", expected data seq %" PRIu64,
+				    h.kind, h.seq, expect);
+		r = tx.send(&tx, bench.buf_in, (size_t)r, deadline_ns);
 		if (r < 0)
 			return fail(res, r, "child: echoing message %" PRIu64, expect);
 	}
@@ -698,24 +792,29 @@ static int rtt_echo(const struct run *run, struct proc_result *res)
 static int produce(const struct run *run, struct endpoint *tx, uint32_t producer,
 		   unsigned char *out, struct proc_result *res)
 {
-	uint64_t seq;
+	uint64_t seq, deadline_ns = 0;
 	int r;
 
 	for (seq = 0;; seq++) {
+		if (seq % PROGRESS_EVERY == 0)
+			deadline_ns = stall_deadline();
 		if (seq % SEND_CLOCK_EVERY == 0 && shmq__now_ns() >= run->warm_end_ns)
 			break;
 		msg_stamp(out, run->size, seq, MSG_WARM, producer);
-		r = tx->send(tx, out, run->size, run->deadline_ns);
+		r = tx->send(tx, out, run->size, deadline_ns);
 		if (r < 0)
-			return fail(res, r, "producer %" PRIu32 ": warm-up send %" PRIu64, producer, seq);
+			return fail(res, r, "producer %" PRIu32 ": warm-up send %" PRIu64, producer,
+				    seq);
 	}
 
 	res->t_start_ns = shmq__now_ns();
 	for (seq = 0;; seq++) {
+		if (seq % PROGRESS_EVERY == 0)
+			deadline_ns = stall_deadline();
 		if (seq % SEND_CLOCK_EVERY == 0 && shmq__now_ns() >= run->stop_ns)
 			break;
 		msg_stamp(out, run->size, seq, MSG_DATA, producer);
-		r = tx->send(tx, out, run->size, run->deadline_ns);
+		r = tx->send(tx, out, run->size, deadline_ns);
 		if (r < 0)
 			return fail(res, r, "producer %" PRIu32 ": send %" PRIu64, producer, seq);
 	}
@@ -726,11 +825,13 @@ static int produce(const struct run *run, struct endpoint *tx, uint32_t producer
 static int send_stops(const struct run *run, struct endpoint *tx, unsigned int n, uint64_t seq,
 		      unsigned char *out, struct proc_result *res)
 {
+	uint64_t deadline_ns = stall_deadline();
+
 	for (unsigned int i = 0; i < n; i++) {
 		int r;
 
 		msg_stamp(out, run->size, seq, MSG_STOP, 0);
-		r = tx->send(tx, out, run->size, run->deadline_ns);
+		r = tx->send(tx, out, run->size, deadline_ns);
 		if (r < 0)
 			return fail(res, r, "sending end marker %u", i);
 	}
@@ -745,36 +846,42 @@ static int send_stops(const struct run *run, struct endpoint *tx, unsigned int n
  */
 static int consume(const struct run *run, struct endpoint *rx, struct proc_result *res)
 {
-	uint64_t next_warm[PROCS_MAX] = { 0 }, next[PROCS_MAX] = { 0 }, count = 0;
-	bool exact = run->n_producers == 1, data_seen[PROCS_MAX] = { false };
+	uint64_t next_warm[PROCS_MAX] = {0}, next[PROCS_MAX] = {0}, count = 0, deadline_ns = 0;
+	bool exact = run->n_producers == 1, data_seen[PROCS_MAX] = {false};
 	struct msg_hdr h;
 	int r;
 
-	for (;;) {
+	for (uint64_t n = 0;; n++) {
 		uint64_t *want;
 
-		r = rx->recv(rx, bench.buf_in, run->size, run->deadline_ns);
+		if (n % PROGRESS_EVERY == 0)
+			deadline_ns = stall_deadline();
+		r = rx->recv(rx, bench.buf_in, run->size, deadline_ns);
 		if (r < 0)
 			return fail(res, r, "consumer: receiving after %" PRIu64 " data messages",
 				    count);
 		if (msg_read(bench.buf_in, r, run->size, &h) < 0 || h.producer >= run->n_producers)
-			return fail(res, -EBADMSG, "consumer: corrupt message after %" PRIu64
-				    " data messages", count);
+			return fail(res, -EBADMSG,
+				    "consumer: corrupt message after %" PRIu64 " data messages",
+				    count);
 		if (h.kind == MSG_STOP) {
 			res->t_end_ns = shmq__now_ns();
 			res->count = count;
 			if (exact && h.seq != next[0])
-				return fail(res, -EBADMSG, "consumer: end marker says %" PRIu64
-					    " sent, %" PRIu64 " received", h.seq, next[0]);
+				return fail(res, -EBADMSG,
+					    "consumer: end marker says %" PRIu64 " sent, %" PRIu64
+					    " received",
+					    h.seq, next[0]);
 			return 0;
 		}
 		if (h.kind == MSG_WARM && data_seen[h.producer])
 			return fail(res, -EBADMSG, "consumer: warm-up message after data");
 		want = h.kind == MSG_WARM ? &next_warm[h.producer] : &next[h.producer];
 		if (exact ? h.seq != *want : h.seq < *want)
-			return fail(res, -EBADMSG, "consumer: producer %" PRIu32 " seq %" PRIu64
-				    ", expected %s%" PRIu64, h.producer, h.seq,
-				    exact ? "" : ">= ", *want);
+			return fail(res, -EBADMSG,
+				    "consumer: producer %" PRIu32 " seq %" PRIu64
+				    ", expected %s%" PRIu64,
+				    h.producer, h.seq, exact ? "" : ">= ", *want);
 		*want = h.seq + 1;
 		if (h.kind == MSG_DATA) {
 			data_seen[h.producer] = true;
@@ -791,7 +898,7 @@ static int spawn(const struct run *run, unsigned int idx, int cpu,
 	pid_t parent = getpid();
 	pid_t pid;
 
-	fflush(NULL);			/* nothing buffered may be written twice */
+	fflush(NULL); /* nothing buffered may be written twice */
 	pid = fork();
 	if (pid < 0)
 		return -errno;
@@ -805,7 +912,6 @@ static int spawn(const struct run *run, unsigned int idx, int cpu,
 		if (bench.pinned)
 			pin(cpu);
 		close_pair(ch.fd_parent);
-		watchdog_arm(run->deadline_ns);
 		r = fn(run, idx);
 		_exit(r < 0 ? 1 : 0);
 	}
@@ -839,7 +945,7 @@ static void run_init(struct run *run, enum transport t, uint32_t size)
 }
 
 /*
- * Create the channel, arm the watchdog and fork @n children.  A single
+ * Create the channel and fork @n children.  A single
  * child runs on the peer CPU; MPMC children alternate, so each CPU holds a
  * producer and a consumer and both ends contend across cores.
  * Return: 0, or a negative errno described in @mine (*@ret_started says how
@@ -855,7 +961,6 @@ static int start(struct run *run, unsigned int n_dirs, unsigned int n,
 	r = chan_open(run, n_dirs);
 	if (r < 0)
 		return fail(mine, r, "creating the channel");
-	watchdog_arm(run->deadline_ns);
 	for (unsigned int i = 0; i < n; i++) {
 		r = spawn(run, i, bench.cpus[n == 1 ? 1 : i % 2], fn, &pids[i]);
 		if (r < 0)
@@ -898,21 +1003,25 @@ static void kill_all(const pid_t *pids, const bool *reaped, unsigned int n)
 /*
  * Finish a scenario: reap the children in the order they exit.  The first
  * failure (the parent's @r, or a child's) kills the rest at once, since they
- * could only wait for their deadline; a child still alive KILL_GRACE_NS
- * after the deadline is killed (the watchdog's SIGALRM interrupts waitpid).
+ * could only wait for their deadline.  Children stop by themselves once
+ * their last phase ends (run->stop_ns, or now) plus a stall; one still alive
+ * KILL_GRACE_NS after that is killed (the watchdog's SIGALRM interrupts
+ * waitpid).
  * A child's own report, being the nearer cause, wins over the parent's.
  * Counts one error per failed scenario.
  */
 static int finish(struct run *run, const char *scenario, const pid_t *pids, unsigned int n_pids,
 		  const struct proc_result *mine, int r)
 {
-	bool reaped[PROCS_MAX] = { false }, culled = r < 0, deadline_hit = false;
+	bool reaped[PROCS_MAX] = {false}, culled = r < 0, deadline_hit = false;
+	uint64_t now = shmq__now_ns();
+	uint64_t kill_ns = (run->stop_ns > now ? run->stop_ns : now) + STALL_NS + KILL_GRACE_NS;
 	unsigned int left = n_pids;
 	int first = 0;
 
 	if (culled)
 		kill_all(pids, reaped, n_pids);
-	watchdog_arm(run->deadline_ns + KILL_GRACE_NS);
+	watchdog_arm(kill_ns);
 	while (left > 0) {
 		int status, rc;
 		unsigned int i;
@@ -920,8 +1029,8 @@ static int finish(struct run *run, const char *scenario, const pid_t *pids, unsi
 
 		if (w < 0) {
 			if (errno != EINTR)
-				break;		/* ECHILD: nothing left to wait for */
-			if (!deadline_hit && shmq__now_ns() >= run->deadline_ns + KILL_GRACE_NS) {
+				break; /* ECHILD: nothing left to wait for */
+			if (!deadline_hit && shmq__now_ns() >= kill_ns) {
 				kill_all(pids, reaped, n_pids);
 				deadline_hit = true;
 			}
@@ -959,7 +1068,7 @@ static int rtt_child(const struct run *run, unsigned int idx)
 
 static int run_rtt(enum transport t, uint32_t size, double ret_p[3])
 {
-	struct proc_result mine = { 0 };
+	struct proc_result mine = {0};
 	struct endpoint tx, rx;
 	unsigned int n;
 	struct run run;
@@ -969,8 +1078,6 @@ static int run_rtt(enum transport t, uint32_t size, double ret_p[3])
 	run_init(&run, t, size);
 	run.iters = bench.o.iters;
 	run.warm_iters = run.iters / 10 > 100 ? run.iters / 10 : 100;
-	run.deadline_ns = shmq__now_ns() + GRACE_NS +
-			  (uint64_t)(run.warm_iters + run.iters) * RTT_BUDGET_NS;
 
 	r = start(&run, 2, 1, rtt_child, &pid, &n, &mine);
 	if (r == 0)
@@ -1001,7 +1108,6 @@ static void tput_times(struct run *run)
 		warm_ns = 20000000;
 	run->warm_end_ns = shmq__now_ns() + warm_ns;
 	run->stop_ns = run->warm_end_ns + (uint64_t)(bench.o.seconds * NS_PER_S);
-	run->deadline_ns = run->stop_ns + GRACE_NS;
 }
 
 static int tput_child(const struct run *run, unsigned int idx)
@@ -1018,7 +1124,7 @@ static int tput_child(const struct run *run, unsigned int idx)
 
 static int run_tput(enum transport t, uint32_t size, double *ret_mps)
 {
-	struct proc_result mine = { 0 };
+	struct proc_result mine = {0};
 	const struct proc_result *theirs = &bench.sp->res[0];
 	struct endpoint tx;
 	unsigned int n;
@@ -1079,7 +1185,7 @@ static int mpmc_child(const struct run *run, unsigned int idx)
 
 static int run_mpmc(uint32_t size, double *ret_mps)
 {
-	struct proc_result mine = { 0 };
+	struct proc_result mine = {0};
 	uint64_t sent = 0, received = 0, t0 = UINT64_MAX, t1 = 0;
 	pid_t pids[PROCS_MAX];
 	unsigned int n;
@@ -1141,13 +1247,13 @@ static int idle_child(const struct run *run, unsigned int idx)
 			    run->idle_ns - (w1 - w0));
 	res->cpu_ns = (uint64_t)((c1.tv_sec - c0.tv_sec) * 1000000000L + (c1.tv_nsec - c0.tv_nsec));
 	res->wall_ns = w1 - w0;
-	res->sleeps = load_relaxed(&rx.ring.c->sleeps);	/* our own counter */
+	res->sleeps = load_relaxed(&rx.ring.c->sleeps); /* our own counter */
 	return 0;
 }
 
 static int run_idle(void)
 {
-	struct proc_result mine = { 0 };
+	struct proc_result mine = {0};
 	const struct proc_result *theirs = &bench.sp->res[0];
 	unsigned int n;
 	struct run run;
@@ -1156,7 +1262,7 @@ static int run_idle(void)
 
 	run_init(&run, TRANSPORT_BLOCKING, bench.o.sizes[0]);
 	run.idle_ns = (uint64_t)(bench.o.idle_seconds * NS_PER_S);
-	run.deadline_ns = shmq__now_ns() + run.idle_ns + GRACE_NS;
+	run.stop_ns = shmq__now_ns() + run.idle_ns;
 	r = start(&run, 1, 1, idle_child, &pid, &n, &mine);
 	r = finish(&run, "idle", &pid, n, &mine, r);
 	if (r < 0)
@@ -1214,11 +1320,14 @@ static void progress_clear(void)
 static void measure_size(unsigned int si)
 {
 	uint32_t size = bench.o.sizes[si];
+	struct load_snap a, b;
 
+	load_snap(&a);
 	for (unsigned int rep = 0; rep < bench.o.reps; rep++) {
 		for (enum transport t = 0; t < TRANSPORT_COUNT; t++) {
 			struct cell *c = &bench.cells[si][t];
-			double p[3], mps;
+			double p[3], mps = 0;
+			int r;
 
 			/* A failed transport is not retried: it would only fail slowly again. */
 			if (!enabled(t) || c->failed)
@@ -1233,7 +1342,8 @@ static void measure_size(unsigned int si)
 					c->rtt[k][c->n_rtt] = p[k];
 				c->n_rtt++;
 			}
-			if ((t == TRANSPORT_MPMC ? run_mpmc(size, &mps) : run_tput(t, size, &mps)) < 0) {
+			r = t == TRANSPORT_MPMC ? run_mpmc(size, &mps) : run_tput(t, size, &mps);
+			if (r < 0) {
 				c->failed = true;
 				continue;
 			}
@@ -1241,6 +1351,8 @@ static void measure_size(unsigned int si)
 		}
 	}
 	progress_clear();
+	load_snap(&b);
+	bench.geo[si].load = load_between(&a, &b);
 
 	for (enum transport t = 0; t < TRANSPORT_COUNT; t++) {
 		struct cell *c = &bench.cells[si][t];
@@ -1270,14 +1382,18 @@ static void print_size(unsigned int si)
 {
 	const struct geometry *g = &bench.geo[si];
 	uint32_t size = bench.o.sizes[si];
-	static const char *const ratio_hdr[] = { "p50/minring", "p50/mr-futex", "tput/minring",
-						 "tput/mr-futex", "rate/pipe", "rate/sockpair" };
+	static const char *const ratio_hdr[] = {"p50/minring",	 "p50/mr-futex", "tput/minring",
+						"tput/mr-futex", "rate/pipe",	 "rate/sockpair"};
 
 	printf("\n== %" PRIu32 " B messages ==\n", size);
 	printf("ring: %" PRIu32 " slots x %" PRIu32 " B; shmq slot stride %" PRIu32
 	       " B, segment %" PRIu64 " KiB; minring %" PRIu64 " KiB\n\n",
 	       g->n_slots, size, g->shmq_stride, g->shmq_bytes / 1024,
 	       (g->minring_bytes + 1023) / 1024);
+	if (load_noisy(&g->load))
+		printf("NOISY: other processes used %.0f%% of the CPUs (steal %.0f%%) while this "
+		       "size ran\n\n",
+		       g->load.other * 100, g->load.steal * 100);
 	printf("%-16s %10s %10s %10s %10s %9s\n", "transport", "rtt p50", "rtt p99", "rtt p99.9",
 	       "Mmsg/s", "GB/s");
 	printf("%-16s %10s %10s %10s\n", "", "(ns)", "(ns)", "(ns)");
@@ -1354,31 +1470,31 @@ static void evaluate_targets(void)
 	bench.target_size = ts;
 	c = bench.cells[ts];
 
-#define RTT(t)	(c[t].failed ? NAN : c[t].rtt_med[0])
-#define MPS(t)	(c[t].failed ? NAN : c[t].mps_med)
-	target_add("spin rtt p50 <= 1.30x minring", ratio(RTT(TRANSPORT_SPIN),
-		   RTT(TRANSPORT_MINRING)), 1.30, true, RTT(TRANSPORT_SPIN),
-		   RTT(TRANSPORT_MINRING), "ns");
-	target_add("spin throughput >= 0.80x minring", ratio(MPS(TRANSPORT_SPIN),
-		   MPS(TRANSPORT_MINRING)), 0.80, false, MPS(TRANSPORT_SPIN) / 1e6,
-		   MPS(TRANSPORT_MINRING) / 1e6, "Mmsg/s");
-	target_add("blocking msg rate >= 30x pipe", ratio(MPS(TRANSPORT_BLOCKING),
-		   MPS(TRANSPORT_PIPE)), 30, false, MPS(TRANSPORT_BLOCKING) / 1e6,
-		   MPS(TRANSPORT_PIPE) / 1e6, "Mmsg/s");
-	target_add("blocking msg rate >= 30x socketpair", ratio(MPS(TRANSPORT_BLOCKING),
-		   MPS(TRANSPORT_SOCKPAIR)), 30, false, MPS(TRANSPORT_BLOCKING) / 1e6,
-		   MPS(TRANSPORT_SOCKPAIR) / 1e6, "Mmsg/s");
-	target_add("blocking rtt p50 <= 1.30x spin", ratio(RTT(TRANSPORT_BLOCKING),
-		   RTT(TRANSPORT_SPIN)), 1.30, true, RTT(TRANSPORT_BLOCKING),
-		   RTT(TRANSPORT_SPIN), "ns");
-	target_add("blocking rtt p50 <= 1.20x minring-futex", ratio(RTT(TRANSPORT_BLOCKING),
-		   RTT(TRANSPORT_MINRING_FUTEX)), 1.20, true, RTT(TRANSPORT_BLOCKING),
-		   RTT(TRANSPORT_MINRING_FUTEX), "ns");
+#define RTT(t) (c[t].failed ? NAN : c[t].rtt_med[0])
+#define MPS(t) (c[t].failed ? NAN : c[t].mps_med)
+	target_add("spin rtt p50 <= 1.30x minring",
+		   ratio(RTT(TRANSPORT_SPIN), RTT(TRANSPORT_MINRING)), 1.30, true,
+		   RTT(TRANSPORT_SPIN), RTT(TRANSPORT_MINRING), "ns");
+	target_add("spin throughput >= 0.80x minring",
+		   ratio(MPS(TRANSPORT_SPIN), MPS(TRANSPORT_MINRING)), 0.80, false,
+		   MPS(TRANSPORT_SPIN) / 1e6, MPS(TRANSPORT_MINRING) / 1e6, "Mmsg/s");
+	target_add("blocking msg rate >= 30x pipe",
+		   ratio(MPS(TRANSPORT_BLOCKING), MPS(TRANSPORT_PIPE)), 30, false,
+		   MPS(TRANSPORT_BLOCKING) / 1e6, MPS(TRANSPORT_PIPE) / 1e6, "Mmsg/s");
+	target_add("blocking msg rate >= 30x socketpair",
+		   ratio(MPS(TRANSPORT_BLOCKING), MPS(TRANSPORT_SOCKPAIR)), 30, false,
+		   MPS(TRANSPORT_BLOCKING) / 1e6, MPS(TRANSPORT_SOCKPAIR) / 1e6, "Mmsg/s");
+	target_add("blocking rtt p50 <= 1.30x spin",
+		   ratio(RTT(TRANSPORT_BLOCKING), RTT(TRANSPORT_SPIN)), 1.30, true,
+		   RTT(TRANSPORT_BLOCKING), RTT(TRANSPORT_SPIN), "ns");
+	target_add("blocking rtt p50 <= 1.20x minring-futex",
+		   ratio(RTT(TRANSPORT_BLOCKING), RTT(TRANSPORT_MINRING_FUTEX)), 1.20, true,
+		   RTT(TRANSPORT_BLOCKING), RTT(TRANSPORT_MINRING_FUTEX), "ns");
 #undef RTT
 #undef MPS
 	target_add("idle recv_wait CPU <= 1 ms per idle s",
-		   bench.idle_done ? bench.idle_cpu_ms_per_s : NAN, IDLE_LIMIT_MS_PER_S, true,
-		   NAN, NAN, "");
+		   bench.idle_done ? bench.idle_cpu_ms_per_s : NAN, IDLE_LIMIT_MS_PER_S, true, NAN,
+		   NAN, "");
 	if (bench.idle_done)
 		snprintf(bench.targets[bench.n_targets - 1].detail, sizeof(bench.targets[0].detail),
 			 "(%.3f s idle, %" PRIu64 " futex sleep%s)", bench.idle_wall_s,
@@ -1412,7 +1528,14 @@ static void print_targets(void)
 	if (bench.errors)
 		printf("\n%u scenario%s failed (see stderr)\n", bench.errors,
 		       bench.errors == 1 ? "" : "s");
-	printf("\nsuite time %.1f s\n", (double)(shmq__now_ns() - bench.start_ns) / NS_PER_S);
+	printf("\nsuite time %.1f s", (double)(shmq__now_ns() - bench.start_ns) / NS_PER_S);
+	if (!isnan(bench.load.other))
+		printf("; other processes used %.0f%% of the CPUs meanwhile, steal %.0f%%",
+		       bench.load.other * 100, bench.load.steal * 100);
+	printf("\n");
+	if (load_noisy(&bench.load))
+		printf("NOISY: the machine was not quiet; throughput figures above all are "
+		       "unreliable (rtt p50 suffers least); rerun on a quiet machine\n");
 }
 
 static void print_header(void)
@@ -1432,7 +1555,8 @@ static void print_header(void)
 	for (enum transport t = 0; t < TRANSPORT_COUNT; t++)
 		if (enabled(t))
 			printf("  %-16s %s\n", transports[t].name, transports[t].about);
-	printf("mpmc: 4 processes on 2 CPUs (a producer and a consumer per CPU), so it time-shares\n");
+	printf("mpmc: 4 processes on 2 CPUs (a producer and a consumer per CPU), so it "
+	       "time-shares\n");
 	fflush(stdout);
 }
 
@@ -1458,11 +1582,14 @@ static void print_json(void)
 		uint32_t size = bench.o.sizes[si];
 		bool first = true;
 
-		printf("%s{\"size\":%" PRIu32 ",\"n_slots\":%" PRIu32 ",\"shmq_slot_stride\":%" PRIu32
+		printf("%s{\"size\":%" PRIu32 ",\"noisy\":%s,", si ? "," : "", size,
+		       load_noisy(&g->load) ? "true" : "false");
+		json_num("other_load", g->load.other, true);
+		json_num("steal", g->load.steal, true);
+		printf("\"n_slots\":%" PRIu32 ",\"shmq_slot_stride\":%" PRIu32
 		       ",\"shmq_segment_bytes\":%" PRIu64 ",\"minring_bytes\":%" PRIu64
 		       ",\"transports\":{",
-		       si ? "," : "", size, g->n_slots, g->shmq_stride, g->shmq_bytes,
-		       (uint64_t)g->minring_bytes);
+		       g->n_slots, g->shmq_stride, g->shmq_bytes, (uint64_t)g->minring_bytes);
 		for (enum transport t = 0; t < TRANSPORT_COUNT; t++) {
 			const struct cell *c = &b[t];
 
@@ -1476,17 +1603,18 @@ static void print_json(void)
 			json_num("rtt_p999_ns", c->rtt_med[2], true);
 			json_num("msgs_per_s", c->mps_med, true);
 			json_num("gb_per_s", c->mps_med * size / 1e9, true);
-			json_num("p50_vs_minring", ratio(c->rtt_med[0], b[TRANSPORT_MINRING].rtt_med[0]),
-				 true);
+			json_num("p50_vs_minring",
+				 ratio(c->rtt_med[0], b[TRANSPORT_MINRING].rtt_med[0]), true);
 			json_num("p50_vs_minring_futex",
 				 ratio(c->rtt_med[0], b[TRANSPORT_MINRING_FUTEX].rtt_med[0]), true);
 			json_num("tput_vs_minring", ratio(c->mps_med, b[TRANSPORT_MINRING].mps_med),
 				 true);
 			json_num("tput_vs_minring_futex",
 				 ratio(c->mps_med, b[TRANSPORT_MINRING_FUTEX].mps_med), true);
-			json_num("rate_vs_pipe", ratio(c->mps_med, b[TRANSPORT_PIPE].mps_med), true);
-			json_num("rate_vs_socketpair", ratio(c->mps_med, b[TRANSPORT_SOCKPAIR].mps_med),
-				 false);
+			json_num("rate_vs_pipe", ratio(c->mps_med, b[TRANSPORT_PIPE].mps_med),
+				 true);
+			json_num("rate_vs_socketpair",
+				 ratio(c->mps_med, b[TRANSPORT_SOCKPAIR].mps_med), false);
 			printf("}");
 		}
 		printf("}}");
@@ -1502,10 +1630,14 @@ static void print_json(void)
 		printf("%s{\"name\":\"%s\",", i ? "," : "", tg->what);
 		json_num("value", tg->value, true);
 		json_num("limit", tg->limit, true);
-		printf("\"result\":\"%s\"}",
-		       isnan(tg->value) ? "SKIP" : target_pass(tg) ? "PASS" : "MISS");
+		printf("\"result\":\"%s\"}", isnan(tg->value)  ? "SKIP"
+					     : target_pass(tg) ? "PASS"
+							       : "MISS");
 	}
-	printf("],\"errors\":%u,\"suite_seconds\":%.1f}\n", bench.errors,
+	printf("],\"noisy\":%s,", load_noisy(&bench.load) ? "true" : "false");
+	json_num("other_load", bench.load.other, true);
+	json_num("steal", bench.load.steal, true);
+	printf("\"errors\":%u,\"suite_seconds\":%.1f}\n", bench.errors,
 	       (double)(shmq__now_ns() - bench.start_ns) / NS_PER_S);
 }
 
@@ -1554,7 +1686,7 @@ static void usage(FILE *f)
 		"                        (default 64,1024,65536)\n"
 		"  -r, --reps N          repetitions per scenario, medians reported (default 5)\n"
 		"  -t, --seconds S       measured seconds per throughput run (default 0.25)\n"
-		"  -n, --iters N         measured round trips per rtt run (default 20000)\n"
+		"  -n, --iters N         measured round trips per rtt run (default 10000)\n"
 		"  -o, --only LIST       run only these groups, comma-separated:\n"
 		"                        spin, blocking, futex, mpmc, baselines (default all)\n"
 		"  -j, --json            print one JSON object instead of tables\n"
@@ -1616,12 +1748,17 @@ static int parse_argv(int argc, char *argv[], struct opts *o)
 {
 	enum { OPT_STRICT = 0x100 };
 	static const struct option options[] = {
-		{ "help", no_argument, NULL, 'h' },	   { "quick", no_argument, NULL, 'q' },
-		{ "sizes", required_argument, NULL, 's' }, { "reps", required_argument, NULL, 'r' },
-		{ "seconds", required_argument, NULL, 't' },
-		{ "iters", required_argument, NULL, 'n' }, { "only", required_argument, NULL, 'o' },
-		{ "json", no_argument, NULL, 'j' },	   { "strict", no_argument, NULL, OPT_STRICT },
-		{ "version", no_argument, NULL, 'V' },	   { 0 },
+		{"help", no_argument, NULL, 'h'},
+		{"quick", no_argument, NULL, 'q'},
+		{"sizes", required_argument, NULL, 's'},
+		{"reps", required_argument, NULL, 'r'},
+		{"seconds", required_argument, NULL, 't'},
+		{"iters", required_argument, NULL, 'n'},
+		{"only", required_argument, NULL, 'o'},
+		{"json", no_argument, NULL, 'j'},
+		{"strict", no_argument, NULL, OPT_STRICT},
+		{"version", no_argument, NULL, 'V'},
+		{0},
 	};
 	bool quick = false, set_reps = false, set_seconds = false, set_iters = false;
 	unsigned long v;
@@ -1629,11 +1766,11 @@ static int parse_argv(int argc, char *argv[], struct opts *o)
 	int c;
 
 	*o = (struct opts){
-		.sizes = { 64, 1024, 65536 },
+		.sizes = {64, 1024, 65536},
 		.n_sizes = 3,
 		.reps = 5,
 		.seconds = 0.25,
-		.iters = 20000,
+		.iters = 10000,
 		.only = GROUP_ALL,
 		.idle_seconds = 1.0,
 	};
@@ -1651,7 +1788,8 @@ static int parse_argv(int argc, char *argv[], struct opts *o)
 			break;
 		case 's':
 			if (parse_sizes(optarg, o) < 0) {
-				fprintf(stderr, "shmq-bench: --sizes wants up to %d sizes in %d..%d\n",
+				fprintf(stderr,
+					"shmq-bench: --sizes wants up to %d sizes in %d..%d\n",
 					SIZES_MAX, SIZE_MIN, SIZE_MAX_BYTES);
 				return -EINVAL;
 			}
@@ -1667,7 +1805,8 @@ static int parse_argv(int argc, char *argv[], struct opts *o)
 		case 't':
 			errno = 0;
 			o->seconds = strtod(optarg, &end);
-			if (errno || end == optarg || *end || !(o->seconds >= 0.01 && o->seconds <= 60)) {
+			if (errno || end == optarg || *end ||
+			    !(o->seconds >= 0.01 && o->seconds <= 60)) {
 				fprintf(stderr, "shmq-bench: --seconds wants 0.01..60\n");
 				return -EINVAL;
 			}
@@ -1716,7 +1855,7 @@ static int parse_argv(int argc, char *argv[], struct opts *o)
 
 static int setup(void)
 {
-	struct sigaction sa = { .sa_handler = on_alarm };
+	struct sigaction sa = {.sa_handler = on_alarm};
 	size_t buf = page_round(SIZE_MAX_BYTES);
 
 	/* No SA_RESTART: the watchdog exists to interrupt blocking calls. */
@@ -1741,11 +1880,13 @@ static int setup(void)
 	choose_cpus();
 	measure_clock();
 	bench.start_ns = shmq__now_ns();
+	load_snap(&bench.run_start);
 	return 0;
 }
 
 int main(int argc, char *argv[])
 {
+	struct load_snap now;
 	int r;
 
 	r = parse_argv(argc, argv, &bench.o);
@@ -1768,6 +1909,8 @@ int main(int argc, char *argv[])
 	if (bench.o.only & GROUP_BLOCKING)
 		(void)run_idle();
 
+	load_snap(&now);
+	bench.load = load_between(&bench.run_start, &now);
 	evaluate_targets();
 	if (bench.o.json)
 		print_json();
