@@ -150,7 +150,8 @@ $(STRESS_BIN): $(STRESS_OBJ) $(TEST_HELPER_OBJ) $(TEST_RUNNER_OBJ) $(SHM_LIB)
 	@mkdir -p $(@D)
 	$(QUIET_LINK)$(CC) -o $@ $^ $(LDFLAGS) $(CRITERION_LIBS) $(PKG_LIBS)
 
-$(BENCH_BIN): $(BENCH_OBJ) $(SHM_LIB)
+# The api mode goes through libshmq (which carries shm/) and a private shmqd.
+$(BENCH_BIN): $(BENCH_OBJ) $(LIB_A)
 	@mkdir -p $(@D)
 	$(QUIET_LINK)$(CC) -o $@ $^ $(LDFLAGS) $(PKG_LIBS) -lm
 
@@ -172,7 +173,7 @@ test-stress: $(STRESS_BIN)
 	SHMQ_STRESS_SECONDS=$(SHMQ_STRESS_SECONDS) $(STRESS_BIN) --jobs 1
 
 BENCH_ARGS ?=
-bench: $(BENCH_BIN)
+bench: $(BENCH_BIN) $(DAEMON_BIN)
 	$(BENCH_BIN) $(BENCH_ARGS)
 
 # --- Dependencies (Debian 12 package names) ---

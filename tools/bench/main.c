@@ -60,6 +60,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <shmq/shmq.h>
+
 #include "shm/atomic.h"
 #include "shm/futex.h"
 #include "shm/layout.h"
@@ -109,7 +111,9 @@ struct msg_hdr { /* first bytes of every message; the last 8 repeat seq */
 #define GROUP_BLOCKING	(1u << 2)
 #define GROUP_FUTEX	(1u << 3)
 #define GROUP_MPMC	(1u << 4)
-#define GROUP_ALL	(GROUP_BASELINES | GROUP_SPIN | GROUP_BLOCKING | GROUP_FUTEX | GROUP_MPMC)
+#define GROUP_API	(1u << 5)
+#define GROUP_ALL \
+	(GROUP_BASELINES | GROUP_SPIN | GROUP_BLOCKING | GROUP_FUTEX | GROUP_MPMC | GROUP_API)
 
 enum transport {
 	TRANSPORT_MINRING,
@@ -120,6 +124,7 @@ enum transport {
 	TRANSPORT_BLOCKING,
 	TRANSPORT_FUTEX,
 	TRANSPORT_MPMC,
+	TRANSPORT_API,
 	TRANSPORT_COUNT,
 };
 
@@ -145,6 +150,9 @@ static const struct transport_info {
 			     "SPSC, send_wait/recv_wait, spin_ns = 0 (always sleeps)"},
 	[TRANSPORT_MPMC] = {"shmq-mpmc-2p2c", GROUP_MPMC, false,
 			    "MPMC, 2 producers + 2 consumers, blocking"},
+	[TRANSPORT_API] = {"shmq-api", GROUP_API, true,
+			   "SPSC created by shmqd, opened through libshmq in each process: "
+			   "shmq_queue_send_wait/recv_wait"},
 };
 
 static const struct {
@@ -152,7 +160,7 @@ static const struct {
 	unsigned int group;
 } groups[] = {
 	{"baselines", GROUP_BASELINES}, {"spin", GROUP_SPIN}, {"blocking", GROUP_BLOCKING},
-	{"futex", GROUP_FUTEX},		{"mpmc", GROUP_MPMC},
+	{"futex", GROUP_FUTEX},		{"mpmc", GROUP_MPMC}, {"api", GROUP_API},
 };
 
 struct opts {
@@ -165,6 +173,7 @@ struct opts {
 	bool json;
 	bool strict;
 	double idle_seconds;
+	const char *shmqd; /* api: the daemon to start; NULL: next to this program */
 };
 
 /* One child's report, in memory shared with the parent. */
@@ -214,6 +223,8 @@ struct endpoint {
 	struct shmq_ring ring;
 	struct shmq_minring mr;
 	int fd;
+	struct shmq_client *client; /* api: this process's own connection */
+	struct shmq_queue *q;
 };
 
 struct cell {			 /* one transport at one size */
@@ -257,7 +268,7 @@ struct target {
 	char detail[96];
 };
 
-#define TARGETS_MAX 8
+#define TARGETS_MAX 12
 
 static struct bench {
 	struct opts o;
@@ -281,6 +292,13 @@ static struct bench {
 	unsigned int errors;
 	struct load_snap run_start;
 	struct load load; /* whole run */
+	/* api: a private shmqd on a temporary socket, and the parent's client. */
+	pid_t shmqd_pid;
+	char api_dir[64];
+	char api_socket[108];
+	struct shmq_client *api_client;
+	unsigned int api_seq;
+	char api_name[2][SHMQ_NAME_MAX + 1];
 } bench;
 
 /* --- Small helpers --- */
@@ -508,6 +526,16 @@ static int ring_spin_recv(struct endpoint *e, void *buf, size_t len, uint64_t de
 	return r;
 }
 
+static int api_send(struct endpoint *e, const void *msg, size_t len, uint64_t deadline_ns)
+{
+	return shmq_queue_send_wait(e->q, msg, len, deadline_ns);
+}
+
+static int api_recv(struct endpoint *e, void *buf, size_t len, uint64_t deadline_ns)
+{
+	return shmq_queue_recv_wait(e->q, buf, len, deadline_ns);
+}
+
 static int ring_wait_send(struct endpoint *e, const void *msg, size_t len, uint64_t deadline_ns)
 {
 	return shmq__ring_send_wait(&e->ring, msg, len, deadline_ns);
@@ -617,6 +645,11 @@ static void chan_close(struct chan *ch)
 	}
 	close_pair(ch->fd_parent);
 	close_pair(ch->fd_child);
+	for (unsigned int d = 0; d < 2; d++) {
+		if (bench.api_name[d][0] && getpid() != bench.shmqd_pid && bench.api_client)
+			(void)shmq_unlink(bench.api_client, bench.api_name[d]);
+		bench.api_name[d][0] = '\0';
+	}
 }
 
 static int chan_open(struct run *run, unsigned int n_dirs)
@@ -661,6 +694,24 @@ static int chan_open(struct run *run, unsigned int n_dirs)
 				shmq__minring_format(ch->map[d]);
 		}
 		break;
+	case TRANSPORT_API:
+		/* The daemon creates the queues; each process opens its own end. */
+		for (unsigned int d = 0; d < n_dirs && r == 0; d++) {
+			struct shmq_queue_attr a = {.size = sizeof(a),
+						    .n_slots = run->n_slots,
+						    .slot_size = run->size,
+						    .mode = SHMQ_SPSC};
+			struct shmq_queue *q;
+
+			snprintf(bench.api_name[d], sizeof(bench.api_name[d]), "bench-%d-%u-%u",
+				 (int)getpid(), bench.api_seq, d);
+			r = shmq_queue_open(bench.api_client, bench.api_name[d],
+					    SHMQ_CREATE | SHMQ_EXCL | SHMQ_VIEW, &a, &q);
+			if (r == 0)
+				shmq_queue_close(q);
+		}
+		bench.api_seq++;
+		break;
 	default:
 		queue_params(&p, run->size, run->n_slots,
 			     run->t == TRANSPORT_MPMC ? SHMQ_QMODE_MPMC : SHMQ_QMODE_SPSC);
@@ -703,6 +754,15 @@ static int endpoint_open(struct endpoint *e, const struct run *run, unsigned int
 		e->send = fd_send;
 		e->recv = fd_recv;
 		return e->fd >= 0 ? 0 : -EBADF;
+	case TRANSPORT_API:
+		/* A client is never shared across fork: every process connects. */
+		r = shmq_client_connect(bench.api_socket, &e->client);
+		if (r == 0)
+			r = shmq_queue_open(e->client, bench.api_name[dir],
+					    sending ? SHMQ_SEND : SHMQ_RECV, NULL, &e->q);
+		e->send = api_send;
+		e->recv = api_recv;
+		return r;
 	default:
 		r = shmq__segment_attach(ch->map[dir], ch->map_size[dir], &seg);
 		if (r < 0)
@@ -715,6 +775,15 @@ static int endpoint_open(struct endpoint *e, const struct run *run, unsigned int
 		e->recv = run->t == TRANSPORT_SPIN ? ring_spin_recv : ring_wait_recv;
 		return 0;
 	}
+}
+
+/* Release what endpoint_open() acquired: only api endpoints hold anything. */
+static void endpoint_close(struct endpoint *e)
+{
+	shmq_queue_close(e->q);
+	shmq_client_close(e->client);
+	e->q = NULL;
+	e->client = NULL;
 }
 
 /* --- The measured loops --- */
@@ -1069,7 +1138,7 @@ static int rtt_child(const struct run *run, unsigned int idx)
 static int run_rtt(enum transport t, uint32_t size, double ret_p[3])
 {
 	struct proc_result mine = {0};
-	struct endpoint tx, rx;
+	struct endpoint tx = {0}, rx = {0};
 	unsigned int n;
 	struct run run;
 	pid_t pid;
@@ -1089,6 +1158,8 @@ static int run_rtt(enum transport t, uint32_t size, double ret_p[3])
 	if (r == 0)
 		r = rtt_ping(&run, &tx, &rx, bench.samples, &mine);
 	r = finish(&run, "rtt", &pid, n, &mine, r);
+	endpoint_close(&tx);
+	endpoint_close(&rx);
 	if (r < 0)
 		return r;
 
@@ -1126,7 +1197,7 @@ static int run_tput(enum transport t, uint32_t size, double *ret_mps)
 {
 	struct proc_result mine = {0};
 	const struct proc_result *theirs = &bench.sp->res[0];
-	struct endpoint tx;
+	struct endpoint tx = {0};
 	unsigned int n;
 	struct run run;
 	pid_t pid;
@@ -1145,6 +1216,7 @@ static int run_tput(enum transport t, uint32_t size, double *ret_mps)
 	if (r == 0)
 		r = send_stops(&run, &tx, 1, mine.count, bench.buf_out, &mine);
 	r = finish(&run, "tput", &pid, n, &mine, r);
+	endpoint_close(&tx);
 	if (r < 0)
 		return r;
 
@@ -1487,6 +1559,12 @@ static void evaluate_targets(void)
 	target_add("blocking rtt p50 <= 1.30x spin",
 		   ratio(RTT(TRANSPORT_BLOCKING), RTT(TRANSPORT_SPIN)), 1.30, true,
 		   RTT(TRANSPORT_BLOCKING), RTT(TRANSPORT_SPIN), "ns");
+	target_add("api rtt p50 <= 1.10x blocking (daemon off path)",
+		   ratio(RTT(TRANSPORT_API), RTT(TRANSPORT_BLOCKING)), 1.10, true,
+		   RTT(TRANSPORT_API), RTT(TRANSPORT_BLOCKING), "ns");
+	target_add("api throughput >= 0.90x blocking",
+		   ratio(MPS(TRANSPORT_API), MPS(TRANSPORT_BLOCKING)), 0.90, false,
+		   MPS(TRANSPORT_API) / 1e6, MPS(TRANSPORT_BLOCKING) / 1e6, "Mmsg/s");
 	target_add("blocking rtt p50 <= 1.20x minring-futex",
 		   ratio(RTT(TRANSPORT_BLOCKING), RTT(TRANSPORT_MINRING_FUTEX)), 1.20, true,
 		   RTT(TRANSPORT_BLOCKING), RTT(TRANSPORT_MINRING_FUTEX), "ns");
@@ -1688,9 +1766,12 @@ static void usage(FILE *f)
 		"  -t, --seconds S       measured seconds per throughput run (default 0.25)\n"
 		"  -n, --iters N         measured round trips per rtt run (default 10000)\n"
 		"  -o, --only LIST       run only these groups, comma-separated:\n"
-		"                        spin, blocking, futex, mpmc, baselines (default all)\n"
+		"                        spin, blocking, futex, mpmc, api, baselines (default "
+		"all)\n"
 		"  -j, --json            print one JSON object instead of tables\n"
 		"      --strict          exit 1 when a target is missed\n"
+		"      --shmqd PATH      api: the shmqd to start on a temporary socket\n"
+		"                        (default: shmqd next to this program)\n"
 		"  -V, --version         print the version and exit\n"
 		"\n"
 		"Exit status: 0 every scenario ran (targets are reported, not enforced\n"
@@ -1746,7 +1827,7 @@ static int parse_only(char *list, struct opts *o)
 /* Return: 1 run the suite, 0 --help/--version printed, -EINVAL usage error (printed). */
 static int parse_argv(int argc, char *argv[], struct opts *o)
 {
-	enum { OPT_STRICT = 0x100 };
+	enum { OPT_STRICT = 0x100, OPT_SHMQD };
 	static const struct option options[] = {
 		{"help", no_argument, NULL, 'h'},
 		{"quick", no_argument, NULL, 'q'},
@@ -1757,6 +1838,7 @@ static int parse_argv(int argc, char *argv[], struct opts *o)
 		{"only", required_argument, NULL, 'o'},
 		{"json", no_argument, NULL, 'j'},
 		{"strict", no_argument, NULL, OPT_STRICT},
+		{"shmqd", required_argument, NULL, OPT_SHMQD},
 		{"version", no_argument, NULL, 'V'},
 		{0},
 	};
@@ -1824,7 +1906,7 @@ static int parse_argv(int argc, char *argv[], struct opts *o)
 		case 'o':
 			if (parse_only(optarg, o) < 0) {
 				fprintf(stderr, "shmq-bench: --only wants a comma list of "
-						"spin, blocking, futex, mpmc, baselines\n");
+						"spin, blocking, futex, mpmc, api, baselines\n");
 				return -EINVAL;
 			}
 			break;
@@ -1833,6 +1915,9 @@ static int parse_argv(int argc, char *argv[], struct opts *o)
 			break;
 		case OPT_STRICT:
 			o->strict = true;
+			break;
+		case OPT_SHMQD:
+			o->shmqd = optarg;
 			break;
 		default:
 			usage(stderr);
@@ -1851,6 +1936,77 @@ static int parse_argv(int argc, char *argv[], struct opts *o)
 		o->idle_seconds = 0.3;
 	}
 	return 1;
+}
+
+/*
+ * api: start a private shmqd on a temporary socket and connect the parent.
+ * Without a daemon binary the api group is dropped with a note, so the
+ * rest of the suite still runs.
+ */
+static int api_start(const char *argv0)
+{
+	char path[4096];
+	uint64_t give_up;
+	pid_t pid;
+	int r;
+
+	if (bench.o.shmqd) {
+		snprintf(path, sizeof(path), "%s", bench.o.shmqd);
+	} else {
+		const char *slash = strrchr(argv0, '/');
+
+		snprintf(path, sizeof(path), "%.*sshmqd", slash ? (int)(slash - argv0 + 1) : 0,
+			 argv0);
+	}
+	if (access(path, X_OK) < 0) {
+		fprintf(stderr, "shmq-bench: no shmqd at %s (--shmqd PATH): skipping api\n", path);
+		bench.o.only &= ~GROUP_API;
+		return 0;
+	}
+	snprintf(bench.api_dir, sizeof(bench.api_dir), "/tmp/shmq-bench-XXXXXX");
+	if (!mkdtemp(bench.api_dir))
+		return -errno;
+	snprintf(bench.api_socket, sizeof(bench.api_socket), "%s/shmqd.sock", bench.api_dir);
+
+	pid = fork();
+	if (pid < 0)
+		return -errno;
+	if (pid == 0) {
+		char sock[160];
+
+		snprintf(sock, sizeof(sock), "--socket=%s", bench.api_socket);
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		execl(path, path, "--config=/dev/null", sock, "--log-level=warning", (char *)NULL);
+		_exit(127);
+	}
+	bench.shmqd_pid = pid;
+	give_up = shmq__now_ns() + 5 * NS_PER_S;
+	do {
+		r = shmq_client_connect(bench.api_socket, &bench.api_client);
+		if (r == 0)
+			return 0;
+		usleep(10000);
+	} while (shmq__now_ns() < give_up);
+	fprintf(stderr, "shmq-bench: shmqd at %s did not answer: %s\n", path, strerror(-r));
+	return r;
+}
+
+static void api_stop(void)
+{
+	int st;
+
+	shmq_client_close(bench.api_client);
+	bench.api_client = NULL;
+	if (bench.shmqd_pid > 0) {
+		kill(bench.shmqd_pid, SIGTERM); /* our own child, by pid */
+		while (waitpid(bench.shmqd_pid, &st, 0) < 0 && errno == EINTR)
+			;
+		bench.shmqd_pid = 0;
+	}
+	if (bench.api_dir[0]) {
+		unlink(bench.api_socket);
+		rmdir(bench.api_dir);
+	}
 }
 
 static int setup(void)
@@ -1893,8 +2049,11 @@ int main(int argc, char *argv[])
 	if (r <= 0)
 		return r < 0 ? 2 : 0;
 	r = setup();
+	if (r == 0 && (bench.o.only & GROUP_API))
+		r = api_start(argv[0]);
 	if (r < 0) {
 		fprintf(stderr, "shmq-bench: setup: %s\n", strerror(-r));
+		api_stop();
 		return 1;
 	}
 
@@ -1917,6 +2076,7 @@ int main(int argc, char *argv[])
 	else
 		print_targets();
 
+	api_stop();
 	free(bench.samples);
 	free(bench.buf_out);
 	free(bench.buf_in);
