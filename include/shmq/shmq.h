@@ -235,7 +235,8 @@ SHMQ_API int shmq_queue_open(struct shmq_client *c, const char *name, unsigned i
  * shmq_queue_close() - detach from a queue and free the handle.
  * @q:		queue, or NULL (no-op)
  *
- * An open reservation is cancelled; an open peek is released.
+ * An open reservation is cancelled (nothing is delivered); an open peek is
+ * released (the message counts as received, as after shmq_queue_release()).
  * Context: no other thread may use @q.
  * Return: 0 (also when the daemon is gone: the mapping is dropped locally).
  */
