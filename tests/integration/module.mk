@@ -5,6 +5,7 @@
 
 INTEG_SRC  := tests/integration/daemon.c \
 	      tests/integration/raw.c \
+	      tests/integration/test_admin.c \
 	      tests/integration/test_client.c \
 	      tests/integration/test_config.c \
 	      tests/integration/test_crash.c \
