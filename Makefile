@@ -116,6 +116,7 @@ TEST_RUNS  :=
 -include libclient/module.mk
 -include daemon/module.mk
 -include examples/module.mk
+-include tools/module.mk
 -include tests/integration/module.mk
 
 all: $(BUILD_TARGETS)
@@ -178,7 +179,7 @@ bench: $(BENCH_BIN)
 # --- Dependencies (Debian 12 package names) ---
 
 DEPS_PKGS  := gcc make pkg-config liburing-dev libnuma-dev numactl libcriterion-dev \
-	      libsystemd-dev clang-format
+	      libsystemd-dev clang-format python3
 
 deps:
 	@missing=; for p in $(DEPS_PKGS); do \
