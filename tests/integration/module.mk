@@ -15,7 +15,8 @@ INTEG_SRC  := tests/integration/daemon.c \
 	      tests/integration/test_memory.c \
 	      tests/integration/test_permissions.c \
 	      tests/integration/test_protocol.c \
-	      tests/integration/test_shmqctl.c
+	      tests/integration/test_shmqctl.c \
+	      tests/integration/test_systemd.c
 
 INTEG_OBJ  := $(INTEG_SRC:%.c=$(B)/%.o)
 INTEG_BIN  := $(B)/tests/integration-tests
