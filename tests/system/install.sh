@@ -86,8 +86,9 @@ done
 	fail "libshmq.so.$major does not point at libshmq.so.$version"
 [ "$(readlink "$dest/usr/lib/libshmq.so")" = "libshmq.so.$major" ] ||
 	fail "libshmq.so does not point at libshmq.so.$major"
-readelf -d "$dest/usr/lib/libshmq.so.$version" | grep -q "SONAME.*\[libshmq.so.$major\]" ||
-	fail "wrong SONAME"
+# Captured first: with pipefail, grep -q closing the pipe early could fail the writer.
+dyn=$(readelf -d "$dest/usr/lib/libshmq.so.$version")
+grep -q "SONAME.*\[libshmq.so.$major\]" <<<"$dyn" || fail "wrong SONAME"
 grep -qx 'prefix=/usr' "$dest/usr/lib/pkgconfig/libshmq.pc" || fail "libshmq.pc prefix"
 grep -qx "Version: $version" "$dest/usr/lib/pkgconfig/libshmq.pc" || fail "libshmq.pc version"
 grep -qx 'ExecStart=/usr/sbin/shmqd' "$dest/usr/lib/systemd/system/shmqd.service" ||
@@ -112,8 +113,9 @@ case "$libs" in *"-L$dest/usr/lib"*"-lshmq"*) ;; *) fail "libs: $libs" ;; esac
 # shellcheck disable=SC2086 # word splitting of flags is meant
 $CC $san_flags -o "$work/hello" examples/hello.c $cflags $libs || fail "building hello"
 unset PKG_CONFIG_PATH PKG_CONFIG_SYSROOT_DIR
-LD_LIBRARY_PATH=$dest/usr/lib ldd "$work/hello" | grep -q "libshmq.so.$major => $dest/usr/lib/" ||
-	fail "hello does not resolve libshmq from the stage"
+deps=$(LD_LIBRARY_PATH=$dest/usr/lib ldd "$work/hello")
+grep -q "libshmq.so.$major => $dest/usr/lib/" <<<"$deps" ||
+	fail "hello does not resolve libshmq from the stage: $deps"
 start_daemon "$dest/usr/sbin/shmqd" staged || fail "the staged shmqd did not start"
 out=$(LD_LIBRARY_PATH=$dest/usr/lib "$work/hello" --socket "$work/staged.sock") ||
 	fail "hello against the stage: $out"
@@ -129,6 +131,11 @@ test=man
 for page in "$dest"/usr/share/man/man*/*; do
 	warnings=$(LC_ALL=C.UTF-8 groff -man -ww -z "$page" 2>&1) || fail "groff $page"
 	[ -z "$warnings" ] || fail "$page: $warnings"
+done
+# shmqd(8) documents every option of the daemon's option table.
+sed 's/\\-/-/g' man/shmqd.8 >"$work/shmqd.8.txt"
+for opt in $("$B/shmqd" --config=/dev/null --dump-config | sed -n 's/^\([a-z-]*\) =.*/\1/p'); do
+	grep -q "^\.BI $opt " "$work/shmqd.8.txt" || fail "shmqd(8) lacks option $opt"
 done
 pass
 
