@@ -33,6 +33,7 @@ struct verb {
 	int max_args;
 	int (*fn)(struct ctl *ctl);
 	const char *synopsis;
+	const char *summary; /* one line for --help */
 	const char *help;
 };
 
@@ -53,46 +54,52 @@ enum verb_id {
 
 static const struct verb verbs[V_COUNT] = {
 	[V_STATUS] = {"status", 0, 0, verb_status, "status",
+		      "the daemon and its configuration (default)",
 		      "Show the daemon: version, pid, uptime, socket, counts of clients, objects\n"
 		      "and memory, and the configuration in force.  The default verb.\n"},
-	[V_CONFIG] = {"config", 0, 0, verb_config, "config",
+	[V_CONFIG] = {"config", 0, 0, verb_config, "config", "the configuration in force",
 		      "Show the daemon's configuration in force, one `name = value` per option.\n"},
-	[V_LS] = {"ls", 0, 0, verb_ls, "ls",
+	[V_LS] = {"ls", 0, 0, verb_ls, "ls", "every object, with its live depth",
 		  "List every object: name, kind, type, owner, permissions, capacity, slot\n"
 		  "size, depth (a semaphore's value), high-water mark, producers, consumers,\n"
 		  "sleepers and NUMA node.  Live columns need read permission on the object\n"
 		  "and show '?' without it.\n"},
-	[V_SHOW] = {"show", 1, 1, verb_show, "show NAME",
+	[V_SHOW] = {"show", 1, 1, verb_show, "show NAME", "one object, and every handle on it",
 		    "Show everything about one object: its record in the daemon, its live\n"
 		    "state and counters, and every handle open on it with the pid, uid, role\n"
 		    "and counters of its session record.\n"},
-	[V_CLIENTS] = {"clients", 0, 0, verb_clients, "clients",
+	[V_CLIENTS] = {"clients", 0, 0, verb_clients, "clients", "the connected clients",
 		       "List the connected clients: session, pid, user, handles open, age and\n"
 		       "program name.\n"},
-	[V_TOP] = {"top", 0, 0, verb_top, "top [--interval SEC] [--iterations N] [--sort KEY]",
+	[V_TOP] = {"top", 0, 0, verb_top, "top [--interval S] [--iterations N] [--sort KEY]",
+		   "live per-object rates, until interrupted",
 		   "Refresh per-object send and receive rates, depth and sleepers every\n"
 		   "--interval seconds (default 1), sorted by --sort: rate (default), depth or\n"
 		   "name; until interrupted, or --iterations times.  With --json, one JSON\n"
 		   "document per line and per refresh.\n"},
 	[V_CHECK] = {"check", 0, 1, verb_check, "check [NAME]",
+		     "validate segments; 1 if one is corrupt",
 		     "Run the validators on one object, or on every object: the segment\n"
 		     "header and session records, then the ring's indices and slot turns or\n"
 		     "the semaphore's words, on a read-only mapping.  An inconsistency must\n"
 		     "persist for about 0.1 s to count.  Exits 1 if an object is corrupt (or,\n"
 		     "with NAME, cannot be checked); objects you may not read are skipped.\n"},
 	[V_CREATE] = {"create", 2, 2, verb_create, "create queue|sem NAME [OPTIONS]",
+		      "create a queue or a semaphore",
 		      "Create a queue or a semaphore owned by you.\n"
 		      "Queues: --slots N (a power of two), --slot-size BYTES, --mode\n"
 		      "mpmc|spsc|mpsc|spmc, --numa NODE, --hugepages.  Semaphores: --initial N,\n"
 		      "--max N (bounded), --undo.  Both: --perm MODE (octal, default 0600).\n"
 		      "Unset geometry takes the daemon's defaults.\n"},
-	[V_RM] = {"rm", 1, 64, verb_rm, "rm NAME...",
+	[V_RM] = {"rm", 1, 64, verb_rm, "rm NAME...", "remove names",
 		  "Remove names (owner or root).  The memory lives on while handles are open.\n"},
 	[V_PURGE] = {"purge", 1, 1, verb_purge, "purge NAME",
+		     "drop every message queued in a queue",
 		     "Drop every message queued in a queue (owner or root).  The daemon\n"
 		     "receives them as one more consumer; an SPSC or MPSC queue whose receiver\n"
 		     "is attached is refused (busy): its receiver owns the read index.\n"},
-	[V_HELP] = {"help", 0, 1, NULL, "help [VERB]", "Show the help, or a verb's help.\n"},
+	[V_HELP] = {"help", 0, 1, NULL, "help [VERB]", "this help, or a verb's",
+		    "Show the help, or a verb's help.\n"},
 };
 
 #define ALL_VERBS  ((1u << V_COUNT) - 1)
@@ -158,7 +165,7 @@ static const struct option_rule rules[] = {
 	{OPT_INITIAL, CREATE_OPT},
 	{OPT_MAX, CREATE_OPT},
 	{OPT_UNDO, CREATE_OPT},
-	{OPT_NO_LEGEND, VERB(V_LS) | VERB(V_CLIENTS) | VERB(V_TOP) | VERB(V_CHECK)},
+	{OPT_NO_LEGEND, VERB(V_LS) | VERB(V_SHOW) | VERB(V_CLIENTS) | VERB(V_TOP) | VERB(V_CHECK)},
 };
 
 int ctl_error(int r, const char *what, ...)
@@ -197,8 +204,11 @@ static void usage(FILE *f)
 		   "Look at and manage what lives in shmqd, the shmq shared-memory IPC daemon.\n"
 		   "\n"
 		   "Verbs:\n");
-	for (int i = 0; i < V_COUNT; i++)
-		fprintf(f, "  %s\n", verbs[i].synopsis);
+	for (int i = 0; i < V_COUNT; i++) {
+		const char *syn = i == V_TOP ? "top [OPTIONS]" : verbs[i].synopsis;
+
+		fprintf(f, "  %-32s %s\n", syn, verbs[i].summary);
+	}
 	fprintf(f, "\n"
 		   "Options:\n"
 		   "  -s, --socket PATH  the daemon's control socket (default: $SHMQ_SOCKET, else\n"

@@ -692,18 +692,17 @@ static void on_stop_signal(int sig)
 	top_stop = 1;
 }
 
-static const char *top_sort_key;
-
-static int top_cmp(const void *a, const void *b)
+static int top_cmp(const void *a, const void *b, void *key)
 {
 	const struct top_row *x = a, *y = b;
+	const char *sort = key;
 
-	if (!strcmp(top_sort_key, "depth")) {
+	if (!strcmp(sort, "depth")) {
 		uint32_t dx = x->snap.depth, dy = y->snap.depth;
 
 		if (dx != dy)
 			return dx < dy ? 1 : -1;
-	} else if (!strcmp(top_sort_key, "rate")) {
+	} else if (!strcmp(sort, "rate")) {
 		double rx = x->send_rate + x->recv_rate, ry = y->send_rate + y->recv_rate;
 
 		if (rx != ry)
@@ -871,7 +870,6 @@ int verb_top(struct ctl *ctl)
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
-	top_sort_key = ctl->sort;
 
 	/* Sample 0 only seeds the rates; each iteration prints one later sample. */
 	for (long it = 0; !top_stop; it++) {
@@ -883,7 +881,7 @@ int verb_top(struct ctl *ctl)
 			break;
 		}
 		if (it > 0) {
-			qsort(rows, n, sizeof(*rows), top_cmp);
+			qsort_r(rows, n, sizeof(*rows), top_cmp, (void *)ctl->sort);
 			if (ctl->json)
 				top_print_json(rows, n, it, (double)ctl->interval_ns / 1e9);
 			else
