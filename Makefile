@@ -4,6 +4,7 @@
 #   make V=1          show commands              make test-stress   long stress (SHMQ_STRESS_SECONDS, SHMQ_SEED)
 #   make SAN=thread   sanitizer build            make bench         shmq-bench default suite
 #   make deps         install build dependencies (apt-get as root, else print the command)
+#   make install DESTDIR=/tmp/stage prefix=/usr     make uninstall (same variables)
 #   make help         every target
 
 VERSION    := $(shell cat VERSION)
@@ -25,6 +26,16 @@ bindir     ?= $(exec_prefix)/bin
 sbindir    ?= $(exec_prefix)/sbin
 libdir     ?= $(exec_prefix)/lib
 includedir ?= $(prefix)/include
+datarootdir ?= $(prefix)/share
+mandir     ?= $(datarootdir)/man
+pkgconfigdir ?= $(libdir)/pkgconfig
+# shmqd reads /etc/shmq/shmqd.conf by default, whatever the prefix; another
+# sysconfdir is passed to it with --config= in the installed unit.
+sysconfdir ?= /etc
+# systemd searches $(prefix)/lib/... for /usr and /usr/local alike.
+unitdir    ?= $(prefix)/lib/systemd/system
+sysusersdir ?= $(prefix)/lib/sysusers.d
+tmpfilesdir ?= $(prefix)/lib/tmpfiles.d
 
 CC         ?= cc
 CFLAGS     ?= -O2 -g
@@ -116,7 +127,9 @@ TEST_RUNS  :=
 -include libclient/module.mk
 -include daemon/module.mk
 -include examples/module.mk
+-include tools/module.mk
 -include tests/integration/module.mk
+-include tests/system/module.mk
 
 all: $(BUILD_TARGETS)
 
@@ -176,10 +189,63 @@ BENCH_ARGS ?=
 bench: $(BENCH_BIN) $(DAEMON_BIN)
 	$(BENCH_BIN) $(BENCH_ARGS)
 
+# --- Installation ---
+# make install [DESTDIR=/tmp/stage] [prefix=/usr] [libdir=...] ...
+# Installs what was built in $(B) (SAN= picks the tree).  Files whose
+# contents name install paths (libshmq.pc, shmqd.service) are generated here
+# from the same variables, so they always match.  An existing
+# $(sysconfdir)/shmq/shmqd.conf is never overwritten; uninstall removes it
+# only if it is still the shipped default.
+
+INSTALL    ?= install
+MAN_PAGES  := man/shmqctl.1 man/libshmq.3 man/shmqd.8
+SHMQD_CONFIG_ARG := $(if $(filter /etc,$(sysconfdir)),, --config=$(sysconfdir)/shmq/shmqd.conf)
+
+# Only what is installed: a packaging build need not build the tests.
+install: $(DAEMON_BIN) $(CTL_BIN) $(BENCH_BIN) $(LIB_SO) $(LIB_A) $(VERSION_H)
+	$(INSTALL) -d $(DESTDIR)$(sbindir) $(DESTDIR)$(bindir) $(DESTDIR)$(libdir) \
+		$(DESTDIR)$(pkgconfigdir) $(DESTDIR)$(includedir)/shmq $(DESTDIR)$(unitdir) \
+		$(DESTDIR)$(sysusersdir) $(DESTDIR)$(tmpfilesdir) $(DESTDIR)$(sysconfdir)/shmq \
+		$(DESTDIR)$(mandir)/man1 $(DESTDIR)$(mandir)/man3 $(DESTDIR)$(mandir)/man8
+	$(INSTALL) -m 0755 $(DAEMON_BIN) $(DESTDIR)$(sbindir)/shmqd
+	$(INSTALL) -m 0755 $(CTL_BIN) $(BENCH_BIN) $(DESTDIR)$(bindir)/
+	$(INSTALL) -m 0755 $(LIB_SO) $(DESTDIR)$(libdir)/
+	ln -sf libshmq.so.$(VERSION) $(DESTDIR)$(libdir)/$(LIB_SONAME)
+	ln -sf $(LIB_SONAME) $(DESTDIR)$(libdir)/libshmq.so
+	$(INSTALL) -m 0644 $(LIB_A) $(DESTDIR)$(libdir)/
+	$(INSTALL) -m 0644 include/shmq/shmq.h $(VERSION_H) $(DESTDIR)$(includedir)/shmq/
+	sed -e 's|@prefix@|$(prefix)|' -e 's|@libdir@|$(libdir)|' \
+		-e 's|@includedir@|$(includedir)|' -e 's|@VERSION@|$(VERSION)|' \
+		libclient/libshmq.pc.in >$(DESTDIR)$(pkgconfigdir)/libshmq.pc
+	sed -e 's|@sbindir@|$(sbindir)|' -e 's|@config_arg@|$(SHMQD_CONFIG_ARG)|' \
+		systemd/shmqd.service.in >$(DESTDIR)$(unitdir)/shmqd.service
+	$(INSTALL) -m 0644 systemd/shmqd.socket $(DESTDIR)$(unitdir)/
+	$(INSTALL) -m 0644 systemd/shmq.sysusers $(DESTDIR)$(sysusersdir)/shmq.conf
+	$(INSTALL) -m 0644 systemd/shmq.tmpfiles $(DESTDIR)$(tmpfilesdir)/shmq.conf
+	[ -e $(DESTDIR)$(sysconfdir)/shmq/shmqd.conf ] || \
+		$(INSTALL) -m 0644 systemd/shmqd.conf $(DESTDIR)$(sysconfdir)/shmq/shmqd.conf
+	$(INSTALL) -m 0644 man/shmqctl.1 $(DESTDIR)$(mandir)/man1/
+	$(INSTALL) -m 0644 man/libshmq.3 $(DESTDIR)$(mandir)/man3/
+	$(INSTALL) -m 0644 man/shmqd.8 $(DESTDIR)$(mandir)/man8/
+
+uninstall:
+	rm -f $(DESTDIR)$(sbindir)/shmqd $(DESTDIR)$(bindir)/shmqctl $(DESTDIR)$(bindir)/shmq-bench \
+		$(DESTDIR)$(libdir)/libshmq.so.$(VERSION) $(DESTDIR)$(libdir)/$(LIB_SONAME) \
+		$(DESTDIR)$(libdir)/libshmq.so $(DESTDIR)$(libdir)/libshmq.a \
+		$(DESTDIR)$(includedir)/shmq/shmq.h $(DESTDIR)$(includedir)/shmq/version.h \
+		$(DESTDIR)$(pkgconfigdir)/libshmq.pc \
+		$(DESTDIR)$(unitdir)/shmqd.service $(DESTDIR)$(unitdir)/shmqd.socket \
+		$(DESTDIR)$(sysusersdir)/shmq.conf $(DESTDIR)$(tmpfilesdir)/shmq.conf \
+		$(DESTDIR)$(mandir)/man1/shmqctl.1 $(DESTDIR)$(mandir)/man3/libshmq.3 \
+		$(DESTDIR)$(mandir)/man8/shmqd.8
+	! cmp -s systemd/shmqd.conf $(DESTDIR)$(sysconfdir)/shmq/shmqd.conf || \
+		rm -f $(DESTDIR)$(sysconfdir)/shmq/shmqd.conf
+	rmdir $(DESTDIR)$(includedir)/shmq $(DESTDIR)$(sysconfdir)/shmq 2>/dev/null || true
+
 # --- Dependencies (Debian 12 package names) ---
 
 DEPS_PKGS  := gcc make pkg-config liburing-dev libnuma-dev numactl libcriterion-dev \
-	      libsystemd-dev clang-format
+	      libsystemd-dev clang-format python3 systemd strace groff-base
 
 deps:
 	@missing=; for p in $(DEPS_PKGS); do \
@@ -212,8 +278,11 @@ clean:
 
 help:
 	@sed -n 's/^#   //p' Makefile
-	@echo 'targets: all test test-stress bench deps format format-check clean help'
+	@echo 'targets: all test test-stress bench check-abi check-headers install uninstall'
+	@echo '         deps format format-check clean help'
 	@echo 'variables: V=1 SAN=address,undefined|thread SHMQ_STRESS_SECONDS=N SHMQ_SEED=N CC CFLAGS'
+	@echo '           DESTDIR prefix exec_prefix bindir sbindir libdir includedir pkgconfigdir'
+	@echo '           sysconfdir unitdir sysusersdir tmpfilesdir datarootdir mandir'
 
 -include $(ALL_OBJ:.o=.d)
-.PHONY: all test test-stress bench deps format format-check clean help
+.PHONY: all test test-stress bench install uninstall deps format format-check clean help

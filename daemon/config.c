@@ -551,6 +551,25 @@ bool shmqd_config_socket_from_argv(const struct shmqd_args *a)
 	return a->value[OPT_SOCKET_INDEX] != NULL;
 }
 
+size_t shmqd_config_format(const struct shmqd_config *c, char *buf, size_t size)
+{
+	size_t len = 0;
+
+	if (size)
+		buf[0] = '\0';
+	for (size_t i = 0; i < N_OPTIONS; i++) {
+		char v[SHMQD_SOCKET_PATH_MAX + 32];
+		int n;
+
+		format_value(c, &options[i], v, sizeof(v));
+		n = snprintf(len < size ? buf + len : NULL, len < size ? size - len : 0,
+			     "%s = %s\n", options[i].name, v);
+		if (n > 0)
+			len += (size_t)n;
+	}
+	return len;
+}
+
 void shmqd_config_dump(const struct shmqd_config *c, FILE *f)
 {
 	fprintf(f, "# shmqd %s configuration\n", SHMQ_VERSION_STRING);

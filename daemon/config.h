@@ -57,6 +57,13 @@ int shmqd_config_load(struct shmqd_config *ret, const struct shmqd_args *a);
 /* The effective control socket path, and whether the command line set it. */
 bool shmqd_config_socket_from_argv(const struct shmqd_args *a);
 
+/*
+ * Every option as a "name = value" line, in table order, into @buf (always
+ * NUL-terminated).  Return: the length the whole text needs, without the
+ * NUL, like snprintf().
+ */
+size_t shmqd_config_format(const struct shmqd_config *c, char *buf, size_t size);
+
 /* Every option with its value, in config-file format. */
 void shmqd_config_dump(const struct shmqd_config *c, FILE *f);
 

@@ -510,6 +510,50 @@ void shmqd_object_detach(struct shmqd *d, struct shmqd_session *s, struct shmqd_
 		object_free(d, o);
 }
 
+/*
+ * PURGE: take the messages out of the ring as one more consumer would, so
+ * every ordering the ring documents still holds and concurrent receivers of
+ * a multi-consumer queue simply race us for the same messages.  The single
+ * consumer of an SPSC or MPSC queue keeps its index privately, so the
+ * caller refuses those while a receiver is attached.  At most one lap of
+ * the ring is taken: what a live producer sends during the purge may stay.
+ */
+int shmqd_object_purge(struct shmqd_object *o, uint64_t *ret_dropped)
+{
+	struct shmq_queue_shm *qs = o->seg.object;
+	uint32_t n = o->geom.queue.n_slots, corrupt = 0;
+	uint64_t dropped = 0;
+	struct shmq_ring ring;
+	int r;
+
+	r = shmq__ring_attach(&ring, &o->seg, UINT32_MAX);
+	if (r < 0)
+		return log_client_errno(LOG_WARNING, r, "queue '%s': attaching to purge", o->name);
+	for (uint32_t i = 0; i < n; i++) {
+		const void *msg;
+
+		r = shmq__ring_peek(&ring, &msg);
+		if (r == -EBADMSG) {
+			corrupt++; /* take() consumed the corrupt slot */
+			continue;
+		}
+		if (r < 0)
+			break; /* -EAGAIN: empty, or the next slot is still being written */
+		shmq__ring_release(&ring);
+		dropped++;
+	}
+	/*
+	 * Purged messages count as received, so sent - received still equals
+	 * the depth for a viewer.  The daemon is the only writer of retired.
+	 */
+	counter_inc(&qs->retired.received, load_relaxed(&ring.private_counters.received));
+	if (corrupt)
+		log_client(LOG_WARNING, "queue '%s': purge consumed %" PRIu32 " corrupt slots",
+			   o->name, corrupt);
+	*ret_dropped = dropped;
+	return 0;
+}
+
 int shmqd_object_view_fd(const struct shmqd_object *o)
 {
 	return shmqd_memory_open_readonly(o->memfd);

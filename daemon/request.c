@@ -398,6 +398,105 @@ static int on_request_status(struct shmqd *d, struct shmqd_reply *rep)
 	return 0;
 }
 
+/* --- PURGE / CONFIG / ATTACHMENTS --- */
+
+static int on_request_purge(struct shmqd *d, struct shmqd_session *s, const struct shmq_req_name *q,
+			    struct shmqd_reply *rep)
+{
+	struct shmq_rep_purge *out = rep->body;
+	struct shmqd_object *o;
+	uint64_t dropped = 0;
+	uint32_t qmode;
+	int r = name_check(s, q->name, sizeof(q->name));
+
+	if (r < 0)
+		return r;
+	o = shmqd_object_find(d, q->name);
+	if (!o)
+		return reject(s, LOG_DEBUG, -ENOENT, "PURGE: no object '%s'", q->name);
+	if (o->kind != SHMQ_KIND_QUEUE)
+		return bad(s, "PURGE: '%s' is a semaphore", q->name);
+	/* Like UNLINK: dropping everybody's messages is the owner's call. */
+	if (s->uid != 0 && s->uid != o->owner_uid)
+		return reject(s, LOG_INFO, -EACCES, "PURGE '%s' owned by uid %" PRIu32 " denied",
+			      o->name, o->owner_uid);
+	qmode = o->geom.queue.mode;
+	if (o->n_receivers && (qmode == SHMQ_QMODE_SPSC || qmode == SHMQ_QMODE_MPSC))
+		return reject(s, LOG_INFO, -EBUSY,
+			      "PURGE '%s': its one receiver is attached and owns the read index",
+			      o->name);
+	r = shmqd_object_purge(o, &dropped);
+	if (r < 0)
+		return r;
+	log_info("queue '%s': purged %" PRIu64 " messages for pid %" PRId32 " uid %" PRIu32,
+		 o->name, dropped, s->pid, s->uid);
+	memset(out, 0, sizeof(*out));
+	out->dropped = dropped;
+	rep->len = sizeof(*out);
+	return 0;
+}
+
+static int on_request_config(struct shmqd *d, struct shmqd_reply *rep)
+{
+	size_t len = shmqd_config_format(&d->cfg, rep->body, SHMQ_CONFIG_TEXT_MAX);
+
+	/* A few hundred bytes for a table of 13 options: it always fits. */
+	if (len >= SHMQ_CONFIG_TEXT_MAX)
+		return log_errno(-EMSGSIZE, "configuration text of %zu bytes", len);
+	rep->len = len + 1;
+	return 0;
+}
+
+static int on_request_attachments(struct shmqd *d, struct shmqd_session *s,
+				  const struct shmq_req_attachments *q, struct shmqd_reply *rep)
+{
+	struct shmq_rep_attachments *out = rep->body;
+	struct shmqd_list *pos, *tmp;
+	struct shmqd_object *o;
+	uint32_t i = 0;
+	int r = name_check(s, q->name, sizeof(q->name));
+
+	if (r < 0)
+		return r;
+	if (q->reserved0)
+		return bad(s, "ATTACHMENTS reserved0 not zero");
+	o = shmqd_object_find(d, q->name);
+	if (!o)
+		return reject(s, LOG_DEBUG, -ENOENT, "ATTACHMENTS: no object '%s'", q->name);
+
+	out->total = o->n_attached;
+	out->count = 0;
+	/* Admin only: O(sessions x attachments) is fine for a listing. */
+	list_for_each_safe(pos, tmp, &d->sessions)
+	{
+		const struct shmqd_session *t = container_of(pos, struct shmqd_session, link);
+		struct shmqd_list *apos, *atmp;
+
+		list_for_each_safe(apos, atmp, &t->attachments)
+		{
+			const struct shmqd_attach *a =
+				container_of(apos, struct shmqd_attach, link);
+			struct shmq_attachment_info *it;
+
+			if (a->obj != o || out->count == SHMQ_ATTACHMENTS_PAGE)
+				continue;
+			if (i++ < q->offset)
+				continue;
+			it = &out->items[out->count++];
+			memset(it, 0, sizeof(*it));
+			it->session_id = t->session_id;
+			it->attach_id = a->attach_id;
+			it->pid = t->pid;
+			it->uid = t->uid;
+			it->flags = a->flags;
+			it->session_index = a->session_index;
+			memcpy(it->client_name, t->client_name, sizeof(it->client_name));
+		}
+	}
+	rep->len = sizeof(*out) + out->count * sizeof(out->items[0]);
+	return 0;
+}
+
 int shmqd_request_handle(struct shmqd *d, struct shmqd_session *s, uint16_t op, const void *body,
 			 struct shmqd_reply *ret)
 {
@@ -408,6 +507,7 @@ int shmqd_request_handle(struct shmqd *d, struct shmqd_session *s, uint16_t op, 
 		struct shmq_req_close close;
 		struct shmq_req_name name;
 		struct shmq_req_page page;
+		struct shmq_req_attachments attachments;
 	} q;
 	long size = shmq__proto_req_size(op);
 
@@ -433,6 +533,12 @@ int shmqd_request_handle(struct shmqd *d, struct shmqd_session *s, uint16_t op, 
 		return on_request_sessions(d, s, &q.page, ret);
 	case SHMQ_OP_STATUS:
 		return on_request_status(d, ret);
+	case SHMQ_OP_PURGE:
+		return on_request_purge(d, s, &q.name, ret);
+	case SHMQ_OP_CONFIG:
+		return on_request_config(d, ret);
+	case SHMQ_OP_ATTACHMENTS:
+		return on_request_attachments(d, s, &q.attachments, ret);
 	default:
 		return -EOPNOTSUPP;
 	}

@@ -250,6 +250,7 @@ int shmqd_object_attach(struct shmqd *d, struct shmqd_session *s, struct shmqd_o
 			uint32_t flags, struct shmqd_attach **ret);
 void shmqd_object_detach(struct shmqd *d, struct shmqd_session *s, struct shmqd_attach *a,
 			 bool repair);
+int shmqd_object_purge(struct shmqd_object *o, uint64_t *ret_dropped);
 int shmqd_object_view_fd(const struct shmqd_object *o);
 void shmqd_object_info(const struct shmqd_object *o, struct shmq_obj_info *ret);
 void shmqd_object_heartbeat(struct shmqd *d, uint64_t now_ns);

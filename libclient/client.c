@@ -41,16 +41,19 @@
 #include "shm/futex.h"
 #include "shm/layout.h"
 
-/* Our replies are small; a newer daemon may append fields (protocol.h). */
-#define REPLY_MAX     1024
 #define REQUEST_MAX   (sizeof(struct shmq_msg_hdr) + 256)
 #define REPLY_FDS_MAX 8
 /* Largest errno a reply may carry (the kernel's MAX_ERRNO). */
 #define STATUS_MIN (-4095)
 
+/*
+ * Replies are received into c->rx, SHMQ_MSG_MAX bytes allocated at connect:
+ * a LIST page is ~19 KiB, and a late reply to an abandoned call can be any
+ * size, so a smaller buffer could truncate one and fail a later call.
+ */
 union reply {
 	struct shmq_msg_hdr hdr;
-	unsigned char bytes[REPLY_MAX];
+	unsigned char bytes[SHMQ_MSG_MAX];
 };
 
 struct fds {
@@ -207,22 +210,28 @@ static void stale_reply(struct shmq_client *c, const union reply *rep, size_t le
 		c->orphans[c->n_orphans++] = ro.attach_id;
 }
 
+/*
+ * One round trip.  On success the reply body is c->rx->bytes + header, and
+ * *@ret_len (if not NULL) its length, at least @ret_size; @ret_body (if not
+ * NULL) gets its first @ret_size bytes.
+ */
 static int call(struct shmq_client *c, uint16_t op, const void *body, size_t body_size,
-		void *ret_body, size_t ret_size, int *ret_fd)
+		void *ret_body, size_t ret_size, size_t *ret_len, int *ret_fd)
 {
 	uint64_t deadline_ns = shmq__deadline_after_ns(SHMQ_CONTROL_TIMEOUT_NS);
 	union {
 		struct shmq_msg_hdr hdr;
 		unsigned char bytes[REQUEST_MAX];
 	} req;
-	union reply rep;
+	union reply *rep = c->rx;
 	struct fds fds = {.n = 0};
 	size_t len;
 	int r;
 
 	if (c->dead)
 		return c->dead;
-	if (body_size > sizeof(req.bytes) - sizeof(req.hdr) || ret_size > sizeof(rep.bytes))
+	if (body_size > sizeof(req.bytes) - sizeof(req.hdr) ||
+	    ret_size > sizeof(rep->bytes) - sizeof(rep->hdr))
 		return -EINVAL;
 
 	req.hdr = (struct shmq_msg_hdr){
@@ -239,33 +248,35 @@ static int call(struct shmq_client *c, uint16_t op, const void *body, size_t bod
 		return r;
 
 	for (;;) {
-		r = recv_reply(c, &rep, &fds, deadline_ns);
+		r = recv_reply(c, rep, &fds, deadline_ns);
 		if (r < 0)
 			return r;
 		len = (size_t)r;
-		r = check_reply(&rep.hdr, len);
-		if (r == 0 && rep.hdr.seq == req.hdr.seq)
+		r = check_reply(&rep->hdr, len);
+		if (r == 0 && rep->hdr.seq == req.hdr.seq)
 			break;
 		if (r == 0)
-			stale_reply(c, &rep, len);
+			stale_reply(c, rep, len);
 		fds_close(&fds);
 		if (r < 0)
 			return r;
 	}
 
-	if (rep.hdr.op != (uint16_t)(op | SHMQ_OP_REPLY))
+	if (rep->hdr.op != (uint16_t)(op | SHMQ_OP_REPLY))
 		r = -EPROTO;
-	else if (rep.hdr.status < 0)
-		r = rep.hdr.status;
-	else if (len - sizeof(rep.hdr) < ret_size || (ret_fd && fds.n == 0))
+	else if (rep->hdr.status < 0)
+		r = rep->hdr.status;
+	else if (len - sizeof(rep->hdr) < ret_size || (ret_fd && fds.n == 0))
 		r = -EPROTO;
 	if (r < 0) {
 		fds_close(&fds);
 		return r;
 	}
 
-	if (ret_size)
-		memcpy(ret_body, rep.bytes + sizeof(rep.hdr), ret_size);
+	if (ret_body && ret_size)
+		memcpy(ret_body, rep->bytes + sizeof(rep->hdr), ret_size);
+	if (ret_len)
+		*ret_len = len - sizeof(rep->hdr);
 	if (ret_fd) {
 		/* Exactly one descriptor is ours; any extra one is closed. */
 		*ret_fd = fds.fd[0];
@@ -275,16 +286,36 @@ static int call(struct shmq_client *c, uint16_t op, const void *body, size_t bod
 	return 0;
 }
 
-int shmq__client_call(struct shmq_client *c, uint16_t op, const void *body, size_t body_size,
-		      void *ret_body, size_t ret_size, int *ret_fd)
+static void close_orphans(struct shmq_client *c)
 {
 	while (c->n_orphans && !c->dead) {
 		struct shmq_req_close rq = {.attach_id = c->orphans[--c->n_orphans]};
 
 		/* Best effort: a failure here belongs to no caller. */
-		(void)call(c, SHMQ_OP_CLOSE, &rq, sizeof(rq), NULL, 0, NULL);
+		(void)call(c, SHMQ_OP_CLOSE, &rq, sizeof(rq), NULL, 0, NULL, NULL);
 	}
-	return call(c, op, body, body_size, ret_body, ret_size, ret_fd);
+}
+
+int shmq__client_call(struct shmq_client *c, uint16_t op, const void *body, size_t body_size,
+		      void *ret_body, size_t ret_size, int *ret_fd)
+{
+	close_orphans(c);
+	return call(c, op, body, body_size, ret_body, ret_size, NULL, ret_fd);
+}
+
+int shmq__client_call_var(struct shmq_client *c, uint16_t op, const void *body, size_t body_size,
+			  size_t min_size, const void **ret_body, size_t *ret_len)
+{
+	size_t len;
+	int r;
+
+	close_orphans(c);
+	r = call(c, op, body, body_size, NULL, min_size, &len, NULL);
+	if (r < 0)
+		return r;
+	*ret_body = ((union reply *)c->rx)->bytes + sizeof(struct shmq_msg_hdr);
+	*ret_len = len;
+	return 0;
 }
 
 /* The default path rules of shmq_client_connect(), in its kernel-doc. */
@@ -367,8 +398,14 @@ SHMQ_API int shmq_client_connect(const char *path, struct shmq_client **ret)
 	c = calloc(1, sizeof(*c));
 	if (!c)
 		return -ENOMEM;
+	c->rx = malloc(sizeof(union reply));
+	if (!c->rx) {
+		free(c);
+		return -ENOMEM;
+	}
 	r = -pthread_mutex_init(&c->lock, NULL);
 	if (r < 0) {
+		free(c->rx);
 		free(c);
 		return r;
 	}
@@ -389,6 +426,7 @@ fail:
 	if (c->fd >= 0)
 		close(c->fd);
 	pthread_mutex_destroy(&c->lock);
+	free(c->rx);
 	free(c);
 	return r;
 }
@@ -407,6 +445,7 @@ SHMQ_API int shmq_client_close(struct shmq_client *c)
 	/* The daemon ends the session, and every attachment still in it, on hang-up. */
 	close(c->fd);
 	pthread_mutex_destroy(&c->lock);
+	free(c->rx);
 	free(c);
 	return 0;
 }

@@ -23,6 +23,7 @@ struct shmq_client {
 	int fd;		      /* SOCK_SEQPACKET, non-blocking, CLOEXEC */
 	int dead;	      /* 0, or -ECONNRESET once the daemon hung up */
 	uint32_t seq;	      /* of the last request sent */
+	void *rx;	      /* SHMQ_MSG_MAX bytes: the last reply (client.c) */
 	unsigned int n_handles;
 	unsigned int n_orphans;
 	uint64_t orphans[SHMQ_CLIENT_ORPHANS_MAX];
@@ -50,5 +51,21 @@ void shmq__client_unlock(struct shmq_client *c);
  */
 int shmq__client_call(struct shmq_client *c, uint16_t op, const void *body, size_t body_size,
 		      void *ret_body, size_t ret_size, int *ret_fd);
+
+/**
+ * shmq__client_call_var() - a call whose reply body has a variable length.
+ * @c:		client; the caller holds the lock
+ * @op:		SHMQ_OP_*
+ * @body:	request body
+ * @body_size:	its size
+ * @min_size:	the reply body must have at least this many bytes
+ * @ret_body:	the reply body, inside @c: valid until the next call on @c,
+ *		so read it before dropping the lock
+ * @ret_len:	its length
+ *
+ * Return: as shmq__client_call().
+ */
+int shmq__client_call_var(struct shmq_client *c, uint16_t op, const void *body, size_t body_size,
+			  size_t min_size, const void **ret_body, size_t *ret_len);
 
 #endif /* SHMQ_LIBCLIENT_CLIENT_H */

@@ -4,7 +4,8 @@
 #   make check-abi       exported symbols == libclient/libshmq.map
 #   make check-headers   each public header compiles alone as C11 and as C++
 
-LIB_SRC    := libclient/client.c \
+LIB_SRC    := libclient/admin.c \
+	      libclient/client.c \
 	      libclient/library.c \
 	      libclient/object.c \
 	      libclient/queue.c \

@@ -32,17 +32,20 @@
 #define SHMQ_MSG_MAX	   65536 /* bytes, largest datagram either way */
 
 /* struct shmq_msg_hdr.op; a reply carries the request's op | SHMQ_OP_REPLY. */
-#define SHMQ_OP_HELLO	 1 /* versions both ways; must be the first request */
-#define SHMQ_OP_CREATE	 2 /* create (and attach) an object; -EEXIST if it exists */
-#define SHMQ_OP_OPEN	 3 /* attach an object, creating it with SHMQ_OPEN_CREATE */
-#define SHMQ_OP_CLOSE	 4 /* detach one attachment of this session */
-#define SHMQ_OP_UNLINK	 5 /* remove a name; memory lives while attached */
-#define SHMQ_OP_LIST	 6 /* objects, paged */
-#define SHMQ_OP_STAT	 7 /* one object by name */
-#define SHMQ_OP_SESSIONS 8 /* connected sessions, paged */
-#define SHMQ_OP_STATUS	 9 /* daemon status */
-#define SHMQ_OP_COUNT	 10
-#define SHMQ_OP_REPLY	 UINT16_C(0x8000)
+#define SHMQ_OP_HELLO	    1  /* versions both ways; must be the first request */
+#define SHMQ_OP_CREATE	    2  /* create (and attach) an object; -EEXIST if it exists */
+#define SHMQ_OP_OPEN	    3  /* attach an object, creating it with SHMQ_OPEN_CREATE */
+#define SHMQ_OP_CLOSE	    4  /* detach one attachment of this session */
+#define SHMQ_OP_UNLINK	    5  /* remove a name; memory lives while attached */
+#define SHMQ_OP_LIST	    6  /* objects, paged */
+#define SHMQ_OP_STAT	    7  /* one object by name */
+#define SHMQ_OP_SESSIONS    8  /* connected sessions, paged */
+#define SHMQ_OP_STATUS	    9  /* daemon status */
+#define SHMQ_OP_PURGE	    10 /* drop every message queued in a queue (owner or root) */
+#define SHMQ_OP_CONFIG	    11 /* the daemon's configuration in force, as text */
+#define SHMQ_OP_ATTACHMENTS 12 /* one object's attachments, paged */
+#define SHMQ_OP_COUNT	    13
+#define SHMQ_OP_REPLY	    UINT16_C(0x8000)
 
 struct shmq_msg_hdr {
 	uint32_t magic;	   /* 0  SHMQ_PROTO_MAGIC */
@@ -181,6 +184,48 @@ struct shmq_rep_status {
 	uint32_t reserved0;
 };
 
+/* --- PURGE --- */
+
+struct shmq_rep_purge {
+	uint64_t dropped; /* messages taken out of the ring and discarded */
+};
+
+/* --- CONFIG --- */
+
+/*
+ * No request body.  The reply body is NUL-terminated text, one
+ * "name = value\n" line per option in the daemon's option table order, the
+ * NUL included in the body's size.
+ */
+#define SHMQ_CONFIG_TEXT_MAX (SHMQ_MSG_MAX - sizeof(struct shmq_msg_hdr))
+
+/* --- ATTACHMENTS (paged) --- */
+
+struct shmq_req_attachments {
+	char name[SHMQ_NAME_MAX + 1];
+	uint32_t offset; /* first item wanted */
+	uint32_t reserved0;
+};
+
+/* One attachment of the named object, as ATTACHMENTS reports it. */
+struct shmq_attachment_info {
+	uint64_t session_id;
+	uint64_t attach_id;
+	int32_t pid;
+	uint32_t uid;
+	uint32_t flags;		/* granted SHMQ_OPEN_SEND/RECV/SEM/VIEW */
+	uint32_t session_index; /* record in the segment; UINT32_MAX for a view */
+	char client_name[32];
+};
+
+#define SHMQ_ATTACHMENTS_PAGE 128 /* attachments per ATTACHMENTS reply */
+
+struct shmq_rep_attachments {
+	uint32_t total;
+	uint32_t count;
+	struct shmq_attachment_info items[];
+};
+
 static_assert(sizeof(struct shmq_msg_hdr) == 24, "protocol ABI changed");
 static_assert(sizeof(struct shmq_req_hello) == 40, "protocol ABI changed");
 static_assert(sizeof(struct shmq_rep_hello) == 40, "protocol ABI changed");
@@ -194,10 +239,19 @@ static_assert(sizeof(struct shmq_req_page) == 8, "protocol ABI changed");
 static_assert(sizeof(struct shmq_rep_list) == 8, "protocol ABI changed");
 static_assert(sizeof(struct shmq_rep_sessions) == 8, "protocol ABI changed");
 static_assert(sizeof(struct shmq_rep_status) == 160, "protocol ABI changed");
+static_assert(sizeof(struct shmq_rep_purge) == 8, "protocol ABI changed");
+static_assert(sizeof(struct shmq_req_attachments) == 72, "protocol ABI changed");
+static_assert(sizeof(struct shmq_attachment_info) == 64, "protocol ABI changed");
+static_assert(sizeof(struct shmq_rep_attachments) == 8, "protocol ABI changed");
 static_assert(sizeof(struct shmq_rep_list) + SHMQ_LIST_PAGE * sizeof(struct shmq_obj_info) +
 			      sizeof(struct shmq_msg_hdr) <=
 		      SHMQ_MSG_MAX,
 	      "a LIST page must fit in one datagram");
+static_assert(sizeof(struct shmq_rep_attachments) +
+			      SHMQ_ATTACHMENTS_PAGE * sizeof(struct shmq_attachment_info) +
+			      sizeof(struct shmq_msg_hdr) <=
+		      SHMQ_MSG_MAX,
+	      "an ATTACHMENTS page must fit in one datagram");
 
 /*
  * Size of the body a request of @op must carry, or -1 for an unknown op.
@@ -215,12 +269,16 @@ static inline long shmq__proto_req_size(uint16_t op)
 		return sizeof(struct shmq_req_close);
 	case SHMQ_OP_UNLINK:
 	case SHMQ_OP_STAT:
+	case SHMQ_OP_PURGE:
 		return sizeof(struct shmq_req_name);
 	case SHMQ_OP_LIST:
 	case SHMQ_OP_SESSIONS:
 		return sizeof(struct shmq_req_page);
 	case SHMQ_OP_STATUS:
+	case SHMQ_OP_CONFIG:
 		return 0;
+	case SHMQ_OP_ATTACHMENTS:
+		return sizeof(struct shmq_req_attachments);
 	default:
 		return -1;
 	}

@@ -464,6 +464,296 @@ SHMQ_API int shmq_sem_post(struct shmq_sem *s, unsigned int n);
  */
 SHMQ_API int shmq_sem_value(const struct shmq_sem *s);
 
+/* --- Administration: what lives in the daemon (shmqctl) --- */
+
+/*
+ * These calls read the daemon's registry (objects, clients, configuration)
+ * and let the owner of a queue empty it.  Object metadata is not secret,
+ * like /proc/sysvipc: listing and stat need no permission on an object.
+ * Live figures (depth, counters, attached processes) are in the objects'
+ * memory: shmq_view_open() maps it read-only, which needs read permission
+ * like any other view.  Structs the library fills for a callback carry
+ * their size in @size: a caller built against a newer header must not read
+ * fields past it.
+ */
+
+struct shmq_view;
+
+/* struct shmq_object_info.kind */
+#define SHMQ_OBJECT_QUEUE 1
+#define SHMQ_OBJECT_SEM	  2
+
+/* struct shmq_object_info.flags */
+#define SHMQ_OBJECT_UNLINKED  (1u << 0) /* name removed; memory lives while attached */
+#define SHMQ_OBJECT_HUGEPAGES (1u << 1) /* backed by huge pages */
+
+/* struct shmq_attach_info.role */
+#define SHMQ_ATTACH_SEND (1u << 0) /* queue handle opened with SHMQ_SEND */
+#define SHMQ_ATTACH_RECV (1u << 1) /* queue handle opened with SHMQ_RECV */
+#define SHMQ_ATTACH_SEM	 (1u << 2) /* semaphore handle that waits and posts */
+#define SHMQ_ATTACH_VIEW (1u << 3) /* read-only view (SHMQ_VIEW, shmq_view_open()) */
+
+/**
+ * struct shmq_daemon_status - the daemon at a glance.
+ * @size:	in: sizeof(struct shmq_daemon_status)
+ * @pid:	the daemon's pid
+ * @version:	the daemon's release, "MAJOR.MINOR.PATCH"
+ * @socket_path: the control socket it listens on
+ * @n_sessions:	connected clients
+ * @uptime_ns:	since the daemon started
+ * @n_objects:	live objects, unlinked ones still attached included
+ * @max_clients: the current client limit
+ * @memory_bytes: all segments together
+ */
+struct shmq_daemon_status {
+	uint32_t size;
+	int32_t pid;
+	char version[16];
+	char socket_path[108];
+	uint32_t n_sessions;
+	uint64_t uptime_ns;
+	uint32_t n_objects;
+	uint32_t max_clients;
+	uint64_t memory_bytes;
+};
+
+/**
+ * struct shmq_object_info - one object as the daemon records it.
+ * @size:	bytes of the struct that are filled (stat: in, like @ret->size)
+ * @kind:	SHMQ_OBJECT_QUEUE or SHMQ_OBJECT_SEM
+ * @name:	NUL-terminated
+ * @object_id:	unique within the daemon's lifetime
+ * @memory_size: segment bytes
+ * @created_realtime_ns: CLOCK_REALTIME at creation
+ * @owner_uid:	the creator's uid
+ * @owner_gid:	the creator's primary gid
+ * @perm:	permission bits, 0777 mask
+ * @flags:	SHMQ_OBJECT_*
+ * @n_attached:	handles open on it, all clients, views included
+ * @numa_node:	the node its memory is bound to, or -1
+ * @n_slots:	queue: capacity in messages
+ * @slot_size:	queue: largest message in bytes
+ * @mode:	queue: SHMQ_MPMC, SHMQ_SPSC, SHMQ_MPSC or SHMQ_SPMC
+ * @sem_initial: semaphore: value at creation
+ * @sem_max:	semaphore: the bound with SHMQ_SEM_ATTR_BOUNDED, else 0
+ * @sem_flags:	semaphore: SHMQ_SEM_ATTR_*
+ */
+struct shmq_object_info {
+	uint32_t size;
+	uint32_t kind;
+	char name[64];
+	uint64_t object_id;
+	uint64_t memory_size;
+	uint64_t created_realtime_ns;
+	uint32_t owner_uid;
+	uint32_t owner_gid;
+	uint32_t perm;
+	uint32_t flags;
+	uint32_t n_attached;
+	int32_t numa_node;
+	uint32_t n_slots;
+	uint32_t slot_size;
+	uint32_t mode;
+	uint32_t sem_initial;
+	uint32_t sem_max;
+	uint32_t sem_flags;
+};
+
+/**
+ * struct shmq_client_info - one connected client (a session of the daemon).
+ * @size:	bytes of the struct that are filled
+ * @pid:	the client's pid (0 if not visible in the daemon's pid namespace)
+ * @session_id:	unique within the daemon's lifetime
+ * @connected_ns: CLOCK_MONOTONIC when the daemon accepted the connection
+ * @uid:	the client's uid
+ * @gid:	the client's primary gid
+ * @n_attached:	handles this client has open
+ * @reserved:	zero
+ * @client_name: the program name it said hello with (may be empty)
+ */
+struct shmq_client_info {
+	uint32_t size;
+	int32_t pid;
+	uint64_t session_id;
+	uint64_t connected_ns;
+	uint32_t uid;
+	uint32_t gid;
+	uint32_t n_attached;
+	uint32_t reserved;
+	char client_name[32];
+};
+
+/**
+ * struct shmq_attach_info - one handle open on an object.
+ * @size:	bytes of the struct that are filled
+ * @role:	SHMQ_ATTACH_*
+ * @session_id:	the client that holds it (struct shmq_client_info)
+ * @attach_id:	unique within the daemon's lifetime
+ * @pid:	the client's pid
+ * @uid:	the client's uid
+ * @record:	its session record in the segment (docs/shm-layout.md), where
+ *		its counters are; UINT32_MAX for a view, which has none
+ * @reserved:	zero
+ * @client_name: the client's program name
+ */
+struct shmq_attach_info {
+	uint32_t size;
+	uint32_t role;
+	uint64_t session_id;
+	uint64_t attach_id;
+	int32_t pid;
+	uint32_t uid;
+	uint32_t record;
+	uint32_t reserved;
+	char client_name[32];
+};
+
+/* Callbacks of the listing calls: a negative return stops the listing and is returned. */
+typedef int shmq_object_fn(void *arg, const struct shmq_object_info *info);
+typedef int shmq_client_fn(void *arg, const struct shmq_client_info *info);
+typedef int shmq_attach_fn(void *arg, const struct shmq_attach_info *info);
+typedef int shmq_config_fn(void *arg, const char *name, const char *value);
+
+/**
+ * shmq_daemon_status() - the daemon's version, pid, uptime and counts.
+ * @c:		client
+ * @ret:	filled up to @ret->size bytes (set it to sizeof(*ret)); bytes
+ *		past the fields this library knows are zeroed
+ *
+ * Context: blocks for one round trip.
+ * Return: 0; -EINVAL @ret->size smaller than this library's struct;
+ *         -ECONNRESET; -ETIMEDOUT; -EPROTO a malformed reply.
+ */
+SHMQ_API int shmq_daemon_status(struct shmq_client *c, struct shmq_daemon_status *ret);
+
+/**
+ * shmq_daemon_config() - the daemon's configuration in force.
+ * @c:		client
+ * @fn:		called once per option, in the daemon's table order, with
+ *		its name and its value as the config file would spell it
+ * @arg:	passed to @fn
+ *
+ * The strings are valid during the call only.
+ * Context: blocks for one round trip; @fn runs without any lock held.
+ * Return: the number of options; @fn's negative return; -EINVAL;
+ *         -EOPNOTSUPP a daemon without this call; -ECONNRESET;
+ *         -ETIMEDOUT; -EPROTO; -ENOMEM.
+ */
+SHMQ_API int shmq_daemon_config(struct shmq_client *c, shmq_config_fn *fn, void *arg);
+
+/**
+ * shmq_daemon_clients() - every connected client, in connection order.
+ * @c:		client
+ * @fn:		called once per client
+ * @arg:	passed to @fn
+ *
+ * Pages through the daemon's list, one round trip per 128 clients; a
+ * client that connects or leaves meanwhile may be missed or seen twice.
+ * Context: blocks; @fn runs without any lock held and may call libshmq.
+ * Return: the number of clients reported; @fn's negative return;
+ *         -EINVAL; -ECONNRESET; -ETIMEDOUT; -EPROTO; -ENOMEM.
+ */
+SHMQ_API int shmq_daemon_clients(struct shmq_client *c, shmq_client_fn *fn, void *arg);
+
+/**
+ * shmq_object_list() - every live object, in creation order.
+ * @c:		client
+ * @fn:		called once per object, unlinked ones still attached included
+ * @arg:	passed to @fn
+ *
+ * Pages as shmq_daemon_clients() does, with the same caveat.
+ * Context: blocks; @fn runs without any lock held and may call libshmq.
+ * Return: the number of objects reported; @fn's negative return; -EINVAL;
+ *         -ECONNRESET; -ETIMEDOUT; -EPROTO; -ENOMEM.
+ */
+SHMQ_API int shmq_object_list(struct shmq_client *c, shmq_object_fn *fn, void *arg);
+
+/**
+ * shmq_object_stat() - one object by name.
+ * @c:		client
+ * @name:	object name
+ * @ret:	filled up to @ret->size bytes (set it to sizeof(*ret)); bytes
+ *		past the fields this library knows are zeroed
+ *
+ * Context: blocks for one round trip.
+ * Return: 0; -ENOENT no object has that name (an unlinked one has none);
+ *         -EINVAL bad name or @ret->size too small; -ECONNRESET;
+ *         -ETIMEDOUT; -EPROTO.
+ */
+SHMQ_API int shmq_object_stat(struct shmq_client *c, const char *name,
+			      struct shmq_object_info *ret);
+
+/**
+ * shmq_object_attachments() - every handle open on an object.
+ * @c:		client
+ * @name:	object name
+ * @fn:		called once per handle, views included
+ * @arg:	passed to @fn
+ *
+ * Context: blocks; @fn runs without any lock held and may call libshmq.
+ * Return: the number of handles reported; @fn's negative return; -ENOENT;
+ *         -EINVAL bad name; -EOPNOTSUPP a daemon without this call;
+ *         -ECONNRESET; -ETIMEDOUT; -EPROTO; -ENOMEM.
+ */
+SHMQ_API int shmq_object_attachments(struct shmq_client *c, const char *name, shmq_attach_fn *fn,
+				     void *arg);
+
+/**
+ * shmq_queue_purge() - drop every message queued in a queue.
+ * @c:		client
+ * @name:	queue name
+ *
+ * The daemon receives and discards the messages like one more receiver,
+ * at most one lap of the ring, so a producer that keeps sending cannot keep
+ * it busy; the dropped messages count as received in the queue's
+ * statistics.  Only the owner (or root) may purge.  The one receiver of an
+ * SPSC or MPSC queue keeps its read index to itself, so while it is
+ * attached the purge is refused; multi-consumer queues are purged while
+ * their receivers run.
+ * Context: blocks for one round trip.
+ * Return: the number of messages dropped (>= 0); -ENOENT; -EINVAL bad
+ *         name or a semaphore; -EACCES not the owner (or root); -EBUSY an
+ *         SPSC or MPSC queue whose receiver is attached; -EOPNOTSUPP a
+ *         daemon without this call; -ECONNRESET; -ETIMEDOUT; -EPROTO.
+ */
+SHMQ_API int shmq_queue_purge(struct shmq_client *c, const char *name);
+
+/**
+ * shmq_view_open() - map any object read-only, for tools.
+ * @c:		client
+ * @name:	object name (a queue or a semaphore)
+ * @ret:	the new view
+ *
+ * Like shmq_queue_open() or shmq_sem_open() with SHMQ_VIEW, for a caller
+ * that reads the segment itself (its format is the documented, versioned
+ * layout of docs/shm-layout.md).  Needs read permission.  The segment's
+ * header has been validated; everything after it is written by other
+ * processes and must be range-checked by the reader.
+ * Context: blocks for one or two round trips.
+ * Return: 0; -ENOENT; -EACCES; -EINVAL bad name; -EBADMSG the segment failed
+ *         validation; -EPROTO; -ENOSPC; -ECONNRESET; -ETIMEDOUT; -ENOMEM.
+ */
+SHMQ_API int shmq_view_open(struct shmq_client *c, const char *name, struct shmq_view **ret);
+
+/**
+ * shmq_view_memory() - where a view's segment is mapped (PROT_READ).
+ * @v:		view
+ * @ret_base:	the first byte of the segment
+ * @ret_size:	its size in bytes
+ *
+ * The mapping is valid until shmq_view_close().
+ * Return: 0; -EINVAL.
+ */
+SHMQ_API int shmq_view_memory(const struct shmq_view *v, const void **ret_base, size_t *ret_size);
+
+/**
+ * shmq_view_close() - unmap and detach a view.
+ * @v:		view, or NULL (no-op)
+ *
+ * Return: 0.
+ */
+SHMQ_API int shmq_view_close(struct shmq_view *v);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,552 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Integration: every shmqctl verb against a live daemon.
+ *
+ * shmqctl runs as a program ($SHMQCTL), with its exit status checked: 0
+ * success, 1 failure, 2 usage.  Its --json output is parsed by a real JSON
+ * parser, python3's json module, running a few assertions on the document
+ * (py_check()).  `check` must catch objects corrupted on purpose: the test
+ * runs as root, so it can open the daemon's own read-write memfd through
+ * /proc/<daemon pid>/fd and scribble on the segment.
+ */
+#include <criterion/criterion.h>
+#include <criterion/new/assert.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <shmq/shmq.h>
+#include <shmq/version.h>
+
+#include "shm/atomic.h"
+#include "shm/layout.h"
+#include "tests/helpers.h"
+#include "tests/integration/daemon.h"
+
+#define RUN_MS	 20000
+#define CHILD_MS 20000
+#define OUT_SIZE (256 * 1024)
+#define ARGS_MAX 16
+
+static struct t_daemon d;
+static struct shmq_client *c;
+static char out[OUT_SIZE];
+
+static const char *const daemon_args[] = {"--max-clients=99", NULL};
+
+static void setup(void)
+{
+	t_daemon_start(&d, daemon_args, NULL);
+	c = t_connect(&d);
+}
+
+TestSuite(shmqctl, .init = setup, .fini = t_daemon_cleanup_all, .timeout = 60);
+
+static void finish(void)
+{
+	T_OK(shmq_client_close(c));
+	t_daemon_fini(&d);
+}
+
+static const char *shmqctl_path(void)
+{
+	const char *p = getenv("SHMQCTL");
+
+	cr_assert(p && *p, "SHMQCTL is not set: run `make test`, or set SHMQCTL=build/shmqctl");
+	return p;
+}
+
+/* Run shmqctl --socket=<daemon> with up to ARGS_MAX arguments (NULL-terminated). */
+static int ctl(const char *a0, ...)
+{
+	const char *argv[ARGS_MAX + 3];
+	char sock[160];
+	va_list ap;
+	int n = 0;
+
+	snprintf(sock, sizeof(sock), "--socket=%s", d.sock);
+	argv[n++] = shmqctl_path();
+	argv[n++] = sock;
+	va_start(ap, a0);
+	for (const char *a = a0; a && n < ARGS_MAX + 2; a = va_arg(ap, const char *))
+		argv[n++] = a;
+	va_end(ap);
+	argv[n] = NULL;
+	return t_run(argv, out, sizeof(out), RUN_MS);
+}
+
+/*
+ * Parse @json with python3's json module and run @asserts on it, as the
+ * body of a function of `d` (the document) or, with @lines, of `docs` (one
+ * document per line).  Fails the test with python's message on any error.
+ */
+static void py_check(const char *json, bool lines, const char *asserts)
+{
+	char path[] = "/tmp/shmqctl-json-XXXXXX";
+	char script[4096], result[8192];
+	const char *argv[] = {"/usr/bin/env", "python3", "-c", script, path, NULL};
+	int fd = mkstemp(path), st;
+	size_t len = strlen(json);
+
+	cr_assert(fd >= 0, "mkstemp: %s", strerror(errno));
+	cr_assert(write(fd, json, len) == (ssize_t)len, "write: %s", strerror(errno));
+	close(fd);
+	snprintf(script, sizeof(script),
+		 "import json, sys\n"
+		 "text = open(sys.argv[1]).read()\n"
+		 "%s\n"
+		 "%s\n",
+		 lines ? "docs = [json.loads(l) for l in text.splitlines() if l.strip()]"
+		       : "d = json.loads(text)",
+		 asserts);
+	st = t_run(argv, result, sizeof(result), RUN_MS);
+	unlink(path);
+	cr_assert(eq(int, st, 0), "python3 rejected the JSON or an assertion:\n%s\n--- JSON:\n%s",
+		  result, json);
+}
+
+static struct shmq_queue *queue_new(const char *name, uint32_t mode, unsigned int flags)
+{
+	struct shmq_queue_attr a = {
+		.size = sizeof(a), .n_slots = 16, .slot_size = 64, .mode = mode};
+	struct shmq_queue *q = NULL;
+
+	T_OK(shmq_queue_open(c, name, SHMQ_CREATE | SHMQ_EXCL | flags, &a, &q));
+	return q;
+}
+
+/* --- Usage --- */
+
+Test(shmqctl, help_and_version_exit_0_and_every_verb_has_its_own_help)
+{
+	static const char *const verbs[] = {"status", "config", "ls",	  "show", "clients",
+					    "top",    "check",	"create", "rm",	  "purge"};
+
+	cr_assert(eq(int, ctl("--help", NULL), 0), "%s", out);
+	for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
+		cr_assert(strstr(out, verbs[i]) != NULL, "--help lacks %s:\n%s", verbs[i], out);
+	cr_assert(eq(int, ctl("--version", NULL), 0), "%s", out);
+	cr_assert(strstr(out, SHMQ_VERSION_STRING) != NULL, "%s", out);
+	for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++) {
+		cr_assert(eq(int, ctl(verbs[i], "--help", NULL), 0), "%s --help: %s", verbs[i],
+			  out);
+		cr_assert(strstr(out, "Usage: shmqctl") && strstr(out, verbs[i]), "%s", out);
+		cr_assert(eq(int, ctl("help", verbs[i], NULL), 0), "help %s: %s", verbs[i], out);
+	}
+	finish();
+}
+
+Test(shmqctl, usage_errors_exit_2)
+{
+	cr_assert(eq(int, ctl("frobnicate", NULL), 2), "%s", out);
+	cr_assert(eq(int, ctl("ls", "extra", NULL), 2), "%s", out);
+	cr_assert(eq(int, ctl("show", NULL), 2), "%s", out);
+	cr_assert(eq(int, ctl("ls", "--slots", "4", NULL), 2), "%s", out);
+	cr_assert(eq(int, ctl("top", "--interval", "0", NULL), 2), "%s", out);
+	cr_assert(eq(int, ctl("create", "pipe", "x", NULL), 2), "%s", out);
+	cr_assert(eq(int, ctl("create", "sem", "x", "--slots", "8", NULL), 2), "%s", out);
+	cr_assert(eq(int, ctl("create", "queue", "x", "--mode", "fifo", NULL), 2), "%s", out);
+	cr_assert(eq(int, ctl("--bogus", NULL), 2), "%s", out);
+	cr_assert(eq(int, ctl("help", "nope", NULL), 2), "%s", out);
+	finish();
+}
+
+Test(shmqctl, failures_exit_1)
+{
+	const char *argv[] = {shmqctl_path(), "--socket=/nonexistent/shmqd.sock", "status", NULL};
+
+	cr_assert(eq(int, t_run(argv, out, sizeof(out), RUN_MS), 1), "%s", out);
+	cr_assert(eq(int, ctl("show", "no.such", NULL), 1), "%s", out);
+	cr_assert(eq(int, ctl("rm", "no.such", NULL), 1), "%s", out);
+	cr_assert(eq(int, ctl("purge", "no.such", NULL), 1), "%s", out);
+	cr_assert(eq(int, ctl("check", "no.such", NULL), 1), "%s", out);
+	finish();
+}
+
+/* --- status, config, clients --- */
+
+Test(shmqctl, status_shows_the_daemon_and_its_configuration)
+{
+	char asserts[512];
+
+	cr_assert(eq(int, ctl("status", NULL), 0), "%s", out);
+	cr_assert(strstr(out, SHMQ_VERSION_STRING) && strstr(out, d.sock) &&
+			  strstr(out, "max-clients = 99"),
+		  "%s", out);
+	cr_assert(eq(int, ctl(NULL), 0), "no verb means status: %s", out);
+	cr_assert(strstr(out, "max-clients = 99") != NULL, "%s", out);
+
+	cr_assert(eq(int, ctl("status", "--json", NULL), 0), "%s", out);
+	snprintf(asserts, sizeof(asserts),
+		 "assert d['pid'] == %d\n"
+		 "assert d['version'] == '%s'\n"
+		 "assert d['socket'] == '%s'\n"
+		 "assert d['clients'] >= 1 and d['max_clients'] == 99\n"
+		 "assert d['objects'] == 0 and d['memory_bytes'] == 0\n"
+		 "assert d['uptime_ns'] > 0\n"
+		 "assert d['config']['max-clients'] == '99'\n"
+		 "assert d['config']['log-level'] == 'info'\n",
+		 (int)d.pid, SHMQ_VERSION_STRING, d.sock);
+	py_check(out, false, asserts);
+	finish();
+}
+
+Test(shmqctl, config_prints_every_option_and_json_maps_names_to_values)
+{
+	cr_assert(eq(int, ctl("config", NULL), 0), "%s", out);
+	cr_assert(strstr(out, "max-clients = 99\n") && strstr(out, "sessions-per-object = "), "%s",
+		  out);
+	cr_assert(eq(int, ctl("config", "--json", NULL), 0), "%s", out);
+	py_check(out, false,
+		 "assert d['max-clients'] == '99'\n"
+		 "assert len(d) >= 13 and all(isinstance(v, str) for v in d.values())\n");
+	finish();
+}
+
+Test(shmqctl, clients_lists_connected_clients_with_pid_and_name)
+{
+	char asserts[512];
+
+	cr_assert(eq(int, ctl("clients", NULL), 0), "%s", out);
+	cr_assert(strstr(out, "SESSION") && strstr(out, "shmqctl"), "%s", out);
+	cr_assert(eq(int, ctl("clients", "--json", NULL), 0), "%s", out);
+	snprintf(asserts, sizeof(asserts),
+		 "cl = d['clients']\n"
+		 "assert len(cl) == 2, cl\n"
+		 "assert any(x['pid'] == %d for x in cl)\n"
+		 "assert any(x['name'] == 'shmqctl' for x in cl)\n"
+		 "assert all(x['uid'] == 0 and x['user'] == 'root' for x in cl)\n"
+		 "assert all(x['connected_s'] >= 0 and x['handles'] == 0 for x in cl)\n",
+		 (int)getpid());
+	py_check(out, false, asserts);
+	finish();
+}
+
+/* --- create, ls, show --- */
+
+Test(shmqctl, create_makes_queues_and_semaphores_with_the_given_geometry)
+{
+	struct shmq_object_info o = {.size = sizeof(o)};
+
+	cr_assert(eq(int,
+		     ctl("create", "queue", "cq", "--slots", "64", "--slot-size", "128", "--mode",
+			 "spsc", "--perm", "0640", NULL),
+		     0),
+		  "%s", out);
+	cr_assert(strstr(out, "created queue 'cq'") != NULL, "%s", out);
+	T_OK(shmq_object_stat(c, "cq", &o));
+	cr_assert(eq(u32, o.n_slots, 64));
+	cr_assert(eq(u32, o.slot_size, 128));
+	cr_assert(eq(u32, o.mode, SHMQ_SPSC));
+	cr_assert(eq(u32, o.perm, 0640));
+	cr_assert(eq(u32, o.n_attached, 0), "create leaves nothing attached");
+
+	cr_assert(eq(int,
+		     ctl("create", "sem", "cs", "--initial", "2", "--max", "4", "--undo", "--json",
+			 NULL),
+		     0),
+		  "%s", out);
+	py_check(out, false,
+		 "assert d['name'] == 'cs' and d['kind'] == 'semaphore'\n"
+		 "assert d['type'] == 'bounded+undo'\n"
+		 "assert d['value'] == 2 and d['capacity'] == 4 and d['sem_initial'] == 2\n"
+		 "assert d['depth'] is None and d['slot_size'] is None\n"
+		 "assert d['perm'] == '0600' and d['owner'] == 'root'\n");
+	cr_assert(eq(int, ctl("create", "queue", "cq", NULL), 1), "exists: %s", out);
+	cr_assert(eq(int, ctl("create", "queue", "cx", "--slots", "3", NULL), 1), "%s", out);
+	finish();
+}
+
+Test(shmqctl, ls_shows_every_object_with_live_depth_and_attachments)
+{
+	struct shmq_queue *q = queue_new("lq", SHMQ_MPMC, SHMQ_SEND);
+	struct shmq_sem_attr sa = {.size = sizeof(sa), .initial = 5};
+	struct shmq_sem *s;
+
+	T_OK(shmq_sem_open(c, "ls.sem", SHMQ_CREATE | SHMQ_EXCL, &sa, &s));
+	for (int i = 0; i < 3; i++)
+		T_OK(shmq_queue_send(q, "abc", 3));
+
+	cr_assert(eq(int, ctl("ls", NULL), 0), "%s", out);
+	cr_assert(strstr(out, "NAME") && strstr(out, "lq") && strstr(out, "ls.sem"), "%s", out);
+	cr_assert(eq(int, ctl("ls", "--no-legend", NULL), 0), "%s", out);
+	cr_assert(strstr(out, "NAME") == NULL, "%s", out);
+
+	cr_assert(eq(int, ctl("ls", "--json", NULL), 0), "%s", out);
+	py_check(out, false,
+		 "o = {x['name']: x for x in d['objects']}\n"
+		 "assert set(o) == {'lq', 'ls.sem'}, o.keys()\n"
+		 "q = o['lq']\n"
+		 "assert q['kind'] == 'queue' and q['type'] == 'mpmc'\n"
+		 "assert q['depth'] == 3 and 1 <= q['high_water'] <= 3 and q['capacity'] == 16\n"
+		 "assert q['slot_size'] == 64 and q['producers'] == 1 and q['consumers'] == 0\n"
+		 "assert q['counters']['sent'] == 3 and q['attached'] == 1\n"
+		 "assert q['viewable'] and q['view_error'] is None\n"
+		 "assert q['numa_node'] is None and q['unlinked'] is False\n"
+		 "assert q['sleepers_recv'] is False and q['value'] is None\n"
+		 "s = o['ls.sem']\n"
+		 "assert s['value'] == 5 and s['waiters'] == 0 and s['producers'] == 1\n"
+		 "assert s['capacity'] is None and s['type'] == 'plain'\n");
+	shmq_sem_close(s);
+	shmq_queue_close(q);
+	finish();
+}
+
+Test(shmqctl, show_lists_each_handle_with_pid_role_and_counters)
+{
+	struct shmq_queue *tx = queue_new("sq", SHMQ_MPMC, SHMQ_SEND);
+	struct shmq_queue *rx = NULL;
+	char asserts[1024], buf[8];
+
+	T_OK(shmq_queue_open(c, "sq", SHMQ_RECV, NULL, &rx));
+	for (int i = 0; i < 4; i++)
+		T_OK(shmq_queue_send(tx, "m", 1));
+	cr_assert(eq(int, shmq_queue_recv(rx, buf, sizeof(buf)), 1));
+
+	cr_assert(eq(int, ctl("show", "sq", NULL), 0), "%s", out);
+	cr_assert(strstr(out, "queue 'sq'") && strstr(out, "depth:       3 of 16") &&
+			  strstr(out, "send") && strstr(out, "recv"),
+		  "%s", out);
+
+	cr_assert(eq(int, ctl("show", "sq", "--json", NULL), 0), "%s", out);
+	snprintf(asserts, sizeof(asserts),
+		 "assert d['name'] == 'sq' and d['depth'] == 3 and d['attached'] == 2\n"
+		 "assert d['counters']['sent'] == 4 and d['counters']['received'] == 1\n"
+		 "a = {x['role']: x for x in d['attachments']}\n"
+		 "assert set(a) == {'send', 'recv'}, a\n"
+		 "assert all(x['pid'] == %d and x['uid'] == 0 for x in a.values())\n"
+		 "assert a['send']['counters']['sent'] == 4 and a['send']['record_state'] == "
+		 "'active'\n"
+		 "assert a['recv']['counters']['received'] == 1 and a['recv']['record'] is not "
+		 "None\n",
+		 (int)getpid());
+	py_check(out, false, asserts);
+	shmq_queue_close(rx);
+	shmq_queue_close(tx);
+	finish();
+}
+
+/* --- top --- */
+
+Test(shmqctl, top_prints_one_json_document_per_iteration_with_rates)
+{
+	struct shmq_queue *q = queue_new("tq", SHMQ_MPMC, SHMQ_SEND | SHMQ_RECV);
+	const char *argv[] = {shmqctl_path(), NULL,   "top", "--json", "--iterations", "4",
+			      "--interval",   "0.25", NULL};
+	uint64_t deadline = t_now_ns() + (uint64_t)RUN_MS * 1000000;
+	char sock[160], first[64];
+	struct t_proc p;
+
+	snprintf(sock, sizeof(sock), "--socket=%s", d.sock);
+	argv[1] = sock;
+	t_spawn(&p, argv);
+	/* Send only after the first refresh: the rate of a later one must show it. */
+	while (pread(p.out_fd, first, 1, 0) != 1 && t_now_ns() < deadline)
+		t_sleep_ms(5);
+	for (int i = 0; i < 10; i++)
+		T_OK(shmq_queue_send(q, "x", 1));
+	cr_assert(eq(int, t_finish(&p, out, sizeof(out), RUN_MS), 0), "%s", out);
+	py_check(out, true,
+		 "assert len(docs) == 4, len(docs)\n"
+		 "assert [x['iteration'] for x in docs] == [1, 2, 3, 4]\n"
+		 "assert all(x['interval_s'] == 0.25 for x in docs)\n"
+		 "rows = [o for x in docs for o in x['objects'] if o['name'] == 'tq']\n"
+		 "assert len(rows) == 4\n"
+		 "assert rows[-1]['sent'] == 10 and rows[-1]['depth'] == 10\n"
+		 "assert any(r['send_rate'] > 0 for r in rows), rows\n");
+
+	cr_assert(eq(int,
+		     ctl("top", "--iterations", "1", "--interval", "0.05", "--sort", "depth", NULL),
+		     0),
+		  "%s", out);
+	cr_assert(strstr(out, "SEND/S") && strstr(out, "tq"), "%s", out);
+	shmq_queue_close(q);
+	finish();
+}
+
+/* --- check --- */
+
+/* Map the daemon's read-write memfd of @name (root only): /proc/<pid>/fd. */
+static void *daemon_segment(const char *name, size_t *ret_size)
+{
+	char dir[64], link[256], want[128], path[320];
+	struct dirent *e;
+	struct stat st;
+	void *base = NULL;
+	DIR *dp;
+
+	snprintf(dir, sizeof(dir), "/proc/%d/fd", (int)d.pid);
+	snprintf(want, sizeof(want), "/memfd:shmq:%s (deleted)", name);
+	dp = opendir(dir);
+	cr_assert(dp != NULL, "opendir %s: %s", dir, strerror(errno));
+	while ((e = readdir(dp))) {
+		ssize_t n;
+		int fd;
+
+		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+		n = readlink(path, link, sizeof(link) - 1);
+		if (n < 0)
+			continue;
+		link[n] = '\0';
+		if (strcmp(link, want))
+			continue;
+		fd = open(path, O_RDWR | O_CLOEXEC);
+		cr_assert(fd >= 0, "open %s: %s", path, strerror(errno));
+		cr_assert(fstat(fd, &st) == 0);
+		base = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+		cr_assert(base != MAP_FAILED, "mmap: %s", strerror(errno));
+		close(fd);
+		*ret_size = (size_t)st.st_size;
+		break;
+	}
+	closedir(dp);
+	cr_assert(base != NULL, "no memfd %s in %s", want, dir);
+	return base;
+}
+
+Test(shmqctl, check_passes_healthy_objects_and_catches_corrupted_ones)
+{
+	struct shmq_queue *q = queue_new("good.q", SHMQ_MPMC, SHMQ_SEND | SHMQ_RECV);
+	struct shmq_queue *bad = queue_new("bad.ring", SHMQ_MPMC, SHMQ_SEND);
+	struct shmq_sem_attr sa = {
+		.size = sizeof(sa), .initial = 1, .max = 2, .flags = SHMQ_SEM_ATTR_BOUNDED};
+	struct shmq_segment seg;
+	struct shmq_sem *s;
+	size_t size;
+	void *base;
+
+	T_OK(shmq_sem_open(c, "good.s", SHMQ_CREATE | SHMQ_EXCL, &sa, &s));
+	T_OK(shmq_queue_send(q, "ok", 2));
+	cr_assert(eq(int, ctl("check", NULL), 0), "%s", out);
+	cr_assert(strstr(out, "3 ok, 0 corrupt") != NULL, "%s", out);
+
+	/* A producer "moves" the tail past a whole lap: more queued than slots. */
+	base = daemon_segment("bad.ring", &size);
+	T_OK(shmq__segment_attach(base, size, &seg));
+	store_relaxed(&((struct shmq_queue_shm *)seg.object)->tail, 16 + 5);
+	munmap(base, size);
+
+	cr_assert(eq(int, ctl("check", NULL), 1), "%s", out);
+	cr_assert(strstr(out, "corrupt") && strstr(out, "bad.ring") &&
+			  strstr(out, "2 ok, 1 corrupt"),
+		  "%s", out);
+	cr_assert(eq(int, ctl("check", "good.q", NULL), 0), "%s", out);
+	cr_assert(eq(int, ctl("check", "bad.ring", NULL), 1), "%s", out);
+
+	/* A semaphore over its bound, and a header whose magic is gone. */
+	base = daemon_segment("good.s", &size);
+	T_OK(shmq__segment_attach(base, size, &seg));
+	store_relaxed(&((struct shmq_sem_shm *)seg.object)->value, 7);
+	munmap(base, size);
+	cr_assert(eq(int, ctl("check", "good.s", NULL), 1), "%s", out);
+
+	cr_assert(eq(int, ctl("create", "queue", "bad.hdr", NULL), 0), "%s", out);
+	base = daemon_segment("bad.hdr", &size);
+	((struct shmq_segment_hdr *)base)->magic ^= 1;
+	munmap(base, size);
+
+	cr_assert(eq(int, ctl("check", "--json", NULL), 1), "%s", out);
+	py_check(out, false,
+		 "r = {x['name']: x['result'] for x in d['objects']}\n"
+		 "assert r == {'good.q': 'ok', 'bad.ring': 'corrupt', 'good.s': 'corrupt',\n"
+		 "             'bad.hdr': 'corrupt'}, r\n"
+		 "assert d['ok'] == 1 and d['corrupt'] == 3 and d['skipped'] == 0\n"
+		 "assert all(x['detail'] for x in d['objects'] if x['result'] == 'corrupt')\n");
+	shmq_sem_close(s);
+	shmq_queue_close(bad);
+	shmq_queue_close(q);
+	finish();
+}
+
+/* --- rm, purge --- */
+
+Test(shmqctl, purge_drops_messages_and_rm_removes_names)
+{
+	struct shmq_queue *q = queue_new("pq", SHMQ_MPMC, SHMQ_SEND);
+
+	for (int i = 0; i < 5; i++)
+		T_OK(shmq_queue_send(q, "m", 1));
+	cr_assert(eq(int, ctl("purge", "pq", NULL), 0), "%s", out);
+	cr_assert(strstr(out, "purged 5 messages") != NULL, "%s", out);
+	T_OK(shmq_queue_send(q, "m", 1));
+	cr_assert(eq(int, ctl("purge", "pq", "--json", NULL), 0), "%s", out);
+	py_check(out, false, "assert d == {'name': 'pq', 'dropped': 1}, d\n");
+
+	cr_assert(eq(int, ctl("create", "sem", "ps", NULL), 0), "%s", out);
+	cr_assert(eq(int, ctl("purge", "ps", NULL), 1), "a semaphore: %s", out);
+
+	cr_assert(eq(int, ctl("rm", "pq", "ps", "--json", NULL), 0), "%s", out);
+	py_check(out, false, "assert d == {'removed': ['pq', 'ps'], 'failed': 0}, d\n");
+	cr_assert(eq(int, ctl("rm", "pq", NULL), 1), "%s", out);
+	shmq_queue_close(q);
+	finish();
+}
+
+/* --- Another user --- */
+
+struct as_user {
+	const char *ctl;
+	char sock[160];
+	const char *verb;
+	const char *arg;
+	int fd;
+};
+
+static int run_as_user(void *arg)
+{
+	struct as_user *u = arg;
+	const char *argv[] = {u->ctl, u->sock, "--json", u->verb, u->arg, NULL};
+
+	dup2(u->fd, STDOUT_FILENO);
+	execv(u->ctl, (char *const *)argv);
+	return 127;
+}
+
+static int ctl_as_nobody(const char *verb, const char *arg)
+{
+	char path[] = "/tmp/shmqctl-out-XXXXXX";
+	struct as_user u = {.ctl = shmqctl_path(), .verb = verb, .arg = arg};
+	int st;
+	ssize_t n;
+
+	u.fd = mkstemp(path);
+	cr_assert(u.fd >= 0);
+	unlink(path);
+	snprintf(u.sock, sizeof(u.sock), "--socket=%s", d.sock);
+	st = t_wait_peer_ms(t_fork_as(T_UNPRIVILEGED_ID, T_UNPRIVILEGED_ID, run_as_user, &u),
+			    CHILD_MS);
+	n = pread(u.fd, out, sizeof(out) - 1, 0);
+	out[n > 0 ? n : 0] = '\0';
+	close(u.fd);
+	return st;
+}
+
+Test(shmqctl, objects_another_user_may_not_read_show_no_live_figures_and_are_skipped)
+{
+	struct shmq_queue *q = queue_new("private", SHMQ_MPMC, SHMQ_SEND);
+
+	cr_assert(eq(int, ctl("create", "queue", "public", "--perm", "0644", NULL), 0), "%s", out);
+	cr_assert(eq(int, ctl_as_nobody("ls", NULL), 0), "%s", out);
+	py_check(out, false,
+		 "o = {x['name']: x for x in d['objects']}\n"
+		 "p = o['private']\n"
+		 "assert p['viewable'] is False and p['view_error'] == 'Permission denied'\n"
+		 "assert p['depth'] is None and p['counters'] is None\n"
+		 "assert p['capacity'] == 16 and p['owner'] == 'root'\n"
+		 "assert o['public']['viewable'] is True and o['public']['depth'] == 0\n");
+	cr_assert(eq(int, ctl_as_nobody("check", NULL), 0), "%s", out);
+	py_check(out, false,
+		 "r = {x['name']: x['result'] for x in d['objects']}\n"
+		 "assert r == {'private': 'skipped', 'public': 'ok'}, r\n");
+	cr_assert(eq(int, ctl_as_nobody("check", "private"), 1), "%s", out);
+	cr_assert(eq(int, ctl_as_nobody("purge", "public"), 1), "not the owner: %s", out);
+	shmq_queue_close(q);
+	finish();
+}

@@ -1,0 +1,456 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * shmqctl: look at and manage what lives in shmqd.
+ *
+ * The command line is one option table and one verb table.  Options may
+ * come anywhere on the line (getopt permutes); each one names the verbs it
+ * applies to, and using it with another verb is a usage error.  The first
+ * argument that is not an option is the verb, the rest are its arguments;
+ * `--` ends the options (for names that start with '-').
+ *
+ * Exit status: 0 success, 1 failure, 2 usage error.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <shmq/shmq.h>
+#include <shmq/version.h>
+
+#include "tools/shmqctl/shmqctl.h"
+
+#define SYSTEM_SOCKET "/run/shmq/shmqd.sock"
+
+struct verb {
+	const char *name;
+	int min_args;
+	int max_args;
+	int (*fn)(struct ctl *ctl);
+	const char *synopsis;
+	const char *summary; /* one line for --help */
+	const char *help;
+};
+
+enum verb_id {
+	V_STATUS,
+	V_CONFIG,
+	V_LS,
+	V_SHOW,
+	V_CLIENTS,
+	V_TOP,
+	V_CHECK,
+	V_CREATE,
+	V_RM,
+	V_PURGE,
+	V_HELP,
+	V_COUNT,
+};
+
+static const struct verb verbs[V_COUNT] = {
+	[V_STATUS] = {"status", 0, 0, verb_status, "status",
+		      "the daemon and its configuration (default)",
+		      "Show the daemon: version, pid, uptime, socket, counts of clients, objects\n"
+		      "and memory, and the configuration in force.  The default verb.\n"},
+	[V_CONFIG] = {"config", 0, 0, verb_config, "config", "the configuration in force",
+		      "Show the daemon's configuration in force, one `name = value` per option.\n"},
+	[V_LS] = {"ls", 0, 0, verb_ls, "ls", "every object, with its live depth",
+		  "List every object: name, kind, type, owner, permissions, capacity, slot\n"
+		  "size, depth (a semaphore's value), high-water mark, producers, consumers,\n"
+		  "sleepers and NUMA node.  Live columns need read permission on the object\n"
+		  "and show '?' without it.\n"},
+	[V_SHOW] = {"show", 1, 1, verb_show, "show NAME", "one object, and every handle on it",
+		    "Show everything about one object: its record in the daemon, its live\n"
+		    "state and counters, and every handle open on it with the pid, uid, role\n"
+		    "and counters of its session record.\n"},
+	[V_CLIENTS] = {"clients", 0, 0, verb_clients, "clients", "the connected clients",
+		       "List the connected clients: session, pid, user, handles open, age and\n"
+		       "program name.\n"},
+	[V_TOP] = {"top", 0, 0, verb_top, "top [--interval S] [--iterations N] [--sort KEY]",
+		   "live per-object rates, until interrupted",
+		   "Refresh per-object send and receive rates, depth and sleepers every\n"
+		   "--interval seconds (default 1), sorted by --sort: rate (default), depth or\n"
+		   "name; until interrupted, or --iterations times.  With --json, one JSON\n"
+		   "document per line and per refresh.\n"},
+	[V_CHECK] = {"check", 0, 1, verb_check, "check [NAME]",
+		     "validate segments; 1 if one is corrupt",
+		     "Run the validators on one object, or on every object: the segment\n"
+		     "header and session records, then the ring's indices and slot turns or\n"
+		     "the semaphore's words, on a read-only mapping.  An inconsistency must\n"
+		     "persist for about 0.1 s to count.  Exits 1 if an object is corrupt (or,\n"
+		     "with NAME, cannot be checked); objects you may not read are skipped.\n"},
+	[V_CREATE] = {"create", 2, 2, verb_create, "create queue|sem NAME [OPTIONS]",
+		      "create a queue or a semaphore",
+		      "Create a queue or a semaphore owned by you.\n"
+		      "Queues: --slots N (a power of two), --slot-size BYTES, --mode\n"
+		      "mpmc|spsc|mpsc|spmc, --numa NODE, --hugepages.  Semaphores: --initial N,\n"
+		      "--max N (bounded), --undo.  Both: --perm MODE (octal, default 0600).\n"
+		      "Unset geometry takes the daemon's defaults.\n"},
+	[V_RM] = {"rm", 1, 64, verb_rm, "rm NAME...", "remove names",
+		  "Remove names (owner or root).  The memory lives on while handles are open.\n"},
+	[V_PURGE] = {"purge", 1, 1, verb_purge, "purge NAME",
+		     "drop every message queued in a queue",
+		     "Drop every message queued in a queue (owner or root).  The daemon\n"
+		     "receives them as one more consumer; an SPSC or MPSC queue whose receiver\n"
+		     "is attached is refused (busy): its receiver owns the read index.\n"},
+	[V_HELP] = {"help", 0, 1, NULL, "help [VERB]", "this help, or a verb's",
+		    "Show the help, or a verb's help.\n"},
+};
+
+#define ALL_VERBS  ((1u << V_COUNT) - 1)
+#define VERB(v)	   (1u << (v))
+#define CREATE_OPT VERB(V_CREATE)
+
+enum {
+	OPT_SOCKET = 's',
+	OPT_JSON = 'j',
+	OPT_HELP = 'h',
+	OPT_VERSION = 0x100,
+	OPT_NO_LEGEND,
+	OPT_INTERVAL,
+	OPT_ITERATIONS,
+	OPT_SORT,
+	OPT_SLOTS,
+	OPT_SLOT_SIZE,
+	OPT_MODE,
+	OPT_NUMA,
+	OPT_HUGEPAGES,
+	OPT_PERM,
+	OPT_INITIAL,
+	OPT_MAX,
+	OPT_UNDO,
+};
+
+struct option_rule {
+	int id;
+	unsigned int verbs;
+};
+
+static const struct option long_options[] = {
+	{"socket", required_argument, NULL, OPT_SOCKET},
+	{"json", no_argument, NULL, OPT_JSON},
+	{"help", no_argument, NULL, OPT_HELP},
+	{"version", no_argument, NULL, OPT_VERSION},
+	{"no-legend", no_argument, NULL, OPT_NO_LEGEND},
+	{"interval", required_argument, NULL, OPT_INTERVAL},
+	{"iterations", required_argument, NULL, OPT_ITERATIONS},
+	{"sort", required_argument, NULL, OPT_SORT},
+	{"slots", required_argument, NULL, OPT_SLOTS},
+	{"slot-size", required_argument, NULL, OPT_SLOT_SIZE},
+	{"mode", required_argument, NULL, OPT_MODE},
+	{"numa", required_argument, NULL, OPT_NUMA},
+	{"hugepages", no_argument, NULL, OPT_HUGEPAGES},
+	{"perm", required_argument, NULL, OPT_PERM},
+	{"initial", required_argument, NULL, OPT_INITIAL},
+	{"max", required_argument, NULL, OPT_MAX},
+	{"undo", no_argument, NULL, OPT_UNDO},
+	{NULL, 0, NULL, 0},
+};
+
+static const struct option_rule rules[] = {
+	{OPT_INTERVAL, VERB(V_TOP)},
+	{OPT_ITERATIONS, VERB(V_TOP)},
+	{OPT_SORT, VERB(V_TOP)},
+	{OPT_SLOTS, CREATE_OPT},
+	{OPT_SLOT_SIZE, CREATE_OPT},
+	{OPT_MODE, CREATE_OPT},
+	{OPT_NUMA, CREATE_OPT},
+	{OPT_HUGEPAGES, CREATE_OPT},
+	{OPT_PERM, CREATE_OPT},
+	{OPT_INITIAL, CREATE_OPT},
+	{OPT_MAX, CREATE_OPT},
+	{OPT_UNDO, CREATE_OPT},
+	{OPT_NO_LEGEND, VERB(V_LS) | VERB(V_SHOW) | VERB(V_CLIENTS) | VERB(V_TOP) | VERB(V_CHECK)},
+};
+
+int ctl_error(int r, const char *what, ...)
+{
+	va_list ap;
+
+	fputs("shmqctl: ", stderr);
+	va_start(ap, what);
+	vfprintf(stderr, what, ap);
+	va_end(ap);
+	fprintf(stderr, ": %s\n", shmq_strerror(r));
+	return r;
+}
+
+int ctl_connect(const struct ctl *ctl, struct shmq_client **ret)
+{
+	const char *env = getenv("SHMQ_SOCKET");
+	int r = shmq_client_connect(ctl->socket, ret);
+
+	/*
+	 * No explicit path and no per-user daemon: the system daemon's socket,
+	 * which members of group shmq may use (systemd/shmqd.socket).
+	 */
+	if ((r == -ENOENT || r == -ECONNREFUSED) && !ctl->socket && !(env && *env) &&
+	    geteuid() != 0)
+		r = shmq_client_connect(SYSTEM_SOCKET, ret);
+	if (r < 0)
+		return ctl_error(r, "connecting to shmqd%s%s", ctl->socket ? " at " : "",
+				 ctl->socket ? ctl->socket : "");
+	return 0;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f, "Usage: shmqctl [OPTIONS] [VERB [ARGS]]\n"
+		   "Look at and manage what lives in shmqd, the shmq shared-memory IPC daemon.\n"
+		   "\n"
+		   "Verbs:\n");
+	for (int i = 0; i < V_COUNT; i++) {
+		const char *syn = i == V_TOP ? "top [OPTIONS]" : verbs[i].synopsis;
+
+		fprintf(f, "  %-32s %s\n", syn, verbs[i].summary);
+	}
+	fprintf(f, "\n"
+		   "Options:\n"
+		   "  -s, --socket PATH  the daemon's control socket (default: $SHMQ_SOCKET, else\n"
+		   "                     libshmq's default, else " SYSTEM_SOCKET ")\n"
+		   "  -j, --json         machine-readable output (fields: shmqctl(1))\n"
+		   "      --no-legend    tables without their header line\n"
+		   "  -h, --help         this help; with a verb, the verb's help\n"
+		   "      --version      print the version and exit\n"
+		   "\n"
+		   "Exit status: 0 success, 1 failure (or a corrupt object), 2 usage error.\n"
+		   "See shmqctl(1).\n");
+}
+
+static void verb_usage(FILE *f, const struct verb *v)
+{
+	fprintf(f, "Usage: shmqctl [OPTIONS] %s\n\n%s", v->synopsis, v->help);
+}
+
+static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static int usage_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("shmqctl: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputs("; see shmqctl --help\n", stderr);
+	return EXIT_USAGE;
+}
+
+static const struct verb *verb_find(const char *name)
+{
+	for (int i = 0; i < V_COUNT; i++)
+		if (!strcmp(verbs[i].name, name))
+			return &verbs[i];
+	return NULL;
+}
+
+static int parse_u32(const char *s, int base, uint32_t max, uint32_t *ret)
+{
+	unsigned long long v;
+	char *end;
+
+	if (*s < '0' || *s > '9')
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(s, &end, base);
+	if (errno || *end || v > max)
+		return -EINVAL;
+	*ret = (uint32_t)v;
+	return 0;
+}
+
+static int parse_mode(const char *s, uint32_t *ret)
+{
+	for (uint32_t m = 0; m < 4; m++) {
+		if (!strcmp(s, queue_mode_name(m))) {
+			*ret = m;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+/* Apply one verb-specific option to @ctl.  Return: 0, or EXIT_USAGE (reported). */
+static int option_apply(struct ctl *ctl, int opt, const char *arg, const char *name)
+{
+	uint32_t v;
+	double sec;
+	char *end;
+
+	switch (opt) {
+	case OPT_NO_LEGEND:
+		ctl->legend = false;
+		return 0;
+	case OPT_INTERVAL:
+		errno = 0;
+		sec = strtod(arg, &end);
+		if (errno || *end || !(sec >= 0.01 && sec <= 3600))
+			return usage_error("--interval: '%s' is not 0.01..3600 seconds", arg);
+		ctl->interval_ns = (uint64_t)llround(sec * 1e9);
+		return 0;
+	case OPT_ITERATIONS:
+		if (parse_u32(arg, 10, INT32_MAX, &v) < 0 || v == 0)
+			return usage_error("--iterations: '%s' is not a positive count", arg);
+		ctl->iterations = v;
+		return 0;
+	case OPT_SORT:
+		if (strcmp(arg, "rate") && strcmp(arg, "depth") && strcmp(arg, "name"))
+			return usage_error("--sort: '%s' is not rate, depth or name", arg);
+		ctl->sort = arg;
+		return 0;
+	case OPT_SLOTS:
+		if (parse_u32(arg, 10, UINT32_MAX, &ctl->qattr.n_slots) < 0)
+			return usage_error("--slots: '%s' is not a number", arg);
+		return 0;
+	case OPT_SLOT_SIZE:
+		if (parse_u32(arg, 10, UINT32_MAX, &ctl->qattr.slot_size) < 0)
+			return usage_error("--slot-size: '%s' is not a number", arg);
+		return 0;
+	case OPT_MODE:
+		if (parse_mode(arg, &ctl->qattr.mode) < 0)
+			return usage_error("--mode: '%s' is not mpmc, spsc, mpsc or spmc", arg);
+		return 0;
+	case OPT_NUMA:
+		if (parse_u32(arg, 10, INT32_MAX, &v) < 0)
+			return usage_error("--numa: '%s' is not a node number", arg);
+		ctl->qattr.numa_node = (int32_t)v;
+		ctl->qattr.flags |= SHMQ_QUEUE_NUMA;
+		return 0;
+	case OPT_HUGEPAGES:
+		ctl->hugepages = true;
+		return 0;
+	case OPT_PERM:
+		if (parse_u32(arg, 8, 0777, &v) < 0)
+			return usage_error("--perm: '%s' is not an octal mode up to 0777", arg);
+		ctl->qattr.perm = ctl->sattr.perm = v;
+		return 0;
+	case OPT_INITIAL:
+		if (parse_u32(arg, 10, INT32_MAX, &ctl->sattr.initial) < 0)
+			return usage_error("--initial: '%s' is not 0..2147483647", arg);
+		return 0;
+	case OPT_MAX:
+		if (parse_u32(arg, 10, INT32_MAX, &ctl->sattr.max) < 0 || ctl->sattr.max == 0)
+			return usage_error("--max: '%s' is not 1..2147483647", arg);
+		ctl->sattr.flags |= SHMQ_SEM_ATTR_BOUNDED;
+		return 0;
+	case OPT_UNDO:
+		ctl->sattr.flags |= SHMQ_SEM_ATTR_UNDO;
+		return 0;
+	default:
+		return usage_error("unexpected option %s", name);
+	}
+}
+
+struct pending {
+	int opt;
+	const char *arg;
+	const char *name;
+};
+
+int main(int argc, char *argv[])
+{
+	struct pending pend[64];
+	struct ctl ctl = {
+		.legend = true,
+		.interval_ns = 1000000000,
+		.sort = "rate",
+		.qattr = {.size = sizeof(struct shmq_queue_attr)},
+		.sattr = {.size = sizeof(struct shmq_sem_attr)},
+	};
+	const struct verb *v;
+	bool help = false, verb_given;
+	int n_pend = 0, opt, idx;
+
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, "s:jh", long_options, &idx)) != -1) {
+		switch (opt) {
+		case OPT_SOCKET:
+			if (!*optarg)
+				return usage_error("--socket needs a path");
+			ctl.socket = optarg;
+			break;
+		case OPT_JSON:
+			ctl.json = true;
+			break;
+		case OPT_HELP:
+			help = true;
+			break;
+		case OPT_VERSION:
+			printf("shmqctl %s (libshmq %s)\n", SHMQ_VERSION_STRING, shmq_version());
+			return 0;
+		case '?':
+			if (optopt)
+				return usage_error("option -%c is unknown or needs a value",
+						   optopt);
+			return usage_error("option '%s' is unknown or needs a value",
+					   argv[optind - 1]);
+		default:
+			/* Verb options wait until the verb is known. */
+			if (n_pend == (int)(sizeof(pend) / sizeof(pend[0])))
+				return usage_error("too many options");
+			pend[n_pend++] = (struct pending){opt, optarg, argv[optind - 1]};
+			break;
+		}
+	}
+
+	verb_given = optind < argc;
+	v = verb_given ? verb_find(argv[optind]) : &verbs[V_STATUS];
+	if (!v)
+		return usage_error("unknown verb '%s'", argv[optind]);
+	if (verb_given)
+		optind++;
+	ctl.args = argv + optind;
+	ctl.n_args = argc - optind;
+
+	if (v == &verbs[V_HELP]) {
+		const struct verb *about = ctl.n_args ? verb_find(ctl.args[0]) : NULL;
+
+		if (ctl.n_args > 1)
+			return usage_error("help takes at most one verb");
+		if (ctl.n_args && !about)
+			return usage_error("unknown verb '%s'", ctl.args[0]);
+		if (about)
+			verb_usage(stdout, about);
+		else
+			usage(stdout);
+		return 0;
+	}
+	if (help) {
+		if (verb_given)
+			verb_usage(stdout, v);
+		else
+			usage(stdout);
+		return 0;
+	}
+
+	for (int i = 0; i < n_pend; i++) {
+		unsigned int allowed = 0;
+		int r;
+
+		for (size_t k = 0; k < sizeof(rules) / sizeof(rules[0]); k++)
+			if (rules[k].id == pend[i].opt)
+				allowed = rules[k].verbs;
+		if (!(allowed & VERB(v - verbs)))
+			return usage_error("option '%s' does not apply to '%s'", pend[i].name,
+					   v->name);
+		r = option_apply(&ctl, pend[i].opt, pend[i].arg, pend[i].name);
+		if (r)
+			return r;
+	}
+	if (ctl.n_args < v->min_args || ctl.n_args > v->max_args) {
+		fprintf(stderr, "shmqctl: '%s' takes ", v->name);
+		if (v->min_args == v->max_args)
+			fprintf(stderr, "%d argument%s", v->min_args, v->min_args == 1 ? "" : "s");
+		else
+			fprintf(stderr, "%d to %d arguments", v->min_args, v->max_args);
+		fprintf(stderr, "\n");
+		verb_usage(stderr, v);
+		return EXIT_USAGE;
+	}
+	return v->fn(&ctl);
+}

@@ -1,0 +1,402 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * shmqctl output: a streaming JSON writer, aligned text tables, and the
+ * small formatters both use.
+ *
+ * The JSON writer tracks only "is this the first item at this level", which
+ * is all that commas need.  Strings are escaped to plain ASCII: control
+ * characters and bytes >= 0x80 become \u00XX, so the output is valid UTF-8
+ * JSON even when a path holds bytes that are not.
+ */
+#include <errno.h>
+#include <grp.h>
+#include <inttypes.h>
+#include <math.h>
+#include <pwd.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "tools/shmqctl/shmqctl.h"
+
+/* --- JSON --- */
+
+void json_init(struct json *j, FILE *f, bool compact)
+{
+	memset(j, 0, sizeof(*j));
+	j->f = f;
+	j->compact = compact;
+	j->first[0] = true;
+}
+
+void json_finish(struct json *j)
+{
+	fputc('\n', j->f);
+}
+
+static void indent(struct json *j)
+{
+	if (j->compact)
+		return;
+	fputc('\n', j->f);
+	for (int i = 0; i < j->depth; i++)
+		fputs("  ", j->f);
+}
+
+/* Before any value or key: a comma and a line break unless it follows a key. */
+static void item(struct json *j)
+{
+	if (j->after_key) {
+		j->after_key = false;
+		return;
+	}
+	if (!j->first[j->depth])
+		fputc(',', j->f);
+	j->first[j->depth] = false;
+	if (j->depth > 0)
+		indent(j);
+}
+
+static void open_level(struct json *j, char c)
+{
+	item(j);
+	fputc(c, j->f);
+	if (j->depth + 1 < JSON_DEPTH_MAX)
+		j->depth++;
+	j->first[j->depth] = true;
+}
+
+static void close_level(struct json *j, char c)
+{
+	bool empty = j->first[j->depth];
+
+	if (j->depth > 0)
+		j->depth--;
+	if (!empty)
+		indent(j);
+	fputc(c, j->f);
+}
+
+void json_begin_object(struct json *j)
+{
+	open_level(j, '{');
+}
+
+void json_end_object(struct json *j)
+{
+	close_level(j, '}');
+}
+
+void json_begin_array(struct json *j)
+{
+	open_level(j, '[');
+}
+
+void json_end_array(struct json *j)
+{
+	close_level(j, ']');
+}
+
+static void put_string(FILE *f, const char *s)
+{
+	fputc('"', f);
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		if (*p == '"' || *p == '\\')
+			fprintf(f, "\\%c", *p);
+		else if (*p == '\n')
+			fputs("\\n", f);
+		else if (*p == '\t')
+			fputs("\\t", f);
+		else if (*p < 0x20 || *p >= 0x7f)
+			fprintf(f, "\\u%04x", *p);
+		else
+			fputc(*p, f);
+	}
+	fputc('"', f);
+}
+
+void json_key(struct json *j, const char *key)
+{
+	item(j);
+	put_string(j->f, key);
+	fputs(j->compact ? ":" : ": ", j->f);
+	j->after_key = true;
+}
+
+void json_string(struct json *j, const char *s)
+{
+	item(j);
+	if (s)
+		put_string(j->f, s);
+	else
+		fputs("null", j->f);
+}
+
+void json_u64(struct json *j, uint64_t v)
+{
+	item(j);
+	fprintf(j->f, "%" PRIu64, v);
+}
+
+void json_i64(struct json *j, int64_t v)
+{
+	item(j);
+	fprintf(j->f, "%" PRId64, v);
+}
+
+void json_double(struct json *j, double v)
+{
+	item(j);
+	/* JSON has no NaN or infinity. */
+	if (isfinite(v))
+		fprintf(j->f, "%.3f", v);
+	else
+		fputs("null", j->f);
+}
+
+void json_bool(struct json *j, bool v)
+{
+	item(j);
+	fputs(v ? "true" : "false", j->f);
+}
+
+void json_null(struct json *j)
+{
+	item(j);
+	fputs("null", j->f);
+}
+
+void json_kv_string(struct json *j, const char *key, const char *s)
+{
+	json_key(j, key);
+	json_string(j, s);
+}
+
+void json_kv_u64(struct json *j, const char *key, uint64_t v)
+{
+	json_key(j, key);
+	json_u64(j, v);
+}
+
+void json_kv_i64(struct json *j, const char *key, int64_t v)
+{
+	json_key(j, key);
+	json_i64(j, v);
+}
+
+void json_kv_double(struct json *j, const char *key, double v)
+{
+	json_key(j, key);
+	json_double(j, v);
+}
+
+void json_kv_bool(struct json *j, const char *key, bool v)
+{
+	json_key(j, key);
+	json_bool(j, v);
+}
+
+void json_kv_null(struct json *j, const char *key)
+{
+	json_key(j, key);
+	json_null(j);
+}
+
+/* --- Tables --- */
+
+void table_init(struct table *t, unsigned int n_cols, const char *const *headers,
+		unsigned int right)
+{
+	memset(t, 0, sizeof(*t));
+	t->n_cols = n_cols < 32 ? n_cols : 32; /* print_row()'s line holds 32 */
+	t->headers = headers;
+	t->right = right;
+}
+
+int table_add(struct table *t, ...)
+{
+	va_list ap;
+
+	if (t->n_rows == t->cap) {
+		size_t cap = t->cap ? t->cap * 2 : 16;
+		void *p = realloc(t->cells, cap * t->n_cols * sizeof(t->cells[0]));
+
+		if (!p)
+			return -ENOMEM;
+		t->cells = p;
+		t->cap = cap;
+	}
+	va_start(ap, t);
+	for (unsigned int i = 0; i < t->n_cols; i++) {
+		const char *s = va_arg(ap, const char *);
+
+		snprintf(t->cells[t->n_rows * t->n_cols + i], TABLE_CELL_MAX, "%s", s ? s : "-");
+	}
+	va_end(ap);
+	t->n_rows++;
+	return 0;
+}
+
+static void print_row(const struct table *t, FILE *f, const size_t *width,
+		      const char *(*cell)(const struct table *, size_t, unsigned int), size_t row)
+{
+	char line[32 * (TABLE_CELL_MAX + 2)];
+	size_t len = 0;
+
+	for (unsigned int i = 0; i < t->n_cols; i++) {
+		const char *s = cell(t, row, i);
+		int n;
+
+		if (t->right & (1u << i))
+			n = snprintf(line + len, sizeof(line) - len, "%*s", (int)width[i], s);
+		else
+			n = snprintf(line + len, sizeof(line) - len, "%-*s", (int)width[i], s);
+		if (n > 0)
+			len += (size_t)n < sizeof(line) - len ? (size_t)n : sizeof(line) - len - 1;
+		if (i + 1 < t->n_cols && len + 2 < sizeof(line)) {
+			memcpy(line + len, "  ", 3);
+			len += 2;
+		}
+	}
+	/* No trailing blanks: the last column is usually left-aligned text. */
+	while (len > 0 && line[len - 1] == ' ')
+		len--;
+	fprintf(f, "%.*s\n", (int)len, line);
+}
+
+static const char *header_cell(const struct table *t, size_t row, unsigned int col)
+{
+	(void)row;
+	return t->headers[col];
+}
+
+static const char *body_cell(const struct table *t, size_t row, unsigned int col)
+{
+	return t->cells[row * t->n_cols + col];
+}
+
+void table_print(const struct table *t, FILE *f, bool legend)
+{
+	size_t width[32] = {0};
+
+	/* A cell is at most TABLE_CELL_MAX - 1 bytes: print_row()'s line always fits. */
+	for (unsigned int i = 0; i < t->n_cols && i < 32; i++) {
+		width[i] = legend ? strlen(t->headers[i]) : 0;
+		for (size_t r = 0; r < t->n_rows; r++) {
+			size_t n = strlen(body_cell(t, r, i));
+
+			if (n > width[i])
+				width[i] = n;
+		}
+	}
+	if (legend)
+		print_row(t, f, width, header_cell, 0);
+	for (size_t r = 0; r < t->n_rows; r++)
+		print_row(t, f, width, body_cell, r);
+}
+
+void table_fini(struct table *t)
+{
+	free(t->cells);
+	t->cells = NULL;
+	t->n_rows = t->cap = 0;
+}
+
+/* --- Formatting --- */
+
+void fmt_bytes(char *buf, size_t size, uint64_t bytes)
+{
+	static const char *const unit[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+	double v = (double)bytes;
+	int i = 0;
+
+	while (v >= 1024 && i < 4) {
+		v /= 1024;
+		i++;
+	}
+	if (i == 0)
+		snprintf(buf, size, "%" PRIu64 " B", bytes);
+	else
+		snprintf(buf, size, "%.1f %s", v, unit[i]);
+}
+
+void fmt_duration(char *buf, size_t size, uint64_t ns)
+{
+	uint64_t s = ns / 1000000000;
+	uint64_t d = s / 86400, h = s / 3600 % 24, m = s / 60 % 60;
+
+	if (d)
+		snprintf(buf, size, "%" PRIu64 "d %" PRIu64 "h %" PRIu64 "m", d, h, m);
+	else if (h)
+		snprintf(buf, size, "%" PRIu64 "h %" PRIu64 "m %" PRIu64 "s", h, m, s % 60);
+	else if (m)
+		snprintf(buf, size, "%" PRIu64 "m %" PRIu64 "s", m, s % 60);
+	else
+		snprintf(buf, size, "%.1fs", (double)ns / 1e9);
+}
+
+bool user_name(uint32_t uid, char *buf, size_t size)
+{
+	char tmp[4096];
+	struct passwd pw, *res = NULL;
+
+	if (getpwuid_r(uid, &pw, tmp, sizeof(tmp), &res) != 0 || !res)
+		return false;
+	snprintf(buf, size, "%s", res->pw_name);
+	return true;
+}
+
+bool group_name(uint32_t gid, char *buf, size_t size)
+{
+	char tmp[4096];
+	struct group gr, *res = NULL;
+
+	if (getgrgid_r(gid, &gr, tmp, sizeof(tmp), &res) != 0 || !res)
+		return false;
+	snprintf(buf, size, "%s", res->gr_name);
+	return true;
+}
+
+void fmt_user(char *buf, size_t size, uint32_t uid)
+{
+	if (!user_name(uid, buf, size))
+		snprintf(buf, size, "%" PRIu32, uid);
+}
+
+void fmt_group(char *buf, size_t size, uint32_t gid)
+{
+	if (!group_name(gid, buf, size))
+		snprintf(buf, size, "%" PRIu32, gid);
+}
+
+const char *queue_mode_name(uint32_t mode)
+{
+	static const char *const names[] = {"mpmc", "spsc", "mpsc", "spmc"};
+
+	return mode < 4 ? names[mode] : "?";
+}
+
+const char *kind_name(uint32_t kind)
+{
+	return kind == SHMQ_OBJECT_QUEUE ? "queue" : kind == SHMQ_OBJECT_SEM ? "semaphore" : "?";
+}
+
+void fmt_role(char *buf, size_t size, uint32_t role)
+{
+	snprintf(buf, size, "%s",
+		 role == (SHMQ_ATTACH_SEND | SHMQ_ATTACH_RECV) ? "send+recv"
+		 : role == SHMQ_ATTACH_SEND		       ? "send"
+		 : role == SHMQ_ATTACH_RECV		       ? "recv"
+		 : role == SHMQ_ATTACH_SEM		       ? "sem"
+		 : role == SHMQ_ATTACH_VIEW		       ? "view"
+							       : "?");
+}
+
+uint64_t mono_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000 + (uint64_t)ts.tv_nsec;
+}

@@ -1,0 +1,199 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * shmqctl internals: the verb table's contract, the JSON and table writers,
+ * and read-only snapshots of objects.
+ *
+ * DESIGN
+ *
+ * shmqctl is a verb table (main.c), as systemctl is.  Names, owners and
+ * permissions come from the daemon through libshmq's administration calls;
+ * live figures (depth, counters, attached processes, validators) come from
+ * read-only mappings of the objects (snapshot.c), summed the way
+ * shmq_queue_stats() sums them.  A mapping is PROT_READ over a read-only
+ * descriptor, so shmqctl cannot corrupt a live object even by mistake, and
+ * everything read from it is range-checked as any other peer's writes are.
+ *
+ * Output is a human table by default and JSON with --json (output.c).  JSON
+ * field names are part of the interface (shmqctl(1) lists them): add
+ * fields, never rename or retype one.
+ *
+ * Exit status: 0 success, 1 failure (the daemon refused, an object is
+ * corrupt), 2 usage error.
+ */
+#ifndef SHMQ_TOOLS_SHMQCTL_H
+#define SHMQ_TOOLS_SHMQCTL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <shmq/shmq.h>
+
+#define EXIT_USAGE 2
+
+/* --- Command line, filled by main.c, read by the verbs --- */
+
+struct ctl {
+	const char *socket;	      /* --socket, or NULL */
+	bool json;		      /* --json */
+	bool legend;		      /* table headers (--no-legend clears it) */
+	uint64_t interval_ns;	      /* top --interval */
+	long iterations;	      /* top --iterations; 0: until interrupted */
+	const char *sort;	      /* top --sort: rate, depth or name */
+	struct shmq_queue_attr qattr; /* create queue */
+	struct shmq_sem_attr sattr;   /* create sem */
+	bool hugepages;		      /* create queue --hugepages */
+	char *const *args;	      /* the verb's positional arguments */
+	int n_args;
+};
+
+/* Connect as --socket or the library default says (see main.c); prints the error. */
+int ctl_connect(const struct ctl *ctl, struct shmq_client **ret);
+
+/* Print "shmqctl: @what: <strerror>" to stderr; returns @r. */
+int ctl_error(int r, const char *what, ...) __attribute__((format(printf, 2, 3)));
+
+/* Verbs (verbs.c); each returns an exit status. */
+int verb_status(struct ctl *ctl);
+int verb_config(struct ctl *ctl);
+int verb_ls(struct ctl *ctl);
+int verb_show(struct ctl *ctl);
+int verb_clients(struct ctl *ctl);
+int verb_top(struct ctl *ctl);
+int verb_check(struct ctl *ctl);
+int verb_create(struct ctl *ctl);
+int verb_rm(struct ctl *ctl);
+int verb_purge(struct ctl *ctl);
+
+/* --- JSON writer (output.c) --- */
+
+#define JSON_DEPTH_MAX 16
+
+struct json {
+	FILE *f;
+	bool compact; /* one line (top) instead of indented */
+	int depth;
+	bool first[JSON_DEPTH_MAX]; /* nothing written yet at this level */
+	bool after_key;
+};
+
+void json_init(struct json *j, FILE *f, bool compact);
+void json_finish(struct json *j); /* newline after the top-level value */
+void json_begin_object(struct json *j);
+void json_end_object(struct json *j);
+void json_begin_array(struct json *j);
+void json_end_array(struct json *j);
+void json_key(struct json *j, const char *key);
+void json_string(struct json *j, const char *s); /* NULL: null */
+void json_u64(struct json *j, uint64_t v);
+void json_i64(struct json *j, int64_t v);
+void json_double(struct json *j, double v);
+void json_bool(struct json *j, bool v);
+void json_null(struct json *j);
+
+/* key + value in one call */
+void json_kv_string(struct json *j, const char *key, const char *s);
+void json_kv_u64(struct json *j, const char *key, uint64_t v);
+void json_kv_i64(struct json *j, const char *key, int64_t v);
+void json_kv_double(struct json *j, const char *key, double v);
+void json_kv_bool(struct json *j, const char *key, bool v);
+void json_kv_null(struct json *j, const char *key);
+
+/* --- Tables (output.c) --- */
+
+#define TABLE_CELL_MAX 80
+
+struct table {
+	unsigned int n_cols;
+	const char *const *headers;
+	unsigned int right; /* bit i: right-align column i (numbers) */
+	size_t n_rows;
+	size_t cap;
+	char (*cells)[TABLE_CELL_MAX]; /* n_rows * n_cols */
+};
+
+void table_init(struct table *t, unsigned int n_cols, const char *const *headers,
+		unsigned int right);
+/* Add a row; @... are n_cols strings (copied, cut at TABLE_CELL_MAX - 1 bytes). */
+int table_add(struct table *t, ...);
+void table_print(const struct table *t, FILE *f, bool legend);
+void table_fini(struct table *t);
+
+/* --- Formatting (output.c) --- */
+
+void fmt_bytes(char *buf, size_t size, uint64_t bytes); /* "12.0 KiB" */
+void fmt_duration(char *buf, size_t size, uint64_t ns); /* "3d 2h 5m 7s" */
+void fmt_user(char *buf, size_t size, uint32_t uid);	/* name, else the number */
+void fmt_group(char *buf, size_t size, uint32_t gid);	/* name, else the number */
+bool user_name(uint32_t uid, char *buf, size_t size);	/* false: no such user */
+bool group_name(uint32_t gid, char *buf, size_t size);	/* false: no such group */
+const char *queue_mode_name(uint32_t mode);		/* "mpmc", ..., "?" */
+const char *kind_name(uint32_t kind);			/* "queue", "semaphore" */
+void fmt_role(char *buf, size_t size, uint32_t role);	/* "send+recv", "view", ... */
+uint64_t mono_now_ns(void);
+
+/* --- Read-only snapshots (snapshot.c) --- */
+
+struct counters {
+	uint64_t sent;
+	uint64_t received;
+	uint64_t full;
+	uint64_t empty;
+	uint64_t sleeps;
+	uint64_t wakes;
+};
+
+/* One session record of the segment, as read. */
+struct record_snap {
+	uint32_t state; /* SHMQ_SESSION_*, or UINT32_MAX: out of range (corrupt) */
+	uint32_t role;	/* SHMQ_ROLE_* bits */
+	int32_t pid;
+	uint32_t uid;
+	uint32_t sem_holds;
+	struct counters c;
+};
+
+#define SNAP_RECORDS (1u << 0) /* copy every session record */
+#define SNAP_CHECK   (1u << 1) /* run the validators */
+
+struct snapshot {
+	int view_error; /* 0, or the -errno of opening or attaching the view */
+	uint32_t kind;	/* SHMQ_OBJECT_*, from the segment */
+	/* queues */
+	uint32_t capacity;
+	uint32_t slot_size;
+	uint32_t depth;
+	uint32_t high_water;
+	uint32_t repairs;
+	uint64_t tombstones;
+	bool sleepers_recv;
+	bool sleepers_send;
+	/* semaphores */
+	uint32_t value;
+	uint32_t waiters;
+	/* both */
+	uint32_t producers; /* active records with the producer role (sems: every user) */
+	uint32_t consumers; /* active records with the consumer role (sems: every user) */
+	uint32_t dead;	    /* records of dead processes awaiting repair */
+	struct counters total;
+	uint64_t taken_ns; /* CLOCK_MONOTONIC when the counters were read */
+	/* SNAP_RECORDS */
+	uint32_t n_records;
+	struct record_snap *records;
+	/* SNAP_CHECK */
+	int check;		/* 0 consistent, -EBADMSG corrupt */
+	const char *check_what; /* which validator failed */
+};
+
+/*
+ * Map @name read-only through the daemon and read its live state.  A view
+ * that cannot be had (-EACCES, -EBADMSG...) is not an error of this call:
+ * it is reported in @ret->view_error, with every live figure zero.
+ * Return: 0; -ENOMEM.
+ */
+int snapshot_take(struct shmq_client *c, const char *name, unsigned int flags,
+		  struct snapshot *ret);
+void snapshot_fini(struct snapshot *s);
+
+#endif /* SHMQ_TOOLS_SHMQCTL_H */

@@ -1,0 +1,208 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Read-only snapshots of objects: depth, counters, session records and the
+ * validators, from a PROT_READ mapping that the daemon hands out as a view.
+ *
+ * DESIGN
+ *
+ * The mapping comes from shmq_view_open(); shmqctl then attaches shm/'s own
+ * structures to it (shmq__segment_attach(), shmq__ring_attach(),
+ * shmq__sem_attach()), none of which writes to the segment, and reads every
+ * word once with a relaxed load: a snapshot for display, ordered by
+ * nothing, exactly as shmq_queue_stats() reads it.  Peer-written values are
+ * clamped or flagged, never trusted as indices.
+ *
+ * The validators (shmq__segment_check(), shmq__ring_check(),
+ * shmq__sem_check()) state the invariants of a quiescent object.  On a busy
+ * queue a snapshot can straddle a producer's two stores and look
+ * inconsistent for an instant, so a failure is checked again a few times,
+ * CHECK_TRIES over about CHECK_SPAN_MS: only an inconsistency that persists
+ * is reported as corruption.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "shm/atomic.h"
+#include "shm/layout.h"
+#include "shm/ring.h"
+#include "shm/sem.h"
+#include "tools/shmqctl/shmqctl.h"
+
+#define CHECK_TRIES   5
+#define CHECK_SPAN_MS 100
+
+static void counters_add(struct counters *t, const struct shmq_counters *c)
+{
+	/* Statistics snapshot: each word is read once, no ordering between them. */
+	t->sent += load_relaxed(&c->sent);
+	t->received += load_relaxed(&c->received);
+	t->full += load_relaxed(&c->full);
+	t->empty += load_relaxed(&c->empty);
+	t->sleeps += load_relaxed(&c->sleeps);
+	t->wakes += load_relaxed(&c->wakes);
+}
+
+static void records_read(const struct shmq_segment *seg, unsigned int flags, struct snapshot *s)
+{
+	if (flags & SNAP_RECORDS) {
+		s->records = calloc(seg->n_sessions, sizeof(*s->records));
+		if (s->records)
+			s->n_records = seg->n_sessions;
+	}
+	for (uint32_t i = 0; i < seg->n_sessions; i++) {
+		struct shmq_session_shm *r = &seg->sessions[i];
+		uint32_t state = load_relaxed(&r->state); /* snapshot, as everything here */
+		uint32_t role = load_relaxed(&r->role);
+		struct counters c = {0};
+
+		counters_add(&c, &r->c);
+		s->total.sent += c.sent;
+		s->total.received += c.received;
+		s->total.full += c.full;
+		s->total.empty += c.empty;
+		s->total.sleeps += c.sleeps;
+		s->total.wakes += c.wakes;
+		if (state == SHMQ_SESSION_ACTIVE) {
+			if (role & (SHMQ_ROLE_PRODUCER | SHMQ_ROLE_SEM))
+				s->producers++;
+			if (role & (SHMQ_ROLE_CONSUMER | SHMQ_ROLE_SEM))
+				s->consumers++;
+		} else if (state == SHMQ_SESSION_DEAD) {
+			s->dead++;
+		}
+		if (s->records) {
+			struct record_snap *rs = &s->records[i];
+
+			rs->state = state <= SHMQ_SESSION_DEAD ? state : UINT32_MAX;
+			rs->role = role;
+			rs->pid = load_relaxed(&r->pid);
+			rs->uid = load_relaxed(&r->uid);
+			rs->sem_holds = load_relaxed(&r->sem_holds);
+			rs->c = c;
+		}
+	}
+}
+
+static void sleep_ms(unsigned int ms)
+{
+	struct timespec ts = {.tv_sec = 0, .tv_nsec = (long)ms * 1000000};
+
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+/* One pass of every validator that applies.  Return: 0, or -EBADMSG and *@what. */
+static int check_once(const struct shmq_segment *seg, const char **what)
+{
+	int r = shmq__segment_check(seg);
+
+	if (r < 0) {
+		*what = "segment header and session records";
+		return r;
+	}
+	if (seg->kind == SHMQ_KIND_QUEUE) {
+		struct shmq_ring ring;
+
+		r = shmq__ring_attach(&ring, seg, UINT32_MAX);
+		if (r == 0)
+			r = shmq__ring_check(&ring);
+		*what = "ring indices and slot turns";
+	} else {
+		struct shmq_sem sem;
+
+		r = shmq__sem_attach(&sem, seg, UINT32_MAX);
+		if (r == 0)
+			r = shmq__sem_check(&sem);
+		*what = "semaphore value and waiter count";
+	}
+	return r < 0 ? -EBADMSG : 0;
+}
+
+static void check(const struct shmq_segment *seg, struct snapshot *s)
+{
+	for (int i = 0; i < CHECK_TRIES; i++) {
+		s->check = check_once(seg, &s->check_what);
+		if (s->check == 0) {
+			s->check_what = NULL;
+			return;
+		}
+		if (i + 1 < CHECK_TRIES)
+			sleep_ms(CHECK_SPAN_MS / (CHECK_TRIES - 1));
+	}
+}
+
+static void read_queue(const struct shmq_segment *seg, struct snapshot *s)
+{
+	const struct shmq_queue_shm *q = seg->object;
+	struct shmq_ring ring;
+
+	s->capacity = seg->geom.queue.n_slots;
+	s->slot_size = seg->geom.queue.slot_size;
+	/* Geometry passed shmq__segment_attach(), so the ring attaches. */
+	if (shmq__ring_attach(&ring, seg, UINT32_MAX) == 0)
+		s->depth = shmq__ring_depth(&ring);
+	/* Peer-written: never report more than the ring holds. */
+	s->high_water = load_relaxed(&q->hwm);
+	if (s->high_water > s->capacity)
+		s->high_water = s->capacity;
+	s->repairs = load_relaxed(&q->repairs);
+	s->tombstones = load_relaxed(&q->tombstones);
+	/* Bit 0 of an eventcount: sleepers announced (shm/ring.c). */
+	s->sleepers_recv = load_relaxed(&q->ec_recv) & 1;
+	s->sleepers_send = load_relaxed(&q->ec_send) & 1;
+	counters_add(&s->total, &q->retired);
+}
+
+static void read_sem(const struct shmq_segment *seg, struct snapshot *s)
+{
+	const struct shmq_sem_shm *sm = seg->object;
+
+	s->value = load_relaxed(&sm->value);
+	s->waiters = load_relaxed(&sm->n_waiters);
+	counters_add(&s->total, &sm->retired);
+}
+
+int snapshot_take(struct shmq_client *c, const char *name, unsigned int flags, struct snapshot *ret)
+{
+	struct shmq_segment seg;
+	struct shmq_view *v = NULL;
+	const void *base;
+	size_t size;
+	int r;
+
+	memset(ret, 0, sizeof(*ret));
+	r = shmq_view_open(c, name, &v);
+	if (r == 0)
+		r = shmq_view_memory(v, &base, &size);
+	/* The mapping is PROT_READ: attach only reads, whatever its prototype says. */
+	if (r == 0)
+		r = shmq__segment_attach((void *)base, size, &seg);
+	if (r < 0) {
+		ret->view_error = r;
+		shmq_view_close(v);
+		return 0;
+	}
+
+	ret->kind = seg.kind;
+	ret->taken_ns = mono_now_ns();
+	if (seg.kind == SHMQ_KIND_QUEUE)
+		read_queue(&seg, ret);
+	else
+		read_sem(&seg, ret);
+	records_read(&seg, flags, ret);
+	if (flags & SNAP_CHECK)
+		check(&seg, ret);
+	shmq_view_close(v);
+	if ((flags & SNAP_RECORDS) && !ret->records)
+		return -ENOMEM;
+	return 0;
+}
+
+void snapshot_fini(struct snapshot *s)
+{
+	free(s->records);
+	s->records = NULL;
+	s->n_records = 0;
+}

@@ -1,0 +1,1139 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * shmqctl verbs.  Each one connects, asks the daemon (libshmq's
+ * administration calls), reads live figures from read-only snapshots
+ * (snapshot.c), and prints a table or a JSON document.  Each returns its
+ * exit status: 0, 1 (EXIT_FAILURE) or EXIT_USAGE.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <shmq/shmq.h>
+
+#include "shm/layout.h"
+#include "tools/shmqctl/shmqctl.h"
+
+/* --- Helpers --- */
+
+struct objects {
+	struct shmq_object_info *v;
+	size_t n;
+	size_t cap;
+};
+
+static int objects_add(void *arg, const struct shmq_object_info *o)
+{
+	struct objects *l = arg;
+
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 32;
+		void *p = realloc(l->v, cap * sizeof(*l->v));
+
+		if (!p)
+			return -ENOMEM;
+		l->v = p;
+		l->cap = cap;
+	}
+	l->v[l->n++] = *o;
+	return 0;
+}
+
+/* Every object, or just @name; prints the error. */
+static int objects_get(struct shmq_client *c, const char *name, struct objects *ret)
+{
+	int r;
+
+	memset(ret, 0, sizeof(*ret));
+	if (name) {
+		struct shmq_object_info o = {.size = sizeof(o)};
+
+		r = shmq_object_stat(c, name, &o);
+		if (r == 0)
+			r = objects_add(ret, &o);
+		if (r < 0)
+			return ctl_error(r, "'%s'", name);
+		return 0;
+	}
+	r = shmq_object_list(c, objects_add, ret);
+	if (r < 0) {
+		free(ret->v);
+		ret->v = NULL;
+		return ctl_error(r, "listing objects");
+	}
+	return 0;
+}
+
+static bool is_queue(const struct shmq_object_info *o)
+{
+	return o->kind == SHMQ_OBJECT_QUEUE;
+}
+
+static const char *type_name(const struct shmq_object_info *o)
+{
+	static const char *const sem_types[] = {"plain", "bounded", "undo", "bounded+undo"};
+
+	if (is_queue(o))
+		return queue_mode_name(o->mode);
+	return sem_types[o->sem_flags & (SHMQ_SEM_ATTR_BOUNDED | SHMQ_SEM_ATTR_UNDO)];
+}
+
+static void counters_json(struct json *j, const char *key, const struct counters *c)
+{
+	json_key(j, key);
+	if (!c) {
+		json_null(j);
+		return;
+	}
+	json_begin_object(j);
+	json_kv_u64(j, "sent", c->sent);
+	json_kv_u64(j, "received", c->received);
+	json_kv_u64(j, "full", c->full);
+	json_kv_u64(j, "empty", c->empty);
+	json_kv_u64(j, "sleeps", c->sleeps);
+	json_kv_u64(j, "wakes", c->wakes);
+	json_end_object(j);
+}
+
+static void kv_u64_or_null(struct json *j, const char *key, bool have, uint64_t v)
+{
+	if (have)
+		json_kv_u64(j, key, v);
+	else
+		json_kv_null(j, key);
+}
+
+static void kv_bool_or_null(struct json *j, const char *key, bool have, bool v)
+{
+	if (have)
+		json_kv_bool(j, key, v);
+	else
+		json_kv_null(j, key);
+}
+
+/* The fields of one object, shared by ls, show and create (shmqctl(1), JSON OUTPUT). */
+static void object_json(struct json *j, const struct shmq_object_info *o, const struct snapshot *s)
+{
+	bool q = is_queue(o), live = !s->view_error;
+	bool bounded = !q && (o->sem_flags & SHMQ_SEM_ATTR_BOUNDED);
+	char buf[256];
+
+	json_kv_string(j, "name", o->name);
+	json_kv_u64(j, "id", o->object_id);
+	json_kv_string(j, "kind", kind_name(o->kind));
+	json_kv_string(j, "type", type_name(o));
+	json_kv_u64(j, "owner_uid", o->owner_uid);
+	json_kv_string(j, "owner", user_name(o->owner_uid, buf, sizeof(buf)) ? buf : NULL);
+	json_kv_u64(j, "owner_gid", o->owner_gid);
+	json_kv_string(j, "group", group_name(o->owner_gid, buf, sizeof(buf)) ? buf : NULL);
+	snprintf(buf, sizeof(buf), "%04" PRIo32, o->perm);
+	json_kv_string(j, "perm", buf);
+	json_kv_bool(j, "unlinked", o->flags & SHMQ_OBJECT_UNLINKED);
+	json_kv_bool(j, "hugepages", o->flags & SHMQ_OBJECT_HUGEPAGES);
+	if (o->numa_node >= 0)
+		json_kv_i64(j, "numa_node", o->numa_node);
+	else
+		json_kv_null(j, "numa_node");
+	json_kv_u64(j, "memory_bytes", o->memory_size);
+	json_kv_u64(j, "created_realtime_ns", o->created_realtime_ns);
+	json_kv_u64(j, "attached", o->n_attached);
+	kv_u64_or_null(j, "capacity", q || bounded, q ? o->n_slots : o->sem_max);
+	kv_u64_or_null(j, "slot_size", q, o->slot_size);
+	kv_u64_or_null(j, "sem_initial", !q, o->sem_initial);
+
+	json_kv_bool(j, "viewable", live);
+	json_kv_string(j, "view_error", live ? NULL : shmq_strerror(s->view_error));
+	kv_u64_or_null(j, "depth", live && q, s->depth);
+	kv_u64_or_null(j, "high_water", live && q, s->high_water);
+	kv_u64_or_null(j, "value", live && !q, s->value);
+	kv_u64_or_null(j, "waiters", live && !q, s->waiters);
+	kv_bool_or_null(j, "sleepers_recv", live && q, s->sleepers_recv);
+	kv_bool_or_null(j, "sleepers_send", live && q, s->sleepers_send);
+	kv_u64_or_null(j, "producers", live, s->producers);
+	kv_u64_or_null(j, "consumers", live, s->consumers);
+	kv_u64_or_null(j, "dead_records", live, s->dead);
+	kv_u64_or_null(j, "repairs", live && q, s->repairs);
+	kv_u64_or_null(j, "tombstones", live && q, s->tombstones);
+	counters_json(j, "counters", live ? &s->total : NULL);
+}
+
+static void fmt_u64(char *buf, size_t size, uint64_t v)
+{
+	snprintf(buf, size, "%" PRIu64, v);
+}
+
+static const char *sleepers(const struct snapshot *s, char *buf, size_t size)
+{
+	if (s->kind == SHMQ_OBJECT_SEM)
+		fmt_u64(buf, size, s->waiters);
+	else
+		snprintf(buf, size, "%s%s", s->sleepers_recv ? "r" : "",
+			 s->sleepers_send   ? "s"
+			 : s->sleepers_recv ? ""
+					    : "-");
+	return buf;
+}
+
+/* --- status, config --- */
+
+struct config_out {
+	struct json *j;	 /* JSON: an object of strings */
+	const char *pfx; /* text: line prefix */
+	FILE *f;
+};
+
+static int on_config(void *arg, const char *name, const char *value)
+{
+	struct config_out *o = arg;
+
+	if (o->j)
+		json_kv_string(o->j, name, value);
+	else
+		fprintf(o->f, "%s%s = %s\n", o->pfx, name, value);
+	return 0;
+}
+
+int verb_status(struct ctl *ctl)
+{
+	struct shmq_daemon_status st = {.size = sizeof(st)};
+	struct shmq_client *c;
+	struct json j;
+	char up[64], mem[64];
+	int r;
+
+	if (ctl_connect(ctl, &c) < 0)
+		return EXIT_FAILURE;
+	r = shmq_daemon_status(c, &st);
+	if (r < 0) {
+		ctl_error(r, "daemon status");
+		goto out;
+	}
+	fmt_duration(up, sizeof(up), st.uptime_ns);
+	fmt_bytes(mem, sizeof(mem), st.memory_bytes);
+	if (ctl->json) {
+		struct config_out co = {.j = &j};
+
+		json_init(&j, stdout, false);
+		json_begin_object(&j);
+		json_kv_string(&j, "version", st.version);
+		json_kv_string(&j, "library_version", shmq_version());
+		json_kv_i64(&j, "pid", st.pid);
+		json_kv_u64(&j, "uptime_ns", st.uptime_ns);
+		json_kv_string(&j, "socket", st.socket_path);
+		json_kv_u64(&j, "clients", st.n_sessions);
+		json_kv_u64(&j, "max_clients", st.max_clients);
+		json_kv_u64(&j, "objects", st.n_objects);
+		json_kv_u64(&j, "memory_bytes", st.memory_bytes);
+		json_key(&j, "config");
+		json_begin_object(&j);
+		r = shmq_daemon_config(c, on_config, &co);
+		json_end_object(&j);
+		json_end_object(&j);
+		json_finish(&j);
+	} else {
+		struct config_out co = {.pfx = "  ", .f = stdout};
+
+		printf("shmqd %s, pid %" PRId32 ", up %s\n", st.version, st.pid, up);
+		printf("socket:   %s\n", st.socket_path);
+		printf("clients:  %" PRIu32 " (at most %" PRIu32 ")\n", st.n_sessions,
+		       st.max_clients);
+		printf("objects:  %" PRIu32 "\n", st.n_objects);
+		printf("memory:   %s (%" PRIu64 " bytes)\n", mem, st.memory_bytes);
+		printf("config:\n");
+		r = shmq_daemon_config(c, on_config, &co);
+	}
+	if (r < 0)
+		ctl_error(r, "daemon configuration");
+out:
+	shmq_client_close(c);
+	return r < 0 ? EXIT_FAILURE : 0;
+}
+
+int verb_config(struct ctl *ctl)
+{
+	struct config_out co = {.f = stdout, .pfx = ""};
+	struct shmq_client *c;
+	struct json j;
+	int r;
+
+	if (ctl_connect(ctl, &c) < 0)
+		return EXIT_FAILURE;
+	if (ctl->json) {
+		json_init(&j, stdout, false);
+		co.j = &j;
+		json_begin_object(&j);
+	}
+	r = shmq_daemon_config(c, on_config, &co);
+	if (ctl->json) {
+		json_end_object(&j);
+		json_finish(&j);
+	}
+	if (r < 0)
+		ctl_error(r, "daemon configuration");
+	shmq_client_close(c);
+	return r < 0 ? EXIT_FAILURE : 0;
+}
+
+/* --- ls --- */
+
+static const char *const ls_headers[] = {"NAME",  "KIND", "TYPE", "OWNER", "PERM",  "CAP", "SLOT",
+					 "DEPTH", "HWM",  "PROD", "CONS",  "SLEEP", "NUMA"};
+/* right-aligned: CAP SLOT DEPTH HWM PROD CONS NUMA */
+#define LS_RIGHT \
+	((1u << 5) | (1u << 6) | (1u << 7) | (1u << 8) | (1u << 9) | (1u << 10) | (1u << 12))
+
+static int ls_row(struct table *t, const struct shmq_object_info *o, const struct snapshot *s)
+{
+	char owner[64], perm[8], cap[16] = "-", slot[16] = "-", depth[16] = "?", hwm[16] = "?";
+	char prod[16] = "?", cons[16] = "?", sleep[16] = "?", numa[16] = "-";
+	bool q = is_queue(o), live = !s->view_error;
+
+	fmt_user(owner, sizeof(owner), o->owner_uid);
+	snprintf(perm, sizeof(perm), "%04" PRIo32, o->perm);
+	if (q) {
+		fmt_u64(cap, sizeof(cap), o->n_slots);
+		fmt_u64(slot, sizeof(slot), o->slot_size);
+	} else if (o->sem_flags & SHMQ_SEM_ATTR_BOUNDED) {
+		fmt_u64(cap, sizeof(cap), o->sem_max);
+	}
+	if (live) {
+		fmt_u64(depth, sizeof(depth), q ? s->depth : s->value);
+		if (q)
+			fmt_u64(hwm, sizeof(hwm), s->high_water);
+		else
+			snprintf(hwm, sizeof(hwm), "-");
+		fmt_u64(prod, sizeof(prod), s->producers);
+		fmt_u64(cons, sizeof(cons), s->consumers);
+		sleepers(s, sleep, sizeof(sleep));
+	}
+	if (o->numa_node >= 0)
+		snprintf(numa, sizeof(numa), "%" PRId32, o->numa_node);
+	return table_add(t, o->name, q ? "queue" : "sem", type_name(o), owner, perm, cap, slot,
+			 depth, hwm, prod, cons, sleep, numa);
+}
+
+int verb_ls(struct ctl *ctl)
+{
+	struct shmq_client *c;
+	struct objects l;
+	struct table t;
+	struct json j;
+	int r = 0;
+
+	if (ctl_connect(ctl, &c) < 0)
+		return EXIT_FAILURE;
+	if (objects_get(c, NULL, &l) < 0) {
+		shmq_client_close(c);
+		return EXIT_FAILURE;
+	}
+	table_init(&t, 13, ls_headers, LS_RIGHT);
+	if (ctl->json) {
+		json_init(&j, stdout, false);
+		json_begin_object(&j);
+		json_key(&j, "objects");
+		json_begin_array(&j);
+	}
+	for (size_t i = 0; i < l.n && r == 0; i++) {
+		struct snapshot s;
+
+		r = snapshot_take(c, l.v[i].name, 0, &s);
+		if (r < 0)
+			break;
+		if (ctl->json) {
+			json_begin_object(&j);
+			object_json(&j, &l.v[i], &s);
+			json_end_object(&j);
+		} else {
+			r = ls_row(&t, &l.v[i], &s);
+		}
+		snapshot_fini(&s);
+	}
+	if (ctl->json) {
+		json_end_array(&j);
+		json_end_object(&j);
+		json_finish(&j);
+	} else if (r == 0) {
+		table_print(&t, stdout, ctl->legend);
+	}
+	if (r < 0)
+		ctl_error(r, "listing objects");
+	table_fini(&t);
+	free(l.v);
+	shmq_client_close(c);
+	return r < 0 ? EXIT_FAILURE : 0;
+}
+
+/* --- show --- */
+
+struct attachments {
+	struct shmq_attach_info *v;
+	size_t n;
+	size_t cap;
+};
+
+static int attachments_add(void *arg, const struct shmq_attach_info *a)
+{
+	struct attachments *l = arg;
+
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 16;
+		void *p = realloc(l->v, cap * sizeof(*l->v));
+
+		if (!p)
+			return -ENOMEM;
+		l->v = p;
+		l->cap = cap;
+	}
+	l->v[l->n++] = *a;
+	return 0;
+}
+
+static const char *record_state_name(uint32_t state)
+{
+	switch (state) {
+	case SHMQ_SESSION_FREE:
+		return "free";
+	case SHMQ_SESSION_ACTIVE:
+		return "active";
+	case SHMQ_SESSION_DEAD:
+		return "dead";
+	default:
+		return "corrupt";
+	}
+}
+
+static const struct record_snap *record_of(const struct snapshot *s,
+					   const struct shmq_attach_info *a)
+{
+	return a->record < s->n_records ? &s->records[a->record] : NULL;
+}
+
+static void show_json(const struct shmq_object_info *o, const struct snapshot *s,
+		      const struct attachments *al)
+{
+	struct json j;
+	char buf[64];
+
+	json_init(&j, stdout, false);
+	json_begin_object(&j);
+	object_json(&j, o, s);
+	json_key(&j, "attachments");
+	json_begin_array(&j);
+	for (size_t i = 0; i < al->n; i++) {
+		const struct shmq_attach_info *a = &al->v[i];
+		const struct record_snap *rec = record_of(s, a);
+
+		json_begin_object(&j);
+		json_kv_u64(&j, "session_id", a->session_id);
+		json_kv_u64(&j, "attach_id", a->attach_id);
+		json_kv_i64(&j, "pid", a->pid);
+		json_kv_u64(&j, "uid", a->uid);
+		json_kv_string(&j, "user", user_name(a->uid, buf, sizeof(buf)) ? buf : NULL);
+		json_kv_string(&j, "client", a->client_name);
+		fmt_role(buf, sizeof(buf), a->role);
+		json_kv_string(&j, "role", buf);
+		kv_u64_or_null(&j, "record", a->record != UINT32_MAX, a->record);
+		json_kv_string(&j, "record_state", rec ? record_state_name(rec->state) : NULL);
+		kv_u64_or_null(&j, "sem_holds", rec && !is_queue(o), rec ? rec->sem_holds : 0);
+		counters_json(&j, "counters", rec ? &rec->c : NULL);
+		json_end_object(&j);
+	}
+	json_end_array(&j);
+	json_end_object(&j);
+	json_finish(&j);
+}
+
+static void show_text(const struct shmq_object_info *o, const struct snapshot *s,
+		      const struct attachments *al, bool legend)
+{
+	static const char *const headers[] = {"SESSION", "PID",	 "USER", "ROLE",   "RECORD",
+					      "STATE",	 "SENT", "RECV", "SLEEPS", "CLIENT"};
+	char user[64], group[64], mem[32], when[64];
+	time_t created = (time_t)(o->created_realtime_ns / 1000000000);
+	bool q = is_queue(o);
+	struct table t;
+	struct tm tm;
+
+	fmt_user(user, sizeof(user), o->owner_uid);
+	fmt_group(group, sizeof(group), o->owner_gid);
+	fmt_bytes(mem, sizeof(mem), o->memory_size);
+	if (localtime_r(&created, &tm))
+		strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S %z", &tm);
+	else
+		snprintf(when, sizeof(when), "?");
+
+	printf("%s '%s' (id %" PRIu64 ")%s\n", kind_name(o->kind), o->name, o->object_id,
+	       (o->flags & SHMQ_OBJECT_UNLINKED) ? ", unlinked" : "");
+	printf("  owner:       %s:%s (%" PRIu32 ":%" PRIu32 "), perm %04" PRIo32 "\n", user, group,
+	       o->owner_uid, o->owner_gid, o->perm);
+	printf("  created:     %s\n", when);
+	if (q)
+		printf("  geometry:    %s, %" PRIu32 " slots of %" PRIu32 " bytes\n", type_name(o),
+		       o->n_slots, o->slot_size);
+	else if (o->sem_flags & SHMQ_SEM_ATTR_BOUNDED)
+		printf("  semaphore:   %s, initial %" PRIu32 ", at most %" PRIu32 "\n",
+		       type_name(o), o->sem_initial, o->sem_max);
+	else
+		printf("  semaphore:   %s, initial %" PRIu32 "\n", type_name(o), o->sem_initial);
+	printf("  memory:      %s (%" PRIu64 " bytes)%s", mem, o->memory_size,
+	       (o->flags & SHMQ_OBJECT_HUGEPAGES) ? ", huge pages" : "");
+	if (o->numa_node >= 0)
+		printf(", NUMA node %" PRId32, o->numa_node);
+	printf("\n  handles:     %" PRIu32 "\n", o->n_attached);
+	if (s->view_error) {
+		printf("  live state:  not viewable: %s\n", shmq_strerror(s->view_error));
+	} else {
+		if (q) {
+			printf("  depth:       %" PRIu32 " of %" PRIu32 " (high-water mark %" PRIu32
+			       ")\n",
+			       s->depth, s->capacity, s->high_water);
+			printf("  sleepers:    receivers %s, senders %s\n",
+			       s->sleepers_recv ? "yes" : "no", s->sleepers_send ? "yes" : "no");
+			printf("  repairs:     %" PRIu32 " slots, %" PRIu64 " tombstones skipped\n",
+			       s->repairs, s->tombstones);
+		} else {
+			printf("  value:       %" PRIu32 ", %" PRIu32 " waiting\n", s->value,
+			       s->waiters);
+		}
+		printf("  counters:    sent %" PRIu64 ", received %" PRIu64 ", full %" PRIu64
+		       ", empty %" PRIu64 ", sleeps %" PRIu64 ", wakes %" PRIu64 "\n",
+		       s->total.sent, s->total.received, s->total.full, s->total.empty,
+		       s->total.sleeps, s->total.wakes);
+		if (s->dead)
+			printf("  dead:        %" PRIu32 " records await repair\n", s->dead);
+	}
+	if (!al->n)
+		return;
+	printf("\n");
+	table_init(&t, 10, headers,
+		   (1u << 0) | (1u << 1) | (1u << 4) | (1u << 6) | (1u << 7) | (1u << 8));
+	for (size_t i = 0; i < al->n; i++) {
+		const struct shmq_attach_info *a = &al->v[i];
+		const struct record_snap *rec = record_of(s, a);
+		char sid[24], pid[16], role[16], recno[16] = "-", sent[24] = "-", recv[24] = "-",
+						 sl[24] = "-";
+
+		fmt_u64(sid, sizeof(sid), a->session_id);
+		snprintf(pid, sizeof(pid), "%" PRId32, a->pid);
+		fmt_user(user, sizeof(user), a->uid);
+		fmt_role(role, sizeof(role), a->role);
+		if (a->record != UINT32_MAX)
+			fmt_u64(recno, sizeof(recno), a->record);
+		if (rec) {
+			fmt_u64(sent, sizeof(sent), rec->c.sent);
+			fmt_u64(recv, sizeof(recv), rec->c.received);
+			fmt_u64(sl, sizeof(sl), rec->c.sleeps);
+		}
+		table_add(&t, sid, pid, user, role, recno,
+			  rec ? record_state_name(rec->state) : "-", sent, recv, sl,
+			  a->client_name[0] ? a->client_name : "-");
+	}
+	table_print(&t, stdout, legend);
+	table_fini(&t);
+}
+
+int verb_show(struct ctl *ctl)
+{
+	struct attachments al = {0};
+	struct shmq_client *c;
+	struct snapshot s = {0};
+	struct objects l;
+	int r;
+
+	if (ctl_connect(ctl, &c) < 0)
+		return EXIT_FAILURE;
+	r = objects_get(c, ctl->args[0], &l);
+	if (r < 0) {
+		shmq_client_close(c);
+		return EXIT_FAILURE;
+	}
+	r = snapshot_take(c, l.v[0].name, SNAP_RECORDS, &s);
+	if (r < 0)
+		ctl_error(r, "'%s'", l.v[0].name);
+	if (r == 0) {
+		r = shmq_object_attachments(c, l.v[0].name, attachments_add, &al);
+		if (r < 0)
+			ctl_error(r, "'%s': attachments", l.v[0].name);
+	}
+	if (r >= 0) {
+		if (ctl->json)
+			show_json(&l.v[0], &s, &al);
+		else
+			show_text(&l.v[0], &s, &al, ctl->legend);
+	}
+	snapshot_fini(&s);
+	free(al.v);
+	free(l.v);
+	shmq_client_close(c);
+	return r < 0 ? EXIT_FAILURE : 0;
+}
+
+/* --- clients --- */
+
+struct clients {
+	struct shmq_client_info *v;
+	size_t n;
+	size_t cap;
+};
+
+static int clients_add(void *arg, const struct shmq_client_info *ci)
+{
+	struct clients *l = arg;
+
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 16;
+		void *p = realloc(l->v, cap * sizeof(*l->v));
+
+		if (!p)
+			return -ENOMEM;
+		l->v = p;
+		l->cap = cap;
+	}
+	l->v[l->n++] = *ci;
+	return 0;
+}
+
+int verb_clients(struct ctl *ctl)
+{
+	static const char *const headers[] = {"SESSION", "PID",	      "USER",
+					      "HANDLES", "CONNECTED", "NAME"};
+	uint64_t now = mono_now_ns();
+	struct clients l = {0};
+	struct shmq_client *c;
+	struct table t;
+	struct json j;
+	int r;
+
+	if (ctl_connect(ctl, &c) < 0)
+		return EXIT_FAILURE;
+	r = shmq_daemon_clients(c, clients_add, &l);
+	shmq_client_close(c);
+	if (r < 0) {
+		free(l.v);
+		ctl_error(r, "listing clients");
+		return EXIT_FAILURE;
+	}
+	if (ctl->json) {
+		json_init(&j, stdout, false);
+		json_begin_object(&j);
+		json_key(&j, "clients");
+		json_begin_array(&j);
+	}
+	table_init(&t, 6, headers, (1u << 0) | (1u << 1) | (1u << 3));
+	for (size_t i = 0; i < l.n; i++) {
+		const struct shmq_client_info *ci = &l.v[i];
+		uint64_t age = now > ci->connected_ns ? now - ci->connected_ns : 0;
+		char sid[24], pid[16], user[64], handles[16], conn[64];
+
+		if (ctl->json) {
+			json_begin_object(&j);
+			json_kv_u64(&j, "session_id", ci->session_id);
+			json_kv_i64(&j, "pid", ci->pid);
+			json_kv_u64(&j, "uid", ci->uid);
+			json_kv_string(&j, "user",
+				       user_name(ci->uid, user, sizeof(user)) ? user : NULL);
+			json_kv_u64(&j, "gid", ci->gid);
+			json_kv_u64(&j, "handles", ci->n_attached);
+			json_kv_double(&j, "connected_s", (double)age / 1e9);
+			json_kv_string(&j, "name", ci->client_name);
+			json_end_object(&j);
+			continue;
+		}
+		fmt_u64(sid, sizeof(sid), ci->session_id);
+		snprintf(pid, sizeof(pid), "%" PRId32, ci->pid);
+		fmt_user(user, sizeof(user), ci->uid);
+		fmt_u64(handles, sizeof(handles), ci->n_attached);
+		fmt_duration(conn, sizeof(conn), age);
+		r = table_add(&t, sid, pid, user, handles, conn,
+			      ci->client_name[0] ? ci->client_name : "-");
+		if (r < 0)
+			break;
+	}
+	if (ctl->json) {
+		json_end_array(&j);
+		json_end_object(&j);
+		json_finish(&j);
+	} else if (r >= 0) {
+		table_print(&t, stdout, ctl->legend);
+	}
+	table_fini(&t);
+	free(l.v);
+	if (r < 0)
+		ctl_error(r, "listing clients");
+	return r < 0 ? EXIT_FAILURE : 0;
+}
+
+/* --- top --- */
+
+struct top_row {
+	struct shmq_object_info info;
+	struct snapshot snap;
+	bool have_rate;
+	double send_rate;
+	double recv_rate;
+};
+
+struct top_prev {
+	uint64_t id;
+	uint64_t sent;
+	uint64_t received;
+	uint64_t taken_ns;
+};
+
+static volatile sig_atomic_t top_stop;
+
+static void on_stop_signal(int sig)
+{
+	(void)sig;
+	top_stop = 1;
+}
+
+static int top_cmp(const void *a, const void *b, void *key)
+{
+	const struct top_row *x = a, *y = b;
+	const char *sort = key;
+
+	if (!strcmp(sort, "depth")) {
+		uint32_t dx = x->snap.depth, dy = y->snap.depth;
+
+		if (dx != dy)
+			return dx < dy ? 1 : -1;
+	} else if (!strcmp(sort, "rate")) {
+		double rx = x->send_rate + x->recv_rate, ry = y->send_rate + y->recv_rate;
+
+		if (rx != ry)
+			return rx < ry ? 1 : -1;
+	}
+	return strcmp(x->info.name, y->info.name);
+}
+
+static double rate(uint64_t now, uint64_t before, uint64_t dt_ns)
+{
+	return now > before && dt_ns ? (double)(now - before) * 1e9 / (double)dt_ns : 0.0;
+}
+
+static void top_print_json(const struct top_row *rows, size_t n, long iteration, double interval)
+{
+	struct json j;
+
+	json_init(&j, stdout, true);
+	json_begin_object(&j);
+	json_kv_i64(&j, "iteration", iteration);
+	json_kv_double(&j, "interval_s", interval);
+	json_key(&j, "objects");
+	json_begin_array(&j);
+	for (size_t i = 0; i < n; i++) {
+		const struct top_row *r = &rows[i];
+		bool live = !r->snap.view_error, q = is_queue(&r->info);
+
+		json_begin_object(&j);
+		json_kv_string(&j, "name", r->info.name);
+		json_kv_u64(&j, "id", r->info.object_id);
+		json_kv_string(&j, "kind", kind_name(r->info.kind));
+		json_kv_bool(&j, "viewable", live);
+		kv_u64_or_null(&j, "depth", live && q, r->snap.depth);
+		kv_u64_or_null(&j, "capacity", q, r->info.n_slots);
+		kv_u64_or_null(&j, "high_water", live && q, r->snap.high_water);
+		kv_u64_or_null(&j, "value", live && !q, r->snap.value);
+		kv_u64_or_null(&j, "sent", live, r->snap.total.sent);
+		kv_u64_or_null(&j, "received", live, r->snap.total.received);
+		if (live && r->have_rate) {
+			json_kv_double(&j, "send_rate", r->send_rate);
+			json_kv_double(&j, "recv_rate", r->recv_rate);
+		} else {
+			json_kv_null(&j, "send_rate");
+			json_kv_null(&j, "recv_rate");
+		}
+		kv_u64_or_null(&j, "producers", live, r->snap.producers);
+		kv_u64_or_null(&j, "consumers", live, r->snap.consumers);
+		kv_bool_or_null(&j, "sleepers_recv", live && q, r->snap.sleepers_recv);
+		kv_bool_or_null(&j, "sleepers_send", live && q, r->snap.sleepers_send);
+		kv_u64_or_null(&j, "waiters", live && !q, r->snap.waiters);
+		json_end_object(&j);
+	}
+	json_end_array(&j);
+	json_end_object(&j);
+	json_finish(&j);
+}
+
+static void top_print_text(struct shmq_client *c, const struct top_row *rows, size_t n,
+			   double interval, bool legend)
+{
+	static const char *const headers[] = {"NAME",	"KIND",	  "DEPTH", "CAP",  "HWM",
+					      "SEND/S", "RECV/S", "PROD",  "CONS", "SLEEP"};
+	struct shmq_daemon_status st = {.size = sizeof(st)};
+	char mem[32], up[32];
+	struct table t;
+
+	if (isatty(STDOUT_FILENO))
+		fputs("\033[H\033[2J", stdout); /* home, clear: a refreshing screen */
+	if (shmq_daemon_status(c, &st) == 0) {
+		fmt_bytes(mem, sizeof(mem), st.memory_bytes);
+		fmt_duration(up, sizeof(up), st.uptime_ns);
+		printf("shmqd %s pid %" PRId32 ", up %s: %" PRIu32 " clients, %" PRIu32
+		       " objects, %s; every %.2fs\n\n",
+		       st.version, st.pid, up, st.n_sessions, st.n_objects, mem, interval);
+	}
+	table_init(&t, 10, headers, 0x3fc);
+	for (size_t i = 0; i < n; i++) {
+		const struct top_row *r = &rows[i];
+		const struct snapshot *s = &r->snap;
+		bool live = !s->view_error, q = is_queue(&r->info);
+		char depth[16] = "?", cap[16] = "-", hwm[16] = "-", sr[24] = "?", rr[24] = "?";
+		char prod[16] = "?", cons[16] = "?", sl[16] = "?";
+
+		if (q)
+			fmt_u64(cap, sizeof(cap), r->info.n_slots);
+		if (live) {
+			fmt_u64(depth, sizeof(depth), q ? s->depth : s->value);
+			if (q)
+				fmt_u64(hwm, sizeof(hwm), s->high_water);
+			snprintf(sr, sizeof(sr), "%.0f", r->send_rate);
+			snprintf(rr, sizeof(rr), "%.0f", r->recv_rate);
+			fmt_u64(prod, sizeof(prod), s->producers);
+			fmt_u64(cons, sizeof(cons), s->consumers);
+			sleepers(s, sl, sizeof(sl));
+		}
+		table_add(&t, r->info.name, q ? "queue" : "sem", depth, cap, hwm, sr, rr, prod,
+			  cons, sl);
+	}
+	table_print(&t, stdout, legend);
+	table_fini(&t);
+	fflush(stdout);
+}
+
+/* One sample of every object, with rates against @prev (by object id). */
+static int top_sample(struct shmq_client *c, const struct top_prev *prev, size_t n_prev,
+		      struct top_row **ret_rows, size_t *ret_n)
+{
+	struct top_row *rows;
+	struct objects l;
+	int r;
+
+	if (objects_get(c, NULL, &l) < 0)
+		return -1;
+	rows = calloc(l.n ? l.n : 1, sizeof(*rows));
+	if (!rows) {
+		free(l.v);
+		return ctl_error(-ENOMEM, "top");
+	}
+	for (size_t i = 0; i < l.n; i++) {
+		struct top_row *row = &rows[i];
+
+		row->info = l.v[i];
+		r = snapshot_take(c, l.v[i].name, 0, &row->snap);
+		if (r < 0) {
+			free(rows);
+			free(l.v);
+			return ctl_error(r, "top");
+		}
+		for (size_t k = 0; k < n_prev; k++) {
+			uint64_t dt;
+
+			if (prev[k].id != row->info.object_id || row->snap.view_error)
+				continue;
+			dt = row->snap.taken_ns - prev[k].taken_ns;
+			row->send_rate = rate(row->snap.total.sent, prev[k].sent, dt);
+			row->recv_rate = rate(row->snap.total.received, prev[k].received, dt);
+			row->have_rate = true;
+		}
+	}
+	*ret_rows = rows;
+	*ret_n = l.n;
+	free(l.v);
+	return 0;
+}
+
+static void sleep_ns(uint64_t ns)
+{
+	struct timespec ts = {.tv_sec = (time_t)(ns / 1000000000),
+			      .tv_nsec = (long)(ns % 1000000000)};
+
+	/* A signal ends the sleep early: top_stop is checked right after. */
+	nanosleep(&ts, NULL);
+}
+
+int verb_top(struct ctl *ctl)
+{
+	struct sigaction sa = {.sa_handler = on_stop_signal};
+	struct top_prev *prev = NULL;
+	struct shmq_client *c;
+	size_t n_prev = 0;
+	int status = 0;
+
+	if (ctl_connect(ctl, &c) < 0)
+		return EXIT_FAILURE;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+
+	/* Sample 0 only seeds the rates; each iteration prints one later sample. */
+	for (long it = 0; !top_stop; it++) {
+		struct top_row *rows = NULL;
+		size_t n = 0;
+
+		if (top_sample(c, prev, n_prev, &rows, &n) < 0) {
+			status = EXIT_FAILURE;
+			break;
+		}
+		if (it > 0) {
+			qsort_r(rows, n, sizeof(*rows), top_cmp, (void *)ctl->sort);
+			if (ctl->json)
+				top_print_json(rows, n, it, (double)ctl->interval_ns / 1e9);
+			else
+				top_print_text(c, rows, n, (double)ctl->interval_ns / 1e9,
+					       ctl->legend);
+			fflush(stdout);
+		}
+		free(prev);
+		prev = calloc(n ? n : 1, sizeof(*prev));
+		n_prev = prev ? n : 0;
+		for (size_t i = 0; i < n_prev; i++)
+			prev[i] = (struct top_prev){rows[i].info.object_id, rows[i].snap.total.sent,
+						    rows[i].snap.total.received,
+						    rows[i].snap.taken_ns};
+		free(rows);
+		if (ctl->iterations && it >= ctl->iterations)
+			break;
+		sleep_ns(ctl->interval_ns);
+	}
+	free(prev);
+	shmq_client_close(c);
+	return status;
+}
+
+/* --- check --- */
+
+enum check_result { CHECK_OK, CHECK_CORRUPT, CHECK_SKIPPED, CHECK_ERROR };
+
+static const char *const check_names[] = {"ok", "corrupt", "skipped", "error"};
+
+int verb_check(struct ctl *ctl)
+{
+	static const char *const headers[] = {"RESULT", "KIND", "NAME", "DETAIL"};
+	const char *only = ctl->n_args ? ctl->args[0] : NULL;
+	unsigned int count[4] = {0};
+	struct shmq_client *c;
+	struct objects l;
+	struct table t;
+	struct json j;
+	int r = 0;
+
+	if (ctl_connect(ctl, &c) < 0)
+		return EXIT_FAILURE;
+	if (objects_get(c, only, &l) < 0) {
+		shmq_client_close(c);
+		return EXIT_FAILURE;
+	}
+	if (ctl->json) {
+		json_init(&j, stdout, false);
+		json_begin_object(&j);
+		json_key(&j, "objects");
+		json_begin_array(&j);
+	}
+	table_init(&t, 4, headers, 0);
+	for (size_t i = 0; i < l.n; i++) {
+		const struct shmq_object_info *o = &l.v[i];
+		enum check_result res;
+		const char *detail = NULL;
+		struct snapshot s;
+
+		r = snapshot_take(c, o->name, SNAP_CHECK, &s);
+		if (r < 0)
+			break;
+		if (!s.view_error) {
+			res = s.check ? CHECK_CORRUPT : CHECK_OK;
+			detail = s.check_what;
+		} else if (s.view_error == -EBADMSG || s.view_error == -EPROTO) {
+			res = CHECK_CORRUPT;
+			detail = "the segment fails validation at attach";
+		} else if (s.view_error == -ENOENT && !only) {
+			continue; /* removed while we were listing */
+		} else {
+			/* Not ours to read: skipped in a sweep, a failure when asked by name. */
+			res = s.view_error == -EACCES && !only ? CHECK_SKIPPED : CHECK_ERROR;
+			detail = shmq_strerror(s.view_error);
+		}
+		count[res]++;
+		if (ctl->json) {
+			json_begin_object(&j);
+			json_kv_string(&j, "name", o->name);
+			json_kv_string(&j, "kind", kind_name(o->kind));
+			json_kv_string(&j, "result", check_names[res]);
+			json_kv_string(&j, "detail", detail);
+			json_end_object(&j);
+		} else {
+			table_add(&t, check_names[res], is_queue(o) ? "queue" : "sem", o->name,
+				  detail ? detail : "");
+		}
+		snapshot_fini(&s);
+	}
+	if (ctl->json) {
+		json_end_array(&j);
+		json_kv_u64(&j, "ok", count[CHECK_OK]);
+		json_kv_u64(&j, "corrupt", count[CHECK_CORRUPT]);
+		json_kv_u64(&j, "skipped", count[CHECK_SKIPPED]);
+		json_kv_u64(&j, "errors", count[CHECK_ERROR]);
+		json_end_object(&j);
+		json_finish(&j);
+	} else {
+		table_print(&t, stdout, ctl->legend);
+		printf("%u ok, %u corrupt, %u skipped, %u not checked\n", count[CHECK_OK],
+		       count[CHECK_CORRUPT], count[CHECK_SKIPPED], count[CHECK_ERROR]);
+	}
+	table_fini(&t);
+	free(l.v);
+	shmq_client_close(c);
+	if (r < 0)
+		ctl_error(r, "check");
+	return r < 0 || count[CHECK_CORRUPT] || count[CHECK_ERROR] ? EXIT_FAILURE : 0;
+}
+
+/* --- create, rm, purge --- */
+
+static int create_print(struct ctl *ctl, struct shmq_client *c, const char *name)
+{
+	struct shmq_object_info o = {.size = sizeof(o)};
+	struct snapshot s;
+	struct json j;
+	char mem[32];
+	int r;
+
+	r = shmq_object_stat(c, name, &o);
+	if (r == 0)
+		r = snapshot_take(c, name, 0, &s);
+	if (r < 0)
+		return ctl_error(r, "'%s' after creating it", name);
+	if (ctl->json) {
+		json_init(&j, stdout, false);
+		json_begin_object(&j);
+		object_json(&j, &o, &s);
+		json_end_object(&j);
+		json_finish(&j);
+	} else {
+		fmt_bytes(mem, sizeof(mem), o.memory_size);
+		if (is_queue(&o))
+			printf("created queue '%s': %s, %" PRIu32 " slots of %" PRIu32
+			       " bytes, perm %04" PRIo32 ", %s\n",
+			       o.name, type_name(&o), o.n_slots, o.slot_size, o.perm, mem);
+		else
+			printf("created semaphore '%s': %s, value %" PRIu32 ", perm %04" PRIo32
+			       "\n",
+			       o.name, type_name(&o), o.sem_initial, o.perm);
+	}
+	snapshot_fini(&s);
+	return 0;
+}
+
+int verb_create(struct ctl *ctl)
+{
+	const char *kind = ctl->args[0], *name = ctl->args[1];
+	bool queue = !strcmp(kind, "queue");
+	const struct shmq_queue_attr *qa = &ctl->qattr;
+	const struct shmq_sem_attr *sa = &ctl->sattr;
+	struct shmq_client *c;
+	int r;
+
+	if (!queue && strcmp(kind, "sem") && strcmp(kind, "semaphore")) {
+		fprintf(stderr, "shmqctl: create: '%s' is neither queue nor sem\n", kind);
+		return EXIT_USAGE;
+	}
+	if (queue ? sa->initial || sa->flags
+		  : qa->n_slots || qa->slot_size || qa->mode || qa->flags || ctl->hugepages) {
+		fprintf(stderr, "shmqctl: create: an option for a %s given for a %s\n",
+			queue ? "semaphore" : "queue", queue ? "queue" : "semaphore");
+		return EXIT_USAGE;
+	}
+	if (ctl_connect(ctl, &c) < 0)
+		return EXIT_FAILURE;
+	/* A view: the object exists afterwards, with nobody attached. */
+	if (queue) {
+		struct shmq_queue *q;
+
+		r = shmq_queue_open(c, name,
+				    SHMQ_CREATE | SHMQ_EXCL | SHMQ_VIEW |
+					    (ctl->hugepages ? SHMQ_HUGEPAGES : 0),
+				    qa, &q);
+		if (r == 0)
+			shmq_queue_close(q);
+	} else {
+		struct shmq_sem *s;
+
+		r = shmq_sem_open(c, name, SHMQ_CREATE | SHMQ_EXCL | SHMQ_VIEW, sa, &s);
+		if (r == 0)
+			shmq_sem_close(s);
+	}
+	if (r < 0)
+		ctl_error(r, "creating %s '%s'", queue ? "queue" : "semaphore", name);
+	else
+		r = create_print(ctl, c, name);
+	shmq_client_close(c);
+	return r < 0 ? EXIT_FAILURE : 0;
+}
+
+int verb_rm(struct ctl *ctl)
+{
+	struct shmq_client *c;
+	struct json j;
+	int failed = 0;
+
+	if (ctl_connect(ctl, &c) < 0)
+		return EXIT_FAILURE;
+	if (ctl->json) {
+		json_init(&j, stdout, false);
+		json_begin_object(&j);
+		json_key(&j, "removed");
+		json_begin_array(&j);
+	}
+	for (int i = 0; i < ctl->n_args; i++) {
+		int r = shmq_unlink(c, ctl->args[i]);
+
+		if (r < 0) {
+			ctl_error(r, "removing '%s'", ctl->args[i]);
+			failed++;
+		} else if (ctl->json) {
+			json_string(&j, ctl->args[i]);
+		} else {
+			printf("removed '%s'\n", ctl->args[i]);
+		}
+	}
+	if (ctl->json) {
+		json_end_array(&j);
+		json_kv_u64(&j, "failed", (uint64_t)failed);
+		json_end_object(&j);
+		json_finish(&j);
+	}
+	shmq_client_close(c);
+	return failed ? EXIT_FAILURE : 0;
+}
+
+int verb_purge(struct ctl *ctl)
+{
+	struct shmq_client *c;
+	struct json j;
+	int r;
+
+	if (ctl_connect(ctl, &c) < 0)
+		return EXIT_FAILURE;
+	r = shmq_queue_purge(c, ctl->args[0]);
+	shmq_client_close(c);
+	if (r < 0) {
+		ctl_error(r, "purging '%s'", ctl->args[0]);
+		return EXIT_FAILURE;
+	}
+	if (ctl->json) {
+		json_init(&j, stdout, false);
+		json_begin_object(&j);
+		json_kv_string(&j, "name", ctl->args[0]);
+		json_kv_u64(&j, "dropped", (uint64_t)r);
+		json_end_object(&j);
+		json_finish(&j);
+	} else {
+		printf("purged %d messages from '%s'\n", r, ctl->args[0]);
+	}
+	return 0;
+}
