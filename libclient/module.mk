@@ -5,10 +5,13 @@
 #   make check-headers   each public header compiles alone as C11 and as C++
 
 LIB_SRC    := libclient/client.c \
+	      libclient/helper.c \
 	      libclient/library.c \
 	      libclient/object.c \
+	      libclient/poller.c \
 	      libclient/queue.c \
-	      libclient/sem.c
+	      libclient/sem.c \
+	      libclient/waiter.c
 
 LIB_OBJ    := $(LIB_SRC:%.c=$(B)/%.o)
 LIB_MAP    := libclient/libshmq.map
