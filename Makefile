@@ -92,7 +92,8 @@ STRESS_SRC := tests/stress/stress_async.c \
 	      tests/stress/stress_ring.c \
 	      tests/stress/stress_sem.c
 
-BENCH_SRC  := tools/bench/baselines.c \
+BENCH_SRC  := tools/bench/async.c \
+	      tools/bench/baselines.c \
 	      tools/bench/main.c
 
 SHM_OBJ    := $(SHM_SRC:%.c=$(B)/%.o)
@@ -153,7 +154,8 @@ $(STRESS_BIN): $(STRESS_OBJ) $(TEST_HELPER_OBJ) $(TEST_RUNNER_OBJ) $(LIB_A) $(SH
 	@mkdir -p $(@D)
 	$(QUIET_LINK)$(CC) -o $@ $^ $(LDFLAGS) $(CRITERION_LIBS) $(PKG_LIBS)
 
-$(BENCH_BIN): $(BENCH_OBJ) $(SHM_LIB)
+# The async transports use libclient's waiters and poller: libshmq.a.
+$(BENCH_BIN): $(BENCH_OBJ) $(LIB_A) $(SHM_LIB)
 	@mkdir -p $(@D)
 	$(QUIET_LINK)$(CC) -o $@ $^ $(LDFLAGS) $(PKG_LIBS) -lm
 
