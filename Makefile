@@ -91,17 +91,20 @@ SHM_SRC    := shm/barrier.c \
 
 TEST_HELPER_SRC := tests/helpers.c
 
-UNIT_SRC   := tests/unit/test_futex.c \
+UNIT_SRC   := tests/unit/test_async.c \
+	      tests/unit/test_futex.c \
 	      tests/unit/test_layout.c \
 	      tests/unit/test_ring.c \
 	      tests/unit/test_ring_mt.c \
 	      tests/unit/test_sem.c \
 	      tests/unit/test_uring_futex.c
 
-STRESS_SRC := tests/stress/stress_ring.c \
+STRESS_SRC := tests/stress/stress_async.c \
+	      tests/stress/stress_ring.c \
 	      tests/stress/stress_sem.c
 
-BENCH_SRC  := tools/bench/baselines.c \
+BENCH_SRC  := tools/bench/async.c \
+	      tools/bench/baselines.c \
 	      tools/bench/main.c
 
 SHM_OBJ    := $(SHM_SRC:%.c=$(B)/%.o)
@@ -155,15 +158,17 @@ $(SHM_LIB): $(SHM_OBJ)
 	@mkdir -p $(@D)
 	$(QUIET_AR)rm -f $@ && $(AR) rcs $@ $^
 
-$(UNIT_BIN): $(UNIT_OBJ) $(TEST_HELPER_OBJ) $(TEST_RUNNER_OBJ) $(SHM_LIB)
+# test_async.c tests libclient's waiters too: libshmq.a, which carries shm/ as well.
+$(UNIT_BIN): $(UNIT_OBJ) $(TEST_HELPER_OBJ) $(TEST_RUNNER_OBJ) $(LIB_A) $(SHM_LIB)
 	@mkdir -p $(@D)
 	$(QUIET_LINK)$(CC) -o $@ $^ $(LDFLAGS) $(CRITERION_LIBS) $(PKG_LIBS)
 
-$(STRESS_BIN): $(STRESS_OBJ) $(TEST_HELPER_OBJ) $(TEST_RUNNER_OBJ) $(SHM_LIB)
+$(STRESS_BIN): $(STRESS_OBJ) $(TEST_HELPER_OBJ) $(TEST_RUNNER_OBJ) $(LIB_A) $(SHM_LIB)
 	@mkdir -p $(@D)
 	$(QUIET_LINK)$(CC) -o $@ $^ $(LDFLAGS) $(CRITERION_LIBS) $(PKG_LIBS)
 
-# The api mode goes through libshmq (which carries shm/) and a private shmqd.
+# The api and async modes go through libshmq (which carries shm/): a
+# private shmqd, libclient's waiters and poller.
 $(BENCH_BIN): $(BENCH_OBJ) $(LIB_A)
 	@mkdir -p $(@D)
 	$(QUIET_LINK)$(CC) -o $@ $^ $(LDFLAGS) $(PKG_LIBS) -lm
@@ -177,13 +182,19 @@ CRITERION_FLAGS ?= --jobs 2
 # Leaks inside Criterion's own runner are not ours: see tests/lsan.supp.
 export LSAN_OPTIONS ?= suppressions=$(CURDIR)/tests/lsan.supp
 
+# The async suites run twice: as the kernel allows (io_uring FUTEX_WAIT on
+# 6.7+), and on the helper-thread fallback that SHMQ_URING_FUTEX=0 forces.
 test: $(BUILD_TARGETS)
 	$(UNIT_BIN) $(CRITERION_FLAGS)
+	SHMQ_URING_FUTEX=0 $(UNIT_BIN) $(CRITERION_FLAGS) --filter 'async/*'
 	$(foreach t,$(TEST_RUNS),$(t) &&) true
 	SHMQ_STRESS_SECONDS=2 $(STRESS_BIN) --jobs 1
+	SHMQ_URING_FUTEX=0 SHMQ_STRESS_SECONDS=2 $(STRESS_BIN) --jobs 1 --filter 'stress_async/*'
 
 test-stress: $(STRESS_BIN)
 	SHMQ_STRESS_SECONDS=$(SHMQ_STRESS_SECONDS) $(STRESS_BIN) --jobs 1
+	SHMQ_URING_FUTEX=0 SHMQ_STRESS_SECONDS=$(SHMQ_STRESS_SECONDS) $(STRESS_BIN) --jobs 1 \
+		--filter 'stress_async/*'
 
 BENCH_ARGS ?=
 bench: $(BENCH_BIN) $(DAEMON_BIN)

@@ -2,7 +2,8 @@
 # examples/: small client programs, each one .c file linked against the
 # static libshmq, built into $(B)/examples/.  Included by the top-level Makefile.
 
-EXAMPLE_SRC := examples/consumer.c \
+EXAMPLE_SRC := examples/async_server.c \
+	       examples/consumer.c \
 	       examples/hello.c \
 	       examples/producer.c \
 	       examples/worker_pool.c
@@ -14,4 +15,4 @@ ALL_OBJ       += $(EXAMPLE_OBJ)
 BUILD_TARGETS += $(EXAMPLE_BIN)
 
 $(EXAMPLE_BIN): $(B)/examples/%: $(B)/examples/%.o $(B)/libshmq.a
-	$(QUIET_LINK)$(CC) -o $@ $^ $(LDFLAGS)
+	$(QUIET_LINK)$(CC) -o $@ $^ $(LDFLAGS) $(PKG_LIBS)

@@ -6,10 +6,13 @@
 
 LIB_SRC    := libclient/admin.c \
 	      libclient/client.c \
+	      libclient/helper.c \
 	      libclient/library.c \
 	      libclient/object.c \
+	      libclient/poller.c \
 	      libclient/queue.c \
-	      libclient/sem.c
+	      libclient/sem.c \
+	      libclient/waiter.c
 
 LIB_OBJ    := $(LIB_SRC:%.c=$(B)/%.o)
 LIB_MAP    := libclient/libshmq.map

@@ -116,6 +116,8 @@ void shmq__object_close(struct shmq_object *o)
 {
 	struct shmq_client *c = o->client;
 
+	if (!c)
+		return; /* shmq__queue_wrap()/shmq__sem_wrap(): the caller owns the mapping */
 	/* Unmap first: the daemon may recycle our session record once it has the CLOSE. */
 	munmap(o->seg.base, (size_t)o->seg.size);
 	shmq__client_lock(c);

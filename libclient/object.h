@@ -17,11 +17,11 @@
 #define SHMQ_ATTR_SIZE_MAX 4096
 
 struct shmq_object {
-	struct shmq_client *client;
-	struct shmq_segment seg; /* validated; seg.base and seg.size are the mapping */
-	uint64_t attach_id;	 /* names the attachment in CLOSE */
-	uint32_t session;	 /* our record in seg, UINT32_MAX for a view */
-	uint32_t granted;	 /* SHMQ_OPEN_* */
+	struct shmq_client *client; /* NULL: a segment the caller mapped (see handle.h) */
+	struct shmq_segment seg;    /* validated; seg.base and seg.size are the mapping */
+	uint64_t attach_id;	    /* names the attachment in CLOSE */
+	uint32_t session;	    /* our record in seg, UINT32_MAX for a view */
+	uint32_t granted;	    /* SHMQ_OPEN_* */
 };
 
 /**
@@ -51,7 +51,10 @@ int shmq__object_check_attr(const void *attr, size_t known);
 int shmq__object_open(struct shmq_client *c, uint16_t op, const struct shmq_req_open *req,
 		      struct shmq_object *ret);
 
-/* Unmap and detach (CLOSE, if the daemon is still there).  Takes the client lock. */
+/*
+ * Unmap and detach (CLOSE, if the daemon is still there).  Takes the client
+ * lock.  An object without a client (a wrapped segment) is left alone.
+ */
 void shmq__object_close(struct shmq_object *o);
 
 #endif /* SHMQ_LIBCLIENT_OBJECT_H */

@@ -16,7 +16,7 @@
 
 #include <shmq/shmq.h>
 
-#include "libclient/object.h"
+#include "libclient/handle.h"
 #include "shm/atomic.h"
 #include "shm/ring.h"
 
@@ -27,13 +27,6 @@ static_assert(SHMQ_MPMC == SHMQ_QMODE_MPMC && SHMQ_SPSC == SHMQ_QMODE_SPSC &&
 /* The first struct shmq_queue_stats; a smaller one is a caller bug. */
 #define STATS_SIZE_VER0 72
 static_assert(sizeof(struct shmq_queue_stats) == STATS_SIZE_VER0, "append, then add _VER1");
-
-struct shmq_queue {
-	struct shmq_ring ring; /* attached in place: it points into itself */
-	struct shmq_object obj;
-	bool can_send;
-	bool can_recv;
-};
 
 static int geom_from_attr(const struct shmq_queue_attr *a, struct shmq_req_open *req)
 {
@@ -115,10 +108,35 @@ SHMQ_API int shmq_queue_open(struct shmq_client *c, const char *name, unsigned i
 	return 0;
 }
 
+int shmq__queue_wrap(const struct shmq_segment *seg, unsigned int flags, struct shmq_queue **ret)
+{
+	struct shmq_queue *q;
+
+	if (!seg || !ret || !(flags & (SHMQ_SEND | SHMQ_RECV)) ||
+	    (flags & ~(SHMQ_SEND | SHMQ_RECV)))
+		return -EINVAL;
+	q = calloc(1, sizeof(*q));
+	if (!q)
+		return -ENOMEM;
+	q->obj.seg = *seg;
+	q->obj.session = UINT32_MAX;
+	if (shmq__ring_attach(&q->ring, &q->obj.seg, UINT32_MAX) < 0) {
+		free(q);
+		return -EINVAL;
+	}
+	q->can_send = flags & SHMQ_SEND;
+	q->can_recv = flags & SHMQ_RECV;
+	*ret = q;
+	return 0;
+}
+
 SHMQ_API int shmq_queue_close(struct shmq_queue *q)
 {
 	if (!q)
 		return 0;
+	/* A waiter still points at the mapping (and the kernel may be waiting on it). */
+	if (load_relaxed(&q->n_waiters)) /* counted by this process's own threads */
+		return -EBUSY;
 	/* A reservation becomes a tombstone; a peeked message counts as received. */
 	if (q->ring.rsv_active)
 		shmq__ring_cancel(&q->ring);

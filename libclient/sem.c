@@ -26,25 +26,13 @@
 
 #include <shmq/shmq.h>
 
-#include "libclient/object.h"
+#include "libclient/handle.h"
 #include "shm/atomic.h"
 #include "shm/sem.h"
 
 static_assert(SHMQ_SEM_ATTR_BOUNDED == SHMQ_SEM_BOUNDED && SHMQ_SEM_ATTR_UNDO == SHMQ_SEM_UNDO,
 	      "public semaphore flags are the layout's");
 static_assert(SHMQ_SEM_VALUE_MAX <= INT_MAX, "shmq_sem_value() returns int");
-
-struct sem_handle {
-	struct shmq_sem sem; /* first, attached in place: the public handle points here */
-	struct shmq_object obj;
-	_Atomic uint32_t *holds; /* undo: our record's sem_holds; else NULL */
-	bool can_wait;		 /* not a view */
-};
-
-static struct sem_handle *handle_of(const struct shmq_sem *s)
-{
-	return (struct sem_handle *)((const char *)s - offsetof(struct sem_handle, sem));
-}
 
 static int geom_from_attr(const struct shmq_sem_attr *a, struct shmq_req_open *req)
 {
@@ -114,13 +102,36 @@ SHMQ_API int shmq_sem_open(struct shmq_client *c, const char *name, unsigned int
 	return 0;
 }
 
+int shmq__sem_wrap(const struct shmq_segment *seg, struct shmq_sem **ret)
+{
+	struct sem_handle *h;
+
+	if (!seg || !ret)
+		return -EINVAL;
+	h = calloc(1, sizeof(*h));
+	if (!h)
+		return -ENOMEM;
+	h->obj.seg = *seg;
+	h->obj.session = UINT32_MAX;
+	if (shmq__sem_attach(&h->sem, &h->obj.seg, UINT32_MAX) < 0) {
+		free(h);
+		return -EINVAL;
+	}
+	h->can_wait = true;
+	*ret = &h->sem;
+	return 0;
+}
+
 SHMQ_API int shmq_sem_close(struct shmq_sem *s)
 {
 	struct sem_handle *h;
 
 	if (!s)
 		return 0;
-	h = handle_of(s);
+	h = shmq__sem_handle_of(s);
+	/* A waiter still points at the mapping (and the kernel may be waiting on it). */
+	if (load_relaxed(&h->n_waiters)) /* counted by this process's own threads */
+		return -EBUSY;
 	shmq__object_close(&h->obj);
 	free(h);
 	return 0;
@@ -138,18 +149,18 @@ SHMQ_API int shmq_sem_try_wait(struct shmq_sem *s)
 {
 	if (!s)
 		return -EINVAL;
-	if (!handle_of(s)->can_wait)
+	if (!shmq__sem_handle_of(s)->can_wait)
 		return -EBADF;
-	return took(handle_of(s), shmq__sem_try_wait(s));
+	return took(shmq__sem_handle_of(s), shmq__sem_try_wait(s));
 }
 
 SHMQ_API int shmq_sem_wait(struct shmq_sem *s, uint64_t deadline_ns)
 {
 	if (!s)
 		return -EINVAL;
-	if (!handle_of(s)->can_wait)
+	if (!shmq__sem_handle_of(s)->can_wait)
 		return -EBADF;
-	return took(handle_of(s), shmq__sem_wait(s, deadline_ns));
+	return took(shmq__sem_handle_of(s), shmq__sem_wait(s, deadline_ns));
 }
 
 /*
@@ -176,12 +187,12 @@ SHMQ_API int shmq_sem_post(struct shmq_sem *s, unsigned int n)
 
 	if (!s || n == 0)
 		return -EINVAL;
-	if (!handle_of(s)->can_wait)
+	if (!shmq__sem_handle_of(s)->can_wait)
 		return -EBADF;
-	held = unhold(handle_of(s), n);
+	held = unhold(shmq__sem_handle_of(s), n);
 	r = shmq__sem_post(s, n);
 	if (r < 0 && held)
-		fetch_add_relaxed(handle_of(s)->holds, held); /* nothing was posted */
+		fetch_add_relaxed(shmq__sem_handle_of(s)->holds, held); /* nothing was posted */
 	/* Only a peer rewriting the word 65536 times in a row makes a post give up. */
 	return r == -EAGAIN ? -EBADMSG : r;
 }

@@ -74,6 +74,17 @@
  *   re-announce.  When nobody sleeps, a publish costs F1 and one load of a
  *   line that is only written by sleepers: no locked RMW, no syscall.
  *
+ * Asynchronous waits split (a)..(e) across two places: shmq__ring_arm()
+ * runs (a), H1, F2 and (b) with a non-consuming readiness check, and hands
+ * back the word and key; the caller's io_uring FUTEX_WAIT (or the helper
+ * thread's futex_waitv) is (e), compared by the kernel at issue time, which
+ * may be long after the arm.  Nothing in the argument above depends on (e)
+ * following (b) promptly: if a waker runs (f) in between, the word no longer
+ * equals the key and the wait completes at once; if after, the wait is
+ * queued and woken.  The readiness check must be false only where an
+ * attempt would return -EAGAIN, since every other state is what (c) turns
+ * into a notify on this word; false positives only cost a re-check.
+ *
  * Invariants (checked by shmq__ring_check() on a quiescent ring):
  *   - indices run free as uint32_t and are compared only by unsigned
  *     difference; head <= tail and tail - head <= n_slots;
@@ -840,6 +851,97 @@ int shmq__ring_peek_wait(struct shmq_ring *r, const void **ret_msg, uint64_t dea
 	struct ring_call c = {.op = OP_PEEK, .ret_msg = ret_msg};
 
 	return wait_loop(r, &c, deadline_ns);
+}
+
+/* --- Asynchronous waits --- */
+
+/* claim_read() without the claim: false exactly where it returns -EAGAIN. */
+static bool turns_recv_ready(const struct shmq_ring *r)
+{
+	uint32_t pos = load_relaxed(&r->q->head); /* hint only */
+
+	for (unsigned int tries = 0; tries < CLAIM_TRIES_MAX; tries++) {
+		uint64_t t = load_acquire(&slot_at(r, pos)->state); /* A1: pairs with R1 */
+		uint32_t own = TURN_OWNER(t);
+		uint32_t d = TURN_SEQ(t) - pos;
+
+		if (d == 1 && own == 0)
+			return true; /* published (a tombstone too: the attempt frees it) */
+		if (d == 1 && (own & SHMQ_OWNER_READING)) {
+			pos++;
+			continue;
+		}
+		if ((d == 0 && !(own & SHMQ_OWNER_READING)) || lap_previous(r, d))
+			return false;
+		if (lap_past(r, d)) {
+			pos = pos_after(pos, &r->q->head);
+			continue;
+		}
+		return true; /* corrupt or moving under us: the attempt decides */
+	}
+	return true;
+}
+
+/* claim_write() without the claim: false exactly where it returns -EAGAIN. */
+static bool turns_send_ready(const struct shmq_ring *r)
+{
+	uint32_t pos = load_relaxed(&r->q->tail); /* hint only */
+
+	for (unsigned int tries = 0; tries < CLAIM_TRIES_MAX; tries++) {
+		uint64_t t = load_acquire(&slot_at(r, pos)->state); /* A3: pairs with R4 */
+		uint32_t own = TURN_OWNER(t);
+		uint32_t d = TURN_SEQ(t) - pos;
+
+		if (d == 0 && own == 0)
+			return true;
+		if ((d == 0 && (own & SHMQ_OWNER_WRITING)) || d == 1) {
+			pos++;
+			continue;
+		}
+		if (d == 1 - n_slots(r) || (d == -n_slots(r) && (own & SHMQ_OWNER_WRITING)))
+			return false; /* full */
+		if (lap_past(r, d)) {
+			pos = pos_after(pos, &r->q->tail);
+			continue;
+		}
+		return true;
+	}
+	return true;
+}
+
+bool shmq__ring_is_ready(const struct shmq_ring *r, bool sender)
+{
+	if (is_spsc(r)) {
+		/* A corrupt distance (> n_slots) reads as ready: the attempt reports it. */
+		if (sender)
+			return r->prod_pos - load_acquire(&r->q->head) != n_slots(r); /* A2 */
+		return load_acquire(&r->q->tail) != r->cons_pos;		      /* A1 */
+	}
+	return sender ? turns_send_ready(r) : turns_recv_ready(r);
+}
+
+int shmq__ring_arm(struct shmq_ring *r, bool sender, struct shmq_ring_arm *ret)
+{
+	_Atomic uint32_t *ec = sender ? &r->q->ec_send : &r->q->ec_recv;
+	uint32_t key;
+	int heavy;
+
+	if (shmq__ring_is_ready(r, sender))
+		return 1; /* no announcement needed: the caller attempts at once */
+
+	/* (a) announce; as in wait_loop(), the returned value is the key. */
+	key = fetch_or_seq_cst(ec, EC_WAITERS) | EC_WAITERS;
+	/* H1: a full barrier on every publisher; pairs with F1 in ec_notify(). */
+	heavy = shmq__barrier_heavy();
+	fence_seq_cst(); /* F2: orders our own re-check after (a) */
+	if (shmq__ring_is_ready(r, sender))
+		return 1; /* (b); WAITERS stays set: the next waker pays one spare wake */
+
+	counter_inc(&r->c->sleeps, 1);
+	ret->word = ec;
+	ret->key = key;
+	ret->bounded = heavy < 0;
+	return 0;
 }
 
 /* --- Inspection --- */

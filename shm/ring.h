@@ -124,6 +124,35 @@ int shmq__ring_peek(struct shmq_ring *r, const void **ret_msg);
 int shmq__ring_peek_wait(struct shmq_ring *r, const void **ret_msg, uint64_t deadline_ns);
 int shmq__ring_release(struct shmq_ring *r); /* 0, -EINVAL */
 
+/*
+ * Asynchronous waits (libclient's io_uring waiters): the eventcount
+ * protocol of the blocking calls, split so that the sleep itself can be an
+ * IORING_OP_FUTEX_WAIT (or a helper thread's futex_waitv) instead of a
+ * futex(2) call in this thread.  See "Asynchronous waits" in shm/ring.c.
+ */
+struct shmq_ring_arm {
+	_Atomic uint32_t *word; /* the eventcount to wait on */
+	uint32_t key;		/* sleep only while *word == key */
+	bool bounded; /* no heavy barrier here: bound the sleep (SHMQ_BARRIER_FALLBACK_SLICE_NS) */
+};
+
+/*
+ * Would a receive (@sender false) or a send (@sender true) find work now?
+ * Never announces, never consumes.  False only when the attempt would
+ * return -EAGAIN; true also when it would report an error, so a caller
+ * that attempts on true never sleeps on a corrupt ring.
+ */
+bool shmq__ring_is_ready(const struct shmq_ring *r, bool sender);
+
+/*
+ * Announce a sleeper on the eventcount of @sender's direction, run the heavy
+ * barrier and re-check.  Return: 1 ready now (re-attempt; nothing to undo);
+ * 0 armed: sleep on @ret->word while it holds @ret->key -- any wake-up or
+ * key mismatch means "re-check", never "ready".  Nothing needs withdrawing:
+ * the waiter bit is cleared by the next waker.
+ */
+int shmq__ring_arm(struct shmq_ring *r, bool sender, struct shmq_ring_arm *ret);
+
 /* Messages queued now (a snapshot; exact when quiescent). */
 uint32_t shmq__ring_depth(const struct shmq_ring *r);
 

@@ -68,6 +68,16 @@
  *   release sequence, so everything the poster wrote before posting
  *   happens-before everything the taker does after taking.
  *
+ * Asynchronous waiters (shmq__sem_arm()/shmq__sem_disarm()) run W1 and a
+ * seq_cst load of value in place of W2, sleep in io_uring or a helper
+ * thread instead of W3, and run W5 when their completion is consumed.  The
+ * store-buffering argument is unchanged (the load is seq_cst, like the
+ * CAS), and the kernel re-reads value when it issues the io_uring wait.
+ * What changes is "a woken waiter always takes": an asynchronous one may
+ * be cancelled or only want readiness.  So W5 is followed by the baton B1:
+ * if a token is there and another waiter is announced, wake one.  The
+ * woken one re-takes or re-sleeps, so at worst this is one spare wake.
+ *
  * Invariants (checked by shmq__sem_check()):
  *   - 0 <= value <= ceiling (max when SHMQ_SEM_BOUNDED, else
  *     SHMQ_SEM_VALUE_MAX): take() writes v - 1 only for v > 0, and post()
@@ -249,6 +259,41 @@ int shmq__sem_post(struct shmq_sem *sem, uint32_t n)
 	 */
 	(void)shmq__futex_wake(&s->value, (int)(n < w ? n : w));
 	return 0;
+}
+
+int shmq__sem_arm(struct shmq_sem *sem)
+{
+	struct shmq_sem_shm *s = sem->s;
+
+	/* relaxed: a hint; the seq_cst look below is the one the argument uses */
+	if (load_relaxed(&s->value) != 0)
+		return 1;
+	/* W1: seq_cst, store-buffering with P1/P2 in shmq__sem_post() (see top) */
+	fetch_add_seq_cst(&s->n_waiters, 1);
+	/* W2': W2 without the take; seq_cst, so it is ordered after W1 like the CAS */
+	if (load_seq_cst(&s->value) != 0) {
+		shmq__sem_disarm(sem);
+		return 1;
+	}
+	counter_inc(&sem->c->sleeps, 1);
+	return 0;
+}
+
+void shmq__sem_disarm(struct shmq_sem *sem)
+{
+	struct shmq_sem_shm *s = sem->s;
+
+	/* W5 (see top) */
+	fetch_sub_seq_cst(&s->n_waiters, 1);
+	/*
+	 * B1: seq_cst loads after W5.  A post that spent its wake on us did P1
+	 * before P3, and our completion came after P3, so B1 sees its token
+	 * unless somebody took it -- then nobody needs waking.
+	 */
+	if (load_seq_cst(&s->value) != 0 && load_seq_cst(&s->n_waiters) != 0) {
+		counter_inc(&sem->c->wakes, 1);
+		(void)shmq__futex_wake(&s->value, 1); /* as P3: nothing to do on failure */
+	}
 }
 
 uint32_t shmq__sem_value(const struct shmq_sem *sem)

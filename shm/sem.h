@@ -115,6 +115,36 @@ int shmq__sem_wait(struct shmq_sem *sem, uint64_t deadline_ns);
 int shmq__sem_post(struct shmq_sem *sem, uint32_t n);
 
 /**
+ * shmq__sem_arm() - announce an asynchronous waiter and re-check, without taking.
+ * @sem:	attached handle
+ *
+ * The first half of shmq__sem_wait() for a sleep that happens elsewhere (an
+ * io_uring FUTEX_WAIT on &@sem->s->value expecting 0, or a helper thread):
+ * W1, then a seq_cst look at value.  When this returns 0 the caller is
+ * counted in n_waiters and must call shmq__sem_disarm() exactly once, after
+ * its wait completed or was cancelled, whatever the outcome.
+ *
+ * Context: any thread; never blocks.
+ * Return: 1 a token is available now (nothing announced: try to take it);
+ *         0 announced: sleep on the value word while it is 0.
+ */
+int shmq__sem_arm(struct shmq_sem *sem);
+
+/**
+ * shmq__sem_disarm() - withdraw an announcement made by shmq__sem_arm().
+ * @sem:	attached handle
+ *
+ * W5, then the baton: a post wakes at most as many sleepers as it adds
+ * tokens, and an asynchronous waiter may have been one of them and not
+ * take the token (it was cancelled, or its owner only wanted readiness).
+ * If a token is there and somebody else is announced, wake one of them so
+ * the token is never stranded next to a sleeper.
+ *
+ * Context: any thread; never blocks (one FUTEX_WAKE at most).
+ */
+void shmq__sem_disarm(struct shmq_sem *sem);
+
+/**
  * shmq__sem_value() - snapshot of the token count.
  * @sem:	attached handle
  *

@@ -17,6 +17,7 @@
  * -errno, and those are not cached.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +31,15 @@
 
 /* Process-local, not shared memory: holds 0, 1 or PROBE_UNKNOWN. */
 static _Atomic int probe_cache = PROBE_UNKNOWN;
+
+/*
+ * One prober at a time.  Not for correctness (every prober gets the same
+ * answer) but because liburing maps and unmaps the probe ring with raw
+ * system calls: two threads probing one after the other on the same
+ * recycled address look like a data race to ThreadSanitizer, and N threads
+ * starting together need not build N rings.
+ */
+static pthread_mutex_t probe_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* Never written: FUTEX_WAIT expecting 1 on it must fail with -EAGAIN at once. */
 static _Atomic uint32_t probe_word;
@@ -126,9 +136,13 @@ int shmq__uring_futex_probe(void)
 	if (r != PROBE_UNKNOWN)
 		return r;
 
-	/* Racing first callers each ask the kernel and store the same answer. */
-	r = shmq__uring_futex_probe_uncached();
-	if (r >= 0)
-		store_relaxed(&probe_cache, r);
+	pthread_mutex_lock(&probe_lock);
+	r = load_relaxed(&probe_cache); /* a racing first caller may have answered */
+	if (r == PROBE_UNKNOWN) {
+		r = shmq__uring_futex_probe_uncached();
+		if (r >= 0)
+			store_relaxed(&probe_cache, r);
+	}
+	pthread_mutex_unlock(&probe_lock);
 	return r;
 }

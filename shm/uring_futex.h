@@ -193,8 +193,7 @@ static inline struct futex_waitv shmq__uring_futex_waitv_entry(_Atomic uint32_t 
  * kernel.io_uring_disabled sysctl refuses them), that the kernel's opcode
  * probe lists IORING_OP_FUTEX_WAIT, and that a FUTEX_WAIT actually round-trips
  * on a private ring.  The kernel's answer is computed on first use and cached
- * for the life of the process; concurrent first calls may each compute it,
- * and all get the same answer.
+ * for the life of the process; concurrent first calls wait for one prober.
  *
  * Setting the environment variable SHMQ_URING_FUTEX to "0" forces the answer
  * to 0 so that the futex_waitv helper-thread fallback can be exercised on a

@@ -33,6 +33,8 @@
  *   -ENOENT      no object of that name;  -EEXIST  it exists (exclusive create)
  *   -EOVERFLOW   semaphore post above its maximum
  *   -EBADF       the handle was not opened for that (a view, or no SHMQ_SEND/RECV)
+ *   -EBUSY       still in use (open handles, waiters, a request in flight)
+ *   -ECANCELED   an asynchronous wait or a future was cancelled
  */
 #ifndef SHMQ_SHMQ_H
 #define SHMQ_SHMQ_H
@@ -238,7 +240,9 @@ SHMQ_API int shmq_queue_open(struct shmq_client *c, const char *name, unsigned i
  * An open reservation is cancelled (nothing is delivered); an open peek is
  * released (the message counts as received, as after shmq_queue_release()).
  * Context: no other thread may use @q.
- * Return: 0 (also when the daemon is gone: the mapping is dropped locally).
+ * Return: 0 (also when the daemon is gone: the mapping is dropped locally);
+ *         -EBUSY an asynchronous waiter, watch or future still uses @q
+ *         (nothing was closed).
  */
 SHMQ_API int shmq_queue_close(struct shmq_queue *q);
 
@@ -423,7 +427,8 @@ SHMQ_API int shmq_sem_open(struct shmq_client *c, const char *name, unsigned int
  * shmq_sem_close() - detach and free the handle.
  * @s:		semaphore, or NULL (no-op)
  *
- * Return: 0.
+ * Return: 0; -EBUSY an asynchronous waiter, watch or future still uses @s
+ *         (nothing was closed).
  */
 SHMQ_API int shmq_sem_close(struct shmq_sem *s);
 
@@ -753,6 +758,470 @@ SHMQ_API int shmq_view_memory(const struct shmq_view *v, const void **ret_base, 
  * Return: 0.
  */
 SHMQ_API int shmq_view_close(struct shmq_view *v);
+/* --- Asynchronous waits: the low-level API, on the caller's own io_uring --- */
+
+/*
+ * A waiter turns "a message arrived", "room freed" or "a token is
+ * available" into one io_uring request on a ring the caller owns, next to
+ * its own reads, writes and timeouts.  One waiter has at most one request in
+ * flight.  The cycle is:
+ *
+ *	r = shmq_waiter_prep(w, io_uring_get_sqe(&ring), MY_TAG | idx);
+ *	if (r == SHMQ_READY)	-> attempt now (shmq_queue_recv() ...); the SQE
+ *				   was not touched: use it, or io_uring_prep_nop()
+ *	else if (r == 0)	-> io_uring_submit(); later, for the CQE whose
+ *				   user_data is MY_TAG | idx:
+ *				   shmq_waiter_complete(w, cqe->res), then attempt
+ *
+ * shmq never submits, never reaps and never looks at other CQEs: every
+ * request it prepares carries the user_data the caller passed, which is how
+ * the caller tells shmq's completions from its own (tag them, e.g. with a
+ * high bit or a pointer to the waiter).  A completion never means "ready":
+ * it means "look again".  An attempt may still find nothing (another
+ * consumer was faster); then prepare again.  The raw cqe->res is one of
+ *   0            woken (kernel FUTEX_WAIT), or
+ *   > 0          a poll mask (helper-thread backend),
+ *   -EAGAIN      the word had already moved when the kernel issued the wait,
+ *   -ECANCELED   cancelled (shmq_waiter_prep_cancel(), or a linked timeout),
+ * and shmq_waiter_complete() folds them into 0 / -ECANCELED.
+ *
+ * Backends.  On Linux 6.7+ the request is an IORING_OP_FUTEX_WAIT on the
+ * object's futex word.  Where the kernel or a seccomp policy refuses that
+ * (or SHMQ_URING_FUTEX=0 is set in the environment when the waiter is
+ * made), it is an IORING_OP_POLL_ADD on an eventfd owned by the waiter,
+ * written by a library helper thread blocked in futex_waitv(2).  The API and
+ * the semantics are the same; the helper costs one thread per 127 waiters
+ * and one descriptor per waiter.
+ *
+ * Semaphores: an armed semaphore waiter is counted among the semaphore's
+ * sleepers, so that a post wakes it; shmq_waiter_complete() withdraws it,
+ * exactly once per successful prep.  If a post's wake-up went to this
+ * waiter and the caller does not take the token (cancelled, or it wanted
+ * readiness only), the withdrawal passes the wake-up on to another sleeper.
+ * A process killed while armed leaves the count one too high: posters then
+ * pay a spare FUTEX_WAKE, nothing worse.
+ */
+
+struct io_uring_sqe;
+struct shmq_waiter;
+
+/* What to wait for (shmq_waiter_new_queue(), shmq_poller_add_queue()). */
+#define SHMQ_POLL_RECV (1u << 0) /* a message can be received */
+#define SHMQ_POLL_SEND (1u << 1) /* there is room to send */
+
+/* shmq_waiter_prep(): ready now, nothing was prepared. */
+#define SHMQ_READY 1
+
+/* shmq_waiter_backend(), shmq_poller_backend() */
+#define SHMQ_BACKEND_URING_FUTEX   1 /* IORING_OP_FUTEX_WAIT on the shared word */
+#define SHMQ_BACKEND_HELPER_THREAD 2 /* helper thread in futex_waitv + eventfd POLL_ADD */
+
+/**
+ * shmq_waiter_new_queue() - a waiter for one direction of a queue.
+ * @q:		queue; opened with SHMQ_RECV for SHMQ_POLL_RECV, SHMQ_SEND for
+ *		SHMQ_POLL_SEND
+ * @events:	SHMQ_POLL_RECV or SHMQ_POLL_SEND (one of them)
+ * @ret:	the new waiter
+ *
+ * Picks the backend (see above).  shmq_queue_close() returns -EBUSY while
+ * the queue has waiters.
+ * Context: any thread; may create and destroy a probe ring once per process.
+ * Return: 0; -EINVAL; -EBADF the handle cannot do @events; -ENOMEM;
+ *         -EMFILE (probe).
+ */
+SHMQ_API int shmq_waiter_new_queue(struct shmq_queue *q, unsigned int events,
+				   struct shmq_waiter **ret);
+
+/**
+ * shmq_waiter_new_sem() - a waiter for a semaphore token.
+ * @s:		semaphore (not a view)
+ * @ret:	the new waiter
+ *
+ * shmq_sem_close() returns -EBUSY while the semaphore has waiters.
+ * Context: as shmq_waiter_new_queue().
+ * Return: 0; -EINVAL; -EBADF a view; -ENOMEM; -EMFILE.
+ */
+SHMQ_API int shmq_waiter_new_sem(struct shmq_sem *s, struct shmq_waiter **ret);
+
+/**
+ * shmq_waiter_free() - free a waiter that has nothing in flight.
+ * @w:		waiter, or NULL (no-op)
+ *
+ * Context: no other thread may use @w.
+ * Return: 0; -EBUSY a prepared request's completion has not been passed to
+ *         shmq_waiter_complete() (nothing was freed).
+ */
+SHMQ_API int shmq_waiter_free(struct shmq_waiter *w);
+
+/**
+ * shmq_waiter_backend() - how this waiter sleeps.
+ * @w:		waiter
+ *
+ * Return: SHMQ_BACKEND_URING_FUTEX or SHMQ_BACKEND_HELPER_THREAD; -EINVAL.
+ */
+SHMQ_API int shmq_waiter_backend(const struct shmq_waiter *w);
+
+/**
+ * shmq_waiter_is_ready() - would an attempt find work now?
+ * @w:		waiter
+ *
+ * A snapshot that announces nothing; shmq_waiter_prep() checks again.
+ * Context: the thread that owns @w.
+ * Return: 1 yes (or the object is corrupt and the attempt will say so);
+ *         0 no; -EINVAL.
+ */
+SHMQ_API int shmq_waiter_is_ready(const struct shmq_waiter *w);
+
+/**
+ * shmq_waiter_prep() - arm: announce, re-check, and prepare one SQE.
+ * @w:		waiter with nothing in flight
+ * @sqe:	from io_uring_get_sqe() on the caller's ring
+ * @user_data:	stored in @sqe; must be unique among the ring's requests
+ *		in flight (shmq_waiter_prep_cancel() finds the request by it)
+ *
+ * The announcement and the re-check happen here, in the order that makes a
+ * lost wake-up impossible; the kernel compares the futex word with the key
+ * when it issues the request, so submitting late is safe (the request then
+ * completes at once).  On the helper backend, and when this process cannot
+ * run the heavy memory barrier (membarrier(2) refused), @sqe polls the
+ * waiter's eventfd instead; without the barrier a wake-up may come up to
+ * 1 ms late, never not at all.  IOSQE_* flags (links, IOSQE_ASYNC) may be
+ * added to @sqe afterwards.
+ * Context: the thread that owns @w; never blocks (a membarrier(2) call).
+ * Return: 0 @sqe is prepared: submit it and pass its completion to
+ *         shmq_waiter_complete(); SHMQ_READY an attempt can proceed now,
+ *         @sqe untouched and nothing to complete; -EBUSY a request is in
+ *         flight; -EINVAL; helper backend only: -EMFILE, -ENFILE, -ENOMEM
+ *         (eventfd or thread).
+ */
+SHMQ_API int shmq_waiter_prep(struct shmq_waiter *w, struct io_uring_sqe *sqe, uint64_t user_data);
+
+/**
+ * shmq_waiter_complete() - consume the completion of the prepared request.
+ * @w:		armed waiter
+ * @res:	cqe->res of the request's CQE; or -ECANCELED for a request
+ *		that was prepared but will never be submitted
+ *
+ * Must be called exactly once per prep that returned 0, whatever the
+ * outcome, including cancellation.  Withdraws a semaphore announcement.
+ * Context: the thread that owns @w; never blocks.
+ * Return: 0 re-check the object (attempt, then prepare again if nothing
+ *         was there); -ECANCELED the request was cancelled; -EINVAL @w
+ *         was not armed; -EFAULT, -EINVAL (kernel) the request failed.
+ */
+SHMQ_API int shmq_waiter_complete(struct shmq_waiter *w, int res);
+
+/**
+ * shmq_waiter_prep_cancel() - prepare the cancellation of the request in flight.
+ * @w:		armed waiter
+ * @sqe:	from io_uring_get_sqe() on the same ring
+ * @user_data:	for the cancel request's own CQE
+ *
+ * An IORING_OP_ASYNC_CANCEL of the request prepared with @w's user_data.
+ * The waited request still completes (usually with -ECANCELED; with 0 if a
+ * wake-up won the race): pass it to shmq_waiter_complete() as always.  The
+ * cancel's own CQE reports how many requests it found (>= 0) or -ENOENT
+ * (already completed) and needs nothing from shmq.
+ * Context: the thread that owns @w.
+ * Return: 0; -EINVAL @w is not armed.
+ */
+SHMQ_API int shmq_waiter_prep_cancel(struct shmq_waiter *w, struct io_uring_sqe *sqe,
+				     uint64_t user_data);
+
+/* --- Asynchronous waits: the poller (an event loop on its own io_uring) --- */
+
+/*
+ * A poller is a single-threaded event loop in the manner of asyncio: one
+ * thread registers queues, semaphores, file descriptors and timers with
+ * callbacks (watches, level-triggered like loop.add_reader()), or starts
+ * one-shot operations whose result is delivered later (futures: a received
+ * message, an acquired semaphore token), and runs the loop.  Everything
+ * sleeps in one io_uring_enter(2); the loop never spins.
+ *
+ * Callbacks run on the thread that runs the loop, one at a time.  A
+ * callback may add and free watches and futures, its own included.  A
+ * callback that returns a negative errno stops the run call, which returns
+ * that value.  Every poller function except shmq_poller_stop() must be
+ * called from the loop's thread.  Queues and semaphores must outlive their
+ * watches and futures (their close returns -EBUSY until then).
+ */
+
+struct shmq_poller;
+struct shmq_watch;
+struct shmq_future;
+
+/**
+ * typedef shmq_watch_fn - a watch's callback.
+ * @w:		the watch
+ * @events:	queue: SHMQ_POLL_RECV or SHMQ_POLL_SEND; semaphore: 1;
+ *		descriptor: the poll(2) revents; timer: expirations since the
+ *		last call (>= 1); a negative errno: the watch failed and is
+ *		stopped (free it)
+ * @arg:	as registered
+ *
+ * Return: >= 0 to go on; a negative errno stops the run call with it.
+ */
+typedef int shmq_watch_fn(struct shmq_watch *w, int events, void *arg);
+
+/**
+ * typedef shmq_future_fn - a future's completion callback.
+ * @f:		the future, done
+ * @result:	shmq_future_result(@f)
+ * @arg:	as registered
+ *
+ * Return: >= 0 to go on; a negative errno stops the run call with it.
+ */
+typedef int shmq_future_fn(struct shmq_future *f, int result, void *arg);
+
+/* shmq_poller_wait() */
+#define SHMQ_WAIT_FIRST 0 /* return when at least one future is done */
+#define SHMQ_WAIT_ALL	1 /* return when every future is done */
+
+/**
+ * shmq_poller_new() - create an event loop with its own io_uring.
+ * @flags:	0
+ * @ret:	the new poller
+ *
+ * Context: any thread; the poller then belongs to the thread that runs it.
+ * Return: 0; -EINVAL @flags; -ENOMEM; -EMFILE; -errno from
+ *         io_uring_setup(2) (-EPERM, -ENOSYS where io_uring is refused:
+ *         the poller needs io_uring even on the helper backend).
+ */
+SHMQ_API int shmq_poller_new(unsigned int flags, struct shmq_poller **ret);
+
+/**
+ * shmq_poller_free() - cancel everything, free every watch and future, close the ring.
+ * @p:		poller, or NULL (no-op)
+ *
+ * Watches and futures of @p are freed too: their pointers die with it.
+ * Context: the loop's thread, outside callbacks.
+ */
+SHMQ_API void shmq_poller_free(struct shmq_poller *p);
+
+/**
+ * shmq_poller_backend() - how this poller's waits sleep.
+ * @p:		poller
+ *
+ * Return: SHMQ_BACKEND_URING_FUTEX or SHMQ_BACKEND_HELPER_THREAD; -EINVAL.
+ */
+SHMQ_API int shmq_poller_backend(const struct shmq_poller *p);
+
+/**
+ * shmq_poller_add_queue() - call @fn whenever a queue is ready.
+ * @p:		poller
+ * @q:		queue (SHMQ_RECV for SHMQ_POLL_RECV, SHMQ_SEND for SHMQ_POLL_SEND)
+ * @events:	SHMQ_POLL_RECV or SHMQ_POLL_SEND
+ * @fn:		callback, called with @events while the queue stays ready
+ *		(level-triggered: at most once per loop iteration)
+ * @arg:	for @fn
+ * @ret:	the watch
+ *
+ * Return: 0; -EINVAL; -EBADF the handle cannot do @events; -ENOMEM.
+ */
+SHMQ_API int shmq_poller_add_queue(struct shmq_poller *p, struct shmq_queue *q, unsigned int events,
+				   shmq_watch_fn *fn, void *arg, struct shmq_watch **ret);
+
+/**
+ * shmq_poller_add_sem() - call @fn whenever a semaphore has a token.
+ * @p:		poller
+ * @s:		semaphore (not a view)
+ * @fn:		callback (level-triggered); it takes the token itself with
+ *		shmq_sem_try_wait(), which may lose to another process
+ * @arg:	for @fn
+ * @ret:	the watch
+ *
+ * Return: 0; -EINVAL; -EBADF a view; -ENOMEM.
+ */
+SHMQ_API int shmq_poller_add_sem(struct shmq_poller *p, struct shmq_sem *s, shmq_watch_fn *fn,
+				 void *arg, struct shmq_watch **ret);
+
+/**
+ * shmq_poller_add_fd() - call @fn whenever a file descriptor is ready.
+ * @p:		poller
+ * @fd:		descriptor, kept open by the caller while watched
+ * @events:	poll(2) events (POLLIN, POLLOUT, ...)
+ * @fn:		callback with the revents (level-triggered)
+ * @arg:	for @fn
+ * @ret:	the watch
+ *
+ * Return: 0; -EINVAL; -ENOMEM.
+ */
+SHMQ_API int shmq_poller_add_fd(struct shmq_poller *p, int fd, unsigned int events,
+				shmq_watch_fn *fn, void *arg, struct shmq_watch **ret);
+
+/**
+ * shmq_poller_add_timer() - call @fn at @deadline_ns, then every @interval_ns.
+ * @p:		poller
+ * @deadline_ns: first expiry, absolute CLOCK_MONOTONIC
+ * @interval_ns: period; 0 for a one-shot timer (it stays registered, idle)
+ * @fn:		callback with the number of periods since its last call
+ * @arg:	for @fn
+ * @ret:	the watch
+ *
+ * Return: 0; -EINVAL; -ENOMEM.
+ */
+SHMQ_API int shmq_poller_add_timer(struct shmq_poller *p, uint64_t deadline_ns,
+				   uint64_t interval_ns, shmq_watch_fn *fn, void *arg,
+				   struct shmq_watch **ret);
+
+/**
+ * shmq_watch_free() - stop watching and free the watch.
+ * @w:		watch, or NULL (no-op)
+ *
+ * Cancels the watch's request and waits for its completion (the kernel
+ * completes a cancelled wait at once), so the watched object may be closed
+ * as soon as this returns.  Allowed inside any callback, @w's own too.
+ * Context: the loop's thread.
+ */
+SHMQ_API void shmq_watch_free(struct shmq_watch *w);
+
+/**
+ * shmq_poller_recv() - a future that receives one message from a queue.
+ * @p:		poller
+ * @q:		queue opened with SHMQ_RECV
+ * @buf:	where the message goes; must stay valid until the future is done
+ * @size:	bytes at @buf
+ * @deadline_ns: absolute CLOCK_MONOTONIC, or SHMQ_FOREVER
+ * @fn:		called when done, or NULL
+ * @arg:	for @fn
+ * @ret:	the future
+ *
+ * The message is taken from the queue only when it fits the future (as
+ * shmq_queue_recv()): the future's result is its length.  A message that is
+ * already there completes the future on the next loop iteration.
+ * Return: 0; -EINVAL; -EBADF not opened for receiving; -ENOMEM.
+ *         The future's result: the length (>= 0); -ETIMEDOUT; -ECANCELED;
+ *         -EMSGSIZE (consumed); -EBADMSG.
+ */
+SHMQ_API int shmq_poller_recv(struct shmq_poller *p, struct shmq_queue *q, void *buf, size_t size,
+			      uint64_t deadline_ns, shmq_future_fn *fn, void *arg,
+			      struct shmq_future **ret);
+
+/**
+ * shmq_poller_acquire() - a future that takes one token of a semaphore.
+ * @p:		poller
+ * @s:		semaphore (not a view)
+ * @deadline_ns: absolute CLOCK_MONOTONIC, or SHMQ_FOREVER
+ * @fn:		called when done, or NULL
+ * @arg:	for @fn
+ * @ret:	the future
+ *
+ * A result of 0 means the token is the caller's, as after shmq_sem_wait()
+ * (counted for SHMQ_SEM_ATTR_UNDO); give it back with shmq_sem_post().
+ * Return: 0; -EINVAL; -EBADF a view; -ENOMEM.
+ *         The future's result: 0; -ETIMEDOUT; -ECANCELED.
+ */
+SHMQ_API int shmq_poller_acquire(struct shmq_poller *p, struct shmq_sem *s, uint64_t deadline_ns,
+				 shmq_future_fn *fn, void *arg, struct shmq_future **ret);
+
+/**
+ * shmq_poller_ready() - a future that completes when a queue is ready.
+ * @p:		poller
+ * @q:		queue
+ * @events:	SHMQ_POLL_RECV or SHMQ_POLL_SEND
+ * @deadline_ns: absolute CLOCK_MONOTONIC, or SHMQ_FOREVER
+ * @fn:		called when done, or NULL
+ * @arg:	for @fn
+ * @ret:	the future
+ *
+ * The multiprocessing.connection.wait() building block: nothing is taken.
+ * Return: 0; -EINVAL; -EBADF; -ENOMEM.
+ *         The future's result: @events; -ETIMEDOUT; -ECANCELED.
+ */
+SHMQ_API int shmq_poller_ready(struct shmq_poller *p, struct shmq_queue *q, unsigned int events,
+			       uint64_t deadline_ns, shmq_future_fn *fn, void *arg,
+			       struct shmq_future **ret);
+
+/**
+ * shmq_future_result() - the result of a future.
+ * @f:		future
+ *
+ * Return: -EINPROGRESS not done yet; else the result documented by the
+ *         function that made it; -EINVAL @f is NULL.
+ */
+SHMQ_API int shmq_future_result(const struct shmq_future *f);
+
+/**
+ * shmq_future_cancel() - complete a pending future with -ECANCELED.
+ * @f:		future
+ *
+ * Nothing is taken after this returns.  The callback runs on the next loop
+ * iteration, as for any completion.
+ * Context: the loop's thread.
+ * Return: 0; -EALREADY already done (the result stands); -EINVAL.
+ */
+SHMQ_API int shmq_future_cancel(struct shmq_future *f);
+
+/**
+ * shmq_future_free() - free a future, cancelling it first if it is pending.
+ * @f:		future, or NULL (no-op)
+ *
+ * The callback is not called for a future freed while pending.  Allowed in
+ * any callback.  A received message or a token held by a done future
+ * belongs to the caller already.
+ * Context: the loop's thread.
+ */
+SHMQ_API void shmq_future_free(struct shmq_future *f);
+
+/**
+ * shmq_poller_run_once() - wait for activity, dispatch it, return.
+ * @p:		poller
+ * @deadline_ns: absolute CLOCK_MONOTONIC; 0 never sleeps; SHMQ_FOREVER
+ *
+ * Dispatches everything that is ready, sleeping first until something is
+ * or @deadline_ns passes.  Never returns -EINTR.
+ * Return: callbacks run plus futures completed (0: the deadline passed, or
+ *         shmq_poller_stop()); a callback's negative errno; -EINVAL.
+ */
+SHMQ_API int shmq_poller_run_once(struct shmq_poller *p, uint64_t deadline_ns);
+
+/**
+ * shmq_poller_run_until_idle() - run until nothing is left to wait for.
+ * @p:		poller
+ * @deadline_ns: absolute CLOCK_MONOTONIC, or SHMQ_FOREVER
+ *
+ * Idle means no watch is registered and no future is pending (as libuv's
+ * default run mode): free your watches to let it return.
+ * Return: 0 idle, or shmq_poller_stop(); -ETIMEDOUT; a callback's
+ *         negative errno; -EINVAL.
+ */
+SHMQ_API int shmq_poller_run_until_idle(struct shmq_poller *p, uint64_t deadline_ns);
+
+/**
+ * shmq_poller_run() - run until shmq_poller_stop().
+ * @p:		poller
+ *
+ * Return: 0 stopped; a callback's negative errno; -EINVAL.
+ */
+SHMQ_API int shmq_poller_run(struct shmq_poller *p);
+
+/**
+ * shmq_poller_stop() - make the running (or next) run call return.
+ * @p:		poller
+ *
+ * Context: any thread, and signal handlers (an atomic store and a write(2)
+ * to an eventfd).
+ * Return: 0; -EINVAL.
+ */
+SHMQ_API int shmq_poller_stop(struct shmq_poller *p);
+
+/**
+ * shmq_poller_wait() - run the loop until the first, or all, of some futures are done.
+ * @p:		poller
+ * @futures:	futures of @p
+ * @n:		how many, >= 1
+ * @how:	SHMQ_WAIT_FIRST or SHMQ_WAIT_ALL
+ * @deadline_ns: absolute CLOCK_MONOTONIC, or SHMQ_FOREVER
+ *
+ * asyncio.wait() and multiprocessing.connection.wait() in one: every other
+ * watch and future of @p is served meanwhile.  Look at each future with
+ * shmq_future_result() afterwards.  shmq_poller_stop() does not end it.
+ * Callbacks must not free the futures in @futures while it runs.
+ * Return: the number of @futures done (>= 1, or @n for SHMQ_WAIT_ALL);
+ *         -ETIMEDOUT; a callback's negative errno; -EINVAL.
+ */
+SHMQ_API int shmq_poller_wait(struct shmq_poller *p, struct shmq_future *const *futures,
+			      unsigned int n, unsigned int how, uint64_t deadline_ns);
 
 #ifdef __cplusplus
 }

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Test runner for the TSan stand-in for Criterion: see criterion/criterion.h. */
 #include <errno.h>
+#include <fnmatch.h>
 #include <math.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -108,6 +109,22 @@ static bool run_one(const struct shmq_t_test *t)
 	return false;
 }
 
+/*
+ * Criterion's "suite/test" glob (the form the Makefile uses), or this
+ * runner's older "suite::test" prefix.
+ */
+static bool filter_match(const char *filter, const struct shmq_t_test *t)
+{
+	char full[512];
+
+	if (strchr(filter, '/')) {
+		snprintf(full, sizeof(full), "%s/%s", t->suite, t->name);
+		return fnmatch(filter, full, 0) == 0;
+	}
+	snprintf(full, sizeof(full), "%s::%s", t->suite, t->name);
+	return strncmp(full, filter, strlen(filter)) == 0;
+}
+
 int main(int argc, char *argv[])
 {
 	const char *filter = NULL;
@@ -120,7 +137,8 @@ int main(int argc, char *argv[])
 		else if (!strcmp(argv[i], "--jobs") && i + 1 < argc)
 			i++; /* accepted for Criterion compatibility; runs serially */
 		else if (!strcmp(argv[i], "--help")) {
-			printf("usage: %s [--filter SUITE[::TEST]] [--jobs N]\n", argv[0]);
+			printf("usage: %s [--filter SUITE/GLOB | SUITE[::TEST]] [--jobs N]\n",
+			       argv[0]);
 			return 0;
 		}
 	}
@@ -139,7 +157,7 @@ int main(int argc, char *argv[])
 		char full[512];
 
 		snprintf(full, sizeof(full), "%s::%s", v[i]->suite, v[i]->name);
-		if (v[i]->data.disabled || (filter && strncmp(full, filter, strlen(filter))))
+		if (v[i]->data.disabled || (filter && !filter_match(filter, v[i])))
 			continue;
 		if (run_one(v[i]))
 			passed++;

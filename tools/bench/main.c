@@ -67,6 +67,7 @@
 #include "shm/layout.h"
 #include "shm/ring.h"
 #include "shmq/version.h"
+#include "tools/bench/async.h"
 #include "tools/bench/baselines.h"
 
 #define SIZE_MIN	 32    /* room for the header and the trailing sequence number */
@@ -112,8 +113,10 @@ struct msg_hdr { /* first bytes of every message; the last 8 repeat seq */
 #define GROUP_FUTEX	(1u << 3)
 #define GROUP_MPMC	(1u << 4)
 #define GROUP_API	(1u << 5)
-#define GROUP_ALL \
-	(GROUP_BASELINES | GROUP_SPIN | GROUP_BLOCKING | GROUP_FUTEX | GROUP_MPMC | GROUP_API)
+#define GROUP_ASYNC	(1u << 6)
+#define GROUP_ALL                                                                               \
+	(GROUP_BASELINES | GROUP_SPIN | GROUP_BLOCKING | GROUP_FUTEX | GROUP_MPMC | GROUP_API | \
+	 GROUP_ASYNC)
 
 enum transport {
 	TRANSPORT_MINRING,
@@ -125,6 +128,10 @@ enum transport {
 	TRANSPORT_FUTEX,
 	TRANSPORT_MPMC,
 	TRANSPORT_API,
+	TRANSPORT_ASYNC,
+	TRANSPORT_ASYNC_HELPER,
+	TRANSPORT_POLLER,
+	TRANSPORT_POLLER_HELPER,
 	TRANSPORT_COUNT,
 };
 
@@ -153,6 +160,14 @@ static const struct transport_info {
 	[TRANSPORT_API] = {"shmq-api", GROUP_API, true,
 			   "SPSC created by shmqd, opened through libshmq in each process: "
 			   "shmq_queue_send_wait/recv_wait"},
+	[TRANSPORT_ASYNC] = {"async-uring", GROUP_ASYNC, true,
+			     "SPSC, every wait an io_uring FUTEX_WAIT (waiter API), no spin"},
+	[TRANSPORT_ASYNC_HELPER] = {"async-helper", GROUP_ASYNC, true,
+				    "SPSC, waiter API on the helper-thread fallback, no spin"},
+	[TRANSPORT_POLLER] = {"poller-uring", GROUP_ASYNC, true,
+			      "SPSC, the poller: a recv future per message, io_uring FUTEX_WAIT"},
+	[TRANSPORT_POLLER_HELPER] = {"poller-helper", GROUP_ASYNC, true,
+				     "SPSC, the poller on the helper-thread fallback"},
 };
 
 static const struct {
@@ -161,6 +176,7 @@ static const struct {
 } groups[] = {
 	{"baselines", GROUP_BASELINES}, {"spin", GROUP_SPIN}, {"blocking", GROUP_BLOCKING},
 	{"futex", GROUP_FUTEX},		{"mpmc", GROUP_MPMC}, {"api", GROUP_API},
+	{"async", GROUP_ASYNC},
 };
 
 struct opts {
@@ -183,7 +199,8 @@ struct proc_result {
 	uint64_t count;	     /* data messages sent (producer) / received (consumer) */
 	uint64_t t_start_ns; /* producer: first measured send */
 	uint64_t t_end_ns;   /* consumer: end marker received */
-	uint64_t cpu_ns;     /* idle check */
+	uint64_t cpu_ns;     /* idle check; rtt: the measured round trips */
+	int backend;	     /* rtt, async transports: SHMQ__BACKEND_* */
 	uint64_t wall_ns;
 	uint64_t sleeps;
 };
@@ -225,6 +242,7 @@ struct endpoint {
 	int fd;
 	struct shmq_client *client; /* api: this process's own connection */
 	struct shmq_queue *q;
+	struct bench_async async; /* async transports */
 };
 
 struct cell {			 /* one transport at one size */
@@ -234,6 +252,10 @@ struct cell {			 /* one transport at one size */
 	double rtt_med[3]; /* medians; NAN when not measured */
 	double mps_med;
 	bool failed;
+	double cpu[REPS_MAX]; /* rtt: CPU ns of both processes per round trip */
+	unsigned int n_cpu;
+	double cpu_med;
+	int backend; /* async transports: the SHMQ__BACKEND_* they got */
 };
 
 /*
@@ -526,6 +548,25 @@ static int ring_spin_recv(struct endpoint *e, void *buf, size_t len, uint64_t de
 	return r;
 }
 
+static int async_send(struct endpoint *e, const void *msg, size_t len, uint64_t deadline_ns)
+{
+	return bench_async_send(&e->async, msg, len, deadline_ns);
+}
+
+static int async_recv(struct endpoint *e, void *buf, size_t len, uint64_t deadline_ns)
+{
+	return bench_async_recv(&e->async, buf, len, deadline_ns);
+}
+
+static uint64_t cpu_now_ns(void)
+{
+	struct timespec ts;
+
+	/* The whole process: the helper-thread fallback's thread counts too. */
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 static int api_send(struct endpoint *e, const void *msg, size_t len, uint64_t deadline_ns)
 {
 	return shmq_queue_send_wait(e->q, msg, len, deadline_ns);
@@ -770,6 +811,18 @@ static int endpoint_open(struct endpoint *e, const struct run *run, unsigned int
 		r = shmq__ring_attach(&e->ring, &seg, UINT32_MAX);
 		if (r < 0)
 			return r;
+		if (transports[run->t].group == GROUP_ASYNC) {
+			bool poller =
+				run->t == TRANSPORT_POLLER || run->t == TRANSPORT_POLLER_HELPER;
+
+			e->send = async_send;
+			e->recv = async_recv;
+			return bench_async_open(&e->async,
+						poller ? BENCH_ASYNC_POLLER : BENCH_ASYNC_WAITER,
+						&e->ring, &seg, sending,
+						run->t == TRANSPORT_ASYNC_HELPER ||
+							run->t == TRANSPORT_POLLER_HELPER);
+		}
 		e->ring.spin_ns = run->t == TRANSPORT_FUTEX ? 0 : SHMQ_SPIN_NS_DEFAULT;
 		e->send = run->t == TRANSPORT_SPIN ? ring_spin_send : ring_wait_send;
 		e->recv = run->t == TRANSPORT_SPIN ? ring_spin_recv : ring_wait_recv;
@@ -777,9 +830,12 @@ static int endpoint_open(struct endpoint *e, const struct run *run, unsigned int
 	}
 }
 
-/* Release what endpoint_open() acquired: only api endpoints hold anything. */
+/* Release what endpoint_open() acquired beyond the mapping (api, async). */
 static void endpoint_close(struct endpoint *e)
 {
+	if (e->send == async_send)
+		bench_async_close(&e->async);
+	e->send = NULL;
 	shmq_queue_close(e->q);
 	shmq_client_close(e->client);
 	e->q = NULL;
@@ -815,8 +871,11 @@ static int rtt_ping(const struct run *run, struct endpoint *tx, struct endpoint 
 		now = shmq__now_ns();
 		if (i >= run->warm_iters)
 			samples[i - run->warm_iters] = now - prev;
+		if (i == run->warm_iters)
+			res->cpu_ns = cpu_now_ns();
 		prev = now;
 	}
+	res->cpu_ns = cpu_now_ns() - res->cpu_ns;
 	msg_stamp(bench.buf_out, run->size, total, MSG_STOP, 0);
 	r = tx->send(tx, bench.buf_out, run->size, stall_deadline());
 	return r < 0 ? fail(res, r, "parent: sending the end marker") : 0;
@@ -838,14 +897,23 @@ static int rtt_echo(const struct run *run, struct proc_result *res)
 	for (uint64_t expect = 0;; expect++) {
 		if (expect % PROGRESS_EVERY == 0)
 			deadline_ns = stall_deadline();
+		/* The same window as the parent's: from the first measured ping to the marker. */
+		if (expect == run->warm_iters)
+			res->cpu_ns = cpu_now_ns();
 		r = rx.recv(&rx, bench.buf_in, run->size, deadline_ns);
 		if (r < 0)
 			return fail(res, r, "child: receiving message %" PRIu64, expect);
 		if (msg_read(bench.buf_in, r, run->size, &h) < 0)
 			return fail(res, -EBADMSG,
 				    "child: corrupt message where seq %" PRIu64 " was due", expect);
-		if (h.kind == MSG_STOP && h.seq == expect)
+		if (h.kind == MSG_STOP && h.seq == expect) {
+			res->cpu_ns = cpu_now_ns() - res->cpu_ns;
+			if (rx.send == async_send)
+				res->backend = bench_async_backend(&rx.async);
+			endpoint_close(&rx);
+			endpoint_close(&tx);
 			return 0;
+		}
 		if (h.kind != MSG_DATA || h.seq != expect)
 			return fail(res, -EBADMSG,
 				    "child: got kind %" PRIu32 " seq %" PRIu64
@@ -1135,7 +1203,8 @@ static int rtt_child(const struct run *run, unsigned int idx)
 	return rtt_echo(run, &bench.sp->res[idx]);
 }
 
-static int run_rtt(enum transport t, uint32_t size, double ret_p[3])
+static int run_rtt(enum transport t, uint32_t size, double ret_p[3], double *ret_cpu,
+		   int *ret_backend)
 {
 	struct proc_result mine = {0};
 	struct endpoint tx = {0}, rx = {0};
@@ -1167,6 +1236,8 @@ static int run_rtt(enum transport t, uint32_t size, double ret_p[3])
 	ret_p[0] = percentile(bench.samples, run.iters, 0.50);
 	ret_p[1] = percentile(bench.samples, run.iters, 0.99);
 	ret_p[2] = percentile(bench.samples, run.iters, 0.999);
+	*ret_cpu = (double)(mine.cpu_ns + bench.sp->res[0].cpu_ns) / run.iters;
+	*ret_backend = bench.sp->res[0].backend;
 	return 0;
 }
 
@@ -1398,7 +1469,7 @@ static void measure_size(unsigned int si)
 	for (unsigned int rep = 0; rep < bench.o.reps; rep++) {
 		for (enum transport t = 0; t < TRANSPORT_COUNT; t++) {
 			struct cell *c = &bench.cells[si][t];
-			double p[3], mps = 0;
+			double p[3], mps = 0, cpu;
 			int r;
 
 			/* A failed transport is not retried: it would only fail slowly again. */
@@ -1406,13 +1477,14 @@ static void measure_size(unsigned int si)
 				continue;
 			progress(si, rep, t);
 			if (transports[t].rtt) {
-				if (run_rtt(t, size, p) < 0) {
+				if (run_rtt(t, size, p, &cpu, &c->backend) < 0) {
 					c->failed = true;
 					continue;
 				}
 				for (unsigned int k = 0; k < 3; k++)
 					c->rtt[k][c->n_rtt] = p[k];
 				c->n_rtt++;
+				c->cpu[c->n_cpu++] = cpu;
 			}
 			r = t == TRANSPORT_MPMC ? run_mpmc(size, &mps) : run_tput(t, size, &mps);
 			if (r < 0) {
@@ -1432,6 +1504,7 @@ static void measure_size(unsigned int si)
 		for (unsigned int k = 0; k < 3; k++)
 			c->rtt_med[k] = median(c->rtt[k], c->n_rtt);
 		c->mps_med = median(c->mps, c->n_mps);
+		c->cpu_med = median(c->cpu, c->n_cpu);
 	}
 }
 
@@ -1503,6 +1576,50 @@ static void print_size(unsigned int si)
 		print_num(ratio(c->mps_med, b[TRANSPORT_PIPE].mps_med), 13, 1);
 		print_num(ratio(c->mps_med, b[TRANSPORT_SOCKPAIR].mps_med), 13, 1);
 		printf("\n");
+	}
+	fflush(stdout);
+}
+
+/*
+ * The async group against the synchronous waits it replaces, same run, same
+ * size: every wait through io_uring versus FUTEX_WAIT in the thread
+ * (shmq-futex, no spin either) and versus never sleeping (shmq-spin).
+ */
+static void print_async(unsigned int si)
+{
+	static const enum transport rows[] = {
+		TRANSPORT_SPIN,		TRANSPORT_BLOCKING, TRANSPORT_FUTEX,	    TRANSPORT_ASYNC,
+		TRANSPORT_ASYNC_HELPER, TRANSPORT_POLLER,   TRANSPORT_POLLER_HELPER};
+	const struct cell *b = bench.cells[si];
+
+	if (!(bench.o.only & GROUP_ASYNC))
+		return;
+	printf("\nasync waits, %" PRIu32 " B round trips (CPU: both processes, per round trip)\n",
+	       bench.o.sizes[si]);
+	printf("%-16s %10s %10s %10s %10s %11s %11s %11s  %s\n", "transport", "rtt p50", "rtt p99",
+	       "rtt p99.9", "CPU/rtt", "p50/futex", "p50/spin", "CPU/futex", "backend");
+	printf("%-16s %10s %10s %10s %10s\n", "", "(ns)", "(ns)", "(ns)", "(ns)");
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		enum transport t = rows[i];
+		const struct cell *c = &b[t];
+
+		if (!enabled(t))
+			continue;
+		printf("%-16s", transports[t].name);
+		if (c->failed) {
+			printf(" %10s\n", "error");
+			continue;
+		}
+		for (unsigned int k = 0; k < 3; k++)
+			print_num(c->rtt_med[k], 10, 0);
+		print_num(c->cpu_med, 10, 0);
+		print_num(ratio(c->rtt_med[0], b[TRANSPORT_FUTEX].rtt_med[0]), 11, 2);
+		print_num(ratio(c->rtt_med[0], b[TRANSPORT_SPIN].rtt_med[0]), 11, 2);
+		print_num(ratio(c->cpu_med, b[TRANSPORT_FUTEX].cpu_med), 11, 2);
+		printf("  %s\n", transports[t].group != GROUP_ASYNC	     ? "-"
+				 : c->backend == SHMQ__BACKEND_URING_FUTEX   ? "io_uring futex"
+				 : c->backend == SHMQ__BACKEND_HELPER_THREAD ? "helper thread"
+									     : "?");
 	}
 	fflush(stdout);
 }
@@ -1680,6 +1797,7 @@ static void print_json(void)
 			json_num("rtt_p99_ns", c->rtt_med[1], true);
 			json_num("rtt_p999_ns", c->rtt_med[2], true);
 			json_num("msgs_per_s", c->mps_med, true);
+			json_num("cpu_per_rtt_ns", c->cpu_med, true);
 			json_num("gb_per_s", c->mps_med * size / 1e9, true);
 			json_num("p50_vs_minring",
 				 ratio(c->rtt_med[0], b[TRANSPORT_MINRING].rtt_med[0]), true);
@@ -1766,8 +1884,8 @@ static void usage(FILE *f)
 		"  -t, --seconds S       measured seconds per throughput run (default 0.25)\n"
 		"  -n, --iters N         measured round trips per rtt run (default 10000)\n"
 		"  -o, --only LIST       run only these groups, comma-separated:\n"
-		"                        spin, blocking, futex, mpmc, api, baselines (default "
-		"all)\n"
+		"                        spin, blocking, futex, mpmc, api, async, baselines\n"
+		"                        (default all; async is compared with spin and futex)\n"
 		"  -j, --json            print one JSON object instead of tables\n"
 		"      --strict          exit 1 when a target is missed\n"
 		"      --shmqd PATH      api: the shmqd to start on a temporary socket\n"
@@ -1905,8 +2023,9 @@ static int parse_argv(int argc, char *argv[], struct opts *o)
 			break;
 		case 'o':
 			if (parse_only(optarg, o) < 0) {
-				fprintf(stderr, "shmq-bench: --only wants a comma list of "
-						"spin, blocking, futex, mpmc, api, baselines\n");
+				fprintf(stderr,
+					"shmq-bench: --only wants a comma list of "
+					"spin, blocking, futex, mpmc, api, async, baselines\n");
 				return -EINVAL;
 			}
 			break;
@@ -2062,8 +2181,10 @@ int main(int argc, char *argv[])
 	for (unsigned int si = 0; si < bench.o.n_sizes; si++) {
 		geometry_note(si);
 		measure_size(si);
-		if (!bench.o.json)
+		if (!bench.o.json) {
 			print_size(si);
+			print_async(si);
+		}
 	}
 	if (bench.o.only & GROUP_BLOCKING)
 		(void)run_idle();
