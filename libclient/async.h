@@ -98,7 +98,7 @@ void shmq__helper_arm(struct shmq_helper_slot *s, _Atomic uint32_t *word, uint32
 /* Stop watching (no-op if the entry already fired).  @word is not read again. */
 void shmq__helper_disarm(struct shmq_helper_slot *s);
 
-/* Give the entry back; the last one out stops its thread. */
+/* Give the entry back.  The thread stays (see libclient/helper.c for why). */
 void shmq__helper_detach(struct shmq_helper_slot *s);
 
 #endif /* SHMQ_LIBCLIENT_ASYNC_H */

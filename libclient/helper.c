@@ -9,9 +9,8 @@
  * POLL_ADD on that eventfd.  A helper thread sleeps in futex_waitv(2) on
  * the armed words of up to SLOTS_PER_THREAD waiters plus one control word
  * of its own, and writes 1 to a waiter's eventfd when that waiter's word
- * was woken or no longer holds its key.  Threads are started when every
- * existing one is full and stopped when their last entry is detached, so a
- * process that never falls back never has one.
+ * was woken or no longer holds its key.  A process that never falls back
+ * never has one.
  *
  * Why no wake-up is lost.  The waiter arms (announce, barrier, re-check)
  * before it registers its word and key here, exactly as it would before an
@@ -26,18 +25,31 @@
  * ring's POLL_ADD is issued makes the POLL_ADD complete at once.  Spurious
  * fires only cost the caller a re-check.
  *
- * Locking: `helpers_lock` guards the list of threads; each thread's `lock`
- * guards its entries.  Order: helpers_lock, then a thread's lock.  Words
- * are read only for armed entries and only under the lock, so a disarmed
- * entry's memory may be unmapped at once; the kernel may still hold an
- * older futex_waitv on it, which is harmless (a shared futex key pins
- * nothing) and which the next control bump replaces.  If the mapping went
- * away between building the set and the system call, futex_waitv returns
- * -EFAULT, and the thread simply rebuilds.
+ * Threads are started when every existing one is full and then kept until
+ * the process exits; an empty one sleeps on its control word and costs
+ * nothing.  Stopping them when their last entry left made every wait of a
+ * one-future-at-a-time loop create and join a thread (tens of
+ * microseconds), and it did worse: a process whose threads keep exiting
+ * loses wake-ups of the asymmetric fence (shm/barrier.h).  On the 6.18
+ * kernel here, a stress test that joined a helper thread before each
+ * publish lost one wake-up in every ~30,000 round trips, and none with real
+ * fences (SHMQ_ASYM_FENCE=0) or with threads kept.  The probable cause:
+ * exit_mm() clears the CPU's membarrier state, and switching to another
+ * thread of the same mm does not restore it, so membarrier(GLOBAL_EXPEDITED)
+ * skips that CPU while the process's next thread publishes there.
+ *
+ * Locking: `helpers_lock` guards the list of threads and their counts;
+ * each thread's `lock` guards its entries.  Order: helpers_lock, then a
+ * thread's lock.  Words are read only for armed entries and only under the
+ * lock, so a disarmed entry's memory may be unmapped at once; the kernel
+ * may still hold an older futex_waitv on it, which is harmless (a shared
+ * futex key pins nothing) and which the next control bump replaces.  If
+ * the mapping went away between building the set and the system call,
+ * futex_waitv returns -EFAULT, and the thread simply rebuilds.
  *
  * A forked child gets no threads: fork() copies only the calling thread.
  * The atfork handler forgets the parent's threads in the child (their
- * memory is leaked there, never freed twice), so a child that waits
+ * memory stays allocated there, unused), so a child that waits
  * asynchronously on its own handles starts threads of its own.
  */
 #include <errno.h>
@@ -71,8 +83,7 @@ struct helper_thread {
 	pthread_t tid;
 	pthread_mutex_t lock;
 	_Atomic uint32_t ctl; /* bumped (then woken) whenever the set changes */
-	bool stop;
-	unsigned int n_used;
+	unsigned int n_used;  /* under helpers_lock */
 	struct helper_thread *next;
 	struct shmq_helper_slot slots[SLOTS_PER_THREAD];
 };
@@ -133,10 +144,6 @@ static void *helper_main(void *arg)
 		int r;
 
 		pthread_mutex_lock(&t->lock);
-		if (t->stop) {
-			pthread_mutex_unlock(&t->lock);
-			return NULL;
-		}
 		/* seq_cst: pairs with poke(); a bump after this read makes the wait fail at once */
 		v[0] = (struct shmq_futex_waiter){.word = &t->ctl,
 						  .expected = load_seq_cst(&t->ctl)};
@@ -168,6 +175,7 @@ static void *helper_main(void *arg)
 		}
 		pthread_mutex_unlock(&t->lock);
 	}
+	return NULL; /* not reached: the thread lives as long as the process */
 }
 
 static int thread_start(struct helper_thread **ret)
@@ -189,6 +197,7 @@ static int thread_start(struct helper_thread **ret)
 		free(t);
 		return r == EAGAIN ? -ENOMEM : -r; /* -EAGAIN means "not ready" here */
 	}
+	pthread_detach(t->tid); /* never joined: it lives as long as the process */
 	*ret = t;
 	return 0;
 }
@@ -254,29 +263,14 @@ void shmq__helper_disarm(struct shmq_helper_slot *s)
 
 void shmq__helper_detach(struct shmq_helper_slot *s)
 {
-	struct helper_thread *t = s->t, **pp;
-	bool last;
+	struct helper_thread *t = s->t;
 
+	/* The thread stays, asleep on its control word: see DESIGN for why. */
 	pthread_mutex_lock(&helpers_lock);
 	pthread_mutex_lock(&t->lock);
 	s->used = false;
 	s->armed = false;
-	last = --t->n_used == 0;
-	if (last) {
-		t->stop = true;
-		for (pp = &helpers; *pp; pp = &(*pp)->next)
-			if (*pp == t) {
-				*pp = t->next;
-				break;
-			}
-	}
+	t->n_used--;
 	pthread_mutex_unlock(&t->lock);
 	pthread_mutex_unlock(&helpers_lock);
-	if (!last)
-		return;
-	/* Off the list, so nobody else can reach t: wake it, wait for it, free it. */
-	poke(t);
-	pthread_join(t->tid, NULL);
-	pthread_mutex_destroy(&t->lock);
-	free(t);
 }

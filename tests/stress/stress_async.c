@@ -37,6 +37,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <shmq/shmq.h>
@@ -397,12 +398,32 @@ static void stress(unsigned int n_lanes, unsigned int window, bool sem_lane, uin
 	}
 	secs = (double)(shmq__now_ns() - t0) / 1e9;
 
-	/* Stop the child: one stop message on lane 0 (every lane idles afterwards). */
-	if (!run.err)
+	/*
+	 * Stop the child: one stop message on lane 0 (every lane idles
+	 * afterwards).  After a failure, a child that is still running was not
+	 * the cause; one that already exited tells why.
+	 */
+	if (!run.err) {
 		cr_assert(eq(int, send_msg(run.lanes[0].tx, 0, 0, true), 0));
-	else
+	} else if (waitpid(pid, &e, WNOHANG) == 0) {
+		for (unsigned int i = 0; i < n_lanes; i++) {
+			struct shmq_ring *pr = &run.lanes[i].tx->ring, *qr = &run.lanes[i].rx->ring;
+
+			fprintf(stderr,
+				"lane %u: ping depth %u ec_recv %#x ec_send %#x; pong depth %u "
+				"ec_recv %#x ec_send %#x\n",
+				i, shmq__ring_depth(pr), load_seq_cst(&pr->q->ec_recv),
+				load_seq_cst(&pr->q->ec_send), shmq__ring_depth(qr),
+				load_seq_cst(&qr->q->ec_recv), load_seq_cst(&qr->q->ec_send));
+		}
 		kill(pid, SIGKILL);
-	e = t_wait_peer(pid);
+	} else {
+		fprintf(stderr, "the child had exited first: status %d, error %d (%s)\n", e,
+			load_acquire(&run.sh->child_err), /* A: pairs with R in the child */
+			strerror(-load_acquire(&run.sh->child_err)));
+		pid = 0;
+	}
+	e = pid ? t_wait_peer(pid) : 1;
 	for (unsigned int i = 0; i < n_lanes; i++)
 		sleeps += run.lanes[i].rx->ring.c->sleeps;
 	sleeps += load_acquire(&run.sh->child_sleeps); /* A: pairs with R in the child */
