@@ -28,8 +28,14 @@ bool shmq__barrier_register(void)
 	if (r == -pid)
 		return false;
 
+	/*
+	 * Opt-in only: the kernel can lose this process's registration on a
+	 * CPU after one of its threads exits (see barrier.h), and a publisher
+	 * relying on it would then miss a sleeper.  The full fence is always
+	 * correct.
+	 */
 	env = getenv("SHMQ_ASYM_FENCE");
-	if (env && !strcmp(env, "0")) {
+	if (!env || strcmp(env, "1")) {
 		store_relaxed(&registered, -pid);
 		return false;
 	}

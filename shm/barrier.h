@@ -24,6 +24,17 @@
  * the sleeper sees the message.  (folly's asymmetricLightBarrier /
  * asymmetricHeavyBarrier use the same construction.)
  *
+ * OPT-IN ONLY (SHMQ_ASYM_FENCE=1 in the publisher's environment).  The
+ * kernel forgets a registration on a CPU after one of the process's
+ * threads exits: exit_mm() clears that CPU's rq->membarrier_state, and
+ * membarrier_switch_mm() does not restore it when the next task runs the
+ * same mm (prev_mm == next_mm returns early), so GLOBAL_EXPEDITED skips
+ * that CPU and a publisher there is not fenced: a sleeper can then miss
+ * its wake-up.  Until that is fixed in the kernel, the default light side
+ * is a real fence; enable the asymmetric one only in processes whose
+ * threads never exit.  Sleepers always issue the heavy barrier, so opted-in
+ * publishers stay correct next to default ones.
+ *
  * A process whose registration fails (old kernel, seccomp) uses a real
  * fence on the light side, so it is correct on its own.  A sleeper whose
  * heavy barrier fails cannot know whether some publisher relies on it; it
@@ -43,8 +54,8 @@
 /*
  * Register this process for heavy barriers (once per process; cheap after
  * the first call, and redone in a forked child).  Return: true if the light
- * side may use a compiler barrier only.  SHMQ_ASYM_FENCE=0 in the
- * environment forces false (tests and comparisons).
+ * side may use a compiler barrier only: only with SHMQ_ASYM_FENCE=1 in
+ * the environment (see OPT-IN above).
  */
 bool shmq__barrier_register(void);
 
