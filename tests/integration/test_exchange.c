@@ -389,13 +389,23 @@ static void run_examples(uint32_t n_prod, uint32_t n_cons, const char *count, bo
 	snprintf(bc, sizeof(bc), "%s", t_example_path("consumer"));
 	bin_p = bp;
 	bin_c = bc;
-	/* Consumers first: they wait for the queue a producer creates. */
+	/*
+	 * Consumers first: they wait for the queue a producer creates.  --keep:
+	 * a consumer that finishes early must not unlink the name before a
+	 * slower one (a loaded or sanitized run) has even opened it.
+	 */
 	for (uint32_t i = 0; i < n_cons; i++) {
-		const char *argv[] = {bin_c,	  "--socket",
-				      d.sock,	  "--queue",
-				      "examples", "--producers",
-				      prod_s,	  "--timeout",
-				      "20",	  zero_copy ? "--zero-copy" : NULL,
+		const char *argv[] = {bin_c,
+				      "--socket",
+				      d.sock,
+				      "--queue",
+				      "examples",
+				      "--producers",
+				      prod_s,
+				      "--timeout",
+				      "20",
+				      "--keep",
+				      zero_copy ? "--zero-copy" : NULL,
 				      NULL};
 
 		t_spawn(&p[n++], argv);
