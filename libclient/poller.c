@@ -320,7 +320,8 @@ static void reap_one(struct shmq_poller *p, uint64_t ud, int res)
 		break;
 	}
 	if (op->dead) {
-		if (!p->closing) /* closing: shmq_poller_free() destroys every op at the end */
+		/* closing: shmq_poller_free() destroys every op at the end; in_cb: its caller does */
+		if (!p->closing && !op->in_cb)
 			op_destroy(op);
 		return;
 	}
