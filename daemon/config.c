@@ -41,6 +41,7 @@ enum opt_type {
 	OPT_MODE,  /* octal permission bits */
 	OPT_LEVEL, /* log level name */
 	OPT_PATH,  /* absolute path or empty */
+	OPT_BOOL,  /* yes/no, true/false, on/off, 1/0; uint32_t 0 or 1 */
 };
 
 struct config_option {
@@ -91,6 +92,15 @@ static const struct config_option options[] = {
 	 "largest queue capacity a client may ask for"},
 	{"max-slot-size", OPT_U32, CFG_FIELD(max_slot_size), 1u << 20, 1, SHMQ_SLOT_SIZE_MAX, false,
 	 "largest slot size in bytes a client may ask for"},
+	{"state-directory", OPT_PATH, CFG_FIELD(state_directory), 0, 0, SHMQD_STATE_DIR_MAX - 1,
+	 true,
+	 "directory on a tmpfs where every object's memory and the daemon's registry live as "
+	 "files, so that a restarted daemon re-adopts them (docs/reliability.md); empty: objects "
+	 "live in memfds and die with the daemon unless fd-store is on"},
+	{"fd-store", OPT_BOOL, CFG_FIELD(fd_store), 0, 0, 1, true,
+	 "keep every object's memfd and the registry in systemd's file descriptor store "
+	 "(FileDescriptorStoreMax= in the unit), so that a restarted daemon re-adopts them; "
+	 "needs $NOTIFY_SOCKET; excludes state-directory"},
 };
 
 /* SHMQD_N_OPTIONS sizes struct shmqd_args; the table is its truth. */
@@ -127,6 +137,7 @@ static void set_defaults(struct shmqd_config *c)
 		case OPT_U32:
 		case OPT_MODE:
 		case OPT_LEVEL:
+		case OPT_BOOL:
 			*(uint32_t *)field(c, o) = (uint32_t)o->def;
 			break;
 		case OPT_SIZE:
@@ -229,6 +240,18 @@ static int option_set(struct shmqd_config *c, const struct config_option *o, con
 		v = (uint64_t)r;
 		r = 0;
 		break;
+	case OPT_BOOL:
+		if (!strcmp(value, "yes") || !strcmp(value, "true") || !strcmp(value, "on") ||
+		    !strcmp(value, "1")) {
+			v = 1;
+		} else if (!strcmp(value, "no") || !strcmp(value, "false") ||
+			   !strcmp(value, "off") || !strcmp(value, "0")) {
+			v = 0;
+		} else {
+			snprintf(why, why_size, "'%s' is not yes or no", value);
+			return -EINVAL;
+		}
+		break;
 	case OPT_PATH:
 		if (*value && *value != '/') {
 			snprintf(why, why_size, "'%s' is not an absolute path", value);
@@ -274,6 +297,9 @@ static void format_value(const struct shmqd_config *c, const struct config_optio
 		break;
 	case OPT_LEVEL:
 		snprintf(buf, size, "%s", shmqd_log_level_name((int)*u));
+		break;
+	case OPT_BOOL:
+		snprintf(buf, size, "%s", *u ? "yes" : "no");
 		break;
 	case OPT_PATH:
 		snprintf(buf, size, "%s", (const char *)field_const(c, o));
@@ -344,6 +370,7 @@ static void print_help(const char *argv0)
 		       : o->type == OPT_SIZE  ? "BYTES"
 		       : o->type == OPT_MODE  ? "MODE"
 		       : o->type == OPT_LEVEL ? "LEVEL"
+		       : o->type == OPT_BOOL  ? "yes|no"
 					      : "N");
 		print_wrapped(stdout, "      ", o->help);
 		if (o->type == OPT_U32 || o->type == OPT_SIZE)
@@ -512,6 +539,13 @@ static int validate(const struct shmqd_config *c)
 			  c->default_slots, c->max_slots);
 		return -EINVAL;
 	}
+	if (c->fd_store && c->state_directory[0]) {
+		log_error(
+			"fd-store = yes and state-directory = %s exclude each other: objects live "
+			"in one place",
+			c->state_directory);
+		return -EINVAL;
+	}
 	if (c->default_slot_size > c->max_slot_size) {
 		log_error("default-slot-size = %" PRIu32 " exceeds max-slot-size = %" PRIu32,
 			  c->default_slot_size, c->max_slot_size);
@@ -558,7 +592,7 @@ size_t shmqd_config_format(const struct shmqd_config *c, char *buf, size_t size)
 	if (size)
 		buf[0] = '\0';
 	for (size_t i = 0; i < N_OPTIONS; i++) {
-		char v[SHMQD_SOCKET_PATH_MAX + 32];
+		char v[SHMQD_STATE_DIR_MAX + 32];
 		int n;
 
 		format_value(c, &options[i], v, sizeof(v));
@@ -574,7 +608,7 @@ void shmqd_config_dump(const struct shmqd_config *c, FILE *f)
 {
 	fprintf(f, "# shmqd %s configuration\n", SHMQ_VERSION_STRING);
 	for (size_t i = 0; i < N_OPTIONS; i++) {
-		char v[SHMQD_SOCKET_PATH_MAX + 32];
+		char v[SHMQD_STATE_DIR_MAX + 32];
 
 		format_value(c, &options[i], v, sizeof(v));
 		fputc('\n', f);
@@ -589,7 +623,7 @@ void shmqd_config_apply_reload(const struct shmqd_config *old, struct shmqd_conf
 
 	for (size_t i = 0; i < N_OPTIONS; i++) {
 		const struct config_option *o = &options[i];
-		char was[SHMQD_SOCKET_PATH_MAX + 32], now[SHMQD_SOCKET_PATH_MAX + 32];
+		char was[SHMQD_STATE_DIR_MAX + 32], now[SHMQD_STATE_DIR_MAX + 32];
 
 		format_value(old, o, was, sizeof(was));
 		format_value(new, o, now, sizeof(now));
@@ -599,7 +633,7 @@ void shmqd_config_apply_reload(const struct shmqd_config *old, struct shmqd_conf
 			log_notice("config: %s: '%s' -> '%s' needs a restart; keeping '%s'",
 				   o->name, was, now, was);
 			memcpy(field(new, o), field_const(old, o),
-			       o->type == OPT_PATH   ? SHMQD_SOCKET_PATH_MAX
+			       o->type == OPT_PATH   ? (size_t)o->max + 1 /* the field's size */
 			       : o->type == OPT_SIZE ? sizeof(uint64_t)
 						     : sizeof(uint32_t));
 			continue;

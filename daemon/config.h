@@ -15,7 +15,8 @@
 
 #define SHMQD_CONFIG_PATH_DEFAULT "/etc/shmq/shmqd.conf"
 #define SHMQD_SOCKET_PATH_MAX	  sizeof(((struct sockaddr_un *)0)->sun_path)
-#define SHMQD_N_OPTIONS		  13
+#define SHMQD_N_OPTIONS		  15
+#define SHMQD_STATE_DIR_MAX	  256 /* bytes, with the NUL */
 
 struct shmqd_config {
 	char socket[SHMQD_SOCKET_PATH_MAX]; /* "" = the default for this user */
@@ -31,6 +32,8 @@ struct shmqd_config {
 	uint32_t default_slot_size;
 	uint32_t max_slots;
 	uint32_t max_slot_size;
+	char state_directory[SHMQD_STATE_DIR_MAX]; /* "": objects live in memfds only */
+	uint32_t fd_store;			   /* bool: keep memfds in systemd's fd store */
 };
 
 /* What the command line asked for; kept so that a reload can re-apply it. */

@@ -183,15 +183,12 @@ static int bind_own(struct shmqd *d)
 	return 0;
 }
 
-static int take_activated(struct shmqd *d, int n)
+static int take_activated(struct shmqd *d, int fd)
 {
-	int fd = SD_LISTEN_FDS_START;
 	struct sockaddr_un sa;
 	socklen_t len = sizeof(sa);
 	int r, flags;
 
-	if (n != 1)
-		return log_errno(-EINVAL, "systemd passed %d sockets, expected one", n);
 	r = sd_is_socket_unix(fd, SOCK_SEQPACKET, 1, NULL, 0);
 	if (r < 0)
 		return log_errno(r, "checking the socket passed by systemd");
@@ -213,14 +210,25 @@ static int take_activated(struct shmqd *d, int n)
 	return 0;
 }
 
-int shmqd_listen_open(struct shmqd *d)
+/*
+ * @names: what sd_listen_fds_with_names() returned, with the fd store's
+ * entries already taken (NULL) by shmqd_store_take_passed().  What is left
+ * must be the one listening socket of shmqd.socket, or nothing.
+ */
+int shmqd_listen_open(struct shmqd *d, int n_fds, char **names)
 {
-	int n = sd_listen_fds(1);
+	int fd = -1, n = 0;
 
-	if (n < 0)
-		return log_errno(n, "sd_listen_fds");
-	if (n > 0)
-		return take_activated(d, n);
+	for (int i = 0; i < n_fds; i++) {
+		if (names && !names[i])
+			continue;
+		n++;
+		fd = SD_LISTEN_FDS_START + i;
+	}
+	if (n > 1)
+		return log_errno(-EINVAL, "systemd passed %d sockets, expected one", n);
+	if (n == 1)
+		return take_activated(d, fd);
 	return bind_own(d);
 }
 

@@ -103,13 +103,15 @@ static void fd_limit_raise(const struct shmqd_config *cfg)
 
 int shmqd_init(struct shmqd *d, const struct shmqd_config *cfg, const struct shmqd_args *args)
 {
+	char **names = NULL;
 	uint64_t usec = 0;
-	int r;
+	int r, n_fds;
 
 	memset(d, 0, sizeof(*d));
 	d->cfg = *cfg;
 	d->args = args;
 	d->epfd = d->sigfd = d->listen_fd = -1;
+	d->store.dirfd = d->store.reg_fd = -1;
 	d->next_session_id = d->next_object_id = d->next_attach_id = 1;
 	d->started_ns = shmqd_now_ns();
 	list_init(&d->sessions);
@@ -134,11 +136,24 @@ int shmqd_init(struct shmqd *d, const struct shmqd_config *cfg, const struct shm
 	r = signals_open(d);
 	if (r < 0)
 		return r;
-	r = shmqd_listen_open(d);
+	/* Socket activation and the fd store's entries arrive the same way. */
+	n_fds = sd_listen_fds_with_names(1, &names);
+	if (n_fds < 0)
+		return log_errno(n_fds, "sd_listen_fds_with_names");
+	r = shmqd_store_take_passed(d, n_fds, names);
+	if (r == 0)
+		r = shmqd_listen_open(d, n_fds, names);
+	for (int i = 0; names && i < n_fds; i++)
+		free(names[i]);
+	free(names);
 	if (r < 0)
 		return r;
 	d->listen_watch.source = SHMQD_SRC_LISTEN;
 	r = shmqd_epoll_add(d, d->listen_fd, EPOLLIN, &d->listen_watch);
+	if (r < 0)
+		return r;
+	/* Before the first accept: adopted clients must find their attachments. */
+	r = shmqd_store_open(d);
 	if (r < 0)
 		return r;
 
@@ -160,6 +175,7 @@ void shmqd_fini(struct shmqd *d)
 {
 	shmqd_session_free_all(d);
 	shmqd_object_free_all(d);
+	shmqd_store_close(d);
 	shmqd_listen_close(d);
 	if (d->sigfd >= 0)
 		close(d->sigfd);

@@ -162,13 +162,41 @@ static int no_hugepages(const char *name, uint64_t size, int r)
 	return -ENOMEM;
 }
 
-int shmqd_memory_new(const char *name, uint64_t size, bool hugetlb, int32_t node,
-		     struct shmqd_memory *ret)
+/*
+ * In a state directory the segment is a regular file, created 0600 in a
+ * 0700 directory the daemon owns: only the daemon's uid (and root) can
+ * open it by path or through /proc/PID/fd.  tmpfs files cannot be sealed,
+ * and hugetlb pages cannot live on a tmpfs: see docs/reliability.md.
+ */
+static int file_create(int dirfd, const char *file, const char *name, bool hugetlb)
+{
+	int fd;
+
+	if (hugetlb)
+		return log_client_errno(LOG_NOTICE, -EOPNOTSUPP,
+					"'%s': huge pages cannot be kept in a state directory on "
+					"tmpfs; use fd-store, or no persistence",
+					name);
+	fd = openat(dirfd, file, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0)
+		return log_client_errno(LOG_WARNING, -errno,
+					"'%s': creating %s in the state directory", name, file);
+	return fd;
+}
+
+int shmqd_memory_new(const char *name, uint64_t size, bool hugetlb, int32_t node, int dirfd,
+		     const char *file, struct shmqd_memory *ret)
 {
 	struct shmqd_memory m = {.fd = -1, .base = MAP_FAILED, .size = size};
 	char fdname[SHMQ_NAME_MAX + 8];
 	int r;
 
+	if (dirfd >= 0) {
+		m.fd = file_create(dirfd, file, name, hugetlb);
+		if (m.fd < 0)
+			return m.fd;
+		goto sized;
+	}
 	/* Shows as /memfd:shmq:NAME in /proc/PID/fd and /proc/PID/maps. */
 	snprintf(fdname, sizeof(fdname), "shmq:%s", name);
 	m.fd = memfd_create(fdname, MFD_CLOEXEC | MFD_ALLOW_SEALING | (hugetlb ? MFD_HUGETLB : 0));
@@ -182,6 +210,7 @@ int shmqd_memory_new(const char *name, uint64_t size, bool hugetlb, int32_t node
 		r = log_client_errno(LOG_WARNING, -errno, "'%s': fchmod of the memfd", name);
 		goto fail;
 	}
+sized:
 	if (ftruncate(m.fd, (off_t)size) < 0) {
 		r = -errno;
 		if (hugetlb)
@@ -276,6 +305,16 @@ int shmqd_memory_open_readonly(int fd)
 	if (ro < 0)
 		return log_client_errno(LOG_WARNING, -errno, "reopening %s read-only", path);
 	return ro;
+}
+
+int shmqd_memory_map_existing(int fd, uint64_t size, struct shmqd_memory *ret)
+{
+	void *base = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+
+	if (base == MAP_FAILED)
+		return -errno;
+	*ret = (struct shmqd_memory){.fd = fd, .base = base, .size = size};
+	return 0;
 }
 
 void shmqd_memory_free(struct shmqd_memory *m)

@@ -12,7 +12,8 @@ DAEMON_SRC := daemon/config.c \
 	      daemon/memory.c \
 	      daemon/object.c \
 	      daemon/request.c \
-	      daemon/session.c
+	      daemon/session.c \
+	      daemon/store.c
 
 DAEMON_OBJ := $(DAEMON_SRC:%.c=$(B)/%.o)
 DAEMON_BIN := $(B)/shmqd

@@ -20,9 +20,12 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -187,11 +190,20 @@ static void usage_uncharge(struct shmqd_object *o)
 
 /* --- Objects --- */
 
-static void object_free(struct shmqd *d, struct shmqd_object *o)
+/*
+ * @forget: the object is gone for good (its registry record and its file or
+ * fd-store entry go too); false when the daemon only stops, and the next
+ * start re-adopts it.
+ */
+static void object_free(struct shmqd *d, struct shmqd_object *o, bool forget)
 {
 	struct shmqd_memory m = {.fd = o->memfd, .base = o->seg.base, .size = o->size};
 
-	log_debug("%s '%s' (id %" PRIu64 ") freed", kind_names[o->kind], o->name, o->object_id);
+	if (forget) {
+		shmqd_store_object_remove(d, o);
+		log_debug("%s '%s' (id %" PRIu64 ") freed", kind_names[o->kind], o->name,
+			  o->object_id);
+	}
 	if (!o->unlinked)
 		names_remove(d, o);
 	list_del(&o->link);
@@ -218,6 +230,7 @@ int shmqd_object_create(struct shmqd *d, const struct shmqd_session *s,
 	int32_t node = c->kind == SHMQ_KIND_QUEUE ? c->geom.queue.numa_node : -1;
 	struct shmqd_memory m = {.fd = -1, .base = MAP_FAILED};
 	struct shmqd_object *o;
+	char file[32];
 	uint64_t seg_size;
 	int r;
 
@@ -238,7 +251,10 @@ int shmqd_object_create(struct shmqd *d, const struct shmqd_session *s,
 	o = calloc(1, sizeof(*o));
 	if (!o)
 		return log_client_errno(LOG_WARNING, -ENOMEM, "allocating object '%s'", c->name);
-	r = shmqd_memory_new(c->name, m.size, c->hugetlb, node, &m);
+	o->reg = UINT32_MAX;
+	snprintf(file, sizeof(file), "obj-%" PRIu64, p.object_id);
+	r = shmqd_memory_new(c->name, m.size, c->hugetlb, node,
+			     d->store.kind == SHMQD_STORE_DIR ? d->store.dirfd : -1, file, &m);
 	if (r < 0)
 		goto fail;
 
@@ -255,9 +271,12 @@ int shmqd_object_create(struct shmqd *d, const struct shmqd_session *s,
 				     c->name);
 		goto fail;
 	}
-	r = shmqd_memory_seal(&m);
-	if (r < 0)
-		goto fail;
+	/* tmpfs files cannot be sealed (store.c); memfds always are. */
+	if (d->store.kind != SHMQD_STORE_DIR) {
+		r = shmqd_memory_seal(&m);
+		if (r < 0)
+			goto fail;
+	}
 	shmqd_memory_log_placement(&m, c->name, node);
 
 	memcpy(o->name, c->name, strlen(c->name) + 1);
@@ -283,6 +302,11 @@ int shmqd_object_create(struct shmqd *d, const struct shmqd_session *s,
 	list_add_tail(&d->objects, &o->link);
 	d->n_objects++;
 	d->memory_bytes += o->size;
+	r = shmqd_store_object_add(d, o);
+	if (r < 0) {
+		object_free(d, o, true);
+		return r;
+	}
 
 	if (o->kind == SHMQ_KIND_QUEUE)
 		log_info("queue '%s' created (id %" PRIu64 ", %" PRIu32 " slots of %" PRIu32
@@ -302,6 +326,8 @@ int shmqd_object_create(struct shmqd *d, const struct shmqd_session *s,
 	return 0;
 
 fail:
+	if (m.fd >= 0 && d->store.kind == SHMQD_STORE_DIR)
+		unlinkat(d->store.dirfd, file, 0);
 	shmqd_memory_free(&m);
 	free(o);
 	return r;
@@ -311,10 +337,17 @@ void shmqd_object_unlink(struct shmqd *d, struct shmqd_object *o)
 {
 	names_remove(d, o);
 	o->unlinked = true;
+	shmqd_store_object_update(d, o);
 	log_info("%s '%s' (id %" PRIu64 ") unlinked; %" PRIu32 " attachments remain",
 		 kind_names[o->kind], o->name, o->object_id, o->n_attached);
 	if (!o->n_attached)
-		object_free(d, o);
+		object_free(d, o, true);
+}
+
+void shmqd_object_collect(struct shmqd *d, struct shmqd_object *o)
+{
+	if (o->unlinked && !o->n_attached)
+		object_free(d, o, true);
 }
 
 static bool in_group(const struct shmqd_session *s, uint32_t gid)
@@ -400,6 +433,13 @@ int shmqd_object_attach(struct shmqd *d, struct shmqd_session *s, struct shmqd_o
 	a->obj = o;
 	a->flags = flags & (SHMQ_OPEN_SEND | SHMQ_OPEN_RECV | SHMQ_OPEN_SEM | SHMQ_OPEN_VIEW);
 	a->session_index = index;
+	r = shmqd_store_attach_add(d, s, a);
+	if (r < 0) {
+		if (index != UINT32_MAX)
+			shmq__session_release(&o->seg, index);
+		free(a);
+		return r;
+	}
 	list_add_tail(&s->attachments, &a->link);
 	s->n_attached++;
 	o->n_attached++;
@@ -489,6 +529,8 @@ void shmqd_object_detach(struct shmqd *d, struct shmqd_session *s, struct shmqd_
 {
 	struct shmqd_object *o = a->obj;
 
+	/* Record first: a restart must never hand back a record we release (store.c). */
+	shmqd_store_attach_remove(d, a);
 	if (a->session_index != UINT32_MAX) {
 		if (dead && o->kind == SHMQ_KIND_QUEUE)
 			repair(s, o, a->session_index);
@@ -507,7 +549,7 @@ void shmqd_object_detach(struct shmqd *d, struct shmqd_session *s, struct shmqd_
 		  a->attach_id);
 	free(a);
 	if (o->unlinked && !o->n_attached)
-		object_free(d, o);
+		object_free(d, o, true);
 }
 
 /*
@@ -595,8 +637,234 @@ void shmqd_object_free_all(struct shmqd *d)
 	struct shmqd_list *pos, *tmp;
 
 	list_for_each_safe(pos, tmp, &d->objects)
-		object_free(d, container_of(pos, struct shmqd_object, link));
+		object_free(d, container_of(pos, struct shmqd_object, link), false);
 	free(d->names);
 	d->names = NULL;
 	d->n_buckets = 0;
+}
+
+/* --- Re-adoption after a restart (store.c) --- */
+
+/* Keep d->objects in creation (id) order, as LIST pages through it. */
+static void objects_insert_sorted(struct shmqd *d, struct shmqd_object *o)
+{
+	struct shmqd_list *pos = d->objects.prev;
+
+	while (pos != &d->objects &&
+	       container_of(pos, struct shmqd_object, link)->object_id > o->object_id)
+		pos = pos->prev;
+	/* after pos */
+	o->link.prev = pos;
+	o->link.next = pos->next;
+	pos->next->prev = &o->link;
+	pos->next = &o->link;
+}
+
+int shmqd_object_adopt(struct shmqd *d, const struct shmqd_reg_object *r, int fd, uint32_t reg,
+		       struct shmqd_object **ret)
+{
+	const char *what = kind_names[r->kind];
+	bool unlinked = load_relaxed(&r->flags) & SHMQD_REG_UNLINKED;
+	struct shmqd_memory m;
+	struct shmqd_object *o;
+	struct stat sb;
+	int rc;
+
+	if (fstat(fd, &sb) < 0)
+		return log_warning_errno(-errno, "%s '%s': stat of its segment", what, r->name);
+	if (!S_ISREG(sb.st_mode) || sb.st_size < 0 || (uint64_t)sb.st_size != r->size ||
+	    (uint64_t)(size_t)r->size != r->size)
+		return log_warning_errno(-EBADMSG,
+					 "%s '%s' (id %" PRIu64 "): its segment is %lld bytes, the "
+					 "registry says %" PRIu64 "; not adopted",
+					 what, r->name, r->object_id, (long long)sb.st_size,
+					 r->size);
+	/* A memfd must still carry the seals create put on it. */
+	if (d->store.kind == SHMQD_STORE_FDSTORE) {
+		int seals = fcntl(fd, F_GET_SEALS);
+
+		if (seals < 0 ||
+		    (seals & (F_SEAL_SHRINK | F_SEAL_GROW)) != (F_SEAL_SHRINK | F_SEAL_GROW))
+			return log_warning_errno(-EBADMSG,
+						 "%s '%s': its memfd is not sealed; not adopted",
+						 what, r->name);
+	}
+	rc = shmqd_memory_map_existing(fd, r->size, &m);
+	if (rc < 0)
+		return log_warning_errno(rc, "%s '%s': mapping its segment", what, r->name);
+	o = calloc(1, sizeof(*o));
+	if (!o) {
+		munmap(m.base, m.size);
+		return log_warning_errno(-ENOMEM, "adopting '%s'", r->name);
+	}
+	/* The registry is the truth; the header (client-writable) must agree with it. */
+	rc = shmq__segment_attach(m.base, m.size, &o->seg);
+	if (rc == 0 &&
+	    (o->seg.kind != r->kind || o->seg.hdr->object_id != r->object_id ||
+	     memcmp(&o->seg.geom, &r->geom, sizeof(r->geom)) || strcmp(o->seg.name, r->name)))
+		rc = -EBADMSG;
+	if (rc < 0) {
+		munmap(m.base, m.size);
+		free(o);
+		return log_warning_errno(rc,
+					 "%s '%s' (id %" PRIu64 "): the segment does not match "
+					 "the registry; not adopted",
+					 what, r->name, r->object_id);
+	}
+
+	memcpy(o->name, r->name, sizeof(o->name));
+	o->object_id = r->object_id;
+	o->kind = r->kind;
+	o->hugetlb = load_relaxed(&r->flags) & SHMQD_REG_HUGETLB;
+	o->numa_node = r->numa_node;
+	o->owner_uid = r->owner_uid;
+	o->owner_gid = r->owner_gid;
+	o->mode = r->mode;
+	o->created_realtime_ns = r->created_realtime_ns;
+	o->geom = r->geom;
+	o->memfd = fd;
+	o->size = r->size;
+	o->reg = reg;
+	o->unlinked = unlinked;
+	if (!unlinked && shmqd_object_find(d, o->name)) {
+		log_warning("%s '%s' (id %" PRIu64 "): the name is taken twice in the registry; "
+			    "adopted as unlinked",
+			    what, o->name, o->object_id);
+		o->unlinked = true;
+		shmqd_store_object_update(d, o);
+	}
+	if ((!o->unlinked && names_insert(d, o) < 0) || usage_charge(d, o) < 0) {
+		if (!o->unlinked)
+			names_remove(d, o);
+		munmap(m.base, m.size);
+		free(o);
+		return -ENOMEM;
+	}
+	objects_insert_sorted(d, o);
+	d->n_objects++;
+	d->memory_bytes += o->size;
+	if (o->object_id >= d->next_object_id)
+		d->next_object_id = o->object_id + 1;
+	store_relaxed(&o->seg.hdr->daemon_heartbeat_ns, shmqd_now_ns()); /* display only */
+	log_debug("%s '%s' (id %" PRIu64 ") re-adopted", what, o->name, o->object_id);
+	*ret = o;
+	return 0;
+}
+
+int shmqd_object_adopt_attach(struct shmqd *d, struct shmqd_session *s, struct shmqd_object *o,
+			      const struct shmqd_reg_attach *r, uint32_t reg)
+{
+	struct shmqd_attach *a = calloc(1, sizeof(*a));
+
+	if (!a)
+		return log_errno(-ENOMEM, "adopting an attachment");
+	a->attach_id = r->attach_id;
+	a->obj = o;
+	a->flags = r->flags;
+	a->session_index = r->session_index;
+	a->reg = reg;
+	if (a->session_index != UINT32_MAX) {
+		struct shmq_session_shm *rec = shmq__session_at(&o->seg, a->session_index);
+
+		/* Held per the registry: a record that says otherwise was scribbled on. */
+		if (load_relaxed(&rec->state) != SHMQ_SESSION_ACTIVE) {
+			log_warning("'%s': record %" PRIu32 " of pid %" PRId32
+				    " was not marked active; marked again",
+				    o->name, a->session_index, r->pid);
+			store_release(&rec->state, SHMQ_SESSION_ACTIVE); /* claims look for FREE */
+		}
+	}
+	list_add_tail(&s->attachments, &a->link);
+	s->n_attached++;
+	o->n_attached++;
+	if (a->flags & SHMQ_OPEN_SEND)
+		o->n_senders++;
+	if (a->flags & SHMQ_OPEN_RECV)
+		o->n_receivers++;
+	if (a->attach_id >= d->next_attach_id)
+		d->next_attach_id = a->attach_id + 1;
+	return 0;
+}
+
+/*
+ * Records marked in use in the segment that no registry attachment holds:
+ * an attach cut short before its reply, or a detach cut short after the
+ * registry forgot it.  Nobody was granted them, or their holder is gone:
+ * finish what they held (repair, undo) and free them.
+ */
+void shmqd_object_release_orphans(struct shmqd_object *o, const bool *claimed)
+{
+	for (uint32_t i = 0; i < o->seg.n_sessions; i++) {
+		struct shmq_session_shm *rec = shmq__session_at(&o->seg, i);
+		struct shmqd_session ghost = {
+			.pid = load_relaxed(&rec->pid), /* for the log line only */
+			.death = "was cut off by a daemon restart",
+		};
+
+		if (claimed[i] || load_relaxed(&rec->state) == SHMQ_SESSION_FREE)
+			continue;
+		if (o->kind == SHMQ_KIND_QUEUE)
+			repair(&ghost, o, i);
+		else if (o->geom.sem.flags & SHMQ_SEM_UNDO)
+			undo_holds(&ghost, o, i);
+		shmq__session_release(&o->seg, i);
+	}
+}
+
+struct shmqd_attach *shmqd_object_find_adopted(struct shmqd *d, const struct shmqd_session *s,
+					       uint64_t attach_id, struct shmqd_session **ret_owner)
+{
+	struct shmqd_list *pos, *tmp;
+
+	if (s->pid <= 0)
+		return NULL;
+	list_for_each_safe(pos, tmp, &d->sessions)
+	{
+		struct shmqd_session *x = container_of(pos, struct shmqd_session, link);
+		struct shmqd_list *apos, *atmp;
+
+		/* The same process: SO_PEERCRED's pid, pinned by the adopted pidfd. */
+		if (!x->adopted || x->dead || x == s || x->pid != s->pid || !shmqd_session_alive(x))
+			continue;
+		list_for_each_safe(apos, atmp, &x->attachments)
+		{
+			struct shmqd_attach *a = container_of(apos, struct shmqd_attach, link);
+
+			if (a->attach_id == attach_id) {
+				*ret_owner = x;
+				return a;
+			}
+		}
+	}
+	return NULL;
+}
+
+int shmqd_object_reattach(struct shmqd *d, struct shmqd_session *s, uint64_t attach_id,
+			  uint64_t object_id, uint32_t session_index, uint32_t flags)
+{
+	struct shmqd_session *owner;
+	struct shmqd_attach *a = shmqd_object_find_adopted(d, s, attach_id, &owner);
+
+	if (!a || a->obj->object_id != object_id || a->session_index != session_index ||
+	    a->flags != flags)
+		return log_client_errno(LOG_INFO, -ENOENT,
+					"pid %" PRId32 ": REATTACH of attach %" PRIu64
+					" (object %" PRIu64 "): no such attachment of this process",
+					s->pid, attach_id, object_id);
+	if (s->n_attached >= d->cfg.max_attach_per_session)
+		return log_client_errno(LOG_NOTICE, -ENOSPC,
+					"pid %" PRId32 ": max-attach-per-session (%" PRIu32
+					") reached while reattaching",
+					s->pid, d->cfg.max_attach_per_session);
+	list_del(&a->link);
+	owner->n_attached--;
+	list_add_tail(&s->attachments, &a->link);
+	s->n_attached++;
+	shmqd_store_attach_update(d, s, a);
+	log_debug("pid %" PRId32 " took back attach %" PRIu64 " to '%s' (session %" PRIu64
+		  " -> %" PRIu64 ")",
+		  s->pid, attach_id, a->obj->name, owner->session_id, s->session_id);
+	if (!owner->n_attached)
+		shmqd_session_drop_adopted(d, owner);
+	return 0;
 }

@@ -272,19 +272,34 @@ undo:
 static int on_request_close(struct shmqd *d, struct shmqd_session *s,
 			    const struct shmq_req_close *q)
 {
+	struct shmqd_session *owner;
 	struct shmqd_list *pos, *tmp;
+	struct shmqd_attach *a;
 
 	list_for_each_safe(pos, tmp, &s->attachments)
 	{
-		struct shmqd_attach *a = container_of(pos, struct shmqd_attach, link);
-
+		a = container_of(pos, struct shmqd_attach, link);
 		if (a->attach_id == q->attach_id) {
 			shmqd_object_detach(d, s, a, false);
 			return 0;
 		}
 	}
+	/* One its process held before a daemon restart and has not taken back. */
+	a = shmqd_object_find_adopted(d, s, q->attach_id, &owner);
+	if (a) {
+		shmqd_object_detach(d, owner, a, false);
+		if (!owner->n_attached)
+			shmqd_session_drop_adopted(d, owner);
+		return 0;
+	}
 	return reject(s, LOG_DEBUG, -ENOENT, "CLOSE of attach %" PRIu64 ", not one of its own",
 		      q->attach_id);
+}
+
+static int on_request_reattach(struct shmqd *d, struct shmqd_session *s,
+			       const struct shmq_req_reattach *q)
+{
+	return shmqd_object_reattach(d, s, q->attach_id, q->object_id, q->session_index, q->flags);
 }
 
 static int on_request_unlink(struct shmqd *d, struct shmqd_session *s,
@@ -508,6 +523,7 @@ int shmqd_request_handle(struct shmqd *d, struct shmqd_session *s, uint16_t op, 
 		struct shmq_req_name name;
 		struct shmq_req_page page;
 		struct shmq_req_attachments attachments;
+		struct shmq_req_reattach reattach;
 	} q;
 	long size = shmq__proto_req_size(op);
 
@@ -539,6 +555,8 @@ int shmqd_request_handle(struct shmqd *d, struct shmqd_session *s, uint16_t op, 
 		return on_request_config(d, ret);
 	case SHMQ_OP_ATTACHMENTS:
 		return on_request_attachments(d, s, &q.attachments, ret);
+	case SHMQ_OP_REATTACH:
+		return on_request_reattach(d, s, &q.reattach);
 	default:
 		return -EOPNOTSUPP;
 	}

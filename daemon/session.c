@@ -34,6 +34,7 @@
 
 #include "daemon/log.h"
 #include "daemon/shmqd.h"
+#include "shm/atomic.h"
 
 #ifndef SO_PEERPIDFD
 #define SO_PEERPIDFD 77 /* Linux 6.5; glibc 2.36 predates it */
@@ -45,12 +46,13 @@
 #define PEER_GROUPS_MAX	    65536 /* NGROUPS_MAX */
 
 static const char *const op_names[SHMQ_OP_COUNT] = {
-	[SHMQ_OP_HELLO] = "HELLO",   [SHMQ_OP_CREATE] = "CREATE",
-	[SHMQ_OP_OPEN] = "OPEN",     [SHMQ_OP_CLOSE] = "CLOSE",
-	[SHMQ_OP_UNLINK] = "UNLINK", [SHMQ_OP_LIST] = "LIST",
-	[SHMQ_OP_STAT] = "STAT",     [SHMQ_OP_SESSIONS] = "SESSIONS",
-	[SHMQ_OP_STATUS] = "STATUS", [SHMQ_OP_PURGE] = "PURGE",
-	[SHMQ_OP_CONFIG] = "CONFIG", [SHMQ_OP_ATTACHMENTS] = "ATTACHMENTS",
+	[SHMQ_OP_HELLO] = "HELLO",	 [SHMQ_OP_CREATE] = "CREATE",
+	[SHMQ_OP_OPEN] = "OPEN",	 [SHMQ_OP_CLOSE] = "CLOSE",
+	[SHMQ_OP_UNLINK] = "UNLINK",	 [SHMQ_OP_LIST] = "LIST",
+	[SHMQ_OP_STAT] = "STAT",	 [SHMQ_OP_SESSIONS] = "SESSIONS",
+	[SHMQ_OP_STATUS] = "STATUS",	 [SHMQ_OP_PURGE] = "PURGE",
+	[SHMQ_OP_CONFIG] = "CONFIG",	 [SHMQ_OP_ATTACHMENTS] = "ATTACHMENTS",
+	[SHMQ_OP_REATTACH] = "REATTACH",
 };
 
 static const char *op_name(uint16_t op)
@@ -138,6 +140,11 @@ void shmqd_session_accept(struct shmqd *d, int fd)
 	s->session_id = d->next_session_id++;
 	s->connected_ns = shmqd_now_ns();
 	list_init(&s->attachments);
+	if (d->store.kind != SHMQD_STORE_NONE) {
+		/* Recorded with each attachment: a restart tells this process from a reuse. */
+		s->pid_start = s->pid > 0 ? shmqd_pid_start_time(s->pid) : 0;
+		shmqd_store_sync_ids(d);
+	}
 
 	if (d->n_sessions >= d->cfg.max_clients) {
 		if (d->n_rejected >= REJECT_BACKLOG ||
@@ -186,6 +193,79 @@ void shmqd_session_accept(struct shmqd *d, int fd)
 		  s->session_id, s->pid, s->uid, s->gid);
 }
 
+/* --- Adopted sessions: clients of the daemon before a restart --- */
+
+bool shmqd_session_alive(const struct shmqd_session *s)
+{
+	struct pollfd p = {.fd = s->pidfd, .events = POLLIN};
+
+	/* A pidfd turns readable when its process exits. */
+	return s->pidfd >= 0 && poll(&p, 1, 0) == 0;
+}
+
+struct shmqd_session *shmqd_session_adopt(struct shmqd *d, const struct shmqd_reg_attach *r)
+{
+	struct shmqd_session *s = calloc(1, sizeof(*s));
+	uint64_t start;
+
+	if (!s) {
+		log_errno(-ENOMEM, "adopting a session");
+		return NULL;
+	}
+	s->fd = -1;
+	s->pidfd = -1;
+	s->adopted = true;
+	s->hello_done = true;
+	s->pid = r->pid;
+	s->pid_start = r->pid_start;
+	s->uid = r->uid;
+	s->gid = r->gid;
+	s->session_id = load_relaxed(&r->session_id);
+	s->connected_ns = shmqd_now_ns();
+	s->pid_watch.source = SHMQD_SRC_PIDFD;
+	s->sock_watch.source = SHMQD_SRC_CLIENT;
+	memcpy(s->client_name, r->client_name, sizeof(s->client_name));
+	list_init(&s->attachments);
+	if (s->session_id >= d->next_session_id)
+		d->next_session_id = s->session_id + 1;
+
+	/*
+	 * Pin the process first, then compare its start time: if the pidfd is
+	 * still not readable after the read, the start time is that process's,
+	 * so a reused pid is told apart from the client that held the record.
+	 */
+	s->pidfd = pidfd_open(s->pid, 0);
+	if (s->pidfd >= 0) {
+		start = shmqd_pid_start_time(s->pid);
+		if (!start || start != s->pid_start || !shmqd_session_alive(s)) {
+			close(s->pidfd);
+			s->pidfd = -1;
+		}
+	}
+	if (s->pidfd >= 0 && shmqd_epoll_add(d, s->pidfd, EPOLLIN, &s->pid_watch) < 0) {
+		close(s->pidfd);
+		s->pidfd = -1;
+	}
+	/* pidfd -1: gone; store.c kills it once its attachments are in place. */
+	list_add_tail(&d->sessions, &s->link);
+	d->n_sessions++;
+	log_debug("session %" PRIu64 " of pid %" PRId32 " adopted (%s)", s->session_id, s->pid,
+		  s->pidfd >= 0 ? "alive" : "gone");
+	return s;
+}
+
+/* Every attachment was taken back: the adopted session ends without repair. */
+void shmqd_session_drop_adopted(struct shmqd *d, struct shmqd_session *s)
+{
+	if (s->pidfd >= 0)
+		epoll_ctl(d->epfd, EPOLL_CTL_DEL, s->pidfd, NULL);
+	list_del(&s->link);
+	d->n_sessions--;
+	log_debug("adopted session %" PRIu64 " of pid %" PRId32 " handed over", s->session_id,
+		  s->pid);
+	session_free(s);
+}
+
 /* --- Death and reaping --- */
 
 void shmqd_session_kill(struct shmqd *d, struct shmqd_session *s, const char *why)
@@ -195,7 +275,8 @@ void shmqd_session_kill(struct shmqd *d, struct shmqd_session *s, const char *wh
 	s->dead = true;
 	s->death = why;
 	/* No more events for it; its memory stays until before_sleep() (see shmqd.h). */
-	epoll_ctl(d->epfd, EPOLL_CTL_DEL, s->fd, NULL);
+	if (s->fd >= 0)
+		epoll_ctl(d->epfd, EPOLL_CTL_DEL, s->fd, NULL);
 	if (s->pidfd >= 0)
 		epoll_ctl(d->epfd, EPOLL_CTL_DEL, s->pidfd, NULL);
 	list_del(&s->link);

@@ -38,6 +38,7 @@
 #include <sys/types.h>
 
 #include "daemon/config.h"
+#include "daemon/store.h"
 #include "shm/layout.h"
 #include "shm/protocol.h"
 
@@ -121,6 +122,7 @@ struct shmqd_object {
 	uint32_t n_senders;		 /* attachments with SHMQ_OPEN_SEND */
 	uint32_t n_receivers;		 /* attachments with SHMQ_OPEN_RECV */
 	struct shmqd_uid_usage *charged; /* owner's usage, until freed */
+	uint32_t reg;			 /* registry record, UINT32_MAX without a store */
 };
 
 /* One granted CREATE/OPEN: a reference from a session to an object. */
@@ -130,6 +132,7 @@ struct shmqd_attach {
 	struct shmqd_object *obj;
 	uint32_t flags;		/* granted SHMQ_OPEN_SEND/RECV/SEM/VIEW */
 	uint32_t session_index; /* record in the segment, UINT32_MAX for a view */
+	uint32_t reg;		/* registry record, UINT32_MAX without a store */
 };
 
 /* --- Sessions --- */
@@ -150,7 +153,9 @@ struct shmqd_session {
 	bool hello_done;
 	bool over_limit; /* accepted past max-clients: answered -ENOSPC, then dropped */
 	bool dead;
-	const char *death; /* why it died, for the reap log line */
+	bool adopted;	    /* from the registry after a restart: no socket, pidfd only */
+	uint64_t pid_start; /* the process's start time, for the registry */
+	const char *death;  /* why it died, for the reap log line */
 	char client_name[32];
 	struct shmqd_list attachments;
 	uint32_t n_attached;
@@ -195,6 +200,7 @@ struct shmqd {
 	struct shmqd_list uids;
 	uint32_t status_sessions; /* last STATUS= sent to systemd */
 	uint32_t status_objects;
+	struct shmqd_store store;
 	unsigned char *rx; /* SHMQ_MSG_MAX bytes: one request */
 	unsigned char *tx; /* SHMQ_MSG_MAX bytes: one reply */
 };
@@ -206,8 +212,8 @@ void shmqd_fini(struct shmqd *d);
 uint64_t shmqd_now_ns(void);
 int shmqd_epoll_add(struct shmqd *d, int fd, uint32_t events, struct shmqd_watch *w);
 
-/* listen.c */
-int shmqd_listen_open(struct shmqd *d);
+/* listen.c: @fds/@names from sd_listen_fds_with_names(); taken names are NULL */
+int shmqd_listen_open(struct shmqd *d, int n_fds, char **names);
 void shmqd_listen_close(struct shmqd *d);
 
 /* session.c */
@@ -216,6 +222,26 @@ void shmqd_session_on_event(struct shmqd *d, struct shmqd_watch *w, uint32_t eve
 void shmqd_session_kill(struct shmqd *d, struct shmqd_session *s, const char *why);
 void shmqd_session_reap_dead(struct shmqd *d);
 void shmqd_session_free_all(struct shmqd *d);
+struct shmqd_session *shmqd_session_adopt(struct shmqd *d, const struct shmqd_reg_attach *r);
+void shmqd_session_drop_adopted(struct shmqd *d, struct shmqd_session *s);
+bool shmqd_session_alive(const struct shmqd_session *s);
+
+/*
+ * store.c: persistence (store.h).  Every function is a no-op without a
+ * store.  The _add functions fail the request when the record cannot be
+ * written, so nothing is granted that a restart would forget.
+ */
+int shmqd_store_take_passed(struct shmqd *d, int n_fds, char **names);
+int shmqd_store_open(struct shmqd *d);
+void shmqd_store_close(struct shmqd *d);
+int shmqd_store_object_add(struct shmqd *d, struct shmqd_object *o);
+void shmqd_store_object_update(struct shmqd *d, const struct shmqd_object *o);
+void shmqd_store_object_remove(struct shmqd *d, struct shmqd_object *o);
+int shmqd_store_attach_add(struct shmqd *d, const struct shmqd_session *s, struct shmqd_attach *a);
+void shmqd_store_attach_update(struct shmqd *d, const struct shmqd_session *s,
+			       const struct shmqd_attach *a);
+void shmqd_store_attach_remove(struct shmqd *d, struct shmqd_attach *a);
+void shmqd_store_sync_ids(struct shmqd *d);
 
 /*
  * request.c: handle one validated request.  On success the reply body is
@@ -255,6 +281,17 @@ int shmqd_object_view_fd(const struct shmqd_object *o);
 void shmqd_object_info(const struct shmqd_object *o, struct shmq_obj_info *ret);
 void shmqd_object_heartbeat(struct shmqd *d, uint64_t now_ns);
 void shmqd_object_free_all(struct shmqd *d);
+void shmqd_object_collect(struct shmqd *d, struct shmqd_object *o);
+int shmqd_object_adopt(struct shmqd *d, const struct shmqd_reg_object *r, int fd, uint32_t reg,
+		       struct shmqd_object **ret);
+int shmqd_object_adopt_attach(struct shmqd *d, struct shmqd_session *s, struct shmqd_object *o,
+			      const struct shmqd_reg_attach *r, uint32_t reg);
+void shmqd_object_release_orphans(struct shmqd_object *o, const bool *claimed);
+int shmqd_object_reattach(struct shmqd *d, struct shmqd_session *s, uint64_t attach_id,
+			  uint64_t object_id, uint32_t session_index, uint32_t flags);
+struct shmqd_attach *shmqd_object_find_adopted(struct shmqd *d, const struct shmqd_session *s,
+					       uint64_t attach_id,
+					       struct shmqd_session **ret_owner);
 
 /* memory.c: one segment's memory */
 struct shmqd_memory {
@@ -264,11 +301,12 @@ struct shmqd_memory {
 };
 int shmqd_memory_numa_check(bool numa_ok, int32_t node);
 int shmqd_memory_round(uint64_t seg_size, bool hugetlb, uint64_t *ret_size);
-int shmqd_memory_new(const char *name, uint64_t size, bool hugetlb, int32_t node,
-		     struct shmqd_memory *ret);
+int shmqd_memory_new(const char *name, uint64_t size, bool hugetlb, int32_t node, int dirfd,
+		     const char *file, struct shmqd_memory *ret);
 int shmqd_memory_seal(const struct shmqd_memory *m);
 void shmqd_memory_log_placement(const struct shmqd_memory *m, const char *name, int32_t node);
 int shmqd_memory_open_readonly(int fd);
+int shmqd_memory_map_existing(int fd, uint64_t size, struct shmqd_memory *ret);
 void shmqd_memory_free(struct shmqd_memory *m);
 
 #endif /* SHMQD_SHMQD_H */

@@ -15,10 +15,21 @@
  *
  * The socket is non-blocking and every wait is a poll() against one absolute
  * deadline per call: a stuck daemon costs SHMQ_CONTROL_TIMEOUT_NS and
- * -ETIMEDOUT, never a hang.  A hang-up (EOF, EPIPE, ECONNRESET) is remembered
- * as -ECONNRESET: later control calls fail at once, while every open handle
- * keeps working, because the data path is the mapping alone.  MSG_NOSIGNAL
- * keeps a vanished daemon from raising SIGPIPE in the caller.
+ * -ETIMEDOUT, never a hang.  MSG_NOSIGNAL keeps a vanished daemon from
+ * raising SIGPIPE in the caller.
+ *
+ * Daemon restarts.  A hang-up (EOF, EPIPE, ECONNRESET) marks the client
+ * disconnected; every open handle keeps working, because the data path is
+ * the mapping alone.  The next control call reconnects (waiting for a
+ * restarting daemon within its own deadline), says HELLO, and takes every
+ * open handle back with REATTACH: a restarted daemon re-adopted them from
+ * its registry for this process (daemon/store.c).  Then the call goes on:
+ * a request that never reached the daemon is sent again; one whose reply
+ * was lost is sent again only if doing it twice is harmless (not CREATE,
+ * UNLINK or PURGE: those answer -ECONNRESET, their outcome unknown).  If no
+ * daemon answers, the call fails with -ECONNRESET and later calls fail at
+ * once for SHMQ_RECONNECT_BACKOFF_NS before the next attempt, so closing
+ * handles of a dead daemon never waits.
  *
  * Nothing the daemon sends is trusted: header fields, sizes, status values
  * and descriptors are all checked, and every descriptor that is not handed
@@ -38,6 +49,7 @@
 #include <shmq/shmq.h>
 
 #include "libclient/client.h"
+#include "libclient/object.h"
 #include "shm/futex.h"
 #include "shm/layout.h"
 
@@ -82,6 +94,33 @@ static int hung_up(struct shmq_client *c)
 {
 	c->dead = -ECONNRESET;
 	return c->dead;
+}
+
+void shmq__client_link(struct shmq_client *c, struct shmq_object *o)
+{
+	o->prev = NULL;
+	o->next = c->objects;
+	if (c->objects)
+		c->objects->prev = o;
+	c->objects = o;
+}
+
+void shmq__client_unlink(struct shmq_client *c, struct shmq_object *o)
+{
+	if (o->prev)
+		o->prev->next = o->next;
+	else if (c->objects == o)
+		c->objects = o->next;
+	if (o->next)
+		o->next->prev = o->prev;
+	o->prev = o->next = NULL;
+}
+
+void shmq__client_defer_close(struct shmq_client *c, uint64_t attach_id)
+{
+	/* Past the bound the attachment lives until the process ends: still bounded. */
+	if (c->n_orphans < SHMQ_CLIENT_ORPHANS_MAX)
+		c->orphans[c->n_orphans++] = attach_id;
 }
 
 static bool is_hangup(int err)
@@ -205,10 +244,27 @@ static void stale_reply(struct shmq_client *c, const union reply *rep, size_t le
 	    len < sizeof(rep->hdr) + sizeof(ro))
 		return;
 	memcpy(&ro, rep->bytes + sizeof(rep->hdr), sizeof(ro));
-	/* Past the bound the attachment lives until the session ends: still bounded. */
-	if (c->n_orphans < SHMQ_CLIENT_ORPHANS_MAX)
-		c->orphans[c->n_orphans++] = ro.attach_id;
+	shmq__client_defer_close(c, ro.attach_id);
 }
+
+/* Requests the daemon may safely see twice, if the reply to the first was lost. */
+static bool retry_safe(uint16_t op)
+{
+	switch (op) {
+	case SHMQ_OP_CREATE: /* the second would answer -EEXIST */
+	case SHMQ_OP_UNLINK: /* -ENOENT, or it removes a new object of that name */
+	case SHMQ_OP_PURGE:  /* it would drop what was sent in between */
+		return false;
+	default:
+		/*
+		 * An OPEN granted twice leaves the first attachment with our
+		 * process until it exits: a record held, never a loss.
+		 */
+		return true;
+	}
+}
+
+static int ensure_session(struct shmq_client *c, uint64_t deadline_ns);
 
 /*
  * One round trip.  On success the reply body is c->rx->bytes + header, and
@@ -228,38 +284,51 @@ static int call(struct shmq_client *c, uint16_t op, const void *body, size_t bod
 	size_t len;
 	int r;
 
-	if (c->dead)
-		return c->dead;
 	if (body_size > sizeof(req.bytes) - sizeof(req.hdr) ||
 	    ret_size > sizeof(rep->bytes) - sizeof(rep->hdr))
 		return -EINVAL;
 
-	req.hdr = (struct shmq_msg_hdr){
-		.magic = SHMQ_PROTO_MAGIC,
-		.version = SHMQ_PROTO_VERSION,
-		.op = op,
-		.size = (uint32_t)(sizeof(req.hdr) + body_size),
-		.seq = ++c->seq,
-	};
-	if (body_size)
-		memcpy(req.bytes + sizeof(req.hdr), body, body_size);
-	r = send_request(c, req.bytes, sizeof(req.hdr) + body_size, deadline_ns);
-	if (r < 0)
-		return r;
+	/* At most two reconnects: the daemon restarting twice within one call is enough. */
+	for (int attempt = 0;; attempt++) {
+		bool retry = !c->reconnecting && attempt < 2;
 
-	for (;;) {
-		r = recv_reply(c, rep, &fds, deadline_ns);
+		r = ensure_session(c, deadline_ns);
 		if (r < 0)
 			return r;
-		len = (size_t)r;
-		r = check_reply(&rep->hdr, len);
-		if (r == 0 && rep->hdr.seq == req.hdr.seq)
-			break;
-		if (r == 0)
-			stale_reply(c, rep, len);
-		fds_close(&fds);
+		req.hdr = (struct shmq_msg_hdr){
+			.magic = SHMQ_PROTO_MAGIC,
+			.version = SHMQ_PROTO_VERSION,
+			.op = op,
+			.size = (uint32_t)(sizeof(req.hdr) + body_size),
+			.seq = ++c->seq,
+		};
+		if (body_size)
+			memcpy(req.bytes + sizeof(req.hdr), body, body_size);
+		r = send_request(c, req.bytes, sizeof(req.hdr) + body_size, deadline_ns);
+		if (r == -ECONNRESET && retry)
+			continue; /* it never reached the daemon */
 		if (r < 0)
 			return r;
+
+		for (;;) {
+			r = recv_reply(c, rep, &fds, deadline_ns);
+			if (r < 0)
+				break;
+			len = (size_t)r;
+			r = check_reply(&rep->hdr, len);
+			if (r == 0 && rep->hdr.seq == req.hdr.seq)
+				break;
+			if (r == 0)
+				stale_reply(c, rep, len);
+			fds_close(&fds);
+			if (r < 0)
+				return r;
+		}
+		if (r == -ECONNRESET && retry && retry_safe(op))
+			continue;
+		if (r < 0)
+			return r;
+		break;
 	}
 
 	if (rep->hdr.op != (uint16_t)(op | SHMQ_OP_REPLY))
@@ -288,7 +357,7 @@ static int call(struct shmq_client *c, uint16_t op, const void *body, size_t bod
 
 static void close_orphans(struct shmq_client *c)
 {
-	while (c->n_orphans && !c->dead) {
+	while (c->n_orphans && !c->dead && !c->reattach_pending) {
 		struct shmq_req_close rq = {.attach_id = c->orphans[--c->n_orphans]};
 
 		/* Best effort: a failure here belongs to no caller. */
@@ -374,11 +443,119 @@ static int hello(struct shmq_client *c)
 	for (char *p = rq.client_name; *p; p++)
 		if (*p < 0x20 || *p > 0x7e)
 			*p = '?';
-	r = shmq__client_call(c, SHMQ_OP_HELLO, &rq, sizeof(rq), &rp, sizeof(rp), NULL);
+	r = call(c, SHMQ_OP_HELLO, &rq, sizeof(rq), &rp, sizeof(rp), NULL, NULL);
 	if (r < 0)
 		return r;
 	if (rp.proto_version != SHMQ_PROTO_VERSION || rp.layout_major != SHMQ_LAYOUT_MAJOR)
 		return -EPROTO;
+	c->session_id = rp.session_id;
+	return 0;
+}
+
+/*
+ * Take every open handle back on this connection.  -ENOENT: the daemon
+ * does not know the attachment any more (it lost the object): the mapping
+ * stays valid memory, and close() has nothing to tell the daemon.  A
+ * transport error stops here; the rest is retried on the next call.
+ */
+static int reattach_all(struct shmq_client *c)
+{
+	int r = 0;
+
+	c->reconnecting = true;
+	for (struct shmq_object *o = c->objects; o; o = o->next) {
+		struct shmq_req_reattach rq = {
+			.attach_id = o->attach_id,
+			.object_id = o->object_id,
+			.session_index = o->session,
+			.flags = o->granted &
+				 (SHMQ_OPEN_SEND | SHMQ_OPEN_RECV | SHMQ_OPEN_SEM | SHMQ_OPEN_VIEW),
+		};
+
+		if (!o->attach_id || o->conn_gen == c->conn_gen)
+			continue;
+		r = call(c, SHMQ_OP_REATTACH, &rq, sizeof(rq), NULL, 0, NULL, NULL);
+		if (r == -ECONNRESET || r == -ETIMEDOUT || r == -EPROTO)
+			break;
+		if (r < 0)
+			o->attach_id = 0;
+		o->conn_gen = c->conn_gen;
+		r = 0;
+	}
+	c->reconnecting = false;
+	if (r == 0) {
+		c->reattach_pending = false;
+		close_orphans(c);
+	}
+	return r;
+}
+
+/* Poll-free: a Unix socket with no listener refuses at once, so retry on a timer. */
+static int connect_retry(int fd, const struct sockaddr_un *sa, uint64_t deadline_ns)
+{
+	for (;;) {
+		struct timespec ms = {.tv_nsec = 10 * 1000000};
+
+		if (connect(fd, (const struct sockaddr *)sa, sizeof(*sa)) == 0 || errno == EISCONN)
+			return 0;
+		if (errno != ENOENT && errno != ECONNREFUSED && errno != EAGAIN && errno != EINTR)
+			return -errno;
+		if (shmq__now_ns() >= deadline_ns)
+			return -ETIMEDOUT;
+		nanosleep(&ms, NULL);
+	}
+}
+
+static int reconnect(struct shmq_client *c, uint64_t deadline_ns)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	int fd, r;
+
+	if (shmq__now_ns() < c->retry_after_ns)
+		return c->dead;
+	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return -errno;
+	memcpy(sa.sun_path, c->path, strlen(c->path) + 1);
+	r = connect_retry(fd, &sa, deadline_ns);
+	if (r < 0) {
+		close(fd);
+		c->retry_after_ns = shmq__now_ns() + SHMQ_RECONNECT_BACKOFF_NS;
+		return c->dead;
+	}
+	close(c->fd);
+	c->fd = fd;
+	c->dead = 0;
+	c->conn_gen++;
+	c->reconnecting = true;
+	r = hello(c);
+	c->reconnecting = false;
+	if (r < 0) {
+		/* Leave it for the next call; nothing was attached on this connection yet. */
+		c->dead = -ECONNRESET;
+		c->retry_after_ns = shmq__now_ns() + SHMQ_RECONNECT_BACKOFF_NS;
+		return r == -ETIMEDOUT || r == -EPROTO ? -ECONNRESET : r;
+	}
+	c->reattach_pending = c->objects != NULL;
+	return 0;
+}
+
+static int ensure_session(struct shmq_client *c, uint64_t deadline_ns)
+{
+	int r;
+
+	if (c->reconnecting)
+		return c->dead; /* a call made by reconnect() itself */
+	if (c->dead) {
+		r = reconnect(c, deadline_ns);
+		if (r < 0)
+			return r;
+	}
+	if (c->reattach_pending) {
+		r = reattach_all(c);
+		if (r < 0)
+			return r;
+	}
 	return 0;
 }
 
@@ -409,6 +586,7 @@ SHMQ_API int shmq_client_connect(const char *path, struct shmq_client **ret)
 		free(c);
 		return r;
 	}
+	memcpy(c->path, sa.sun_path, sizeof(c->path));
 	c->fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (c->fd < 0) {
 		r = -errno;

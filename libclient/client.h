@@ -7,6 +7,7 @@
 #define SHMQ_LIBCLIENT_CLIENT_H
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -18,16 +19,35 @@
 /* Attachments whose OPEN reply arrived after we gave up on it: see client.c. */
 #define SHMQ_CLIENT_ORPHANS_MAX 16
 
+/* After a failed reconnect, calls fail at once for this long before trying again. */
+#define SHMQ_RECONNECT_BACKOFF_NS (UINT64_C(1) * 1000000000)
+
+struct shmq_object;
+
 struct shmq_client {
-	pthread_mutex_t lock; /* serializes control calls and the fields below */
-	int fd;		      /* SOCK_SEQPACKET, non-blocking, CLOEXEC */
-	int dead;	      /* 0, or -ECONNRESET once the daemon hung up */
-	uint32_t seq;	      /* of the last request sent */
-	void *rx;	      /* SHMQ_MSG_MAX bytes: the last reply (client.c) */
+	pthread_mutex_t lock;  /* serializes control calls and the fields below */
+	int fd;		       /* SOCK_SEQPACKET, non-blocking, CLOEXEC */
+	int dead;	       /* 0, or -ECONNRESET while the daemon is gone */
+	bool reconnecting;     /* inside reconnect(): its own calls must not recurse */
+	bool reattach_pending; /* connected, but some handles are not taken back yet */
+	uint32_t conn_gen;     /* connections made so far */
+	uint32_t seq;	       /* of the last request sent */
+	void *rx;	       /* SHMQ_MSG_MAX bytes: the last reply (client.c) */
+	uint64_t session_id;   /* the daemon's name for this connection */
+	uint64_t retry_after_ns;
+	char path[108];		     /* the socket, to reconnect after a daemon restart */
+	struct shmq_object *objects; /* open handles, for REATTACH (object.c) */
 	unsigned int n_handles;
 	unsigned int n_orphans;
 	uint64_t orphans[SHMQ_CLIENT_ORPHANS_MAX];
 };
+
+/* Open handles: linked while they hold an attachment.  Caller holds the lock. */
+void shmq__client_link(struct shmq_client *c, struct shmq_object *o);
+void shmq__client_unlink(struct shmq_client *c, struct shmq_object *o);
+
+/* An attachment to close at the next chance (after a reconnect). Caller holds the lock. */
+void shmq__client_defer_close(struct shmq_client *c, uint64_t attach_id);
 
 void shmq__client_lock(struct shmq_client *c);
 void shmq__client_unlock(struct shmq_client *c);
@@ -44,10 +64,18 @@ void shmq__client_unlock(struct shmq_client *c);
  * @ret_fd:	NULL, or where the one descriptor a successful reply must
  *		carry goes (CLOEXEC); any other descriptor is closed
  *
+ * A daemon that hung up is reconnected to first (a restarted daemon gets
+ * every open handle back with REATTACH); a request that never reached the
+ * daemon is sent again, and so is one whose reply was lost when the
+ * daemon may have acted on it, if doing it twice is harmless (client.c).
+ *
  * Return: the reply's status when it is 0 or a -errno from the daemon;
- *         -ECONNRESET the daemon hung up (remembered: later calls fail at
- *         once); -ETIMEDOUT no reply within SHMQ_CONTROL_TIMEOUT_NS;
- *         -EPROTO a malformed reply.  Outputs untouched on failure.
+ *         -ECONNRESET the daemon hung up and no daemon answers again within
+ *         the call's time (then calls fail at once for
+ *         SHMQ_RECONNECT_BACKOFF_NS), or it hung up on a request that is
+ *         not safe to repeat; -ETIMEDOUT no reply within
+ *         SHMQ_CONTROL_TIMEOUT_NS; -EPROTO a malformed reply.  Outputs
+ *         untouched on failure.
  */
 int shmq__client_call(struct shmq_client *c, uint16_t op, const void *body, size_t body_size,
 		      void *ret_body, size_t ret_size, int *ret_fd);

@@ -71,6 +71,7 @@ static int map(const struct shmq_req_open *req, const struct shmq_rep_open *rep,
 
 	o->seg = seg;
 	o->attach_id = rep->attach_id;
+	o->object_id = rep->object_id;
 	o->session = view ? UINT32_MAX : rep->session_index;
 	o->granted = rep->flags;
 	return 0;
@@ -101,14 +102,17 @@ int shmq__object_open(struct shmq_client *c, uint16_t op, const struct shmq_req_
 		r = map(req, &rep, fd, &o);
 		/* The mapping keeps the memory; the descriptor is not needed any more. */
 		close(fd);
-		if (r < 0)
+		if (r < 0) {
 			detach(c, rep.attach_id);
-		else
+		} else {
+			/* Linked where it lives, so a reconnect can name it (REATTACH). */
+			o.conn_gen = c->conn_gen;
+			*ret = o;
+			shmq__client_link(c, ret);
 			c->n_handles++;
+		}
 	}
 	shmq__client_unlock(c);
-	if (r == 0)
-		*ret = o;
 	return r;
 }
 
@@ -121,7 +125,15 @@ void shmq__object_close(struct shmq_object *o)
 	/* Unmap first: the daemon may recycle our session record once it has the CLOSE. */
 	munmap(o->seg.base, (size_t)o->seg.size);
 	shmq__client_lock(c);
-	if (!c->dead)
+	shmq__client_unlink(c, o);
+	/*
+	 * While the daemon is away, never wait for it here: the attachment is
+	 * closed after the next reconnect (a restarted daemon still holds it
+	 * for us), or ends with this process.
+	 */
+	if (o->attach_id && c->dead)
+		shmq__client_defer_close(c, o->attach_id);
+	else if (o->attach_id)
 		detach(c, o->attach_id);
 	c->n_handles--;
 	shmq__client_unlock(c);

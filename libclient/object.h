@@ -19,9 +19,12 @@
 struct shmq_object {
 	struct shmq_client *client; /* NULL: a segment the caller mapped (see handle.h) */
 	struct shmq_segment seg;    /* validated; seg.base and seg.size are the mapping */
-	uint64_t attach_id;	    /* names the attachment in CLOSE */
-	uint32_t session;	    /* our record in seg, UINT32_MAX for a view */
-	uint32_t granted;	    /* SHMQ_OPEN_* */
+	uint64_t attach_id;	    /* names the attachment in CLOSE; 0 once the daemon forgot it */
+	uint64_t object_id;
+	uint32_t session;		 /* our record in seg, UINT32_MAX for a view */
+	uint32_t granted;		 /* SHMQ_OPEN_* */
+	uint32_t conn_gen;		 /* the client connection that holds the attachment */
+	struct shmq_object *prev, *next; /* client->objects, under the client lock */
 };
 
 /**

@@ -44,7 +44,8 @@
 #define SHMQ_OP_PURGE	    10 /* drop every message queued in a queue (owner or root) */
 #define SHMQ_OP_CONFIG	    11 /* the daemon's configuration in force, as text */
 #define SHMQ_OP_ATTACHMENTS 12 /* one object's attachments, paged */
-#define SHMQ_OP_COUNT	    13
+#define SHMQ_OP_REATTACH    13 /* after a daemon restart: take back one attachment */
+#define SHMQ_OP_COUNT	    14
 #define SHMQ_OP_REPLY	    UINT16_C(0x8000)
 
 struct shmq_msg_hdr {
@@ -226,6 +227,26 @@ struct shmq_rep_attachments {
 	struct shmq_attachment_info items[];
 };
 
+/* --- REATTACH --- */
+
+/*
+ * After the daemon restarted, a client that was attached takes each of its
+ * attachments back on a new connection, naming it as the old daemon
+ * granted it.  The daemon re-adopted the attachment from its registry on
+ * behalf of the same process (same pid, same start time, still alive) and
+ * hands it over only to a connection of that process.  No descriptor: the
+ * client still has its mapping.  -ENOENT: the daemon does not know it (the
+ * object is gone, or it was released); the client keeps its mapping, which
+ * still works as plain memory, and treats the handle as detached.
+ */
+struct shmq_req_reattach {
+	uint64_t attach_id;
+	uint64_t object_id;
+	uint32_t session_index; /* UINT32_MAX for a view */
+	uint32_t flags;		/* SHMQ_OPEN_SEND/RECV/SEM/VIEW as granted */
+};
+
+static_assert(sizeof(struct shmq_req_reattach) == 24, "protocol ABI changed");
 static_assert(sizeof(struct shmq_msg_hdr) == 24, "protocol ABI changed");
 static_assert(sizeof(struct shmq_req_hello) == 40, "protocol ABI changed");
 static_assert(sizeof(struct shmq_rep_hello) == 40, "protocol ABI changed");
@@ -279,6 +300,8 @@ static inline long shmq__proto_req_size(uint16_t op)
 		return 0;
 	case SHMQ_OP_ATTACHMENTS:
 		return sizeof(struct shmq_req_attachments);
+	case SHMQ_OP_REATTACH:
+		return sizeof(struct shmq_req_reattach);
 	default:
 		return -1;
 	}

@@ -91,7 +91,7 @@ dyn=$(readelf -d "$dest/usr/lib/libshmq.so.$version")
 grep -q "SONAME.*\[libshmq.so.$major\]" <<<"$dyn" || fail "wrong SONAME"
 grep -qx 'prefix=/usr' "$dest/usr/lib/pkgconfig/libshmq.pc" || fail "libshmq.pc prefix"
 grep -qx "Version: $version" "$dest/usr/lib/pkgconfig/libshmq.pc" || fail "libshmq.pc version"
-grep -qx 'ExecStart=/usr/sbin/shmqd' "$dest/usr/lib/systemd/system/shmqd.service" ||
+grep -qx 'ExecStart=/usr/sbin/shmqd --fd-store=yes' "$dest/usr/lib/systemd/system/shmqd.service" ||
 	fail "ExecStart= in shmqd.service: $(grep ExecStart "$dest/usr/lib/systemd/system/shmqd.service")"
 grep -q 'SHMQ_VERSION_STRING "'"$version"'"' "$dest/usr/include/shmq/version.h" ||
 	fail "version.h"
@@ -144,7 +144,7 @@ test=units
 root=$work/prefix
 $MAKE -s --no-print-directory install prefix="$root/usr" sysconfdir="$root/etc" SAN="$SAN" >/dev/null
 unitdir=$root/usr/lib/systemd/system
-grep -qx "ExecStart=$root/usr/sbin/shmqd --config=$root/etc/shmq/shmqd.conf" \
+grep -qx "ExecStart=$root/usr/sbin/shmqd --fd-store=yes --config=$root/etc/shmq/shmqd.conf" \
 	"$unitdir/shmqd.service" || fail "ExecStart= with another sysconfdir"
 # It also looks up Documentation=man: pages: the ones just installed.
 verify=$(MANPATH=$root/usr/share/man systemd-analyze verify "$unitdir/shmqd.socket" \

@@ -97,8 +97,12 @@ def main():
     sock = os.path.join(args.trace_dir, "shmqd.sock")
     trace = os.path.join(args.trace_dir, "strace.out")
     env = dict(os.environ, SHMQ_SOCKET=sock)
+    # With a state directory, and a second start that re-adopts from it, so
+    # the persistence paths (daemon/store.c) are traced too.
+    state = os.path.join(args.trace_dir, "state")
     daemon = subprocess.Popen(["strace", "-f", "-qq", "-o", trace, args.shmqd,
-                               "--config=/dev/null", "--socket=" + sock],
+                               "--config=/dev/null", "--socket=" + sock,
+                               "--state-directory=" + state],
                               stderr=subprocess.DEVNULL)
     try:
         wait_for(sock, daemon)
@@ -111,6 +115,7 @@ def main():
             subprocess.run([os.path.join(args.examples, name), *a], env=env,
                            check=True, stdout=subprocess.DEVNULL)
 
+        ctl("create", "queue", "kept", "--slots", "64")
         ctl("create", "queue", "q", "--slots", "64")
         if os.path.exists("/sys/devices/system/node/node0"):
             ctl("create", "queue", "numa", "--numa", "0")
@@ -141,17 +146,30 @@ def main():
         os.kill(daemon_pid, signal.SIGTERM)
         if daemon.wait(timeout=20) != 0:
             sys.exit("shmqd under strace did not exit cleanly")
+        daemon = subprocess.Popen(["strace", "-f", "-qq", "-o", trace + ".2",
+                                   args.shmqd, "--config=/dev/null",
+                                   "--socket=" + sock,
+                                   "--state-directory=" + state],
+                                  stderr=subprocess.DEVNULL)
+        wait_for(sock, daemon)
+        ctl("rm", "kept")
+        with open(trace + ".2") as f:
+            daemon_pid = int(f.readline().split()[0])
+        os.kill(daemon_pid, signal.SIGTERM)
+        if daemon.wait(timeout=20) != 0:
+            sys.exit("shmqd under strace did not exit cleanly after re-adopting")
     finally:
         if daemon.poll() is None:
             daemon.kill()
 
     used = set()
     call = re.compile(r"^\d+\s+(?:<\.\.\. )?([a-z0-9_]+)[( ]")
-    for line in open(trace):
-        m = call.match(line)
-        if m and not line.split(None, 1)[1].startswith("+++") and \
-                not line.split(None, 1)[1].startswith("---"):
-            used.add(m.group(1))
+    for path in (trace, trace + ".2"):
+        for line in open(path):
+            m = call.match(line)
+            if m and not line.split(None, 1)[1].startswith("+++") and \
+                    not line.split(None, 1)[1].startswith("---"):
+                used.add(m.group(1))
     allowed = allowed_by(args.unit, syscall_groups())
     refused = sorted((used | set(ALSO_NEEDED)) - allowed)
     print(f"shmqd made {len(used)} distinct system calls: {' '.join(sorted(used))}")

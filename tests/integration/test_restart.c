@@ -1,0 +1,683 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Integration: the daemon killed with SIGKILL (or stopped) and started
+ * again re-adopts every object with its messages, and every client still
+ * alive gets its handles back on its next control call.
+ *
+ * Both ways that run here:
+ *   - standalone, state-directory on a tmpfs (/dev/shm);
+ *   - under systemd's fd store, with this test playing systemd: it reads
+ *     FDSTORE=1/FDSTOREREMOVE=1 notifications with their descriptors from
+ *     its $NOTIFY_SOCKET, and on restart passes the stored descriptors back
+ *     as $LISTEN_FDS with $LISTEN_FDNAMES, as sd_listen_fds_with_names(3)
+ *     documents.
+ */
+#include <criterion/criterion.h>
+#include <criterion/new/assert.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <shmq/shmq.h>
+
+#include "tests/helpers.h"
+#include "tests/integration/daemon.h"
+#include "tests/integration/raw.h"
+
+#define RECV_MS	 5000
+#define CHILD_MS 10000
+#define N_MSGS	 64
+
+static struct t_daemon d;
+static char state_dir[64];
+static char state_arg[96];
+
+static void rm_state(void)
+{
+	char cmd[128];
+
+	if (!state_dir[0])
+		return;
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", state_dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "could not remove %s\n", state_dir);
+	state_dir[0] = '\0';
+}
+
+static void fini(void)
+{
+	t_daemon_cleanup_all();
+	rm_state();
+}
+
+/* A state directory on a tmpfs: mkdtemp() makes it 0700, as the daemon demands. */
+static void setup(void)
+{
+	static const char *args[] = {state_arg, NULL};
+
+	snprintf(state_dir, sizeof(state_dir), "/dev/shm/shmq-state-XXXXXX");
+	cr_assert(mkdtemp(state_dir) != NULL, "mkdtemp: %s", strerror(errno));
+	snprintf(state_arg, sizeof(state_arg), "--state-directory=%s", state_dir);
+	t_daemon_start(&d, args, NULL);
+}
+
+TestSuite(restart, .init = setup, .fini = fini, .timeout = 90);
+
+static struct shmq_queue_attr qattr(uint32_t n_slots)
+{
+	return (struct shmq_queue_attr){
+		.size = sizeof(struct shmq_queue_attr),
+		.n_slots = n_slots,
+		.slot_size = 64,
+		.mode = SHMQ_MPMC,
+		.numa_node = -1,
+		.perm = 0600,
+	};
+}
+
+static void send_seq(struct shmq_queue *q, uint32_t from, uint32_t to)
+{
+	for (uint32_t i = from; i < to; i++)
+		T_OK(shmq_queue_send(q, &i, sizeof(i)));
+}
+
+static void recv_seq(struct shmq_queue *q, uint32_t from, uint32_t to)
+{
+	for (uint32_t i = from; i < to; i++) {
+		uint32_t v = UINT32_MAX;
+		int n = shmq_queue_recv_wait(q, &v, sizeof(v), t_deadline_ms(RECV_MS));
+
+		cr_assert(eq(int, n, (int)sizeof(v)), "message %u: %d (%s)", i, n, strerror(-n));
+		cr_assert(eq(u32, v, i), "message %u arrived as %u", i, v);
+	}
+}
+
+struct attach_count {
+	unsigned int n;
+	unsigned int mine;
+};
+
+static int count_attach(void *arg, const struct shmq_attach_info *info)
+{
+	struct attach_count *a = arg;
+
+	a->n++;
+	if (info->pid == getpid())
+		a->mine++;
+	return 0;
+}
+
+static void log_has(const struct t_daemon *dm, const char *what)
+{
+	static char buf[65536];
+
+	t_daemon_read_log(dm, buf, sizeof(buf));
+	cr_assert(strstr(buf, what) != NULL, "the daemon's log lacks '%s':\n%s", what, buf);
+}
+
+/* --- State directory --- */
+
+Test(restart, sigkill_and_restart_keeps_every_message_and_every_live_handle)
+{
+	struct shmq_sem_attr sa = {.size = sizeof(sa), .initial = 3, .flags = SHMQ_SEM_ATTR_UNDO};
+	struct shmq_queue_attr a = qattr(256);
+	struct shmq_object_info info = {.size = sizeof(info)};
+	struct attach_count ac = {0};
+	struct shmq_client *c = t_connect(&d), *c2;
+	struct shmq_queue *q, *q2;
+	struct shmq_sem *s;
+
+	T_OK(shmq_queue_open(c, "q", SHMQ_CREATE | SHMQ_SEND | SHMQ_RECV, &a, &q));
+	T_OK(shmq_sem_open(c, "s", SHMQ_CREATE, &sa, &s));
+	T_OK(shmq_sem_wait(s, t_deadline_ms(RECV_MS)));
+	send_seq(q, 0, N_MSGS);
+
+	t_daemon_kill(&d);
+	/* The data path never needed the daemon. */
+	send_seq(q, N_MSGS, 2 * N_MSGS);
+	T_OK(shmq_sem_post(s, 1));
+	T_OK(shmq_sem_wait(s, t_deadline_ms(RECV_MS)));
+	t_daemon_restart(&d);
+
+	/* The next control call reconnects and takes both handles back. */
+	T_OK(shmq_object_stat(c, "q", &info));
+	cr_assert(eq(u32, info.n_attached, 1));
+	cr_assert(eq(int, shmq_object_attachments(c, "q", count_attach, &ac), 1));
+	cr_assert(eq(u32, ac.n, 1));
+	cr_assert(eq(u32, ac.mine, 1), "the attachment is not this process's");
+	log_has(&d, "re-adopted 2 objects and 2 attachments of 1 client sessions");
+
+	/* Everything sent before, during and after the outage arrives once, in order. */
+	send_seq(q, 2 * N_MSGS, 3 * N_MSGS);
+	recv_seq(q, 0, 3 * N_MSGS);
+	cr_assert(eq(int, shmq_queue_recv(q, &info, sizeof(info)), -EAGAIN));
+	cr_assert(eq(int, shmq_sem_value(s), 2), "the semaphore's value changed in the restart");
+
+	/* Another client sees the same objects, and closing works on both sides. */
+	c2 = t_connect(&d);
+	T_OK(shmq_queue_open(c2, "q", SHMQ_RECV, NULL, &q2));
+	T_OK(shmq_queue_send(q, "x", 1));
+	cr_assert(eq(int, shmq_queue_recv_wait(q2, &info, sizeof(info), t_deadline_ms(RECV_MS)),
+		     1));
+	T_OK(shmq_sem_post(s, 1));
+	T_OK(shmq_sem_close(s));
+	T_OK(shmq_queue_close(q));
+	ac = (struct attach_count){0};
+	cr_assert(eq(int, shmq_object_attachments(c2, "q", count_attach, &ac), 1),
+		  "the closed handle is still attached");
+	T_OK(shmq_queue_close(q2));
+	T_OK(shmq_client_close(c2));
+	T_OK(shmq_client_close(c));
+	t_daemon_fini(&d);
+}
+
+struct holder {
+	const char *sock;
+	int ready; /* pipe write end */
+};
+
+/* Half-write a slot, take a token of an undo semaphore, say so, and wait to die. */
+static int hold_and_wait(void *arg)
+{
+	struct holder *h = arg;
+	struct shmq_client *c;
+	struct shmq_queue *q;
+	struct shmq_sem *s;
+	void *buf;
+
+	if (shmq_client_connect(h->sock, &c) < 0 || shmq_queue_open(c, "held", SHMQ_SEND, NULL, &q) < 0 ||
+	    shmq_sem_open(c, "undo", 0, NULL, &s) < 0)
+		return 1;
+	if (shmq_queue_reserve(q, 0, &buf) < 0 || shmq_sem_wait(s, SHMQ_FOREVER) < 0)
+		return 2;
+	if (write(h->ready, "r", 1) != 1)
+		return 3;
+	for (;;)
+		pause();
+}
+
+Test(restart, a_client_that_died_while_the_daemon_was_down_is_repaired_at_start)
+{
+	struct shmq_sem_attr sa = {.size = sizeof(sa), .initial = 1, .flags = SHMQ_SEM_ATTR_UNDO};
+	struct shmq_queue_stats st = {.size = sizeof(st)};
+	struct shmq_queue_attr a = qattr(4);
+	struct shmq_client *c = t_connect(&d);
+	struct holder h = {.sock = d.sock};
+	struct shmq_queue *q;
+	struct shmq_sem *s;
+	int pipefd[2], status;
+	pid_t child;
+	char r;
+
+	T_OK(shmq_queue_open(c, "held", SHMQ_CREATE | SHMQ_RECV, &a, &q));
+	T_OK(shmq_sem_open(c, "undo", SHMQ_CREATE, &sa, &s));
+	cr_assert(pipe2(pipefd, O_CLOEXEC) == 0);
+	h.ready = pipefd[1];
+	child = t_fork_child(hold_and_wait, &h);
+	close(pipefd[1]);
+	cr_assert(eq(int, (int)read(pipefd[0], &r, 1), 1), "the holder did not get ready");
+	close(pipefd[0]);
+	cr_assert(eq(int, shmq_sem_value(s), 0));
+
+	/* The daemon dies first; the client dies while no daemon watches. */
+	t_daemon_kill(&d);
+	kill(child, SIGKILL);
+	status = t_wait_peer_ms(child, CHILD_MS);
+	cr_assert(eq(int, status, 128 + SIGKILL), "holder status %d", status);
+	t_daemon_restart(&d);
+
+	/* Repaired at start, before any client call: the token is back, the slot skipped. */
+	log_has(&d, "exited while the daemon was down");
+	cr_assert(eq(int, shmq_sem_value(s), 1), "the undo hold was not posted back");
+	{
+		struct shmq_client *p = t_connect(&d);
+		struct shmq_queue *qs;
+
+		T_OK(shmq_queue_open(p, "held", SHMQ_SEND, NULL, &qs));
+		/* The tombstone takes a slot until a receiver skips it. */
+		send_seq(qs, 0, 3);
+		recv_seq(q, 0, 3);
+		send_seq(qs, 0, 4);
+		recv_seq(q, 0, 4);
+		T_OK(shmq_queue_close(qs));
+		T_OK(shmq_client_close(p));
+	}
+	T_OK(shmq_queue_stats(q, &st));
+	cr_assert(ge(u32, st.repairs, 1), "repairs %u", st.repairs);
+	T_OK(shmq_sem_close(s));
+	T_OK(shmq_queue_close(q));
+	T_OK(shmq_client_close(c));
+	t_daemon_fini(&d);
+}
+
+Test(restart, a_clean_stop_keeps_objects_for_the_next_start)
+{
+	struct shmq_queue_attr a = qattr(128);
+	struct shmq_client *c = t_connect(&d);
+	struct shmq_queue *q;
+
+	T_OK(shmq_queue_open(c, "kept", SHMQ_CREATE | SHMQ_SEND, &a, &q));
+	send_seq(q, 0, N_MSGS);
+	T_OK(shmq_queue_close(q));
+	T_OK(shmq_client_close(c));
+	cr_assert(eq(int, t_daemon_stop(&d), 0));
+	t_daemon_restart(&d);
+	c = t_connect(&d);
+	T_OK(shmq_queue_open(c, "kept", SHMQ_RECV, NULL, &q));
+	recv_seq(q, 0, N_MSGS);
+	T_OK(shmq_unlink(c, "kept"));
+	T_OK(shmq_queue_close(q));
+	T_OK(shmq_client_close(c));
+	/* Unlinked and closed: gone from the state directory too. */
+	cr_assert(eq(int, t_daemon_stop(&d), 0));
+	t_daemon_restart(&d);
+	c = t_connect(&d);
+	T_ERR(shmq_queue_open(c, "kept", SHMQ_RECV, NULL, &q), -ENOENT);
+	T_OK(shmq_client_close(c));
+	t_daemon_fini(&d);
+}
+
+Test(restart, an_unlinked_object_survives_while_attached_and_goes_with_its_last_handle)
+{
+	struct shmq_queue_attr a = qattr(16);
+	struct shmq_client *c = t_connect(&d);
+	struct shmq_daemon_status ds = {.size = sizeof(ds)};
+	struct shmq_queue *q;
+
+	T_OK(shmq_queue_open(c, "gone", SHMQ_CREATE | SHMQ_SEND | SHMQ_RECV, &a, &q));
+	T_OK(shmq_unlink(c, "gone"));
+	send_seq(q, 0, 8);
+	t_daemon_kill(&d);
+	t_daemon_restart(&d);
+	T_OK(shmq_daemon_status(c, &ds));
+	cr_assert(eq(u32, ds.n_objects, 1), "the unlinked, attached queue was not re-adopted");
+	recv_seq(q, 0, 8);
+	T_OK(shmq_queue_close(q));
+	T_OK(shmq_daemon_status(c, &ds));
+	cr_assert(eq(u32, ds.n_objects, 0));
+	T_OK(shmq_client_close(c));
+	t_daemon_fini(&d);
+}
+
+Test(restart, a_handle_the_new_daemon_does_not_know_keeps_working_as_memory)
+{
+	struct shmq_queue_attr a = qattr(16);
+	struct shmq_client *c = t_connect(&d);
+	struct shmq_daemon_status ds = {.size = sizeof(ds)};
+	struct shmq_queue *q;
+	char cmd[160];
+
+	T_OK(shmq_queue_open(c, "lost", SHMQ_CREATE | SHMQ_SEND | SHMQ_RECV, &a, &q));
+	t_daemon_kill(&d);
+	/* The state is wiped while the daemon is down: it starts empty. */
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'/*", state_dir);
+	cr_assert(eq(int, system(cmd), 0));
+	t_daemon_restart(&d);
+	T_OK(shmq_daemon_status(c, &ds));
+	cr_assert(eq(u32, ds.n_objects, 0));
+	send_seq(q, 0, 4);
+	recv_seq(q, 0, 4);
+	T_OK(shmq_queue_close(q));
+	T_OK(shmq_client_close(c));
+	t_daemon_fini(&d);
+}
+
+/* Only the process that held an attachment can take it back. */
+static int forge_reattach(void *arg)
+{
+	const struct shmq_req_reattach *rq = arg;
+	struct t_reply *rep = malloc(sizeof(*rep));
+	int fd = t_raw_session(d.sock), r;
+
+	if (fd < 0 || !rep)
+		return 1;
+	r = t_raw_call(fd, SHMQ_OP_REATTACH, rq, sizeof(*rq), rep);
+	free(rep);
+	close(fd);
+	return r == -ENOENT ? 0 : 2;
+}
+
+struct first_attach {
+	uint64_t attach_id;
+	uint32_t record;
+};
+
+static int take_first(void *arg, const struct shmq_attach_info *info)
+{
+	struct first_attach *f = arg;
+
+	f->attach_id = info->attach_id;
+	f->record = info->record;
+	return 0;
+}
+
+Test(restart, another_process_cannot_take_over_an_adopted_attachment)
+{
+	struct shmq_queue_attr a = qattr(16);
+	struct shmq_object_info info = {.size = sizeof(info)};
+	struct shmq_client *c = t_connect(&d);
+	struct shmq_req_reattach rq = {0};
+	struct first_attach f = {0};
+	struct attach_count ac = {0};
+	struct shmq_queue *q;
+	int status;
+
+	T_OK(shmq_queue_open(c, "mine", SHMQ_CREATE | SHMQ_SEND, &a, &q));
+	T_OK(shmq_object_stat(c, "mine", &info));
+	cr_assert(eq(int, shmq_object_attachments(c, "mine", take_first, &f), 1));
+	t_daemon_kill(&d);
+	t_daemon_restart(&d);
+
+	rq.attach_id = f.attach_id;
+	rq.object_id = info.object_id;
+	rq.session_index = f.record;
+	rq.flags = SHMQ_OPEN_SEND;
+	status = t_wait_peer_ms(t_fork_child(forge_reattach, &rq), CHILD_MS);
+	cr_assert(eq(int, status, 0), "a forged REATTACH was not refused (%d)", status);
+
+	cr_assert(eq(int, shmq_object_attachments(c, "mine", count_attach, &ac), 1));
+	cr_assert(eq(u32, ac.mine, 1), "the owner lost its attachment");
+	T_OK(shmq_queue_send(q, "y", 1));
+	T_OK(shmq_queue_close(q));
+	T_OK(shmq_client_close(c));
+	t_daemon_fini(&d);
+}
+
+Test(restart, a_corrupt_registry_stops_the_daemon_with_a_clear_error)
+{
+	char path[128], buf[8192];
+	int fd, status;
+
+	cr_assert(eq(int, t_daemon_stop(&d), 0));
+	snprintf(path, sizeof(path), "%s/registry", state_dir);
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	cr_assert(fd >= 0, "%s: %s", path, strerror(errno));
+	cr_assert(eq(int, (int)pwrite(fd, "garbage!", 8, 0), 8));
+	close(fd);
+	t_daemon_spawn(&d);
+	status = t_daemon_wait_exit(&d, 10000);
+	cr_assert(eq(int, status, 1), "shmqd status %d", status);
+	t_daemon_read_log(&d, buf, sizeof(buf));
+	cr_assert(strstr(buf, "registry's header is corrupt") != NULL, "%s", buf);
+	rm_state();
+}
+
+Test(restart, a_state_directory_others_can_enter_is_refused)
+{
+	int status;
+
+	cr_assert(eq(int, t_daemon_stop(&d), 0));
+	cr_assert(eq(int, chmod(state_dir, 0755), 0));
+	t_daemon_spawn(&d);
+	status = t_daemon_wait_exit(&d, 10000);
+	cr_assert(eq(int, status, 1), "shmqd status %d", status);
+	log_has(&d, "must be owned by uid 0 with mode 0700");
+	rm_state();
+}
+
+/* --- The systemd fd store, with this test as systemd --- */
+
+#define STORE_MAX 64
+
+struct fake_systemd {
+	char dir[64];
+	char sock[100];
+	char notify[100];
+	char log[128];
+	int notify_fd;
+	pid_t pid;
+	int fds[STORE_MAX];
+	char names[STORE_MAX][64];
+	int n;
+};
+
+static struct fake_systemd fs;
+
+static void fs_cleanup(void)
+{
+	char cmd[160];
+
+	if (fs.pid > 0) {
+		kill(fs.pid, SIGKILL);
+		waitpid(fs.pid, NULL, 0);
+		fs.pid = 0;
+	}
+	for (int i = 0; i < fs.n; i++)
+		close(fs.fds[i]);
+	fs.n = 0;
+	if (fs.notify_fd > 0)
+		close(fs.notify_fd);
+	if (fs.dir[0]) {
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", fs.dir);
+		if (system(cmd) != 0)
+			fprintf(stderr, "could not remove %s\n", fs.dir);
+		fs.dir[0] = '\0';
+	}
+}
+
+static void fs_dump_log(void)
+{
+	char buf[16384];
+	int fd = open(fs.log, O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
+
+	buf[n > 0 ? n : 0] = '\0';
+	if (fd >= 0)
+		close(fd);
+	fprintf(stderr, "---- shmqd log ----\n%s\n", buf);
+}
+
+static void fs_setup(void)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	int one = 1;
+
+	memset(&fs, 0, sizeof(fs));
+	snprintf(fs.dir, sizeof(fs.dir), "/tmp/shmq-fdstore-XXXXXX");
+	cr_assert(mkdtemp(fs.dir) != NULL);
+	snprintf(fs.sock, sizeof(fs.sock), "%s/shmqd.sock", fs.dir);
+	snprintf(fs.notify, sizeof(fs.notify), "%s/notify", fs.dir);
+	snprintf(fs.log, sizeof(fs.log), "%s/shmqd.log", fs.dir);
+	fs.notify_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	cr_assert(fs.notify_fd >= 0);
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", fs.notify);
+	cr_assert(bind(fs.notify_fd, (struct sockaddr *)&sa, sizeof(sa)) == 0);
+	/* systemd checks the sender's credentials; ask for them as it does. */
+	setsockopt(fs.notify_fd, SOL_SOCKET, SO_PASSCRED, &one, sizeof(one));
+}
+
+static int store_find(const char *name)
+{
+	for (int i = 0; i < fs.n; i++)
+		if (!strcmp(fs.names[i], name))
+			return i;
+	return -1;
+}
+
+/* Handle every notification that is waiting: FDSTORE=1 and FDSTOREREMOVE=1. */
+static void fs_drain(void)
+{
+	for (;;) {
+		union {
+			struct cmsghdr align;
+			char buf[CMSG_SPACE(sizeof(int) * 8) + CMSG_SPACE(sizeof(struct ucred))];
+		} ctl;
+		char msg[1024];
+		struct iovec iov = {.iov_base = msg, .iov_len = sizeof(msg) - 1};
+		struct msghdr mh = {.msg_iov = &iov,
+				    .msg_iovlen = 1,
+				    .msg_control = ctl.buf,
+				    .msg_controllen = sizeof(ctl.buf)};
+		int fds[8], n_fds = 0;
+		const char *name;
+		ssize_t n = recvmsg(fs.notify_fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+
+		if (n < 0)
+			return;
+		msg[n] = '\0';
+		for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm))
+			if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS)
+				for (size_t i = 0; i < (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int) &&
+						   n_fds < 8;
+				     i++)
+					memcpy(&fds[n_fds++], CMSG_DATA(cm) + i * sizeof(int),
+					       sizeof(int));
+		name = strstr(msg, "FDNAME=");
+		name = name ? name + 7 : "stored";
+		if (strstr(msg, "FDSTOREREMOVE=1")) {
+			int k = store_find(name);
+
+			if (k >= 0) {
+				close(fs.fds[k]);
+				fs.fds[k] = fs.fds[--fs.n];
+				memcpy(fs.names[k], fs.names[fs.n], sizeof(fs.names[k]));
+			}
+		} else if (strstr(msg, "FDSTORE=1") && n_fds == 1 && fs.n < STORE_MAX &&
+			   store_find(name) < 0) {
+			fs.fds[fs.n] = fds[0];
+			snprintf(fs.names[fs.n++], sizeof(fs.names[0]), "%s", name);
+			continue;
+		}
+		for (int i = 0; i < n_fds; i++)
+			close(fds[i]);
+	}
+}
+
+/* Exec shmqd with the fd store's contents as LISTEN_FDS, as systemd restarts a service. */
+static void fs_start(void)
+{
+	char sock_arg[128];
+	const char *argv[] = {t_shmqd_path(), "--config=/dev/null", "--fd-store=yes", sock_arg,
+			      "--log-level=debug", NULL};
+	int log = open(fs.log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+	pid_t parent = getpid();
+
+	snprintf(sock_arg, sizeof(sock_arg), "--socket=%s", fs.sock);
+	cr_assert(log >= 0);
+	fflush(NULL);
+	fs.pid = fork();
+	cr_assert(fs.pid >= 0);
+	if (fs.pid == 0) {
+		char env[4][4096], *p = env[3];
+
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent)
+			_exit(127);
+		/* Above every descriptor we are about to place at 3.. */
+		for (int i = 0; i < fs.n; i++) {
+			int hi = fcntl(fs.fds[i], F_DUPFD, 3 + STORE_MAX);
+
+			if (hi < 0)
+				_exit(126);
+			fs.fds[i] = hi;
+		}
+		for (int i = 0; i < fs.n; i++)
+			if (dup2(fs.fds[i], 3 + i) < 0)
+				_exit(126);
+		snprintf(env[0], sizeof(env[0]), "NOTIFY_SOCKET=%s", fs.notify);
+		snprintf(env[1], sizeof(env[1]), "LISTEN_PID=%d", (int)getpid());
+		snprintf(env[2], sizeof(env[2]), "LISTEN_FDS=%d", fs.n);
+		p += snprintf(p, sizeof(env[3]), "LISTEN_FDNAMES=");
+		for (int i = 0; i < fs.n; i++)
+			p += snprintf(p, (size_t)(env[3] + sizeof(env[3]) - p), "%s%s",
+				      i ? ":" : "", fs.names[i]);
+		putenv(env[0]);
+		if (fs.n) {
+			putenv(env[1]);
+			putenv(env[2]);
+			putenv(env[3]);
+		}
+		dup2(log, 1);
+		dup2(log, 2);
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	close(log);
+	for (int i = 0; i < 200; i++) {
+		int fd = t_raw_session(fs.sock);
+
+		if (fd >= 0) {
+			close(fd);
+			fs_drain();
+			return;
+		}
+		t_sleep_ms(25);
+	}
+	fs_dump_log();
+	cr_fail("shmqd under the fake fd store did not answer");
+}
+
+static void fs_kill(void)
+{
+	kill(fs.pid, SIGKILL);
+	waitpid(fs.pid, NULL, 0);
+	fs.pid = 0;
+	fs_drain();
+}
+
+TestSuite(fdstore, .fini = fs_cleanup, .timeout = 90);
+
+Test(fdstore, sigkill_and_restart_from_the_fd_store_keeps_messages_and_handles)
+{
+	struct shmq_queue_attr a = qattr(256);
+	struct shmq_object_info info = {.size = sizeof(info)};
+	struct shmq_client *c;
+	struct shmq_queue *q, *gone;
+	int k;
+
+	fs_setup();
+	fs_start();
+	T_OK(shmq_client_connect(fs.sock, &c));
+	T_OK(shmq_queue_open(c, "stored", SHMQ_CREATE | SHMQ_SEND | SHMQ_RECV, &a, &q));
+	T_OK(shmq_queue_open(c, "removed", SHMQ_CREATE | SHMQ_SEND, &a, &gone));
+	T_OK(shmq_unlink(c, "removed"));
+	T_OK(shmq_queue_close(gone));
+	send_seq(q, 0, N_MSGS);
+	fs_drain();
+	cr_assert(store_find("registry") >= 0, "the registry was not stored");
+	k = store_find("obj-1");
+	cr_assert(k >= 0, "the queue's memfd was not stored");
+	cr_assert(store_find("obj-2") < 0, "a freed object stayed in the fd store");
+	{
+		int seals = fcntl(fs.fds[k], F_GET_SEALS);
+
+		cr_assert(eq(int, seals & (F_SEAL_SHRINK | F_SEAL_GROW),
+			     F_SEAL_SHRINK | F_SEAL_GROW));
+	}
+
+	fs_kill();
+	send_seq(q, N_MSGS, 2 * N_MSGS);
+	fs_start();
+	T_OK(shmq_object_stat(c, "stored", &info));
+	cr_assert(eq(u32, info.n_attached, 1));
+	recv_seq(q, 0, 2 * N_MSGS);
+	T_OK(shmq_queue_close(q));
+	T_OK(shmq_client_close(c));
+	kill(fs.pid, SIGTERM);
+	cr_assert(eq(int, t_wait_peer_ms(fs.pid, 10000), 0));
+	fs.pid = 0;
+}
+
+Test(fdstore, fd_store_without_systemd_is_refused)
+{
+	char sock_arg[128], out[4096];
+	const char *argv[] = {t_shmqd_path(), "--config=/dev/null", "--fd-store=yes", sock_arg, NULL};
+	int status;
+
+	fs_setup();
+	snprintf(sock_arg, sizeof(sock_arg), "--socket=%s", fs.sock);
+	unsetenv("NOTIFY_SOCKET");
+	status = t_run(argv, out, sizeof(out), 10000);
+	cr_assert(eq(int, status, 1), "status %d: %s", status, out);
+	cr_assert(strstr(out, "needs systemd") != NULL, "%s", out);
+}
