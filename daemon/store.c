@@ -128,7 +128,8 @@ uint64_t shmqd_pid_start_time(int32_t pid)
 
 static struct shmqd_reg_record *record_at(const struct shmqd_store *st, uint32_t i)
 {
-	return (struct shmqd_reg_record *)((char *)st->reg + SHMQD_REG_RECORD_SIZE * (uint64_t)(i + 1));
+	return (struct shmqd_reg_record *)((char *)st->reg +
+					   SHMQD_REG_RECORD_SIZE * (uint64_t)(i + 1));
 }
 
 static uint64_t reg_bytes(uint32_t n_records)
@@ -249,7 +250,8 @@ static int fdstore_put(int fd, const char *name)
 		return log_client_errno(LOG_WARNING, r, "handing %s to systemd's fd store", name);
 	if (r == 0)
 		return log_client_errno(LOG_WARNING, -ENOTCONN,
-					"fd-store: $NOTIFY_SOCKET is not set; cannot keep %s", name);
+					"fd-store: $NOTIFY_SOCKET is not set; cannot keep %s",
+					name);
 	return 0;
 }
 
@@ -314,7 +316,8 @@ int shmqd_store_object_add(struct shmqd *d, struct shmqd_object *o)
 		.size = o->size,
 		.created_realtime_ns = o->created_realtime_ns,
 		.kind = o->kind,
-		.flags = (o->unlinked ? SHMQD_REG_UNLINKED : 0) | (o->hugetlb ? SHMQD_REG_HUGETLB : 0),
+		.flags = (o->unlinked ? SHMQD_REG_UNLINKED : 0) |
+			 (o->hugetlb ? SHMQD_REG_HUGETLB : 0),
 		.numa_node = o->numa_node,
 		.owner_uid = o->owner_uid,
 		.owner_gid = o->owner_gid,
@@ -484,8 +487,7 @@ static int reg_open(struct shmqd *d, bool *ret_new)
 			*ret_new = true;
 		}
 		if (fd < 0)
-			return log_errno(-errno, "opening %s/%s", d->cfg.state_directory,
-					 REG_FILE);
+			return log_errno(-errno, "opening %s/%s", d->cfg.state_directory, REG_FILE);
 	} else {
 		fd = passed_take(st, REG_NAME);
 		if (fd < 0) {
@@ -830,8 +832,9 @@ int shmqd_store_open(struct shmqd *d)
 		return 0;
 	}
 	if (st->kind == SHMQD_STORE_FDSTORE && !getenv("NOTIFY_SOCKET"))
-		return log_errno(-EINVAL, "fd-store = yes needs systemd ($NOTIFY_SOCKET is not set; "
-					  "use state-directory outside systemd)");
+		return log_errno(-EINVAL,
+				 "fd-store = yes needs systemd ($NOTIFY_SOCKET is not set; "
+				 "use state-directory outside systemd)");
 	if (st->kind == SHMQD_STORE_DIR) {
 		r = dir_open(d);
 		if (r < 0)
@@ -854,8 +857,8 @@ int shmqd_store_open(struct shmqd *d)
 		d->next_session_id = v;
 	if (is_new) {
 		log_info("persistence: %s (empty)", st->kind == SHMQD_STORE_DIR
-							     ? d->cfg.state_directory
-							     : "systemd's fd store");
+							    ? d->cfg.state_directory
+							    : "systemd's fd store");
 		remove_orphans(d);
 		return 0;
 	}

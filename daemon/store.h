@@ -23,7 +23,7 @@
 #define SHMQD_REG_MAGIC	      UINT64_C(0x4745524451514d53) /* "SMQQDREG" in memory */
 #define SHMQD_REG_VERSION     1
 #define SHMQD_REG_RECORD_SIZE 256
-#define SHMQD_REG_RECORDS_MIN 256	      /* first capacity; doubles when full */
+#define SHMQD_REG_RECORDS_MIN 256		  /* first capacity; doubles when full */
 #define SHMQD_REG_RECORDS_MAX (UINT32_C(1) << 24) /* 4 GiB of registry: never reached */
 
 /* struct shmqd_reg_record.type */

@@ -167,8 +167,8 @@ Test(restart, sigkill_and_restart_keeps_every_message_and_every_live_handle)
 	c2 = t_connect(&d);
 	T_OK(shmq_queue_open(c2, "q", SHMQ_RECV, NULL, &q2));
 	T_OK(shmq_queue_send(q, "x", 1));
-	cr_assert(eq(int, shmq_queue_recv_wait(q2, &info, sizeof(info), t_deadline_ms(RECV_MS)),
-		     1));
+	cr_assert(
+		eq(int, shmq_queue_recv_wait(q2, &info, sizeof(info), t_deadline_ms(RECV_MS)), 1));
 	T_OK(shmq_sem_post(s, 1));
 	T_OK(shmq_sem_close(s));
 	T_OK(shmq_queue_close(q));
@@ -195,7 +195,8 @@ static int hold_and_wait(void *arg)
 	struct shmq_sem *s;
 	void *buf;
 
-	if (shmq_client_connect(h->sock, &c) < 0 || shmq_queue_open(c, "held", SHMQ_SEND, NULL, &q) < 0 ||
+	if (shmq_client_connect(h->sock, &c) < 0 ||
+	    shmq_queue_open(c, "held", SHMQ_SEND, NULL, &q) < 0 ||
 	    shmq_sem_open(c, "undo", 0, NULL, &s) < 0)
 		return 1;
 	if (shmq_queue_reserve(q, 0, &buf) < 0 || shmq_sem_wait(s, SHMQ_FOREVER) < 0)
@@ -425,6 +426,189 @@ Test(restart, a_state_directory_others_can_enter_is_refused)
 	rm_state();
 }
 
+/*
+ * Traffic through repeated daemon deaths: two producer processes and two
+ * consumer processes exchange sequenced messages without pause, and every
+ * few hundred messages each makes a control call (which reconnects and
+ * takes its handles back after a restart).  The daemon is killed and
+ * started again RESTARTS times meanwhile.  Every message arrives exactly
+ * once, and each producer's messages in order.
+ */
+#define RESTARTS      5
+#define PER_PRODUCER  (1u << 20) /* at most: producers send until told to stop */
+#define N_PRODUCERS   2
+#define N_CONSUMERS   2
+#define CONTROL_EVERY 500
+
+struct traffic {
+	uint32_t seen[N_PRODUCERS][PER_PRODUCER]; /* deliveries per message */
+	uint32_t last[N_CONSUMERS][N_PRODUCERS];  /* order check per consumer */
+	int failed;				  /* first error, as a line number */
+	int err;
+	uint32_t stop;		    /* set by the test after the last restart */
+	uint32_t sent[N_PRODUCERS]; /* final counts */
+	uint32_t producers_done;
+	uint32_t received;
+	uint32_t control_calls;
+	int id;
+};
+
+static struct traffic *tr;
+
+static int traffic_fail(int line, int err)
+{
+	if (!__atomic_load_n(&tr->failed, __ATOMIC_RELAXED)) {
+		tr->err = err;
+		__atomic_store_n(&tr->failed, line, __ATOMIC_RELEASE);
+	}
+	return 1;
+}
+
+/* A control call that must succeed: the daemon may be down for a while. */
+static int control_call(struct shmq_client *c)
+{
+	struct shmq_object_info info = {.size = sizeof(info)};
+
+	for (int tries = 0; tries < 40; tries++) {
+		int r = shmq_object_stat(c, "traffic", &info);
+
+		if (r == 0) {
+			__atomic_fetch_add(&tr->control_calls, 1, __ATOMIC_RELAXED);
+			return 0;
+		}
+		if (r != -ECONNRESET && r != -ETIMEDOUT)
+			return r;
+		t_sleep_ms(50);
+	}
+	return -ETIMEDOUT;
+}
+
+static int producer(void *arg)
+{
+	uint32_t id = (uint32_t)(uintptr_t)arg;
+	struct shmq_client *c;
+	struct shmq_queue *q;
+	int r;
+
+	if (shmq_client_connect(d.sock, &c) < 0 ||
+	    shmq_queue_open(c, "traffic", SHMQ_SEND, NULL, &q) < 0)
+		return traffic_fail(__LINE__, 0);
+	for (uint32_t i = 0; i < PER_PRODUCER; i++) {
+		uint32_t msg[2] = {id, i};
+
+		if (__atomic_load_n(&tr->stop, __ATOMIC_ACQUIRE)) {
+			tr->sent[id] = i;
+			break;
+		}
+		r = shmq_queue_send_wait(q, msg, sizeof(msg), t_deadline_ms(20000));
+		if (r < 0)
+			return traffic_fail(__LINE__, r);
+		if (i % CONTROL_EVERY == 0 && (r = control_call(c)) < 0)
+			return traffic_fail(__LINE__, r);
+		/* Paced, so the exchange spans every restart. */
+		if (i % 64 == 63)
+			t_sleep_ms(1);
+		if (i == PER_PRODUCER - 1)
+			tr->sent[id] = PER_PRODUCER;
+	}
+	__atomic_fetch_add(&tr->producers_done, 1, __ATOMIC_RELEASE);
+	if ((r = shmq_queue_close(q)) < 0 || (r = shmq_client_close(c)) < 0)
+		return traffic_fail(__LINE__, r);
+	return 0;
+}
+
+static uint32_t total_sent(void)
+{
+	uint32_t n = 0;
+
+	for (int p = 0; p < N_PRODUCERS; p++)
+		n += tr->sent[p];
+	return n;
+}
+
+static int consumer(void *arg)
+{
+	uint32_t me = (uint32_t)(uintptr_t)arg, n = 0;
+	struct shmq_client *c;
+	struct shmq_queue *q;
+	int r;
+
+	if (shmq_client_connect(d.sock, &c) < 0 ||
+	    shmq_queue_open(c, "traffic", SHMQ_RECV, NULL, &q) < 0)
+		return traffic_fail(__LINE__, 0);
+	for (;;) {
+		uint32_t msg[2];
+
+		if (__atomic_load_n(&tr->producers_done, __ATOMIC_ACQUIRE) == N_PRODUCERS &&
+		    __atomic_load_n(&tr->received, __ATOMIC_ACQUIRE) >= total_sent())
+			break;
+		r = shmq_queue_recv_wait(q, msg, sizeof(msg), t_deadline_ms(100));
+		if (r == -ETIMEDOUT)
+			continue;
+		if (r != (int)sizeof(msg) || msg[0] >= N_PRODUCERS || msg[1] >= PER_PRODUCER)
+			return traffic_fail(__LINE__, r);
+		/* One producer's messages reach one consumer in the order sent. */
+		if (tr->last[me][msg[0]] && msg[1] < tr->last[me][msg[0]])
+			return traffic_fail(__LINE__, (int)msg[1]);
+		tr->last[me][msg[0]] = msg[1];
+		__atomic_fetch_add(&tr->seen[msg[0]][msg[1]], 1, __ATOMIC_RELAXED);
+		__atomic_fetch_add(&tr->received, 1, __ATOMIC_RELEASE);
+		if (++n % CONTROL_EVERY == 0 && (r = control_call(c)) < 0)
+			return traffic_fail(__LINE__, r);
+	}
+	if ((r = shmq_queue_close(q)) < 0 || (r = shmq_client_close(c)) < 0)
+		return traffic_fail(__LINE__, r);
+	return 0;
+}
+
+Test(restart, traffic_flows_through_repeated_daemon_kills_and_nothing_is_lost)
+{
+	struct shmq_queue_attr a = qattr(256);
+	pid_t kids[N_PRODUCERS + N_CONSUMERS];
+	struct shmq_client *c = t_connect(&d);
+	struct shmq_queue *q;
+	uint32_t lost = 0, dup = 0;
+
+	tr = t_shared_alloc(sizeof(*tr));
+	T_OK(shmq_queue_open(c, "traffic", SHMQ_CREATE | SHMQ_SEND, &a, &q));
+	T_OK(shmq_queue_close(q));
+	T_OK(shmq_client_close(c));
+	for (int i = 0; i < N_CONSUMERS; i++)
+		kids[i] = t_fork_child(consumer, (void *)(uintptr_t)i);
+	for (int i = 0; i < N_PRODUCERS; i++)
+		kids[N_CONSUMERS + i] = t_fork_child(producer, (void *)(uintptr_t)i);
+
+	for (int k = 0; k < RESTARTS; k++) {
+		t_sleep_ms(200);
+		t_daemon_kill(&d);
+		t_sleep_ms(50);
+		t_daemon_restart(&d);
+	}
+	t_sleep_ms(200);
+	__atomic_store_n(&tr->stop, 1, __ATOMIC_RELEASE);
+	for (int i = 0; i < N_PRODUCERS + N_CONSUMERS; i++) {
+		int st = t_wait_peer_ms(kids[i], 60000);
+
+		cr_assert(eq(int, st, 0), "child %d: status %d, failed at line %d (%d)", i, st,
+			  tr->failed, tr->err);
+	}
+	for (int p = 0; p < N_PRODUCERS; p++) {
+		cr_assert(tr->sent[p] > 0 && tr->sent[p] < PER_PRODUCER,
+			  "producer %d sent %u: the traffic did not span the restarts", p,
+			  tr->sent[p]);
+		for (uint32_t i = 0; i < PER_PRODUCER; i++) {
+			lost += i < tr->sent[p] && tr->seen[p][i] == 0;
+			dup += tr->seen[p][i] > 1 || (i >= tr->sent[p] && tr->seen[p][i]);
+		}
+	}
+	cr_assert(eq(u32, lost, 0), "%u messages lost", lost);
+	cr_assert(eq(u32, dup, 0), "%u messages delivered twice", dup);
+	cr_assert(ge(u32, tr->control_calls, 2 * RESTARTS));
+	fprintf(stderr, "restart traffic: %u messages, %u control calls, %d daemon kills\n",
+		tr->received, tr->control_calls, RESTARTS);
+	t_daemon_fini(&d);
+}
+
 /* --- The systemd fd store, with this test as systemd --- */
 
 #define STORE_MAX 64
@@ -527,8 +711,8 @@ static void fs_drain(void)
 		msg[n] = '\0';
 		for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm))
 			if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS)
-				for (size_t i = 0; i < (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int) &&
-						   n_fds < 8;
+				for (size_t i = 0;
+				     i < (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int) && n_fds < 8;
 				     i++)
 					memcpy(&fds[n_fds++], CMSG_DATA(cm) + i * sizeof(int),
 					       sizeof(int));
@@ -557,8 +741,8 @@ static void fs_drain(void)
 static void fs_start(void)
 {
 	char sock_arg[128];
-	const char *argv[] = {t_shmqd_path(), "--config=/dev/null", "--fd-store=yes", sock_arg,
-			      "--log-level=debug", NULL};
+	const char *argv[] = {t_shmqd_path(), "--config=/dev/null", "--fd-store=yes",
+			      sock_arg,	      "--log-level=debug",  NULL};
 	int log = open(fs.log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
 	pid_t parent = getpid();
 
@@ -651,8 +835,8 @@ Test(fdstore, sigkill_and_restart_from_the_fd_store_keeps_messages_and_handles)
 	{
 		int seals = fcntl(fs.fds[k], F_GET_SEALS);
 
-		cr_assert(eq(int, seals & (F_SEAL_SHRINK | F_SEAL_GROW),
-			     F_SEAL_SHRINK | F_SEAL_GROW));
+		cr_assert(
+			eq(int, seals &(F_SEAL_SHRINK | F_SEAL_GROW), F_SEAL_SHRINK | F_SEAL_GROW));
 	}
 
 	fs_kill();
@@ -671,7 +855,8 @@ Test(fdstore, sigkill_and_restart_from_the_fd_store_keeps_messages_and_handles)
 Test(fdstore, fd_store_without_systemd_is_refused)
 {
 	char sock_arg[128], out[4096];
-	const char *argv[] = {t_shmqd_path(), "--config=/dev/null", "--fd-store=yes", sock_arg, NULL};
+	const char *argv[] = {t_shmqd_path(), "--config=/dev/null", "--fd-store=yes", sock_arg,
+			      NULL};
 	int status;
 
 	fs_setup();
