@@ -501,6 +501,13 @@ static void undo_holds(const struct shmqd_session *s, struct shmqd_object *o, ui
 
 	if (!holds)
 		return;
+	/*
+	 * Forget the count before posting: a daemon killed in between loses
+	 * the tokens, where the other order would post them twice at its next
+	 * start (the record is then an orphan, store.c).  The record is ours
+	 * until release() publishes FREE.
+	 */
+	store_relaxed(&rec->sem_holds, 0);
 	r = shmq__sem_attach(&sem, &o->seg, UINT32_MAX);
 	for (int tries = 0; r == 0 && tries < 8; tries++) {
 		value = shmq__sem_value(&sem);
@@ -521,7 +528,6 @@ static void undo_holds(const struct shmqd_session *s, struct shmqd_object *o, ui
 		log_notice("semaphore '%s': pid %" PRId32 " %s holding %" PRIu32
 			   " tokens; posted them back (undo)",
 			   o->name, s->pid, s->death ? s->death : "went away", holds);
-	store_relaxed(&rec->sem_holds, 0); /* record is ours until release() publishes FREE */
 }
 
 void shmqd_object_detach(struct shmqd *d, struct shmqd_session *s, struct shmqd_attach *a,
@@ -712,6 +718,19 @@ int shmqd_object_adopt(struct shmqd *d, const struct shmqd_reg_object *r, int fd
 					 what, r->name, r->object_id);
 	}
 
+	/* A repair this daemon's predecessor was killed in the middle of. */
+	if (r->kind == SHMQ_KIND_QUEUE) {
+		struct shmq_ring_repair rep = {0};
+		struct shmq_ring ring;
+
+		rc = shmq__ring_attach(&ring, &o->seg, UINT32_MAX);
+		if (rc == 0)
+			rc = shmq__ring_repair_resume(&ring, &rep);
+		if (rc > 0)
+			log_notice("queue '%s': finished a repair cut short by the daemon's death "
+				   "(%" PRIu32 " tombstoned, %" PRIu32 " redelivered)",
+				   r->name, rep.tombstoned, rep.redelivered);
+	}
 	memcpy(o->name, r->name, sizeof(o->name));
 	o->object_id = r->object_id;
 	o->kind = r->kind;

@@ -192,6 +192,13 @@ struct shmq_slot_hdr {
 
 #define SHMQ_SLOT_TOMBSTONE   (UINT32_C(1) << 0) /* receivers skip this slot */
 #define SHMQ_SLOT_REDELIVERED (UINT32_C(1) << 1) /* put back after a receiver died */
+/*
+ * On a slot the daemon holds (READING|SHMQ_OWNER_REPAIR) while it copies the
+ * message elsewhere: the copy's slot index is in bits 8..31.  Never seen by
+ * receivers; only the daemon writes or reads it (shm/ring.c, J1).
+ */
+#define SHMQ_SLOT_MOVED	      (UINT32_C(1) << 2)
+#define SHMQ_SLOT_MOVED_SHIFT 8
 
 /* Semaphore control block. */
 struct shmq_sem_shm {

@@ -1044,6 +1044,14 @@ static int redeliver(struct shmq_ring *r, struct shmq_slot_hdr *h, uint64_t t, u
 
 	if (claim_write(r, SHMQ_OWNER_REPAIR, &npos) == 0) {
 		memcpy(payload(slot_at(r, npos)), payload(h), len);
+		/*
+		 * J1: journal the move in the old slot before the copy is
+		 * published (ordered by R1 below), so that a daemon killed
+		 * between publishing the copy and freeing the original is
+		 * finished by shmq__ring_repair_resume(), not done twice.
+		 */
+		store_relaxed(&h->flags,
+			      SHMQ_SLOT_MOVED | ((npos & r->mask) << SHMQ_SLOT_MOVED_SHIFT));
 		turn_publish(r, npos, len, SHMQ_SLOT_REDELIVERED);
 		turn_free(r, pos);
 	} else {
@@ -1096,4 +1104,46 @@ int shmq__ring_repair_session(struct shmq_ring *r, uint32_t tag, struct shmq_rin
 	if (ret)
 		*ret = rep;
 	return (int)(rep.tombstoned + rep.redelivered);
+}
+
+/*
+ * After the daemon itself died: only a repair holds slots under the tag
+ * SHMQ_OWNER_REPAIR, and only the one daemon repairs, so at its next start
+ * every such slot is a repair cut short.  A copy (WRITING|REPAIR) was never
+ * published; an original (READING|REPAIR) is redelivered again unless its
+ * journal (J1) names a copy that was published.
+ */
+int shmq__ring_repair_resume(struct shmq_ring *r, struct shmq_ring_repair *ret)
+{
+	struct shmq_ring_repair rep = {0};
+	int n;
+
+	for (uint32_t i = 0; !is_spsc(r) && i < n_slots(r); i++) {
+		struct shmq_slot_hdr *h =
+			(struct shmq_slot_hdr *)(r->slots + (size_t)i * r->slot_stride);
+		uint64_t t = load_acquire(&h->state); /* A6: the dead daemon's last release */
+		uint32_t own = TURN_OWNER(t), seq = TURN_SEQ(t);
+		uint32_t flags = load_relaxed(&h->flags);
+		struct shmq_slot_hdr *copy;
+
+		if (own != (SHMQ_OWNER_READING | SHMQ_OWNER_REPAIR) || ((seq - 1) & r->mask) != i ||
+		    !(flags & SHMQ_SLOT_MOVED))
+			continue;
+		copy = slot_at(r, flags >> SHMQ_SLOT_MOVED_SHIFT);
+		if (TURN_OWNER(load_acquire(&copy->state)) ==
+		    (SHMQ_OWNER_WRITING | SHMQ_OWNER_REPAIR)) {
+			/* Not published: the original goes out again (below); the copy is a tombstone. */
+			store_relaxed(&h->flags, 0);
+		} else {
+			/* The copy is out (and maybe taken): the original is done. */
+			turn_free(r, seq - 1);
+			rep.redelivered++;
+		}
+	}
+	n = shmq__ring_repair_session(r, SHMQ_OWNER_REPAIR, ret);
+	if (n < 0)
+		return n;
+	if (ret)
+		ret->redelivered += rep.redelivered;
+	return n + (int)rep.redelivered;
 }

@@ -178,4 +178,14 @@ struct shmq_ring_repair {
  */
 int shmq__ring_repair_session(struct shmq_ring *r, uint32_t tag, struct shmq_ring_repair *ret);
 
+/*
+ * At daemon start, finish the repairs a daemon killed mid-repair left (slots
+ * held under SHMQ_OWNER_REPAIR): an unpublished copy becomes a tombstone,
+ * and its original is redelivered; an original whose copy was published is
+ * freed, so no message is lost or delivered twice.  Only while no other
+ * repair runs (the daemon is single-threaded).
+ * Return: number of slots finished (>= 0), or -EBADMSG.
+ */
+int shmq__ring_repair_resume(struct shmq_ring *r, struct shmq_ring_repair *ret);
+
 #endif /* SHMQ_SHM_RING_H */

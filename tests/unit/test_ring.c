@@ -709,6 +709,106 @@ Test(ring, repair_redelivers_in_place_when_the_ring_is_full)
 	fx_fini(&f);
 }
 
+/*
+ * The daemon killed in the middle of a redelivery: its next start finishes
+ * the repair (shmq__ring_repair_resume()).  Each test builds the ring as
+ * redeliver() leaves it at one instruction, by hand, then resumes.
+ */
+#define T_TURN(seq, owner) (((uint64_t)(seq) << 32) | (uint64_t)(owner))
+
+enum cut {
+	CUT_TAKEN_OVER,	    /* the claim is the daemon's; nothing copied yet */
+	CUT_COPY_CLAIMED,   /* a fresh slot claimed for the copy, not journaled */
+	CUT_COPY_JOURNALED, /* the move journaled in the original, copy not published */
+	CUT_COPY_PUBLISHED, /* the copy published, the original not yet freed */
+	CUT_COPY_TAKEN,	    /* ... and a receiver took the copy before the restart */
+};
+
+static struct shmq_slot_hdr *hdr_at(struct fx *f, uint32_t i)
+{
+	return (struct shmq_slot_hdr *)(f->seg.seg.slots +
+					(size_t)i * f->seg.seg.geom.queue.slot_stride);
+}
+
+static void cut_redelivery(enum cut cut)
+{
+	const uint32_t repair = SHMQ_OWNER_REPAIR;
+	struct shmq_slot_hdr *orig, *copy;
+	struct shmq_ring_repair rep = {0};
+	struct shmq_ring dead;
+	struct fx f;
+	const void *msg;
+	uint32_t idx;
+	int n;
+
+	fx_init(&f, SHMQ_QMODE_MPMC, 8, SLOT_SIZE);
+	attach_session(&f, &dead, SHMQ_ROLE_CONSUMER, &idx);
+	send_u64(&f.tx, 7);				     /* position 0 */
+	send_u64(&f.tx, 8);				     /* position 1 */
+	cr_assert(eq(int, shmq__ring_peek(&dead, &msg), 8)); /* the reader of 7 dies */
+	orig = hdr_at(&f, 0);
+	copy = hdr_at(&f, 2);
+
+	/* redeliver(): take the claim over ... */
+	store_relaxed(&orig->state, T_TURN(1, SHMQ_OWNER_READING | repair));
+	if (cut >= CUT_COPY_CLAIMED) {
+		/* ... claim position 2 and copy ... */
+		store_relaxed(&copy->state, T_TURN(2, SHMQ_OWNER_WRITING | repair));
+		store_relaxed(&((struct shmq_queue_shm *)f.seg.seg.object)->tail, 3);
+		memcpy(copy + 1, orig + 1, 8);
+	}
+	if (cut >= CUT_COPY_JOURNALED)
+		store_relaxed(&orig->flags, SHMQ_SLOT_MOVED | (2u << SHMQ_SLOT_MOVED_SHIFT));
+	if (cut >= CUT_COPY_PUBLISHED) {
+		store_relaxed(&copy->len, 8);
+		store_relaxed(&copy->flags, SHMQ_SLOT_REDELIVERED);
+		store_release(&copy->state, T_TURN(3, 0));
+	}
+	if (cut == CUT_COPY_TAKEN) {
+		cr_assert(eq(u64, recv_u64(&f.rx), 8));
+		cr_assert(eq(u64, recv_u64(&f.rx), 7));
+	}
+
+	/* The next daemon starts. */
+	n = shmq__ring_repair_resume(&f.tx, &rep);
+	cr_assert(ge(int, n, 1), "cut %d: nothing finished (%d)", cut, n);
+	cr_assert(eq(int, shmq__ring_check(&f.tx), 0), "cut %d: inconsistent ring", cut);
+	if (cut != CUT_COPY_TAKEN) {
+		cr_assert(eq(u64, recv_u64(&f.rx), 8), "cut %d", cut);
+		cr_assert(eq(u64, recv_u64(&f.rx), 7), "cut %d: the message is lost", cut);
+	}
+	cr_assert(eq(int, shmq__ring_try_recv(&f.rx, &msg, sizeof(msg)), -EAGAIN),
+		  "cut %d: delivered twice", cut);
+	/* Two laps: no slot stayed held. */
+	for (uint64_t i = 0; i < 16; i++) {
+		send_u64(&f.tx, 100 + i);
+		cr_assert(eq(u64, recv_u64(&f.rx), 100 + i), "cut %d: wedged", cut);
+	}
+	cr_assert(eq(int, shmq__ring_check(&f.tx), 0));
+	fx_fini(&f);
+}
+
+Test(ring, a_redelivery_cut_short_by_the_daemons_death_is_finished_exactly_once)
+{
+	cut_redelivery(CUT_TAKEN_OVER);
+	cut_redelivery(CUT_COPY_CLAIMED);
+	cut_redelivery(CUT_COPY_JOURNALED);
+	cut_redelivery(CUT_COPY_PUBLISHED);
+	cut_redelivery(CUT_COPY_TAKEN);
+}
+
+Test(ring, resume_leaves_a_ring_without_repair_leftovers_alone)
+{
+	struct shmq_ring_repair rep = {0};
+	struct fx f;
+
+	fx_init(&f, SHMQ_QMODE_MPMC, 8, SLOT_SIZE);
+	send_u64(&f.tx, 1);
+	cr_assert(eq(int, shmq__ring_repair_resume(&f.tx, &rep), 0));
+	cr_assert(eq(u64, recv_u64(&f.rx), 1));
+	fx_fini(&f);
+}
+
 Test(ring, repair_ignores_other_sessions_and_rejects_a_bad_tag)
 {
 	struct fx f;
