@@ -27,7 +27,9 @@
  *   -EMSGSIZE    message larger than the queue's slot size
  *   -ENOSPC      an object, memory or session limit was reached
  *   -EPROTO      daemon speaks another protocol or layout version
- *   -ECONNRESET  the daemon is gone (control calls only: data keeps flowing)
+ *   -ECONNRESET  the daemon is gone and did not come back within the call's
+ *                time (control calls only: data keeps flowing; the next call
+ *                reconnects and takes every open handle back)
  *   -EBADMSG     shared memory failed validation (a corrupt or hostile peer)
  *   -EACCES      permission denied by the object's mode
  *   -ENOENT      no object of that name;  -EEXIST  it exists (exclusive create)
@@ -179,6 +181,8 @@ SHMQ_API uint64_t shmq_deadline_after(uint64_t timeout_ns);
  * Context: blocks for one round trip.  The client is thread-safe: control
  * calls from several threads are serialized.  A client and its handles
  * belong to the process that made them: a forked child connects its own.
+ * If the daemon restarts, the next control call on @c reconnects to @path
+ * and takes every open handle back (REATTACH); see libshmq(3).
  * Return: 0; -ENOENT or -ECONNREFUSED no daemon there; -EACCES; -EINVAL
  *         @path empty or too long for a socket address; -EPROTO version
  *         mismatch; -ENOSPC the daemon's client limit; -ECONNRESET the
