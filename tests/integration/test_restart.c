@@ -30,6 +30,7 @@
 
 #include <shmq/shmq.h>
 
+#include "daemon/store.h"
 #include "tests/helpers.h"
 #include "tests/integration/daemon.h"
 #include "tests/integration/raw.h"
@@ -411,6 +412,47 @@ Test(restart, a_corrupt_registry_stops_the_daemon_with_a_clear_error)
 	t_daemon_read_log(&d, buf, sizeof(buf));
 	cr_assert(strstr(buf, "registry's header is corrupt") != NULL, "%s", buf);
 	rm_state();
+}
+
+Test(restart, a_corrupt_record_drops_that_object_and_keeps_the_others)
+{
+	struct shmq_queue_attr a = qattr(16);
+	struct shmq_client *c = t_connect(&d);
+	struct shmqd_reg_record rec;
+	struct shmq_queue *q;
+	char path[128];
+	int fd;
+
+	T_OK(shmq_queue_open(c, "first", SHMQ_CREATE | SHMQ_SEND, &a, &q));
+	T_OK(shmq_queue_close(q));
+	T_OK(shmq_queue_open(c, "second", SHMQ_CREATE | SHMQ_SEND, &a, &q));
+	send_seq(q, 0, 4);
+	T_OK(shmq_queue_close(q));
+	T_OK(shmq_client_close(c));
+	cr_assert(eq(int, t_daemon_stop(&d), 0));
+
+	/* The first record is the first object's: give it a kind that does not exist. */
+	snprintf(path, sizeof(path), "%s/registry", state_dir);
+	fd = open(path, O_RDWR | O_CLOEXEC);
+	cr_assert(fd >= 0);
+	cr_assert(eq(int, (int)pread(fd, &rec, sizeof(rec), SHMQD_REG_RECORD_SIZE),
+		     (int)sizeof(rec)));
+	cr_assert(eq(u32, rec.type, SHMQD_REG_OBJECT));
+	cr_assert(strcmp(rec.u.obj.name, "first") == 0, "record 0 is %s", rec.u.obj.name);
+	rec.u.obj.kind = 99;
+	cr_assert(eq(int, (int)pwrite(fd, &rec, sizeof(rec), SHMQD_REG_RECORD_SIZE),
+		     (int)sizeof(rec)));
+	close(fd);
+
+	t_daemon_restart(&d);
+	log_has(&d, "an object record is corrupt; dropped");
+	c = t_connect(&d);
+	T_ERR(shmq_queue_open(c, "first", SHMQ_RECV, NULL, &q), -ENOENT);
+	T_OK(shmq_queue_open(c, "second", SHMQ_RECV, NULL, &q));
+	recv_seq(q, 0, 4);
+	T_OK(shmq_queue_close(q));
+	T_OK(shmq_client_close(c));
+	t_daemon_fini(&d);
 }
 
 Test(restart, a_state_directory_others_can_enter_is_refused)
