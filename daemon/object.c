@@ -521,6 +521,9 @@ static void undo_holds(const struct shmqd_session *s, struct shmqd_object *o, ui
 		if (r != -EOVERFLOW && r != -EAGAIN)
 			break; /* posted, or a hard error; else others moved the value: retry */
 	}
+	if (r >= 0)
+		fetch_add_relaxed(&((struct shmq_sem_shm *)o->seg.object)->repairs,
+				  1); /* statistic */
 	if (r < 0)
 		log_warning_errno(r, "semaphore '%s': returning %" PRIu32 " tokens of pid %" PRId32,
 				  o->name, holds, s->pid);

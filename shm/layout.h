@@ -33,7 +33,7 @@
 
 #define SHMQ_SEGMENT_MAGIC UINT64_C(0x4d474553514d4853) /* "SHMQSEGM" in memory */
 #define SHMQ_LAYOUT_MAJOR  1
-#define SHMQ_LAYOUT_MINOR  0
+#define SHMQ_LAYOUT_MINOR  1
 
 /* Two cache lines: the adjacent-line prefetcher pulls lines in pairs. */
 #define SHMQ_FALSE_SHARING_ALIGN 128
@@ -205,6 +205,7 @@ struct shmq_sem_shm {
 	/* value is the futex word; n_waiters lets post() skip the syscall. */
 	alignas(SHMQ_FALSE_SHARING_ALIGN) _Atomic uint32_t value;	/* 0 */
 	_Atomic uint32_t n_waiters;					/* 4 */
+	_Atomic uint32_t repairs; /* 8  dead sessions' undo holds posted back (daemon); 1.1 */
 	alignas(SHMQ_FALSE_SHARING_ALIGN) struct shmq_counters retired; /* 128 */
 };
 
@@ -228,6 +229,7 @@ static_assert(offsetof(struct shmq_queue_shm, hwm) == 512, "shm ABI changed");
 static_assert(offsetof(struct shmq_queue_shm, retired) == 528, "shm ABI changed");
 static_assert(sizeof(struct shmq_slot_hdr) == 16, "shm ABI changed");
 static_assert(sizeof(struct shmq_sem_shm) == 256, "shm ABI changed");
+static_assert(offsetof(struct shmq_sem_shm, repairs) == 8, "shm ABI changed");
 static_assert(offsetof(struct shmq_sem_shm, retired) == 128, "shm ABI changed");
 
 /* --- Building and attaching segments (shm/layout.c) --- */

@@ -31,6 +31,7 @@
 #include <shmq/shmq.h>
 
 #include "daemon/store.h"
+#include "shm/atomic.h"
 #include "tests/helpers.h"
 #include "tests/integration/daemon.h"
 #include "tests/integration/raw.h"
@@ -256,6 +257,20 @@ Test(restart, a_client_that_died_while_the_daemon_was_down_is_repaired_at_start)
 	}
 	T_OK(shmq_queue_stats(q, &st));
 	cr_assert(ge(u32, st.repairs, 1), "repairs %u", st.repairs);
+	{
+		/* The semaphore counts its repair too (layout 1.1), as shmqctl shows it. */
+		struct shmq_view *v;
+		const void *base;
+		size_t size;
+		const struct shmq_sem_shm *sm;
+
+		T_OK(shmq_view_open(c, "undo", &v));
+		T_OK(shmq_view_memory(v, &base, &size));
+		sm = (const struct shmq_sem_shm *)((const char *)base +
+						   ((const struct shmq_segment_hdr *)base)->object_off);
+		cr_assert(eq(u32, load_relaxed(&sm->repairs), 1));
+		T_OK(shmq_view_close(v));
+	}
 	T_OK(shmq_sem_close(s));
 	T_OK(shmq_queue_close(q));
 	T_OK(shmq_client_close(c));

@@ -15,6 +15,7 @@ import argparse
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -77,11 +78,27 @@ ALSO_NEEDED = ["pidfd_open", "futex", "memfd_create", "membarrier", "mbind",
 
 
 def wait_for(path, proc, seconds=10):
+    """Until the daemon accepts a connection: the file exists at bind(),
+    before listen(), and a re-adopting daemon listens before it serves."""
     end = time.monotonic() + seconds
-    while not os.path.exists(path):
+    while True:
         if proc.poll() is not None or time.monotonic() > end:
-            sys.exit(f"shmqd did not create {path}")
-        time.sleep(0.02)
+            sys.exit(f"shmqd did not answer on {path}")
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as s:
+                s.connect(path)
+                return
+        except OSError:
+            time.sleep(0.02)
+
+
+def traced_pid(trace):
+    """The daemon's pid: strace's first line is the daemon's execve."""
+    try:
+        with open(trace) as f:
+            return int(f.readline().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def main():
@@ -100,6 +117,7 @@ def main():
     # With a state directory, and a second start that re-adopts from it, so
     # the persistence paths (daemon/store.c) are traced too.
     state = os.path.join(args.trace_dir, "state")
+    current = trace  # the running daemon's trace
     daemon = subprocess.Popen(["strace", "-f", "-qq", "-o", trace, args.shmqd,
                                "--config=/dev/null", "--socket=" + sock,
                                "--state-directory=" + state],
@@ -146,6 +164,7 @@ def main():
         os.kill(daemon_pid, signal.SIGTERM)
         if daemon.wait(timeout=20) != 0:
             sys.exit("shmqd under strace did not exit cleanly")
+        current = trace + ".2"
         daemon = subprocess.Popen(["strace", "-f", "-qq", "-o", trace + ".2",
                                    args.shmqd, "--config=/dev/null",
                                    "--socket=" + sock,
@@ -160,6 +179,13 @@ def main():
             sys.exit("shmqd under strace did not exit cleanly after re-adopting")
     finally:
         if daemon.poll() is None:
+            # Killing strace detaches the daemon, which would live on.
+            pid = traced_pid(current)
+            if pid:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
             daemon.kill()
 
     used = set()

@@ -161,6 +161,8 @@ static void read_sem(const struct shmq_segment *seg, struct snapshot *s)
 
 	s->value = load_relaxed(&sm->value);
 	s->waiters = load_relaxed(&sm->n_waiters);
+	/* Zero in a layout 1.0 segment, whose padding it was. */
+	s->repairs = load_relaxed(&sm->repairs);
 	counters_add(&s->total, &sm->retired);
 }
 

@@ -156,7 +156,7 @@ static void object_json(struct json *j, const struct shmq_object_info *o, const 
 	kv_u64_or_null(j, "producers", live, s->producers);
 	kv_u64_or_null(j, "consumers", live, s->consumers);
 	kv_u64_or_null(j, "dead_records", live, s->dead);
-	kv_u64_or_null(j, "repairs", live && q, s->repairs);
+	kv_u64_or_null(j, "repairs", live, s->repairs);
 	kv_u64_or_null(j, "tombstones", live && q, s->tombstones);
 	counters_json(j, "counters", live ? &s->total : NULL);
 }
@@ -498,6 +498,8 @@ static void show_text(const struct shmq_object_info *o, const struct snapshot *s
 		} else {
 			printf("  value:       %" PRIu32 ", %" PRIu32 " waiting\n", s->value,
 			       s->waiters);
+			printf("  repairs:     %" PRIu32 " dead holders' tokens posted back\n",
+			       s->repairs);
 		}
 		printf("  counters:    sent %" PRIu64 ", received %" PRIu64 ", full %" PRIu64
 		       ", empty %" PRIu64 ", sleeps %" PRIu64 ", wakes %" PRIu64 "\n",
