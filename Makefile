@@ -106,6 +106,7 @@ STRESS_SRC := tests/stress/stress_async.c \
 
 BENCH_SRC  := tools/bench/async.c \
 	      tools/bench/baselines.c \
+	      tools/bench/repair.c \
 	      tools/bench/main.c
 
 SHM_OBJ    := $(SHM_SRC:%.c=$(B)/%.o)
