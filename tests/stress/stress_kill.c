@@ -426,7 +426,8 @@ static uint32_t pick_live(struct storm *st)
 			return i;
 }
 
-static void kill_one(struct storm *st, uint32_t kill_no)
+/* Return: whether the victim died of the kill (not of its own clean exit just before). */
+static bool kill_one(struct storm *st, uint32_t kill_no)
 {
 	uint32_t row = pick_live(st);
 	struct worker *w = &lg->w[row];
@@ -453,6 +454,7 @@ static void kill_one(struct storm *st, uint32_t kill_no)
 		st->sem_victims += w->killed_sem == SEM_IN_CALL;
 	}
 	spawn(st, atomic_load(&w->role));
+	return w->killed;
 }
 
 static void wait_progress(struct storm *st, uint32_t kill_no)
@@ -645,14 +647,16 @@ static void run_storm(uint32_t mode, uint32_t n_prod, uint32_t n_cons, uint32_t 
 		spawn(&st, ROLE_CONSUMER);
 	wait_progress(&st, 0);
 
-	for (uint32_t k = 1; k <= st.kills; k++) {
+	for (uint32_t k = 1; k <= st.kills;) {
 		usleep((useconds_t)(t_rand(&st.rng) % DELAY_US_MAX));
 		reap_exits(&st, k);
-		kill_one(&st, k);
+		if (!kill_one(&st, k))
+			continue; /* it had just exited by itself: not a kill */
 		r = shmq_sem_value(st.sem);
 		if (r > SEM_INITIAL)
 			fail_storm(&st, "a dead process's token was posted back twice", k);
 		wait_progress(&st, k);
+		k++;
 	}
 
 	/* Drain: producers stop, the dead are reaped, consumers empty the queue. */
