@@ -166,7 +166,7 @@ static void msg_fill(struct msg *m, uint32_t producer, uint32_t seq, uint64_t *r
 	m->sum = t_checksum(m, m->len);
 }
 
-/* A received message: whole, from a real producer, no further than it sent. */
+/* A received message: whole (checksum), and from a producer the storm started. */
 static bool msg_ok(const void *buf, int len, char *why, size_t why_size)
 {
 	struct msg m;
