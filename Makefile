@@ -100,11 +100,13 @@ UNIT_SRC   := tests/unit/test_async.c \
 	      tests/unit/test_uring_futex.c
 
 STRESS_SRC := tests/stress/stress_async.c \
+	      tests/stress/stress_kill.c \
 	      tests/stress/stress_ring.c \
 	      tests/stress/stress_sem.c
 
 BENCH_SRC  := tools/bench/async.c \
 	      tools/bench/baselines.c \
+	      tools/bench/repair.c \
 	      tools/bench/main.c
 
 SHM_OBJ    := $(SHM_SRC:%.c=$(B)/%.o)
@@ -163,9 +165,12 @@ $(UNIT_BIN): $(UNIT_OBJ) $(TEST_HELPER_OBJ) $(TEST_RUNNER_OBJ) $(LIB_A) $(SHM_LI
 	@mkdir -p $(@D)
 	$(QUIET_LINK)$(CC) -o $@ $^ $(LDFLAGS) $(CRITERION_LIBS) $(PKG_LIBS)
 
-$(STRESS_BIN): $(STRESS_OBJ) $(TEST_HELPER_OBJ) $(TEST_RUNNER_OBJ) $(LIB_A) $(SHM_LIB)
+# The kill storm (stress_kill.c) runs a private shmqd with the integration harness.
+STRESS_DAEMON_OBJ := $(B)/tests/integration/daemon.o $(B)/tests/integration/raw.o
+$(STRESS_BIN): $(STRESS_OBJ) $(STRESS_DAEMON_OBJ) $(TEST_HELPER_OBJ) $(TEST_RUNNER_OBJ) $(LIB_A) \
+	       $(SHM_LIB) | $(DAEMON_BIN)
 	@mkdir -p $(@D)
-	$(QUIET_LINK)$(CC) -o $@ $^ $(LDFLAGS) $(CRITERION_LIBS) $(PKG_LIBS)
+	$(QUIET_LINK)$(CC) -o $@ $(filter %.o %.a,$^) $(LDFLAGS) $(CRITERION_LIBS) $(PKG_LIBS)
 
 # The api and async modes go through libshmq (which carries shm/): a
 # private shmqd, libclient's waiters and poller.
@@ -177,6 +182,9 @@ $(BENCH_BIN): $(BENCH_OBJ) $(LIB_A)
 
 # Short stress inside `make test`; `make test-stress` runs the long one.
 SHMQ_STRESS_SECONDS ?= 30
+# Kills of the MPMC kill storm inside `make test` (MPSC and SPMC: a quarter
+# each); test-stress kills max(1000, 50 per stress second).
+SHMQ_STORM_KILLS_SHORT ?= 400
 CRITERION_FLAGS ?= --jobs 2
 
 # Leaks inside Criterion's own runner are not ours: see tests/lsan.supp.
@@ -188,11 +196,12 @@ test: $(BUILD_TARGETS)
 	$(UNIT_BIN) $(CRITERION_FLAGS)
 	SHMQ_URING_FUTEX=0 $(UNIT_BIN) $(CRITERION_FLAGS) --filter 'async/*'
 	$(foreach t,$(TEST_RUNS),$(t) &&) true
-	SHMQ_STRESS_SECONDS=2 $(STRESS_BIN) --jobs 1
+	SHMQD=$(CURDIR)/$(DAEMON_BIN) SHMQ_STRESS_SECONDS=2 SHMQ_STORM_KILLS=$(SHMQ_STORM_KILLS_SHORT) \
+		$(STRESS_BIN) --jobs 1
 	SHMQ_URING_FUTEX=0 SHMQ_STRESS_SECONDS=2 $(STRESS_BIN) --jobs 1 --filter 'stress_async/*'
 
-test-stress: $(STRESS_BIN)
-	SHMQ_STRESS_SECONDS=$(SHMQ_STRESS_SECONDS) $(STRESS_BIN) --jobs 1
+test-stress: $(STRESS_BIN) $(DAEMON_BIN)
+	SHMQD=$(CURDIR)/$(DAEMON_BIN) SHMQ_STRESS_SECONDS=$(SHMQ_STRESS_SECONDS) $(STRESS_BIN) --jobs 1
 	SHMQ_URING_FUTEX=0 SHMQ_STRESS_SECONDS=$(SHMQ_STRESS_SECONDS) $(STRESS_BIN) --jobs 1 \
 		--filter 'stress_async/*'
 

@@ -69,6 +69,7 @@
 #include "shmq/version.h"
 #include "tools/bench/async.h"
 #include "tools/bench/baselines.h"
+#include "tools/bench/repair.h"
 
 #define SIZE_MIN	 32    /* room for the header and the trailing sequence number */
 #define SIZE_MAX_BYTES	 65536 /* a SOCK_SEQPACKET record must fit the default sndbuf */
@@ -114,6 +115,7 @@ struct msg_hdr { /* first bytes of every message; the last 8 repeat seq */
 #define GROUP_MPMC	(1u << 4)
 #define GROUP_API	(1u << 5)
 #define GROUP_ASYNC	(1u << 6)
+#define GROUP_REPAIR	(1u << 7) /* only when asked for: --only repair */
 #define GROUP_ALL                                                                               \
 	(GROUP_BASELINES | GROUP_SPIN | GROUP_BLOCKING | GROUP_FUTEX | GROUP_MPMC | GROUP_API | \
 	 GROUP_ASYNC)
@@ -174,9 +176,9 @@ static const struct {
 	const char *name;
 	unsigned int group;
 } groups[] = {
-	{"baselines", GROUP_BASELINES}, {"spin", GROUP_SPIN}, {"blocking", GROUP_BLOCKING},
-	{"futex", GROUP_FUTEX},		{"mpmc", GROUP_MPMC}, {"api", GROUP_API},
-	{"async", GROUP_ASYNC},
+	{"baselines", GROUP_BASELINES}, {"spin", GROUP_SPIN},	  {"blocking", GROUP_BLOCKING},
+	{"futex", GROUP_FUTEX},		{"mpmc", GROUP_MPMC},	  {"api", GROUP_API},
+	{"async", GROUP_ASYNC},		{"repair", GROUP_REPAIR},
 };
 
 struct opts {
@@ -321,6 +323,13 @@ static struct bench {
 	struct shmq_client *api_client;
 	unsigned int api_seq;
 	char api_name[2][SHMQ_NAME_MAX + 1];
+	cpu_set_t all_cpus; /* before pinning: the daemon runs unpinned */
+	/* repair: per kind, medians over reps of p50 and p99, max of all deaths */
+	double repair_p50[BENCH_REPAIR_COUNT];
+	double repair_p99[BENCH_REPAIR_COUNT];
+	double repair_max[BENCH_REPAIR_COUNT];
+	bool repair_failed[BENCH_REPAIR_COUNT];
+	unsigned int repair_deaths; /* per kind and rep */
 } bench;
 
 /* --- Small helpers --- */
@@ -1746,12 +1755,14 @@ static void print_header(void)
 	       bench.o.seconds, bench.o.seconds / 5 > 0.02 ? bench.o.seconds / 5 : 0.02);
 	printf("clock: a CLOCK_MONOTONIC read costs %.1f ns, included once in every rtt sample\n",
 	       bench.clock_ns);
-	printf("transports:\n");
-	for (enum transport t = 0; t < TRANSPORT_COUNT; t++)
-		if (enabled(t))
-			printf("  %-16s %s\n", transports[t].name, transports[t].about);
-	printf("mpmc: 4 processes on 2 CPUs (a producer and a consumer per CPU), so it "
-	       "time-shares\n");
+	if (bench.o.only & ~GROUP_REPAIR) {
+		printf("transports:\n");
+		for (enum transport t = 0; t < TRANSPORT_COUNT; t++)
+			if (enabled(t))
+				printf("  %-16s %s\n", transports[t].name, transports[t].about);
+		printf("mpmc: 4 processes on 2 CPUs (a producer and a consumer per CPU), so it "
+		       "time-shares\n");
+	}
 	fflush(stdout);
 }
 
@@ -1761,6 +1772,94 @@ static void json_num(const char *key, double v, bool comma)
 		printf("\"%s\":null%s", key, comma ? "," : "");
 	else
 		printf("\"%s\":%.6g%s", key, v, comma ? "," : "");
+}
+
+/* --- Death to repair --- */
+
+/*
+ * Repetitions are interleaved like the other scenarios (rep 1 of every kind,
+ * then rep 2, ...), so a noisy moment smears across the baseline and the
+ * repairs alike.  The figures are medians over reps of each rep's p50 and
+ * p99; max is the worst single death of the run.
+ */
+static void run_repair(void)
+{
+	unsigned int n = bench.o.iters / 50;
+	double p50[BENCH_REPAIR_COUNT][REPS_MAX], p99[BENCH_REPAIR_COUNT][REPS_MAX];
+	unsigned int n_ok[BENCH_REPAIR_COUNT] = {0};
+	uint64_t *ns;
+	char what[200];
+
+	n = n < 20 ? 20 : n > 2000 ? 2000 : n;
+	bench.repair_deaths = n;
+	ns = calloc(n, sizeof(*ns));
+	if (!ns) {
+		fprintf(stderr, "shmq-bench: repair: %s\n", strerror(ENOMEM));
+		bench.errors++;
+		return;
+	}
+	for (unsigned int k = 0; k < BENCH_REPAIR_COUNT; k++)
+		bench.repair_max[k] = NAN;
+	for (unsigned int rep = 0; rep < bench.o.reps; rep++) {
+		for (unsigned int k = 0; k < BENCH_REPAIR_COUNT; k++) {
+			int r;
+
+			if (bench.repair_failed[k])
+				continue;
+			if (!bench.o.json && isatty(STDERR_FILENO)) {
+				fprintf(stderr, "\r  repair: rep %u/%u %-12s", rep + 1,
+					bench.o.reps, bench_repair_names[k]);
+				fflush(stderr);
+			}
+			r = bench_repair_batch(k, bench.api_socket, n, ns, what, sizeof(what));
+			if (r < 0) {
+				fprintf(stderr, "\nshmq-bench: %s\n", what);
+				bench.repair_failed[k] = true;
+				bench.errors++;
+				continue;
+			}
+			qsort(ns, n, sizeof(*ns), cmp_u64);
+			p50[k][n_ok[k]] = percentile(ns, n, 0.50);
+			p99[k][n_ok[k]] = percentile(ns, n, 0.99);
+			n_ok[k]++;
+			if (isnan(bench.repair_max[k]) || (double)ns[n - 1] > bench.repair_max[k])
+				bench.repair_max[k] = (double)ns[n - 1];
+		}
+	}
+	if (!bench.o.json)
+		progress_clear();
+	for (unsigned int k = 0; k < BENCH_REPAIR_COUNT; k++) {
+		bench.repair_p50[k] = n_ok[k] ? median(p50[k], n_ok[k]) : NAN;
+		bench.repair_p99[k] = n_ok[k] ? median(p99[k], n_ok[k]) : NAN;
+	}
+	free(ns);
+}
+
+static void print_repair(void)
+{
+	const double base50 = bench.repair_p50[BENCH_REPAIR_PIDFD];
+	const double base99 = bench.repair_p99[BENCH_REPAIR_PIDFD];
+
+	printf("\ndeath to repair: SIGKILL of a holder until its hold is back (%u deaths per kind "
+	       "and rep)\n",
+	       bench.repair_deaths);
+	printf("%-16s %10s %10s %10s %11s %11s  %s\n", "scenario", "p50", "p99", "max", "p50/pidfd",
+	       "p99/pidfd", "what is timed");
+	printf("%-16s %10s %10s %10s\n", "", "(us)", "(us)", "(us)");
+	for (unsigned int k = 0; k < BENCH_REPAIR_COUNT; k++) {
+		printf("%-16s", bench_repair_names[k]);
+		if (bench.repair_failed[k]) {
+			printf(" %10s\n", "error");
+			continue;
+		}
+		print_num(bench.repair_p50[k] / 1e3, 10, 1);
+		print_num(bench.repair_p99[k] / 1e3, 10, 1);
+		print_num(bench.repair_max[k] / 1e3, 10, 1);
+		print_num(ratio(bench.repair_p50[k], base50), 11, 2);
+		print_num(ratio(bench.repair_p99[k], base99), 11, 2);
+		printf("  %s\n", bench_repair_about[k]);
+	}
+	fflush(stdout);
 }
 
 static void print_json(void)
@@ -1830,7 +1929,26 @@ static void print_json(void)
 					     : target_pass(tg) ? "PASS"
 							       : "MISS");
 	}
-	printf("],\"noisy\":%s,", load_noisy(&bench.load) ? "true" : "false");
+	printf("],");
+	if (bench.o.only & GROUP_REPAIR) {
+		printf("\"repair\":{\"deaths_per_rep\":%u", bench.repair_deaths);
+		for (unsigned int k = 0; k < BENCH_REPAIR_COUNT; k++) {
+			printf(",\"%s\":{\"ok\":%s,", bench_repair_names[k],
+			       bench.repair_failed[k] ? "false" : "true");
+			json_num("p50_ns", bench.repair_p50[k], true);
+			json_num("p99_ns", bench.repair_p99[k], true);
+			json_num("max_ns", bench.repair_max[k], true);
+			json_num("p50_vs_pidfd",
+				 ratio(bench.repair_p50[k], bench.repair_p50[BENCH_REPAIR_PIDFD]),
+				 true);
+			json_num("p99_vs_pidfd",
+				 ratio(bench.repair_p99[k], bench.repair_p99[BENCH_REPAIR_PIDFD]),
+				 false);
+			printf("}");
+		}
+		printf("},");
+	}
+	printf("\"noisy\":%s,", load_noisy(&bench.load) ? "true" : "false");
 	json_num("other_load", bench.load.other, true);
 	json_num("steal", bench.load.steal, true);
 	printf("\"errors\":%u,\"suite_seconds\":%.1f}\n", bench.errors,
@@ -1845,6 +1963,9 @@ static void choose_cpus(void)
 	int n = 0;
 
 	bench.cpus[0] = bench.cpus[1] = -1;
+	CPU_ZERO(&bench.all_cpus);
+	if (sched_getaffinity(0, sizeof(bench.all_cpus), &bench.all_cpus) < 0)
+		CPU_ZERO(&bench.all_cpus);
 	if (sched_getaffinity(0, sizeof(set), &set) == 0)
 		for (int cpu = 0; cpu < CPU_SETSIZE && n < 2; cpu++)
 			if (CPU_ISSET(cpu, &set))
@@ -1884,11 +2005,16 @@ static void usage(FILE *f)
 		"  -t, --seconds S       measured seconds per throughput run (default 0.25)\n"
 		"  -n, --iters N         measured round trips per rtt run (default 10000)\n"
 		"  -o, --only LIST       run only these groups, comma-separated:\n"
-		"                        spin, blocking, futex, mpmc, api, async, baselines\n"
-		"                        (default all; async is compared with spin and futex)\n"
+		"                        spin, blocking, futex, mpmc, api, async, baselines,\n"
+		"                        repair (default all but repair; async is compared\n"
+		"                        with spin and futex)\n"
+		"                        repair: death-to-repair latency through a private\n"
+		"                        shmqd, --iters/50 (20..2000) SIGKILLed holders per\n"
+		"                        scenario and rep: a peek re-delivered, an undo\n"
+		"                        token returned, against the pidfd wake-up of a kill\n"
 		"  -j, --json            print one JSON object instead of tables\n"
 		"      --strict          exit 1 when a target is missed\n"
-		"      --shmqd PATH      api: the shmqd to start on a temporary socket\n"
+		"      --shmqd PATH      api, repair: the shmqd to start on a temporary socket\n"
 		"                        (default: shmqd next to this program)\n"
 		"  -V, --version         print the version and exit\n"
 		"\n"
@@ -2025,7 +2151,8 @@ static int parse_argv(int argc, char *argv[], struct opts *o)
 			if (parse_only(optarg, o) < 0) {
 				fprintf(stderr,
 					"shmq-bench: --only wants a comma list of "
-					"spin, blocking, futex, mpmc, api, async, baselines\n");
+					"spin, blocking, futex, mpmc, api, async, baselines, "
+					"repair\n");
 				return -EINVAL;
 			}
 			break;
@@ -2078,8 +2205,10 @@ static int api_start(const char *argv0)
 			 argv0);
 	}
 	if (access(path, X_OK) < 0) {
-		fprintf(stderr, "shmq-bench: no shmqd at %s (--shmqd PATH): skipping api\n", path);
-		bench.o.only &= ~GROUP_API;
+		fprintf(stderr,
+			"shmq-bench: no shmqd at %s (--shmqd PATH): skipping api and repair\n",
+			path);
+		bench.o.only &= ~(GROUP_API | GROUP_REPAIR);
 		return 0;
 	}
 	snprintf(bench.api_dir, sizeof(bench.api_dir), "/tmp/shmq-bench-XXXXXX");
@@ -2095,6 +2224,9 @@ static int api_start(const char *argv0)
 
 		snprintf(sock, sizeof(sock), "--socket=%s", bench.api_socket);
 		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		/* The daemon is no peer of the pinned pair: let it run on any CPU. */
+		if (CPU_COUNT(&bench.all_cpus))
+			sched_setaffinity(0, sizeof(bench.all_cpus), &bench.all_cpus);
 		execl(path, path, "--config=/dev/null", sock, "--log-level=warning", (char *)NULL);
 		_exit(127);
 	}
@@ -2168,7 +2300,7 @@ int main(int argc, char *argv[])
 	if (r <= 0)
 		return r < 0 ? 2 : 0;
 	r = setup();
-	if (r == 0 && (bench.o.only & GROUP_API))
+	if (r == 0 && (bench.o.only & (GROUP_API | GROUP_REPAIR)))
 		r = api_start(argv[0]);
 	if (r < 0) {
 		fprintf(stderr, "shmq-bench: setup: %s\n", strerror(-r));
@@ -2178,7 +2310,7 @@ int main(int argc, char *argv[])
 
 	if (!bench.o.json)
 		print_header();
-	for (unsigned int si = 0; si < bench.o.n_sizes; si++) {
+	for (unsigned int si = 0; si < bench.o.n_sizes && (bench.o.only & ~GROUP_REPAIR); si++) {
 		geometry_note(si);
 		measure_size(si);
 		if (!bench.o.json) {
@@ -2188,13 +2320,18 @@ int main(int argc, char *argv[])
 	}
 	if (bench.o.only & GROUP_BLOCKING)
 		(void)run_idle();
+	if (bench.o.only & GROUP_REPAIR) {
+		run_repair();
+		if (!bench.o.json)
+			print_repair();
+	}
 
 	load_snap(&now);
 	bench.load = load_between(&bench.run_start, &now);
 	evaluate_targets();
 	if (bench.o.json)
 		print_json();
-	else
+	else if (bench.o.only & ~GROUP_REPAIR)
 		print_targets();
 
 	api_stop();
