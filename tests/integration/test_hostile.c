@@ -20,6 +20,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -27,7 +28,9 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sched.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -725,9 +728,7 @@ Test(hostile, descriptors_passed_with_any_request_are_all_closed_and_refused)
 	/* A zoo of descriptor types, the same ones repeated up to SCM_MAX_FD (253). */
 	cr_assert(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
 	cr_assert(pipe2(pv, O_CLOEXEC) == 0);
-	conn = t_raw_connect(d.sock); /* a connection to the daemon itself */
-	cr_assert(conn >= 0);
-	cr_assert(t_raw_alive(fd)); /* the daemon has accepted conn by now */
+	conn = session(); /* a connection to the daemon itself, accepted by now */
 	base = fd_count(d.pid);
 	cr_assert(base > 0);
 	fds[n++] = sv[1];
@@ -1090,4 +1091,848 @@ Test(hostile, malformed_datagrams_each_get_their_documented_error_and_the_daemon
 		  rss_kb(d.pid));
 	close(fd);
 	t_daemon_fini(&d);
+}
+
+/* --- Floods --- */
+
+/* A bystander's control call: open a view of its queue and close it.  Its latency in ms. */
+static int bystander_call(struct shmq_client *c, int *ret_ms)
+{
+	uint64_t t0 = t_now_ns();
+	struct shmq_queue *v;
+	int r = shmq_queue_open(c, "bystander", SHMQ_VIEW, NULL, &v);
+
+	if (r == 0)
+		r = shmq_queue_close(v);
+	*ret_ms = (int)((t_now_ns() - t0) / 1000000);
+	return r;
+}
+
+static bool is_hangup(int r)
+{
+	return r == -EPIPE || r == -ECONNRESET || r == -ECONNREFUSED || r == -ENOTCONN;
+}
+
+/*
+ * Send @len bytes of @req on @fd as fast as the socket takes them, never
+ * reading a reply, while a bystander keeps making control calls.  Returns
+ * once the daemon has hung up on the flooder (true) or after @max_ms.
+ */
+static bool flood(int fd, const void *req, size_t len, int max_ms, struct shmq_client *c,
+		  long *ret_sent, int *ret_worst_ms)
+{
+	uint64_t deadline = t_now_ns() + (uint64_t)max_ms * 1000000u;
+
+	*ret_sent = 0;
+	*ret_worst_ms = 0;
+	while (t_now_ns() < deadline) {
+		ssize_t n = send(fd, req, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+		int ms;
+
+		if (n == (ssize_t)len) {
+			++*ret_sent;
+			continue;
+		}
+		if (n < 0 && is_hangup(-errno))
+			return true;
+		cr_assert(n < 0 && errno == EAGAIN, "flooding: %s", strerror(errno));
+		/* The flooder's socket is full: the daemon must still serve others. */
+		T_OK(bystander_call(c, &ms));
+		if (ms > *ret_worst_ms)
+			*ret_worst_ms = ms;
+		t_sleep_ms(1);
+	}
+	return false;
+}
+
+static struct shmq_client *bystander_new(struct shmq_queue **ret_q)
+{
+	struct shmq_queue_attr a = {
+		.size = sizeof(a), .n_slots = 8, .slot_size = 64, .numa_node = -1, .perm = 0644};
+	struct shmq_client *c = t_connect(&d);
+	struct shmq_queue *q;
+
+	T_OK(shmq_queue_open(c, "bystander", SHMQ_CREATE | SHMQ_SEND | SHMQ_RECV, &a, &q));
+	T_OK(shmq_queue_send(q, "kept", 4));
+	*ret_q = q;
+	return c;
+}
+
+Test(hostile, a_client_that_never_reads_its_replies_is_dropped_and_others_keep_service)
+{
+	static unsigned char req[256];
+	struct shmq_client *c;
+	struct shmq_queue *q;
+	struct shmq_req_page page = {0};
+	struct shmq_req_open view;
+	struct shmq_obj_info info;
+	long sent, rss0;
+	int fd, obs, base, worst, ms;
+	size_t len;
+
+	t_daemon_start(&d, NULL, NULL);
+	c = bystander_new(&q);
+	obs = session();
+	base = fd_count(d.pid);
+	rss0 = rss_kb(d.pid);
+
+	/* STATUS (160-byte replies), LIST (big replies), then OPEN views (a descriptor each). */
+	for (int kind = 0; kind < 3; kind++) {
+		fd = session();
+		if (kind == 0)
+			len = t_raw_build(req, SHMQ_OP_STATUS, 1, NULL, 0);
+		else if (kind == 1)
+			len = t_raw_build(req, SHMQ_OP_LIST, 1, &page, sizeof(page));
+		else {
+			t_raw_queue_req(&view, "bystander", SHMQ_OPEN_VIEW, 0, 0, 0, 0);
+			len = t_raw_build(req, SHMQ_OP_OPEN, 1, &view, sizeof(view));
+		}
+		cr_assert(flood(fd, req, len, 20000, c, &sent, &worst),
+			  "flood %d: the daemon kept a client that reads no replies (%ld sent)",
+			  kind, sent);
+		cr_assert(worst < 3000, "flood %d: a bystander call took %d ms", kind, worst);
+		close(fd);
+		T_OK(bystander_call(c, &ms));
+		cr_assert(t_raw_alive(obs));
+	}
+	/* Everything the flooders held is released: attachments and descriptors. */
+	T_OK(t_raw_stat(obs, "bystander", &info));
+	{
+		uint64_t deadline = t_now_ns() + 5000000000ull;
+
+		while (info.n_attached != 1 && t_now_ns() < deadline) {
+			t_sleep_ms(10);
+			T_OK(t_raw_stat(obs, "bystander", &info));
+		}
+	}
+	cr_assert(eq(u32, info.n_attached, 1), "the flooders' views are still attached: %u",
+		  info.n_attached);
+	assert_fds_settle(base, "after the floods");
+	cr_assert(rss_kb(d.pid) < rss0 + 16384, "the daemon grew from %ld to %ld KiB", rss0,
+		  rss_kb(d.pid));
+	close(obs);
+	{
+		char m[8];
+
+		cr_assert(eq(int, shmq_queue_recv(q, m, sizeof(m)), 4), "the bystander's message");
+	}
+	T_OK(shmq_queue_close(q));
+	T_OK(shmq_client_close(c));
+	t_daemon_fini(&d);
+}
+
+Test(hostile, connections_past_max_clients_are_refused_cleanly_and_the_rest_keep_service)
+{
+	static const char *const args[] = {"--max-clients=8", NULL};
+	enum { N_EXTRA = 150 };
+	struct shmq_rep_status st;
+	int fds[7], extra[N_EXTRA], obs, base, enospc = 0, closed = 0, r;
+
+	t_daemon_start(&d, args, NULL);
+	obs = session();
+	base = fd_count(d.pid);
+	for (int i = 0; i < 7; i++)
+		fds[i] = session();
+	/* More than max-clients plus the daemon's backlog of refusals. */
+	for (int i = 0; i < N_EXTRA; i++) {
+		extra[i] = t_raw_connect(d.sock);
+		cr_assert(extra[i] >= 0, "connect %d: %s", i, strerror(-extra[i]));
+	}
+	T_OK(call_status(obs, &st));
+	cr_assert(eq(u32, st.n_sessions, 8), "%u sessions", st.n_sessions);
+	for (int i = 0; i < N_EXTRA; i++) {
+		r = t_raw_hello(extra[i]);
+		if (r == -ENOSPC)
+			enospc++;
+		else if (is_hangup(r))
+			closed++;
+		else
+			cr_fail("connection %d past max-clients: %d (%s)", i, r,
+				r < 0 ? strerror(-r) : "?");
+		/* Refused means closed: nothing more is answered on it. */
+		cr_assert(t_raw_alive(extra[i]) == false, "connection %d was served", i);
+		close(extra[i]);
+	}
+	cr_assert(enospc >= 1, "no connection got -ENOSPC (%d closed)", closed);
+	for (int i = 0; i < 7; i++) {
+		cr_assert(t_raw_alive(fds[i]), "session %d lost its service", i);
+		close(fds[i]);
+	}
+	assert_fds_settle(base, "after the refused connections");
+	/* Room again. */
+	fds[0] = session();
+	T_OK(call_status(obs, &st));
+	cr_assert(eq(u32, st.n_sessions, 2), "%u sessions", st.n_sessions);
+	close(fds[0]);
+	close(obs);
+	t_daemon_fini(&d);
+}
+
+static int connect_and_exit(void *arg)
+{
+	const char *sock = arg;
+	int fd = t_raw_connect(sock);
+
+	if (fd >= 0 && (getpid() & 1))
+		t_raw_hello(fd);
+	_exit(0); /* without closing: the kernel does it */
+}
+
+Test(hostile, rapid_connect_disconnect_loops_leave_no_session_or_descriptor_behind)
+{
+	static unsigned char buf[128];
+	struct shmq_rep_status st;
+	struct shmq_req_hello h = {.proto_version = SHMQ_PROTO_VERSION,
+				   .layout_major = SHMQ_LAYOUT_MAJOR,
+				   .layout_minor = SHMQ_LAYOUT_MINOR};
+	size_t hello_len = t_raw_build(buf, SHMQ_OP_HELLO, 1, &h, sizeof(h));
+	int obs, base;
+	uint64_t deadline;
+
+	t_daemon_start(&d, NULL, NULL);
+	obs = session();
+	base = fd_count(d.pid);
+	for (int i = 0; i < 3000; i++) {
+		int fd = t_raw_connect(d.sock);
+
+		cr_assert(fd >= 0, "connect %d: %s", i, strerror(-fd));
+		switch (i % 4) {
+		case 0: /* connect and go */
+			break;
+		case 1: /* HELLO and go without reading the reply */
+			t_raw_send(fd, buf, hello_len, -1);
+			break;
+		case 2: /* a full round trip */
+			T_OK(t_raw_hello(fd));
+			break;
+		case 3: /* a runt, then half-close */
+			t_raw_send(fd, buf, 5, -1);
+			shutdown(fd, SHUT_WR);
+			break;
+		}
+		close(fd);
+	}
+	for (int i = 0; i < 50; i++)
+		t_wait_peer_ms(t_fork_child(connect_and_exit, d.sock), CHILD_MS);
+	deadline = t_now_ns() + 5000000000ull;
+	do {
+		T_OK(call_status(obs, &st));
+		if (st.n_sessions == 1)
+			break;
+		t_sleep_ms(10);
+	} while (t_now_ns() < deadline);
+	cr_assert(eq(u32, st.n_sessions, 1), "%u sessions left", st.n_sessions);
+	assert_fds_settle(base, "3050 connections");
+	close(obs);
+	assert_serving("rapid connects");
+	t_daemon_fini(&d);
+}
+
+/* --- Per-uid limits under a flood --- */
+
+#define RACERS		8
+#define CONNS_PER_RACER 4
+#define TRIES_PER_RACER 40
+
+struct race {
+	const char *sock;
+	volatile int go;
+	int created[RACERS];
+	int enospc[RACERS];
+	int other[RACERS]; /* any other error */
+	int first_other[RACERS];
+	bool vary; /* queues of different sizes (the memory test) */
+};
+
+struct racer_arg {
+	struct race *r;
+	int id;
+};
+
+static struct racer_arg racer_args[RACERS];
+
+static int racer(void *arg)
+{
+	struct racer_arg *a = arg;
+	struct race *rc = a->r;
+	int fds[CONNS_PER_RACER];
+
+	for (int i = 0; i < CONNS_PER_RACER; i++) {
+		fds[i] = t_raw_session(rc->sock);
+		if (fds[i] < 0)
+			return 1;
+	}
+	while (!rc->go)
+		t_sleep_ms(1);
+	for (int i = 0; i < TRIES_PER_RACER; i++) {
+		struct shmq_req_open q;
+		char name[32];
+		uint64_t id;
+		int gfd, r;
+
+		snprintf(name, sizeof(name), "r%d-%d", a->id, i);
+		if (!rc->vary && (i & 1))
+			sem_req(&q, name, SHMQ_OPEN_SEM, 0600);
+		else
+			t_raw_queue_req(&q, name, SHMQ_OPEN_SEND, rc->vary ? 16u << (i % 4) : 8,
+					1024, SHMQ_QMODE_MPMC, 0600);
+		r = call_open(fds[i % CONNS_PER_RACER], SHMQ_OP_CREATE, &q, &id, &gfd);
+		if (r == 0) {
+			close(gfd);
+			rc->created[a->id]++;
+		} else if (r == -ENOSPC) {
+			rc->enospc[a->id]++;
+		} else if (!rc->other[a->id]++) {
+			rc->first_other[a->id] = r;
+		}
+	}
+	for (int i = 0; i < CONNS_PER_RACER; i++)
+		close(fds[i]);
+	return 0;
+}
+
+/* The uid's objects and bytes as LIST shows them. */
+static void usage_of(int fd, uint32_t uid, int *ret_n, uint64_t *ret_bytes)
+{
+	static struct shmq_obj_info all[1024];
+	int n = list_all(fd, all, 1024);
+
+	cr_assert(n >= 0, "LIST: %d", n);
+	*ret_n = 0;
+	*ret_bytes = 0;
+	for (int i = 0; i < n; i++) {
+		if (all[i].owner_uid != uid)
+			continue;
+		++*ret_n;
+		*ret_bytes += all[i].size;
+	}
+}
+
+static void race_limits(bool vary, int max_objects, uint64_t max_bytes)
+{
+	struct race *rc = t_shared_alloc(sizeof(*rc));
+	pid_t pids[RACERS];
+	int fd, n, created = 0, enospc = 0, peak_n = 0;
+	uint64_t bytes, peak_bytes = 0;
+	struct shmq_rep_status st;
+
+	rc->sock = d.sock;
+	rc->vary = vary;
+	for (int i = 0; i < RACERS; i++) {
+		racer_args[i] = (struct racer_arg){.r = rc, .id = i};
+		pids[i] = t_fork_as(OTHER_UID, OTHER_GID, racer, &racer_args[i]);
+	}
+	fd = session();
+	t_sleep_ms(200); /* the racers connect */
+	rc->go = 1;
+	/* Watch while they race: the limits hold at every moment, not only at the end. */
+	for (int i = 0; i < 50; i++) {
+		usage_of(fd, OTHER_UID, &n, &bytes);
+		if (n > peak_n)
+			peak_n = n;
+		if (bytes > peak_bytes)
+			peak_bytes = bytes;
+		t_sleep_ms(2);
+	}
+	for (int i = 0; i < RACERS; i++)
+		run_child(pids[i], "a racer");
+	for (int i = 0; i < RACERS; i++) {
+		cr_assert(eq(int, rc->other[i], 0), "racer %d: %d errors other than -ENOSPC (%d)",
+			  i, rc->other[i], rc->first_other[i]);
+		created += rc->created[i];
+		enospc += rc->enospc[i];
+	}
+	usage_of(fd, OTHER_UID, &n, &bytes);
+	cr_assert(eq(int, n, created), "LIST shows %d objects of the uid, %d were granted", n,
+		  created);
+	cr_assert(enospc > 0, "the limit was never reached");
+	cr_assert(n <= max_objects && peak_n <= max_objects, "%d objects (peak %d) > limit %d", n,
+		  peak_n, max_objects);
+	cr_assert(bytes <= max_bytes && peak_bytes <= max_bytes,
+		  "%llu bytes (peak %llu) > limit %llu", (unsigned long long)bytes,
+		  (unsigned long long)peak_bytes, (unsigned long long)max_bytes);
+	T_OK(call_status(fd, &st));
+	cr_assert(eq(u32, st.n_objects, (uint32_t)n));
+	cr_assert(eq(u64, st.memory_bytes, bytes));
+	close(fd);
+}
+
+Test(hostile, max_objects_per_uid_holds_when_many_connections_race_to_create)
+{
+	static const char *const args[] = {"--max-objects-per-uid=12", NULL};
+
+	t_daemon_start(&d, args, NULL);
+	race_limits(false, 12, UINT64_MAX);
+	t_daemon_fini(&d);
+}
+
+Test(hostile, max_memory_per_uid_holds_when_many_connections_race_to_create)
+{
+	static const char *const args[] = {"--max-memory-per-uid=1M", NULL};
+
+	t_daemon_start(&d, args, NULL);
+	race_limits(true, 1024, 1024 * 1024);
+	t_daemon_fini(&d);
+}
+
+/* --- What a granted descriptor allows --- */
+
+struct fd_probe {
+	const char *sock;
+	int open_view, open_send;
+	uint64_t size;
+	/* the view's descriptor */
+	int v_rdonly, v_setfl_rdonly, v_mmap_rw, v_mmap_ro, v_mprotect, v_reopen_rw, v_reopen_wr,
+		v_ftruncate, v_fallocate, v_write, v_add_seals, v_fchmod, v_private_kept;
+	/* the writer's descriptor */
+	int w_seals, w_shrink, w_grow, w_zero, w_fallocate_grow, w_pwrite_grow, w_add_seal_write,
+		w_fchmod, w_fchown, w_reopen_rw, w_size_kept;
+};
+
+static int err_of(long r)
+{
+	return r < 0 ? -errno : 0;
+}
+
+static int probe_fds(void *arg)
+{
+	struct fd_probe *p = arg;
+	struct shmq_req_open q;
+	uint64_t id;
+	char path[64];
+	struct stat st;
+	int fd = t_raw_session(p->sock), v, w, fl, r;
+	unsigned char *m, *priv;
+
+	if (fd < 0)
+		return 1;
+	t_raw_queue_req(&q, "guarded", SHMQ_OPEN_VIEW, 0, 0, 0, 0);
+	p->open_view = call_open(fd, SHMQ_OP_OPEN, &q, &id, &v);
+	t_raw_queue_req(&q, "guarded", SHMQ_OPEN_SEND, 0, 0, 0, 0);
+	p->open_send = call_open(fd, SHMQ_OP_OPEN, &q, &id, &w);
+	if (p->open_view || p->open_send || fstat(v, &st) < 0)
+		return 2;
+	p->size = (uint64_t)st.st_size;
+
+	/* The view: read-only, and no way to make it writable. */
+	fl = fcntl(v, F_GETFL);
+	p->v_rdonly = (fl & O_ACCMODE) == O_RDONLY;
+	fcntl(v, F_SETFL, O_RDWR | O_NONBLOCK);
+	p->v_setfl_rdonly = (fcntl(v, F_GETFL) & O_ACCMODE) == O_RDONLY;
+	m = mmap(NULL, p->size, PROT_READ | PROT_WRITE, MAP_SHARED, v, 0);
+	p->v_mmap_rw = m == MAP_FAILED ? -errno : 0;
+	if (m != MAP_FAILED)
+		munmap(m, p->size);
+	m = mmap(NULL, p->size, PROT_READ, MAP_SHARED, v, 0);
+	p->v_mmap_ro = m == MAP_FAILED ? -errno : 0;
+	if (m == MAP_FAILED)
+		return 3;
+	p->v_mprotect = err_of(mprotect(m, p->size, PROT_READ | PROT_WRITE));
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", v);
+	r = open(path, O_RDWR | O_CLOEXEC);
+	p->v_reopen_rw = r < 0 ? -errno : 0;
+	if (r >= 0)
+		close(r);
+	r = open(path, O_WRONLY | O_CLOEXEC);
+	p->v_reopen_wr = r < 0 ? -errno : 0;
+	if (r >= 0)
+		close(r);
+	p->v_ftruncate = err_of(ftruncate(v, (off_t)p->size * 2));
+	p->v_fallocate = err_of(fallocate(v, 0, 0, (off_t)p->size * 2));
+	p->v_write = err_of(pwrite(v, "x", 1, 0));
+	p->v_add_seals = err_of(fcntl(v, F_ADD_SEALS, F_SEAL_WRITE));
+	p->v_fchmod = err_of(fchmod(v, 0666));
+	/* A private writable mapping is allowed, and writing it changes nobody's segment. */
+	priv = mmap(NULL, p->size, PROT_READ | PROT_WRITE, MAP_PRIVATE, v, 0);
+	if (priv != MAP_FAILED) {
+		unsigned char old = m[p->size - 1];
+
+		priv[p->size - 1] = (unsigned char)~old;
+		p->v_private_kept = m[p->size - 1] == old;
+		munmap(priv, p->size);
+	}
+	munmap(m, p->size);
+
+	/* The writer: sealed, so it can neither shrink nor grow the segment. */
+	p->w_seals = fcntl(w, F_GET_SEALS);
+	p->w_shrink = err_of(ftruncate(w, (off_t)p->size - 4096));
+	p->w_grow = err_of(ftruncate(w, (off_t)p->size + 4096));
+	p->w_zero = err_of(ftruncate(w, 0));
+	p->w_fallocate_grow = err_of(fallocate(w, 0, (off_t)p->size, 4096));
+	p->w_pwrite_grow = err_of(pwrite(w, "x", 1, (off_t)p->size));
+	p->w_add_seal_write = err_of(fcntl(w, F_ADD_SEALS, F_SEAL_WRITE));
+	p->w_fchmod = err_of(fchmod(w, 0666));
+	p->w_fchown = err_of(fchown(w, getuid(), getgid()));
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", w);
+	r = open(path, O_RDWR | O_CLOEXEC);
+	p->w_reopen_rw = r < 0 ? -errno : 0;
+	if (r >= 0)
+		close(r);
+	p->w_size_kept = fstat(w, &st) == 0 && (uint64_t)st.st_size == p->size;
+	close(v);
+	close(w);
+	close(fd);
+	return 0;
+}
+
+Test(hostile, a_read_only_descriptor_cannot_be_made_writable_and_no_writer_can_resize)
+{
+	struct shmq_queue_attr a = {
+		.size = sizeof(a), .n_slots = 8, .slot_size = 64, .numa_node = -1, .perm = 0666};
+	struct fd_probe *p = t_shared_alloc(sizeof(*p));
+	struct shmq_obj_info info;
+	struct shmq_client *c;
+	struct shmq_queue *q;
+	char buf[16];
+	int fd;
+
+	t_daemon_start(&d, NULL, NULL);
+	c = t_connect(&d);
+	T_OK(shmq_queue_open(c, "guarded", SHMQ_CREATE | SHMQ_SEND | SHMQ_RECV, &a, &q));
+	p->sock = d.sock;
+	run_child(t_fork_as(OTHER_UID, OTHER_GID, probe_fds, p), "the prober");
+
+	cr_assert(p->v_rdonly, "the view's descriptor is not O_RDONLY");
+	cr_assert(p->v_setfl_rdonly, "F_SETFL changed the access mode");
+	T_ERR(p->v_mmap_rw, -EACCES);
+	T_OK(p->v_mmap_ro);
+	T_ERR(p->v_mprotect, -EACCES);
+	T_ERR(p->v_reopen_rw, -EACCES);
+	T_ERR(p->v_reopen_wr, -EACCES);
+	T_ERR(p->v_ftruncate, -EINVAL);
+	T_ERR(p->v_fallocate, -EBADF);
+	T_ERR(p->v_write, -EBADF);
+	T_ERR(p->v_add_seals, -EPERM);
+	T_ERR(p->v_fchmod, -EPERM);
+	cr_assert(p->v_private_kept, "a MAP_PRIVATE write reached the shared segment");
+
+	cr_assert(eq(int, p->w_seals, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL), "seals %#x",
+		  p->w_seals);
+	T_ERR(p->w_shrink, -EPERM);
+	T_ERR(p->w_grow, -EPERM);
+	T_ERR(p->w_zero, -EPERM);
+	T_ERR(p->w_fallocate_grow, -EPERM);
+	T_ERR(p->w_pwrite_grow, -EPERM);
+	T_ERR(p->w_add_seal_write, -EPERM);
+	T_ERR(p->w_fchmod, -EPERM);
+	T_ERR(p->w_fchown, -EPERM);
+	T_ERR(p->w_reopen_rw, -EACCES);
+	cr_assert(p->w_size_kept, "the writer changed the segment's size");
+
+	/* The segment is as it was, and works. */
+	fd = session();
+	T_OK(t_raw_stat(fd, "guarded", &info));
+	cr_assert(eq(u64, info.size, p->size));
+	close(fd);
+	T_OK(shmq_queue_send(q, "intact", 6));
+	cr_assert(eq(int, shmq_queue_recv(q, buf, sizeof(buf)), 6));
+	T_OK(shmq_queue_close(q));
+	T_OK(shmq_client_close(c));
+	t_daemon_fini(&d);
+}
+
+/* --- The control socket and its directory --- */
+
+/* Child: connect raw (result in open_view) and through libshmq (in open_send). */
+static int try_connect(void *arg)
+{
+	struct fd_probe *p = arg;
+	struct shmq_client *c;
+	int fd = t_raw_connect(p->sock);
+
+	p->open_view = fd < 0 ? fd : 0;
+	if (fd >= 0)
+		close(fd);
+	p->open_send = shmq_client_connect(p->sock, &c);
+	if (p->open_send == 0)
+		shmq_client_close(c);
+	return 0;
+}
+
+Test(hostile, the_socket_file_has_the_configured_mode_and_a_0600_socket_keeps_others_out)
+{
+	static const char *const args[] = {"--socket-mode=0600", NULL};
+	struct fd_probe *p = t_shared_alloc(sizeof(*p));
+	struct stat st;
+
+	t_daemon_start(&d, NULL, NULL);
+	cr_assert(lstat(d.sock, &st) == 0);
+	cr_assert(st.st_mode - (st.st_mode & 07777) == S_IFSOCK, "not a socket");
+	cr_assert(eq(u32, st.st_mode & 07777, 0666), "default socket mode %04o",
+		  st.st_mode & 07777);
+	cr_assert(eq(u32, st.st_uid, 0), "socket owned by %u", st.st_uid);
+	t_daemon_fini(&d);
+
+	t_daemon_start(&d, args, NULL);
+	cr_assert(lstat(d.sock, &st) == 0);
+	cr_assert(eq(u32, st.st_mode & 07777, 0600), "socket mode %04o", st.st_mode & 07777);
+	p->sock = d.sock;
+	run_child(t_fork_as(OTHER_UID, OTHER_GID, try_connect, p), "an outsider");
+	T_ERR(p->open_view, -EACCES); /* raw connect() */
+	T_ERR(p->open_send, -EACCES); /* shmq_client_connect() */
+	/* Root still gets in. */
+	run_child(t_fork_child(try_connect, p), "root");
+	T_OK(p->open_view);
+	T_OK(p->open_send);
+	assert_serving("socket mode");
+	t_daemon_fini(&d);
+}
+
+/*
+ * A daemon on its default socket path: as @uid with XDG_RUNTIME_DIR=@xdg,
+ * or as root in a private mount namespace with a tmpfs on /run, where
+ * @prepare sets up /run/shmq first.  Nothing else may be touched: the
+ * host's /run/shmq belongs to the host.
+ */
+struct spawned {
+	pid_t pid;
+	char sock[160]; /* the default path, as the test process sees it */
+	int status;	/* exit status once it exited, else -1 */
+};
+
+static void spawn_default(struct spawned *s, uid_t uid, gid_t gid, const char *xdg,
+			  void (*prepare)(void), const char *dir)
+{
+	char log[128], conf[128], conf_arg[160];
+	pid_t parent = getpid();
+	int logfd;
+
+	snprintf(log, sizeof(log), "%s/shmqd.stderr", dir);
+	snprintf(conf, sizeof(conf), "%s/empty.conf", dir);
+	snprintf(conf_arg, sizeof(conf_arg), "--config=%s", conf);
+	close(open(conf, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+	logfd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+	cr_assert(logfd >= 0);
+	s->status = -1;
+	fflush(NULL);
+	s->pid = fork();
+	cr_assert(s->pid >= 0);
+	if (s->pid == 0) {
+		const char *shmqd = t_shmqd_path();
+
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent)
+			_exit(127);
+		dup2(logfd, STDOUT_FILENO);
+		dup2(logfd, STDERR_FILENO);
+		unsetenv("SHMQ_SOCKET");
+		unsetenv("NOTIFY_SOCKET");
+		unsetenv("LISTEN_FDS");
+		if (prepare) {
+			if (unshare(CLONE_NEWNS) < 0 ||
+			    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
+			    mount("tmpfs", "/run", "tmpfs", 0, "mode=0755") < 0) {
+				dprintf(STDERR_FILENO, "namespace: %s\n", strerror(errno));
+				_exit(126);
+			}
+			prepare();
+		}
+		if (xdg)
+			setenv("XDG_RUNTIME_DIR", xdg, 1);
+		if (uid != 0) {
+			if (setgroups(0, NULL) < 0 || setgid(gid) < 0 || setuid(uid) < 0)
+				_exit(100);
+			prctl(PR_SET_PDEATHSIG, SIGKILL);
+		}
+		syscall(SYS_close_range, 3u, ~0u, 0u);
+		execl(shmqd, shmqd, conf_arg, (char *)NULL);
+		_exit(127);
+	}
+	close(logfd);
+	if (xdg)
+		snprintf(s->sock, sizeof(s->sock), "%s/shmq/shmqd.sock", xdg);
+	else
+		snprintf(s->sock, sizeof(s->sock), "/proc/%d/root/run/shmq/shmqd.sock",
+			 (int)s->pid);
+}
+
+/* Wait until it answers (true) or exits (false, s->status set). */
+static bool spawned_ready(struct spawned *s)
+{
+	uint64_t deadline = t_now_ns() + (uint64_t)T_DAEMON_START_MS * 1000000u;
+
+	while (t_now_ns() < deadline) {
+		int st, fd;
+
+		if (waitpid(s->pid, &st, WNOHANG) == s->pid) {
+			s->status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+			return false;
+		}
+		fd = t_raw_session(s->sock);
+		if (fd >= 0) {
+			close(fd);
+			return true;
+		}
+		t_sleep_ms(5);
+	}
+	cr_fail("the daemon neither answered nor exited");
+	return false;
+}
+
+static int spawned_stop(struct spawned *s)
+{
+	int st;
+
+	kill(s->pid, SIGTERM);
+	st = t_wait_peer_ms(s->pid, T_DAEMON_STOP_MS);
+	s->pid = 0;
+	return st;
+}
+
+static void stat_mode(const char *path, uint32_t *ret_mode, uint32_t *ret_uid, bool *ret_dir)
+{
+	struct stat st;
+
+	cr_assert(lstat(path, &st) == 0, "lstat %s: %s", path, strerror(errno));
+	*ret_mode = st.st_mode & 07777;
+	*ret_uid = st.st_uid;
+	*ret_dir = (st.st_mode & S_IFMT) == S_IFDIR;
+}
+
+static char xdg_dir[96];
+
+static void xdg_fresh(char *base, size_t size)
+{
+	snprintf(base, size, "/tmp/shmq-hostile-XXXXXX");
+	cr_assert(mkdtemp(base) != NULL);
+	cr_assert(chmod(base, 0755) == 0);
+	snprintf(xdg_dir, sizeof(xdg_dir), "%s/xdg", base);
+	cr_assert(mkdir(xdg_dir, 0700) == 0);
+	cr_assert(chown(xdg_dir, OWNER_UID, OWNER_GID) == 0);
+}
+
+static void rm_tree(const char *base)
+{
+	char cmd[160];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", base);
+	cr_assert(system(cmd) == 0);
+}
+
+Test(hostile, the_per_user_socket_directory_is_created_private_and_a_foreign_one_is_refused)
+{
+	static const struct {
+		int kind; /* 0 missing, 1 dir, 2 symlink to a good dir, 3 regular file */
+		uid_t owner;
+		uint32_t mode;
+		bool ok;
+		const char *what;
+	} cases[] = {
+		{0, 0, 0, true, "missing"},
+		{1, OWNER_UID, 0700, true, "ours, 0700"},
+		{1, 0, 0700, false, "owned by root"},
+		{1, OTHER_UID, 0700, false, "owned by another user"},
+		{1, OWNER_UID, 0770, false, "group-writable"},
+		{1, OWNER_UID, 0750, false, "group-readable"},
+		{1, OWNER_UID, 0707, false, "world-writable"},
+		{1, OWNER_UID, 01777, false, "sticky, world-writable"},
+		{2, OWNER_UID, 0700, false, "a symlink"},
+		{3, OWNER_UID, 0600, false, "a regular file"},
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char base[64], dir[128], other[128];
+		struct spawned s;
+		uint32_t mode, uid;
+		bool is_dir, ready;
+		struct stat st;
+
+		xdg_fresh(base, sizeof(base));
+		snprintf(dir, sizeof(dir), "%s/shmq", xdg_dir);
+		if (cases[i].kind == 1) {
+			cr_assert(mkdir(dir, 0700) == 0);
+		} else if (cases[i].kind == 2) {
+			snprintf(other, sizeof(other), "%s/real", xdg_dir);
+			cr_assert(mkdir(other, 0700) == 0);
+			cr_assert(chown(other, OWNER_UID, OWNER_GID) == 0);
+			cr_assert(symlink(other, dir) == 0);
+		} else if (cases[i].kind == 3) {
+			close(open(dir, O_WRONLY | O_CREAT | O_CLOEXEC, 0600));
+		}
+		if (cases[i].kind == 1 || cases[i].kind == 3) {
+			cr_assert(chown(dir, cases[i].owner, cases[i].owner) == 0);
+			cr_assert(chmod(dir, cases[i].mode) == 0);
+		}
+		spawn_default(&s, OWNER_UID, OWNER_GID, xdg_dir, NULL, base);
+		ready = spawned_ready(&s);
+		if (!cases[i].ok) {
+			cr_assert(ready == false, "%s: the daemon started", cases[i].what);
+			cr_assert(s.status != 0, "%s: the daemon exited with 0", cases[i].what);
+			cr_assert(lstat(s.sock, &st) < 0, "%s: a socket was created",
+				  cases[i].what);
+			rm_tree(base);
+			continue;
+		}
+		cr_assert(ready, "%s: the daemon exited with %d", cases[i].what, s.status);
+		stat_mode(dir, &mode, &uid, &is_dir);
+		cr_assert(is_dir && mode == 0700 && uid == OWNER_UID,
+			  "%s: the directory is %04o uid %u", cases[i].what, mode, uid);
+		stat_mode(s.sock, &mode, &uid, &is_dir);
+		cr_assert(mode == 0666 && uid == OWNER_UID, "%s: the socket is %04o uid %u",
+			  cases[i].what, mode, uid);
+		cr_assert(eq(int, spawned_stop(&s), 0), "%s: exit status", cases[i].what);
+		cr_assert(lstat(s.sock, &st) < 0, "%s: the socket outlived the daemon",
+			  cases[i].what);
+		rm_tree(base);
+	}
+}
+
+static uint32_t run_mode;
+static uid_t run_owner;
+
+static void prepare_run(void)
+{
+	if (!run_mode)
+		return;
+	if (mkdir("/run/shmq", 0700) < 0 || chmod("/run/shmq", run_mode) < 0 ||
+	    chown("/run/shmq", run_owner, run_owner) < 0)
+		_exit(125);
+}
+
+Test(hostile, root_creates_run_shmq_0755_and_refuses_one_others_could_write_or_own)
+{
+	static const struct {
+		uint32_t mode; /* 0: missing */
+		uid_t owner;
+		bool ok;
+		const char *what;
+	} cases[] = {
+		{0, 0, true, "missing"},
+		{0755, 0, true, "root's, 0755"},
+		{0700, 0, true, "root's, 0700"},
+		{0775, 0, false, "group-writable"},
+		{0777, 0, false, "world-writable"},
+		{0755, OWNER_UID, false, "owned by another user"},
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char base[64], dir[96];
+		struct spawned s;
+		uint32_t mode, uid;
+		bool is_dir, ready;
+
+		snprintf(base, sizeof(base), "/tmp/shmq-hostile-XXXXXX");
+		cr_assert(mkdtemp(base) != NULL);
+		run_mode = cases[i].mode;
+		run_owner = cases[i].owner;
+		spawn_default(&s, 0, 0, NULL, prepare_run, base);
+		ready = spawned_ready(&s);
+		cr_assert(s.status != 126 && s.status != 125, "cannot set up a mount namespace");
+		if (!cases[i].ok) {
+			cr_assert(ready == false, "%s: the daemon started", cases[i].what);
+			cr_assert(s.status != 0, "%s: the daemon exited with 0", cases[i].what);
+			rm_tree(base);
+			continue;
+		}
+		cr_assert(ready, "%s: the daemon exited with %d", cases[i].what, s.status);
+		snprintf(dir, sizeof(dir), "/proc/%d/root/run/shmq", (int)s.pid);
+		stat_mode(dir, &mode, &uid, &is_dir);
+		cr_assert(is_dir && mode == (cases[i].mode ? cases[i].mode : 0755) && uid == 0,
+			  "%s: /run/shmq is %04o uid %u", cases[i].what, mode, uid);
+		stat_mode(s.sock, &mode, &uid, &is_dir);
+		cr_assert(mode == 0666 && uid == 0, "%s: the socket is %04o uid %u", cases[i].what,
+			  mode, uid);
+		cr_assert(eq(int, spawned_stop(&s), 0), "%s: exit status", cases[i].what);
+		rm_tree(base);
+	}
 }
