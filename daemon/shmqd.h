@@ -148,7 +148,7 @@ struct shmqd_session {
 	uint64_t session_id;
 	uint64_t connected_ns;
 	bool hello_done;
-	bool over_limit; /* accepted past max-clients: answered -ENOSPC, then dropped */
+	bool over_limit; /* past max-clients(-per-uid): answered -ENOSPC, then dropped */
 	bool dead;
 	const char *death; /* why it died, for the reap log line */
 	char client_name[32];

@@ -1936,3 +1936,71 @@ Test(hostile, root_creates_run_shmq_0755_and_refuses_one_others_could_write_or_o
 		rm_tree(base);
 	}
 }
+
+/* --- One uid cannot take every connection --- */
+
+struct hog {
+	const char *sock;
+	int hello[6];
+	volatile int holding;
+	volatile int release;
+};
+
+static int hog_connections(void *arg)
+{
+	struct hog *h = arg;
+	int fds[6];
+
+	for (int i = 0; i < 6; i++) {
+		fds[i] = t_raw_connect(h->sock);
+		h->hello[i] = fds[i] < 0 ? fds[i] : t_raw_hello(fds[i]);
+	}
+	h->holding = 1;
+	for (int i = 0; i < 2000 && !h->release; i++)
+		t_sleep_ms(5);
+	for (int i = 0; i < 6; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	return 0;
+}
+
+static int connect_once(void *arg)
+{
+	struct hog *h = arg;
+	int fd = t_raw_session(h->sock);
+
+	h->hello[0] = fd < 0 ? fd : 0;
+	if (fd >= 0)
+		close(fd);
+	return 0;
+}
+
+Test(hostile, one_uid_holding_connections_cannot_lock_other_users_out)
+{
+	static const char *const args[] = {"--max-clients=8", "--max-clients-per-uid=4", NULL};
+	struct hog *h = t_shared_alloc(sizeof(*h)), *g = t_shared_alloc(sizeof(*g));
+	struct shmq_rep_status st;
+	pid_t pid;
+	int fd;
+
+	t_daemon_start(&d, args, NULL);
+	h->sock = g->sock = d.sock;
+	pid = t_fork_as(OTHER_UID, OTHER_GID, hog_connections, h);
+	while (!h->holding)
+		t_sleep_ms(5);
+	for (int i = 0; i < 4; i++)
+		T_OK(h->hello[i]);
+	/* Past its own share, the uid is refused like any client past max-clients. */
+	for (int i = 4; i < 6; i++)
+		T_ERR(h->hello[i], -ENOSPC);
+	/* Everybody else still gets in: another user, and root. */
+	run_child(t_fork_as(GROUP_UID, OWNER_GID, connect_once, g), "another user");
+	T_OK(g->hello[0]);
+	fd = session();
+	T_OK(call_status(fd, &st));
+	cr_assert(eq(u32, st.n_sessions, 5), "%u sessions", st.n_sessions);
+	h->release = 1;
+	run_child(pid, "the hog");
+	close(fd);
+	t_daemon_fini(&d);
+}
