@@ -290,6 +290,7 @@ struct matrix {
 	int close1[N_MODES][2][N_OPS]; /* CLOSE of a granted attachment */
 	int close2[N_MODES][2][N_OPS]; /* the same CLOSE again */
 	int list;		       /* LIST total seen by the prober */
+	int admin[3];		       /* STATUS, CONFIG, SESSIONS: anyone connected may ask */
 };
 
 static void obj_name(char *buf, size_t size, int kind, uint32_t mode)
@@ -355,6 +356,13 @@ static int matrix_probe(void *arg)
 	if (fd < 0)
 		return 1;
 	m->list = list_all(fd, all, 64);
+	{
+		struct shmq_req_page page = {0};
+
+		m->admin[0] = t_raw_call(fd, SHMQ_OP_STATUS, NULL, 0, NULL);
+		m->admin[1] = t_raw_call(fd, SHMQ_OP_CONFIG, NULL, 0, NULL);
+		m->admin[2] = t_raw_call(fd, SHMQ_OP_SESSIONS, &page, sizeof(page), NULL);
+	}
 	for (size_t i = 0; i < N_MODES; i++) {
 		for (int k = 0; k < 2; k++) {
 			char name[16];
@@ -481,6 +489,9 @@ static void matrix_round(enum cls c)
 	run_child(pid, cls_names[c]);
 	cr_assert(eq(int, m->list, (int)(2 * N_MODES)), "%s: LIST saw %d objects", cls_names[c],
 		  m->list);
+	for (int i = 0; i < 3; i++)
+		cr_assert(eq(int, m->admin[i], 0), "%s: STATUS/CONFIG/SESSIONS %d: %d",
+			  cls_names[c], i, m->admin[i]);
 
 	fd = session();
 	for (size_t i = 0; i < N_MODES; i++) {
@@ -559,6 +570,8 @@ struct forger {
 	int own_close;
 	int own_close_again;
 	int alive;
+	int n_bad_page; /* paging with hostile offsets that did not give an empty page */
+	int first_bad_page;
 };
 
 static void forge_closes(int fd, struct forger *f, const char *victim)
@@ -591,6 +604,36 @@ static void forge_closes(int fd, struct forger *f, const char *victim)
 	}
 }
 
+/* The paged ops take offsets, not ids: any offset is an empty page, never an error. */
+static void forge_offsets(int fd, struct forger *f)
+{
+	static struct t_reply rep;
+	static const uint32_t offsets[] = {2, 1000, INT32_MAX, UINT32_MAX};
+	const uint32_t *count =
+		(const uint32_t *)rep.body + 1; /* every paged reply: total, count */
+
+	for (size_t i = 0; i < sizeof(offsets) / sizeof(offsets[0]); i++) {
+		struct shmq_req_page page = {.offset = offsets[i]};
+		struct shmq_req_attachments att = {.name = "victim", .offset = offsets[i]};
+		int r;
+
+		r = t_raw_call(fd, SHMQ_OP_LIST, &page, sizeof(page), &rep);
+		if ((r != 0 || *count) && !f->n_bad_page++)
+			f->first_bad_page = r;
+		r = t_raw_call(fd, SHMQ_OP_SESSIONS, &page, sizeof(page), &rep);
+		if ((r != 0 || *count) && !f->n_bad_page++)
+			f->first_bad_page = r;
+		r = t_raw_call(fd, SHMQ_OP_ATTACHMENTS, &att, sizeof(att), &rep);
+		if ((r != 0 || *count) && !f->n_bad_page++)
+			f->first_bad_page = r;
+		page.reserved0 = offsets[i];
+		att.reserved0 = offsets[i];
+		if (t_raw_call(fd, SHMQ_OP_LIST, &page, sizeof(page), NULL) != -EINVAL ||
+		    t_raw_call(fd, SHMQ_OP_ATTACHMENTS, &att, sizeof(att), NULL) != -EINVAL)
+			f->n_bad_page++;
+	}
+}
+
 static int forge(void *arg)
 {
 	struct forger *f = arg;
@@ -609,6 +652,7 @@ static int forge(void *arg)
 		f->own_close = call_close(fd, id);
 		f->own_close_again = call_close(fd, id);
 	}
+	forge_offsets(fd, f);
 	f->alive = t_raw_alive(fd);
 	close(fd);
 	return 0;
@@ -642,6 +686,8 @@ Test(hostile, close_with_forged_attach_ids_gets_enoent_and_the_victim_keeps_its_
 	T_OK(f->own_close);
 	T_ERR(f->own_close_again, -ENOENT);
 	cr_assert(f->alive, "the forger's session was not served afterwards");
+	cr_assert(eq(int, f->n_bad_page, 0), "%d pages with hostile offsets went wrong (%d)",
+		  f->n_bad_page, f->first_bad_page);
 
 	/* Root is no exception: attachments belong to sessions, not to uids. */
 	run_child(t_fork_child(forge, rf), "root as forger");
