@@ -1847,6 +1847,24 @@ static void xdg_fresh(char *base, size_t size)
 	cr_assert(chown(xdg_dir, OWNER_UID, OWNER_GID) == 0);
 }
 
+/* The spawned daemon's stderr (in @base) contains @text. */
+static bool log_has(const char *base, const char *text)
+{
+	static char buf[16384];
+	char path[128];
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/shmqd.stderr", base);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	buf[n > 0 ? n : 0] = '\0';
+	return strstr(buf, text) != NULL;
+}
+
 static void rm_tree(const char *base)
 {
 	char cmd[160];
@@ -1903,9 +1921,12 @@ Test(hostile, the_per_user_socket_directory_is_created_private_and_a_foreign_one
 		ready = spawned_ready(&s);
 		if (!cases[i].ok) {
 			cr_assert(ready == false, "%s: the daemon started", cases[i].what);
-			cr_assert(s.status != 0, "%s: the daemon exited with 0", cases[i].what);
+			cr_assert(eq(int, s.status, 1), "%s: the daemon exited with %d",
+				  cases[i].what, s.status);
 			cr_assert(lstat(s.sock, &st) < 0, "%s: a socket was created",
 				  cases[i].what);
+			cr_assert(log_has(base, "is not a directory owned by uid"),
+				  "%s: the log does not say why", cases[i].what);
 			rm_tree(base);
 			continue;
 		}
@@ -1966,7 +1987,10 @@ Test(hostile, root_creates_run_shmq_0755_and_refuses_one_others_could_write_or_o
 		cr_assert(s.status != 126 && s.status != 125, "cannot set up a mount namespace");
 		if (!cases[i].ok) {
 			cr_assert(ready == false, "%s: the daemon started", cases[i].what);
-			cr_assert(s.status != 0, "%s: the daemon exited with 0", cases[i].what);
+			cr_assert(eq(int, s.status, 1), "%s: the daemon exited with %d",
+				  cases[i].what, s.status);
+			cr_assert(log_has(base, "owned by uid 0 and writable only by it"),
+				  "%s: the log does not say why", cases[i].what);
 			rm_tree(base);
 			continue;
 		}
