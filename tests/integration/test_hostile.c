@@ -32,6 +32,7 @@
 #include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -2072,5 +2073,76 @@ Test(hostile, one_uid_holding_connections_cannot_lock_other_users_out)
 	h->release = 1;
 	run_child(pid, "the hog");
 	close(fd);
+	t_daemon_fini(&d);
+}
+
+/* --- A client out of descriptors --- */
+
+struct emfile {
+	const char *sock;
+	int first, view_full, sem_full, view_after, own, mine;
+};
+
+static int open_at_emfile(void *arg)
+{
+	struct emfile *e = arg;
+	struct shmq_queue_attr a = {
+		.size = sizeof(a), .n_slots = 8, .slot_size = 64, .numa_node = -1, .perm = 0600};
+	struct shmq_sem_attr sa = {.size = sizeof(sa)};
+	struct rlimit rl = {.rlim_cur = 64, .rlim_max = 64};
+	static int spare[64];
+	struct shmq_queue *q1, *q2 = NULL;
+	struct shmq_sem *s1, *s2 = NULL;
+	struct shmq_client *c;
+	uint64_t ids[8];
+	uint32_t n;
+	int fd, k = 0;
+
+	e->first = shmq_client_connect(e->sock, &c);
+	if (e->first == 0)
+		e->first = shmq_queue_open(c, "full", SHMQ_CREATE | SHMQ_SEND, &a, &q1);
+	if (e->first == 0)
+		e->first = shmq_sem_open(c, "fullsem", SHMQ_CREATE, &sa, &s1);
+	if (e->first || setrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return 1;
+	/* Fill the descriptor table: the granted descriptor cannot be received. */
+	while (k < 64 && (spare[k] = dup(0)) >= 0)
+		k++;
+	e->view_full = shmq_queue_open(c, "full", SHMQ_VIEW, NULL, &q2);
+	e->sem_full = shmq_sem_open(c, "fullsem", 0, NULL, &s2);
+	while (k > 0)
+		close(spare[--k]);
+	e->view_after = shmq_queue_open(c, "full", SHMQ_VIEW, NULL, &q2);
+	/* The refused grants were given back: the session holds what it opened, no more. */
+	fd = t_raw_session(e->sock);
+	e->own = -1;
+	if (fd >= 0 && call_attachments(fd, "full", ids, 8, &n) == 0)
+		e->own = (int)n;
+	if (fd >= 0 && call_attachments(fd, "fullsem", ids, 8, &n) == 0)
+		e->mine = (int)n;
+	if (fd >= 0)
+		close(fd);
+	if (e->view_after == 0)
+		shmq_queue_close(q2);
+	shmq_queue_close(q1);
+	shmq_sem_close(s1);
+	shmq_client_close(c);
+	return 0;
+}
+
+Test(hostile, a_client_out_of_descriptors_gets_emfile_and_leaves_no_attachment_behind)
+{
+	struct emfile *e = t_shared_alloc(sizeof(*e));
+
+	t_daemon_start(&d, NULL, NULL);
+	e->sock = d.sock;
+	run_child(t_fork_child(open_at_emfile, e), "the client");
+	T_ERR(e->view_full, -EMFILE);
+	T_ERR(e->sem_full, -EMFILE);
+	T_OK(e->view_after);
+	cr_assert(eq(int, e->own, 2), "the queue has %d attachments, want the sender and the view",
+		  e->own);
+	cr_assert(eq(int, e->mine, 1), "the semaphore has %d attachments, want 1", e->mine);
+	assert_serving("descriptor exhaustion");
 	t_daemon_fini(&d);
 }
