@@ -378,10 +378,9 @@ static int matrix_probe(void *arg)
 					uint64_t id;
 					int gfd, fl;
 
-					if (k == 0 && op == OP_SEM)
-						continue; /* role sets that do not fit a kind: */
-					if (k == 1 && op < OP_SEM)
-						continue; /* test_protocol's business */
+					/* Roles that do not fit the kind: test_protocol's business. */
+					if ((k == 0 && op == OP_SEM) || (k == 1 && op < OP_SEM))
+						continue;
 					if (k == 0)
 						t_raw_queue_req(&q, name, open_flags(op), 0, 0, 0,
 								0);
