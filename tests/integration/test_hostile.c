@@ -2145,3 +2145,36 @@ Test(hostile, a_client_out_of_descriptors_gets_emfile_and_leaves_no_attachment_b
 	assert_serving("descriptor exhaustion");
 	t_daemon_fini(&d);
 }
+
+/* --- The socket appears only once it listens --- */
+
+Test(hostile, a_client_that_sees_the_socket_file_can_connect_at_once)
+{
+	int refused = 0, starts = 40;
+
+	t_daemon_start(&d, NULL, NULL);
+	T_OK(t_daemon_stop(&d));
+	for (int i = 0; i < starts; i++) {
+		struct stat st;
+		int fd;
+
+		/* Poll the way scripts do (`test -S`), but without sleeping between looks. */
+		t_daemon_spawn(&d);
+		while (lstat(d.sock, &st) < 0)
+			cr_assert(kill(d.pid, 0) == 0, "the daemon died while starting");
+		fd = t_raw_connect(d.sock);
+		if (fd == -ECONNREFUSED)
+			refused++;
+		else
+			cr_assert(fd >= 0, "connect right after the file appeared: %s",
+				  strerror(-fd));
+		if (fd >= 0)
+			close(fd);
+		cr_assert(t_daemon_wait_ready(&d, T_DAEMON_START_MS));
+		T_OK(t_daemon_stop(&d));
+	}
+	cr_assert(eq(int, refused, 0), "%d of %d starts refused a connection on an existing socket",
+		  refused, starts);
+	t_daemon_restart(&d);
+	t_daemon_fini(&d);
+}
