@@ -6,9 +6,10 @@
  * from children that drop to unprivileged uids: the permission matrix for
  * each class of caller, object mode and op; forged attachment ids; forged
  * descriptors and credentials; malformed and oversized datagrams; floods of
- * requests and connections; per-uid limits raced by many connections; what
- * a read-only (or a sealed writable) descriptor still allows; and the
- * modes of the control socket and its directory.
+ * requests and connections, and one uid hoarding them; per-uid limits
+ * raced by many connections; what a read-only (or a sealed writable)
+ * descriptor still allows; a client out of descriptors; and the control
+ * socket: its mode, its directory, and that it listens once it exists.
  *
  * Each test asserts the documented outcome (docs/protocol.md,
  * docs/reliability.md) and that the daemon keeps serving afterwards.
