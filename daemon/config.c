@@ -71,6 +71,9 @@ static const struct config_option options[] = {
 	 "err, warning, notice, info or debug"},
 	{"max-clients", OPT_U32, CFG_FIELD(max_clients), 1024, 1, 65536, false,
 	 "connected clients, all users together"},
+	{"max-clients-per-uid", OPT_U32, CFG_FIELD(max_clients_per_uid), 512, 1, 65536, false,
+	 "connected clients of one user, so that no user can take every connection (root is "
+	 "not limited)"},
 	{"max-objects", OPT_U32, CFG_FIELD(max_objects), 16384, 1, 1u << 20, false,
 	 "objects (queues and semaphores, unlinked ones still attached included), all users "
 	 "together"},

@@ -15,7 +15,7 @@
 
 #define SHMQD_CONFIG_PATH_DEFAULT "/etc/shmq/shmqd.conf"
 #define SHMQD_SOCKET_PATH_MAX	  sizeof(((struct sockaddr_un *)0)->sun_path)
-#define SHMQD_N_OPTIONS		  15
+#define SHMQD_N_OPTIONS		  16
 #define SHMQD_STATE_DIR_MAX	  256 /* bytes, with the NUL */
 
 struct shmqd_config {
@@ -23,6 +23,7 @@ struct shmqd_config {
 	uint32_t socket_mode;
 	uint32_t log_level; /* LOG_ERR..LOG_DEBUG */
 	uint32_t max_clients;
+	uint32_t max_clients_per_uid; /* uid 0 exempt */
 	uint32_t max_objects;
 	uint32_t max_objects_per_uid;
 	uint64_t max_memory_per_uid; /* bytes */

@@ -141,13 +141,64 @@ static int probe_existing(const char *path)
 	return log_errno(r, "probing %s", path);
 }
 
-static int bind_own(struct shmqd *d)
+/* Bind @fd to @path with @mode and listen; on failure nothing is left at @path. */
+static int bind_listen(int fd, const char *path, uint32_t mode)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	bool private, is_default;
-	struct stat st;
 	mode_t old_umask;
-	int fd, r;
+	int r;
+
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	/* The socket file gets its final mode at birth: no window with a wider one. */
+	old_umask = umask(~mode & 0777);
+	r = bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ? -errno : 0;
+	umask(old_umask);
+	if (r < 0)
+		return log_errno(r, "binding %s", path);
+	if (listen(fd, SOMAXCONN) < 0) {
+		r = log_errno(-errno, "listen on %s", path);
+		unlink(path);
+		return r;
+	}
+	return 0;
+}
+
+/*
+ * Move the listening socket from @tmp to @path, failing if @path exists as
+ * bind() would.  The kernel may lack RENAME_NOREPLACE for this file system:
+ * then a hard link does the same, with both names briefly present.
+ */
+static int publish(const char *tmp, const char *path)
+{
+	int r = 0;
+
+	if (renameat2(AT_FDCWD, tmp, AT_FDCWD, path, RENAME_NOREPLACE) == 0)
+		return 0;
+	if (errno == EINVAL || errno == ENOSYS)
+		r = link(tmp, path) < 0 ? -errno : 0;
+	else
+		r = -errno;
+	unlink(tmp);
+	if (r == -EEXIST)
+		return log_errno(-EADDRINUSE, "%s appeared while starting: another daemon?", path);
+	if (r < 0)
+		return log_errno(r, "renaming %s to %s", tmp, path);
+	return 0;
+}
+
+/*
+ * The socket is bound under a temporary name beside its path, made to
+ * listen, and only then given its path: a client that waits for the file
+ * to appear (`test -S`) can connect at once, instead of meeting a bound
+ * socket that does not listen yet (ECONNREFUSED).  A path too long for a
+ * temporary name beside it is bound directly.
+ */
+static int bind_own(struct shmqd *d)
+{
+	char tmp[SHMQD_SOCKET_PATH_MAX];
+	bool private, is_default, staged;
+	struct stat st;
+	int fd, r, n;
 
 	r = socket_path(d, &private, &is_default);
 	if (r < 0)
@@ -162,14 +213,14 @@ static int bind_own(struct shmqd *d)
 	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
 		return log_errno(-errno, "socket");
-	memcpy(sa.sun_path, d->socket_path, strlen(d->socket_path) + 1);
-	/* The socket file gets its final mode at birth: no window with a wider one. */
-	old_umask = umask(~d->cfg.socket_mode & 0777);
-	r = bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ? -errno : 0;
-	umask(old_umask);
+	n = snprintf(tmp, sizeof(tmp), "%s.%d.new", d->socket_path, (int)getpid());
+	staged = n > 0 && (size_t)n < sizeof(tmp);
+	r = bind_listen(fd, staged ? tmp : d->socket_path, d->cfg.socket_mode);
+	if (r == 0 && staged)
+		r = publish(tmp, d->socket_path);
 	if (r < 0) {
 		close(fd);
-		return log_errno(r, "binding %s", d->socket_path);
+		return r;
 	}
 	if (stat(d->socket_path, &st) == 0) {
 		d->socket_dev = st.st_dev;
@@ -177,8 +228,6 @@ static int bind_own(struct shmqd *d)
 	}
 	d->listen_bound = true;
 	d->listen_fd = fd;
-	if (listen(fd, SOMAXCONN) < 0)
-		return log_errno(-errno, "listen on %s", d->socket_path);
 	log_info("listening on %s (mode %04" PRIo32 ")", d->socket_path, d->cfg.socket_mode);
 	return 0;
 }

@@ -112,11 +112,31 @@ static void session_free(struct shmqd_session *s)
 	free(s);
 }
 
+/*
+ * Sessions of @uid, those still waiting for HELLO included: an idle
+ * connection holds a slot as much as a busy one.  A walk per accept is
+ * cheap next to the accept itself at the sizes max-clients allows.
+ */
+static uint32_t sessions_of_uid(struct shmqd *d, uint32_t uid)
+{
+	struct shmqd_list *pos, *tmp;
+	uint32_t n = 0;
+
+	list_for_each_safe(pos, tmp, &d->sessions)
+	{
+		if (container_of(pos, struct shmqd_session, link)->uid == uid)
+			n++;
+	}
+	return n;
+}
+
 void shmqd_session_accept(struct shmqd *d, int fd)
 {
 	struct ucred cred;
 	socklen_t len = sizeof(cred);
 	struct shmqd_session *s;
+	const char *limit = NULL;
+	uint32_t limit_value = 0;
 	int r;
 
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
@@ -147,19 +167,24 @@ void shmqd_session_accept(struct shmqd *d, int fd)
 	}
 
 	if (d->n_sessions >= d->cfg.max_clients) {
+		limit = "max-clients";
+		limit_value = d->cfg.max_clients;
+	} else if (s->uid != 0 && sessions_of_uid(d, s->uid) >= d->cfg.max_clients_per_uid) {
+		limit = "max-clients-per-uid";
+		limit_value = d->cfg.max_clients_per_uid;
+	}
+	if (limit) {
 		if (d->n_rejected >= REJECT_BACKLOG ||
 		    shmqd_epoll_add(d, fd, EPOLLIN | EPOLLRDHUP, &s->sock_watch) < 0) {
 			log_client(LOG_NOTICE,
-				   "max-clients (%" PRIu32
-				   ") reached: closing connection of pid %" PRId32,
-				   d->cfg.max_clients, s->pid);
+				   "%s (%" PRIu32 ") reached: closing connection of pid %" PRId32,
+				   limit, limit_value, s->pid);
 			session_free(s);
 			return;
 		}
 		log_client(LOG_NOTICE,
-			   "max-clients (%" PRIu32 ") reached: refusing pid %" PRId32
-			   " uid %" PRIu32,
-			   d->cfg.max_clients, s->pid, s->uid);
+			   "%s (%" PRIu32 ") reached: refusing pid %" PRId32 " uid %" PRIu32, limit,
+			   limit_value, s->pid, s->uid);
 		s->over_limit = true;
 		list_add_tail(&d->rejected, &s->link);
 		d->n_rejected++;
@@ -486,7 +511,7 @@ static void handle_datagram(struct shmqd *d, struct shmqd_session *s, size_t n, 
 
 	if (s->over_limit) {
 		send_reply(d, s, h.op & ~SHMQ_OP_REPLY, h.seq, -ENOSPC, 0, -1);
-		shmqd_session_kill(d, s, "refused: max-clients");
+		shmqd_session_kill(d, s, "refused: client limit");
 		return;
 	}
 	r = request_check(s, &h, n, control, truncated);

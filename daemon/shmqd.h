@@ -151,7 +151,7 @@ struct shmqd_session {
 	uint64_t session_id;
 	uint64_t connected_ns;
 	bool hello_done;
-	bool over_limit; /* accepted past max-clients: answered -ENOSPC, then dropped */
+	bool over_limit; /* past max-clients(-per-uid): answered -ENOSPC, then dropped */
 	bool dead;
 	bool adopted;	    /* from the registry after a restart: no socket, pidfd only */
 	uint64_t pid_start; /* the process's start time, for the registry */

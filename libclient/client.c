@@ -71,6 +71,7 @@ union reply {
 struct fds {
 	int fd[REPLY_FDS_MAX];
 	unsigned int n;
+	bool truncated; /* MSG_CTRUNC: a passed descriptor did not fit (RLIMIT_NOFILE) */
 };
 
 void shmq__client_lock(struct shmq_client *c)
@@ -219,10 +220,15 @@ static int recv_reply(struct shmq_client *c, union reply *buf, struct fds *ret_f
 				close(fd);
 		}
 	}
-	if (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) {
+	if (mh.msg_flags & MSG_TRUNC) {
 		fds_close(ret_fds);
 		return -EPROTO;
 	}
+	/*
+	 * The reply itself is whole; only its descriptor was dropped, because
+	 * our table is full.  call() decides: a grant we cannot use is given back.
+	 */
+	ret_fds->truncated = mh.msg_flags & MSG_CTRUNC;
 	return (int)n;
 }
 
@@ -335,7 +341,11 @@ static int call(struct shmq_client *c, uint16_t op, const void *body, size_t bod
 		r = -EPROTO;
 	else if (rep->hdr.status < 0)
 		r = rep->hdr.status;
-	else if (len - sizeof(rep->hdr) < ret_size || (ret_fd && fds.n == 0))
+	else if (fds.truncated) {
+		/* Granted, but unusable without its descriptor: CLOSE it like a stale grant. */
+		stale_reply(c, rep, len);
+		r = -EMFILE;
+	} else if (len - sizeof(rep->hdr) < ret_size || (ret_fd && fds.n == 0))
 		r = -EPROTO;
 	if (r < 0) {
 		fds_close(&fds);
@@ -368,8 +378,13 @@ static void close_orphans(struct shmq_client *c)
 int shmq__client_call(struct shmq_client *c, uint16_t op, const void *body, size_t body_size,
 		      void *ret_body, size_t ret_size, int *ret_fd)
 {
+	int r;
+
 	close_orphans(c);
-	return call(c, op, body, body_size, ret_body, ret_size, NULL, ret_fd);
+	r = call(c, op, body, body_size, ret_body, ret_size, NULL, ret_fd);
+	if (r == -EMFILE)
+		close_orphans(c); /* the grant whose descriptor we could not receive */
+	return r;
 }
 
 int shmq__client_call_var(struct shmq_client *c, uint16_t op, const void *body, size_t body_size,

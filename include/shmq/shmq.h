@@ -231,8 +231,9 @@ SHMQ_API int shmq_unlink(struct shmq_client *c, const char *name);
  * Return: 0; -ENOENT; -EEXIST; -EACCES; -EINVAL bad name, flags, size or
  *         geometry, or the name is a semaphore; -EBUSY; -ENOSPC limit;
  *         -ENODEV no such NUMA node; -ENOMEM (also: no huge pages);
- *         -EPROTO; -EBADMSG the segment failed validation; -ECONNRESET;
- *         -ETIMEDOUT.
+ *         -EMFILE the process has no free descriptor for the queue's memory
+ *         (the daemon's grant is given back); -EPROTO; -EBADMSG the segment
+ *         failed validation; -ECONNRESET; -ETIMEDOUT.
  */
 SHMQ_API int shmq_queue_open(struct shmq_client *c, const char *name, unsigned int flags,
 			     const struct shmq_queue_attr *attr, struct shmq_queue **ret);
