@@ -483,54 +483,32 @@ static void repair(const struct shmqd_session *s, struct shmqd_object *o, uint32
 
 /*
  * Undo on death: post back the tokens the dead session's record says it
- * held.  sem_holds is written by the client (taken-then-counted on wait,
- * uncounted-then-posted on post), so a death between the two steps loses one
- * token, never adds one.  The count is untrusted: a writer could inflate it,
- * so never post past the semaphore's headroom (its bound, or the value
- * limit), and never loop per token.
+ * held.  The count is exact at any instruction of the client's death: the
+ * semaphore word journals the operation in flight (shm/sem.c, U1..U5).  The
+ * count is untrusted all the same (a writer could inflate it), so it never
+ * posts past the semaphore's ceiling, and never loops per token.
  */
 static void undo_holds(const struct shmqd_session *s, struct shmqd_object *o, uint32_t index)
 {
 	struct shmq_session_shm *rec = shmq__session_at(&o->seg, index);
-	uint32_t holds = load_relaxed(&rec->sem_holds); /* the writer is dead: nothing to order */
-	uint32_t ceiling =
-		(o->geom.sem.flags & SHMQ_SEM_BOUNDED) ? o->geom.sem.max : SHMQ_SEM_VALUE_MAX;
 	struct shmq_sem sem;
-	uint32_t value;
+	uint32_t posted = 0;
 	int r;
 
-	if (!holds)
-		return;
-	/*
-	 * Forget the count before posting: a daemon killed in between loses
-	 * the tokens, where the other order would post them twice at its next
-	 * start (the record is then an orphan, store.c).  The record is ours
-	 * until release() publishes FREE.
-	 */
-	store_relaxed(&rec->sem_holds, 0);
 	r = shmq__sem_attach(&sem, &o->seg, UINT32_MAX);
-	for (int tries = 0; r == 0 && tries < 8; tries++) {
-		value = shmq__sem_value(&sem);
-		if (value >= ceiling) {
-			r = -EOVERFLOW;
-			break;
-		}
-		if (holds > ceiling - value)
-			holds = ceiling - value; /* more than can be owed: a corrupt count */
-		r = shmq__sem_post(&sem, holds);
-		if (r != -EOVERFLOW && r != -EAGAIN)
-			break; /* posted, or a hard error; else others moved the value: retry */
-	}
-	if (r >= 0)
+	if (r == 0)
+		r = shmq__sem_undo(&sem, rec, index, &posted);
+	if (posted)
 		fetch_add_relaxed(&((struct shmq_sem_shm *)o->seg.object)->repairs,
 				  1); /* statistic */
 	if (r < 0)
-		log_warning_errno(r, "semaphore '%s': returning %" PRIu32 " tokens of pid %" PRId32,
-				  o->name, holds, s->pid);
-	else
+		log_warning_errno(r,
+				  "semaphore '%s': undo for pid %" PRId32 " (record %" PRIu32 ")",
+				  o->name, s->pid, index);
+	else if (posted)
 		log_notice("semaphore '%s': pid %" PRId32 " %s holding %" PRIu32
 			   " tokens; posted them back (undo)",
-			   o->name, s->pid, s->death ? s->death : "went away", holds);
+			   o->name, s->pid, s->death ? s->death : "went away", posted);
 }
 
 void shmqd_object_detach(struct shmqd *d, struct shmqd_session *s, struct shmqd_attach *a,

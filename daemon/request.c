@@ -143,6 +143,11 @@ static int sem_geometry_check(const struct shmqd_session *s, const struct shmq_s
 	if (g->initial > SHMQ_SEM_VALUE_MAX)
 		return bad(s, "initial value %" PRIu32 " > %" PRIu32, g->initial,
 			   SHMQ_SEM_VALUE_MAX);
+	if ((g->flags & SHMQ_SEM_UNDO) &&
+	    (g->initial > SHMQ_SEM_UNDO_VALUE_MAX ||
+	     ((g->flags & SHMQ_SEM_BOUNDED) && g->max > SHMQ_SEM_UNDO_VALUE_MAX)))
+		return bad(s, "an undo semaphore's initial value and max are at most %" PRIu32,
+			   SHMQ_SEM_UNDO_VALUE_MAX);
 	if (!(g->flags & SHMQ_SEM_BOUNDED)) {
 		/* A max that would be ignored is a caller's mistake, not a wish. */
 		if (g->max)

@@ -27,7 +27,6 @@ struct shmq_queue {
 struct sem_handle {
 	struct shmq_sem sem; /* first, attached in place: the public handle points here */
 	struct shmq_object obj;
-	_Atomic uint32_t *holds;	/* undo: our record's sem_holds; else NULL */
 	bool can_wait;			/* not a view */
 	_Atomic unsigned int n_waiters; /* live async waiters: close refuses while > 0 */
 };

@@ -10,12 +10,9 @@
  *
  * Undo (SHMQ_SEM_ATTR_UNDO): the tokens this attachment holds -- taken and
  * not yet posted back -- are counted in its session record's sem_holds, so
- * the daemon can post them back when the process dies.  The count and the
- * token are two words, so a death between the two steps leaves them
- * disagreeing by one; both orders below are chosen so that the error is a
- * token lost, never one posted back twice: a surplus token would break
- * mutual exclusion, which is worse than a waiter timing out.  Threads may
- * share a handle, so the count is kept with atomic read-modify-writes.
+ * the daemon can post them back when the process dies.  shm/sem.c journals
+ * each operation in the semaphore word (U1..U4), so the count is exact
+ * whatever instruction the process dies at.
  */
 #include <assert.h>
 #include <errno.h>
@@ -96,8 +93,6 @@ SHMQ_API int shmq_sem_open(struct shmq_client *c, const char *name, unsigned int
 		return -EBADMSG; /* the segment passed attach, so the daemon's reply lied */
 	}
 	h->can_wait = !(flags & SHMQ_VIEW);
-	if ((h->sem.flags & SHMQ_SEM_UNDO) && h->obj.session != UINT32_MAX)
-		h->holds = &shmq__session_at(&h->obj.seg, h->obj.session)->sem_holds;
 	*ret = &h->sem;
 	return 0;
 }
@@ -137,21 +132,13 @@ SHMQ_API int shmq_sem_close(struct shmq_sem *s)
 	return 0;
 }
 
-/* After the token is ours: a death before this loses the token (see top). */
-static int took(struct sem_handle *h, int r)
-{
-	if (r == 0 && h->holds)
-		fetch_add_relaxed(h->holds, 1); /* read by the daemon only after our death */
-	return r;
-}
-
 SHMQ_API int shmq_sem_try_wait(struct shmq_sem *s)
 {
 	if (!s)
 		return -EINVAL;
 	if (!shmq__sem_handle_of(s)->can_wait)
 		return -EBADF;
-	return took(shmq__sem_handle_of(s), shmq__sem_try_wait(s));
+	return shmq__sem_try_wait(s);
 }
 
 SHMQ_API int shmq_sem_wait(struct shmq_sem *s, uint64_t deadline_ns)
@@ -160,39 +147,18 @@ SHMQ_API int shmq_sem_wait(struct shmq_sem *s, uint64_t deadline_ns)
 		return -EINVAL;
 	if (!shmq__sem_handle_of(s)->can_wait)
 		return -EBADF;
-	return took(shmq__sem_handle_of(s), shmq__sem_wait(s, deadline_ns));
-}
-
-/*
- * Before the post: stop counting up to @n of our holds.  Posts beyond what
- * we hold (a producer that only posts) do not count.  Return: how many.
- */
-static uint32_t unhold(struct sem_handle *h, uint32_t n)
-{
-	uint32_t cur, take;
-
-	if (!h->holds)
-		return 0;
-	cur = load_relaxed(h->holds); /* only our own threads write it */
-	do {
-		take = cur < n ? cur : n;
-	} while (take && !cas_relaxed(h->holds, &cur, cur - take));
-	return take;
+	return shmq__sem_wait(s, deadline_ns);
 }
 
 SHMQ_API int shmq_sem_post(struct shmq_sem *s, unsigned int n)
 {
-	uint32_t held;
 	int r;
 
 	if (!s || n == 0)
 		return -EINVAL;
 	if (!shmq__sem_handle_of(s)->can_wait)
 		return -EBADF;
-	held = unhold(shmq__sem_handle_of(s), n);
 	r = shmq__sem_post(s, n);
-	if (r < 0 && held)
-		fetch_add_relaxed(shmq__sem_handle_of(s)->holds, held); /* nothing was posted */
 	/* Only a peer rewriting the word 65536 times in a row makes a post give up. */
 	return r == -EAGAIN ? -EBADMSG : r;
 }

@@ -86,6 +86,11 @@ static int geom_validate(uint16_t kind, const union shmq_geom *g)
 		    (g->sem.max == 0 || g->sem.max > SHMQ_SEM_VALUE_MAX ||
 		     g->sem.initial > g->sem.max))
 			return -EINVAL;
+		/* The owner field takes the word's high bits (shm/sem.c). */
+		if ((g->sem.flags & SHMQ_SEM_UNDO) &&
+		    (g->sem.initial > SHMQ_SEM_UNDO_VALUE_MAX ||
+		     ((g->sem.flags & SHMQ_SEM_BOUNDED) && g->sem.max > SHMQ_SEM_UNDO_VALUE_MAX)))
+			return -EINVAL;
 		return 0;
 	default:
 		return -EINVAL;

@@ -63,6 +63,15 @@
 #define SHMQ_SEM_BOUNDED   (UINT32_C(1) << 0) /* post above max -> -EOVERFLOW */
 #define SHMQ_SEM_UNDO	   (UINT32_C(1) << 1) /* holds of a dead session are posted back */
 #define SHMQ_SEM_VALUE_MAX UINT32_C(0x7fffffff)
+/*
+ * An undo semaphore's word is value (bits 0..19) | owner (bits 20..30): the
+ * session tag (index + 1) of a process between the CAS that moves tokens and
+ * the store that records them in its sem_holds (shm/sem.c, U1..U4).  So its
+ * value is at most SHMQ_SEM_UNDO_VALUE_MAX.  Layout 1.1.
+ */
+#define SHMQ_SEM_UNDO_VALUE_MAX	  UINT32_C(0x000fffff)
+#define SHMQ_SEM_UNDO_OWNER_SHIFT 20
+#define SHMQ_SEM_UNDO_OWNER_MASK  UINT32_C(0x7ff00000)
 
 struct shmq_queue_geom {
 	uint32_t n_slots;     /* power of two, 2..SHMQ_SLOTS_MAX */
@@ -146,9 +155,9 @@ struct shmq_session_shm {
 	_Atomic uint32_t uid;					  /* 12 */
 	_Atomic uint64_t attached_ns;				  /* 16  CLOCK_MONOTONIC */
 	struct shmq_counters c;					  /* 24  owner writes */
-	_Atomic uint32_t sem_holds; /* 72  undo semaphores: tokens held */
-	uint32_t reserved0;	    /* 76 */
-	uint8_t reserved[48];	    /* 80 */
+	_Atomic uint32_t sem_holds;   /* 72  undo semaphores: tokens held */
+	_Atomic uint32_t sem_pending; /* 76  undo: sem_holds once the op in flight is done (1.1) */
+	uint8_t reserved[48];	      /* 80 */
 };
 
 /*
@@ -203,8 +212,8 @@ struct shmq_slot_hdr {
 /* Semaphore control block. */
 struct shmq_sem_shm {
 	/* value is the futex word; n_waiters lets post() skip the syscall. */
-	alignas(SHMQ_FALSE_SHARING_ALIGN) _Atomic uint32_t value;	/* 0 */
-	_Atomic uint32_t n_waiters;					/* 4 */
+	alignas(SHMQ_FALSE_SHARING_ALIGN) _Atomic uint32_t value; /* 0 */
+	_Atomic uint32_t n_waiters;				  /* 4 */
 	_Atomic uint32_t repairs; /* 8  dead sessions' undo holds posted back (daemon); 1.1 */
 	alignas(SHMQ_FALSE_SHARING_ALIGN) struct shmq_counters retired; /* 128 */
 };
@@ -221,6 +230,9 @@ static_assert(sizeof(struct shmq_counters) == 48, "shm ABI changed");
 static_assert(sizeof(struct shmq_session_shm) == 128, "shm ABI changed");
 static_assert(offsetof(struct shmq_session_shm, c) == 24, "shm ABI changed");
 static_assert(offsetof(struct shmq_session_shm, sem_holds) == 72, "shm ABI changed");
+static_assert(offsetof(struct shmq_session_shm, sem_pending) == 76, "shm ABI changed");
+static_assert(SHMQ_SESSIONS_MAX < (SHMQ_SEM_UNDO_OWNER_MASK >> SHMQ_SEM_UNDO_OWNER_SHIFT),
+	      "an undo semaphore's owner field must hold every session tag");
 static_assert(sizeof(struct shmq_queue_shm) == 640, "shm ABI changed");
 static_assert(offsetof(struct shmq_queue_shm, head) == 128, "shm ABI changed");
 static_assert(offsetof(struct shmq_queue_shm, ec_recv) == 256, "shm ABI changed");

@@ -94,6 +94,28 @@
  * waiters sleep until their deadline.  Every CAS loop is bounded by
  * CAS_TRIES, and every other loop either takes a token or runs into the
  * deadline (checked by shmq__futex_wait() before each sleep).
+ *
+ * Undo semaphores (SHMQ_SEM_UNDO): exact across SIGKILL.  The tokens a
+ * process holds are counted in its session record (sem_holds) so the daemon
+ * can post them back when it dies.  A token and its count are two words,
+ * and no CAS covers both, so the operation is journaled in the word itself:
+ * bits 20..30 of an undo semaphore's word are an owner field, the session
+ * tag of a process between moving tokens and recording them.
+ *
+ *   U1 store pending = the hold count after this operation
+ *   U2 CAS word (v, owner 0) -> (v -/+ n, owner us)   (A1 / P1 as above)
+ *   U3 store holds = pending
+ *   U4 CAS word (v', owner us) -> (v', owner 0); wake as P2/P3 would
+ *
+ * While the owner field is set nobody else takes or posts (they spin, or
+ * sleep on the word and are woken by U4), so at most one operation is in
+ * flight.  If the process dies, the daemon (shmq__sem_undo()) reads the
+ * word: carrying the tag means U2 happened and U4 did not, so pending is
+ * the true count; otherwise U2 did not happen or U3 did, and holds is.  It
+ * posts that many back in one CAS that clears the tag.  Threads sharing a
+ * handle share the record, so a process-local flag (op_lock) keeps their
+ * U1..U4 apart.  The value limit of an undo semaphore is
+ * SHMQ_SEM_UNDO_VALUE_MAX (1048575), SysV's being 32767.
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -112,24 +134,108 @@
 /* Clock reads during the spin: one per this many polls of value. */
 #define SPIN_CLOCK_EVERY 64
 
-/* W2: take one token if value > 0.  Return: 0 taken; -EAGAIN none (or kept changing). */
-static int take(struct shmq_sem_shm *s)
+/* The token count in a word, and the owner field (undo semaphores only). */
+static inline uint32_t word_value(const struct shmq_sem *sem, uint32_t w)
 {
+	return sem->undo ? w & SHMQ_SEM_UNDO_VALUE_MAX : w;
+}
+
+static inline uint32_t word_owner(const struct shmq_sem *sem, uint32_t w)
+{
+	return sem->undo ? w & SHMQ_SEM_UNDO_OWNER_MASK : 0;
+}
+
+/* Keep U1..U4 of threads that share this handle (and its record) apart. */
+static void op_lock(struct shmq_sem *sem)
+{
+	while (atomic_flag_test_and_set_explicit(&sem->op_lock, memory_order_acquire))
+		cpu_relax();
+}
+
+static void op_unlock(struct shmq_sem *sem)
+{
+	atomic_flag_clear_explicit(&sem->op_lock, memory_order_release);
+}
+
+/* P2/P3 for @v tokens now available: wake up to that many announced sleepers. */
+static void wake_for(struct shmq_sem *sem, uint32_t v)
+{
+	/* P2: seq_cst, store-buffering with W1 (see top): after P1 (or U4) in the total order */
+	uint32_t w = load_seq_cst(&sem->s->n_waiters);
+
+	if (w == 0 || v == 0)
+		return;
+	counter_inc(&sem->c->wakes, 1);
+	/*
+	 * P3.  v <= SHMQ_SEM_VALUE_MAX == INT_MAX.  The result is ignored: a
+	 * kernel that refuses FUTEX_WAKE refused the FUTEX_WAIT too, so nobody
+	 * is asleep on the word.
+	 */
+	(void)shmq__futex_wake(&sem->s->value, (int)(v < w ? v : w));
+}
+
+/* U3, U4: record the count, give the word back, and pass on what it holds. */
+static void undo_commit(struct shmq_sem *sem)
+{
+	struct shmq_sem_shm *s = sem->s;
+	uint32_t w;
+
+	store_relaxed(sem->holds, load_relaxed(sem->pending)); /* U3: ordered by U4's release */
+	w = load_relaxed(&s->value);
+	for (uint32_t i = 0; i < CAS_TRIES; i++) {
+		/* Only the daemon's undo of another process changes the value under our tag. */
+		if (word_owner(sem, w) != sem->owner)
+			return; /* a peer scribbled on the word: nothing of ours left to clear */
+		/* U4: seq_cst like P1; what lets the waiters our tag held back go on */
+		if (cas_seq_cst(&s->value, &w, w & ~SHMQ_SEM_UNDO_OWNER_MASK))
+			break;
+	}
+	wake_for(sem, word_value(sem, w));
+}
+
+/*
+ * W2: take one token if value > 0.  *@ret_word gets the word last seen, to
+ * sleep on.  Return: 0 taken; -EAGAIN none (or it kept changing); -EBUSY
+ * another process's undo operation is in flight (U2..U4).
+ */
+static int take(struct shmq_sem *sem, uint32_t *ret_word)
+{
+	struct shmq_sem_shm *s = sem->s;
 	/* relaxed: only a first guess, the CAS below re-reads and validates it */
-	uint32_t v = load_relaxed(&s->value);
+	uint32_t w = load_relaxed(&s->value);
+	int r = -EAGAIN;
 
 	for (uint32_t i = 0; i < CAS_TRIES; i++) {
-		if (v == 0)
-			return -EAGAIN;
-		/* A1: acquire on success pairs with P1 in shmq__sem_post() */
-		if (cas_acq_rel(&s->value, &v, v - 1))
+		if (word_value(sem, w) == 0) {
+			r = -EAGAIN;
+			break;
+		}
+		if (word_owner(sem, w)) {
+			r = -EBUSY;
+			break;
+		}
+		if (sem->owner) {
+			op_lock(sem);
+			/* U1: ordered before U2 by its release half */
+			store_relaxed(sem->pending, load_relaxed(sem->holds) + 1);
+		}
+		/* A1: acquire on success pairs with P1 in shmq__sem_post(); U2 with an owner */
+		if (cas_acq_rel(&s->value, &w, (w - 1) | sem->owner)) {
+			if (sem->owner) {
+				undo_commit(sem);
+				op_unlock(sem);
+			}
 			return 0;
+		}
+		if (sem->owner)
+			op_unlock(sem);
 	}
-	return -EAGAIN;
+	*ret_word = w;
+	return r;
 }
 
 /* Poll value for up to spin_ns (but not past @deadline_ns).  Return: 0 taken, -ETIMEDOUT. */
-static int spin(const struct shmq_sem *sem, uint64_t deadline_ns)
+static int spin(struct shmq_sem *sem, uint64_t deadline_ns)
 {
 	uint64_t end = shmq__deadline_after_ns(sem->spin_ns);
 
@@ -138,8 +244,9 @@ static int spin(const struct shmq_sem *sem, uint64_t deadline_ns)
 
 	for (uint32_t i = 1;; i++) {
 		cpu_relax();
-		/* relaxed: a hint that a take may succeed; take() validates it */
-		if (load_relaxed(&sem->s->value) != 0 && take(sem->s) == 0)
+		uint32_t w = load_relaxed(&sem->s->value); /* a hint; take() validates it */
+
+		if (word_value(sem, w) != 0 && !word_owner(sem, w) && take(sem, &w) == 0)
 			return 0;
 		if (i % SPIN_CLOCK_EVERY == 0 && shmq__now_ns() >= end)
 			return -ETIMEDOUT;
@@ -165,20 +272,35 @@ int shmq__sem_attach(struct shmq_sem *sem, const struct shmq_segment *seg, uint3
 			return -EINVAL;
 	}
 
+	if ((g->flags & SHMQ_SEM_UNDO) && bounded && g->max > SHMQ_SEM_UNDO_VALUE_MAX)
+		return -EINVAL;
+
 	*sem = (struct shmq_sem){
 		.s = seg->object,
-		.max = bounded ? g->max : SHMQ_SEM_VALUE_MAX,
+		.max = bounded			    ? g->max
+		       : (g->flags & SHMQ_SEM_UNDO) ? SHMQ_SEM_UNDO_VALUE_MAX
+						    : SHMQ_SEM_VALUE_MAX,
 		.flags = g->flags,
 		.spin_ns = SHMQ_SEM_SPIN_NS_DEFAULT,
+		.undo = g->flags & SHMQ_SEM_UNDO,
+		.n_sessions = seg->n_sessions,
+		.op_lock = ATOMIC_FLAG_INIT,
 	};
 	sem->c = rec ? &rec->c : &sem->private_counters;
+	if (sem->undo && rec) {
+		sem->owner = (session + 1) << SHMQ_SEM_UNDO_OWNER_SHIFT;
+		sem->holds = &rec->sem_holds;
+		sem->pending = &rec->sem_pending;
+	}
 	return 0;
 }
 
 int shmq__sem_try_wait(struct shmq_sem *sem)
 {
-	if (take(sem->s) < 0)
-		return -EAGAIN;
+	uint32_t w;
+
+	if (take(sem, &w) < 0)
+		return -EAGAIN; /* -EBUSY too: it would have to wait */
 	counter_inc(&sem->c->received, 1);
 	return 0;
 }
@@ -186,9 +308,10 @@ int shmq__sem_try_wait(struct shmq_sem *sem)
 int shmq__sem_wait(struct shmq_sem *sem, uint64_t deadline_ns)
 {
 	struct shmq_sem_shm *s = sem->s;
+	uint32_t w;
 	int r;
 
-	if (take(s) == 0 || (sem->spin_ns && spin(sem, deadline_ns) == 0)) {
+	if (take(sem, &w) == 0 || (sem->spin_ns && spin(sem, deadline_ns) == 0)) {
 		counter_inc(&sem->c->received, 1);
 		return 0;
 	}
@@ -196,15 +319,16 @@ int shmq__sem_wait(struct shmq_sem *sem, uint64_t deadline_ns)
 	/* W1: seq_cst, store-buffering with P1/P2 in shmq__sem_post() (see top) */
 	fetch_add_seq_cst(&s->n_waiters, 1);
 	for (;;) {
-		r = take(s); /* W2 */
+		r = take(sem, &w); /* W2 */
 		if (r == 0)
 			break;
 		counter_inc(&sem->c->sleeps, 1);
-		r = shmq__futex_wait(&s->value, 0, deadline_ns); /* W3 */
+		/* W3: asleep while the word is what W2 saw (no token, or an owner: U4 wakes) */
+		r = shmq__futex_wait(&s->value, w, deadline_ns);
 		if (r == 0 || r == -EAGAIN)
 			continue; /* W4: woken, spurious, or value moved */
 		/* W4: -ETIMEDOUT or refused: a token that came with the deadline is ours */
-		if (take(s) == 0)
+		if (take(sem, &w) == 0)
 			r = 0;
 		break;
 	}
@@ -221,10 +345,36 @@ int shmq__sem_wait(struct shmq_sem *sem, uint64_t deadline_ns)
 	return 0;
 }
 
+/*
+ * Another process's undo operation is between U2 and U4: a few
+ * instructions, unless it was preempted there, or died there and awaits the
+ * daemon's repair (its pidfd wakes the daemon within microseconds).  Sleep
+ * in 1 ms slices on the word until the field clears.  Return: 0 with the
+ * new word; -EBUSY still owned after SHMQ_SEM_OWNER_WAIT_NS.
+ */
+static int wait_owner(struct shmq_sem *sem, uint32_t *w)
+{
+	uint64_t end = shmq__deadline_after_ns(SHMQ_SEM_OWNER_WAIT_NS);
+
+	for (uint32_t i = 0; word_owner(sem, *w); i++) {
+		if (i < 64) {
+			cpu_relax();
+		} else {
+			if (shmq__now_ns() >= end)
+				return -EBUSY;
+			(void)shmq__futex_wait(&sem->s->value, *w,
+					       shmq__deadline_after_ns(1000000));
+		}
+		*w = load_relaxed(&sem->s->value); /* re-read; the CAS validates it */
+	}
+	return 0;
+}
+
 int shmq__sem_post(struct shmq_sem *sem, uint32_t n)
 {
 	struct shmq_sem_shm *s = sem->s;
-	uint32_t v, w;
+	uint32_t v, val;
+	int r;
 
 	if (n == 0)
 		return -EINVAL;
@@ -232,33 +382,88 @@ int shmq__sem_post(struct shmq_sem *sem, uint32_t n)
 	/* relaxed: only a first guess, the CAS below re-reads and validates it */
 	v = load_relaxed(&s->value);
 	for (uint32_t i = 0;; i++) {
+		if (word_owner(sem, v)) {
+			r = wait_owner(sem, &v);
+			if (r < 0)
+				return r;
+		}
+		val = word_value(sem, v);
 		/* v comes from a peer: compare by subtraction so nothing wraps. */
-		if (v > sem->max || n > sem->max - v)
+		if (val > sem->max || n > sem->max - val)
 			return -EOVERFLOW;
 		if (i == CAS_TRIES)
 			return -EAGAIN;
+		if (sem->owner) {
+			uint32_t held;
+
+			op_lock(sem);
+			held = load_relaxed(sem->holds); /* only this handle's threads write it */
+			/* U1: posts beyond what we hold (a producer's) are not ours to count */
+			store_relaxed(sem->pending, held - (held < n ? held : n));
+		}
 		/*
 		 * P1: seq_cst, store-buffering with W1 in shmq__sem_wait(); its
-		 * release half pairs with A1 in take().
+		 * release half pairs with A1 in take().  U2 with an owner.
 		 */
-		if (cas_seq_cst(&s->value, &v, v + n))
+		if (cas_seq_cst(&s->value, &v, (v + n) | sem->owner))
 			break;
+		if (sem->owner)
+			op_unlock(sem);
 	}
 	counter_inc(&sem->c->sent, n);
-
-	/* P2: seq_cst, store-buffering with W1 (see top): after P1 in the total order */
-	w = load_seq_cst(&s->n_waiters);
-	if (w == 0)
+	if (sem->owner) {
+		undo_commit(sem); /* U3, U4, then P2/P3 */
+		op_unlock(sem);
 		return 0;
-
-	counter_inc(&sem->c->wakes, 1);
-	/*
-	 * P3.  n <= SHMQ_SEM_VALUE_MAX == INT_MAX here.  The result is ignored:
-	 * the tokens are posted, and a kernel that refuses FUTEX_WAKE refused
-	 * the FUTEX_WAIT too, so nobody is asleep on the word.
-	 */
-	(void)shmq__futex_wake(&s->value, (int)(n < w ? n : w));
+	}
+	wake_for(sem, n);
 	return 0;
+}
+
+int shmq__sem_undo(struct shmq_sem *sem, struct shmq_session_shm *rec, uint32_t index,
+		   uint32_t *ret_posted)
+{
+	struct shmq_sem_shm *s = sem->s;
+	uint32_t tag = (index + 1) << SHMQ_SEM_UNDO_OWNER_SHIFT;
+	uint32_t w, holds, add = 0;
+	int r = 0;
+
+	*ret_posted = 0;
+	if (!sem->undo || index >= sem->n_sessions)
+		return -EINVAL;
+	/* A7: the dead process's last release (U2 or U4) */
+	w = load_acquire(&s->value);
+	/* U5: the journal says which count is true (see top). */
+	holds = word_owner(sem, w) == tag ? load_relaxed(&rec->sem_pending)
+					  : load_relaxed(&rec->sem_holds);
+	/* Forget first: a daemon killed past here loses the tokens, never posts them twice. */
+	store_relaxed(&rec->sem_holds, 0);
+	store_relaxed(&rec->sem_pending, 0);
+	for (uint32_t i = 0; i < CAS_TRIES; i++) {
+		uint32_t val = word_value(sem, w), own = word_owner(sem, w);
+
+		/* Another owner (alive, or dead and next in line) keeps its tag. */
+		if (own == tag)
+			own = 0;
+		if (val > sem->max) {
+			r = -EBADMSG; /* corrupt: post nothing, but let the others go on */
+			add = 0;
+		} else {
+			/* The count is untrusted: never past the ceiling. */
+			add = holds < sem->max - val ? holds : sem->max - val;
+		}
+		if (w & ~(SHMQ_SEM_UNDO_VALUE_MAX | SHMQ_SEM_UNDO_OWNER_MASK))
+			r = -EBADMSG;
+		/* seq_cst like P1/U4: waiters held back by the tag, or by no token, go on */
+		if (cas_seq_cst(&s->value, &w,
+				(val > sem->max ? (val & SHMQ_SEM_UNDO_VALUE_MAX) : val + add) |
+					own))
+			break;
+	}
+	if (load_seq_cst(&s->n_waiters))
+		(void)shmq__futex_wake(&s->value, INT32_MAX); /* few, and some held by the tag */
+	*ret_posted = add;
+	return r;
 }
 
 int shmq__sem_arm(struct shmq_sem *sem)
@@ -266,12 +471,16 @@ int shmq__sem_arm(struct shmq_sem *sem)
 	struct shmq_sem_shm *s = sem->s;
 
 	/* relaxed: a hint; the seq_cst look below is the one the argument uses */
-	if (load_relaxed(&s->value) != 0)
+	if (word_value(sem, load_relaxed(&s->value)) != 0)
 		return 1;
 	/* W1: seq_cst, store-buffering with P1/P2 in shmq__sem_post() (see top) */
 	fetch_add_seq_cst(&s->n_waiters, 1);
-	/* W2': W2 without the take; seq_cst, so it is ordered after W1 like the CAS */
-	if (load_seq_cst(&s->value) != 0) {
+	/*
+	 * W2': W2 without the take; seq_cst, so it is ordered after W1 like the
+	 * CAS.  The sleep expects the word to be 0: an owner field set meanwhile
+	 * makes it return at once, and the caller arms again (U4 is near).
+	 */
+	if (word_value(sem, load_seq_cst(&s->value)) != 0) {
 		shmq__sem_disarm(sem);
 		return 1;
 	}
@@ -290,7 +499,7 @@ void shmq__sem_disarm(struct shmq_sem *sem)
 	 * before P3, and our completion came after P3, so B1 sees its token
 	 * unless somebody took it -- then nobody needs waking.
 	 */
-	if (load_seq_cst(&s->value) != 0 && load_seq_cst(&s->n_waiters) != 0) {
+	if (word_value(sem, load_seq_cst(&s->value)) != 0 && load_seq_cst(&s->n_waiters) != 0) {
 		counter_inc(&sem->c->wakes, 1);
 		(void)shmq__futex_wake(&s->value, 1); /* as P3: nothing to do on failure */
 	}
@@ -299,7 +508,7 @@ void shmq__sem_disarm(struct shmq_sem *sem)
 uint32_t shmq__sem_value(const struct shmq_sem *sem)
 {
 	/* relaxed: a display snapshot; nothing is read through it */
-	return load_relaxed(&sem->s->value);
+	return word_value(sem, load_relaxed(&sem->s->value));
 }
 
 int shmq__sem_check(const struct shmq_sem *sem)
@@ -309,6 +518,15 @@ int shmq__sem_check(const struct shmq_sem *sem)
 	/* relaxed: as above */
 	uint32_t w = load_relaxed(&sem->s->n_waiters);
 
+	if (sem->undo) {
+		uint32_t own = (v & SHMQ_SEM_UNDO_OWNER_MASK) >> SHMQ_SEM_UNDO_OWNER_SHIFT;
+
+		/* An owner is a session tag, 1..n_sessions; bit 31 is never set. */
+		if ((v & ~(SHMQ_SEM_UNDO_VALUE_MAX | SHMQ_SEM_UNDO_OWNER_MASK)) ||
+		    own > sem->n_sessions)
+			return -EBADMSG;
+		v &= SHMQ_SEM_UNDO_VALUE_MAX;
+	}
 	if (v > sem->max)
 		return -EBADMSG;
 	if (w >= SHMQ_SEM_WAITERS_PLAUSIBLE)

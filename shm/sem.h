@@ -22,12 +22,17 @@
 #ifndef SHMQ_SHM_SEM_H
 #define SHMQ_SHM_SEM_H
 
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "shm/layout.h"
 
 /* Default spin budget before shmq__sem_wait() sleeps in the kernel. */
 #define SHMQ_SEM_SPIN_NS_DEFAULT 20000
+
+/* How long a post waits for another process's undo operation (U2..U4) to finish. */
+#define SHMQ_SEM_OWNER_WAIT_NS (UINT64_C(2) * 1000000000)
 
 /* shmq__sem_check(): more announced waiters than this means a corrupt word. */
 #define SHMQ_SEM_WAITERS_PLAUSIBLE (UINT32_C(1) << 20)
@@ -39,9 +44,16 @@
 struct shmq_sem {
 	struct shmq_sem_shm *s;	 /* the shared control block */
 	struct shmq_counters *c; /* this session's counters, or &private_counters */
-	uint32_t max;		 /* ceiling: geom max if bounded, else SHMQ_SEM_VALUE_MAX */
+	uint32_t max;		 /* ceiling: geom max if bounded, else the value limit */
 	uint32_t flags;		 /* SHMQ_SEM_*, copied at attach */
 	uint64_t spin_ns;	 /* spin budget before sleeping; 0: sleep at once */
+	bool undo;		 /* SHMQ_SEM_UNDO: the word is value | owner */
+	uint32_t n_sessions;	 /* owner tags run 1..n_sessions */
+	/* Undo with a session record: the journal (shm/sem.c, U1..U4). */
+	uint32_t owner;		   /* our tag << SHMQ_SEM_UNDO_OWNER_SHIFT, or 0 */
+	_Atomic uint32_t *holds;   /* &record->sem_holds, or NULL */
+	_Atomic uint32_t *pending; /* &record->sem_pending, or NULL */
+	atomic_flag op_lock;	   /* threads sharing this handle journal one at a time */
 	struct shmq_counters private_counters; /* sink when there is no session record */
 };
 
@@ -108,9 +120,12 @@ int shmq__sem_wait(struct shmq_sem *sem, uint64_t deadline_ns);
  *
  * Context: any thread, any number of processes; never blocks.
  * Return: 0; -EINVAL @n is 0; -EOVERFLOW the value would exceed the ceiling
- *         (max for a bounded semaphore, else SHMQ_SEM_VALUE_MAX) or already
- *         does (a corrupt word), nothing posted; -EAGAIN a peer rewrote the
- *         value on every attempt (hostile), nothing posted.
+ *         (max for a bounded semaphore, else SHMQ_SEM_VALUE_MAX, or
+ *         SHMQ_SEM_UNDO_VALUE_MAX for an undo one) or already does (a
+ *         corrupt word), nothing posted; -EAGAIN a peer rewrote the value
+ *         on every attempt (hostile), nothing posted; -EBUSY (undo) another
+ *         process died in the middle of an operation and the daemon has not
+ *         repaired it within SHMQ_SEM_OWNER_WAIT_NS, nothing posted.
  */
 int shmq__sem_post(struct shmq_sem *sem, uint32_t n);
 
@@ -143,6 +158,24 @@ int shmq__sem_arm(struct shmq_sem *sem);
  * Context: any thread; never blocks (one FUTEX_WAKE at most).
  */
 void shmq__sem_disarm(struct shmq_sem *sem);
+
+/**
+ * shmq__sem_undo() - post back what a dead session held (the daemon only).
+ * @sem:	handle without a session record (UINT32_MAX at attach)
+ * @rec:	the dead session's record
+ * @index:	its index
+ * @ret_posted:	tokens posted back
+ * Reads the session's journal: between its CAS and its commit the word
+ * carries the session's tag and @rec->sem_pending holds the count after the
+ * operation; otherwise @rec->sem_holds is the count.  Forgets the count,
+ * then posts it back in one CAS that also clears the tag, never past the
+ * ceiling, and wakes every sleeper.  Must run only once the session is known
+ * dead, and never for two sessions at once.
+ * Return: 0; -EINVAL not an undo semaphore; -EBADMSG the word is corrupt
+ *         (the tag is still cleared when it is ours).
+ */
+int shmq__sem_undo(struct shmq_sem *sem, struct shmq_session_shm *rec, uint32_t index,
+		   uint32_t *ret_posted);
 
 /**
  * shmq__sem_value() - snapshot of the token count.

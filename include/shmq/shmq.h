@@ -110,8 +110,8 @@ struct shmq_queue_attr {
 /**
  * struct shmq_sem_attr - how to create a semaphore.
  * @size:	sizeof(struct shmq_sem_attr)
- * @initial:	initial value
- * @max:	highest value with SHMQ_SEM_ATTR_BOUNDED
+ * @initial:	initial value (at most 2147483647; 1048575 with SHMQ_SEM_ATTR_UNDO)
+ * @max:	highest value with SHMQ_SEM_ATTR_BOUNDED (the same limits)
  * @flags:	SHMQ_SEM_ATTR_*
  * @perm:	permission bits (0: 0600)
  */
@@ -461,8 +461,13 @@ SHMQ_API int shmq_sem_wait(struct shmq_sem *s, uint64_t deadline_ns);
  * @s:		semaphore
  * @n:		tokens, >= 1
  *
+ * On an undo semaphore (SHMQ_SEM_ATTR_UNDO) a post waits while another
+ * process's operation on it is half done: a few instructions, or, if that
+ * process died there, until the daemon repairs it (microseconds).
  * Return: 0; -EOVERFLOW above the bound (nothing posted); -EINVAL n == 0;
- *         -EBADF a view; -EBADMSG a peer keeps rewriting the word (hostile).
+ *         -EBADF a view; -EBADMSG a peer keeps rewriting the word (hostile);
+ *         -EBUSY undo: a process died mid-operation and no daemon repaired
+ *         it within 2 s (nothing posted).
  */
 SHMQ_API int shmq_sem_post(struct shmq_sem *s, unsigned int n);
 

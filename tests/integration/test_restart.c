@@ -267,7 +267,8 @@ Test(restart, a_client_that_died_while_the_daemon_was_down_is_repaired_at_start)
 		T_OK(shmq_view_open(c, "undo", &v));
 		T_OK(shmq_view_memory(v, &base, &size));
 		sm = (const struct shmq_sem_shm *)((const char *)base +
-						   ((const struct shmq_segment_hdr *)base)->object_off);
+						   ((const struct shmq_segment_hdr *)base)
+							   ->object_off);
 		cr_assert(eq(u32, load_relaxed(&sm->repairs), 1));
 		T_OK(shmq_view_close(v));
 	}

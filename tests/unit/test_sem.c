@@ -523,3 +523,124 @@ Test(sem, four_threads_using_the_semaphore_as_a_mutex_keep_a_plain_counter_exact
 	cr_assert(eq(u32, peek_waiters(), 0));
 	cr_assert(eq(int, shmq__sem_check(&sem), 0));
 }
+
+/* --- Undo semaphores: the journal in the word (U1..U5) --- */
+
+/*
+ * A session's handle (record @idx) on an undo semaphore of @initial tokens,
+ * and the daemon's handle without a record, as shmqd attaches it.
+ */
+static void undo_new(uint32_t initial, struct shmq_sem *mine, uint32_t *idx,
+		     struct shmq_sem *daemon)
+{
+	int r;
+
+	t_seg_new_sem(&fx, initial, 0, SHMQ_SEM_UNDO);
+	cr_assert(eq(int, shmq__session_claim(&fx.seg, SHMQ_ROLE_SEM, 1, 0, idx), 0));
+	r = shmq__sem_attach(mine, &fx.seg, *idx);
+	cr_assert(eq(int, r, 0), "sem_attach: %s", strerror(-r));
+	cr_assert(eq(int, shmq__sem_attach(daemon, &fx.seg, UINT32_MAX), 0));
+}
+
+Test(sem, undo_counts_what_a_session_holds_and_the_word_carries_no_owner_at_rest)
+{
+	struct shmq_sem mine, daemon;
+	struct shmq_session_shm *rec;
+	uint32_t idx, posted;
+
+	undo_new(3, &mine, &idx, &daemon);
+	rec = shmq__session_at(&fx.seg, idx);
+	cr_assert(eq(int, shmq__sem_try_wait(&mine), 0));
+	cr_assert(eq(int, shmq__sem_wait(&mine, t_deadline_ms(WAIT_TIMEOUT_MS)), 0));
+	cr_assert(eq(u32, load_relaxed(&rec->sem_holds), 2));
+	cr_assert(eq(u32, load_relaxed(&shm()->value), 1), "no owner left in the word");
+	cr_assert(eq(int, shmq__sem_post(&mine, 1), 0));
+	cr_assert(eq(u32, load_relaxed(&rec->sem_holds), 1));
+	cr_assert(eq(u32, shmq__sem_value(&mine), 2));
+	/* The process dies holding one: the daemon posts exactly that one back. */
+	cr_assert(eq(int, shmq__sem_undo(&daemon, rec, idx, &posted), 0));
+	cr_assert(eq(u32, posted, 1));
+	cr_assert(eq(u32, shmq__sem_value(&daemon), 3));
+	cr_assert(eq(u32, load_relaxed(&rec->sem_holds), 0));
+	cr_assert(eq(int, shmq__sem_check(&daemon), 0));
+}
+
+/* A death at each instruction of a take and of a post, rebuilt by hand. */
+Test(sem, undo_is_exact_whatever_instruction_the_holder_dies_at)
+{
+	struct {
+		const char *at;
+		uint32_t holds, pending, value; /* the state the dead process left */
+		bool tagged;			/* the word carries its tag (U2 done, U4 not) */
+		uint32_t expect_posted;
+	} cuts[] = {
+		/* a take with 2 held before it, value 5 before it */
+		{"take, before U1", 2, 0, 5, false, 2},
+		{"take, U1 done", 2, 3, 5, false, 2},
+		{"take, U2 done", 2, 3, 4, true, 3},
+		{"take, U3 done", 3, 3, 4, true, 3},
+		{"take, U4 done", 3, 3, 4, false, 3},
+		/* a post of 2 with 3 held before it, value 4 before it */
+		{"post, U1 done", 3, 1, 4, false, 3},
+		{"post, U2 done", 3, 1, 6, true, 1},
+		{"post, U3 done", 1, 1, 6, true, 1},
+		{"post, U4 done", 1, 1, 6, false, 1},
+	};
+
+	for (size_t i = 0; i < sizeof(cuts) / sizeof(cuts[0]); i++) {
+		struct shmq_sem mine, daemon;
+		struct shmq_session_shm *rec;
+		uint32_t idx, posted, tag;
+
+		undo_new(0, &mine, &idx, &daemon);
+		rec = shmq__session_at(&fx.seg, idx);
+		tag = (idx + 1) << SHMQ_SEM_UNDO_OWNER_SHIFT;
+		store_relaxed(&rec->sem_holds, cuts[i].holds);
+		store_relaxed(&rec->sem_pending, cuts[i].pending);
+		store_relaxed(&shm()->value, cuts[i].value | (cuts[i].tagged ? tag : 0));
+		if (cuts[i].tagged)
+			cr_assert(eq(int, shmq__sem_try_wait(&daemon), -EAGAIN),
+				  "%s: a take went past an operation in flight", cuts[i].at);
+		cr_assert(eq(int, shmq__sem_undo(&daemon, rec, idx, &posted), 0), "%s", cuts[i].at);
+		cr_assert(eq(u32, posted, cuts[i].expect_posted), "%s: posted %u", cuts[i].at,
+			  posted);
+		cr_assert(eq(u32, load_relaxed(&shm()->value), cuts[i].value + posted),
+			  "%s: the tag was not cleared, or the post is wrong", cuts[i].at);
+		t_seg_free(&fx);
+	}
+}
+
+Test(sem, undo_of_one_session_keeps_another_sessions_operation_in_flight)
+{
+	struct shmq_sem mine, other, daemon;
+	struct shmq_session_shm *rec;
+	uint32_t idx, oidx, posted, otag;
+
+	undo_new(1, &mine, &idx, &daemon);
+	cr_assert(eq(int, shmq__session_claim(&fx.seg, SHMQ_ROLE_SEM, 2, 0, &oidx), 0));
+	cr_assert(eq(int, shmq__sem_attach(&other, &fx.seg, oidx), 0));
+	rec = shmq__session_at(&fx.seg, idx);
+	cr_assert(eq(int, shmq__sem_try_wait(&mine), 0));
+	/* The other session is between U2 and U4 of a post of 1. */
+	otag = (oidx + 1) << SHMQ_SEM_UNDO_OWNER_SHIFT;
+	store_relaxed(&shm()->value, 1 | otag);
+	cr_assert(eq(int, shmq__sem_undo(&daemon, rec, idx, &posted), 0));
+	cr_assert(eq(u32, posted, 1));
+	cr_assert(eq(u32, load_relaxed(&shm()->value), 2 | otag), "the other's tag must stay");
+	t_seg_free(&fx);
+}
+
+Test(sem, undo_limits_and_a_corrupt_owner_field_are_checked)
+{
+	struct shmq_sem mine, daemon;
+	uint32_t idx;
+
+	undo_new(0, &mine, &idx, &daemon);
+	cr_assert(eq(int, shmq__sem_post(&mine, SHMQ_SEM_UNDO_VALUE_MAX), 0));
+	cr_assert(eq(int, shmq__sem_post(&mine, 1), -EOVERFLOW), "past the undo value limit");
+	store_relaxed(&shm()->value, 1u | (1000u << SHMQ_SEM_UNDO_OWNER_SHIFT));
+	cr_assert(eq(int, shmq__sem_check(&daemon), -EBADMSG), "an owner past the records");
+	store_relaxed(&shm()->value, 1u | (UINT32_C(1) << 31));
+	cr_assert(eq(int, shmq__sem_check(&daemon), -EBADMSG), "bit 31");
+	t_seg_free(&fx);
+}

@@ -160,6 +160,9 @@ static void read_sem(const struct shmq_segment *seg, struct snapshot *s)
 	const struct shmq_sem_shm *sm = seg->object;
 
 	s->value = load_relaxed(&sm->value);
+	/* An undo semaphore's word also carries an operation in flight (shm/sem.c). */
+	if (seg->geom.sem.flags & SHMQ_SEM_UNDO)
+		s->value &= SHMQ_SEM_UNDO_VALUE_MAX;
 	s->waiters = load_relaxed(&sm->n_waiters);
 	/* Zero in a layout 1.0 segment, whose padding it was. */
 	s->repairs = load_relaxed(&sm->repairs);
