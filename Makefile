@@ -4,6 +4,7 @@
 #   make V=1          show commands              make test-stress   long stress (SHMQ_STRESS_SECONDS, SHMQ_SEED)
 #   make SAN=thread   sanitizer build            make bench         shmq-bench default suite
 #   make deps         install build dependencies (apt-get as root, else print the command)
+#   make fuzz         libFuzzer harnesses (clang), FUZZ_SECONDS per target (tests/fuzz/)
 #   make install DESTDIR=/tmp/stage prefix=/usr     make uninstall (same variables)
 #   make help         every target
 
@@ -135,6 +136,7 @@ TEST_RUNS  :=
 -include tools/module.mk
 -include tests/integration/module.mk
 -include tests/system/module.mk
+-include tests/fuzz/module.mk
 
 all: $(BUILD_TARGETS)
 
@@ -265,7 +267,8 @@ uninstall:
 # --- Dependencies (Debian 12 package names) ---
 
 DEPS_PKGS  := gcc make pkg-config liburing-dev libnuma-dev numactl libcriterion-dev \
-	      libsystemd-dev clang-format python3 systemd strace groff-base
+	      libsystemd-dev clang-format python3 systemd strace groff-base \
+	      clang libclang-rt-14-dev
 
 deps:
 	@missing=; for p in $(DEPS_PKGS); do \
@@ -298,9 +301,10 @@ clean:
 
 help:
 	@sed -n 's/^#   //p' Makefile
-	@echo 'targets: all test test-stress bench check-abi check-headers install uninstall'
+	@echo 'targets: all test test-stress bench fuzz fuzz-build check-abi check-headers install uninstall'
 	@echo '         deps format format-check clean help'
 	@echo 'variables: V=1 SAN=address,undefined|thread SHMQ_STRESS_SECONDS=N SHMQ_SEED=N CC CFLAGS'
+	@echo '           FUZZ_SECONDS=N FUZZ_TARGETS=... FUZZ_TIMEOUT=S FUZZ_ARGS=... FUZZ_CC'
 	@echo '           DESTDIR prefix exec_prefix bindir sbindir libdir includedir pkgconfigdir'
 	@echo '           sysconfdir unitdir sysusersdir tmpfilesdir datarootdir mandir'
 

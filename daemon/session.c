@@ -495,35 +495,52 @@ static int request_check(struct shmqd_session *s, const struct shmq_msg_hdr *h, 
 	return (int)want;
 }
 
+/* The reply echoes op and seq when the datagram is long enough to hold them. */
+static void echo_header(const struct shmqd *d, size_t n, struct shmq_msg_hdr *ret)
+{
+	*ret = (struct shmq_msg_hdr){0};
+	memcpy(ret, d->rx, n < sizeof(*ret) ? n : sizeof(*ret));
+	if (n < offsetof(struct shmq_msg_hdr, size))
+		ret->op = 0;
+	if (n < offsetof(struct shmq_msg_hdr, status))
+		ret->seq = 0;
+}
+
+int shmqd_session_request(struct shmqd *d, struct shmqd_session *s, size_t n, bool control,
+			  bool truncated, struct shmq_msg_hdr *ret_hdr, struct shmqd_reply *rep)
+{
+	int r;
+
+	echo_header(d, n, ret_hdr);
+	*rep = (struct shmqd_reply){.body = d->tx + sizeof(*ret_hdr), .fd = -1};
+	r = request_check(s, ret_hdr, n, control, truncated);
+	if (r >= 0)
+		r = shmqd_request_handle(d, s, ret_hdr->op, d->rx + sizeof(*ret_hdr), rep);
+	if (r < 0) {
+		rep->len = 0;
+		if (rep->fd_owned && rep->fd >= 0)
+			close(rep->fd);
+		rep->fd = -1;
+		rep->fd_owned = false;
+	}
+	return r < 0 ? r : 0;
+}
+
 static void handle_datagram(struct shmqd *d, struct shmqd_session *s, size_t n, bool control,
 			    bool truncated)
 {
-	struct shmq_msg_hdr h = {0};
-	struct shmqd_reply rep = {.body = d->tx + sizeof(h), .fd = -1};
+	struct shmq_msg_hdr h;
+	struct shmqd_reply rep;
 	int r;
 
-	/* Echo op and seq when the datagram is long enough to hold them. */
-	memcpy(&h, d->rx, n < sizeof(h) ? n : sizeof(h));
-	if (n < offsetof(struct shmq_msg_hdr, size))
-		h.op = 0;
-	if (n < offsetof(struct shmq_msg_hdr, status))
-		h.seq = 0;
-
 	if (s->over_limit) {
+		echo_header(d, n, &h);
 		send_reply(d, s, h.op & ~SHMQ_OP_REPLY, h.seq, -ENOSPC, 0, -1);
 		shmqd_session_kill(d, s, "refused: client limit");
 		return;
 	}
-	r = request_check(s, &h, n, control, truncated);
-	if (r >= 0)
-		r = shmqd_request_handle(d, s, h.op, d->rx + sizeof(h), &rep);
-	if (r < 0) {
-		rep.len = 0;
-		if (rep.fd_owned && rep.fd >= 0)
-			close(rep.fd);
-		rep.fd = -1;
-	}
-	send_reply(d, s, h.op & ~SHMQ_OP_REPLY, h.seq, r < 0 ? r : 0, rep.len, rep.fd);
+	r = shmqd_session_request(d, s, n, control, truncated, &h, &rep);
+	send_reply(d, s, h.op & ~SHMQ_OP_REPLY, h.seq, r, rep.len, rep.fd);
 	if (rep.fd_owned && rep.fd >= 0)
 		close(rep.fd);
 }

@@ -217,6 +217,7 @@ int shmqd_listen_open(struct shmqd *d, int n_fds, char **names);
 void shmqd_listen_close(struct shmqd *d);
 
 /* session.c */
+struct shmqd_reply;
 void shmqd_session_accept(struct shmqd *d, int fd);
 void shmqd_session_on_event(struct shmqd *d, struct shmqd_watch *w, uint32_t events);
 void shmqd_session_kill(struct shmqd *d, struct shmqd_session *s, const char *why);
@@ -225,6 +226,16 @@ void shmqd_session_free_all(struct shmqd *d);
 struct shmqd_session *shmqd_session_adopt(struct shmqd *d, const struct shmqd_reg_attach *r);
 void shmqd_session_drop_adopted(struct shmqd *d, struct shmqd_session *s);
 bool shmqd_session_alive(const struct shmqd_session *s);
+
+/*
+ * Check and act on the request datagram of @n bytes in d->rx, without
+ * touching the socket: the reply's header (op and seq echoed) goes to
+ * @ret_hdr, its body, length and descriptor to @rep (an owned descriptor is
+ * the caller's to close).  handle_datagram() sends it; the protocol fuzzer
+ * (tests/fuzz/) calls this directly.  Return: 0 or the -errno to reply with.
+ */
+int shmqd_session_request(struct shmqd *d, struct shmqd_session *s, size_t n, bool control,
+			  bool truncated, struct shmq_msg_hdr *ret_hdr, struct shmqd_reply *rep);
 
 /*
  * store.c: persistence (store.h).  Every function is a no-op without a

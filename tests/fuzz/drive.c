@@ -1,0 +1,257 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The operations a peer runs on a segment, each checked against the return
+ * values its header documents.  A value outside them aborts, which libFuzzer
+ * reports as a crash with the input that produced it.  Blocking forms run
+ * with a deadline already past: they must try once and return, never sleep;
+ * libFuzzer's -timeout catches one that loops or sleeps instead.
+ */
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+
+#include "shm/futex.h"
+#include "shm/ring.h"
+#include "shm/sem.h"
+#include "tests/fuzz/drive.h"
+
+struct drive {
+	struct shmq_segment *seg;
+	struct shmq_ring ring;
+	struct shmq_sem sem;
+	bool queue;
+	unsigned char buf[256]; /* smaller than many slots: -EMSGSIZE paths too */
+	unsigned char msg[512];
+};
+
+static void expect(bool ok)
+{
+	if (!ok)
+		abort();
+}
+
+static bool one_of(int rc, int a, int b, int c, int d)
+{
+	return rc == a || rc == b || rc == c || rc == d;
+}
+
+struct drive *drive_open(struct shmq_segment *seg, uint8_t who)
+{
+	struct drive *dr = calloc(1, sizeof(*dr));
+	/* A session record index, or none (UINT32_MAX) when out of range. */
+	uint32_t session = who < seg->n_sessions ? who : UINT32_MAX;
+
+	if (!dr)
+		abort();
+	dr->seg = seg;
+	for (size_t i = 0; i < sizeof(dr->msg); i++)
+		dr->msg[i] = (unsigned char)i;
+	if (seg->kind == SHMQ_KIND_QUEUE) {
+		if (shmq__ring_attach(&dr->ring, seg, session) < 0 &&
+		    shmq__ring_attach(&dr->ring, seg, UINT32_MAX) < 0)
+			abort(); /* a validated queue segment must take a handle */
+		dr->ring.spin_ns = 0;
+		dr->queue = true;
+	} else if (seg->kind == SHMQ_KIND_SEM) {
+		if (shmq__sem_attach(&dr->sem, seg, session) < 0)
+			abort();
+		dr->sem.spin_ns = 0;
+	} else {
+		abort(); /* attach validated the kind */
+	}
+	return dr;
+}
+
+static void ring_step(struct drive *dr, uint8_t op)
+{
+	struct shmq_ring *r = &dr->ring;
+	uint64_t past = shmq__now_ns();	     /* a deadline already reached: try once */
+	size_t len = (size_t)(op >> 4) * 17; /* 0..255 bytes */
+	struct shmq_ring_arm arm;
+	struct iovec iov[3];
+	const void *peeked;
+	void *rsv;
+	int rc;
+
+	switch (op & 15) {
+	case 0:
+		rc = shmq__ring_try_send(r, dr->msg, len);
+		expect(one_of(rc, 0, -EAGAIN, -EMSGSIZE, -EBADMSG) || rc == -EINVAL);
+		break;
+	case 1:
+		rc = shmq__ring_try_recv(r, dr->buf, sizeof(dr->buf));
+		expect((rc >= 0 && (size_t)rc <= sizeof(dr->buf)) ||
+		       one_of(rc, -EAGAIN, -EMSGSIZE, -EBADMSG, -EINVAL));
+		break;
+	case 2:
+		rc = shmq__ring_send_wait(r, dr->msg, len, past);
+		expect(one_of(rc, 0, -ETIMEDOUT, -EMSGSIZE, -EBADMSG) || rc == -EINVAL);
+		break;
+	case 3:
+		rc = shmq__ring_recv_wait(r, dr->buf, sizeof(dr->buf), past);
+		expect((rc >= 0 && (size_t)rc <= sizeof(dr->buf)) ||
+		       one_of(rc, -ETIMEDOUT, -EMSGSIZE, -EBADMSG, -EINVAL));
+		break;
+	case 4:
+		rc = shmq__ring_peek(r, &peeked);
+		expect((rc >= 0 && (uint32_t)rc <= r->slot_size) ||
+		       one_of(rc, -EAGAIN, -EBADMSG, -EINVAL, -EMSGSIZE));
+		if (rc >= 0) {
+			/* The message lies inside the mapping: ASan checks every byte. */
+			const volatile unsigned char *m = peeked;
+			unsigned int sum = 0;
+
+			for (int i = 0; i < rc; i++)
+				sum += m[i];
+			(void)sum;
+		}
+		break;
+	case 5:
+		rc = shmq__ring_release(r);
+		expect(rc == 0 || rc == -EINVAL);
+		break;
+	case 6:
+		rc = shmq__ring_reserve(r, &rsv);
+		expect(one_of(rc, 0, -EAGAIN, -EBADMSG, -EINVAL));
+		if (rc == 0)
+			memset(rsv, 0xa5, r->slot_size); /* the whole slot is ours to fill */
+		break;
+	case 7:
+		rc = shmq__ring_commit(r, len);
+		expect(one_of(rc, 0, -EMSGSIZE, -EINVAL, -EINVAL));
+		break;
+	case 8:
+		rc = shmq__ring_cancel(r);
+		expect(rc == 0 || rc == -EINVAL);
+		break;
+	case 9:
+		for (int i = 0; i < 3; i++)
+			iov[i] = (struct iovec){.iov_base = dr->msg,
+						.iov_len = len / (size_t)(i + 1)};
+		rc = shmq__ring_send_batch(r, iov, 3);
+		expect((rc >= 0 && rc <= 3) || one_of(rc, -EMSGSIZE, -EBADMSG, -EINVAL, -EAGAIN));
+		break;
+	case 10:
+		for (int i = 0; i < 3; i++)
+			iov[i] = (struct iovec){.iov_base = dr->buf + i * 64, .iov_len = 64};
+		rc = shmq__ring_recv_batch(r, iov, 3);
+		expect((rc >= 0 && rc <= 3) || one_of(rc, -EMSGSIZE, -EBADMSG, -EINVAL, -EAGAIN));
+		for (int i = 0; i < rc; i++)
+			expect(iov[i].iov_len <= 64);
+		break;
+	case 11:
+		rc = shmq__ring_reserve_wait(r, &rsv, past);
+		expect(one_of(rc, 0, -ETIMEDOUT, -EBADMSG, -EINVAL));
+		break;
+	case 12:
+		rc = shmq__ring_peek_wait(r, &peeked, past);
+		expect((rc >= 0 && (uint32_t)rc <= r->slot_size) ||
+		       one_of(rc, -ETIMEDOUT, -EBADMSG, -EINVAL, -EMSGSIZE));
+		break;
+	case 13:
+		(void)shmq__ring_is_ready(r, op & 16);
+		rc = shmq__ring_arm(r, op & 16, &arm);
+		expect(rc == 0 || rc == 1);
+		if (rc == 0)
+			expect(arm.word == &r->q->ec_send || arm.word == &r->q->ec_recv);
+		break;
+	case 14:
+		expect(shmq__ring_depth(r) <= r->mask + 1);
+		rc = shmq__ring_check(r);
+		expect(rc == 0 || rc == -EBADMSG);
+		rc = shmq__segment_check(dr->seg);
+		expect(rc == 0 || rc == -EBADMSG);
+		break;
+	case 15: {
+		struct shmq_ring_repair rep;
+		/* Repair as the daemon does: a private handle, a tag from the script. */
+		struct shmq_ring daemon;
+
+		if (shmq__ring_attach(&daemon, dr->seg, UINT32_MAX) < 0)
+			abort();
+		rc = shmq__ring_repair_session(&daemon, (uint32_t)(op >> 5) + 1, &rep);
+		expect(rc >= 0 || rc == -EBADMSG);
+		if (rc >= 0)
+			expect((uint32_t)rc == rep.tombstoned + rep.redelivered &&
+			       (uint32_t)rc <= r->mask + 1);
+		break;
+	}
+	}
+}
+
+static void sem_step(struct drive *dr, uint8_t op)
+{
+	struct shmq_sem *s = &dr->sem;
+	int rc;
+
+	switch (op & 7) {
+	case 0:
+		rc = shmq__sem_try_wait(s);
+		expect(rc == 0 || rc == -EAGAIN);
+		break;
+	case 1:
+		rc = shmq__sem_wait(s, shmq__now_ns());
+		expect(rc == 0 || rc == -ETIMEDOUT);
+		break;
+	case 2:
+		rc = shmq__sem_post(s, (uint32_t)(op >> 3) + 1);
+		expect(one_of(rc, 0, -EOVERFLOW, -EAGAIN, -EAGAIN));
+		break;
+	case 3:
+		rc = shmq__sem_post(s, UINT32_MAX >> (op >> 3));
+		expect(one_of(rc, 0, -EOVERFLOW, -EAGAIN, -EINVAL));
+		break;
+	case 4:
+		rc = shmq__sem_arm(s);
+		expect(rc == 0 || rc == 1);
+		if (rc == 0)
+			shmq__sem_disarm(s);
+		break;
+	case 5:
+		(void)shmq__sem_value(s);
+		rc = shmq__sem_check(s);
+		expect(rc == 0 || rc == -EBADMSG);
+		break;
+	case 6:
+		rc = shmq__segment_check(dr->seg);
+		expect(rc == 0 || rc == -EBADMSG);
+		break;
+	case 7: {
+		uint32_t index;
+
+		rc = shmq__session_claim(dr->seg, SHMQ_ROLE_SEM, 1, 0, &index);
+		expect(rc == 0 || rc == -ENOSPC);
+		if (rc == 0) {
+			expect(index < dr->seg->n_sessions);
+			shmq__session_release(dr->seg, index);
+		}
+		break;
+	}
+	}
+}
+
+void drive_step(struct drive *dr, uint8_t op)
+{
+	if (dr->queue)
+		ring_step(dr, op);
+	else
+		sem_step(dr, op);
+}
+
+void drive_all(struct drive *dr)
+{
+	for (unsigned int op = 0; op < (dr->queue ? 16u : 8u); op++)
+		drive_step(dr, (uint8_t)(op | 0x30));
+	/* Whatever was left open is closed, as a process would before detaching. */
+	if (dr->queue) {
+		(void)shmq__ring_release(&dr->ring);
+		(void)shmq__ring_cancel(&dr->ring);
+	}
+}
+
+void drive_close(struct drive *dr)
+{
+	free(dr);
+}

@@ -1,0 +1,104 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * libFuzzer harness: a valid segment, scribbled on while in use.
+ *
+ * Structure-aware, so the fuzzer starts past the magic and geometry checks:
+ *
+ *   byte 0   the object: bit 0 kind (queue / semaphore); queues: bits 1..2
+ *            mode, bits 3..4 log2(slots) - 1, bits 5..6 slot size 16 << n;
+ *            semaphores: bits 1..2 flags, bits 3..7 the bound / initial value
+ *   byte 1   the session record this peer acts as (>= 4: none)
+ *   then     records of 4 bytes [u8 op][u16 offset, little endian][u8 value]
+ *            op < 0x80: write value at offset (mod the segment size), i.e.
+ *                       a peer with write access scribbles on the segment;
+ *            op >= 0x80: run operation op (drive.c); every 16th also
+ *                       re-attaches the scribbled segment from scratch,
+ *                       as a process opening it now would.
+ *
+ * A segment is formatted fresh for each input; the operations run on the
+ * geometry copied at the first attach, whatever the header says later.
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "shm/layout.h"
+#include "shm/sem.h"
+#include "tests/fuzz/drive.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static void params_from(uint8_t b, struct shmq_segment_params *p)
+{
+	memset(p, 0, sizeof(*p));
+	p->n_sessions = 4;
+	p->name = "fuzz";
+	p->mode = 0600;
+	p->object_id = 1;
+	if (!(b & 1)) {
+		p->kind = SHMQ_KIND_QUEUE;
+		p->geom.queue.mode = (b >> 1) & 3;
+		p->geom.queue.n_slots = UINT32_C(2) << ((b >> 3) & 3);
+		p->geom.queue.slot_size = UINT32_C(16) << ((b >> 5) & 3);
+		p->geom.queue.numa_node = -1;
+	} else {
+		p->kind = SHMQ_KIND_SEM;
+		p->geom.sem.flags = (b >> 1) & 3;
+		p->geom.sem.initial = (b >> 3) & 3;
+		if (p->geom.sem.flags & SHMQ_SEM_BOUNDED)
+			p->geom.sem.max = p->geom.sem.initial + (b >> 5);
+		if (p->geom.sem.max == 0 && (p->geom.sem.flags & SHMQ_SEM_BOUNDED))
+			p->geom.sem.max = 1;
+	}
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct shmq_segment_params p;
+	struct shmq_segment seg, again;
+	struct drive *dr;
+	uint64_t seg_size;
+	unsigned int ops = 0;
+	void *base;
+	int rc;
+
+	if (size < 2)
+		return 0;
+	params_from(data[0], &p);
+	if (shmq__segment_size(&p, &seg_size) < 0)
+		abort();
+	if (posix_memalign(&base, 4096, seg_size))
+		abort();
+	memset(base, 0, seg_size);
+	if (shmq__segment_format(base, seg_size, &p) < 0 ||
+	    shmq__segment_attach(base, seg_size, &seg) < 0 || shmq__segment_check(&seg) < 0)
+		abort(); /* a freshly formatted segment is valid */
+	dr = drive_open(&seg, data[1]);
+
+	for (size_t at = 2; at + 4 <= size; at += 4) {
+		uint8_t op = data[at];
+		size_t off = ((size_t)data[at + 1] | (size_t)data[at + 2] << 8) % seg_size;
+
+		if (op < 0x80) {
+			((volatile unsigned char *)base)[off] = data[at + 3];
+			continue;
+		}
+		drive_step(dr, (uint8_t)(op << 1 | (data[at + 3] & 1)));
+		if (++ops % 16 == 0) {
+			rc = shmq__segment_attach(base, seg_size, &again);
+			if (rc != 0 && rc != -EBADMSG && rc != -EAGAIN && rc != -EPROTO)
+				abort();
+			if (rc == 0 && shmq__segment_check(&again) == 0) {
+				struct drive *d2 = drive_open(&again, data[at + 3] >> 4);
+
+				drive_all(d2);
+				drive_close(d2);
+			}
+		}
+	}
+	drive_all(dr);
+	drive_close(dr);
+	free(base);
+	return 0;
+}
