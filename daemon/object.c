@@ -453,6 +453,15 @@ int shmqd_object_attach(struct shmqd *d, struct shmqd_session *s, struct shmqd_o
 	return 0;
 }
 
+/* After a repair wrote to the segment: the checks that hold on a live object. */
+static void check_after_repair(struct shmqd_object *o)
+{
+	const char *what;
+
+	if (!o->quarantined && shmqd_object_validate(o, false, &what) < 0)
+		shmqd_object_quarantine(o, what);
+}
+
 /* The session's process is gone: finish or undo what it held in the ring. */
 static void repair(const struct shmqd_session *s, struct shmqd_object *o, uint32_t index)
 {
@@ -479,6 +488,7 @@ static void repair(const struct shmqd_session *s, struct shmqd_object *o, uint32
 	else
 		log_debug("queue '%s': pid %" PRId32 " (record %" PRIu32 ") held no slots", o->name,
 			  s->pid, index);
+	check_after_repair(o);
 }
 
 /*
@@ -509,6 +519,7 @@ static void undo_holds(const struct shmqd_session *s, struct shmqd_object *o, ui
 		log_notice("semaphore '%s': pid %" PRId32 " %s holding %" PRIu32
 			   " tokens; posted them back (undo)",
 			   o->name, s->pid, s->death ? s->death : "went away", posted);
+	check_after_repair(o);
 }
 
 void shmqd_object_detach(struct shmqd *d, struct shmqd_session *s, struct shmqd_attach *a,
@@ -602,20 +613,105 @@ void shmqd_object_info(const struct shmqd_object *o, struct shmq_obj_info *ret)
 	ret->unlinked = o->unlinked;
 	ret->n_attached = o->n_attached;
 	ret->numa_node = o->numa_node;
-	ret->flags = o->hugetlb ? SHMQ_OPEN_HUGEPAGE : 0;
+	ret->flags =
+		(o->hugetlb ? SHMQ_OPEN_HUGEPAGE : 0) | (o->quarantined ? SHMQ_OBJ_QUARANTINED : 0);
 	ret->geom = o->geom;
+}
+
+/* --- Corruption and quarantine --- */
+
+/*
+ * A client with write access can scribble on any byte of a segment.  The
+ * ring and semaphore code turn what they read into -EBADMSG for the caller
+ * (never a crash, an out-of-bounds access or an endless loop), but only the
+ * daemon can tell everyone else: it validates each object on every tick and
+ * after each repair, and quarantines the ones that fail.  A quarantined
+ * object keeps working for the handles already open (they get -EBADMSG
+ * where the bytes are bad), refuses new opens except read-only views, and
+ * stays so until an administrator removes it (UNLINK: shmqctl rm).  The
+ * daemon's flag is authoritative; the SHMQ_SEG_QUARANTINED bit in the header
+ * only tells viewers, and is set again on each tick in case it was scribbled
+ * away.
+ *
+ * Only checks that cannot fail on a live, busy object run while clients are
+ * attached: shmq__segment_check() (the header never changes after
+ * publication, record states and roles take only valid values) and
+ * shmq__sem_check() (its invariants hold at every instant).
+ * shmq__ring_check() is exact only on a quiescent ring, so it runs only when
+ * no sender or receiver is attached (views never write), at most every
+ * RING_CHECK_PERIOD_NS per queue and within RING_CHECK_SLOTS_PER_TICK slots
+ * per tick, so large idle queues cannot stall the loop.
+ */
+#define RING_CHECK_PERIOD_NS	  (UINT64_C(10) * 1000000000)
+#define RING_CHECK_SLOTS_PER_TICK (UINT32_C(1) << 18)
+
+int shmqd_object_validate(struct shmqd_object *o, bool full, const char **ret_what)
+{
+	const char *what = NULL;
+	int r = shmq__segment_check(&o->seg);
+
+	if (r < 0) {
+		what = "header or session records";
+	} else if (o->kind == SHMQ_KIND_SEM) {
+		struct shmq_sem sem;
+
+		r = shmq__sem_attach(&sem, &o->seg, UINT32_MAX);
+		if (r == 0)
+			r = shmq__sem_check(&sem);
+		what = "semaphore words";
+	} else if (full && !o->n_senders && !o->n_receivers) {
+		struct shmq_ring ring;
+
+		r = shmq__ring_attach(&ring, &o->seg, UINT32_MAX);
+		if (r == 0)
+			r = shmq__ring_check(&ring);
+		what = "ring indices or slot turns";
+	}
+	if (ret_what)
+		*ret_what = r < 0 ? what : NULL;
+	return r < 0 ? r : 0;
+}
+
+void shmqd_object_quarantine(struct shmqd_object *o, const char *why)
+{
+	/*
+	 * Relaxed: the bit is a display flag for viewers and publishes no data;
+	 * an RMW keeps PUBLISHED and whatever else is set.
+	 */
+	fetch_or_relaxed(&o->seg.hdr->state, SHMQ_SEG_QUARANTINED);
+	if (o->quarantined)
+		return;
+	o->quarantined = true;
+	log_warning("%s '%s' (id %" PRIu64 ") quarantined: %s fail validation; "
+		    "new opens are refused until it is removed (shmqctl rm %s)",
+		    kind_names[o->kind], o->name, o->object_id, why, o->name);
 }
 
 void shmqd_object_heartbeat(struct shmqd *d, uint64_t now_ns)
 {
+	uint32_t budget = RING_CHECK_SLOTS_PER_TICK;
 	struct shmqd_list *pos, *tmp;
 
 	list_for_each_safe(pos, tmp, &d->objects)
 	{
 		struct shmqd_object *o = container_of(pos, struct shmqd_object, link);
+		uint32_t slots = o->kind == SHMQ_KIND_QUEUE ? o->geom.queue.n_slots : 0;
+		bool full = slots && slots <= budget &&
+			    now_ns - o->ring_checked_ns >= RING_CHECK_PERIOD_NS;
+		const char *what;
 
 		/* a timestamp for liveness display: orders nothing else */
 		store_relaxed(&o->seg.hdr->daemon_heartbeat_ns, now_ns);
+		if (o->quarantined) {
+			shmqd_object_quarantine(o, NULL); /* re-assert the header bit */
+			continue;
+		}
+		if (full && !o->n_senders && !o->n_receivers) {
+			budget -= slots;
+			o->ring_checked_ns = now_ns;
+		}
+		if (shmqd_object_validate(o, full, &what) < 0)
+			shmqd_object_quarantine(o, what);
 	}
 }
 

@@ -225,6 +225,12 @@ static int on_request_open(struct shmqd *d, struct shmqd_session *s, uint16_t op
 		r = shmqd_object_check_access(s, o, roles == SHMQ_OPEN_VIEW ? 4 : 2);
 		if (r < 0)
 			return r;
+		/* A view only reads, and is how an administrator inspects the damage. */
+		if (o->quarantined && roles != SHMQ_OPEN_VIEW)
+			return reject(s, LOG_NOTICE, -EBADMSG,
+				      "'%s' is quarantined (its segment failed validation); "
+				      "only views until it is removed",
+				      q->name);
 	} else {
 		if (op != SHMQ_OP_CREATE && !(q->flags & SHMQ_OPEN_CREATE))
 			return reject(s, LOG_DEBUG, -ENOENT, "no object '%s'", q->name);

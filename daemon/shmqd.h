@@ -123,6 +123,9 @@ struct shmqd_object {
 	uint32_t n_receivers;		 /* attachments with SHMQ_OPEN_RECV */
 	struct shmqd_uid_usage *charged; /* owner's usage, until freed */
 	uint32_t reg;			 /* registry record, UINT32_MAX without a store */
+	/* Quarantine (object.c): a validator failed; new opens are refused until removed. */
+	bool quarantined;
+	uint64_t ring_checked_ns; /* last full ring check while quiescent (heartbeat) */
 };
 
 /* One granted CREATE/OPEN: a reference from a session to an object. */
@@ -291,6 +294,8 @@ int shmqd_object_purge(struct shmqd_object *o, uint64_t *ret_dropped);
 int shmqd_object_view_fd(const struct shmqd_object *o);
 void shmqd_object_info(const struct shmqd_object *o, struct shmq_obj_info *ret);
 void shmqd_object_heartbeat(struct shmqd *d, uint64_t now_ns);
+int shmqd_object_validate(struct shmqd_object *o, bool full, const char **ret_what);
+void shmqd_object_quarantine(struct shmqd_object *o, const char *why);
 void shmqd_object_free_all(struct shmqd *d);
 void shmqd_object_collect(struct shmqd *d, struct shmqd_object *o);
 int shmqd_object_adopt(struct shmqd *d, const struct shmqd_reg_object *r, int fd, uint32_t reg,

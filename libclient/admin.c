@@ -213,7 +213,8 @@ static void object_info_from(struct shmq_object_info *o, const struct shmq_obj_i
 	o->owner_gid = w->owner_gid;
 	o->perm = w->mode;
 	o->flags = (w->unlinked ? SHMQ_OBJECT_UNLINKED : 0) |
-		   ((w->flags & SHMQ_OPEN_HUGEPAGE) ? SHMQ_OBJECT_HUGEPAGES : 0);
+		   ((w->flags & SHMQ_OPEN_HUGEPAGE) ? SHMQ_OBJECT_HUGEPAGES : 0) |
+		   ((w->flags & SHMQ_OBJ_QUARANTINED) ? SHMQ_OBJECT_QUARANTINED : 0);
 	o->n_attached = w->n_attached;
 	o->numa_node = w->numa_node;
 	if (w->kind == SHMQ_KIND_QUEUE) {

@@ -121,6 +121,14 @@ struct shmq_req_name {
 	char name[SHMQ_NAME_MAX + 1];
 };
 
+/*
+ * struct shmq_obj_info.flags, besides SHMQ_OPEN_HUGEPAGE: a bit no open
+ * flag uses.  The daemon found the segment corrupt and refuses new opens
+ * (views excepted) until the object is unlinked; see docs/reliability.md.
+ */
+#define SHMQ_OBJ_QUARANTINED (UINT32_C(1) << 31)
+static_assert(!(SHMQ_OBJ_QUARANTINED & SHMQ_OPEN_ALL_FLAGS), "flag bits overlap");
+
 /* One object, as LIST and STAT report it. */
 struct shmq_obj_info {
 	char name[SHMQ_NAME_MAX + 1];
@@ -134,7 +142,7 @@ struct shmq_obj_info {
 	uint16_t unlinked;   /* 1: name removed, still attached */
 	uint32_t n_attached; /* attachments, all sessions */
 	int32_t numa_node;   /* -1: none */
-	uint32_t flags;	     /* SHMQ_OPEN_HUGEPAGE if backed by huge pages */
+	uint32_t flags;	     /* SHMQ_OPEN_HUGEPAGE if backed by huge pages; SHMQ_OBJ_QUARANTINED */
 	uint32_t reserved0;
 	union shmq_geom geom;
 };

@@ -501,6 +501,8 @@ struct shmq_view;
 /* struct shmq_object_info.flags */
 #define SHMQ_OBJECT_UNLINKED  (1u << 0) /* name removed; memory lives while attached */
 #define SHMQ_OBJECT_HUGEPAGES (1u << 1) /* backed by huge pages */
+/* the daemon found its memory corrupt: new opens fail with -EBADMSG until it is removed */
+#define SHMQ_OBJECT_QUARANTINED (1u << 2)
 
 /* struct shmq_attach_info.role */
 #define SHMQ_ATTACH_SEND (1u << 0) /* queue handle opened with SHMQ_SEND */

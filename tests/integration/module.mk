@@ -17,6 +17,7 @@ INTEG_SRC  := tests/integration/daemon.c \
 	      tests/integration/test_memory.c \
 	      tests/integration/test_permissions.c \
 	      tests/integration/test_protocol.c \
+	      tests/integration/test_quarantine.c \
 	      tests/integration/test_restart.c \
 	      tests/integration/test_shmqctl.c \
 	      tests/integration/test_systemd.c
