@@ -300,8 +300,8 @@ static void reap_workers(struct tally *t, const pid_t *pids)
 
 		cr_assert(eq(int, st, 0), "worker %d: exit status %d (a crash is 128 + signal)", i,
 			  st);
-		cr_log_info("worker %d: %lu ok, %lu -EBADMSG, %lu timed out, %lu other", i, t[i].ok,
-			    t[i].badmsg, t[i].timedout, t[i].other);
+		fprintf(stderr, "worker %d: %lu ok, %lu -EBADMSG, %lu timed out, %lu other\n", i,
+			t[i].ok, t[i].badmsg, t[i].timedout, t[i].other);
 		cr_assert(eq(ulong, t[i].late, 0), "worker %d: %lu calls returned past deadline", i,
 			  t[i].late);
 		cr_assert(eq(ulong, t[i].other, 0), "worker %d: unexpected %d (%s)", i,
@@ -380,7 +380,7 @@ Test(quarantine, scribbled_queue_is_quarantined)
 	n = scribble(&s, &rng, SCRIBBLE_MS);
 	/* The geometry, scribbled for certain: the header never changes honestly. */
 	((volatile struct shmq_segment_hdr *)s.base)->geom.queue.n_slots ^= 0x5a5a;
-	cr_log_info("scribbled %lu bytes", n);
+	fprintf(stderr, "scribbled %lu bytes\n", n);
 	reap_workers(t, pids);
 
 	cr_assert(wait_quarantined("victim"), "the daemon did not quarantine the queue");
