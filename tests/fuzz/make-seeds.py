@@ -132,3 +132,35 @@ write('fuzz_segment_mut', 'queue-scribble-tail', bytes([0x1a, 1]) +
 write('fuzz_segment_mut', 'sem-ops', bytes([0x0b, 0]) +
       b''.join(struct.pack('<BHB', 0x80 | (op >> 1), 0, op & 1) for op in range(8)) +
       struct.pack('<BHB', 0x00, 384 + 3, 0xff) + struct.pack('<BHB', 0x81, 0, 0))
+
+# fuzz_client: byte 0 = two calls (low, high nibble), then reply records
+# [ctl][len16][bytes]; ctl 1 fixes the header up, 2 passes a segment memfd,
+# 16 makes it a semaphore's.
+def reply(body):
+    return struct.pack('<IHHIIiI', 0, 0, 0, 0, 0, 0, 0) + body
+
+
+def crec(ctl, body):
+    m = reply(body)
+    return struct.pack('<BH', ctl, len(m)) + m
+
+
+def obj_info(kind=1):
+    return (struct.pack('<64sQQQIIIHHIiII', b'f', 1, 4096, 0, 0, 0, 0o600, kind, 0, 1, -1, 0, 0)
+            + qgeom(4, 32))
+
+
+def rep_open(kind=1, flags=SEND | RECV, index=0):
+    return struct.pack('<QQQIIHHI', 1, 1, 4096, index, flags, kind, 0, 0)
+
+
+write('fuzz_client', 'status', bytes([0x00]) + crec(1, struct.pack('<16siIQIIQ108sI', b'1.0.0', 1, 0, 0, 0, 0, 0, b'/s', 0)))
+write('fuzz_client', 'config-list', bytes([0x31]) + crec(1, b'max-clients = 1\0')
+      + crec(1, struct.pack('<II', 1, 1) + obj_info()))
+write('fuzz_client', 'stat-attachments', bytes([0x54]) + crec(1, obj_info())
+      + crec(1, struct.pack('<II', 1, 1) + struct.pack('<QQiIII32s', 1, 1, 1, 0, SEND, 0, b'c')))
+write('fuzz_client', 'open-queue', bytes([0x08]) + crec(3, rep_open()))
+write('fuzz_client', 'open-sem', bytes([0x09]) + crec(3 | 16, rep_open(2, SEM)))
+write('fuzz_client', 'view', bytes([0x0a]) + crec(3, rep_open(1, VIEW, 0xffffffff)))
+write('fuzz_client', 'stale-then-open', bytes([0xc8]) + crec(1 | 2 | 4, rep_open())
+      + crec(3, rep_open()) + crec(1, b''))

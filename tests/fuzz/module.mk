@@ -21,11 +21,12 @@ FUZZ_CFLAGS  := -std=gnu17 -O1 -g -Wall -Wextra -Werror -fno-omit-frame-pointer 
 		$(FUZZ_SAN) -fsanitize=fuzzer-no-link $(PKG_CFLAGS) -MMD -MP
 FUZZ_CPPFLAGS := -D_GNU_SOURCE -I include -I $(B)/include -I .
 
-FUZZ_TARGETS ?= fuzz_proto fuzz_segment fuzz_segment_mut
+FUZZ_TARGETS ?= fuzz_proto fuzz_segment fuzz_segment_mut fuzz_client
 
 FUZZ_SHM_OBJ := $(SHM_SRC:%.c=$(FUZZ_B)/%.o)
 FUZZ_DAEMON_OBJ := $(filter-out $(FUZZ_B)/daemon/main.o,$(DAEMON_SRC:%.c=$(FUZZ_B)/%.o))
 FUZZ_DRIVE_OBJ := $(FUZZ_B)/tests/fuzz/drive.o
+FUZZ_LIB_OBJ := $(LIB_SRC:%.c=$(FUZZ_B)/%.o)
 
 $(FUZZ_B)/%.o: %.c | $(VERSION_H) deps
 	@mkdir -p $(@D)
@@ -35,6 +36,7 @@ $(FUZZ_B)/%.o: %.c | $(VERSION_H) deps
 FUZZ_MAXLEN_fuzz_proto       := 8192
 FUZZ_MAXLEN_fuzz_segment     := 16384
 FUZZ_MAXLEN_fuzz_segment_mut := 4096
+FUZZ_MAXLEN_fuzz_client      := 8192
 
 $(FUZZ_B)/fuzz_proto: $(FUZZ_B)/tests/fuzz/fuzz_proto.o $(FUZZ_DAEMON_OBJ) $(FUZZ_SHM_OBJ)
 	$(QUIET_LINK)$(FUZZ_CC) -fsanitize=fuzzer $(FUZZ_SAN) -o $@ $^ -pthread $(DAEMON_LIBS) \
@@ -42,6 +44,11 @@ $(FUZZ_B)/fuzz_proto: $(FUZZ_B)/tests/fuzz/fuzz_proto.o $(FUZZ_DAEMON_OBJ) $(FUZ
 
 $(FUZZ_B)/fuzz_segment $(FUZZ_B)/fuzz_segment_mut: $(FUZZ_B)/%: $(FUZZ_B)/tests/fuzz/%.o \
 		$(FUZZ_DRIVE_OBJ) $(FUZZ_SHM_OBJ)
+	$(QUIET_LINK)$(FUZZ_CC) -fsanitize=fuzzer $(FUZZ_SAN) -o $@ $^ -pthread $(PKG_LIBS)
+
+# libshmq's objects are built -fvisibility=hidden in the library; here they
+# are linked straight into the harness, so visibility does not matter.
+$(FUZZ_B)/fuzz_client: $(FUZZ_B)/tests/fuzz/fuzz_client.o $(FUZZ_LIB_OBJ) $(FUZZ_SHM_OBJ)
 	$(QUIET_LINK)$(FUZZ_CC) -fsanitize=fuzzer $(FUZZ_SAN) -o $@ $^ -pthread $(PKG_LIBS)
 
 fuzz-build: $(addprefix $(FUZZ_B)/,$(FUZZ_TARGETS))
@@ -57,12 +64,13 @@ fuzz: fuzz-build
 			-detect_leaks=1 -rss_limit_mb=2048 -print_final_stats=1 \
 			-max_len=$$(case $$t in fuzz_proto) echo $(FUZZ_MAXLEN_fuzz_proto);; \
 				fuzz_segment) echo $(FUZZ_MAXLEN_fuzz_segment);; \
+				fuzz_client) echo $(FUZZ_MAXLEN_fuzz_client);; \
 				*) echo $(FUZZ_MAXLEN_fuzz_segment_mut);; esac) \
 			-artifact_prefix=$(FUZZ_B)/artifacts/$$t- $(FUZZ_ARGS) \
 			$(FUZZ_B)/corpus/$$t tests/fuzz/corpus/$$t; \
 	done
 
--include $(FUZZ_SHM_OBJ:.o=.d) $(FUZZ_DAEMON_OBJ:.o=.d) $(FUZZ_DRIVE_OBJ:.o=.d) \
+-include $(FUZZ_SHM_OBJ:.o=.d) $(FUZZ_DAEMON_OBJ:.o=.d) $(FUZZ_DRIVE_OBJ:.o=.d) $(FUZZ_LIB_OBJ:.o=.d) \
 	$(addprefix $(FUZZ_B)/tests/fuzz/,$(addsuffix .d,$(FUZZ_TARGETS)))
 
 .PHONY: fuzz fuzz-build
