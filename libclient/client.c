@@ -187,11 +187,8 @@ static int recv_reply(struct shmq_client *c, union reply *buf, struct fds *ret_f
 				     .msg_control = ctl.bytes,
 				     .msg_controllen = sizeof(ctl.bytes)};
 		n = recvmsg(c->fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-		if (n > 0)
+		if (n >= 0)
 			break;
-		/* The daemon never sends an empty datagram: 0 is the hang-up. */
-		if (n == 0)
-			return hung_up(c);
 		if (errno == EINTR)
 			continue;
 		if (errno != EAGAIN)
@@ -219,6 +216,15 @@ static int recv_reply(struct shmq_client *c, union reply *buf, struct fds *ret_f
 			else
 				close(fd);
 		}
+	}
+	/*
+	 * The daemon never sends an empty datagram: 0 is the hang-up.  An empty
+	 * datagram can still carry descriptors; they were collected above, so
+	 * they are closed here rather than leaked.
+	 */
+	if (n == 0) {
+		fds_close(ret_fds);
+		return hung_up(c);
 	}
 	if (mh.msg_flags & MSG_TRUNC) {
 		fds_close(ret_fds);

@@ -10,6 +10,7 @@
 #include <criterion/criterion.h>
 #include <criterion/new/assert.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +34,7 @@ enum script {
 	OPEN_LAYOUT_2,	     /* OPEN granted a segment with layout_major 2 */
 	OPEN_TINY_FD,	     /* OPEN granted a descriptor smaller than a segment header */
 	OPEN_SIZE_MISMATCH,  /* OPEN reply size disagrees with the descriptor */
+	OPEN_EMPTY_WITH_FD,  /* OPEN answered by an empty datagram carrying a descriptor */
 };
 
 struct fake {
@@ -119,6 +121,10 @@ static int fake_daemon(void *arg)
 
 			if (f->script == OPEN_SIZE_MISMATCH)
 				rp.size = f->seg_size * 2;
+			if (f->script == OPEN_EMPTY_WITH_FD) {
+				t_raw_send(fd, "", 0, f->seg_fd);
+				continue;
+			}
 			reply(fd, h, 0, &rp, sizeof(rp), f->seg_fd);
 		} else {
 			reply(fd, h, 0, NULL, 0, -1); /* CLOSE and the rest: fine */
@@ -218,6 +224,31 @@ Test(client, open_whose_reply_size_disagrees_with_the_descriptor_returns_ebadmsg
 	t_seg_new_queue(&seg, 8, 64, SHMQ_QMODE_MPMC);
 	f = (struct fake){.seg_fd = seg.fd, .seg_size = seg.size};
 	expect_open(&f, OPEN_SIZE_MISMATCH, -EBADMSG);
+	t_seg_free(&seg);
+}
+
+static int count_fds(void)
+{
+	int n = 0;
+
+	for (int fd = 0; fd < 1024; fd++)
+		if (fcntl(fd, F_GETFD) >= 0)
+			n++;
+	return n;
+}
+
+/* An empty datagram reads as a hang-up; the descriptor it carried must not leak. */
+Test(client, open_answered_by_an_empty_datagram_with_a_descriptor_closes_it)
+{
+	struct t_seg seg;
+	struct fake f;
+	int before;
+
+	t_seg_new_queue(&seg, 8, 64, SHMQ_QMODE_MPMC);
+	f = (struct fake){.seg_fd = seg.fd, .seg_size = seg.size};
+	before = count_fds();
+	expect_open(&f, OPEN_EMPTY_WITH_FD, -ECONNRESET);
+	cr_assert(eq(int, count_fds(), before), "a descriptor from the reply leaked");
 	t_seg_free(&seg);
 }
 
