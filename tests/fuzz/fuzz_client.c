@@ -36,10 +36,10 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static const uint16_t call_ops[16] = {
-	SHMQ_OP_STATUS, SHMQ_OP_CONFIG, SHMQ_OP_SESSIONS, SHMQ_OP_LIST,
-	SHMQ_OP_STAT,	SHMQ_OP_ATTACHMENTS, SHMQ_OP_PURGE, SHMQ_OP_UNLINK,
-	SHMQ_OP_OPEN,	SHMQ_OP_OPEN, SHMQ_OP_OPEN, SHMQ_OP_OPEN,
-	SHMQ_OP_CREATE, SHMQ_OP_CREATE, SHMQ_OP_OPEN, SHMQ_OP_STATUS,
+	SHMQ_OP_STATUS, SHMQ_OP_CONFIG,	     SHMQ_OP_SESSIONS, SHMQ_OP_LIST,
+	SHMQ_OP_STAT,	SHMQ_OP_ATTACHMENTS, SHMQ_OP_PURGE,    SHMQ_OP_UNLINK,
+	SHMQ_OP_OPEN,	SHMQ_OP_OPEN,	     SHMQ_OP_OPEN,     SHMQ_OP_OPEN,
+	SHMQ_OP_CREATE, SHMQ_OP_CREATE,	     SHMQ_OP_OPEN,     SHMQ_OP_STATUS,
 };
 
 static int count_fds(void)
@@ -283,7 +283,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		int items, r = make_call(c, calls[i], &items);
 
 		if (getenv("SHMQ_FUZZ_LOG"))
-			fprintf(stderr, "call %u: %d (%s)\n", calls[i], r, strerror(r < 0 ? -r : 0));
+			fprintf(stderr, "call %u: %d (%s)\n", calls[i], r,
+				strerror(r < 0 ? -r : 0));
 		/* 0 or a -errno; a listing: the number of items it reported. */
 		if (r < -4095 || (r > 0 && r != items) || (r == 0 && items > 0))
 			abort();

@@ -14,6 +14,12 @@
  *       ctl bit  4     the datagram was truncated
  *       ctl bit  5     the session dies after this datagram (reaped as the
  *                      loop reaps: repair, undo, release, maybe free)
+ *       ctl bit  6     a heartbeat tick runs after it (every validator;
+ *                      each tick is 20 s after the last, so full ring checks
+ *                      are due)
+ *       ctl bit  7     not a datagram: a peer scribbles the bytes into the
+ *                      oldest object's segment, at the offset in their first
+ *                      two bytes (mod its size)
  *
  * Every datagram goes through shmqd_session_request(): request_check() and
  * shmqd_request_handle() exactly as a socket's would.  Sessions that
@@ -106,6 +112,20 @@ static void session_end(struct shmqd *d, struct shmqd_session *s)
 	shmqd_session_reap_dead(d);
 }
 
+/* A client with write access writes @len bytes (offset first) into the oldest object. */
+static void scribble(struct shmqd *d, const uint8_t *p, size_t len)
+{
+	struct shmqd_object *o;
+	size_t off;
+
+	if (list_is_empty(&d->objects) || len < 2)
+		return;
+	o = container_of(d->objects.next, struct shmqd_object, link);
+	off = ((size_t)p[0] | (size_t)p[1] << 8) % o->size;
+	for (size_t i = 2; i < len && off < o->size; i++, off++)
+		((volatile unsigned char *)o->seg.base)[off] = p[i];
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct shmqd_session *sess[N_SESSIONS] = {NULL};
@@ -113,6 +133,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	uint8_t uids;
 	size_t at = 1;
 	unsigned int body_sum = 0;
+	uint64_t tick_ns = shmqd_now_ns();
 
 	if (size < 1)
 		return 0;
@@ -132,6 +153,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			len = size - at;
 		if (len > SHMQ_MSG_MAX)
 			len = SHMQ_MSG_MAX;
+		if (ctl & 128) {
+			scribble(&d, data + at, len);
+			at += len;
+			continue;
+		}
 		if (!sess[k])
 			sess[k] = session_new(&d, (uids >> k) & 1 ? 1000 + k : 0);
 		memset(d.rx, 0, SHMQ_MSG_MAX);
@@ -160,13 +186,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			session_end(&d, sess[k]);
 			sess[k] = NULL;
 		}
+		if (ctl & 64) {
+			tick_ns += UINT64_C(20) * 1000000000;
+			shmqd_object_heartbeat(&d, tick_ns);
+		}
 	}
 
 	for (unsigned int k = 0; k < N_SESSIONS; k++)
 		if (sess[k])
 			session_end(&d, sess[k]);
 	/* Heartbeat (and its checks) over whatever the script left behind. */
-	shmqd_object_heartbeat(&d, shmqd_now_ns());
+	shmqd_object_heartbeat(&d, tick_ns + UINT64_C(20) * 1000000000);
 	shmqd_session_free_all(&d);
 	shmqd_object_free_all(&d);
 	if (!list_is_empty(&d.uids) || d.n_objects || d.memory_bytes)

@@ -164,3 +164,12 @@ write('fuzz_client', 'open-sem', bytes([0x09]) + crec(3 | 16, rep_open(2, SEM)))
 write('fuzz_client', 'view', bytes([0x0a]) + crec(3, rep_open(1, VIEW, 0xffffffff)))
 write('fuzz_client', 'stale-then-open', bytes([0xc8]) + crec(1 | 2 | 4, rep_open())
       + crec(3, rep_open()) + crec(1, b''))
+
+# fuzz_proto with a scribbling peer and heartbeat ticks (ctl bits 7 and 6)
+write('fuzz_proto', 'scribble-then-open', script(0, [
+    H,
+    (F | 64, msg(OP['CREATE'], req_open(SEND | RECV, 1, b'q', qgeom(4, 32)))),
+    (128, struct.pack('<H', 72) + b'\xff\xff'),
+    (F | 64, msg(OP['OPEN'], req_open(RECV, 1, b'q'))),
+    (F | 32 | 64, msg(OP['OPEN'], req_open(VIEW, 1, b'q'))),
+]))
