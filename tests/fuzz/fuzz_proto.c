@@ -73,6 +73,7 @@ static void daemon_init(struct shmqd *d)
 	memset(d, 0, sizeof(*d));
 	d->cfg = base_cfg;
 	d->epfd = d->sigfd = d->listen_fd = -1;
+	d->store.dirfd = d->store.reg_fd = -1; /* no store: persistence is a no-op */
 	d->next_session_id = d->next_object_id = d->next_attach_id = 1;
 	d->started_ns = shmqd_now_ns();
 	list_init(&d->sessions);
