@@ -651,21 +651,21 @@ int shmqd_object_validate(struct shmqd_object *o, bool full, const char **ret_wh
 	int r = shmq__segment_check(&o->seg);
 
 	if (r < 0) {
-		what = "header or session records";
+		what = "its header or session records fail validation";
 	} else if (o->kind == SHMQ_KIND_SEM) {
 		struct shmq_sem sem;
 
 		r = shmq__sem_attach(&sem, &o->seg, UINT32_MAX);
 		if (r == 0)
 			r = shmq__sem_check(&sem);
-		what = "semaphore words";
+		what = "its semaphore words fail validation";
 	} else if (full && !o->n_senders && !o->n_receivers) {
 		struct shmq_ring ring;
 
 		r = shmq__ring_attach(&ring, &o->seg, UINT32_MAX);
 		if (r == 0)
 			r = shmq__ring_check(&ring);
-		what = "ring indices or slot turns";
+		what = "its ring indices or slot turns fail validation";
 	}
 	if (ret_what)
 		*ret_what = r < 0 ? what : NULL;
@@ -682,7 +682,7 @@ void shmqd_object_quarantine(struct shmqd_object *o, const char *why)
 	if (o->quarantined)
 		return;
 	o->quarantined = true;
-	log_warning("%s '%s' (id %" PRIu64 ") quarantined: %s fail validation; "
+	log_warning("%s '%s' (id %" PRIu64 ") quarantined: %s; "
 		    "new opens are refused until it is removed (shmqctl rm %s)",
 		    kind_names[o->kind], o->name, o->object_id, why, o->name);
 }
@@ -843,6 +843,13 @@ int shmqd_object_adopt(struct shmqd *d, const struct shmqd_reg_object *r, int fd
 		d->next_object_id = o->object_id + 1;
 	store_relaxed(&o->seg.hdr->daemon_heartbeat_ns, shmqd_now_ns()); /* display only */
 	log_debug("%s '%s' (id %" PRIu64 ") re-adopted", what, o->name, o->object_id);
+	/*
+	 * A quarantine outlives the daemon in the header bit.  It is client-
+	 * writable, but whoever can set it can as well scribble the object to
+	 * death: honouring it costs nothing a writer could not do anyway.
+	 */
+	if (load_relaxed(&o->seg.hdr->state) & SHMQ_SEG_QUARANTINED) /* a flag: no ordering */
+		shmqd_object_quarantine(o, "its header says so, from before the restart");
 	*ret = o;
 	return 0;
 }

@@ -475,3 +475,63 @@ Test(quarantine, busy_queue_is_not_quarantined)
 	shmq_client_close(c);
 	t_daemon_fini(&d);
 }
+
+/* --- A quarantine outlives the daemon --- */
+
+static char state_dir[64];
+
+static void restart_setup(void)
+{
+	static char state_arg[96];
+	const char *args[] = {state_arg, NULL};
+
+	snprintf(state_dir, sizeof(state_dir), "/dev/shm/shmq-state-XXXXXX");
+	cr_assert(mkdtemp(state_dir) != NULL, "mkdtemp: %s", strerror(errno));
+	snprintf(state_arg, sizeof(state_arg), "--state-directory=%s", state_dir);
+	t_daemon_start(&d, args, NULL);
+}
+
+static void restart_teardown(void)
+{
+	char cmd[128];
+
+	t_daemon_cleanup_all();
+	if (state_dir[0]) {
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", state_dir);
+		if (system(cmd) != 0)
+			fprintf(stderr, "could not remove %s\n", state_dir);
+	}
+}
+
+TestSuite(quarantine_restart, .init = restart_setup, .fini = restart_teardown, .timeout = 60);
+
+Test(quarantine_restart, a_quarantined_object_stays_quarantined_after_a_daemon_restart)
+{
+	struct shmq_sem_attr a = {
+		.size = sizeof(a), .initial = 1, .max = 2, .flags = SHMQ_SEM_ATTR_BOUNDED};
+	struct shmq_client *c = t_connect(&d);
+	struct shmq_sem *sem;
+	struct scribbler s;
+	_Atomic uint32_t *value;
+
+	T_OK(shmq_sem_open(c, "kept", SHMQ_CREATE, &a, &sem));
+	T_OK(shmq_sem_close(sem));
+	shmq_client_close(c);
+	scribbler_open(&s, "kept", true);
+	value = &((struct shmq_sem_shm *)(s.base + s.object_off))->value;
+	__atomic_store_n((uint32_t *)value, 1000, __ATOMIC_RELAXED);
+	cr_assert(wait_quarantined("kept"), "the daemon did not quarantine the semaphore");
+	/* Put right again: only the quarantine bit remembers. */
+	__atomic_store_n((uint32_t *)value, 1, __ATOMIC_RELAXED);
+	scribbler_close(&s);
+
+	t_daemon_kill(&d);
+	t_daemon_restart(&d);
+	cr_assert(ne(u32, stat_flags("kept") & SHMQ_OBJ_QUARANTINED, 0),
+		  "the quarantine was forgotten by the restart");
+	c = t_connect(&d);
+	T_ERR(shmq_sem_open(c, "kept", 0, NULL, &sem), -EBADMSG);
+	shmq_client_close(c);
+	assert_rm_clears("kept", true);
+	t_daemon_fini(&d);
+}
