@@ -22,7 +22,6 @@ struct drive {
 	struct shmq_ring ring;
 	struct shmq_sem sem;
 	bool queue;
-	bool owner_busy;	/* a post found a dead owner's tag: later posts would wait again */
 	unsigned char buf[256]; /* smaller than many slots: -EMSGSIZE paths too */
 	unsigned char msg[512];
 };
@@ -190,17 +189,25 @@ static void ring_step(struct drive *dr, uint8_t op)
  * A post that finds an operation of a dead process in the word (a tag a
  * scribbler can forge) waits SHMQ_SEM_OWNER_WAIT_NS for the daemon's undo,
  * then gives up with -EBUSY: bounded, but long.  One such wait per input
- * proves it returns; more would only add up to libFuzzer's -timeout.
+ * (over every handle the input drives) proves it returns; more would only
+ * add up to libFuzzer's -timeout.
  */
+static bool owner_busy; /* this input: a post found a dead owner's tag */
+
+void drive_new_input(void)
+{
+	owner_busy = false;
+}
+
 static int post(struct drive *dr, uint32_t n)
 {
 	int rc;
 
-	if (dr->owner_busy)
+	if (owner_busy)
 		return -EBUSY;
 	rc = shmq__sem_post(&dr->sem, n);
 	if (rc == -EBUSY)
-		dr->owner_busy = true;
+		owner_busy = true;
 	return rc;
 }
 

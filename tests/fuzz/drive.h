@@ -17,6 +17,9 @@
 
 struct drive;
 
+/* Start of an input: forget what the last one found (see post() in drive.c). */
+void drive_new_input(void);
+
 /* Handles on @seg for a session record (or none); NULL if @seg has no usable kind. */
 struct drive *drive_open(struct shmq_segment *seg, uint8_t who);
 /* One operation chosen by @op. */

@@ -29,6 +29,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (size == 0)
 		return 0;
+	drive_new_input();
 	if (posix_memalign(&base, 4096, size))
 		abort();
 	memcpy(base, data, size);

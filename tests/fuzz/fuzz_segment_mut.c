@@ -65,6 +65,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (size < 2)
 		return 0;
+	drive_new_input();
 	params_from(data[0], &p);
 	if (shmq__segment_size(&p, &seg_size) < 0)
 		abort();
