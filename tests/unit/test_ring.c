@@ -359,7 +359,11 @@ Test(ring, send_wait_on_a_full_ring_times_out_and_a_past_deadline_fails_at_once)
 			     -ETIMEDOUT));
 		t0 = shmq__now_ns();
 		cr_assert(eq(int, shmq__ring_send_wait(&f.tx, "x", 1, t0 - 1), -ETIMEDOUT));
-		cr_assert(lt(u64, shmq__now_ns() - t0, UINT64_C(5000000)),
+		/*
+		 * Far above a spin budget, far below a sleep; wide enough for a
+		 * descheduled thread on a loaded machine under TSan.
+		 */
+		cr_assert(lt(u64, shmq__now_ns() - t0, UINT64_C(100000000)),
 			  "no spin past the deadline");
 		fx_fini(&f);
 	}
