@@ -32,6 +32,7 @@
 #include "daemon/log.h"
 #include "daemon/shmqd.h"
 #include "shm/atomic.h"
+#include "shm/futex.h"
 #include "shm/ring.h"
 #include "shm/sem.h"
 
@@ -672,6 +673,37 @@ int shmqd_object_validate(struct shmqd_object *o, bool full, const char **ret_wh
 	return r < 0 ? r : 0;
 }
 
+/*
+ * An undo semaphore's owner field names the session between moving tokens
+ * and recording them (shm/sem.c).  Only the daemon claims and releases
+ * session records, and an honest session clears its tag before it can
+ * detach (or the daemon's undo clears it before the release), so a tag
+ * whose record is free, or that names no record, was written by a
+ * scribbler: every post would wait it out.  Clear it, keeping the value.
+ * Return: true if a forged tag was cleared.
+ */
+static bool clear_forged_owner(struct shmqd_object *o)
+{
+	struct shmq_sem_shm *sm = o->seg.object;
+	uint32_t w = load_relaxed(&sm->value); /* the CAS below validates it */
+
+	for (int tries = 0; tries < 8; tries++) {
+		uint32_t own = (w & SHMQ_SEM_UNDO_OWNER_MASK) >> SHMQ_SEM_UNDO_OWNER_SHIFT;
+
+		if (!own ||
+		    (own <= o->seg.n_sessions &&
+		     load_relaxed(&shmq__session_at(&o->seg, own - 1)->state) != SHMQ_SESSION_FREE))
+			return false;
+		/* seq_cst like U4, and wake whoever the tag held back */
+		if (cas_seq_cst(&sm->value, &w, w & SHMQ_SEM_UNDO_VALUE_MAX)) {
+			if (load_seq_cst(&sm->n_waiters))
+				(void)shmq__futex_wake(&sm->value, INT32_MAX);
+			return true;
+		}
+	}
+	return false;
+}
+
 void shmqd_object_quarantine(struct shmqd_object *o, const char *why)
 {
 	/*
@@ -702,6 +734,10 @@ void shmqd_object_heartbeat(struct shmqd *d, uint64_t now_ns)
 
 		/* a timestamp for liveness display: orders nothing else */
 		store_relaxed(&o->seg.hdr->daemon_heartbeat_ns, now_ns);
+		/* Quarantined or not: the handles still open must not wait on a forgery. */
+		if (o->kind == SHMQ_KIND_SEM && (o->geom.sem.flags & SHMQ_SEM_UNDO) &&
+		    clear_forged_owner(o))
+			shmqd_object_quarantine(o, "its word names an owner that holds no record");
 		if (o->quarantined) {
 			shmqd_object_quarantine(o, NULL); /* re-assert the header bit */
 			continue;

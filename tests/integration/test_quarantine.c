@@ -17,6 +17,7 @@
 #include <criterion/new/assert.h>
 #include <errno.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -539,5 +540,36 @@ Test(quarantine_restart, a_quarantined_object_stays_quarantined_after_a_daemon_r
 	T_ERR(shmq_sem_open(c, "kept", 0, NULL, &sem), -EBADMSG);
 	shmq_client_close(c);
 	assert_rm_clears("kept", true);
+	t_daemon_fini(&d);
+}
+
+/*
+ * A forged owner tag in an undo semaphore's word (shm/sem.c) would make
+ * every post wait out SHMQ_SEM_OWNER_WAIT_NS.  The daemon clears a tag
+ * whose record nobody holds on its next tick, and quarantines the object.
+ */
+Test(quarantine, a_forged_owner_tag_is_cleared_and_the_semaphore_quarantined)
+{
+	struct shmq_sem_attr sa = {.size = sizeof(sa), .initial = 2, .flags = SHMQ_SEM_ATTR_UNDO};
+	struct shmq_client *c = t_connect(&d);
+	struct scribbler s;
+	struct shmq_sem *h;
+	_Atomic uint32_t *word;
+	uint64_t t0;
+
+	T_OK(shmq_sem_open(c, "forged", SHMQ_CREATE, &sa, &h));
+	scribbler_open(&s, "forged", true);
+	word = (_Atomic uint32_t *)(s.base + s.object_off);
+	/* Record 9 is nobody's: two sessions hold records 0 and 1. */
+	atomic_store(word, 2u | (10u << SHMQ_SEM_UNDO_OWNER_SHIFT));
+	cr_assert(wait_quarantined("forged"), "the forged tag was not noticed");
+	cr_assert(eq(u32, atomic_load(word), 2u), "the tag was not cleared, or the value changed");
+	t0 = t_now_ns();
+	T_OK(shmq_sem_post(h, 1));
+	cr_assert(lt(u64, t_now_ns() - t0, UINT64_C(1000000000)), "the post waited on the tag");
+	cr_assert(eq(int, shmq_sem_value(h), 3));
+	scribbler_close(&s);
+	T_OK(shmq_sem_close(h));
+	T_OK(shmq_client_close(c));
 	t_daemon_fini(&d);
 }
