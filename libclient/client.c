@@ -431,21 +431,27 @@ static int socket_path(const char *path, char *buf, size_t size)
 	return 0;
 }
 
-static int connect_until(int fd, const struct sockaddr_un *sa, uint64_t deadline_ns)
+/*
+ * connect() until @deadline_ns.  EAGAIN (the listen backlog is full: a
+ * Unix socket cannot be polled for it) is retried every millisecond.  With
+ * @restarting, ENOENT and ECONNREFUSED (no daemon listens yet: a restarted
+ * one is on its way) are retried too, every 10 ms.
+ */
+static int connect_until(int fd, const struct sockaddr_un *sa, uint64_t deadline_ns,
+			 bool restarting)
 {
 	for (;;) {
-		struct timespec ms = {.tv_nsec = 1000000};
+		struct timespec pause = {.tv_nsec = 1000000};
 
-		if (connect(fd, (const struct sockaddr *)sa, sizeof(*sa)) == 0)
+		if (connect(fd, (const struct sockaddr *)sa, sizeof(*sa)) == 0 || errno == EISCONN)
 			return 0;
-		if (errno == EISCONN)
-			return 0;
-		/* EAGAIN: the listen backlog is full; a Unix socket cannot be polled for it. */
-		if (errno != EAGAIN && errno != EINTR)
+		if (restarting && (errno == ENOENT || errno == ECONNREFUSED))
+			pause.tv_nsec = 10 * 1000000;
+		else if (errno != EAGAIN && errno != EINTR)
 			return -errno;
 		if (shmq__now_ns() >= deadline_ns)
 			return -ETIMEDOUT;
-		nanosleep(&ms, NULL);
+		nanosleep(&pause, NULL);
 	}
 }
 
@@ -511,22 +517,6 @@ static int reattach_all(struct shmq_client *c)
 	return r;
 }
 
-/* Poll-free: a Unix socket with no listener refuses at once, so retry on a timer. */
-static int connect_retry(int fd, const struct sockaddr_un *sa, uint64_t deadline_ns)
-{
-	for (;;) {
-		struct timespec ms = {.tv_nsec = 10 * 1000000};
-
-		if (connect(fd, (const struct sockaddr *)sa, sizeof(*sa)) == 0 || errno == EISCONN)
-			return 0;
-		if (errno != ENOENT && errno != ECONNREFUSED && errno != EAGAIN && errno != EINTR)
-			return -errno;
-		if (shmq__now_ns() >= deadline_ns)
-			return -ETIMEDOUT;
-		nanosleep(&ms, NULL);
-	}
-}
-
 static int reconnect(struct shmq_client *c, uint64_t deadline_ns)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
@@ -538,7 +528,7 @@ static int reconnect(struct shmq_client *c, uint64_t deadline_ns)
 	if (fd < 0)
 		return -errno;
 	memcpy(sa.sun_path, c->path, strlen(c->path) + 1);
-	r = connect_retry(fd, &sa, deadline_ns);
+	r = connect_until(fd, &sa, deadline_ns, true);
 	if (r < 0) {
 		close(fd);
 		c->retry_after_ns = shmq__now_ns() + SHMQ_RECONNECT_BACKOFF_NS;
@@ -613,7 +603,7 @@ SHMQ_API int shmq_client_connect(const char *path, struct shmq_client **ret)
 		r = -errno;
 		goto fail;
 	}
-	r = connect_until(c->fd, &sa, deadline_ns);
+	r = connect_until(c->fd, &sa, deadline_ns, false);
 	if (r == 0)
 		r = hello(c);
 	if (r < 0)
