@@ -17,6 +17,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <shmq/shmq.h>
+
 #include "libclient/object.h"
 
 int shmq__object_check_attr(const void *attr, size_t known)
@@ -31,6 +33,18 @@ int shmq__object_check_attr(const void *attr, size_t known)
 		if (p[i])
 			return -EINVAL;
 	return 0;
+}
+
+uint16_t shmq__object_request(struct shmq_req_open *req, const char *name, unsigned int flags)
+{
+	uint16_t op = SHMQ_OP_OPEN;
+
+	if (flags & SHMQ_EXCL)
+		op = SHMQ_OP_CREATE;
+	else if (flags & SHMQ_CREATE)
+		req->flags |= SHMQ_OPEN_CREATE;
+	memcpy(req->name, name, strlen(name) + 1);
+	return op;
 }
 
 static int map(const struct shmq_req_open *req, const struct shmq_rep_open *rep, int fd,

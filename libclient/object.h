@@ -38,6 +38,19 @@ struct shmq_object {
 int shmq__object_check_attr(const void *attr, size_t known);
 
 /**
+ * shmq__object_request() - the part of an OPEN/CREATE request that queues
+ * and semaphores share.
+ * @req:	request; gets SHMQ_OPEN_CREATE for SHMQ_CREATE without
+ *		SHMQ_EXCL, and @name
+ * @name:	a valid name (shmq__name_is_valid())
+ * @flags:	the caller's SHMQ_CREATE/SHMQ_EXCL (others are ignored here)
+ *
+ * Return: the op to send: SHMQ_OP_CREATE for an exclusive create, else
+ *         SHMQ_OP_OPEN.
+ */
+uint16_t shmq__object_request(struct shmq_req_open *req, const char *name, unsigned int flags);
+
+/**
  * shmq__object_open() - ask the daemon for an object and map it.
  * @c:		client
  * @op:		SHMQ_OP_OPEN or SHMQ_OP_CREATE

@@ -57,7 +57,7 @@ SHMQ_API int shmq_queue_open(struct shmq_client *c, const char *name, unsigned i
 	struct shmq_req_open req = {.kind = SHMQ_KIND_QUEUE, .mode = 0600};
 	bool create = flags & SHMQ_CREATE;
 	struct shmq_queue *q;
-	uint16_t op = SHMQ_OP_OPEN;
+	uint16_t op;
 	int r;
 
 	if (!c || !ret || !shmq__name_is_valid(name) || (flags & ~known))
@@ -82,11 +82,7 @@ SHMQ_API int shmq_queue_open(struct shmq_client *c, const char *name, unsigned i
 		req.flags |= SHMQ_OPEN_VIEW;
 	if (create && (flags & SHMQ_HUGEPAGES))
 		req.flags |= SHMQ_OPEN_HUGEPAGE;
-	if (flags & SHMQ_EXCL)
-		op = SHMQ_OP_CREATE;
-	else if (create)
-		req.flags |= SHMQ_OPEN_CREATE;
-	memcpy(req.name, name, strlen(name) + 1);
+	op = shmq__object_request(&req, name, flags);
 
 	q = calloc(1, sizeof(*q));
 	if (!q)

@@ -58,7 +58,7 @@ SHMQ_API int shmq_sem_open(struct shmq_client *c, const char *name, unsigned int
 	struct shmq_req_open req = {.kind = SHMQ_KIND_SEM, .mode = 0600};
 	bool create = flags & SHMQ_CREATE;
 	struct sem_handle *h;
-	uint16_t op = SHMQ_OP_OPEN;
+	uint16_t op;
 	int r;
 
 	if (!c || !ret || !shmq__name_is_valid(name) || (flags & ~known))
@@ -72,11 +72,7 @@ SHMQ_API int shmq_sem_open(struct shmq_client *c, const char *name, unsigned int
 			return r;
 	}
 	req.flags = flags & SHMQ_VIEW ? SHMQ_OPEN_VIEW : SHMQ_OPEN_SEM;
-	if (flags & SHMQ_EXCL)
-		op = SHMQ_OP_CREATE;
-	else if (create)
-		req.flags |= SHMQ_OPEN_CREATE;
-	memcpy(req.name, name, strlen(name) + 1);
+	op = shmq__object_request(&req, name, flags);
 
 	h = calloc(1, sizeof(*h));
 	if (!h)
