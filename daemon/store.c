@@ -686,7 +686,7 @@ static int adopt_attachments(struct shmqd *d, struct adopt_ctx *c)
 }
 
 /* Segments in the directory (or the fd store) that no record names. */
-static void remove_orphans(struct shmqd *d)
+static void remove_orphans(struct shmqd *d, const struct adopt_ctx *c)
 {
 	struct shmqd_store *st = &d->store;
 
@@ -701,22 +701,17 @@ static void remove_orphans(struct shmqd *d)
 			return;
 		}
 		while ((e = readdir(dir))) {
-			struct shmqd_list *pos, *tmp;
-			bool known = false;
+			unsigned long long id;
 			char name[32];
+			bool known;
 
 			if (strncmp(e->d_name, "obj-", 4))
 				continue;
-			list_for_each_safe(pos, tmp, &d->objects)
-			{
-				struct shmqd_object *o =
-					container_of(pos, struct shmqd_object, link);
-
-				obj_file_name(name, sizeof(name), o->object_id);
-				if (!strcmp(name, e->d_name)) {
-					known = true;
-					break;
-				}
+			/* Ours only in the exact form obj_file_name() writes; found by id (sorted). */
+			known = sscanf(e->d_name + 4, "%llu", &id) == 1 && c;
+			if (known) {
+				obj_file_name(name, sizeof(name), id);
+				known = !strcmp(name, e->d_name) && find_obj(c, id) >= 0;
 			}
 			if (!known) {
 				log_notice("state directory: %s has no registry record (a create "
@@ -773,7 +768,7 @@ static int adopt(struct shmqd *d)
 		goto out;
 	for (k = 0; k < c.n_objects; k++)
 		shmqd_object_release_orphans(c.by_id[k], c.claimed[k]);
-	remove_orphans(d);
+	remove_orphans(d, &c);
 
 	list_for_each_safe(pos, tmp, &d->sessions)
 	{
@@ -859,7 +854,7 @@ int shmqd_store_open(struct shmqd *d)
 		log_info("persistence: %s (empty)", st->kind == SHMQD_STORE_DIR
 							    ? d->cfg.state_directory
 							    : "systemd's fd store");
-		remove_orphans(d);
+		remove_orphans(d, NULL);
 		return 0;
 	}
 	r = adopt(d);

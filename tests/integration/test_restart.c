@@ -281,6 +281,8 @@ Test(restart, a_client_that_died_while_the_daemon_was_down_is_repaired_at_start)
 Test(restart, a_clean_stop_keeps_objects_for_the_next_start)
 {
 	struct shmq_queue_attr a = qattr(128);
+	char orphan[96];
+	int fd;
 	struct shmq_client *c = t_connect(&d);
 	struct shmq_queue *q;
 
@@ -289,7 +291,13 @@ Test(restart, a_clean_stop_keeps_objects_for_the_next_start)
 	T_OK(shmq_queue_close(q));
 	T_OK(shmq_client_close(c));
 	cr_assert(eq(int, t_daemon_stop(&d), 0));
+	/* A segment no record names (a create cut short) is removed at start. */
+	snprintf(orphan, sizeof(orphan), "%s/obj-99999", state_dir);
+	fd = open(orphan, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	cr_assert(fd >= 0, "%s: %s", orphan, strerror(errno));
+	close(fd);
 	t_daemon_restart(&d);
+	cr_assert(access(orphan, F_OK) != 0, "the orphan segment %s is still there", orphan);
 	c = t_connect(&d);
 	T_OK(shmq_queue_open(c, "kept", SHMQ_RECV, NULL, &q));
 	recv_seq(q, 0, N_MSGS);
