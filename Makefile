@@ -3,10 +3,14 @@
 #   make              build into build/          make test          unit + integration + short stress
 #   make V=1          show commands              make test-stress   long stress (SHMQ_STRESS_SECONDS, SHMQ_SEED)
 #   make SAN=thread   sanitizer build            make bench         shmq-bench default suite
-#   make deps         install build dependencies (apt-get as root, else print the command)
+#   make run          build, start shmqd          make WERROR=1|0    warnings as errors (default below)
+#   make deps         install every goal's build dependencies (apt-get as root, else print the command)
 #   make fuzz         libFuzzer harnesses (clang), FUZZ_SECONDS per target (tests/fuzz/)
 #   make install DESTDIR=/tmp/stage prefix=/usr     make uninstall (same variables)
 #   make help         every target
+
+# Build on every CPU unless the command line says otherwise (its -j wins).
+MAKEFLAGS  += -j$(shell nproc 2>/dev/null || echo 2)
 
 VERSION    := $(shell cat VERSION)
 MAJOR      := $(firstword $(subst ., ,$(VERSION)))
@@ -38,11 +42,98 @@ unitdir    ?= $(prefix)/lib/systemd/system
 sysusersdir ?= $(prefix)/lib/sysusers.d
 tmpfilesdir ?= $(prefix)/lib/tmpfiles.d
 
+# --- Build dependencies (Debian 12 package names) ---
+# Each goal needs one set.  The set is checked -- and installed with apt-get
+# when run as root -- while this Makefile is read, before pkg-config is asked
+# for flags below: a first `make test` on a bare machine must compile and
+# link in the same invocation.  Without root the exact apt-get command is
+# printed and make stops (exit 2).  Building the daemon, library and tools
+# needs only DEPS_BUILD; the test, fuzz and format tools are needed only by
+# their goals.
+DEPS_BUILD := gcc make pkg-config liburing-dev libnuma-dev libsystemd-dev
+# The tests parse shmqctl --json with python3, check the units with
+# systemd-analyze, the daemon's system calls with strace and the man pages
+# with groff; numactl shows the NUMA nodes the memory tests bind to.
+DEPS_TEST  := $(DEPS_BUILD) libcriterion-dev numactl python3 systemd strace groff-base
+DEPS_FUZZ  := $(DEPS_BUILD) clang libclang-rt-14-dev
+DEPS_FORMAT := clang-format
+DEPS_ALL   := $(sort $(DEPS_TEST) $(DEPS_FUZZ) $(DEPS_FORMAT))
+
+GOALS      := $(or $(MAKECMDGOALS),all)
+# Goals that build nothing.
+NODEPS_GOALS := clean help uninstall deps-list
+DEPS_NEEDED :=
+ifneq ($(filter-out $(NODEPS_GOALS) format format-check,$(GOALS)),)
+DEPS_NEEDED += $(DEPS_BUILD)
+endif
+ifneq ($(filter test test-stress,$(GOALS)),)
+DEPS_NEEDED += $(DEPS_TEST)
+endif
+ifneq ($(filter fuzz fuzz-build,$(GOALS)),)
+DEPS_NEEDED += $(DEPS_FUZZ)
+endif
+ifneq ($(filter format format-check,$(GOALS)),)
+DEPS_NEEDED += $(DEPS_FORMAT)
+endif
+ifneq ($(filter deps,$(GOALS)),)
+DEPS_NEEDED += $(DEPS_ALL)
+endif
+DEPS_NEEDED := $(sort $(DEPS_NEEDED))
+
+# Prints the missing packages of $(DEPS_NEEDED) on stdout.  dpkg-query
+# prints a line only for packages it knows, so a package never installed is
+# missing by its absence.
+define DEPS_MISSING_SH
+have=$$(dpkg-query -W -f='$${Package} $${db:Status-Abbrev}\n' $(DEPS_NEEDED) 2>/dev/null \
+	| awk '$$2 == "ii" { print $$1 }'); \
+for p in $(DEPS_NEEDED); do \
+	case " $$(echo $$have) " in *" $$p "*) ;; *) printf '%s ' "$$p";; esac; \
+done
+endef
+
+ifneq ($(DEPS_NEEDED),)
+ifneq ($(shell command -v dpkg-query),)
+DEPS_MISSING := $(strip $(shell $(DEPS_MISSING_SH)))
+ifneq ($(DEPS_MISSING),)
+ifeq ($(shell id -u),0)
+$(info installing build dependencies: $(DEPS_MISSING))
+DEPS_RC := $(shell { apt-get update -q && DEBIAN_FRONTEND=noninteractive \
+	apt-get install -y -q --no-install-recommends $(DEPS_MISSING); } >&2; echo $$?)
+ifneq ($(DEPS_RC),0)
+$(error apt-get install $(DEPS_MISSING) failed (exit $(DEPS_RC)))
+endif
+DEPS_MISSING := $(strip $(shell $(DEPS_MISSING_SH)))
+ifneq ($(DEPS_MISSING),)
+$(error still missing after apt-get install: $(DEPS_MISSING))
+endif
+else
+$(info missing build dependencies; run:)
+$(info $(empty)  sudo apt-get update && sudo apt-get install -y --no-install-recommends $(DEPS_MISSING))
+$(error missing build dependencies)
+endif
+endif
+endif
+endif
+
 CC         ?= cc
 CFLAGS     ?= -O2 -g
-override CFLAGS   += -std=gnu17 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
+override CFLAGS   += -std=gnu17 -Wall -Wextra -Wshadow -Wstrict-prototypes \
 		     -Wmissing-prototypes -Wpointer-arith -Wformat=2 -Wundef -Wvla \
 		     -fno-common -pthread -MMD -MP
+
+# Warnings are errors for the developer's goals (run, test, CI) and in a
+# tree they already built; a packager's first plain `make`/`make install`
+# builds without -Werror, so a newer compiler's new warning cannot fail it.
+# WERROR=1|0 on the command line decides.  Exported: the system tests'
+# nested `make install` must build with the same flags.
+ifneq ($(filter run test test-stress bench fuzz fuzz-build check-headers,$(GOALS)),)
+WERROR     ?= 1
+endif
+WERROR     ?= $(or $(shell cat $(B)/.werror 2>/dev/null),0)
+export WERROR
+ifeq ($(WERROR),1)
+override CFLAGS   += -Werror
+endif
 override CPPFLAGS += -D_GNU_SOURCE -I include -I $(B)/include -I .
 override LDFLAGS  += -pthread
 
@@ -62,6 +153,16 @@ PKGS       := liburing
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CRITERION_LIBS := $(shell pkg-config --libs criterion 2>/dev/null || echo -lcriterion)
+
+# Every object depends on the flags it was built with: a change of CC,
+# CFLAGS, WERROR or a package's flags rebuilds, never mixes.  The stamp is
+# rewritten only when its contents change.
+FLAGS_STAMP := $(B)/.flags
+FLAGS_NOW  := $(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) $(PKG_CFLAGS) $(PKG_LIBS)
+ifneq ($(filter-out $(NODEPS_GOALS) format format-check deps,$(GOALS)),)
+$(shell mkdir -p $(B) && { [ "$$(cat $(FLAGS_STAMP) 2>/dev/null)" = '$(subst ','"'"',$(FLAGS_NOW))' ] \
+	|| printf '%s\n' '$(subst ','"'"',$(FLAGS_NOW))' >$(FLAGS_STAMP); } && echo $(WERROR) >$(B)/.werror)
+endif
 
 # Criterion cannot start under ThreadSanitizer (its sandbox maps a fixed
 # arena inside TSan's shadow space: Snaipe/Criterion#274).  TSan builds
@@ -125,8 +226,11 @@ BENCH_BIN  := $(B)/shmq-bench
 VERSION_H  := $(B)/include/shmq/version.h
 
 # Per-directory fragments (included before any rule that expands ALL_OBJ)
-# add to BUILD_TARGETS, ALL_OBJ and TEST_RUNS.
-BUILD_TARGETS := $(SHM_LIB) $(BENCH_BIN) $(UNIT_BIN) $(STRESS_BIN)
+# add to BUILD_TARGETS (what `make` builds: daemon, library, tools,
+# examples), TEST_TARGETS (what only `make test` needs: criterion), ALL_OBJ
+# and TEST_RUNS.
+BUILD_TARGETS := $(SHM_LIB) $(BENCH_BIN)
+TEST_TARGETS := $(UNIT_BIN) $(STRESS_BIN)
 TEST_RUNS  :=
 .DEFAULT_GOAL := all
 
@@ -144,13 +248,13 @@ all: $(BUILD_TARGETS)
 $(SHM_OBJ): override CFLAGS += -fPIC -fvisibility=hidden
 $(ALL_OBJ): override CFLAGS += $(PKG_CFLAGS)
 $(TEST_HELPER_OBJ) $(UNIT_OBJ) $(STRESS_OBJ) $(TEST_RUNNER_OBJ): override CPPFLAGS += $(TEST_INC)
-$(ALL_OBJ): | $(VERSION_H) deps
+$(ALL_OBJ): $(FLAGS_STAMP) | $(VERSION_H)
 
 $(B)/%.o: %.c
 	@mkdir -p $(@D)
 	$(QUIET_CC)$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
 
-$(VERSION_H): VERSION | deps
+$(VERSION_H): VERSION
 	@mkdir -p $(@D)
 	$(QUIET_GEN)printf '%s\n' '/* Generated from VERSION by make: do not edit. */' \
 		'#ifndef SHMQ_VERSION_H' '#define SHMQ_VERSION_H' \
@@ -194,7 +298,7 @@ export LSAN_OPTIONS ?= suppressions=$(CURDIR)/tests/lsan.supp
 
 # The async suites run twice: as the kernel allows (io_uring FUTEX_WAIT on
 # 6.7+), and on the helper-thread fallback that SHMQ_URING_FUTEX=0 forces.
-test: $(BUILD_TARGETS)
+test: $(BUILD_TARGETS) $(TEST_TARGETS)
 	$(UNIT_BIN) $(CRITERION_FLAGS)
 	SHMQ_URING_FUTEX=0 $(UNIT_BIN) $(CRITERION_FLAGS) --filter 'async/*'
 	$(foreach t,$(TEST_RUNS),$(t) &&) true
@@ -220,7 +324,7 @@ bench: $(BENCH_BIN) $(DAEMON_BIN)
 # only if it is still the shipped default.
 
 INSTALL    ?= install
-MAN_PAGES  := man/shmqctl.1 man/libshmq.3 man/shmqd.8
+MAN_PAGES  := man/shmq-bench.1 man/shmqctl.1 man/libshmq.3 man/shmqd.8
 SHMQD_CONFIG_ARG := $(if $(filter /etc,$(sysconfdir)),, --config=$(sysconfdir)/shmq/shmqd.conf)
 
 # Only what is installed: a packaging build need not build the tests.
@@ -246,7 +350,7 @@ install: $(DAEMON_BIN) $(CTL_BIN) $(BENCH_BIN) $(LIB_SO) $(LIB_A) $(VERSION_H)
 	$(INSTALL) -m 0644 systemd/shmq.tmpfiles $(DESTDIR)$(tmpfilesdir)/shmq.conf
 	[ -e $(DESTDIR)$(sysconfdir)/shmq/shmqd.conf ] || \
 		$(INSTALL) -m 0644 systemd/shmqd.conf $(DESTDIR)$(sysconfdir)/shmq/shmqd.conf
-	$(INSTALL) -m 0644 man/shmqctl.1 $(DESTDIR)$(mandir)/man1/
+	$(INSTALL) -m 0644 man/shmqctl.1 man/shmq-bench.1 $(DESTDIR)$(mandir)/man1/
 	$(INSTALL) -m 0644 man/libshmq.3 $(DESTDIR)$(mandir)/man3/
 	$(INSTALL) -m 0644 man/shmqd.8 $(DESTDIR)$(mandir)/man8/
 
@@ -258,33 +362,25 @@ uninstall:
 		$(DESTDIR)$(pkgconfigdir)/libshmq.pc \
 		$(DESTDIR)$(unitdir)/shmqd.service $(DESTDIR)$(unitdir)/shmqd.socket \
 		$(DESTDIR)$(sysusersdir)/shmq.conf $(DESTDIR)$(tmpfilesdir)/shmq.conf \
-		$(DESTDIR)$(mandir)/man1/shmqctl.1 $(DESTDIR)$(mandir)/man3/libshmq.3 \
+		$(DESTDIR)$(mandir)/man1/shmqctl.1 $(DESTDIR)$(mandir)/man1/shmq-bench.1 \
+		$(DESTDIR)$(mandir)/man3/libshmq.3 \
 		$(DESTDIR)$(mandir)/man8/shmqd.8
 	! cmp -s systemd/shmqd.conf $(DESTDIR)$(sysconfdir)/shmq/shmqd.conf || \
 		rm -f $(DESTDIR)$(sysconfdir)/shmq/shmqd.conf
 	rmdir $(DESTDIR)$(includedir)/shmq $(DESTDIR)$(sysconfdir)/shmq 2>/dev/null || true
 
-# --- Dependencies (Debian 12 package names) ---
-
-DEPS_PKGS  := gcc make pkg-config liburing-dev libnuma-dev numactl libcriterion-dev \
-	      libsystemd-dev clang-format python3 systemd strace groff-base \
-	      clang libclang-rt-14-dev
+# --- Dependencies ---
+# Installed while the Makefile is read (see DEPS_BUILD above); `make deps`
+# is the goal that asks for every set, `make deps-list` prints them.
 
 deps:
-	@missing=; for p in $(DEPS_PKGS); do \
-		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' \
-			|| missing="$$missing $$p"; \
-	done; \
-	[ -z "$$missing" ] && exit 0; \
-	if [ "$$(id -u)" = 0 ]; then \
-		echo "installing build dependencies:$$missing"; \
-		apt-get update -q && DEBIAN_FRONTEND=noninteractive \
-			apt-get install -y -q --no-install-recommends $$missing; \
-	else \
-		echo "missing build dependencies; run:"; \
-		echo "  sudo apt-get update && sudo apt-get install -y$$missing"; \
-		exit 1; \
-	fi
+	@echo 'build dependencies installed: $(DEPS_ALL)'
+
+deps-list:
+	@echo 'build:  $(DEPS_BUILD)'
+	@echo 'test:   $(DEPS_TEST)'
+	@echo 'fuzz:   $(DEPS_FUZZ)'
+	@echo 'format: $(DEPS_FORMAT)'
 
 # --- Housekeeping ---
 
@@ -302,11 +398,12 @@ clean:
 help:
 	@sed -n 's/^#   //p' Makefile
 	@echo 'targets: all test test-stress bench fuzz fuzz-build check-abi check-headers install uninstall'
-	@echo '         deps format format-check clean help'
-	@echo 'variables: V=1 SAN=address,undefined|thread SHMQ_STRESS_SECONDS=N SHMQ_SEED=N CC CFLAGS'
+	@echo '         run deps deps-list format format-check clean help'
+	@echo 'variables: V=1 SAN=address,undefined|thread WERROR=1|0 SHMQ_STRESS_SECONDS=N SHMQ_SEED=N'
+	@echo '           CC CFLAGS'
 	@echo '           FUZZ_SECONDS=N FUZZ_TARGETS=... FUZZ_TIMEOUT=S FUZZ_ARGS=... FUZZ_CC'
 	@echo '           DESTDIR prefix exec_prefix bindir sbindir libdir includedir pkgconfigdir'
 	@echo '           sysconfdir unitdir sysusersdir tmpfilesdir datarootdir mandir'
 
 -include $(ALL_OBJ:.o=.d)
-.PHONY: all test test-stress bench install uninstall deps format format-check clean help
+.PHONY: all test test-stress bench install uninstall deps deps-list format format-check clean help

@@ -31,7 +31,7 @@ FUZZ_DAEMON_OBJ := $(filter-out $(FUZZ_B)/daemon/main.o,$(DAEMON_SRC:%.c=$(FUZZ_
 FUZZ_DRIVE_OBJ := $(FUZZ_B)/tests/fuzz/drive.o
 FUZZ_LIB_OBJ := $(LIB_SRC:%.c=$(FUZZ_B)/%.o)
 
-$(FUZZ_B)/%.o: %.c | $(VERSION_H) deps
+$(FUZZ_B)/%.o: %.c | $(VERSION_H)
 	@mkdir -p $(@D)
 	$(QUIET_CC)$(FUZZ_CC) $(FUZZ_CPPFLAGS) $(FUZZ_CFLAGS) -c -o $@ $<
 

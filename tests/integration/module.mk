@@ -29,7 +29,7 @@ INTEG_RUN_FALLBACK := $(B)/tests/run-integration-tests-fallback
 INTEG_PROGS := $(B)/shmqd $(B)/shmqctl $(addprefix $(B)/examples/,async_server consumer hello producer worker_pool)
 
 ALL_OBJ    += $(INTEG_OBJ)
-BUILD_TARGETS += $(INTEG_BIN) $(INTEG_RUN) $(INTEG_RUN_FALLBACK)
+TEST_TARGETS += $(INTEG_BIN) $(INTEG_RUN) $(INTEG_RUN_FALLBACK)
 
 $(INTEG_OBJ): override CPPFLAGS += $(TEST_INC)
 

@@ -6,7 +6,7 @@
 
 SYSTEM_RUN := $(B)/tests/run-system-tests
 
-BUILD_TARGETS += $(SYSTEM_RUN)
+TEST_TARGETS += $(SYSTEM_RUN)
 
 # One word in TEST_RUNS (see tests/integration/module.mk): a script that
 # sets what install.sh reads.
