@@ -70,6 +70,99 @@ const char *t_example_path(const char *name)
 	return buf;
 }
 
+/* --- Copies of the project's programs that other uids can execute --- */
+
+#define STAGE_MAX 8
+
+static struct {
+	pid_t owner; /* the process that made dir; only it removes it */
+	char dir[64];
+	char src[STAGE_MAX][4096];
+	char dst[STAGE_MAX][160];
+	int n;
+} stage;
+
+static int stage_rm(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st, (void)flag, (void)ftw;
+	return remove(path);
+}
+
+static void stage_cleanup(void)
+{
+	if (stage.owner == getpid() && stage.dir[0])
+		nftw(stage.dir, stage_rm, 8, FTW_DEPTH | FTW_PHYS);
+}
+
+/* Copy @src to @dst with @mode, whatever the umask. */
+static void stage_copy(const char *src, const char *dst, mode_t mode)
+{
+	int in = open(src, O_RDONLY | O_CLOEXEC);
+	int out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	char buf[65536];
+	ssize_t n;
+
+	cr_assert(in >= 0, "staging %s: %s", src, strerror(errno));
+	cr_assert(out >= 0, "staging %s as %s: %s", src, dst, strerror(errno));
+	while ((n = read(in, buf, sizeof(buf))) > 0)
+		cr_assert(write(out, buf, (size_t)n) == n, "staging %s: %s", dst, strerror(errno));
+	cr_assert(n == 0, "reading %s: %s", src, strerror(errno));
+	cr_assert(fchmod(out, mode) == 0);
+	close(in);
+	close(out);
+}
+
+/* Point LSAN_OPTIONS' suppressions= at a copy in the stage directory. */
+static void stage_lsan_suppressions(void)
+{
+	const char *opts = getenv("LSAN_OPTIONS");
+	const char *at = opts ? strstr(opts, "suppressions=") : NULL;
+	char src[4096], dst[160], *env;
+	size_t len;
+
+	if (!at)
+		return;
+	at += strlen("suppressions=");
+	len = strcspn(at, ":");
+	if (len == 0 || len >= sizeof(src))
+		return;
+	memcpy(src, at, len);
+	src[len] = '\0';
+	snprintf(dst, sizeof(dst), "%s/lsan.supp", stage.dir);
+	stage_copy(src, dst, 0644);
+	cr_assert(asprintf(&env, "%.*s%s%s", (int)(at - opts), opts, dst, at + len) > 0);
+	setenv("LSAN_OPTIONS", env, 1);
+	free(env);
+}
+
+const char *t_stage_for_others(const char *path)
+{
+	const char *base = strrchr(path, '/');
+
+	if (stage.owner != getpid()) {
+		memset(&stage, 0, sizeof(stage));
+		snprintf(stage.dir, sizeof(stage.dir), "/tmp/shmq-stage-XXXXXX");
+		cr_assert(mkdtemp(stage.dir) != NULL, "mkdtemp: %s", strerror(errno));
+		cr_assert(chmod(stage.dir, 0755) == 0);
+		stage.owner = getpid();
+		atexit(stage_cleanup);
+		stage_lsan_suppressions();
+	}
+	for (int i = 0; i < stage.n; i++)
+		if (strcmp(stage.src[i], path) == 0)
+			return stage.dst[i];
+	cr_assert(stage.n < STAGE_MAX && strlen(path) < sizeof(stage.src[0]));
+	snprintf(stage.src[stage.n], sizeof(stage.src[0]), "%s", path);
+	/* One directory per copy: two programs may share a base name. */
+	snprintf(stage.dst[stage.n], sizeof(stage.dst[0]), "%s/%d", stage.dir, stage.n);
+	cr_assert(mkdir(stage.dst[stage.n], 0755) == 0);
+	cr_assert(chmod(stage.dst[stage.n], 0755) == 0);
+	snprintf(stage.dst[stage.n] + strlen(stage.dst[stage.n]),
+		 sizeof(stage.dst[0]) - strlen(stage.dst[stage.n]), "/%s", base ? base + 1 : path);
+	stage_copy(path, stage.dst[stage.n], 0755);
+	return stage.dst[stage.n++];
+}
+
 static void do_register(struct t_daemon *d)
 {
 	if (d->registered)

@@ -51,6 +51,19 @@ const char *t_shmqd_path(void);
 const char *t_example_path(const char *name);
 
 /*
+ * A copy of the program at @path that every uid can execute, for tests
+ * that run a project binary as another user: the checkout may sit under a
+ * 0700 directory (a home directory, mktemp -d) that the other uid cannot
+ * traverse.  The copies live in one private 0755 directory under /tmp, made
+ * by the first call in a process and removed when that process exits.  The
+ * file LSAN_OPTIONS names as suppressions= is copied there too, and the
+ * variable is pointed at the copy: a sanitized program that cannot read its
+ * suppressions file dies.  Call it before fork(), so the copy is made once.
+ * Fails the test on error; returns a buffer that lives as long as the process.
+ */
+const char *t_stage_for_others(const char *path);
+
+/*
  * Start shmqd on a fresh directory.  @args: extra command-line arguments
  * ("--max-clients=2"), NULL-terminated, or NULL; they must outlive @d.
  * @conf_text: written to d->conf and passed with --config, or NULL.

@@ -1740,6 +1740,7 @@ struct spawned {
 static void spawn_default(struct spawned *s, uid_t uid, gid_t gid, const char *xdg,
 			  void (*prepare)(void), const char *dir)
 {
+	const char *shmqd = uid ? t_stage_for_others(t_shmqd_path()) : t_shmqd_path();
 	char log[128], conf[128], conf_arg[160];
 	pid_t parent = getpid();
 	int logfd;
@@ -1755,8 +1756,6 @@ static void spawn_default(struct spawned *s, uid_t uid, gid_t gid, const char *x
 	s->pid = fork();
 	cr_assert(s->pid >= 0);
 	if (s->pid == 0) {
-		const char *shmqd = t_shmqd_path();
-
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		if (getppid() != parent)
 			_exit(127);
@@ -1805,10 +1804,21 @@ static bool spawned_ready(struct spawned *s)
 			s->status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 			return false;
 		}
+		/*
+		 * Until the child has mounted its own /run, /proc/PID/root/run is
+		 * the host's, where another daemon (make run's) may listen: only
+		 * the daemon this test started counts.
+		 */
 		fd = t_raw_session(s->sock);
 		if (fd >= 0) {
+			struct ucred cred;
+			socklen_t len = sizeof(cred);
+			bool ours = getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 &&
+				    cred.pid == s->pid;
+
 			close(fd);
-			return true;
+			if (ours)
+				return true;
 		}
 		t_sleep_ms(5);
 	}

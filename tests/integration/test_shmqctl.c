@@ -512,7 +512,7 @@ static int run_as_user(void *arg)
 static int ctl_as_nobody(const char *verb, const char *arg)
 {
 	char path[] = "/tmp/shmqctl-out-XXXXXX";
-	struct as_user u = {.ctl = shmqctl_path(), .verb = verb, .arg = arg};
+	struct as_user u = {.ctl = t_stage_for_others(shmqctl_path()), .verb = verb, .arg = arg};
 	int st;
 	ssize_t n;
 

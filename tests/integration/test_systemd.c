@@ -146,7 +146,8 @@ static void sd_spawn(const char *const *argv, const char *const *env, uid_t uid)
 static void sd_start(const char *const *env, uid_t uid)
 {
 	char sock_arg[160];
-	const char *argv[] = {t_shmqd_path(), sock_arg, "--config=/dev/null", NULL};
+	const char *shmqd = uid ? t_stage_for_others(t_shmqd_path()) : t_shmqd_path();
+	const char *argv[] = {shmqd, sock_arg, "--config=/dev/null", NULL};
 	uint64_t deadline = t_now_ns() + (uint64_t)WAIT_MS * 1000000;
 
 	snprintf(sock_arg, sizeof(sock_arg), "--socket=%s", sd.sock);
