@@ -26,6 +26,8 @@
 
 #include <shmq/shmq.h>
 
+#include "connect.h"
+
 #define QUEUES_MAX 1024
 #define MSG_MAX	   256
 #define NS_PER_MS  UINT64_C(1000000)
@@ -279,11 +281,9 @@ int main(int argc, char **argv)
 	}
 	sv.n_queues = (unsigned int)n_queues;
 
-	r = shmq_client_connect(socket_path, &sv.c);
-	if (r < 0) {
-		fail("connecting to shmqd", r);
+	r = example_connect(prog, socket_path, &sv.c);
+	if (r < 0)
 		return EXIT_FAILURE;
-	}
 	r = shmq_poller_new(0, &sv.p);
 	if (r < 0) {
 		fail("creating the poller", r);

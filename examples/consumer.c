@@ -25,6 +25,8 @@
 
 #include <shmq/shmq.h>
 
+#include "connect.h"
+
 #include "message.h"
 
 static const char *prog = "consumer";
@@ -294,9 +296,9 @@ int main(int argc, char **argv)
 	if (r <= 0)
 		return r == 0 ? EXIT_SUCCESS : 2;
 
-	r = shmq_client_connect(o.socket_path, &c);
+	r = example_connect(prog, o.socket_path, &c);
 	if (r < 0)
-		return fail("connecting to shmqd", r);
+		return EXIT_FAILURE;
 	q = open_when_there(c, &o);
 	if (!q)
 		goto out_client;

@@ -14,6 +14,8 @@
 
 #include <shmq/shmq.h>
 
+#include "connect.h"
+
 static const char *prog = "hello";
 
 static void usage(FILE *f)
@@ -71,9 +73,9 @@ int main(int argc, char **argv)
 		return 2;
 	}
 
-	r = shmq_client_connect(socket_path, &c);
+	r = example_connect(prog, socket_path, &c);
 	if (r < 0)
-		return fail("connecting to shmqd", r);
+		return EXIT_FAILURE;
 
 	/* EXCL: never clobber, and never unlink, a queue somebody else owns. */
 	r = shmq_queue_open(c, name, SHMQ_CREATE | SHMQ_EXCL | SHMQ_SEND | SHMQ_RECV, NULL, &q);

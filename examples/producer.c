@@ -21,6 +21,8 @@
 
 #include <shmq/shmq.h>
 
+#include "connect.h"
+
 #include "message.h"
 
 static const char *prog = "producer";
@@ -215,10 +217,10 @@ int main(int argc, char **argv)
 	buf = malloc(o.size);
 	if (!buf)
 		return fail("allocating a message buffer", -ENOMEM);
-	r = shmq_client_connect(o.socket_path, &c);
+	r = example_connect(prog, o.socket_path, &c);
 	if (r < 0) {
 		free(buf);
-		return fail("connecting to shmqd", r);
+		return EXIT_FAILURE;
 	}
 	attr.n_slots = o.slots;
 	attr.slot_size = o.slot_size;

@@ -31,6 +31,8 @@
 
 #include <shmq/shmq.h>
 
+#include "connect.h"
+
 #define STOP UINT32_MAX /* task id that tells a worker to exit */
 
 static const char *prog = "worker_pool";
@@ -520,11 +522,9 @@ int main(int argc, char **argv)
 		p.pids[p.n_forked] = pid;
 	}
 
-	r = shmq_client_connect(o.socket_path, &p.c);
-	if (r < 0) {
-		fprintf(stderr, "%s: connecting to shmqd: %s\n", prog, shmq_strerror(r));
+	r = example_connect(prog, o.socket_path, &p.c);
+	if (r < 0)
 		goto out_kill;
-	}
 	r = create_objects(&p, &o);
 	if (r < 0) {
 		fprintf(stderr, "%s: creating %s.*: %s\n", prog, o.prefix, shmq_strerror(r));

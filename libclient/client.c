@@ -42,6 +42,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -408,27 +409,58 @@ int shmq__client_call_var(struct shmq_client *c, uint16_t op, const void *body, 
 	return 0;
 }
 
-/* The default path rules of shmq_client_connect(), in its kernel-doc. */
-static int socket_path(const char *path, char *buf, size_t size)
+#define SYSTEM_SOCKET "/run/shmq/shmqd.sock"
+
+/*
+ * The default path rules of shmq_client_connect(), in its kernel-doc:
+ * the first candidate into @buf.  *@ret_fallback tells whether the system
+ * daemon's socket is a second one: for a process that is not root and named
+ * no socket, whose per-user daemon is not running, so that a service
+ * running as its own user finds the system daemon without SHMQ_SOCKET.
+ */
+static int socket_path(const char *path, char *buf, size_t size, bool *ret_fallback)
 {
 	const char *env;
 	int n;
 
+	*ret_fallback = false;
 	if (path) {
 		n = snprintf(buf, size, "%s", path);
 	} else if ((env = secure_getenv("SHMQ_SOCKET")) && *env) {
 		/* secure_getenv: a setuid caller must not be pointed at a fake daemon. */
 		n = snprintf(buf, size, "%s", env);
 	} else if (geteuid() == 0) {
-		n = snprintf(buf, size, "/run/shmq/shmqd.sock");
-	} else if ((env = secure_getenv("XDG_RUNTIME_DIR")) && *env) {
-		n = snprintf(buf, size, "%s/shmq/shmqd.sock", env);
+		n = snprintf(buf, size, SYSTEM_SOCKET);
 	} else {
-		n = snprintf(buf, size, "/tmp/shmq-%u/shmqd.sock", (unsigned int)geteuid());
+		env = secure_getenv("XDG_RUNTIME_DIR");
+		if (env && *env)
+			n = snprintf(buf, size, "%s/shmq/shmqd.sock", env);
+		else
+			n = snprintf(buf, size, "/tmp/shmq-%u/shmqd.sock", (unsigned int)geteuid());
+		*ret_fallback = true;
 	}
 	if (n <= 0 || (size_t)n >= size)
 		return -EINVAL;
 	return 0;
+}
+
+SHMQ_API int shmq_client_socket_path(const char *path, char *buf, size_t size)
+{
+	char first[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	struct stat st;
+	bool fallback;
+	int r, n;
+
+	if (!buf || !size)
+		return -EINVAL;
+	r = socket_path(path, first, sizeof(first), &fallback);
+	if (r < 0)
+		return r;
+	if (fallback && lstat(first, &st) < 0 && errno == ENOENT && lstat(SYSTEM_SOCKET, &st) == 0)
+		n = snprintf(buf, size, "%s", SYSTEM_SOCKET);
+	else
+		n = snprintf(buf, size, "%s", first);
+	return (size_t)n < size ? n : -ERANGE;
 }
 
 /*
@@ -570,16 +602,33 @@ static int ensure_session(struct shmq_client *c, uint64_t deadline_ns)
 	return 0;
 }
 
+/* A new socket connected to @sa, or -errno. */
+static int connect_new(const struct sockaddr_un *sa, uint64_t deadline_ns)
+{
+	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	int r;
+
+	if (fd < 0)
+		return -errno;
+	r = connect_until(fd, sa, deadline_ns, false);
+	if (r < 0) {
+		close(fd);
+		return r;
+	}
+	return fd;
+}
+
 SHMQ_API int shmq_client_connect(const char *path, struct shmq_client **ret)
 {
 	uint64_t deadline_ns = shmq__deadline_after_ns(SHMQ_CONTROL_TIMEOUT_NS);
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	struct shmq_client *c;
+	bool fallback;
 	int r;
 
 	if (!ret)
 		return -EINVAL;
-	r = socket_path(path, sa.sun_path, sizeof(sa.sun_path));
+	r = socket_path(path, sa.sun_path, sizeof(sa.sun_path), &fallback);
 	if (r < 0)
 		return r;
 
@@ -597,15 +646,22 @@ SHMQ_API int shmq_client_connect(const char *path, struct shmq_client **ret)
 		free(c);
 		return r;
 	}
-	memcpy(c->path, sa.sun_path, sizeof(c->path));
-	c->fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (c->fd < 0) {
-		r = -errno;
-		goto fail;
+	c->fd = connect_new(&sa, deadline_ns);
+	if ((c->fd == -ENOENT || c->fd == -ECONNREFUSED) && fallback) {
+		/*
+		 * No per-user daemon: the system one, which group shmq may use
+		 * (systemd/shmqd.socket).  Its error counts only if it exists.
+		 */
+		struct sockaddr_un sys = {.sun_family = AF_UNIX, .sun_path = SYSTEM_SOCKET};
+		int fd = connect_new(&sys, deadline_ns);
+
+		if (fd != -ENOENT) {
+			c->fd = fd;
+			sa = sys;
+		}
 	}
-	r = connect_until(c->fd, &sa, deadline_ns, false);
-	if (r == 0)
-		r = hello(c);
+	memcpy(c->path, sa.sun_path, sizeof(c->path));
+	r = c->fd < 0 ? c->fd : hello(c);
 	if (r < 0)
 		goto fail;
 	*ret = c;

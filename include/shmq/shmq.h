@@ -174,8 +174,10 @@ SHMQ_API uint64_t shmq_deadline_after(uint64_t timeout_ns);
 /**
  * shmq_client_connect() - connect to shmqd and say hello.
  * @path:	control socket; NULL for the default: $SHMQ_SOCKET, else
- *		/run/shmq/shmqd.sock for root, else $XDG_RUNTIME_DIR/shmq/shmqd.sock,
- *		else /tmp/shmq-$UID/shmqd.sock
+ *		/run/shmq/shmqd.sock for root, else $XDG_RUNTIME_DIR/shmq/shmqd.sock
+ *		(/tmp/shmq-$UID/shmqd.sock without XDG_RUNTIME_DIR) and, when no
+ *		daemon listens there, the system daemon's /run/shmq/shmqd.sock
+ *		(systemd/shmqd.socket lets group shmq connect)
  * @ret:	the new client
  *
  * Context: blocks for one round trip.  The client is thread-safe: control
@@ -189,6 +191,22 @@ SHMQ_API uint64_t shmq_deadline_after(uint64_t timeout_ns);
  *         daemon hung up; -ETIMEDOUT no answer; -ENOMEM.
  */
 SHMQ_API int shmq_client_connect(const char *path, struct shmq_client **ret);
+
+/**
+ * shmq_client_socket_path() - the control socket shmq_client_connect() uses.
+ * @path:	as for shmq_client_connect(): NULL for the default rules
+ * @buf:	receives the path, NUL-terminated
+ * @size:	bytes at @buf; 108 always suffice
+ *
+ * Resolves the defaults the same way, including the fall-back to the system
+ * daemon's socket when the per-user one does not exist, so that an error
+ * message can name the socket a connect tried.
+ *
+ * Context: any thread; never blocks.
+ * Return: the length of the path; -EINVAL @buf NULL or @size 0, or @path
+ *         empty or too long for a socket address; -ERANGE @size too small.
+ */
+SHMQ_API int shmq_client_socket_path(const char *path, char *buf, size_t size);
 
 /**
  * shmq_client_close() - disconnect.  Open handles must be closed first.

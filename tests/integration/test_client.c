@@ -5,17 +5,20 @@
  * protocol version, or grants a segment of another layout or one too small
  * for its header; the library must refuse with the documented errno, never
  * crash, and never keep a half-open handle.  Also the errors of connecting
- * where no daemon is.
+ * where no daemon is, and which socket a user's default connect finds.
  */
 #include <criterion/criterion.h>
 #include <criterion/new/assert.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -269,4 +272,135 @@ Test(client, connect_where_no_daemon_listens_returns_enoent_or_econnrefused)
 	}
 	T_ERR(shmq_client_connect(sock, &c), -ECONNREFUSED);
 	cr_assert(c == NULL, "ret_ was written on failure");
+}
+
+/* --- The default socket of a process that is not root --- */
+
+struct fallback {
+	const char *xdg;
+	char path[128]; /* shmq_client_socket_path(NULL) in the child */
+	int connect;	/* shmq_client_connect(NULL) in the child */
+	int status;	/* shmq_daemon_status() over that connection */
+	char socket[108];
+};
+
+static int fallback_child(void *arg)
+{
+	struct fallback *f = arg;
+	struct shmq_daemon_status st = {.size = sizeof(st)};
+	struct shmq_client *c = NULL;
+
+	unsetenv("SHMQ_SOCKET");
+	setenv("XDG_RUNTIME_DIR", f->xdg, 1);
+	if (shmq_client_socket_path(NULL, f->path, sizeof(f->path)) < 0)
+		f->path[0] = '\0';
+	f->connect = shmq_client_connect(NULL, &c);
+	if (f->connect == 0) {
+		f->status = shmq_daemon_status(c, &st);
+		snprintf(f->socket, sizeof(f->socket), "%s", st.socket_path);
+		shmq_client_close(c);
+	}
+	return 0;
+}
+
+/*
+ * A private /run (a mount namespace of this test's own) whose
+ * /run/shmq/shmqd.sock leads to @d's socket, as the system daemon's would.
+ */
+static void system_socket_for(const struct t_daemon *d)
+{
+	cr_assert(unshare(CLONE_NEWNS) == 0, "unshare: %s", strerror(errno));
+	cr_assert(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) == 0);
+	cr_assert(mount("tmpfs", "/run", "tmpfs", 0, "mode=0755") == 0);
+	cr_assert(mkdir("/run/shmq", 0755) == 0);
+	cr_assert(symlink(d->sock, "/run/shmq/shmqd.sock") == 0);
+}
+
+Test(client, a_user_without_a_per_user_daemon_connects_to_the_system_socket)
+{
+	struct fallback *f = t_shared_alloc(sizeof(*f));
+	char xdg[] = "/tmp/shmq-xdg-XXXXXX";
+	struct t_daemon d;
+
+	cr_assert(mkdtemp(xdg) != NULL);
+	cr_assert(chown(xdg, T_UNPRIVILEGED_ID, T_UNPRIVILEGED_ID) == 0);
+	t_daemon_start(&d, NULL, NULL);
+	system_socket_for(&d);
+	f->xdg = xdg;
+	cr_assert(eq(
+		int,
+		t_wait_peer_ms(t_fork_as(T_UNPRIVILEGED_ID, T_UNPRIVILEGED_ID, fallback_child, f),
+			       10000),
+		0));
+	cr_assert(eq(str, f->path, "/run/shmq/shmqd.sock"));
+	cr_assert(eq(int, f->connect, 0), "connect: %s", shmq_strerror(f->connect));
+	cr_assert(eq(int, f->status, 0));
+	cr_assert(eq(str, f->socket, d.sock), "connected to %s", f->socket);
+	t_daemon_fini(&d);
+	rmdir(xdg);
+}
+
+Test(client, a_user_whose_per_user_daemon_runs_connects_to_it_not_the_system_one)
+{
+	struct fallback *f = t_shared_alloc(sizeof(*f));
+	char xdg[] = "/tmp/shmq-xdg-XXXXXX", own[64], link[96];
+	struct t_daemon sys, user;
+
+	cr_assert(mkdtemp(xdg) != NULL);
+	cr_assert(chown(xdg, T_UNPRIVILEGED_ID, T_UNPRIVILEGED_ID) == 0);
+	t_daemon_start(&sys, NULL, NULL);
+	t_daemon_start(&user, NULL, NULL);
+	system_socket_for(&sys);
+	snprintf(own, sizeof(own), "%s/shmq", xdg);
+	cr_assert(mkdir(own, 0700) == 0);
+	snprintf(link, sizeof(link), "%s/shmqd.sock", own);
+	cr_assert(symlink(user.sock, link) == 0);
+	cr_assert(chown(own, T_UNPRIVILEGED_ID, T_UNPRIVILEGED_ID) == 0);
+	f->xdg = xdg;
+	cr_assert(eq(
+		int,
+		t_wait_peer_ms(t_fork_as(T_UNPRIVILEGED_ID, T_UNPRIVILEGED_ID, fallback_child, f),
+			       10000),
+		0));
+	cr_assert(eq(str, f->path, link));
+	cr_assert(eq(int, f->connect, 0), "connect: %s", shmq_strerror(f->connect));
+	cr_assert(eq(str, f->socket, user.sock), "connected to %s", f->socket);
+	t_daemon_fini(&user);
+	t_daemon_fini(&sys);
+	unlink(link);
+	rmdir(own);
+	rmdir(xdg);
+}
+
+Test(client, with_no_daemon_anywhere_the_error_names_the_per_user_socket)
+{
+	struct fallback *f = t_shared_alloc(sizeof(*f));
+	char xdg[] = "/tmp/shmq-xdg-XXXXXX", want[160];
+
+	cr_assert(mkdtemp(xdg) != NULL);
+	cr_assert(chown(xdg, T_UNPRIVILEGED_ID, T_UNPRIVILEGED_ID) == 0);
+	cr_assert(unshare(CLONE_NEWNS) == 0, "unshare: %s", strerror(errno));
+	cr_assert(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) == 0);
+	cr_assert(mount("tmpfs", "/run", "tmpfs", 0, "mode=0755") == 0);
+	f->xdg = xdg;
+	cr_assert(eq(
+		int,
+		t_wait_peer_ms(t_fork_as(T_UNPRIVILEGED_ID, T_UNPRIVILEGED_ID, fallback_child, f),
+			       10000),
+		0));
+	snprintf(want, sizeof(want), "%s/shmq/shmqd.sock", xdg);
+	cr_assert(eq(str, f->path, want));
+	cr_assert(eq(int, f->connect, -ENOENT), "connect: %s", shmq_strerror(f->connect));
+	rmdir(xdg);
+}
+
+Test(client, socket_path_rejects_a_buffer_too_small_and_bad_arguments)
+{
+	char buf[8];
+
+	cr_assert(eq(int, shmq_client_socket_path("/tmp/x.sock", buf, sizeof(buf)), -ERANGE));
+	cr_assert(eq(int, shmq_client_socket_path("/a", NULL, 8), -EINVAL));
+	cr_assert(eq(int, shmq_client_socket_path("/a", buf, 0), -EINVAL));
+	cr_assert(eq(int, shmq_client_socket_path("/a", buf, sizeof(buf)), 2));
+	cr_assert(eq(str, buf, "/a"));
 }

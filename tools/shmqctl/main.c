@@ -25,8 +25,6 @@
 
 #include "tools/shmqctl/shmqctl.h"
 
-#define SYSTEM_SOCKET "/run/shmq/shmqd.sock"
-
 struct verb {
 	const char *name;
 	int min_args;
@@ -180,22 +178,46 @@ int ctl_error(int r, const char *what, ...)
 	return r;
 }
 
+/* The likely fix for a failed connect, or NULL. */
+static const char *connect_hint(int r)
+{
+	switch (r) {
+	case -ENOENT:
+	case -ECONNREFUSED:
+		return "no daemon listens there: start one (make run, or systemctl start "
+		       "shmqd), or name its socket with --socket or SHMQ_SOCKET";
+	case -EACCES:
+	case -EPERM:
+		return "the socket is not open to you: the system daemon accepts root and "
+		       "group shmq (usermod -aG shmq USER, then log in again)";
+	case -EPROTO:
+		return "shmqd and this shmqctl speak different protocol versions: use the "
+		       "pair from one installation";
+	case -ENOSPC:
+		return "the daemon is at its max-clients or max-clients-per-uid limit";
+	case -ETIMEDOUT:
+		return "the daemon accepted but did not answer: it may be stopped (SIGSTOP) "
+		       "or overloaded";
+	default:
+		return NULL;
+	}
+}
+
 int ctl_connect(const struct ctl *ctl, struct shmq_client **ret)
 {
-	const char *env = getenv("SHMQ_SOCKET");
+	char path[128];
+	const char *hint;
 	int r = shmq_client_connect(ctl->socket, ret);
 
-	/*
-	 * No explicit path and no per-user daemon: the system daemon's socket,
-	 * which members of group shmq may use (systemd/shmqd.socket).
-	 */
-	if ((r == -ENOENT || r == -ECONNREFUSED) && !ctl->socket && !(env && *env) &&
-	    geteuid() != 0)
-		r = shmq_client_connect(SYSTEM_SOCKET, ret);
-	if (r < 0)
-		return ctl_error(r, "connecting to shmqd%s%s", ctl->socket ? " at " : "",
-				 ctl->socket ? ctl->socket : "");
-	return 0;
+	if (r >= 0)
+		return 0;
+	if (shmq_client_socket_path(ctl->socket, path, sizeof(path)) < 0)
+		snprintf(path, sizeof(path), "%s", ctl->socket ? ctl->socket : "(default)");
+	ctl_error(r, "connecting to shmqd at %s", path);
+	hint = connect_hint(r);
+	if (hint)
+		fprintf(stderr, "shmqctl: hint: %s\n", hint);
+	return r;
 }
 
 static void usage(FILE *f)
@@ -212,7 +234,8 @@ static void usage(FILE *f)
 	fprintf(f, "\n"
 		   "Options:\n"
 		   "  -s, --socket PATH  the daemon's control socket (default: $SHMQ_SOCKET, else\n"
-		   "                     libshmq's default, else " SYSTEM_SOCKET ")\n"
+		   "                     /run/shmq/shmqd.sock for root, else the per-user one,\n"
+		   "                     else /run/shmq/shmqd.sock: see shmqctl(1))\n"
 		   "  -j, --json         machine-readable output (fields: shmqctl(1))\n"
 		   "      --no-legend    tables without their header line\n"
 		   "  -h, --help         this help; with a verb, the verb's help\n"
