@@ -78,6 +78,7 @@ for f in usr/sbin/shmqd usr/bin/shmqctl usr/bin/shmq-bench \
 	 usr/lib/pkgconfig/libshmq.pc usr/lib/systemd/system/shmqd.service \
 	 usr/lib/systemd/system/shmqd.socket usr/lib/sysusers.d/shmq.conf \
 	 usr/lib/tmpfiles.d/shmq.conf etc/shmq/shmqd.conf usr/share/man/man1/shmqctl.1 \
+	 usr/share/man/man1/shmq-bench.1 \
 	 usr/share/man/man3/libshmq.3 usr/share/man/man8/shmqd.8; do
 	[ -e "$dest/$f" ] || fail "missing $f"
 done
@@ -124,6 +125,12 @@ case "$out" in *'received "hello"'*) ;; *) fail "hello printed: $out" ;; esac
 	fail "staged shmqctl status"
 grep -q "shmqd $version" "$work/status.out" || fail "status: $(cat "$work/status.out")"
 stop_daemon
+# The installed shmq-bench (bin/) starts the installed shmqd (sbin/) for its
+# api row, found from its own path, not from the current directory.
+(cd / && "$dest/usr/bin/shmq-bench" --quick --only api --sizes 64) >"$work/bench.out" 2>&1 ||
+	fail "staged shmq-bench: $(cat "$work/bench.out")"
+! grep -q 'no shmqd at' "$work/bench.out" || fail "shmq-bench: $(grep 'no shmqd' "$work/bench.out")"
+grep -Eq '^shmq-api +[0-9]' "$work/bench.out" || fail "no shmq-api row: $(cat "$work/bench.out")"
 pass
 
 # --- man ---

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * shmq-bench: measures the shmq ring against baselines in the same run on
- * the same machine, and checks the performance targets of DESIGN.md.
+ * the same machine, and checks the performance targets of shmq-bench(1).
  *
  * DESIGN
  *
@@ -1656,7 +1656,7 @@ static void evaluate_targets(void)
 	unsigned int ts = 0;
 	const struct cell *c;
 
-	/* DESIGN.md states the ring targets at 64 B; else use the smallest size run. */
+	/* The ring targets are stated at 64 B; else use the smallest size run. */
 	for (unsigned int si = 0; si < bench.o.n_sizes; si++) {
 		if (bench.o.sizes[si] == 64) {
 			ts = si;
@@ -1994,7 +1994,8 @@ static void usage(FILE *f)
 	fprintf(f,
 		"Usage: shmq-bench [OPTION]...\n"
 		"Measure shmq rings against a minimal shared-memory ring, pipes and a\n"
-		"socketpair, in one run, and check the performance targets of DESIGN.md.\n"
+		"socketpair, in one run, and check the performance targets listed in\n"
+		"shmq-bench(1).\n"
 		"\n"
 		"  -h, --help            show this help and exit\n"
 		"  -q, --quick           short run for CI smoke tests (3 reps, 1000 round\n"
@@ -2015,7 +2016,8 @@ static void usage(FILE *f)
 		"  -j, --json            print one JSON object instead of tables\n"
 		"      --strict          exit 1 when a target is missed\n"
 		"      --shmqd PATH      api, repair: the shmqd to start on a temporary socket\n"
-		"                        (default: shmqd next to this program)\n"
+		"                        (default: shmqd beside this program, else\n"
+		"                        ../sbin/shmqd from its directory, as installed)\n"
 		"  -V, --version         print the version and exit\n"
 		"\n"
 		"Exit status: 0 every scenario ran (targets are reported, not enforced\n"
@@ -2185,6 +2187,35 @@ static int parse_argv(int argc, char *argv[], struct opts *o)
 }
 
 /*
+ * The shmqd that came with this program: beside it in a build tree
+ * (build/shmqd), else in the sbin next to its bin when installed
+ * ($(prefix)/bin/shmq-bench, $(prefix)/sbin/shmqd).  The program's own path
+ * comes from /proc/self/exe: argv[0] has no directory when found on $PATH.
+ * Writes the first candidate that exists, else the first.
+ */
+static void shmqd_beside(const char *argv0, char *buf, size_t size)
+{
+	static const char *const rel[] = {"shmqd", "../sbin/shmqd"};
+	char self[4096];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	const char *slash;
+	int len;
+
+	if (n > 0)
+		self[n] = '\0';
+	else
+		snprintf(self, sizeof(self), "%s", argv0);
+	slash = strrchr(self, '/');
+	len = slash ? (int)(slash - self + 1) : 0;
+	for (size_t i = 0; i < sizeof(rel) / sizeof(rel[0]); i++) {
+		snprintf(buf, size, "%.*s%s", len, self, rel[i]);
+		if (access(buf, X_OK) == 0)
+			return;
+	}
+	snprintf(buf, size, "%.*s%s", len, self, rel[0]);
+}
+
+/*
  * api: start a private shmqd on a temporary socket and connect the parent.
  * Without a daemon binary the api group is dropped with a note, so the
  * rest of the suite still runs.
@@ -2196,14 +2227,10 @@ static int api_start(const char *argv0)
 	pid_t pid;
 	int r;
 
-	if (bench.o.shmqd) {
+	if (bench.o.shmqd)
 		snprintf(path, sizeof(path), "%s", bench.o.shmqd);
-	} else {
-		const char *slash = strrchr(argv0, '/');
-
-		snprintf(path, sizeof(path), "%.*sshmqd", slash ? (int)(slash - argv0 + 1) : 0,
-			 argv0);
-	}
+	else
+		shmqd_beside(argv0, path, sizeof(path));
 	if (access(path, X_OK) < 0) {
 		fprintf(stderr,
 			"shmq-bench: no shmqd at %s (--shmqd PATH): skipping api and repair\n",
