@@ -186,6 +186,7 @@ endif
 
 SHM_SRC    := shm/barrier.c \
 	      shm/futex.c \
+	      shm/kind.c \
 	      shm/layout.c \
 	      shm/ring.c \
 	      shm/sem.c \

@@ -27,16 +27,12 @@
 
 #include "shm/atomic.h"
 #include "shm/futex.h"
+#include "shm/kind.h"
 #include "shm/layout.h"
 
 static uint64_t align_up(uint64_t v, uint64_t a)
 {
 	return (v + a - 1) & ~(a - 1);
-}
-
-static bool is_pow2(uint32_t v)
-{
-	return v && !(v & (v - 1));
 }
 
 bool shmq__name_is_valid(const char *name)
@@ -59,54 +55,11 @@ bool shmq__name_is_valid(const char *name)
 	return strcmp(name, ".") && strcmp(name, "..");
 }
 
-static uint32_t queue_stride(uint32_t slot_size)
-{
-	return (uint32_t)align_up(sizeof(struct shmq_slot_hdr) + (uint64_t)slot_size,
-				  SHMQ_SLOT_ALIGN);
-}
-
-static int geom_validate(uint16_t kind, const union shmq_geom *g)
-{
-	switch (kind) {
-	case SHMQ_KIND_QUEUE:
-		if (!is_pow2(g->queue.n_slots) || g->queue.n_slots < 2 ||
-		    g->queue.n_slots > SHMQ_SLOTS_MAX)
-			return -EINVAL;
-		if (g->queue.slot_size == 0 || g->queue.slot_size > SHMQ_SLOT_SIZE_MAX)
-			return -EINVAL;
-		if (g->queue.mode >= SHMQ_QMODE_COUNT || g->queue.numa_node < -1)
-			return -EINVAL;
-		return 0;
-	case SHMQ_KIND_SEM:
-		if (g->sem.flags & ~(SHMQ_SEM_BOUNDED | SHMQ_SEM_UNDO))
-			return -EINVAL;
-		if (g->sem.initial > SHMQ_SEM_VALUE_MAX)
-			return -EINVAL;
-		if ((g->sem.flags & SHMQ_SEM_BOUNDED) &&
-		    (g->sem.max == 0 || g->sem.max > SHMQ_SEM_VALUE_MAX ||
-		     g->sem.initial > g->sem.max))
-			return -EINVAL;
-		/* The owner field takes the word's high bits (shm/sem.c). */
-		if ((g->sem.flags & SHMQ_SEM_UNDO) &&
-		    (g->sem.initial > SHMQ_SEM_UNDO_VALUE_MAX ||
-		     ((g->sem.flags & SHMQ_SEM_BOUNDED) && g->sem.max > SHMQ_SEM_UNDO_VALUE_MAX)))
-			return -EINVAL;
-		return 0;
-	default:
-		return -EINVAL;
-	}
-}
-
-static uint64_t object_size(uint16_t kind)
-{
-	return kind == SHMQ_KIND_QUEUE ? sizeof(struct shmq_queue_shm)
-				       : sizeof(struct shmq_sem_shm);
-}
-
 /* Offsets of each part; the single source of the segment's geometry. */
 struct seg_plan {
+	const struct shmq_kind *kind;
+	union shmq_geom geom; /* the request's, with the derived fields filled */
 	uint64_t sessions_off, object_off, slots_off, size;
-	uint32_t slot_stride;
 };
 
 static int plan(const struct shmq_segment_params *p, struct seg_plan *ret)
@@ -116,20 +69,25 @@ static int plan(const struct shmq_segment_params *p, struct seg_plan *ret)
 
 	if (!p || p->n_sessions == 0 || p->n_sessions > SHMQ_SESSIONS_MAX)
 		return -EINVAL;
-	r = geom_validate(p->kind, &p->geom);
+	pl.kind = shmq__kind(p->kind);
+	if (!pl.kind)
+		return -EINVAL;
+	r = pl.kind->geom_check(&p->geom, false);
 	if (r < 0)
 		return r;
+	pl.geom = p->geom;
+	if (pl.kind->geom_derive)
+		pl.kind->geom_derive(&pl.geom);
 
 	pl.sessions_off = align_up(sizeof(struct shmq_segment_hdr), SHMQ_FALSE_SHARING_ALIGN);
 	pl.object_off = align_up(pl.sessions_off +
 					 (uint64_t)p->n_sessions * sizeof(struct shmq_session_shm),
 				 SHMQ_FALSE_SHARING_ALIGN);
-	pl.size = pl.object_off + object_size(p->kind);
-	if (p->kind == SHMQ_KIND_QUEUE) {
-		pl.slot_stride = queue_stride(p->geom.queue.slot_size);
+	pl.size = pl.object_off + pl.kind->object_size;
+	if (pl.kind->tail_size) {
 		pl.slots_off = align_up(pl.size, SHMQ_FALSE_SHARING_ALIGN);
-		/* <= 2^24 slots of <= 2^24 + 16 bytes: no 64-bit overflow. */
-		pl.size = pl.slots_off + (uint64_t)p->geom.queue.n_slots * pl.slot_stride;
+		/* Each kind bounds its geometry so that this cannot overflow 64 bits. */
+		pl.size = pl.slots_off + pl.kind->tail_size(&pl.geom);
 	}
 	pl.size = align_up(pl.size, 4096);
 	*ret = pl;
@@ -145,22 +103,6 @@ int shmq__segment_size(const struct shmq_segment_params *p, uint64_t *ret_size)
 		return r;
 	*ret_size = pl.size;
 	return 0;
-}
-
-/* Slot turns for an empty ring whose next position is @origin (quiescent only). */
-static void queue_init_turns(unsigned char *slots, uint32_t n_slots, uint32_t stride,
-			     uint32_t origin)
-{
-	for (uint32_t k = 0; k < n_slots; k++) {
-		uint32_t pos = origin + k; /* index arithmetic wraps by design */
-		struct shmq_slot_hdr *h =
-			(struct shmq_slot_hdr *)(slots + (uint64_t)(pos & (n_slots - 1)) * stride);
-
-		/* before publish / quiescent: no reader can see these yet */
-		store_relaxed(&h->state, (uint64_t)pos << 32);
-		store_relaxed(&h->len, 0);
-		store_relaxed(&h->flags, 0);
-	}
 }
 
 int shmq__segment_format(void *base, uint64_t size, const struct shmq_segment_params *p)
@@ -201,21 +143,14 @@ int shmq__segment_format(void *base, uint64_t size, const struct shmq_segment_pa
 	h->sessions_off = pl.sessions_off;
 	h->object_off = pl.object_off;
 	h->slots_off = pl.slots_off;
-	h->geom = p->geom;
-	if (p->kind == SHMQ_KIND_QUEUE)
-		h->geom.queue.slot_stride = pl.slot_stride;
+	h->geom = pl.geom;
 	memcpy(h->name, p->name, strlen(p->name) + 1);
 	h->object_id = p->object_id;
 
-	if (p->kind == SHMQ_KIND_QUEUE) {
-		queue_init_turns((unsigned char *)base + pl.slots_off, p->geom.queue.n_slots,
-				 pl.slot_stride, 0);
-	} else {
-		struct shmq_sem_shm *s =
-			(struct shmq_sem_shm *)((unsigned char *)base + pl.object_off);
-
-		store_relaxed(&s->value, p->geom.sem.initial); /* ordered by R0 */
-	}
+	/* The kind's own initial state; plain or relaxed stores, ordered by R0. */
+	if (pl.kind->format)
+		pl.kind->format((unsigned char *)base + pl.object_off,
+				pl.slots_off ? (unsigned char *)base + pl.slots_off : NULL, &pl.geom);
 
 	/* R0: everything above is visible before PUBLISHED; pairs with A0 in attach. */
 	store_release(&h->state, SHMQ_SEG_PUBLISHED);
@@ -231,7 +166,7 @@ int shmq__segment_attach(void *base, uint64_t size, struct shmq_segment *ret_seg
 {
 	const struct shmq_segment_hdr *h = base;
 	struct shmq_segment seg = {0};
-	uint64_t slots_len = 0;
+	const struct shmq_kind *k;
 	uint32_t state;
 
 	if (!base || !ret_seg)
@@ -262,7 +197,8 @@ int shmq__segment_attach(void *base, uint64_t size, struct shmq_segment *ret_seg
 	uint64_t object_off = h->object_off;
 	uint64_t slots_off = h->slots_off;
 
-	if (geom_validate(seg.kind, &seg.geom) < 0)
+	k = shmq__kind(seg.kind);
+	if (!k || k->geom_check(&seg.geom, true) < 0)
 		return -EBADMSG;
 	if (!shmq__name_is_valid(seg.name))
 		return -EBADMSG;
@@ -274,17 +210,12 @@ int shmq__segment_attach(void *base, uint64_t size, struct shmq_segment *ret_seg
 		return -EBADMSG;
 	if (object_off <
 		    sessions_off + (uint64_t)seg.n_sessions * sizeof(struct shmq_session_shm) ||
-	    object_off % SHMQ_FALSE_SHARING_ALIGN ||
-	    !range_ok(object_off, object_size(seg.kind), size))
+	    object_off % SHMQ_FALSE_SHARING_ALIGN || !range_ok(object_off, k->object_size, size))
 		return -EBADMSG;
-	if (seg.kind == SHMQ_KIND_QUEUE) {
-		if (seg.geom.queue.slot_stride <
-			    sizeof(struct shmq_slot_hdr) + seg.geom.queue.slot_size ||
-		    seg.geom.queue.slot_stride % SHMQ_SLOT_ALIGN)
-			return -EBADMSG;
-		slots_len = (uint64_t)seg.geom.queue.n_slots * seg.geom.queue.slot_stride;
-		if (slots_off < object_off + object_size(seg.kind) ||
-		    slots_off % SHMQ_FALSE_SHARING_ALIGN || !range_ok(slots_off, slots_len, size))
+	if (k->tail_size) {
+		if (slots_off < object_off + k->object_size ||
+		    slots_off % SHMQ_FALSE_SHARING_ALIGN ||
+		    !range_ok(slots_off, k->tail_size(&seg.geom), size))
 			return -EBADMSG;
 	} else if (slots_off != 0) {
 		return -EBADMSG;
@@ -295,19 +226,9 @@ int shmq__segment_attach(void *base, uint64_t size, struct shmq_segment *ret_seg
 	seg.hdr = base;
 	seg.sessions = (struct shmq_session_shm *)((unsigned char *)base + sessions_off);
 	seg.object = (unsigned char *)base + object_off;
-	seg.slots = seg.kind == SHMQ_KIND_QUEUE ? (unsigned char *)base + slots_off : NULL;
+	seg.slots = k->tail_size ? (unsigned char *)base + slots_off : NULL;
 	*ret_seg = seg;
 	return 0;
-}
-
-void shmq__queue_reset_origin(const struct shmq_segment *seg, uint32_t origin)
-{
-	struct shmq_queue_shm *q = seg->object;
-
-	/* quiescent only (tests, formatting): no concurrent user to order against */
-	queue_init_turns(seg->slots, seg->geom.queue.n_slots, seg->geom.queue.slot_stride, origin);
-	store_relaxed(&q->tail, origin);
-	store_relaxed(&q->head, origin);
 }
 
 struct shmq_session_shm *shmq__session_at(const struct shmq_segment *seg, uint32_t index)
@@ -366,13 +287,15 @@ static void counters_fold(struct shmq_counters *dst, const struct shmq_counters 
 void shmq__session_release(struct shmq_segment *seg, uint32_t index)
 {
 	struct shmq_session_shm *s = shmq__session_at(seg, index);
-	struct shmq_counters *retired;
+	const struct shmq_kind *k = shmq__kind(seg->kind);
 
 	if (!s)
 		return;
-	retired = seg->kind == SHMQ_KIND_QUEUE ? &((struct shmq_queue_shm *)seg->object)->retired
-					       : &((struct shmq_sem_shm *)seg->object)->retired;
-	counters_fold(retired, &s->c);
+	/* attach validated the kind; a hand-built segment without one keeps no totals */
+	if (k)
+		counters_fold((struct shmq_counters *)((unsigned char *)seg->object +
+						       k->retired_off),
+			      &s->c);
 	counters_zero(&s->c);
 	store_relaxed(&s->role, 0); /* ordered by the release below */
 	store_relaxed(&s->pid, 0);
@@ -404,4 +327,14 @@ int shmq__segment_check(const struct shmq_segment *seg)
 			return -EBADMSG;
 	}
 	return 0;
+}
+
+int shmq__object_check(const struct shmq_segment *seg, bool quiescent)
+{
+	const struct shmq_kind *k = shmq__kind(seg->kind);
+	int r = shmq__segment_check(seg);
+
+	if (r < 0)
+		return r;
+	return k ? k->check(seg, quiescent) : -EBADMSG;
 }

@@ -108,8 +108,8 @@ struct shmq_segment_hdr {
 	uint32_t mode;			      /* 40  permission bits, 0777 mask */
 	uint32_t n_sessions;		      /* 44  session records */
 	uint64_t sessions_off;		      /* 48 */
-	uint64_t object_off;		      /* 56  struct shmq_queue_shm or shmq_sem_shm */
-	uint64_t slots_off;		      /* 64  queues: first slot; semaphores: 0 */
+	uint64_t object_off;		      /* 56  the kind's control block */
+	uint64_t slots_off;		      /* 64  the area after it (a queue's slots), or 0 */
 	union shmq_geom geom;		      /* 72  32 bytes, by kind */
 	char name[SHMQ_NAME_MAX + 1];	      /* 104 NUL-terminated, [A-Za-z0-9._-] */
 	uint64_t object_id;		      /* 168 daemon-unique, never reused */
@@ -274,8 +274,8 @@ struct shmq_segment {
 	union shmq_geom geom;
 	struct shmq_segment_hdr *hdr;
 	struct shmq_session_shm *sessions;
-	void *object;	      /* struct shmq_queue_shm * or struct shmq_sem_shm * */
-	unsigned char *slots; /* queues only */
+	void *object;	      /* the kind's control block (struct shmq_queue_shm, ...) */
+	unsigned char *slots; /* the area after it (a queue's slots), or NULL */
 	char name[SHMQ_NAME_MAX + 1];
 };
 
@@ -288,8 +288,14 @@ int shmq__session_claim(struct shmq_segment *seg, uint32_t role, int32_t pid, ui
 void shmq__session_release(struct shmq_segment *seg, uint32_t index);
 struct shmq_session_shm *shmq__session_at(const struct shmq_segment *seg, uint32_t index);
 int shmq__segment_check(const struct shmq_segment *seg);
+/*
+ * shmq__segment_check(), then the kind's own invariants (struct
+ * shmq_kind.check); @quiescent: no sender or receiver is attached.
+ * Return: 0 or -EBADMSG.
+ */
+int shmq__object_check(const struct shmq_segment *seg, bool quiescent);
 
-/* Reset a quiescent, empty queue so its next position is @origin (tests: index wrap). */
+/* Reset a quiescent, empty queue so its next position is @origin (tests: index wrap; shm/ring.c). */
 void shmq__queue_reset_origin(const struct shmq_segment *seg, uint32_t origin);
 
 #endif /* SHMQ_SHM_LAYOUT_H */

@@ -108,6 +108,7 @@
 #include "shm/atomic.h"
 #include "shm/barrier.h"
 #include "shm/futex.h"
+#include "shm/kind.h"
 #include "shm/ring.h"
 
 #define EC_WAITERS     UINT32_C(1)
@@ -1147,3 +1148,149 @@ int shmq__ring_repair_resume(struct shmq_ring *r, struct shmq_ring_repair *ret)
 		ret->redelivered += rep.redelivered;
 	return n + (int)rep.redelivered;
 }
+
+/* --- The queue kind (shm/kind.h) --- */
+
+static bool is_pow2(uint32_t v)
+{
+	return v && !(v & (v - 1));
+}
+
+static uint32_t queue_stride(uint32_t slot_size)
+{
+	uint64_t v = sizeof(struct shmq_slot_hdr) + (uint64_t)slot_size;
+
+	return (uint32_t)((v + SHMQ_SLOT_ALIGN - 1) & ~(uint64_t)(SHMQ_SLOT_ALIGN - 1));
+}
+
+static int queue_geom_check(const union shmq_geom *u, bool formatted)
+{
+	const struct shmq_queue_geom *g = &u->queue;
+
+	if (!is_pow2(g->n_slots) || g->n_slots < 2 || g->n_slots > SHMQ_SLOTS_MAX)
+		return -EINVAL;
+	if (g->slot_size == 0 || g->slot_size > SHMQ_SLOT_SIZE_MAX)
+		return -EINVAL;
+	if (g->mode >= SHMQ_QMODE_COUNT || g->numa_node < -1)
+		return -EINVAL;
+	/* A header's stride: whole slots of aligned size, however the creator rounded. */
+	if (formatted && (g->slot_stride < sizeof(struct shmq_slot_hdr) + g->slot_size ||
+			  g->slot_stride % SHMQ_SLOT_ALIGN))
+		return -EINVAL;
+	return 0;
+}
+
+static void queue_geom_derive(union shmq_geom *u)
+{
+	u->queue.slot_stride = queue_stride(u->queue.slot_size);
+}
+
+static uint64_t queue_tail_size(const union shmq_geom *u)
+{
+	/* <= 2^24 slots of <= 2^24 + 16 bytes: no 64-bit overflow. */
+	return (uint64_t)u->queue.n_slots * u->queue.slot_stride;
+}
+
+/* Slot turns for an empty ring whose next position is @origin (quiescent only). */
+static void queue_init_turns(unsigned char *slots, uint32_t n, uint32_t stride, uint32_t origin)
+{
+	for (uint32_t k = 0; k < n; k++) {
+		uint32_t pos = origin + k; /* index arithmetic wraps by design */
+		struct shmq_slot_hdr *h =
+			(struct shmq_slot_hdr *)(slots + (uint64_t)(pos & (n - 1)) * stride);
+
+		/* before publish / quiescent: no reader can see these yet */
+		store_relaxed(&h->state, (uint64_t)pos << 32);
+		store_relaxed(&h->len, 0);
+		store_relaxed(&h->flags, 0);
+	}
+}
+
+static void queue_format(void *object, unsigned char *tail, const union shmq_geom *u)
+{
+	(void)object; /* head, tail and the eventcounts start at 0: the memory is zeroed */
+	queue_init_turns(tail, u->queue.n_slots, u->queue.slot_stride, 0);
+}
+
+void shmq__queue_reset_origin(const struct shmq_segment *seg, uint32_t origin)
+{
+	struct shmq_queue_shm *q = seg->object;
+
+	/* quiescent only (tests, formatting): no concurrent user to order against */
+	queue_init_turns(seg->slots, seg->geom.queue.n_slots, seg->geom.queue.slot_stride, origin);
+	store_relaxed(&q->tail, origin);
+	store_relaxed(&q->head, origin);
+}
+
+/* shmq__ring_check() is exact only at rest: a busy ring passes unchecked. */
+static int queue_check(const struct shmq_segment *seg, bool quiescent)
+{
+	struct shmq_ring ring;
+	int r;
+
+	if (!quiescent)
+		return 0;
+	r = shmq__ring_attach(&ring, seg, UINT32_MAX);
+	return r < 0 ? -EBADMSG : shmq__ring_check(&ring);
+}
+
+static int queue_repair(const struct shmq_segment *seg, uint32_t index,
+			struct shmq_kind_repair *ret)
+{
+	struct shmq_ring_repair rep = {0};
+	struct shmq_ring ring;
+	int r = shmq__ring_attach(&ring, seg, UINT32_MAX);
+
+	if (r == 0)
+		r = shmq__ring_repair_session(&ring, index + 1, &rep);
+	ret->tombstoned = rep.tombstoned;
+	ret->redelivered = rep.redelivered;
+	return r;
+}
+
+static int queue_resume(const struct shmq_segment *seg, struct shmq_kind_repair *ret)
+{
+	struct shmq_ring_repair rep = {0};
+	struct shmq_ring ring;
+	int r = shmq__ring_attach(&ring, seg, UINT32_MAX);
+
+	if (r == 0)
+		r = shmq__ring_repair_resume(&ring, &rep);
+	ret->tombstoned = rep.tombstoned;
+	ret->redelivered = rep.redelivered;
+	return r;
+}
+
+static bool queue_is_ready(const void *handle, uint32_t events)
+{
+	return shmq__ring_is_ready(handle, events == SHMQ_KIND_EV_SEND);
+}
+
+static int queue_arm(void *handle, uint32_t events, struct shmq_kind_arm *ret)
+{
+	struct shmq_ring_arm a;
+	int r = shmq__ring_arm(handle, events == SHMQ_KIND_EV_SEND, &a);
+
+	if (r == 0)
+		*ret = (struct shmq_kind_arm){.word = a.word, .key = a.key, .bounded = a.bounded};
+	return r;
+}
+
+const struct shmq_kind shmq__kind_queue = {
+	.id = SHMQ_KIND_QUEUE,
+	.name = "queue",
+	.short_name = "queue",
+	.roles = SHMQ_ROLE_PRODUCER | SHMQ_ROLE_CONSUMER,
+	.events = SHMQ_KIND_EV_RECV | SHMQ_KIND_EV_SEND,
+	.object_size = sizeof(struct shmq_queue_shm),
+	.retired_off = offsetof(struct shmq_queue_shm, retired),
+	.geom_check = queue_geom_check,
+	.geom_derive = queue_geom_derive,
+	.tail_size = queue_tail_size,
+	.format = queue_format,
+	.check = queue_check,
+	.repair = queue_repair,
+	.resume = queue_resume,
+	.is_ready = queue_is_ready,
+	.arm = queue_arm,
+};

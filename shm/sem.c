@@ -123,6 +123,7 @@
 
 #include "shm/atomic.h"
 #include "shm/futex.h"
+#include "shm/kind.h"
 #include "shm/sem.h"
 
 /*
@@ -533,3 +534,101 @@ int shmq__sem_check(const struct shmq_sem *sem)
 		return -EBADMSG;
 	return 0;
 }
+
+/* --- The semaphore kind (shm/kind.h) --- */
+
+static int sem_geom_check(const union shmq_geom *u, bool formatted)
+{
+	const struct shmq_sem_geom *g = &u->sem;
+
+	(void)formatted; /* nothing is derived: a header says what the creator asked */
+	if (g->flags & ~(SHMQ_SEM_BOUNDED | SHMQ_SEM_UNDO))
+		return -EINVAL;
+	if (g->initial > SHMQ_SEM_VALUE_MAX)
+		return -EINVAL;
+	if ((g->flags & SHMQ_SEM_BOUNDED) &&
+	    (g->max == 0 || g->max > SHMQ_SEM_VALUE_MAX || g->initial > g->max))
+		return -EINVAL;
+	/* The owner field takes the word's high bits (U1..U4 above). */
+	if ((g->flags & SHMQ_SEM_UNDO) &&
+	    (g->initial > SHMQ_SEM_UNDO_VALUE_MAX ||
+	     ((g->flags & SHMQ_SEM_BOUNDED) && g->max > SHMQ_SEM_UNDO_VALUE_MAX)))
+		return -EINVAL;
+	return 0;
+}
+
+static void sem_format(void *object, unsigned char *tail, const union shmq_geom *u)
+{
+	struct shmq_sem_shm *s = object;
+
+	(void)tail;
+	store_relaxed(&s->value, u->sem.initial); /* before publication: ordered by R0 */
+}
+
+/* Both invariants hold at every instant for honest peers: checked busy or not. */
+static int sem_kind_check(const struct shmq_segment *seg, bool quiescent)
+{
+	struct shmq_sem sem;
+
+	(void)quiescent;
+	if (shmq__sem_attach(&sem, seg, UINT32_MAX) < 0)
+		return -EBADMSG;
+	return shmq__sem_check(&sem);
+}
+
+static int sem_repair(const struct shmq_segment *seg, uint32_t index, struct shmq_kind_repair *ret)
+{
+	struct shmq_session_shm *rec = shmq__session_at(seg, index);
+	struct shmq_sem sem;
+	uint32_t posted = 0;
+	int r;
+
+	if (!(seg->geom.sem.flags & SHMQ_SEM_UNDO) || !rec)
+		return 0;
+	r = shmq__sem_attach(&sem, seg, UINT32_MAX);
+	if (r == 0)
+		r = shmq__sem_undo(&sem, rec, index, &posted);
+	if (posted)
+		fetch_add_relaxed(&sem.s->repairs, 1); /* statistic; the daemon alone writes it */
+	ret->posted = posted;
+	return r < 0 ? r : posted > 0;
+}
+
+static bool sem_is_ready(const void *handle, uint32_t events)
+{
+	(void)events;
+	return shmq__sem_value(handle) != 0;
+}
+
+static int sem_kind_arm(void *handle, uint32_t events, struct shmq_kind_arm *ret)
+{
+	struct shmq_sem *sem = handle;
+	int r = shmq__sem_arm(sem);
+
+	(void)events;
+	if (r == 0)
+		*ret = (struct shmq_kind_arm){.word = &sem->s->value, .key = 0};
+	return r;
+}
+
+static void sem_kind_disarm(void *handle)
+{
+	shmq__sem_disarm(handle);
+}
+
+const struct shmq_kind shmq__kind_sem = {
+	.id = SHMQ_KIND_SEM,
+	.name = "semaphore",
+	.short_name = "sem",
+	.roles = SHMQ_ROLE_SEM,
+	.events = SHMQ_KIND_EV_RECV,
+	.object_size = sizeof(struct shmq_sem_shm),
+	.retired_off = offsetof(struct shmq_sem_shm, retired),
+	.geom_check = sem_geom_check,
+	.format = sem_format,
+	.check = sem_kind_check,
+	.repair = sem_repair,
+	.is_ready = sem_is_ready,
+	.arm = sem_kind_arm,
+	.disarm = sem_kind_disarm,
+};
