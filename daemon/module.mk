@@ -5,13 +5,16 @@
 #                        built-in defaults (SHMQD_RUN_ARGS adds flags)
 
 DAEMON_SRC := daemon/config.c \
+	      daemon/kind.c \
 	      daemon/listen.c \
 	      daemon/log.c \
 	      daemon/loop.c \
 	      daemon/main.c \
 	      daemon/memory.c \
 	      daemon/object.c \
+	      daemon/queue.c \
 	      daemon/request.c \
+	      daemon/sem.c \
 	      daemon/session.c \
 	      daemon/store.c
 

@@ -29,18 +29,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "daemon/kind.h"
 #include "daemon/log.h"
 #include "daemon/shmqd.h"
 #include "shm/atomic.h"
 #include "shm/futex.h"
-#include "shm/ring.h"
-#include "shm/sem.h"
 
 #define NAMES_BUCKETS_MIN 64
 
-static const char *const kind_names[] = {
-	[SHMQ_KIND_QUEUE] = "queue", [SHMQ_KIND_SEM] = "semaphore"};
-static const char *const mode_names[] = {"mpmc", "spsc", "mpsc", "spmc"};
 
 /* --- Name table --- */
 
@@ -202,7 +198,7 @@ static void object_free(struct shmqd *d, struct shmqd_object *o, bool forget)
 
 	if (forget) {
 		shmqd_store_object_remove(d, o);
-		log_debug("%s '%s' (id %" PRIu64 ") freed", kind_names[o->kind], o->name,
+		log_debug("%s '%s' (id %" PRIu64 ") freed", shmqd_kind_name(o->kind), o->name,
 			  o->object_id);
 	}
 	if (!o->unlinked)
@@ -228,12 +224,18 @@ int shmqd_object_create(struct shmqd *d, const struct shmqd_session *s,
 		.mode = c->mode,
 		.object_id = d->next_object_id,
 	};
-	int32_t node = c->kind == SHMQ_KIND_QUEUE ? c->geom.queue.numa_node : -1;
+	const struct shmqd_kind *k = shmqd_kind(c->kind);
 	struct shmqd_memory m = {.fd = -1, .base = MAP_FAILED};
 	struct shmqd_object *o;
-	char file[32];
+	char file[32], what[96];
 	uint64_t seg_size;
+	int32_t node;
 	int r;
+
+	if (!k)
+		return log_client_errno(LOG_INFO, -EINVAL, "pid %" PRId32 ": create '%s': kind %u",
+					s->pid, c->name, c->kind);
+	node = k->numa_node(&c->geom);
 
 	r = shmq__segment_size(&p, &seg_size);
 	if (r < 0)
@@ -309,20 +311,10 @@ int shmqd_object_create(struct shmqd *d, const struct shmqd_session *s,
 		return r;
 	}
 
-	if (o->kind == SHMQ_KIND_QUEUE)
-		log_info("queue '%s' created (id %" PRIu64 ", %" PRIu32 " slots of %" PRIu32
-			 " B, %s%s, %" PRIu64 " bytes, mode %04" PRIo32 ") by pid %" PRId32
-			 " uid %" PRIu32,
-			 o->name, o->object_id, o->geom.queue.n_slots, o->geom.queue.slot_size,
-			 mode_names[o->geom.queue.mode], o->hugetlb ? ", huge pages" : "", o->size,
-			 o->mode, s->pid, s->uid);
-	else
-		log_info("semaphore '%s' created (id %" PRIu64 ", value %" PRIu32
-			 "%s%s, mode %04" PRIo32 ") by pid %" PRId32 " uid %" PRIu32,
-			 o->name, o->object_id, o->geom.sem.initial,
-			 (o->geom.sem.flags & SHMQ_SEM_BOUNDED) ? ", bounded" : "",
-			 (o->geom.sem.flags & SHMQ_SEM_UNDO) ? ", undo" : "", o->mode, s->pid,
-			 s->uid);
+	k->describe(o, what, sizeof(what));
+	log_info("%s '%s' created (id %" PRIu64 ", %s, %" PRIu64 " bytes, mode %04" PRIo32
+		 ") by pid %" PRId32 " uid %" PRIu32,
+		 k->shm->name, o->name, o->object_id, what, o->size, o->mode, s->pid, s->uid);
 	*ret = o;
 	return 0;
 
@@ -340,7 +332,7 @@ void shmqd_object_unlink(struct shmqd *d, struct shmqd_object *o)
 	o->unlinked = true;
 	shmqd_store_object_update(d, o);
 	log_info("%s '%s' (id %" PRIu64 ") unlinked; %" PRIu32 " attachments remain",
-		 kind_names[o->kind], o->name, o->object_id, o->n_attached);
+		 shmqd_kind_name(o->kind), o->name, o->object_id, o->n_attached);
 	if (!o->n_attached)
 		object_free(d, o, true);
 }
@@ -387,7 +379,7 @@ int shmqd_object_check_access(const struct shmqd_session *s, const struct shmqd_
 int shmqd_object_attach(struct shmqd *d, struct shmqd_session *s, struct shmqd_object *o,
 			uint32_t flags, struct shmqd_attach **ret)
 {
-	uint32_t qmode = o->kind == SHMQ_KIND_QUEUE ? o->geom.queue.mode : SHMQ_QMODE_MPMC;
+	const struct shmqd_kind *k = shmqd_kind(o->kind);
 	uint32_t role = 0, index = UINT32_MAX;
 	struct shmqd_attach *a;
 	int r;
@@ -397,17 +389,11 @@ int shmqd_object_attach(struct shmqd *d, struct shmqd_session *s, struct shmqd_o
 					"pid %" PRId32 ": max-attach-per-session (%" PRIu32
 					") reached",
 					s->pid, d->cfg.max_attach_per_session);
-	/* The single side of SPSC/MPSC/SPMC keeps its index privately: one at a time. */
-	if ((flags & SHMQ_OPEN_SEND) && o->n_senders &&
-	    (qmode == SHMQ_QMODE_SPSC || qmode == SHMQ_QMODE_SPMC))
-		return log_client_errno(LOG_DEBUG, -EBUSY,
-					"pid %" PRId32 ": '%s' already has its one sender", s->pid,
-					o->name);
-	if ((flags & SHMQ_OPEN_RECV) && o->n_receivers &&
-	    (qmode == SHMQ_QMODE_SPSC || qmode == SHMQ_QMODE_MPSC))
-		return log_client_errno(LOG_DEBUG, -EBUSY,
-					"pid %" PRId32 ": '%s' already has its one receiver",
-					s->pid, o->name);
+	if (k->admit) {
+		r = k->admit(o, s, flags);
+		if (r < 0)
+			return r;
+	}
 
 	if (flags & SHMQ_OPEN_SEND)
 		role |= SHMQ_ROLE_PRODUCER;
@@ -463,63 +449,22 @@ static void check_after_repair(struct shmqd_object *o)
 		shmqd_object_quarantine(o, what);
 }
 
-/* The session's process is gone: finish or undo what it held in the ring. */
-static void repair(const struct shmqd_session *s, struct shmqd_object *o, uint32_t index)
+/*
+ * The session's process is gone: the kind finishes or undoes what its record
+ * held (a queue's half-written and half-read slots, an undo semaphore's
+ * tokens: shm/kind.h), and says what it did.
+ */
+static void repair(int32_t pid, const char *death, struct shmqd_object *o, uint32_t index)
 {
+	const struct shmqd_kind *k = shmqd_kind(o->kind);
 	struct shmq_session_shm *rec = shmq__session_at(&o->seg, index);
-	struct shmq_ring_repair rep = {0};
-	struct shmq_ring ring;
+	struct shmq_kind_repair rep = {0};
 	int r;
 
 	/* DEAD tells a viewer the record is being repaired, not in use. */
 	store_relaxed(&rec->state, SHMQ_SESSION_DEAD); /* display only; release() publishes FREE */
-	r = shmq__ring_attach(&ring, &o->seg, UINT32_MAX);
-	if (r == 0)
-		r = shmq__ring_repair_session(&ring, index + 1, &rep);
-	if (r < 0)
-		log_warning_errno(
-			r, "queue '%s': repairing after pid %" PRId32 " (record %" PRIu32 ")",
-			o->name, s->pid, index);
-	else if (r > 0)
-		log_notice("queue '%s': pid %" PRId32 " (record %" PRIu32 ") %s: %" PRIu32
-			   " half-written slots tombstoned, %" PRIu32
-			   " half-read messages redelivered",
-			   o->name, s->pid, index, s->death ? s->death : "went away",
-			   rep.tombstoned, rep.redelivered);
-	else
-		log_debug("queue '%s': pid %" PRId32 " (record %" PRIu32 ") held no slots", o->name,
-			  s->pid, index);
-	check_after_repair(o);
-}
-
-/*
- * Undo on death: post back the tokens the dead session's record says it
- * held.  The count is exact at any instruction of the client's death: the
- * semaphore word journals the operation in flight (shm/sem.c, U1..U5).  The
- * count is untrusted all the same (a writer could inflate it), so it never
- * posts past the semaphore's ceiling, and never loops per token.
- */
-static void undo_holds(const struct shmqd_session *s, struct shmqd_object *o, uint32_t index)
-{
-	struct shmq_session_shm *rec = shmq__session_at(&o->seg, index);
-	struct shmq_sem sem;
-	uint32_t posted = 0;
-	int r;
-
-	r = shmq__sem_attach(&sem, &o->seg, UINT32_MAX);
-	if (r == 0)
-		r = shmq__sem_undo(&sem, rec, index, &posted);
-	if (posted)
-		fetch_add_relaxed(&((struct shmq_sem_shm *)o->seg.object)->repairs,
-				  1); /* statistic */
-	if (r < 0)
-		log_warning_errno(r,
-				  "semaphore '%s': undo for pid %" PRId32 " (record %" PRIu32 ")",
-				  o->name, s->pid, index);
-	else if (posted)
-		log_notice("semaphore '%s': pid %" PRId32 " %s holding %" PRIu32
-			   " tokens; posted them back (undo)",
-			   o->name, s->pid, s->death ? s->death : "went away", posted);
+	r = k->shm->repair(&o->seg, index, &rep);
+	k->log_repair(o, pid, death, index, r, &rep);
 	check_after_repair(o);
 }
 
@@ -531,10 +476,8 @@ void shmqd_object_detach(struct shmqd *d, struct shmqd_session *s, struct shmqd_
 	/* Record first: a restart must never hand back a record we release (store.c). */
 	shmqd_store_attach_remove(d, a);
 	if (a->session_index != UINT32_MAX) {
-		if (dead && o->kind == SHMQ_KIND_QUEUE)
-			repair(s, o, a->session_index);
-		if (dead && o->kind == SHMQ_KIND_SEM && (o->geom.sem.flags & SHMQ_SEM_UNDO))
-			undo_holds(s, o, a->session_index);
+		if (dead)
+			repair(s->pid, s->death, o, a->session_index);
 		shmq__session_release(&o->seg, a->session_index);
 	}
 	if (a->flags & SHMQ_OPEN_SEND)
@@ -549,50 +492,6 @@ void shmqd_object_detach(struct shmqd *d, struct shmqd_session *s, struct shmqd_
 	free(a);
 	if (o->unlinked && !o->n_attached)
 		object_free(d, o, true);
-}
-
-/*
- * PURGE: take the messages out of the ring as one more consumer would, so
- * every ordering the ring documents still holds and concurrent receivers of
- * a multi-consumer queue simply race us for the same messages.  The single
- * consumer of an SPSC or MPSC queue keeps its index privately, so the
- * caller refuses those while a receiver is attached.  At most one lap of
- * the ring is taken: what a live producer sends during the purge may stay.
- */
-int shmqd_object_purge(struct shmqd_object *o, uint64_t *ret_dropped)
-{
-	struct shmq_queue_shm *qs = o->seg.object;
-	uint32_t n = o->geom.queue.n_slots, corrupt = 0;
-	uint64_t dropped = 0;
-	struct shmq_ring ring;
-	int r;
-
-	r = shmq__ring_attach(&ring, &o->seg, UINT32_MAX);
-	if (r < 0)
-		return log_client_errno(LOG_WARNING, r, "queue '%s': attaching to purge", o->name);
-	for (uint32_t i = 0; i < n; i++) {
-		const void *msg;
-
-		r = shmq__ring_peek(&ring, &msg);
-		if (r == -EBADMSG) {
-			corrupt++; /* take() consumed the corrupt slot */
-			continue;
-		}
-		if (r < 0)
-			break; /* -EAGAIN: empty, or the next slot is still being written */
-		shmq__ring_release(&ring);
-		dropped++;
-	}
-	/*
-	 * Purged messages count as received, so sent - received still equals
-	 * the depth for a viewer.  The daemon is the only writer of retired.
-	 */
-	counter_inc(&qs->retired.received, load_relaxed(&ring.private_counters.received));
-	if (corrupt)
-		log_client(LOG_WARNING, "queue '%s': purge consumed %" PRIu32 " corrupt slots",
-			   o->name, corrupt);
-	*ret_dropped = dropped;
-	return 0;
 }
 
 int shmqd_object_view_fd(const struct shmqd_object *o)
@@ -648,60 +547,20 @@ void shmqd_object_info(const struct shmqd_object *o, struct shmq_obj_info *ret)
 
 int shmqd_object_validate(struct shmqd_object *o, bool full, const char **ret_what)
 {
+	const struct shmqd_kind *k = shmqd_kind(o->kind);
 	const char *what = NULL;
 	int r = shmq__segment_check(&o->seg);
 
 	if (r < 0) {
 		what = "its header or session records fail validation";
-	} else if (o->kind == SHMQ_KIND_SEM) {
-		struct shmq_sem sem;
-
-		r = shmq__sem_attach(&sem, &o->seg, UINT32_MAX);
-		if (r == 0)
-			r = shmq__sem_check(&sem);
-		what = "its semaphore words fail validation";
-	} else if (full && !o->n_senders && !o->n_receivers) {
-		struct shmq_ring ring;
-
-		r = shmq__ring_attach(&ring, &o->seg, UINT32_MAX);
-		if (r == 0)
-			r = shmq__ring_check(&ring);
-		what = "its ring indices or slot turns fail validation";
+	} else {
+		/* Views never write: with no sender or receiver the object is at rest. */
+		r = k->shm->check(&o->seg, full && !o->n_senders && !o->n_receivers);
+		what = k->invalid;
 	}
 	if (ret_what)
 		*ret_what = r < 0 ? what : NULL;
 	return r < 0 ? r : 0;
-}
-
-/*
- * An undo semaphore's owner field names the session between moving tokens
- * and recording them (shm/sem.c).  Only the daemon claims and releases
- * session records, and an honest session clears its tag before it can
- * detach (or the daemon's undo clears it before the release), so a tag
- * whose record is free, or that names no record, was written by a
- * scribbler: every post would wait it out.  Clear it, keeping the value.
- * Return: true if a forged tag was cleared.
- */
-static bool clear_forged_owner(struct shmqd_object *o)
-{
-	struct shmq_sem_shm *sm = o->seg.object;
-	uint32_t w = load_relaxed(&sm->value); /* the CAS below validates it */
-
-	for (int tries = 0; tries < 8; tries++) {
-		uint32_t own = (w & SHMQ_SEM_UNDO_OWNER_MASK) >> SHMQ_SEM_UNDO_OWNER_SHIFT;
-
-		if (!own ||
-		    (own <= o->seg.n_sessions &&
-		     load_relaxed(&shmq__session_at(&o->seg, own - 1)->state) != SHMQ_SESSION_FREE))
-			return false;
-		/* seq_cst like U4, and wake whoever the tag held back */
-		if (cas_seq_cst(&sm->value, &w, w & SHMQ_SEM_UNDO_VALUE_MAX)) {
-			if (load_seq_cst(&sm->n_waiters))
-				(void)shmq__futex_wake(&sm->value, INT32_MAX);
-			return true;
-		}
-	}
-	return false;
 }
 
 void shmqd_object_quarantine(struct shmqd_object *o, const char *why)
@@ -716,7 +575,7 @@ void shmqd_object_quarantine(struct shmqd_object *o, const char *why)
 	o->quarantined = true;
 	log_warning("%s '%s' (id %" PRIu64 ") quarantined: %s; "
 		    "new opens are refused until it is removed (shmqctl rm %s)",
-		    kind_names[o->kind], o->name, o->object_id, why, o->name);
+		    shmqd_kind_name(o->kind), o->name, o->object_id, why, o->name);
 }
 
 void shmqd_object_heartbeat(struct shmqd *d, uint64_t now_ns)
@@ -727,17 +586,19 @@ void shmqd_object_heartbeat(struct shmqd *d, uint64_t now_ns)
 	list_for_each_safe(pos, tmp, &d->objects)
 	{
 		struct shmqd_object *o = container_of(pos, struct shmqd_object, link);
-		uint32_t slots = o->kind == SHMQ_KIND_QUEUE ? o->geom.queue.n_slots : 0;
-		bool full = slots && slots <= budget &&
-			    now_ns - o->ring_checked_ns >= RING_CHECK_PERIOD_NS;
+		const struct shmqd_kind *k = shmqd_kind(o->kind);
+		/* A full check reads the whole tail (a queue's slots): budgeted by its size. */
+		uint32_t slots = k->check_cost ? k->check_cost(&o->geom) : 0;
+		bool full = now_ns - o->ring_checked_ns >= RING_CHECK_PERIOD_NS &&
+			    slots <= budget;
 		const char *what;
 
 		/* a timestamp for liveness display: orders nothing else */
 		store_relaxed(&o->seg.hdr->daemon_heartbeat_ns, now_ns);
 		/* Quarantined or not: the handles still open must not wait on a forgery. */
-		if (o->kind == SHMQ_KIND_SEM && (o->geom.sem.flags & SHMQ_SEM_UNDO) &&
-		    clear_forged_owner(o))
-			shmqd_object_quarantine(o, "its word names an owner that holds no record");
+		what = k->heartbeat ? k->heartbeat(o) : NULL;
+		if (what)
+			shmqd_object_quarantine(o, what);
 		if (o->quarantined) {
 			shmqd_object_quarantine(o, NULL); /* re-assert the header bit */
 			continue;
@@ -782,7 +643,8 @@ static void objects_insert_sorted(struct shmqd *d, struct shmqd_object *o)
 int shmqd_object_adopt(struct shmqd *d, const struct shmqd_reg_object *r, int fd, uint32_t reg,
 		       struct shmqd_object **ret)
 {
-	const char *what = kind_names[r->kind];
+	const struct shmqd_kind *k = shmqd_kind(r->kind);
+	const char *what = shmqd_kind_name(r->kind);
 	bool unlinked = load_relaxed(&r->flags) & SHMQD_REG_UNLINKED;
 	struct shmqd_memory m;
 	struct shmqd_object *o;
@@ -832,17 +694,14 @@ int shmqd_object_adopt(struct shmqd *d, const struct shmqd_reg_object *r, int fd
 	}
 
 	/* A repair this daemon's predecessor was killed in the middle of. */
-	if (r->kind == SHMQ_KIND_QUEUE) {
-		struct shmq_ring_repair rep = {0};
-		struct shmq_ring ring;
+	if (k->shm->resume) {
+		struct shmq_kind_repair rep = {0};
 
-		rc = shmq__ring_attach(&ring, &o->seg, UINT32_MAX);
-		if (rc == 0)
-			rc = shmq__ring_repair_resume(&ring, &rep);
+		rc = k->shm->resume(&o->seg, &rep);
 		if (rc > 0)
-			log_notice("queue '%s': finished a repair cut short by the daemon's death "
+			log_notice("%s '%s': finished a repair cut short by the daemon's death "
 				   "(%" PRIu32 " tombstoned, %" PRIu32 " redelivered)",
-				   r->name, rep.tombstoned, rep.redelivered);
+				   what, r->name, rep.tombstoned, rep.redelivered);
 	}
 	memcpy(o->name, r->name, sizeof(o->name));
 	o->object_id = r->object_id;
@@ -935,17 +794,11 @@ void shmqd_object_release_orphans(struct shmqd_object *o, const bool *claimed)
 {
 	for (uint32_t i = 0; i < o->seg.n_sessions; i++) {
 		struct shmq_session_shm *rec = shmq__session_at(&o->seg, i);
-		struct shmqd_session ghost = {
-			.pid = load_relaxed(&rec->pid), /* for the log line only */
-			.death = "was cut off by a daemon restart",
-		};
 
 		if (claimed[i] || load_relaxed(&rec->state) == SHMQ_SESSION_FREE)
 			continue;
-		if (o->kind == SHMQ_KIND_QUEUE)
-			repair(&ghost, o, i);
-		else if (o->geom.sem.flags & SHMQ_SEM_UNDO)
-			undo_holds(&ghost, o, i);
+		/* The pid is for the log line only. */
+		repair(load_relaxed(&rec->pid), "was cut off by a daemon restart", o, i);
 		shmq__session_release(&o->seg, i);
 	}
 }

@@ -17,17 +17,15 @@
 
 #include <shmq/version.h>
 
+#include "daemon/kind.h"
 #include "daemon/log.h"
 #include "daemon/shmqd.h"
 
 #define ROLE_FLAGS   (SHMQ_OPEN_SEND | SHMQ_OPEN_RECV | SHMQ_OPEN_SEM | SHMQ_OPEN_VIEW)
 #define MODE_DEFAULT 0600 /* a create with mode 0, as libshmq's perm 0 */
 
-static int reject(const struct shmqd_session *s, int level, int r, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-
 /* Log why a request is refused, naming the client; return @r for the reply. */
-static int reject(const struct shmqd_session *s, int level, int r, const char *fmt, ...)
+int shmqd_reject(const struct shmqd_session *s, int level, int r, const char *fmt, ...)
 {
 	char msg[256];
 	va_list ap;
@@ -40,24 +38,9 @@ static int reject(const struct shmqd_session *s, int level, int r, const char *f
 }
 
 /* A malformed field: a client bug, worth a line at info. */
-#define bad(s, ...) reject((s), LOG_INFO, -EINVAL, __VA_ARGS__)
+#define reject shmqd_reject
+#define bad    shmqd_bad
 
-static bool is_pow2(uint32_t v)
-{
-	return v && !(v & (v - 1));
-}
-
-static bool all_zero(const void *p, size_t n)
-{
-	const unsigned char *b = p;
-
-	for (size_t i = 0; i < n; i++)
-		if (b[i])
-			return false;
-	return true;
-}
-
-/* A name field: NUL-terminated inside its array, then [A-Za-z0-9._-]{1,63}. */
 static int name_check(const struct shmqd_session *s, const char *name, size_t size)
 {
 	if (!memchr(name, '\0', size))
@@ -109,64 +92,12 @@ static int on_request_hello(struct shmqd_session *s, const struct shmq_req_hello
 
 /* --- CREATE / OPEN --- */
 
-/* Check a queue create's geometry and fill in the configured defaults. */
-static int queue_geometry_check(const struct shmqd_config *cfg, const struct shmqd_session *s,
-				struct shmq_queue_geom *g)
-{
-	if (g->slot_stride || g->flags || g->reserved)
-		return bad(s, "queue slot_stride/flags/reserved not zero");
-	if (!g->n_slots)
-		g->n_slots = cfg->default_slots;
-	if (!g->slot_size)
-		g->slot_size = cfg->default_slot_size;
-	if (!is_pow2(g->n_slots) || g->n_slots < 2 || g->n_slots > cfg->max_slots)
-		return bad(s,
-			   "n_slots %" PRIu32 " is not a power of two in [2, %" PRIu32
-			   "] (max-slots)",
-			   g->n_slots, cfg->max_slots);
-	if (g->slot_size > cfg->max_slot_size)
-		return bad(s, "slot_size %" PRIu32 " > %" PRIu32 " (max-slot-size)", g->slot_size,
-			   cfg->max_slot_size);
-	if (g->mode >= SHMQ_QMODE_COUNT)
-		return bad(s, "unknown queue mode %" PRIu32, g->mode);
-	if (g->numa_node < -1)
-		return bad(s, "numa_node %" PRId32, g->numa_node);
-	return 0;
-}
-
-static int sem_geometry_check(const struct shmqd_session *s, const struct shmq_sem_geom *g)
-{
-	if (g->flags & ~(SHMQ_SEM_BOUNDED | SHMQ_SEM_UNDO))
-		return bad(s, "unknown semaphore flags 0x%" PRIx32, g->flags);
-	if (!all_zero(g->reserved, sizeof(g->reserved)))
-		return bad(s, "semaphore reserved fields not zero");
-	if (g->initial > SHMQ_SEM_VALUE_MAX)
-		return bad(s, "initial value %" PRIu32 " > %" PRIu32, g->initial,
-			   SHMQ_SEM_VALUE_MAX);
-	if ((g->flags & SHMQ_SEM_UNDO) &&
-	    (g->initial > SHMQ_SEM_UNDO_VALUE_MAX ||
-	     ((g->flags & SHMQ_SEM_BOUNDED) && g->max > SHMQ_SEM_UNDO_VALUE_MAX)))
-		return bad(s, "an undo semaphore's initial value and max are at most %" PRIu32,
-			   SHMQ_SEM_UNDO_VALUE_MAX);
-	if (!(g->flags & SHMQ_SEM_BOUNDED)) {
-		/* A max that would be ignored is a caller's mistake, not a wish. */
-		if (g->max)
-			return bad(s, "max set without SHMQ_SEM_BOUNDED");
-		return 0;
-	}
-	if (!g->max || g->max > SHMQ_SEM_VALUE_MAX || g->initial > g->max)
-		return bad(s,
-			   "bounded semaphore needs initial <= max in [1, %" PRIu32
-			   "] (initial %" PRIu32 ", max %" PRIu32 ")",
-			   SHMQ_SEM_VALUE_MAX, g->initial, g->max);
-	return 0;
-}
-
 static int open_check(const struct shmqd *d, const struct shmqd_session *s, uint16_t op,
 		      const struct shmq_req_open *q, struct shmqd_create *c)
 {
 	uint32_t roles = q->flags & ROLE_FLAGS;
 	bool create = op == SHMQ_OP_CREATE || (q->flags & SHMQ_OPEN_CREATE);
+	const struct shmqd_kind *k;
 	int r;
 
 	if (q->flags & ~SHMQ_OPEN_ALL_FLAGS)
@@ -176,15 +107,14 @@ static int open_check(const struct shmqd *d, const struct shmqd_session *s, uint
 	r = name_check(s, q->name, sizeof(q->name));
 	if (r < 0)
 		return r;
-	if (q->kind != SHMQ_KIND_QUEUE && q->kind != SHMQ_KIND_SEM)
+	k = shmqd_kind(q->kind);
+	if (!k)
 		return bad(s, "unknown kind %u", q->kind);
 	/* One role set per attachment: a view never mixes with writing roles. */
-	if (q->kind == SHMQ_KIND_QUEUE ? !(roles == SHMQ_OPEN_VIEW ||
-					   (roles && !(roles & ~(SHMQ_OPEN_SEND | SHMQ_OPEN_RECV))))
-				       : !(roles == SHMQ_OPEN_VIEW || roles == SHMQ_OPEN_SEM))
-		return bad(s, "role flags 0x%" PRIx32 " do not fit a %s", roles,
-			   q->kind == SHMQ_KIND_QUEUE ? "queue" : "semaphore");
-	if ((q->flags & SHMQ_OPEN_HUGEPAGE) && (!create || q->kind != SHMQ_KIND_QUEUE))
+	if (roles != SHMQ_OPEN_VIEW &&
+	    (!roles || (roles & ~k->open_roles) || (k->open_roles_all && roles != k->open_roles)))
+		return bad(s, "role flags 0x%" PRIx32 " do not fit a %s", roles, k->shm->name);
+	if ((q->flags & SHMQ_OPEN_HUGEPAGE) && (!create || !k->hugepages))
 		return bad(s, "SHMQ_OPEN_HUGEPAGE needs a queue create");
 	if (q->mode & ~0777u)
 		return bad(s, "mode 0%" PRIo32 " has bits outside 0777", q->mode);
@@ -196,8 +126,7 @@ static int open_check(const struct shmqd *d, const struct shmqd_session *s, uint
 	c->geom = q->geom;
 	if (!create)
 		return 0;
-	return q->kind == SHMQ_KIND_QUEUE ? queue_geometry_check(&d->cfg, s, &c->geom.queue)
-					  : sem_geometry_check(s, &c->geom.sem);
+	return k->create_check(&d->cfg, s, &c->geom);
 }
 
 static int on_request_open(struct shmqd *d, struct shmqd_session *s, uint16_t op,
@@ -220,8 +149,7 @@ static int on_request_open(struct shmqd *d, struct shmqd_session *s, uint16_t op
 		if (op == SHMQ_OP_CREATE)
 			return reject(s, LOG_DEBUG, -EEXIST, "'%s' exists", q->name);
 		if (o->kind != q->kind)
-			return bad(s, "'%s' is a %s", q->name,
-				   o->kind == SHMQ_KIND_QUEUE ? "queue" : "semaphore");
+			return bad(s, "'%s' is a %s", q->name, shmqd_kind_name(o->kind));
 		r = shmqd_object_check_access(s, o, roles == SHMQ_OPEN_VIEW ? 4 : 2);
 		if (r < 0)
 			return r;
@@ -431,8 +359,8 @@ static int on_request_purge(struct shmqd *d, struct shmqd_session *s, const stru
 {
 	struct shmq_rep_purge *out = rep->body;
 	struct shmqd_object *o;
+	const struct shmqd_kind *k;
 	uint64_t dropped = 0;
-	uint32_t qmode;
 	int r = name_check(s, q->name, sizeof(q->name));
 
 	if (r < 0)
@@ -440,22 +368,18 @@ static int on_request_purge(struct shmqd *d, struct shmqd_session *s, const stru
 	o = shmqd_object_find(d, q->name);
 	if (!o)
 		return reject(s, LOG_DEBUG, -ENOENT, "PURGE: no object '%s'", q->name);
-	if (o->kind != SHMQ_KIND_QUEUE)
-		return bad(s, "PURGE: '%s' is a semaphore", q->name);
+	k = shmqd_kind(o->kind);
+	if (!k->purge)
+		return bad(s, "PURGE: '%s' is a %s", q->name, k->shm->name);
 	/* Like UNLINK: dropping everybody's messages is the owner's call. */
 	if (s->uid != 0 && s->uid != o->owner_uid)
 		return reject(s, LOG_INFO, -EACCES, "PURGE '%s' owned by uid %" PRIu32 " denied",
 			      o->name, o->owner_uid);
-	qmode = o->geom.queue.mode;
-	if (o->n_receivers && (qmode == SHMQ_QMODE_SPSC || qmode == SHMQ_QMODE_MPSC))
-		return reject(s, LOG_INFO, -EBUSY,
-			      "PURGE '%s': its one receiver is attached and owns the read index",
-			      o->name);
-	r = shmqd_object_purge(o, &dropped);
+	r = k->purge(s, o, &dropped);
 	if (r < 0)
 		return r;
-	log_info("queue '%s': purged %" PRIu64 " messages for pid %" PRId32 " uid %" PRIu32,
-		 o->name, dropped, s->pid, s->uid);
+	log_info("%s '%s': purged %" PRIu64 " messages for pid %" PRId32 " uid %" PRIu32,
+		 k->shm->name, o->name, dropped, s->pid, s->uid);
 	memset(out, 0, sizeof(*out));
 	out->dropped = dropped;
 	rep->len = sizeof(*out);

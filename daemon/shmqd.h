@@ -237,6 +237,14 @@ bool shmqd_session_alive(const struct shmqd_session *s);
  * the caller's to close).  handle_datagram() sends it; the protocol fuzzer
  * (tests/fuzz/) calls this directly.  Return: 0 or the -errno to reply with.
  */
+/*
+ * Refuse a client's request: log why at @level, naming the client, and
+ * return @r for the reply.  shmqd_bad() is the -EINVAL of a malformed one.
+ */
+int shmqd_reject(const struct shmqd_session *s, int level, int r, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+#define shmqd_bad(s, ...) shmqd_reject((s), LOG_INFO, -EINVAL, __VA_ARGS__)
+
 int shmqd_session_request(struct shmqd *d, struct shmqd_session *s, size_t n, bool control,
 			  bool truncated, struct shmq_msg_hdr *ret_hdr, struct shmqd_reply *rep);
 
@@ -290,7 +298,6 @@ int shmqd_object_attach(struct shmqd *d, struct shmqd_session *s, struct shmqd_o
 			uint32_t flags, struct shmqd_attach **ret);
 void shmqd_object_detach(struct shmqd *d, struct shmqd_session *s, struct shmqd_attach *a,
 			 bool repair);
-int shmqd_object_purge(struct shmqd_object *o, uint64_t *ret_dropped);
 int shmqd_object_view_fd(const struct shmqd_object *o);
 void shmqd_object_info(const struct shmqd_object *o, struct shmq_obj_info *ret);
 void shmqd_object_heartbeat(struct shmqd *d, uint64_t now_ns);

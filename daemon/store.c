@@ -56,6 +56,7 @@
 
 #include <systemd/sd-daemon.h>
 
+#include "daemon/kind.h"
 #include "daemon/log.h"
 #include "daemon/shmqd.h"
 #include "shm/atomic.h"
@@ -77,7 +78,7 @@ int shmqd_reg_header_check(const struct shmqd_reg_header *h, uint64_t file_size)
 
 int shmqd_reg_object_check(const struct shmqd_reg_object *r)
 {
-	if (!r->object_id || (r->kind != SHMQ_KIND_QUEUE && r->kind != SHMQ_KIND_SEM) ||
+	if (!r->object_id || !shmqd_kind(r->kind) ||
 	    r->size < sizeof(struct shmq_segment_hdr) || (r->mode & ~0777u) ||
 	    (load_relaxed(&r->flags) & ~(SHMQD_REG_UNLINKED | SHMQD_REG_HUGETLB)) ||
 	    memchr(r->name, '\0', sizeof(r->name)) == NULL || !shmq__name_is_valid(r->name))
@@ -608,7 +609,7 @@ static int adopt_objects(struct shmqd *d)
 			fd = passed_take(st, name);
 		if (fd < 0) {
 			log_warning("%s '%s' (id %" PRIu64 "): its segment %s is gone; dropped",
-				    ro.kind == SHMQ_KIND_QUEUE ? "queue" : "semaphore", ro.name,
+				    shmqd_kind_name(ro.kind), ro.name,
 				    ro.object_id, name);
 			record_free(st, i);
 			continue;
