@@ -154,6 +154,8 @@ int shmqd_init(struct shmqd *d, const struct shmqd_config *cfg, const struct shm
 		return r;
 	/* Before the first accept: adopted clients must find their attachments. */
 	r = shmqd_store_open(d);
+	if (r > 0)
+		r = shmqd_adopt(d);
 	if (r < 0)
 		return r;
 

@@ -4,7 +4,8 @@
 #   make run             build it and run it in the foreground with the
 #                        built-in defaults (SHMQD_RUN_ARGS adds flags)
 
-DAEMON_SRC := daemon/config.c \
+DAEMON_SRC := daemon/adopt.c \
+	      daemon/config.c \
 	      daemon/kind.c \
 	      daemon/listen.c \
 	      daemon/log.c \

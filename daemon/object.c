@@ -37,7 +37,6 @@
 
 #define NAMES_BUCKETS_MIN 64
 
-
 /* --- Name table --- */
 
 static uint32_t name_hash(const char *name)
@@ -589,8 +588,7 @@ void shmqd_object_heartbeat(struct shmqd *d, uint64_t now_ns)
 		const struct shmqd_kind *k = shmqd_kind(o->kind);
 		/* A full check reads the whole tail (a queue's slots): budgeted by its size. */
 		uint32_t slots = k->check_cost ? k->check_cost(&o->geom) : 0;
-		bool full = now_ns - o->ring_checked_ns >= RING_CHECK_PERIOD_NS &&
-			    slots <= budget;
+		bool full = now_ns - o->ring_checked_ns >= RING_CHECK_PERIOD_NS && slots <= budget;
 		const char *what;
 
 		/* a timestamp for liveness display: orders nothing else */
@@ -623,7 +621,7 @@ void shmqd_object_free_all(struct shmqd *d)
 	d->n_buckets = 0;
 }
 
-/* --- Re-adoption after a restart (store.c) --- */
+/* --- Re-adoption after a restart (daemon/adopt.c) --- */
 
 /* Keep d->objects in creation (id) order, as LIST pages through it. */
 static void objects_insert_sorted(struct shmqd *d, struct shmqd_object *o)
@@ -640,95 +638,18 @@ static void objects_insert_sorted(struct shmqd *d, struct shmqd_object *o)
 	pos->next = &o->link;
 }
 
-int shmqd_object_adopt(struct shmqd *d, const struct shmqd_reg_object *r, int fd, uint32_t reg,
-		       struct shmqd_object **ret)
+int shmqd_object_add_adopted(struct shmqd *d, struct shmqd_object *o)
 {
-	const struct shmqd_kind *k = shmqd_kind(r->kind);
-	const char *what = shmqd_kind_name(r->kind);
-	bool unlinked = load_relaxed(&r->flags) & SHMQD_REG_UNLINKED;
-	struct shmqd_memory m;
-	struct shmqd_object *o;
-	struct stat sb;
-	int rc;
-
-	if (fstat(fd, &sb) < 0)
-		return log_warning_errno(-errno, "%s '%s': stat of its segment", what, r->name);
-	if (!S_ISREG(sb.st_mode) || sb.st_size < 0 || (uint64_t)sb.st_size != r->size ||
-	    (uint64_t)(size_t)r->size != r->size)
-		return log_warning_errno(-EBADMSG,
-					 "%s '%s' (id %" PRIu64 "): its segment is %lld bytes, the "
-					 "registry says %" PRIu64 "; not adopted",
-					 what, r->name, r->object_id, (long long)sb.st_size,
-					 r->size);
-	/* A memfd must still carry the seals create put on it. */
-	if (d->store.kind == SHMQD_STORE_FDSTORE) {
-		int seals = fcntl(fd, F_GET_SEALS);
-
-		if (seals < 0 ||
-		    (seals & (F_SEAL_SHRINK | F_SEAL_GROW)) != (F_SEAL_SHRINK | F_SEAL_GROW))
-			return log_warning_errno(-EBADMSG,
-						 "%s '%s': its memfd is not sealed; not adopted",
-						 what, r->name);
-	}
-	rc = shmqd_memory_map_existing(fd, r->size, &m);
-	if (rc < 0)
-		return log_warning_errno(rc, "%s '%s': mapping its segment", what, r->name);
-	o = calloc(1, sizeof(*o));
-	if (!o) {
-		munmap(m.base, m.size);
-		return log_warning_errno(-ENOMEM, "adopting '%s'", r->name);
-	}
-	/* The registry is the truth; the header (client-writable) must agree with it. */
-	rc = shmq__segment_attach(m.base, m.size, &o->seg);
-	if (rc == 0 &&
-	    (o->seg.kind != r->kind || o->seg.hdr->object_id != r->object_id ||
-	     memcmp(&o->seg.geom, &r->geom, sizeof(r->geom)) || strcmp(o->seg.name, r->name)))
-		rc = -EBADMSG;
-	if (rc < 0) {
-		munmap(m.base, m.size);
-		free(o);
-		return log_warning_errno(rc,
-					 "%s '%s' (id %" PRIu64 "): the segment does not match "
-					 "the registry; not adopted",
-					 what, r->name, r->object_id);
-	}
-
-	/* A repair this daemon's predecessor was killed in the middle of. */
-	if (k->shm->resume) {
-		struct shmq_kind_repair rep = {0};
-
-		rc = k->shm->resume(&o->seg, &rep);
-		if (rc > 0)
-			log_notice("%s '%s': finished a repair cut short by the daemon's death "
-				   "(%" PRIu32 " tombstoned, %" PRIu32 " redelivered)",
-				   what, r->name, rep.tombstoned, rep.redelivered);
-	}
-	memcpy(o->name, r->name, sizeof(o->name));
-	o->object_id = r->object_id;
-	o->kind = r->kind;
-	o->hugetlb = load_relaxed(&r->flags) & SHMQD_REG_HUGETLB;
-	o->numa_node = r->numa_node;
-	o->owner_uid = r->owner_uid;
-	o->owner_gid = r->owner_gid;
-	o->mode = r->mode;
-	o->created_realtime_ns = r->created_realtime_ns;
-	o->geom = r->geom;
-	o->memfd = fd;
-	o->size = r->size;
-	o->reg = reg;
-	o->unlinked = unlinked;
-	if (!unlinked && shmqd_object_find(d, o->name)) {
+	if (!o->unlinked && shmqd_object_find(d, o->name)) {
 		log_warning("%s '%s' (id %" PRIu64 "): the name is taken twice in the registry; "
 			    "adopted as unlinked",
-			    what, o->name, o->object_id);
+			    shmqd_kind_name(o->kind), o->name, o->object_id);
 		o->unlinked = true;
 		shmqd_store_object_update(d, o);
 	}
 	if ((!o->unlinked && names_insert(d, o) < 0) || usage_charge(d, o) < 0) {
 		if (!o->unlinked)
 			names_remove(d, o);
-		munmap(m.base, m.size);
-		free(o);
 		return -ENOMEM;
 	}
 	objects_insert_sorted(d, o);
@@ -736,127 +657,12 @@ int shmqd_object_adopt(struct shmqd *d, const struct shmqd_reg_object *r, int fd
 	d->memory_bytes += o->size;
 	if (o->object_id >= d->next_object_id)
 		d->next_object_id = o->object_id + 1;
-	store_relaxed(&o->seg.hdr->daemon_heartbeat_ns, shmqd_now_ns()); /* display only */
-	log_debug("%s '%s' (id %" PRIu64 ") re-adopted", what, o->name, o->object_id);
-	/*
-	 * A quarantine outlives the daemon in the header bit.  It is client-
-	 * writable, but whoever can set it can as well scribble the object to
-	 * death: honouring it costs nothing a writer could not do anyway.
-	 */
-	if (load_relaxed(&o->seg.hdr->state) & SHMQ_SEG_QUARANTINED) /* a flag: no ordering */
-		shmqd_object_quarantine(o, "its header says so, from before the restart");
-	*ret = o;
 	return 0;
 }
 
-int shmqd_object_adopt_attach(struct shmqd *d, struct shmqd_session *s, struct shmqd_object *o,
-			      const struct shmqd_reg_attach *r, uint32_t reg)
+void shmqd_object_release_record(struct shmqd_object *o, uint32_t index, int32_t pid,
+				 const char *death)
 {
-	struct shmqd_attach *a = calloc(1, sizeof(*a));
-
-	if (!a)
-		return log_errno(-ENOMEM, "adopting an attachment");
-	a->attach_id = r->attach_id;
-	a->obj = o;
-	a->flags = r->flags;
-	a->session_index = r->session_index;
-	a->reg = reg;
-	if (a->session_index != UINT32_MAX) {
-		struct shmq_session_shm *rec = shmq__session_at(&o->seg, a->session_index);
-
-		/* Held per the registry: a record that says otherwise was scribbled on. */
-		if (load_relaxed(&rec->state) != SHMQ_SESSION_ACTIVE) {
-			log_warning("'%s': record %" PRIu32 " of pid %" PRId32
-				    " was not marked active; marked again",
-				    o->name, a->session_index, r->pid);
-			store_release(&rec->state, SHMQ_SESSION_ACTIVE); /* claims look for FREE */
-		}
-	}
-	list_add_tail(&s->attachments, &a->link);
-	s->n_attached++;
-	o->n_attached++;
-	if (a->flags & SHMQ_OPEN_SEND)
-		o->n_senders++;
-	if (a->flags & SHMQ_OPEN_RECV)
-		o->n_receivers++;
-	if (a->attach_id >= d->next_attach_id)
-		d->next_attach_id = a->attach_id + 1;
-	return 0;
-}
-
-/*
- * Records marked in use in the segment that no registry attachment holds:
- * an attach cut short before its reply, or a detach cut short after the
- * registry forgot it.  Nobody was granted them, or their holder is gone:
- * finish what they held (repair, undo) and free them.
- */
-void shmqd_object_release_orphans(struct shmqd_object *o, const bool *claimed)
-{
-	for (uint32_t i = 0; i < o->seg.n_sessions; i++) {
-		struct shmq_session_shm *rec = shmq__session_at(&o->seg, i);
-
-		if (claimed[i] || load_relaxed(&rec->state) == SHMQ_SESSION_FREE)
-			continue;
-		/* The pid is for the log line only. */
-		repair(load_relaxed(&rec->pid), "was cut off by a daemon restart", o, i);
-		shmq__session_release(&o->seg, i);
-	}
-}
-
-struct shmqd_attach *shmqd_object_find_adopted(struct shmqd *d, const struct shmqd_session *s,
-					       uint64_t attach_id, struct shmqd_session **ret_owner)
-{
-	struct shmqd_list *pos, *tmp;
-
-	if (s->pid <= 0)
-		return NULL;
-	list_for_each_safe(pos, tmp, &d->sessions)
-	{
-		struct shmqd_session *x = container_of(pos, struct shmqd_session, link);
-		struct shmqd_list *apos, *atmp;
-
-		/* The same process: SO_PEERCRED's pid, pinned by the adopted pidfd. */
-		if (!x->adopted || x->dead || x == s || x->pid != s->pid || !shmqd_session_alive(x))
-			continue;
-		list_for_each_safe(apos, atmp, &x->attachments)
-		{
-			struct shmqd_attach *a = container_of(apos, struct shmqd_attach, link);
-
-			if (a->attach_id == attach_id) {
-				*ret_owner = x;
-				return a;
-			}
-		}
-	}
-	return NULL;
-}
-
-int shmqd_object_reattach(struct shmqd *d, struct shmqd_session *s, uint64_t attach_id,
-			  uint64_t object_id, uint32_t session_index, uint32_t flags)
-{
-	struct shmqd_session *owner;
-	struct shmqd_attach *a = shmqd_object_find_adopted(d, s, attach_id, &owner);
-
-	if (!a || a->obj->object_id != object_id || a->session_index != session_index ||
-	    a->flags != flags)
-		return log_client_errno(LOG_INFO, -ENOENT,
-					"pid %" PRId32 ": REATTACH of attach %" PRIu64
-					" (object %" PRIu64 "): no such attachment of this process",
-					s->pid, attach_id, object_id);
-	if (s->n_attached >= d->cfg.max_attach_per_session)
-		return log_client_errno(LOG_NOTICE, -ENOSPC,
-					"pid %" PRId32 ": max-attach-per-session (%" PRIu32
-					") reached while reattaching",
-					s->pid, d->cfg.max_attach_per_session);
-	list_del(&a->link);
-	owner->n_attached--;
-	list_add_tail(&s->attachments, &a->link);
-	s->n_attached++;
-	shmqd_store_attach_update(d, s, a);
-	log_debug("pid %" PRId32 " took back attach %" PRIu64 " to '%s' (session %" PRIu64
-		  " -> %" PRIu64 ")",
-		  s->pid, attach_id, a->obj->name, owner->session_id, s->session_id);
-	if (!owner->n_attached)
-		shmqd_session_drop_adopted(d, owner);
-	return 0;
+	repair(pid, death, o, index);
+	shmq__session_release(&o->seg, index);
 }

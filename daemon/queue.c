@@ -60,8 +60,7 @@ static void queue_describe(const struct shmqd_object *o, char *buf, size_t size)
 }
 
 /* The single side of SPSC/MPSC/SPMC keeps its index privately: one at a time. */
-static int queue_admit(const struct shmqd_object *o, const struct shmqd_session *s,
-		       uint32_t flags)
+static int queue_admit(const struct shmqd_object *o, const struct shmqd_session *s, uint32_t flags)
 {
 	uint32_t qmode = o->geom.queue.mode;
 
@@ -82,10 +81,9 @@ static void queue_log_repair(const struct shmqd_object *o, int32_t pid, const ch
 			     uint32_t index, int r, const struct shmq_kind_repair *rep)
 {
 	if (r < 0)
-		log_warning_errno(r,
-				  "queue '%s': repairing after pid %" PRId32 " (record %" PRIu32
-				  ")",
-				  o->name, pid, index);
+		log_warning_errno(
+			r, "queue '%s': repairing after pid %" PRId32 " (record %" PRIu32 ")",
+			o->name, pid, index);
 	else if (r > 0)
 		log_notice("queue '%s': pid %" PRId32 " (record %" PRIu32 ") %s: %" PRIu32
 			   " half-written slots tombstoned, %" PRIu32
@@ -105,8 +103,7 @@ static void queue_log_repair(const struct shmqd_object *o, int32_t pid, const ch
  * refused while a receiver is attached.  At most one lap of the ring is
  * taken: what a live producer sends during the purge may stay.
  */
-static int queue_purge(const struct shmqd_session *s, struct shmqd_object *o,
-		       uint64_t *ret_dropped)
+static int queue_purge(const struct shmqd_session *s, struct shmqd_object *o, uint64_t *ret_dropped)
 {
 	struct shmq_queue_shm *qs = o->seg.object;
 	uint32_t n = o->geom.queue.n_slots, corrupt = 0, qmode = o->geom.queue.mode;

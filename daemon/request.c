@@ -224,7 +224,7 @@ static int on_request_close(struct shmqd *d, struct shmqd_session *s,
 		}
 	}
 	/* One its process held before a daemon restart and has not taken back. */
-	a = shmqd_object_find_adopted(d, s, q->attach_id, &owner);
+	a = shmqd_adopt_find(d, s, q->attach_id, &owner);
 	if (a) {
 		shmqd_object_detach(d, owner, a, false);
 		if (!owner->n_attached)
@@ -238,7 +238,7 @@ static int on_request_close(struct shmqd *d, struct shmqd_session *s,
 static int on_request_reattach(struct shmqd *d, struct shmqd_session *s,
 			       const struct shmq_req_reattach *q)
 {
-	return shmqd_object_reattach(d, s, q->attach_id, q->object_id, q->session_index, q->flags);
+	return shmqd_adopt_reattach(d, s, q->attach_id, q->object_id, q->session_index, q->flags);
 }
 
 static int on_request_unlink(struct shmqd *d, struct shmqd_session *s,

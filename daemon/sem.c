@@ -80,7 +80,8 @@ static void sem_log_repair(const struct shmqd_object *o, int32_t pid, const char
 			   uint32_t index, int r, const struct shmq_kind_repair *rep)
 {
 	if (r < 0)
-		log_warning_errno(r, "semaphore '%s': undo for pid %" PRId32 " (record %" PRIu32 ")",
+		log_warning_errno(r,
+				  "semaphore '%s': undo for pid %" PRId32 " (record %" PRIu32 ")",
 				  o->name, pid, index);
 	else if (rep->posted)
 		log_notice("semaphore '%s': pid %" PRId32 " %s holding %" PRIu32

@@ -254,7 +254,19 @@ int shmqd_session_request(struct shmqd *d, struct shmqd_session *s, size_t n, bo
  * written, so nothing is granted that a restart would forget.
  */
 int shmqd_store_take_passed(struct shmqd *d, int n_fds, char **names);
+/* Return: 0 nothing to adopt; 1 a registry with records (shmqd_adopt()); -errno. */
 int shmqd_store_open(struct shmqd *d);
+/* For adopt.c: walk the registry's records, drop one, remove unnamed segments. */
+void shmqd_store_each_object(struct shmqd *d,
+			     int (*fn)(struct shmqd *d, const struct shmqd_reg_object *r, int fd,
+				       uint32_t reg));
+int shmqd_store_each_attach(struct shmqd *d,
+			    int (*fn)(struct shmqd *d, const struct shmqd_reg_attach *r,
+				      uint32_t reg, void *ctx),
+			    void *ctx);
+void shmqd_store_drop(struct shmqd *d, uint32_t reg, const char *why);
+void shmqd_store_remove_orphans(struct shmqd *d, bool (*known)(const void *ctx, uint64_t id),
+				const void *ctx);
 void shmqd_store_close(struct shmqd *d);
 int shmqd_store_object_add(struct shmqd *d, struct shmqd_object *o);
 void shmqd_store_object_update(struct shmqd *d, const struct shmqd_object *o);
@@ -305,16 +317,20 @@ int shmqd_object_validate(struct shmqd_object *o, bool full, const char **ret_wh
 void shmqd_object_quarantine(struct shmqd_object *o, const char *why);
 void shmqd_object_free_all(struct shmqd *d);
 void shmqd_object_collect(struct shmqd *d, struct shmqd_object *o);
-int shmqd_object_adopt(struct shmqd *d, const struct shmqd_reg_object *r, int fd, uint32_t reg,
-		       struct shmqd_object **ret);
-int shmqd_object_adopt_attach(struct shmqd *d, struct shmqd_session *s, struct shmqd_object *o,
-			      const struct shmqd_reg_attach *r, uint32_t reg);
-void shmqd_object_release_orphans(struct shmqd_object *o, const bool *claimed);
-int shmqd_object_reattach(struct shmqd *d, struct shmqd_session *s, uint64_t attach_id,
-			  uint64_t object_id, uint32_t session_index, uint32_t flags);
-struct shmqd_attach *shmqd_object_find_adopted(struct shmqd *d, const struct shmqd_session *s,
-					       uint64_t attach_id,
-					       struct shmqd_session **ret_owner);
+/* Re-adoption (adopt.c): what object.c offers it. */
+int shmqd_object_add_adopted(struct shmqd *d, struct shmqd_object *o);
+void shmqd_object_release_record(struct shmqd_object *o, uint32_t index, int32_t pid,
+				 const char *death);
+
+/* --- Re-adoption after a restart (adopt.c) --- */
+
+/* After shmqd_store_open() returned 1: re-adopt the registry's objects and clients. */
+int shmqd_adopt(struct shmqd *d);
+/* REATTACH: the adopted attachment @attach_id of @s's process, and the session holding it. */
+struct shmqd_attach *shmqd_adopt_find(struct shmqd *d, const struct shmqd_session *s,
+				      uint64_t attach_id, struct shmqd_session **ret_owner);
+int shmqd_adopt_reattach(struct shmqd *d, struct shmqd_session *s, uint64_t attach_id,
+			 uint64_t object_id, uint32_t session_index, uint32_t flags);
 
 /* memory.c: one segment's memory */
 struct shmqd_memory {

@@ -78,8 +78,8 @@ int shmqd_reg_header_check(const struct shmqd_reg_header *h, uint64_t file_size)
 
 int shmqd_reg_object_check(const struct shmqd_reg_object *r)
 {
-	if (!r->object_id || !shmqd_kind(r->kind) ||
-	    r->size < sizeof(struct shmq_segment_hdr) || (r->mode & ~0777u) ||
+	if (!r->object_id || !shmqd_kind(r->kind) || r->size < sizeof(struct shmq_segment_hdr) ||
+	    (r->mode & ~0777u) ||
 	    (load_relaxed(&r->flags) & ~(SHMQD_REG_UNLINKED | SHMQD_REG_HUGETLB)) ||
 	    memchr(r->name, '\0', sizeof(r->name)) == NULL || !shmq__name_is_valid(r->name))
 		return -EBADMSG;
@@ -545,53 +545,22 @@ static int reg_open(struct shmqd *d, bool *ret_new)
 	return 0;
 }
 
-struct adopt_ctx {
-	struct shmqd_object **by_id; /* sorted by object_id */
-	uint32_t n_objects;
-	bool **claimed; /* per object (same order): segment records held */
-};
-
-static int cmp_obj(const void *a, const void *b)
+void shmqd_store_drop(struct shmqd *d, uint32_t reg, const char *why)
 {
-	const struct shmqd_object *x = *(struct shmqd_object *const *)a;
-	const struct shmqd_object *y = *(struct shmqd_object *const *)b;
-
-	return x->object_id < y->object_id ? -1 : x->object_id > y->object_id;
+	log_warning("registry record %" PRIu32 ": %s; dropped", reg, why);
+	record_free(&d->store, reg);
 }
 
-static long find_obj(const struct adopt_ctx *c, uint64_t id)
-{
-	long lo = 0, hi = (long)c->n_objects - 1;
-
-	while (lo <= hi) {
-		long mid = (lo + hi) / 2;
-		uint64_t m = c->by_id[mid]->object_id;
-
-		if (m == id)
-			return mid;
-		if (m < id)
-			lo = mid + 1;
-		else
-			hi = mid - 1;
-	}
-	return -1;
-}
-
-static void drop_record(struct shmqd_store *st, uint32_t i, const char *why)
-{
-	log_warning("registry record %" PRIu32 ": %s; dropped", i, why);
-	record_free(st, i);
-}
-
-/* Pass 1: objects. */
-static int adopt_objects(struct shmqd *d)
+/* Pass 1 of an adoption (daemon/adopt.c): objects. */
+void shmqd_store_each_object(struct shmqd *d,
+			     int (*fn)(struct shmqd *d, const struct shmqd_reg_object *r, int fd,
+				       uint32_t reg))
 {
 	struct shmqd_store *st = &d->store;
 
 	for (uint32_t i = 0; i < st->n_records; i++) {
 		struct shmqd_reg_record *rec = record_at(st, i);
 		struct shmqd_reg_object ro;
-		struct shmqd_object *o;
 		char name[32];
 		int fd, r;
 
@@ -599,7 +568,7 @@ static int adopt_objects(struct shmqd *d)
 			continue;
 		memcpy(&ro, &rec->u.obj, sizeof(ro));
 		if (shmqd_reg_object_check(&ro) < 0) {
-			drop_record(st, i, "an object record is corrupt");
+			shmqd_store_drop(d, i, "an object record is corrupt");
 			continue;
 		}
 		obj_file_name(name, sizeof(name), ro.object_id);
@@ -609,12 +578,11 @@ static int adopt_objects(struct shmqd *d)
 			fd = passed_take(st, name);
 		if (fd < 0) {
 			log_warning("%s '%s' (id %" PRIu64 "): its segment %s is gone; dropped",
-				    shmqd_kind_name(ro.kind), ro.name,
-				    ro.object_id, name);
+				    shmqd_kind_name(ro.kind), ro.name, ro.object_id, name);
 			record_free(st, i);
 			continue;
 		}
-		r = shmqd_object_adopt(d, &ro, fd, i, &o);
+		r = fn(d, &ro, fd, i);
 		if (r < 0) {
 			/* Logged; keep the bytes for a post-mortem, out of the way. */
 			if (st->kind == SHMQD_STORE_DIR) {
@@ -629,65 +597,37 @@ static int adopt_objects(struct shmqd *d)
 			record_free(st, i);
 		}
 	}
-	return 0;
 }
 
-/* Pass 2: attachments, grouped into one adopted session per session id. */
-static int adopt_attachments(struct shmqd *d, struct adopt_ctx *c)
+int shmqd_store_each_attach(struct shmqd *d,
+			    int (*fn)(struct shmqd *d, const struct shmqd_reg_attach *r,
+				      uint32_t reg, void *ctx),
+			    void *ctx)
 {
 	struct shmqd_store *st = &d->store;
 
 	for (uint32_t i = 0; i < st->n_records; i++) {
 		struct shmqd_reg_record *rec = record_at(st, i);
-		struct shmqd_session *s = NULL;
 		struct shmqd_reg_attach ra;
-		struct shmqd_list *pos, *tmp;
-		struct shmqd_object *o;
-		long k;
 		int r;
 
 		if (load_acquire(&rec->type) != SHMQD_REG_ATTACH) /* R1 acquire */
 			continue;
 		memcpy(&ra, &rec->u.att, sizeof(ra));
 		if (shmqd_reg_attach_check(&ra) < 0) {
-			drop_record(st, i, "an attachment record is corrupt");
+			shmqd_store_drop(d, i, "an attachment record is corrupt");
 			continue;
 		}
-		k = find_obj(c, ra.object_id);
-		if (k < 0) {
-			drop_record(st, i, "an attachment names an object that is gone");
-			continue;
-		}
-		o = c->by_id[k];
-		if (ra.session_index != UINT32_MAX &&
-		    (ra.session_index >= o->seg.n_sessions || c->claimed[k][ra.session_index])) {
-			drop_record(st, i, "an attachment names a bad or doubly held record");
-			continue;
-		}
-		list_for_each_safe(pos, tmp, &d->sessions)
-		{
-			struct shmqd_session *x = container_of(pos, struct shmqd_session, link);
-
-			if (x->adopted && x->session_id == load_relaxed(&ra.session_id)) {
-				s = x;
-				break;
-			}
-		}
-		if (!s)
-			s = shmqd_session_adopt(d, &ra);
-		if (!s)
-			return -ENOMEM;
-		r = shmqd_object_adopt_attach(d, s, o, &ra, i);
+		r = fn(d, &ra, i, ctx);
 		if (r < 0)
 			return r;
-		if (ra.session_index != UINT32_MAX)
-			c->claimed[k][ra.session_index] = true;
 	}
 	return 0;
 }
 
 /* Segments in the directory (or the fd store) that no record names. */
-static void remove_orphans(struct shmqd *d, const struct adopt_ctx *c)
+void shmqd_store_remove_orphans(struct shmqd *d, bool (*known_fn)(const void *ctx, uint64_t id),
+				const void *ctx)
 {
 	struct shmqd_store *st = &d->store;
 
@@ -709,10 +649,10 @@ static void remove_orphans(struct shmqd *d, const struct adopt_ctx *c)
 			if (strncmp(e->d_name, "obj-", 4))
 				continue;
 			/* Ours only in the exact form obj_file_name() writes; found by id (sorted). */
-			known = sscanf(e->d_name + 4, "%llu", &id) == 1 && c;
+			known = sscanf(e->d_name + 4, "%llu", &id) == 1 && known_fn;
 			if (known) {
 				obj_file_name(name, sizeof(name), id);
-				known = !strcmp(name, e->d_name) && find_obj(c, id) >= 0;
+				known = !strcmp(name, e->d_name) && known_fn(ctx, id);
 			}
 			if (!known) {
 				log_notice("state directory: %s has no registry record (a create "
@@ -732,76 +672,6 @@ static void remove_orphans(struct shmqd *d, const struct adopt_ctx *c)
 		close(st->passed[i].fd);
 		st->passed[i].fd = -1;
 	}
-}
-
-static int adopt(struct shmqd *d)
-{
-	struct adopt_ctx c = {0};
-	struct shmqd_list *pos, *tmp;
-	uint32_t n_adopted = 0, n_attach = 0, k = 0;
-	int r;
-
-	adopt_objects(d);
-	c.n_objects = d->n_objects;
-	c.by_id = calloc(c.n_objects ? c.n_objects : 1, sizeof(*c.by_id));
-	c.claimed = calloc(c.n_objects ? c.n_objects : 1, sizeof(*c.claimed));
-	if (!c.by_id || !c.claimed) {
-		r = log_errno(-ENOMEM, "adopting %" PRIu32 " objects", c.n_objects);
-		goto out;
-	}
-	list_for_each_safe(pos, tmp, &d->objects)
-	{
-		struct shmqd_object *o = container_of(pos, struct shmqd_object, link);
-
-		c.claimed[k] = NULL;
-		c.by_id[k++] = o;
-	}
-	qsort(c.by_id, c.n_objects, sizeof(*c.by_id), cmp_obj);
-	for (k = 0; k < c.n_objects; k++) {
-		c.claimed[k] = calloc(c.by_id[k]->seg.n_sessions, sizeof(bool));
-		if (!c.claimed[k]) {
-			r = log_errno(-ENOMEM, "adopting objects");
-			goto out;
-		}
-	}
-	r = adopt_attachments(d, &c);
-	if (r < 0)
-		goto out;
-	for (k = 0; k < c.n_objects; k++)
-		shmqd_object_release_orphans(c.by_id[k], c.claimed[k]);
-	remove_orphans(d, &c);
-
-	list_for_each_safe(pos, tmp, &d->sessions)
-	{
-		struct shmqd_session *s = container_of(pos, struct shmqd_session, link);
-
-		if (!s->adopted)
-			continue;
-		n_adopted++;
-		n_attach += s->n_attached;
-		if (!shmqd_session_alive(s))
-			shmqd_session_kill(d, s, "exited while the daemon was down");
-	}
-	/* Repairs for the dead, and unlinked objects nobody holds any more, now. */
-	shmqd_session_reap_dead(d);
-	list_for_each_safe(pos, tmp, &d->objects)
-	{
-		struct shmqd_object *o = container_of(pos, struct shmqd_object, link);
-
-		if (o->unlinked && !o->n_attached)
-			shmqd_object_collect(d, o);
-	}
-	log_info("re-adopted %" PRIu32 " objects and %" PRIu32 " attachments of %" PRIu32
-		 " client sessions from %s",
-		 d->n_objects, n_attach, n_adopted,
-		 d->store.kind == SHMQD_STORE_DIR ? d->cfg.state_directory : "the fd store");
-	r = 0;
-out:
-	for (k = 0; c.claimed && k < c.n_objects; k++)
-		free(c.claimed[k]);
-	free(c.claimed);
-	free(c.by_id);
-	return r;
 }
 
 int shmqd_store_open(struct shmqd *d)
@@ -855,12 +725,10 @@ int shmqd_store_open(struct shmqd *d)
 		log_info("persistence: %s (empty)", st->kind == SHMQD_STORE_DIR
 							    ? d->cfg.state_directory
 							    : "systemd's fd store");
-		remove_orphans(d, NULL);
+		shmqd_store_remove_orphans(d, NULL, NULL);
 		return 0;
 	}
-	r = adopt(d);
-	shmqd_store_sync_ids(d);
-	return r;
+	return 1; /* records to adopt: shmqd_adopt() */
 }
 
 void shmqd_store_close(struct shmqd *d)

@@ -4,8 +4,8 @@
 
 #include "shm/kind.h"
 
-#define X(NAME, ident)                                                                             \
-	static_assert(SHMQ_KIND_##NAME > 0 && SHMQ_KIND_##NAME < SHMQ_KIND_LIMIT,                 \
+#define X(NAME, ident)                                                            \
+	static_assert(SHMQ_KIND_##NAME > 0 && SHMQ_KIND_##NAME < SHMQ_KIND_LIMIT, \
 		      "SHMQ_KIND_LIMIT must exceed every kind number");
 SHMQ_KINDS(X)
 #undef X

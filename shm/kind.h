@@ -35,8 +35,8 @@
  * X(NAME, ident): every kind, in SHMQ_KIND_* order.  ident names the
  * descriptor shmq__kind_<ident> that the kind's algorithm file defines.
  */
-#define SHMQ_KINDS(X)                                                                              \
-	X(QUEUE, queue)                                                                            \
+#define SHMQ_KINDS(X)   \
+	X(QUEUE, queue) \
 	X(SEM, sem)
 
 /* One higher than every SHMQ_KIND_*: the size of tables indexed by kind. */

@@ -150,7 +150,8 @@ int shmq__segment_format(void *base, uint64_t size, const struct shmq_segment_pa
 	/* The kind's own initial state; plain or relaxed stores, ordered by R0. */
 	if (pl.kind->format)
 		pl.kind->format((unsigned char *)base + pl.object_off,
-				pl.slots_off ? (unsigned char *)base + pl.slots_off : NULL, &pl.geom);
+				pl.slots_off ? (unsigned char *)base + pl.slots_off : NULL,
+				&pl.geom);
 
 	/* R0: everything above is visible before PUBLISHED; pairs with A0 in attach. */
 	store_release(&h->state, SHMQ_SEG_PUBLISHED);
@@ -293,9 +294,9 @@ void shmq__session_release(struct shmq_segment *seg, uint32_t index)
 		return;
 	/* attach validated the kind; a hand-built segment without one keeps no totals */
 	if (k)
-		counters_fold((struct shmq_counters *)((unsigned char *)seg->object +
-						       k->retired_off),
-			      &s->c);
+		counters_fold(
+			(struct shmq_counters *)((unsigned char *)seg->object + k->retired_off),
+			&s->c);
 	counters_zero(&s->c);
 	store_relaxed(&s->role, 0); /* ordered by the release below */
 	store_relaxed(&s->pid, 0);
