@@ -19,39 +19,61 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "shm/kind.h"
 #include "shm/ring.h"
 #include "shm/sem.h"
 
 struct io_uring_sqe;
 struct shmq_helper_slot;
+struct shmq_object;
 
 /* Backends (the public SHMQ_BACKEND_* values). */
 #define SHMQ__BACKEND_URING_FUTEX   1
 #define SHMQ__BACKEND_HELPER_THREAD 2
 
 struct shmq_waiter {
-	struct shmq_ring *ring;	       /* a queue wait, or NULL */
-	struct shmq_sem *sem;	       /* a semaphore wait, or NULL */
+	const struct shmq_kind *kind;  /* how to wait on @handle (shm/kind.h) */
+	void *handle;		       /* the kind's handle: struct shmq_ring, struct shmq_sem */
+	uint32_t events;	       /* SHMQ_KIND_EV_*: what to wait for */
 	_Atomic unsigned int *n_users; /* the handle's count of waiters, or NULL */
-	bool sender;		       /* queue: wait for room, else for a message */
 	bool helper;		       /* backend: the helper thread, not FUTEX_WAIT */
 	bool armed;		       /* prepared, completion not yet consumed */
 	bool armed_helper;	       /* this arm went through the helper thread */
-	bool announced;		       /* semaphore: counted in n_waiters */
+	bool announced;		       /* the arm must be withdrawn (kind->disarm) */
 	int efd;		       /* helper: eventfd the ring polls; -1 until needed */
 	struct shmq_helper_slot *slot; /* helper: our entry in a helper thread */
 	uint64_t user_data;	       /* of the armed request, for cancellation */
 };
 
 /*
- * Set up @w for @r (@sender: wait for room, else for a message) or @s.
- * @n_users: incremented now and decremented by shmq__waiter_fini(), or NULL.
- * Picks the backend with shmq__uring_futex_probe().
- * Return: 0; -errno from the probe (-ENOMEM, -EMFILE: not a refusal).
+ * Set up @w to wait for @events on @handle, a process-local handle of
+ * @kind.  @n_users: incremented now and decremented by shmq__waiter_fini(),
+ * or NULL.  Picks the backend with shmq__uring_futex_probe().
+ * Return: 0; -EINVAL @events is not one the kind offers; -errno from the
+ *         probe (-ENOMEM, -EMFILE: not a refusal).
  */
-int shmq__waiter_init_ring(struct shmq_waiter *w, struct shmq_ring *r, bool sender,
-			   _Atomic unsigned int *n_users);
-int shmq__waiter_init_sem(struct shmq_waiter *w, struct shmq_sem *s, _Atomic unsigned int *n_users);
+int shmq__waiter_init(struct shmq_waiter *w, const struct shmq_kind *kind, void *handle,
+		      uint32_t events, _Atomic unsigned int *n_users);
+
+/* The same for a ring (@sender: wait for room, else for a message) or a semaphore. */
+static inline int shmq__waiter_init_ring(struct shmq_waiter *w, struct shmq_ring *r, bool sender,
+					 _Atomic unsigned int *n_users)
+{
+	return shmq__waiter_init(w, &shmq__kind_queue, r,
+				 sender ? SHMQ_KIND_EV_SEND : SHMQ_KIND_EV_RECV, n_users);
+}
+
+static inline int shmq__waiter_init_sem(struct shmq_waiter *w, struct shmq_sem *s,
+					_Atomic unsigned int *n_users)
+{
+	return shmq__waiter_init(w, &shmq__kind_sem, s, SHMQ_KIND_EV_RECV, n_users);
+}
+
+/*
+ * Can @obj's handle wait for @events?  Return: 0; -EINVAL no object, not
+ * one direction, or one its kind never offers; -EBADF not opened for it.
+ */
+int shmq__waiter_check_object(const struct shmq_object *obj, unsigned int events);
 
 /* Release what init and the arms acquired.  Return: 0; -EBUSY armed (nothing done). */
 int shmq__waiter_fini(struct shmq_waiter *w);

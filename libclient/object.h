@@ -10,12 +10,17 @@
 #include <stdint.h>
 
 #include "libclient/client.h"
+#include "shm/kind.h"
 #include "shm/layout.h"
 #include "shm/protocol.h"
 
 /* Largest attr->size accepted from a newer caller (openat2 draws the same line). */
 #define SHMQ_ATTR_SIZE_MAX 4096
 
+/*
+ * Also the public struct shmq_object: any kind's handle as one type, for
+ * shmq_waiter_new() and shmq_poller_add().
+ */
 struct shmq_object {
 	struct shmq_client *client; /* NULL: a segment the caller mapped (see handle.h) */
 	struct shmq_segment seg;    /* validated; seg.base and seg.size are the mapping */
@@ -25,6 +30,11 @@ struct shmq_object {
 	uint32_t granted;		 /* SHMQ_OPEN_* */
 	uint32_t conn_gen;		 /* the client connection that holds the attachment */
 	struct shmq_object *prev, *next; /* client->objects, under the client lock */
+	/* Asynchronous waits, set by the kind's open: */
+	const struct shmq_kind *kind;	 /* from seg.kind */
+	void *algo;			 /* the kind's handle: struct shmq_ring, struct shmq_sem */
+	uint32_t wait_events;		 /* SHMQ_POLL_* this handle may wait for (its roles) */
+	_Atomic unsigned int *n_waiters; /* live async waiters: close refuses while > 0 */
 };
 
 /**

@@ -71,7 +71,7 @@ struct list {
 	struct list *prev, *next;
 };
 
-enum op_src { SRC_QUEUE, SRC_SEM, SRC_FD, SRC_TIMER, SRC_WAKE };
+enum op_src { SRC_OBJECT, SRC_FD, SRC_TIMER, SRC_WAKE };
 enum op_fut { FUT_NONE, FUT_RECV, FUT_ACQUIRE, FUT_READY };
 
 struct op {
@@ -94,8 +94,9 @@ struct op {
 	uint64_t deadline_ns;
 	uint64_t interval_ns;
 	struct shmq_waiter wt;
-	struct shmq_queue *q;
-	struct shmq_sem *s;
+	struct shmq_object *obj; /* SRC_OBJECT: any kind's handle (its waiter's) */
+	struct shmq_queue *q;	 /* FUT_RECV */
+	struct shmq_sem *s;	 /* FUT_ACQUIRE */
 	unsigned int events;
 	int fd;
 	void *buf;
@@ -299,8 +300,7 @@ static void reap_one(struct shmq_poller *p, uint64_t ud, int res)
 	op->inflight = false;
 	p->n_inflight--;
 	switch (op->src) {
-	case SRC_QUEUE:
-	case SRC_SEM:
+	case SRC_OBJECT:
 		/* Take first, withdraw after: the withdrawal's baton sees the token gone. */
 		if (op->fut == FUT_ACQUIRE && !op->done && !op->dying && !p->closing)
 			took = shmq_sem_try_wait(op->s);
@@ -418,11 +418,8 @@ static int attach_waiter(struct op *op)
 {
 	int r;
 
-	if (op->src == SRC_QUEUE)
-		r = shmq__waiter_init_ring(&op->wt, &op->q->ring, op->events == SHMQ_POLL_SEND,
-					   &op->q->n_waiters);
-	else
-		r = shmq__waiter_init_sem(&op->wt, op->s, &shmq__sem_handle_of(op->s)->n_waiters);
+	r = shmq__waiter_init(&op->wt, op->obj->kind, op->obj->algo, op->events,
+			      op->obj->n_waiters);
 	op->has_waiter = r == 0;
 	return r;
 }
@@ -553,7 +550,7 @@ static int look_future(struct shmq_poller *p, struct op *op)
 
 static int look_watch(struct shmq_poller *p, struct op *op)
 {
-	int events = op->src == SRC_QUEUE ? (int)op->events : 1;
+	int events = (int)op->events; /* a semaphore's token is SHMQ_POLL_RECV (1) */
 	int r;
 
 	if (op->err) {
@@ -826,22 +823,6 @@ SHMQ_API int shmq_poller_backend(const struct shmq_poller *p)
 	return p ? p->backend : -EINVAL;
 }
 
-static int check_queue(const struct shmq_queue *q, unsigned int events)
-{
-	if (!q || (events != SHMQ_POLL_RECV && events != SHMQ_POLL_SEND))
-		return -EINVAL;
-	if (events == SHMQ_POLL_RECV ? !q->can_recv : !q->can_send)
-		return -EBADF;
-	return 0;
-}
-
-static int check_sem(const struct shmq_sem *s)
-{
-	if (!s)
-		return -EINVAL;
-	return shmq__sem_handle_of(s)->can_wait ? 0 : -EBADF;
-}
-
 /* Common tail of every constructor: waiter, registration, or undo. */
 static int start_obj(struct shmq_poller *p, struct op *op, uint64_t deadline_ns, void **ret)
 {
@@ -860,45 +841,37 @@ static int start_obj(struct shmq_poller *p, struct op *op, uint64_t deadline_ns,
 	return 0;
 }
 
-SHMQ_API int shmq_poller_add_queue(struct shmq_poller *p, struct shmq_queue *q, unsigned int events,
-				   shmq_watch_fn *fn, void *arg, struct shmq_watch **ret)
+SHMQ_API int shmq_poller_add(struct shmq_poller *p, struct shmq_object *obj, unsigned int events,
+			     shmq_watch_fn *fn, void *arg, struct shmq_watch **ret)
 {
 	struct op *op;
 	int r;
 
 	if (!p || !fn || !ret)
 		return -EINVAL;
-	r = check_queue(q, events);
+	r = shmq__waiter_check_object(obj, events);
 	if (r < 0)
 		return r;
-	op = op_new(p, sizeof(struct shmq_watch), SRC_QUEUE, FUT_NONE);
+	op = op_new(p, sizeof(struct shmq_watch), SRC_OBJECT, FUT_NONE);
 	if (!op)
 		return -ENOMEM;
-	op->q = q;
+	op->obj = obj;
 	op->events = events;
 	op->wfn = fn;
 	op->arg = arg;
 	return start_obj(p, op, SHMQ_FOREVER, (void **)ret);
 }
 
+SHMQ_API int shmq_poller_add_queue(struct shmq_poller *p, struct shmq_queue *q, unsigned int events,
+				   shmq_watch_fn *fn, void *arg, struct shmq_watch **ret)
+{
+	return shmq_poller_add(p, shmq_queue_object(q), events, fn, arg, ret);
+}
+
 SHMQ_API int shmq_poller_add_sem(struct shmq_poller *p, struct shmq_sem *s, shmq_watch_fn *fn,
 				 void *arg, struct shmq_watch **ret)
 {
-	struct op *op;
-	int r;
-
-	if (!p || !fn || !ret)
-		return -EINVAL;
-	r = check_sem(s);
-	if (r < 0)
-		return r;
-	op = op_new(p, sizeof(struct shmq_watch), SRC_SEM, FUT_NONE);
-	if (!op)
-		return -ENOMEM;
-	op->s = s;
-	op->wfn = fn;
-	op->arg = arg;
-	return start_obj(p, op, SHMQ_FOREVER, (void **)ret);
+	return shmq_poller_add(p, shmq_sem_object(s), SHMQ_POLL_RECV, fn, arg, ret);
 }
 
 SHMQ_API int shmq_poller_add_fd(struct shmq_poller *p, int fd, unsigned int events,
@@ -964,13 +937,14 @@ SHMQ_API int shmq_poller_recv(struct shmq_poller *p, struct shmq_queue *q, void 
 
 	if (!p || !ret || (!buf && size))
 		return -EINVAL;
-	r = check_queue(q, SHMQ_POLL_RECV);
+	r = shmq__waiter_check_object(shmq_queue_object(q), SHMQ_POLL_RECV);
 	if (r < 0)
 		return r;
-	op = op_new(p, sizeof(struct shmq_future), SRC_QUEUE, FUT_RECV);
+	op = op_new(p, sizeof(struct shmq_future), SRC_OBJECT, FUT_RECV);
 	if (!op)
 		return -ENOMEM;
 	op->q = q;
+	op->obj = shmq_queue_object(q);
 	op->events = SHMQ_POLL_RECV;
 	op->buf = buf;
 	op->size = size;
@@ -987,13 +961,15 @@ SHMQ_API int shmq_poller_acquire(struct shmq_poller *p, struct shmq_sem *s, uint
 
 	if (!p || !ret)
 		return -EINVAL;
-	r = check_sem(s);
+	r = shmq__waiter_check_object(shmq_sem_object(s), SHMQ_POLL_RECV);
 	if (r < 0)
 		return r;
-	op = op_new(p, sizeof(struct shmq_future), SRC_SEM, FUT_ACQUIRE);
+	op = op_new(p, sizeof(struct shmq_future), SRC_OBJECT, FUT_ACQUIRE);
 	if (!op)
 		return -ENOMEM;
 	op->s = s;
+	op->obj = shmq_sem_object(s);
+	op->events = SHMQ_POLL_RECV;
 	op->ffn = fn;
 	op->arg = arg;
 	return start_obj(p, op, deadline_ns, (void **)ret);
@@ -1008,13 +984,14 @@ SHMQ_API int shmq_poller_ready(struct shmq_poller *p, struct shmq_queue *q, unsi
 
 	if (!p || !ret)
 		return -EINVAL;
-	r = check_queue(q, events);
+	r = shmq__waiter_check_object(shmq_queue_object(q), events);
 	if (r < 0)
 		return r;
-	op = op_new(p, sizeof(struct shmq_future), SRC_QUEUE, FUT_READY);
+	op = op_new(p, sizeof(struct shmq_future), SRC_OBJECT, FUT_READY);
 	if (!op)
 		return -ENOMEM;
 	op->q = q;
+	op->obj = shmq_queue_object(q);
 	op->events = events;
 	op->ffn = fn;
 	op->arg = arg;

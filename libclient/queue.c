@@ -49,6 +49,18 @@ static int geom_from_attr(const struct shmq_queue_attr *a, struct shmq_req_open 
 	return 0;
 }
 
+/* The roles the handle was opened with, and what its async waits may ask for. */
+static void queue_set_roles(struct shmq_queue *q, unsigned int flags)
+{
+	q->can_send = flags & SHMQ_SEND;
+	q->can_recv = flags & SHMQ_RECV;
+	q->obj.kind = &shmq__kind_queue;
+	q->obj.algo = &q->ring;
+	q->obj.wait_events =
+		(q->can_recv ? SHMQ_POLL_RECV : 0) | (q->can_send ? SHMQ_POLL_SEND : 0);
+	q->obj.n_waiters = &q->n_waiters;
+}
+
 SHMQ_API int shmq_queue_open(struct shmq_client *c, const char *name, unsigned int flags,
 			     const struct shmq_queue_attr *attr, struct shmq_queue **ret)
 {
@@ -98,8 +110,7 @@ SHMQ_API int shmq_queue_open(struct shmq_client *c, const char *name, unsigned i
 		free(q);
 		return -EBADMSG; /* the segment passed attach, so the daemon's reply lied */
 	}
-	q->can_send = flags & SHMQ_SEND;
-	q->can_recv = flags & SHMQ_RECV;
+	queue_set_roles(q, flags);
 	*ret = q;
 	return 0;
 }
@@ -120,10 +131,14 @@ int shmq__queue_wrap(const struct shmq_segment *seg, unsigned int flags, struct 
 		free(q);
 		return -EINVAL;
 	}
-	q->can_send = flags & SHMQ_SEND;
-	q->can_recv = flags & SHMQ_RECV;
+	queue_set_roles(q, flags);
 	*ret = q;
 	return 0;
+}
+
+SHMQ_API struct shmq_object *shmq_queue_object(struct shmq_queue *q)
+{
+	return q ? &q->obj : NULL;
 }
 
 SHMQ_API int shmq_queue_close(struct shmq_queue *q)

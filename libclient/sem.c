@@ -51,6 +51,16 @@ static int geom_from_attr(const struct shmq_sem_attr *a, struct shmq_req_open *r
 	return 0;
 }
 
+/* What the handle may do, and what its async waits may ask for (a token). */
+static void sem_set_roles(struct sem_handle *h, bool can_wait)
+{
+	h->can_wait = can_wait;
+	h->obj.kind = &shmq__kind_sem;
+	h->obj.algo = &h->sem;
+	h->obj.wait_events = can_wait ? SHMQ_POLL_RECV : 0;
+	h->obj.n_waiters = &h->n_waiters;
+}
+
 SHMQ_API int shmq_sem_open(struct shmq_client *c, const char *name, unsigned int flags,
 			   const struct shmq_sem_attr *attr, struct shmq_sem **ret)
 {
@@ -88,7 +98,7 @@ SHMQ_API int shmq_sem_open(struct shmq_client *c, const char *name, unsigned int
 		free(h);
 		return -EBADMSG; /* the segment passed attach, so the daemon's reply lied */
 	}
-	h->can_wait = !(flags & SHMQ_VIEW);
+	sem_set_roles(h, !(flags & SHMQ_VIEW));
 	*ret = &h->sem;
 	return 0;
 }
@@ -108,9 +118,14 @@ int shmq__sem_wrap(const struct shmq_segment *seg, struct shmq_sem **ret)
 		free(h);
 		return -EINVAL;
 	}
-	h->can_wait = true;
+	sem_set_roles(h, true);
 	*ret = &h->sem;
 	return 0;
+}
+
+SHMQ_API struct shmq_object *shmq_sem_object(struct shmq_sem *s)
+{
+	return s ? &shmq__sem_handle_of(s)->obj : NULL;
 }
 
 SHMQ_API int shmq_sem_close(struct shmq_sem *s)

@@ -7,7 +7,8 @@
  * DESIGN
  *
  * Arm.  A waiter first looks without announcing (an attempt is cheaper
- * than a sleep), then runs the object's arm step: for a ring, fetch_or of
+ * than a sleep), then runs its kind's arm step (struct shmq_kind.arm in
+ * shm/kind.h; the waiter never branches on the kind): for a ring, fetch_or of
  * the waiter bit into the eventcount, the heavy barrier, a re-check
  * (shmq__ring_arm(), argued in shm/ring.c); for a semaphore, an increment
  * of n_waiters and a seq_cst re-check (shmq__sem_arm(), argued in
@@ -21,12 +22,14 @@
  * word had moved by the time the kernel issued it, a poll mask, or
  * -ECANCELED), it only ever means "look again": the caller re-attempts and
  * re-arms.  shmq__waiter_complete() is the one place the arm is undone, so
- * a semaphore's announcement is withdrawn exactly once per arm: `armed`
+ * an announcement that must be withdrawn (a semaphore's n_waiters: the
+ * kind's disarm) is withdrawn exactly once per arm: `armed`
  * goes false there and nowhere else, and a second completion is -EINVAL.
  *
  * The backend is chosen per waiter at init (shmq__uring_futex_probe(), which
  * honours SHMQ_URING_FUTEX=0), so that tests can run both in one process.
  */
+#include <assert.h>
 #include <errno.h>
 #include <liburing.h>
 #include <poll.h>
@@ -59,16 +62,14 @@ static int init_common(struct shmq_waiter *w, _Atomic unsigned int *n_users)
 	return 0;
 }
 
-int shmq__waiter_init_ring(struct shmq_waiter *w, struct shmq_ring *r, bool sender,
-			   _Atomic unsigned int *n_users)
+int shmq__waiter_init(struct shmq_waiter *w, const struct shmq_kind *kind, void *handle,
+		      uint32_t events, _Atomic unsigned int *n_users)
 {
-	*w = (struct shmq_waiter){.ring = r, .sender = sender};
-	return init_common(w, n_users);
-}
-
-int shmq__waiter_init_sem(struct shmq_waiter *w, struct shmq_sem *s, _Atomic unsigned int *n_users)
-{
-	*w = (struct shmq_waiter){.sem = s};
+	/* One direction per waiter, and one the kind can wait for. */
+	if (!kind || !handle || (events != SHMQ_KIND_EV_RECV && events != SHMQ_KIND_EV_SEND) ||
+	    !(kind->events & events))
+		return -EINVAL;
+	*w = (struct shmq_waiter){.kind = kind, .handle = handle, .events = events};
 	return init_common(w, n_users);
 }
 
@@ -90,9 +91,7 @@ int shmq__waiter_fini(struct shmq_waiter *w)
 
 bool shmq__waiter_is_ready(const struct shmq_waiter *w)
 {
-	if (w->ring)
-		return shmq__ring_is_ready(w->ring, w->sender);
-	return shmq__sem_value(w->sem) != 0;
+	return w->kind->is_ready(w->handle, w->events);
 }
 
 /* The helper backend's eventfd and entry, made on first use. */
@@ -118,7 +117,7 @@ static int helper_ready(struct shmq_waiter *w)
 
 int shmq__waiter_prep(struct shmq_waiter *w, struct io_uring_sqe *sqe, uint64_t user_data)
 {
-	struct shmq_ring_arm arm = {0};
+	struct shmq_kind_arm arm = {0};
 	int r;
 
 	if (w->armed)
@@ -132,23 +131,17 @@ int shmq__waiter_prep(struct shmq_waiter *w, struct io_uring_sqe *sqe, uint64_t 
 		if (r < 0)
 			return r;
 	}
-	if (w->ring) {
-		r = shmq__ring_arm(w->ring, w->sender, &arm);
-	} else {
-		r = shmq__sem_arm(w->sem);
-		arm.word = &w->sem->s->value;
-		arm.key = 0;
-	}
+	r = w->kind->arm(w->handle, w->events, &arm);
 	if (r != 0)
 		return SHMQ_READY;
-	w->announced = w->sem != NULL;
+	w->announced = w->kind->disarm != NULL;
 
 	if (arm.bounded && !w->helper) {
 		/* No heavy barrier in this process: only a helper can bound the sleep. */
 		r = helper_ready(w);
 		if (r < 0) {
 			if (w->announced)
-				shmq__sem_disarm(w->sem);
+				w->kind->disarm(w->handle);
 			w->announced = false;
 			return r;
 		}
@@ -176,7 +169,7 @@ int shmq__waiter_complete(struct shmq_waiter *w, int res)
 	if (w->armed_helper)
 		shmq__helper_disarm(w->slot);
 	if (w->announced) {
-		shmq__sem_disarm(w->sem);
+		w->kind->disarm(w->handle);
 		w->announced = false;
 	}
 	/*
@@ -199,20 +192,31 @@ int shmq__waiter_prep_cancel(struct shmq_waiter *w, struct io_uring_sqe *sqe, ui
 
 /* --- Public API --- */
 
-SHMQ_API int shmq_waiter_new_queue(struct shmq_queue *q, unsigned int events,
-				   struct shmq_waiter **ret)
+int shmq__waiter_check_object(const struct shmq_object *obj, unsigned int events)
+{
+	static_assert(SHMQ_POLL_RECV == SHMQ_KIND_EV_RECV && SHMQ_POLL_SEND == SHMQ_KIND_EV_SEND,
+		      "the public poll bits are the kinds' event bits");
+
+	if (!obj || !obj->kind || (events != SHMQ_POLL_RECV && events != SHMQ_POLL_SEND) ||
+	    !(obj->kind->events & events))
+		return -EINVAL;
+	return obj->wait_events & events ? 0 : -EBADF;
+}
+
+SHMQ_API int shmq_waiter_new(struct shmq_object *obj, unsigned int events, struct shmq_waiter **ret)
 {
 	struct shmq_waiter *w;
 	int r;
 
-	if (!q || !ret || (events != SHMQ_POLL_RECV && events != SHMQ_POLL_SEND))
+	if (!ret)
 		return -EINVAL;
-	if (events == SHMQ_POLL_RECV ? !q->can_recv : !q->can_send)
-		return -EBADF;
+	r = shmq__waiter_check_object(obj, events);
+	if (r < 0)
+		return r;
 	w = calloc(1, sizeof(*w));
 	if (!w)
 		return -ENOMEM;
-	r = shmq__waiter_init_ring(w, &q->ring, events == SHMQ_POLL_SEND, &q->n_waiters);
+	r = shmq__waiter_init(w, obj->kind, obj->algo, events, obj->n_waiters);
 	if (r < 0) {
 		free(w);
 		return r;
@@ -221,27 +225,15 @@ SHMQ_API int shmq_waiter_new_queue(struct shmq_queue *q, unsigned int events,
 	return 0;
 }
 
+SHMQ_API int shmq_waiter_new_queue(struct shmq_queue *q, unsigned int events,
+				   struct shmq_waiter **ret)
+{
+	return shmq_waiter_new(shmq_queue_object(q), events, ret);
+}
+
 SHMQ_API int shmq_waiter_new_sem(struct shmq_sem *s, struct shmq_waiter **ret)
 {
-	struct sem_handle *h;
-	struct shmq_waiter *w;
-	int r;
-
-	if (!s || !ret)
-		return -EINVAL;
-	h = shmq__sem_handle_of(s);
-	if (!h->can_wait)
-		return -EBADF;
-	w = calloc(1, sizeof(*w));
-	if (!w)
-		return -ENOMEM;
-	r = shmq__waiter_init_sem(w, s, &h->n_waiters);
-	if (r < 0) {
-		free(w);
-		return r;
-	}
-	*ret = w;
-	return 0;
+	return shmq_waiter_new(shmq_sem_object(s), SHMQ_POLL_RECV, ret);
 }
 
 SHMQ_API int shmq_waiter_free(struct shmq_waiter *w)

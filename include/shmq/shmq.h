@@ -835,8 +835,11 @@ SHMQ_API int shmq_view_close(struct shmq_view *v);
 struct io_uring_sqe;
 struct shmq_waiter;
 
-/* What to wait for (shmq_waiter_new_queue(), shmq_poller_add_queue()). */
-#define SHMQ_POLL_RECV (1u << 0) /* a message can be received */
+/*
+ * What to wait for (shmq_waiter_new(), shmq_poller_add()).  A queue offers
+ * both; a semaphore's token is SHMQ_POLL_RECV.
+ */
+#define SHMQ_POLL_RECV (1u << 0) /* a message can be received; a token can be taken */
 #define SHMQ_POLL_SEND (1u << 1) /* there is room to send */
 
 /* shmq_waiter_prep(): ready now, nothing was prepared. */
@@ -847,7 +850,53 @@ struct shmq_waiter;
 #define SHMQ_BACKEND_HELPER_THREAD 2 /* helper thread in futex_waitv + eventfd POLL_ADD */
 
 /**
+ * struct shmq_object - any object's handle, whatever its kind.
+ *
+ * One type for the calls that work on every kind: asynchronous waits
+ * (shmq_waiter_new(), shmq_poller_add()).  It belongs to the kind's
+ * handle: valid while that is open, never freed on its own.
+ */
+struct shmq_object;
+
+/**
+ * shmq_queue_object() - a queue handle as a struct shmq_object.
+ * @q:		queue, or NULL
+ *
+ * Context: any thread; never blocks.
+ * Return: the object, valid until shmq_queue_close(); NULL for a NULL @q.
+ */
+SHMQ_API struct shmq_object *shmq_queue_object(struct shmq_queue *q);
+
+/**
+ * shmq_sem_object() - a semaphore handle as a struct shmq_object.
+ * @s:		semaphore, or NULL
+ *
+ * Context: any thread; never blocks.
+ * Return: the object, valid until shmq_sem_close(); NULL for a NULL @s.
+ */
+SHMQ_API struct shmq_object *shmq_sem_object(struct shmq_sem *s);
+
+/**
+ * shmq_waiter_new() - a waiter for one direction of any object.
+ * @obj:	object (shmq_queue_object(), shmq_sem_object())
+ * @events:	SHMQ_POLL_RECV or SHMQ_POLL_SEND (one of them), one the
+ *		object's kind offers: a queue both, a semaphore SHMQ_POLL_RECV
+ * @ret:	the new waiter
+ *
+ * Picks the backend (see above).  Closing the object's handle returns
+ * -EBUSY while it has waiters.
+ * Context: any thread; may create and destroy a probe ring once per process.
+ * Return: 0; -EINVAL @obj or @ret NULL, or @events not one direction its
+ *         kind offers; -EBADF the handle was not opened for @events (a
+ *         queue without SHMQ_RECV or SHMQ_SEND, a view); -ENOMEM; -EMFILE
+ *         (probe).
+ */
+SHMQ_API int shmq_waiter_new(struct shmq_object *obj, unsigned int events,
+			     struct shmq_waiter **ret);
+
+/**
  * shmq_waiter_new_queue() - a waiter for one direction of a queue.
+ * (shmq_waiter_new() on shmq_queue_object(@q), kept for SHMQ_1.0.)
  * @q:		queue; opened with SHMQ_RECV for SHMQ_POLL_RECV, SHMQ_SEND for
  *		SHMQ_POLL_SEND
  * @events:	SHMQ_POLL_RECV or SHMQ_POLL_SEND (one of them)
@@ -864,6 +913,7 @@ SHMQ_API int shmq_waiter_new_queue(struct shmq_queue *q, unsigned int events,
 
 /**
  * shmq_waiter_new_sem() - a waiter for a semaphore token.
+ * (shmq_waiter_new() on shmq_sem_object(@s) for SHMQ_POLL_RECV.)
  * @s:		semaphore (not a view)
  * @ret:	the new waiter
  *
@@ -1037,7 +1087,25 @@ SHMQ_API void shmq_poller_free(struct shmq_poller *p);
 SHMQ_API int shmq_poller_backend(const struct shmq_poller *p);
 
 /**
+ * shmq_poller_add() - call @fn whenever any object is ready.
+ * @p:		poller
+ * @obj:	object (shmq_queue_object(), shmq_sem_object())
+ * @events:	SHMQ_POLL_RECV or SHMQ_POLL_SEND, as for shmq_waiter_new()
+ * @fn:		callback, called with @events while the object stays ready
+ *		(level-triggered: at most once per loop iteration); it does the
+ *		operation itself (a receive, shmq_sem_try_wait()), which may lose
+ *		to another process
+ * @arg:	for @fn
+ * @ret:	the watch
+ *
+ * Return: 0; -EINVAL; -EBADF the handle cannot do @events; -ENOMEM.
+ */
+SHMQ_API int shmq_poller_add(struct shmq_poller *p, struct shmq_object *obj, unsigned int events,
+			     shmq_watch_fn *fn, void *arg, struct shmq_watch **ret);
+
+/**
  * shmq_poller_add_queue() - call @fn whenever a queue is ready.
+ * (shmq_poller_add() on shmq_queue_object(@q).)
  * @p:		poller
  * @q:		queue (SHMQ_RECV for SHMQ_POLL_RECV, SHMQ_SEND for SHMQ_POLL_SEND)
  * @events:	SHMQ_POLL_RECV or SHMQ_POLL_SEND
@@ -1053,6 +1121,7 @@ SHMQ_API int shmq_poller_add_queue(struct shmq_poller *p, struct shmq_queue *q, 
 
 /**
  * shmq_poller_add_sem() - call @fn whenever a semaphore has a token.
+ * (shmq_poller_add() on shmq_sem_object(@s) for SHMQ_POLL_RECV.)
  * @p:		poller
  * @s:		semaphore (not a view)
  * @fn:		callback (level-triggered); it takes the token itself with

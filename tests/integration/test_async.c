@@ -573,6 +573,86 @@ Test(async_poller, semaphore_watch_is_level_triggered_and_a_callback_error_ends_
 	finish();
 }
 
+/* --- The generic entry points: any object --- */
+
+struct gen_tally {
+	unsigned int seen;
+	int events;
+};
+
+static int on_any(struct shmq_watch *w, int events, void *arg)
+{
+	struct gen_tally *t = arg;
+
+	(void)w;
+	t->seen++;
+	t->events = events;
+	return -ECANCELED; /* one call is all this test needs */
+}
+
+Test(async_poller, poller_add_serves_a_queue_and_a_semaphore_through_one_object_type)
+{
+	struct shmq_queue *q = queue("anyq", SHMQ_RECV | SHMQ_SEND, SHMQ_MPMC);
+	struct shmq_sem *s = sem("anys", 0, 0);
+	struct gen_tally tq = {0}, ts = {0};
+	struct shmq_watch *wq, *ws;
+
+	T_OK(shmq_poller_add(p, shmq_queue_object(q), SHMQ_POLL_RECV, on_any, &tq, &wq));
+	T_OK(shmq_poller_add(p, shmq_sem_object(s), SHMQ_POLL_RECV, on_any, &ts, &ws));
+	T_OK(shmq_queue_send(q, "x", 1));
+	T_ERR(shmq_poller_run(p), -ECANCELED);
+	cr_assert(eq(u32, tq.seen, 1));
+	cr_assert(eq(int, tq.events, SHMQ_POLL_RECV));
+	cr_assert(eq(u32, ts.seen, 0), "a semaphore without a token fired");
+	{
+		char buf[8];
+
+		/* Level-triggered: the queue fires again until its message is taken. */
+		cr_assert(eq(int, shmq_queue_recv(q, buf, sizeof(buf)), 1));
+	}
+	T_OK(shmq_sem_post(s, 1));
+	T_ERR(shmq_poller_run(p), -ECANCELED);
+	cr_assert(eq(u32, ts.seen, 1));
+	cr_assert(eq(u32, tq.seen, 1), "an empty queue fired");
+	cr_assert(eq(int, ts.events, SHMQ_POLL_RECV));
+	shmq_watch_free(wq);
+	shmq_watch_free(ws);
+	T_OK(shmq_queue_close(q));
+	T_OK(shmq_sem_close(s));
+	finish();
+}
+
+Test(async_poller, waiter_new_refuses_what_the_kind_or_the_handle_cannot_wait_for)
+{
+	struct shmq_queue *rx = queue("only-rx", SHMQ_RECV, SHMQ_MPMC);
+	struct shmq_sem *s = sem("tok", 1, 0), *view;
+	struct shmq_waiter *w = NULL;
+	struct shmq_watch *wt = NULL;
+	struct gen_tally t = {0};
+
+	T_ERR(shmq_waiter_new(NULL, SHMQ_POLL_RECV, &w), -EINVAL);
+	T_ERR(shmq_waiter_new(shmq_queue_object(rx), SHMQ_POLL_RECV, NULL), -EINVAL);
+	T_ERR(shmq_waiter_new(shmq_queue_object(rx), SHMQ_POLL_RECV | SHMQ_POLL_SEND, &w), -EINVAL);
+	T_ERR(shmq_waiter_new(shmq_queue_object(rx), SHMQ_POLL_SEND, &w), -EBADF);
+	/* A semaphore has tokens to take, never room to send into. */
+	T_ERR(shmq_waiter_new(shmq_sem_object(s), SHMQ_POLL_SEND, &w), -EINVAL);
+	T_ERR(shmq_poller_add(p, shmq_sem_object(s), SHMQ_POLL_SEND, on_any, &t, &wt), -EINVAL);
+	T_OK(shmq_sem_open(c, "tok", SHMQ_VIEW, NULL, &view));
+	T_ERR(shmq_waiter_new(shmq_sem_object(view), SHMQ_POLL_RECV, &w), -EBADF);
+	cr_assert(w == NULL && wt == NULL, "a refused call wrote its ret_");
+	cr_assert(shmq_queue_object(NULL) == NULL && shmq_sem_object(NULL) == NULL);
+
+	/* Accepted: a waiter on a semaphore is ready when a token is there. */
+	T_OK(shmq_waiter_new(shmq_sem_object(s), SHMQ_POLL_RECV, &w));
+	cr_assert(eq(int, shmq_waiter_is_ready(w), 1));
+	T_ERR(shmq_sem_close(s), -EBUSY);
+	T_OK(shmq_waiter_free(w));
+	T_OK(shmq_sem_close(view));
+	T_OK(shmq_sem_close(s));
+	T_OK(shmq_queue_close(rx));
+	finish();
+}
+
 /* --- Waiting for several futures --- */
 
 Test(async_poller, wait_first_returns_when_one_of_several_futures_is_done)
