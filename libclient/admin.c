@@ -435,9 +435,8 @@ static int view_open_kind(struct shmq_client *c, const char *name, uint16_t kind
 {
 	struct shmq_req_open req = {.flags = SHMQ_OPEN_VIEW, .kind = kind};
 
+	/* An open without create carries no geometry: the daemon reads none. */
 	memcpy(req.name, name, strlen(name) + 1);
-	if (kind == SHMQ_KIND_QUEUE)
-		req.geom.queue.numa_node = -1;
 	return shmq__object_open(c, SHMQ_OP_OPEN, &req, ret);
 }
 
@@ -451,10 +450,14 @@ SHMQ_API int shmq_view_open(struct shmq_client *c, const char *name, struct shmq
 	v = calloc(1, sizeof(*v));
 	if (!v)
 		return -ENOMEM;
-	/* One namespace for both kinds: the name was valid, so -EINVAL means "the other kind". */
-	r = view_open_kind(c, name, SHMQ_KIND_QUEUE, &v->obj);
-	if (r == -EINVAL)
-		r = view_open_kind(c, name, SHMQ_KIND_SEM, &v->obj);
+	/*
+	 * One namespace for every kind, and OPEN names the kind: the name was
+	 * valid, so -EINVAL means "another kind".  Each kind in turn.
+	 */
+	r = -EINVAL;
+	for (uint16_t k = 0; k < SHMQ_KIND_LIMIT && r == -EINVAL; k++)
+		if (shmq__kind(k))
+			r = view_open_kind(c, name, k, &v->obj);
 	if (r < 0) {
 		free(v);
 		return r;

@@ -70,6 +70,7 @@ struct shmq_kind {
 	const char *short_name; /* "queue", "sem": table columns */
 	uint32_t roles;		/* SHMQ_ROLE_* a session record may hold, views aside */
 	uint32_t events;	/* SHMQ_KIND_EV_* an asynchronous wait may ask for */
+	const char *invariants; /* what check() validates, for reports */
 	uint64_t object_size;	/* bytes of the control block */
 	size_t retired_off;	/* offset of its struct shmq_counters retired */
 

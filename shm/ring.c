@@ -1282,6 +1282,7 @@ const struct shmq_kind shmq__kind_queue = {
 	.short_name = "queue",
 	.roles = SHMQ_ROLE_PRODUCER | SHMQ_ROLE_CONSUMER,
 	.events = SHMQ_KIND_EV_RECV | SHMQ_KIND_EV_SEND,
+	.invariants = "ring indices and slot turns",
 	.object_size = sizeof(struct shmq_queue_shm),
 	.retired_off = offsetof(struct shmq_queue_shm, retired),
 	.geom_check = queue_geom_check,

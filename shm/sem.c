@@ -622,6 +622,7 @@ const struct shmq_kind shmq__kind_sem = {
 	.short_name = "sem",
 	.roles = SHMQ_ROLE_SEM,
 	.events = SHMQ_KIND_EV_RECV,
+	.invariants = "semaphore value and waiter count",
 	.object_size = sizeof(struct shmq_sem_shm),
 	.retired_off = offsetof(struct shmq_sem_shm, retired),
 	.geom_check = sem_geom_check,

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "shm/kind.h"
 #include "tools/shmqctl/shmqctl.h"
 
 /* --- JSON --- */
@@ -379,7 +380,16 @@ const char *queue_mode_name(uint32_t mode)
 
 const char *kind_name(uint32_t kind)
 {
-	return kind == SHMQ_OBJECT_QUEUE ? "queue" : kind == SHMQ_OBJECT_SEM ? "semaphore" : "?";
+	const struct shmq_kind *k = shmq__kind(kind);
+
+	return k ? k->name : "?";
+}
+
+const char *kind_short_name(uint32_t kind)
+{
+	const struct shmq_kind *k = shmq__kind(kind);
+
+	return k ? k->short_name : "?";
 }
 
 void fmt_role(char *buf, size_t size, uint32_t role)

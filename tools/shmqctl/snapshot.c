@@ -25,6 +25,7 @@
 #include <time.h>
 
 #include "shm/atomic.h"
+#include "shm/kind.h"
 #include "shm/layout.h"
 #include "shm/ring.h"
 #include "shm/sem.h"
@@ -102,21 +103,9 @@ static int check_once(const struct shmq_segment *seg, const char **what)
 		*what = "segment header and session records";
 		return r;
 	}
-	if (seg->kind == SHMQ_KIND_QUEUE) {
-		struct shmq_ring ring;
-
-		r = shmq__ring_attach(&ring, seg, UINT32_MAX);
-		if (r == 0)
-			r = shmq__ring_check(&ring);
-		*what = "ring indices and slot turns";
-	} else {
-		struct shmq_sem sem;
-
-		r = shmq__sem_attach(&sem, seg, UINT32_MAX);
-		if (r == 0)
-			r = shmq__sem_check(&sem);
-		*what = "semaphore value and waiter count";
-	}
+	/* attach validated the kind; the full check, as if at rest (the retries cover a busy one) */
+	*what = shmq__kind(seg->kind)->invariants;
+	r = shmq__kind(seg->kind)->check(seg, true);
 	return r < 0 ? -EBADMSG : 0;
 }
 
@@ -169,6 +158,13 @@ static void read_sem(const struct shmq_segment *seg, struct snapshot *s)
 	counters_add(&s->total, &sm->retired);
 }
 
+/* The live figures of each kind: its control block's words. */
+static void (*const readers[SHMQ_KIND_LIMIT])(const struct shmq_segment *seg,
+					      struct snapshot *s) = {
+	[SHMQ_KIND_QUEUE] = read_queue,
+	[SHMQ_KIND_SEM] = read_sem,
+};
+
 int snapshot_take(struct shmq_client *c, const char *name, unsigned int flags, struct snapshot *ret)
 {
 	struct shmq_segment seg;
@@ -192,10 +188,7 @@ int snapshot_take(struct shmq_client *c, const char *name, unsigned int flags, s
 
 	ret->kind = seg.kind;
 	ret->taken_ns = mono_now_ns();
-	if (seg.kind == SHMQ_KIND_QUEUE)
-		read_queue(&seg, ret);
-	else
-		read_sem(&seg, ret);
+	readers[seg.kind](&seg, ret); /* attach validated the kind */
 	records_read(&seg, flags, ret);
 	if (flags & SNAP_CHECK)
 		check(&seg, ret);

@@ -980,7 +980,7 @@ int verb_check(struct ctl *ctl)
 			json_kv_string(&j, "detail", detail);
 			json_end_object(&j);
 		} else {
-			table_add(&t, check_names[res], is_queue(o) ? "queue" : "sem", o->name,
+			table_add(&t, check_names[res], kind_short_name(o->kind), o->name,
 				  detail ? detail : "");
 		}
 		snapshot_fini(&s);
