@@ -185,6 +185,7 @@ endif
 # --- Sources (explicit and sorted) ---
 
 SHM_SRC    := shm/barrier.c \
+	      shm/eventcount.c \
 	      shm/futex.c \
 	      shm/kind.c \
 	      shm/layout.c \

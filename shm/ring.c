@@ -53,37 +53,13 @@
  *   turn; the hint CASes on tail/head are relaxed: they order nothing, the
  *   turn word is authoritative.
  *
- * Blocking (eventcount; a lost wake-up is impossible):
- *
- *   sleeper (e.g. receiver)                 waker (e.g. sender)
- *   (a) key = fetch_or(&ec, WAITERS)        (c) publish the message (R1)
- *   (b) F2 fence; re-check the ring         (d) F1 fence; v = load(&ec)
- *   (e) futex_wait(&ec, key)                (f) if (v & WAITERS):
- *       -- the kernel compares *ec == key           CAS ec -> (v + 2) & ~WAITERS
- *          under its hash-bucket lock               futex_wake(&ec, all)
- *
- *   F1 and F2 are seq_cst fences around the store-buffering pattern
- *   (a)->(b) against (c)->(d): either (d) sees WAITERS, or (b) sees the
- *   message and the sleeper never sleeps.  If (d) sees WAITERS, (f) changes
- *   the word before waking, so a sleeper that has not yet reached (e) finds
- *   *ec != key and returns at once (-EAGAIN), and one already asleep is
- *   woken.  The waiter bit lives in the futex word itself, and the waker
- *   changes the word in the same atomic step as it clears the bit: a
- *   separate flag word cleared by the waker is what loses wake-ups.  The bit
- *   is cleared for all sleepers at once, so the wake is a broadcast; losers
- *   re-announce.  When nobody sleeps, a publish costs F1 and one load of a
- *   line that is only written by sleepers: no locked RMW, no syscall.
- *
- * Asynchronous waits split (a)..(e) across two places: shmq__ring_arm()
- * runs (a), H1, F2 and (b) with a non-consuming readiness check, and hands
- * back the word and key; the caller's io_uring FUTEX_WAIT (or the helper
- * thread's futex_waitv) is (e), compared by the kernel at issue time, which
- * may be long after the arm.  Nothing in the argument above depends on (e)
- * following (b) promptly: if a waker runs (f) in between, the word no longer
- * equals the key and the wait completes at once; if after, the wait is
- * queued and woken.  The readiness check must be false only where an
- * attempt would return -EAGAIN, since every other state is what (c) turns
- * into a notify on this word; false positives only cost a re-check.
+ * Blocking: each direction has an eventcount (ec_recv for receivers,
+ * ec_send for senders), whose protocol and lost-wake-up argument are in
+ * shm/eventcount.h.  Here, (c) is a publish (R1) or a free (R4, and R2 in
+ * SPSC), and every one is followed by ec_notify() on the other side's word;
+ * (b) is the attempt itself, or shmq__ring_is_ready() for an asynchronous
+ * arm (shmq__ring_arm()), which is false exactly where an attempt would
+ * return -EAGAIN.
  *
  * Invariants (checked by shmq__ring_check() on a quiescent ring):
  *   - indices run free as uint32_t and are compared only by unsigned
@@ -107,11 +83,11 @@
 
 #include "shm/atomic.h"
 #include "shm/barrier.h"
+#include "shm/eventcount.h"
 #include "shm/futex.h"
 #include "shm/kind.h"
 #include "shm/ring.h"
 
-#define EC_WAITERS     UINT32_C(1)
 #define TAG_NO_SESSION UINT32_C(0xfffe)
 /* A claim gives up (-EAGAIN) after this many lost races: never in practice. */
 #define CLAIM_TRIES_MAX 4096u
@@ -196,22 +172,11 @@ static void hwm_note(struct shmq_ring *r, uint32_t depth)
 
 /* --- Eventcount --- */
 
-static void ec_notify(struct shmq_ring *r, _Atomic uint32_t *ec)
+/* After a publish or a free: wake the other side's sleepers (shm/eventcount.h). */
+static inline void ec_notify(struct shmq_ring *r, _Atomic uint32_t *ec)
 {
-	uint32_t v;
-
-	/* F1: publish (R1/R2/R4) before the sleeper check; pairs with H1 in wait_loop(). */
-	shmq__barrier_light(r->asym);
-	v = load_relaxed(ec); /* ordered by F1 */
-	if (!(v & EC_WAITERS))
-		return;
-	/* Change the word and clear the bit in one step: see (f) above. */
-	while (!cas_seq_cst(ec, &v, (v + 2) & ~EC_WAITERS)) {
-		if (!(v & EC_WAITERS))
-			return; /* another waker got there first and woke them */
-	}
-	(void)shmq__futex_wake(ec, INT_MAX);
-	counter_inc(&r->c->wakes, 1);
+	if (shmq__ec_notify(ec, r->asym))
+		counter_inc(&r->c->wakes, 1);
 }
 
 /* --- Turns: claiming slots --- */
@@ -800,28 +765,19 @@ static int wait_loop(struct shmq_ring *r, const struct ring_call *c, uint64_t de
 	}
 
 	for (;;) {
-		/* (a) announce; the returned value is the key the kernel compares. */
-		uint32_t key = fetch_or_seq_cst(ec, EC_WAITERS) | EC_WAITERS;
-		uint64_t sleep_until = deadline_ns;
+		bool bounded;
+		uint32_t key = shmq__ec_prepare(ec, &bounded); /* (a), H1, F2 */
 
-		/* H1: a full barrier on every publisher; pairs with F1 in ec_notify(). */
-		if (shmq__barrier_heavy() < 0) {
-			/* No heavy barrier: a publisher's wake may be missed; bound the sleep. */
-			uint64_t slice = shmq__now_ns() + SHMQ_BARRIER_FALLBACK_SLICE_NS;
-
-			sleep_until = slice < deadline_ns ? slice : deadline_ns;
-		}
-		fence_seq_cst();    /* F2: orders our own re-check after (a) */
 		rc = attempt(r, c); /* (b) re-check after announcing */
 		if (rc != -EAGAIN)
 			return rc;
 		counter_inc(&r->c->sleeps, 1);
-		rc = shmq__futex_wait(ec, key, sleep_until); /* (e) */
-		if (rc == -ETIMEDOUT && sleep_until == deadline_ns) {
+		rc = shmq__ec_sleep(ec, key, deadline_ns, bounded); /* (e) */
+		if (rc == -ETIMEDOUT) {
 			rc = attempt(r, c); /* last look: never time out past a ready message */
 			return rc == -EAGAIN ? -ETIMEDOUT : rc;
 		}
-		if (rc < 0 && rc != -EAGAIN && rc != -ETIMEDOUT)
+		if (rc < 0)
 			return rc;
 	}
 }
@@ -925,23 +881,19 @@ int shmq__ring_arm(struct shmq_ring *r, bool sender, struct shmq_ring_arm *ret)
 {
 	_Atomic uint32_t *ec = sender ? &r->q->ec_send : &r->q->ec_recv;
 	uint32_t key;
-	int heavy;
+	bool bounded;
 
 	if (shmq__ring_is_ready(r, sender))
 		return 1; /* no announcement needed: the caller attempts at once */
 
-	/* (a) announce; as in wait_loop(), the returned value is the key. */
-	key = fetch_or_seq_cst(ec, EC_WAITERS) | EC_WAITERS;
-	/* H1: a full barrier on every publisher; pairs with F1 in ec_notify(). */
-	heavy = shmq__barrier_heavy();
-	fence_seq_cst(); /* F2: orders our own re-check after (a) */
+	key = shmq__ec_prepare(ec, &bounded); /* (a), H1, F2 */
 	if (shmq__ring_is_ready(r, sender))
 		return 1; /* (b); WAITERS stays set: the next waker pays one spare wake */
 
 	counter_inc(&r->c->sleeps, 1);
 	ret->word = ec;
 	ret->key = key;
-	ret->bounded = heavy < 0;
+	ret->bounded = bounded;
 	return 0;
 }
 
