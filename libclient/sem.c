@@ -9,7 +9,7 @@
  * types is ever needed.
  *
  * Undo (SHMQ_SEM_ATTR_UNDO): the tokens this attachment holds -- taken and
- * not yet posted back -- are counted in its session record's sem_holds, so
+ * not yet posted back -- are counted in its session record's per-kind state (k.sem.holds), so
  * the daemon can post them back when the process dies.  shm/sem.c journals
  * each operation in the semaphore word (U1..U4), so the count is exact
  * whatever instruction the process dies at.

@@ -267,7 +267,8 @@ int shmq__session_claim(struct shmq_segment *seg, uint32_t role, int32_t pid, ui
 		store_relaxed(&s->uid, uid);
 		store_relaxed(&s->attached_ns, shmq__now_ns());
 		counters_zero(&s->c);
-		store_relaxed(&s->sem_holds, 0);
+		for (uint32_t k = 0; k < SHMQ_SESSION_KIND_WORDS; k++)
+			store_relaxed(&s->k.words[k], 0); /* the kind's state starts empty */
 		*ret_index = i;
 		return 0;
 	}

@@ -33,7 +33,7 @@
 
 #define SHMQ_SEGMENT_MAGIC UINT64_C(0x4d474553514d4853) /* "SHMQSEGM" in memory */
 #define SHMQ_LAYOUT_MAJOR  1
-#define SHMQ_LAYOUT_MINOR  1
+#define SHMQ_LAYOUT_MINOR  2
 
 /* Two cache lines: the adjacent-line prefetcher pulls lines in pairs. */
 #define SHMQ_FALSE_SHARING_ALIGN 128
@@ -66,8 +66,9 @@
 /*
  * An undo semaphore's word is value (bits 0..19) | owner (bits 20..30): the
  * session tag (index + 1) of a process between the CAS that moves tokens and
- * the store that records them in its sem_holds (shm/sem.c, U1..U4).  So its
- * value is at most SHMQ_SEM_UNDO_VALUE_MAX.  Layout 1.1.
+ * the store that records them in its holds (shm/sem.c, U1..U4).  So its
+ * value is at most SHMQ_SEM_UNDO_VALUE_MAX.  Layout 1.1.  The holds and the
+ * pending count live in the record's per-kind state (struct shmq_sem_rec).
  */
 #define SHMQ_SEM_UNDO_VALUE_MAX	  UINT32_C(0x000fffff)
 #define SHMQ_SEM_UNDO_OWNER_SHIFT 20
@@ -144,9 +145,20 @@ struct shmq_counters {
 	_Atomic uint64_t wakes;	   /* futex wakes issued */
 };
 
+/* A semaphore session's per-kind state (struct shmq_session_shm.k). */
+struct shmq_sem_rec {
+	_Atomic uint32_t holds;	  /* undo semaphores: tokens held */
+	_Atomic uint32_t pending; /* undo: holds once the op in flight is done (shm/sem.c, U1) */
+};
+
+/* Words of per-kind state in a session record: bytes 72..127 (layout 1.2). */
+#define SHMQ_SESSION_KIND_WORDS 14
+
 /*
  * One attached session.  The session's tag in slot claims is its index + 1
  * (SHMQ_OWNER_* below), so a repair can find everything a dead session held.
+ * The tail of the record belongs to the object's kind: what a session of
+ * that kind holds, for the kind's repair on death.  Claim zeroes it.
  */
 struct shmq_session_shm {
 	alignas(SHMQ_FALSE_SHARING_ALIGN) _Atomic uint32_t state; /* 0  SHMQ_SESSION_* */
@@ -155,9 +167,10 @@ struct shmq_session_shm {
 	_Atomic uint32_t uid;					  /* 12 */
 	_Atomic uint64_t attached_ns;				  /* 16  CLOCK_MONOTONIC */
 	struct shmq_counters c;					  /* 24  owner writes */
-	_Atomic uint32_t sem_holds;   /* 72  undo semaphores: tokens held */
-	_Atomic uint32_t sem_pending; /* 76  undo: sem_holds once the op in flight is done (1.1) */
-	uint8_t reserved[48];	      /* 80 */
+	union {							  /* 72  by kind (1.2) */
+		struct shmq_sem_rec sem;
+		_Atomic uint32_t words[SHMQ_SESSION_KIND_WORDS];
+	} k;
 };
 
 /*
@@ -229,8 +242,10 @@ static_assert(offsetof(struct shmq_segment_hdr, daemon_heartbeat_ns) == 184, "sh
 static_assert(sizeof(struct shmq_counters) == 48, "shm ABI changed");
 static_assert(sizeof(struct shmq_session_shm) == 128, "shm ABI changed");
 static_assert(offsetof(struct shmq_session_shm, c) == 24, "shm ABI changed");
-static_assert(offsetof(struct shmq_session_shm, sem_holds) == 72, "shm ABI changed");
-static_assert(offsetof(struct shmq_session_shm, sem_pending) == 76, "shm ABI changed");
+static_assert(offsetof(struct shmq_session_shm, k) == 72, "shm ABI changed");
+static_assert(offsetof(struct shmq_session_shm, k.sem.holds) == 72, "shm ABI changed");
+static_assert(offsetof(struct shmq_session_shm, k.sem.pending) == 76, "shm ABI changed");
+static_assert(sizeof(((struct shmq_session_shm *)0)->k) == 56, "shm ABI changed");
 static_assert(SHMQ_SESSIONS_MAX < (SHMQ_SEM_UNDO_OWNER_MASK >> SHMQ_SEM_UNDO_OWNER_SHIFT),
 	      "an undo semaphore's owner field must hold every session tag");
 static_assert(sizeof(struct shmq_queue_shm) == 640, "shm ABI changed");

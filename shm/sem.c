@@ -96,7 +96,7 @@
  * deadline (checked by shmq__futex_wait() before each sleep).
  *
  * Undo semaphores (SHMQ_SEM_UNDO): exact across SIGKILL.  The tokens a
- * process holds are counted in its session record (sem_holds) so the daemon
+ * process holds are counted in its session record (k.sem.holds) so the daemon
  * can post them back when it dies.  A token and its count are two words,
  * and no CAS covers both, so the operation is journaled in the word itself:
  * bits 20..30 of an undo semaphore's word are an owner field, the session
@@ -290,8 +290,8 @@ int shmq__sem_attach(struct shmq_sem *sem, const struct shmq_segment *seg, uint3
 	sem->c = rec ? &rec->c : &sem->private_counters;
 	if (sem->undo && rec) {
 		sem->owner = (session + 1) << SHMQ_SEM_UNDO_OWNER_SHIFT;
-		sem->holds = &rec->sem_holds;
-		sem->pending = &rec->sem_pending;
+		sem->holds = &rec->k.sem.holds;
+		sem->pending = &rec->k.sem.pending;
 	}
 	return 0;
 }
@@ -435,11 +435,11 @@ int shmq__sem_undo(struct shmq_sem *sem, struct shmq_session_shm *rec, uint32_t 
 	/* A7: the dead process's last release (U2 or U4) */
 	w = load_acquire(&s->value);
 	/* U5: the journal says which count is true (see top). */
-	holds = word_owner(sem, w) == tag ? load_relaxed(&rec->sem_pending)
-					  : load_relaxed(&rec->sem_holds);
+	holds = word_owner(sem, w) == tag ? load_relaxed(&rec->k.sem.pending)
+					  : load_relaxed(&rec->k.sem.holds);
 	/* Forget first: a daemon killed past here loses the tokens, never posts them twice. */
-	store_relaxed(&rec->sem_holds, 0);
-	store_relaxed(&rec->sem_pending, 0);
+	store_relaxed(&rec->k.sem.holds, 0);
+	store_relaxed(&rec->k.sem.pending, 0);
 	for (uint32_t i = 0; i < CAS_TRIES; i++) {
 		uint32_t val = word_value(sem, w), own = word_owner(sem, w);
 

@@ -57,8 +57,8 @@ struct shmq_sem {
 	uint32_t n_sessions;	 /* owner tags run 1..n_sessions */
 	/* Undo with a session record: the journal (shm/sem.c, U1..U4). */
 	uint32_t owner;		   /* our tag << SHMQ_SEM_UNDO_OWNER_SHIFT, or 0 */
-	_Atomic uint32_t *holds;   /* &record->sem_holds, or NULL */
-	_Atomic uint32_t *pending; /* &record->sem_pending, or NULL */
+	_Atomic uint32_t *holds;   /* &record->k.sem.holds, or NULL */
+	_Atomic uint32_t *pending; /* &record->k.sem.pending, or NULL */
 	atomic_flag op_lock;	   /* threads sharing this handle journal one at a time */
 	struct shmq_counters private_counters; /* sink when there is no session record */
 };
@@ -172,8 +172,8 @@ void shmq__sem_disarm(struct shmq_sem *sem);
  * @index:	its index
  * @ret_posted:	tokens posted back
  * Reads the session's journal: between its CAS and its commit the word
- * carries the session's tag and @rec->sem_pending holds the count after the
- * operation; otherwise @rec->sem_holds is the count.  Forgets the count,
+ * carries the session's tag and @rec->k.sem.pending holds the count after the
+ * operation; otherwise @rec->k.sem.holds is the count.  Forgets the count,
  * then posts it back in one CAS that also clears the tag, never past the
  * ceiling, and wakes every sleeper.  Must run only once the session is known
  * dead, and never for two sessions at once.

@@ -915,6 +915,24 @@ Test(layout, session_claim_starts_with_zero_counters_after_a_reuse)
 	cr_assert(eq(u64, load_relaxed(&s->c.sent), 0));
 }
 
+Test(layout, session_claim_starts_with_the_kinds_per_session_state_zeroed)
+{
+	struct shmq_session_shm *s;
+	uint32_t idx, again;
+
+	queue_new();
+	cr_assert(eq(int, shmq__session_claim(&fx.seg, SHMQ_ROLE_PRODUCER, 1, 1, &idx), 0));
+	s = shmq__session_at(&fx.seg, idx);
+	for (uint32_t k = 0; k < SHMQ_SESSION_KIND_WORDS; k++)
+		store_relaxed(&s->k.words[k], 0xdead0000u + k); /* a previous kind's leftovers */
+	shmq__session_release(&fx.seg, idx);
+
+	cr_assert(eq(int, shmq__session_claim(&fx.seg, SHMQ_ROLE_PRODUCER, 1, 1, &again), 0));
+	cr_assert(eq(u32, again, idx));
+	for (uint32_t k = 0; k < SHMQ_SESSION_KIND_WORDS; k++)
+		cr_assert(eq(u32, load_relaxed(&s->k.words[k]), 0), "word %u", k);
+}
+
 Test(layout, session_release_folds_the_counters_into_the_queue_retired_counters)
 {
 	struct shmq_counters *ret;

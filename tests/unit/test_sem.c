@@ -552,16 +552,16 @@ Test(sem, undo_counts_what_a_session_holds_and_the_word_carries_no_owner_at_rest
 	rec = shmq__session_at(&fx.seg, idx);
 	cr_assert(eq(int, shmq__sem_try_wait(&mine), 0));
 	cr_assert(eq(int, shmq__sem_wait(&mine, t_deadline_ms(WAIT_TIMEOUT_MS)), 0));
-	cr_assert(eq(u32, load_relaxed(&rec->sem_holds), 2));
+	cr_assert(eq(u32, load_relaxed(&rec->k.sem.holds), 2));
 	cr_assert(eq(u32, load_relaxed(&shm()->value), 1), "no owner left in the word");
 	cr_assert(eq(int, shmq__sem_post(&mine, 1), 0));
-	cr_assert(eq(u32, load_relaxed(&rec->sem_holds), 1));
+	cr_assert(eq(u32, load_relaxed(&rec->k.sem.holds), 1));
 	cr_assert(eq(u32, shmq__sem_value(&mine), 2));
 	/* The process dies holding one: the daemon posts exactly that one back. */
 	cr_assert(eq(int, shmq__sem_undo(&daemon, rec, idx, &posted), 0));
 	cr_assert(eq(u32, posted, 1));
 	cr_assert(eq(u32, shmq__sem_value(&daemon), 3));
-	cr_assert(eq(u32, load_relaxed(&rec->sem_holds), 0));
+	cr_assert(eq(u32, load_relaxed(&rec->k.sem.holds), 0));
 	cr_assert(eq(int, shmq__sem_check(&daemon), 0));
 }
 
@@ -595,8 +595,8 @@ Test(sem, undo_is_exact_whatever_instruction_the_holder_dies_at)
 		undo_new(0, &mine, &idx, &daemon);
 		rec = shmq__session_at(&fx.seg, idx);
 		tag = (idx + 1) << SHMQ_SEM_UNDO_OWNER_SHIFT;
-		store_relaxed(&rec->sem_holds, cuts[i].holds);
-		store_relaxed(&rec->sem_pending, cuts[i].pending);
+		store_relaxed(&rec->k.sem.holds, cuts[i].holds);
+		store_relaxed(&rec->k.sem.pending, cuts[i].pending);
 		store_relaxed(&shm()->value, cuts[i].value | (cuts[i].tagged ? tag : 0));
 		if (cuts[i].tagged)
 			cr_assert(eq(int, shmq__sem_try_wait(&daemon), -EAGAIN),
@@ -695,8 +695,8 @@ Test(sem, threads_sharing_an_undo_handle_keep_its_hold_count_exact)
 	for (int i = 0; i < N_THREADS + 2; i++)
 		cr_assert(eq(int, u[i].r, 0), "thread %d: %s", i, strerror(-u[i].r));
 	cr_assert(eq(u64, counter, (uint64_t)(N_THREADS + 2) * (MUTEX_ROUNDS / 4)));
-	cr_assert(eq(u32, load_relaxed(&shmq__session_at(&fx.seg, idx)->sem_holds), 0));
-	cr_assert(eq(u32, load_relaxed(&shmq__session_at(&fx.seg, oidx[0])->sem_holds), 0));
+	cr_assert(eq(u32, load_relaxed(&shmq__session_at(&fx.seg, idx)->k.sem.holds), 0));
+	cr_assert(eq(u32, load_relaxed(&shmq__session_at(&fx.seg, oidx[0])->k.sem.holds), 0));
 	cr_assert(eq(u32, load_relaxed(&shm()->value), 1), "a token, and no owner left");
 	cr_assert(eq(int, shmq__sem_check(&daemon), 0));
 	t_seg_free(&fx);

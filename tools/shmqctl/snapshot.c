@@ -80,7 +80,7 @@ static void records_read(const struct shmq_segment *seg, unsigned int flags, str
 			rs->role = role;
 			rs->pid = load_relaxed(&r->pid);
 			rs->uid = load_relaxed(&r->uid);
-			rs->sem_holds = load_relaxed(&r->sem_holds);
+			rs->sem_holds = load_relaxed(&r->k.sem.holds);
 			rs->c = c;
 		}
 	}
