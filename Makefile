@@ -189,6 +189,7 @@ SHM_SRC    := shm/barrier.c \
 	      shm/futex.c \
 	      shm/kind.c \
 	      shm/layout.c \
+	      shm/owner.c \
 	      shm/ring.c \
 	      shm/sem.c \
 	      shm/uring_futex.c
@@ -198,6 +199,7 @@ TEST_HELPER_SRC := tests/helpers.c
 UNIT_SRC   := tests/unit/test_async.c \
 	      tests/unit/test_futex.c \
 	      tests/unit/test_layout.c \
+	      tests/unit/test_owner.c \
 	      tests/unit/test_ring.c \
 	      tests/unit/test_ring_mt.c \
 	      tests/unit/test_sem.c \

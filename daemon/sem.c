@@ -14,6 +14,7 @@
 #include "daemon/shmqd.h"
 #include "shm/atomic.h"
 #include "shm/futex.h"
+#include "shm/owner.h"
 #include "shm/sem.h"
 
 static bool all_zero(const void *p, size_t n)
@@ -91,11 +92,9 @@ static void sem_log_repair(const struct shmqd_object *o, int32_t pid, const char
 
 /*
  * An undo semaphore's owner field names the session between moving tokens
- * and recording them (shm/sem.c).  Only the daemon claims and releases
- * session records, and an honest session clears its tag before it can
- * detach (or the daemon's undo clears it before the release), so a tag
- * whose record is free, or that names no record, was written by a
- * scribbler: every post would wait it out.  Clear it, keeping the value.
+ * and recording them (shm/owner.h).  A tag whose record is free, or that
+ * names no record, was written by a scribbler (shmq__owner_is_forged()):
+ * every post would wait it out.  Clear it, keeping the value.
  */
 static const char *sem_heartbeat(struct shmqd_object *o)
 {
@@ -106,11 +105,9 @@ static const char *sem_heartbeat(struct shmqd_object *o)
 		return NULL;
 	w = load_relaxed(&sm->value); /* the CAS below validates it */
 	for (int tries = 0; tries < 8; tries++) {
-		uint32_t own = (w & SHMQ_SEM_UNDO_OWNER_MASK) >> SHMQ_SEM_UNDO_OWNER_SHIFT;
+		uint32_t own = shmq__owner_of(w);
 
-		if (!own ||
-		    (own <= o->seg.n_sessions &&
-		     load_relaxed(&shmq__session_at(&o->seg, own - 1)->state) != SHMQ_SESSION_FREE))
+		if (!shmq__owner_is_forged(&o->seg, own))
 			return NULL;
 		/* seq_cst like U4, and wake whoever the tag held back */
 		if (cas_seq_cst(&sm->value, &w, w & SHMQ_SEM_UNDO_VALUE_MAX)) {

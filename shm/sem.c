@@ -95,12 +95,13 @@
  * CAS_TRIES, and every other loop either takes a token or runs into the
  * deadline (checked by shmq__futex_wait() before each sleep).
  *
- * Undo semaphores (SHMQ_SEM_UNDO): exact across SIGKILL.  The tokens a
- * process holds are counted in its session record (k.sem.holds) so the daemon
- * can post them back when it dies.  A token and its count are two words,
- * and no CAS covers both, so the operation is journaled in the word itself:
- * bits 20..30 of an undo semaphore's word are an owner field, the session
- * tag of a process between moving tokens and recording them.
+ * Undo semaphores (SHMQ_SEM_UNDO): exact across SIGKILL, on the owner
+ * journal (shm/owner.h, where U1..U5 and their ordering are argued).  The
+ * tokens a process holds are counted in its session record (k.sem.holds) so
+ * the daemon can post them back when it dies.  A token and its count are
+ * two words, and no CAS covers both, so the operation is journaled in the
+ * word itself: bits 20..30 of an undo semaphore's word are the owner field,
+ * the session tag of a process between moving tokens and recording them.
  *
  *   U1 store pending = the hold count after this operation
  *   U2 CAS word (v, owner 0) -> (v -/+ n, owner us)   (A1 / P1 as above)
@@ -113,7 +114,7 @@
  * word: carrying the tag means U2 happened and U4 did not, so pending is
  * the true count; otherwise U2 did not happen or U3 did, and holds is.  It
  * posts that many back in one CAS that clears the tag.  Threads sharing a
- * handle share the record, so a process-local flag (op_lock) keeps their
+ * handle share the record, so the journal's process-local lock keeps their
  * U1..U4 apart.  The value limit of an undo semaphore is
  * SHMQ_SEM_UNDO_VALUE_MAX (1048575), SysV's being 32767.
  */
@@ -124,6 +125,7 @@
 #include "shm/atomic.h"
 #include "shm/futex.h"
 #include "shm/kind.h"
+#include "shm/owner.h"
 #include "shm/sem.h"
 
 /*
@@ -143,19 +145,7 @@ static inline uint32_t word_value(const struct shmq_sem *sem, uint32_t w)
 
 static inline uint32_t word_owner(const struct shmq_sem *sem, uint32_t w)
 {
-	return sem->undo ? w & SHMQ_SEM_UNDO_OWNER_MASK : 0;
-}
-
-/* Keep U1..U4 of threads that share this handle (and its record) apart. */
-static void op_lock(struct shmq_sem *sem)
-{
-	while (atomic_flag_test_and_set_explicit(&sem->op_lock, memory_order_acquire))
-		cpu_relax();
-}
-
-static void op_unlock(struct shmq_sem *sem)
-{
-	atomic_flag_clear_explicit(&sem->op_lock, memory_order_release);
+	return sem->undo ? shmq__owner_of(w) : 0;
 }
 
 /* P2/P3 for @v tokens now available: wake up to that many announced sleepers. */
@@ -175,23 +165,13 @@ static void wake_for(struct shmq_sem *sem, uint32_t v)
 	(void)shmq__futex_wake(&sem->s->value, (int)(v < w ? v : w));
 }
 
-/* U3, U4: record the count, give the word back, and pass on what it holds. */
+/* U3, U4 (shm/owner.h): record the count, give the word back, pass on what it holds. */
 static void undo_commit(struct shmq_sem *sem)
 {
-	struct shmq_sem_shm *s = sem->s;
 	uint32_t w;
 
-	store_relaxed(sem->holds, load_relaxed(sem->pending)); /* U3: ordered by U4's release */
-	w = load_relaxed(&s->value);
-	for (uint32_t i = 0; i < CAS_TRIES; i++) {
-		/* Only the daemon's undo of another process changes the value under our tag. */
-		if (word_owner(sem, w) != sem->owner)
-			return; /* a peer scribbled on the word: nothing of ours left to clear */
-		/* U4: seq_cst like P1; what lets the waiters our tag held back go on */
-		if (cas_seq_cst(&s->value, &w, w & ~SHMQ_SEM_UNDO_OWNER_MASK))
-			break;
-	}
-	wake_for(sem, word_value(sem, w));
+	if (shmq__owner_commit(&sem->j, &sem->s->value, &w))
+		wake_for(sem, word_value(sem, w));
 }
 
 /*
@@ -215,21 +195,20 @@ static int take(struct shmq_sem *sem, uint32_t *ret_word)
 			r = -EBUSY;
 			break;
 		}
-		if (sem->owner) {
-			op_lock(sem);
-			/* U1: ordered before U2 by its release half */
-			store_relaxed(sem->pending, load_relaxed(sem->holds) + 1);
+		if (sem->j.tag) {
+			shmq__owner_lock(&sem->j);
+			shmq__owner_begin(&sem->j, shmq__owner_count(&sem->j) + 1); /* U1 */
 		}
 		/* A1: acquire on success pairs with P1 in shmq__sem_post(); U2 with an owner */
-		if (cas_acq_rel(&s->value, &w, (w - 1) | sem->owner)) {
-			if (sem->owner) {
+		if (cas_acq_rel(&s->value, &w, (w - 1) | sem->j.tag)) {
+			if (sem->j.tag) {
 				undo_commit(sem);
-				op_unlock(sem);
+				shmq__owner_unlock(&sem->j);
 			}
 			return 0;
 		}
-		if (sem->owner)
-			op_unlock(sem);
+		if (sem->j.tag)
+			shmq__owner_unlock(&sem->j);
 	}
 	*ret_word = w;
 	return r;
@@ -285,13 +264,10 @@ int shmq__sem_attach(struct shmq_sem *sem, const struct shmq_segment *seg, uint3
 		.spin_ns = SHMQ_SEM_SPIN_NS_DEFAULT,
 		.undo = g->flags & SHMQ_SEM_UNDO,
 		.n_sessions = seg->n_sessions,
-		.op_lock = ATOMIC_FLAG_INIT,
 	};
 	sem->c = rec ? &rec->c : &sem->private_counters;
 	if (sem->undo && rec) {
-		sem->owner = (session + 1) << SHMQ_SEM_UNDO_OWNER_SHIFT;
-		sem->holds = &rec->k.sem.holds;
-		sem->pending = &rec->k.sem.pending;
+		shmq__owner_init(&sem->j, session, &rec->k.sem.holds, &rec->k.sem.pending);
 	}
 	return 0;
 }
@@ -346,31 +322,6 @@ int shmq__sem_wait(struct shmq_sem *sem, uint64_t deadline_ns)
 	return 0;
 }
 
-/*
- * Another process's undo operation is between U2 and U4: a few
- * instructions, unless it was preempted there, or died there and awaits the
- * daemon's repair (its pidfd wakes the daemon within microseconds).  Sleep
- * in 1 ms slices on the word until the field clears.  Return: 0 with the
- * new word; -EBUSY still owned after SHMQ_SEM_OWNER_WAIT_NS.
- */
-static int wait_owner(struct shmq_sem *sem, uint32_t *w)
-{
-	uint64_t end = shmq__deadline_after_ns(SHMQ_SEM_OWNER_WAIT_NS);
-
-	for (uint32_t i = 0; word_owner(sem, *w); i++) {
-		if (i < 64) {
-			cpu_relax();
-		} else {
-			if (shmq__now_ns() >= end)
-				return -EBUSY;
-			(void)shmq__futex_wait(&sem->s->value, *w,
-					       shmq__deadline_after_ns(1000000));
-		}
-		*w = load_relaxed(&sem->s->value); /* re-read; the CAS validates it */
-	}
-	return 0;
-}
-
 int shmq__sem_post(struct shmq_sem *sem, uint32_t n)
 {
 	struct shmq_sem_shm *s = sem->s;
@@ -384,7 +335,7 @@ int shmq__sem_post(struct shmq_sem *sem, uint32_t n)
 	v = load_relaxed(&s->value);
 	for (uint32_t i = 0;; i++) {
 		if (word_owner(sem, v)) {
-			r = wait_owner(sem, &v);
+			r = shmq__owner_wait(&s->value, &v); /* -EBUSY after SHMQ_OWNER_WAIT_NS */
 			if (r < 0)
 				return r;
 		}
@@ -394,27 +345,27 @@ int shmq__sem_post(struct shmq_sem *sem, uint32_t n)
 			return -EOVERFLOW;
 		if (i == CAS_TRIES)
 			return -EAGAIN;
-		if (sem->owner) {
+		if (sem->j.tag) {
 			uint32_t held;
 
-			op_lock(sem);
-			held = load_relaxed(sem->holds); /* only this handle's threads write it */
+			shmq__owner_lock(&sem->j);
+			held = shmq__owner_count(&sem->j);
 			/* U1: posts beyond what we hold (a producer's) are not ours to count */
-			store_relaxed(sem->pending, held - (held < n ? held : n));
+			shmq__owner_begin(&sem->j, held - (held < n ? held : n));
 		}
 		/*
 		 * P1: seq_cst, store-buffering with W1 in shmq__sem_wait(); its
 		 * release half pairs with A1 in take().  U2 with an owner.
 		 */
-		if (cas_seq_cst(&s->value, &v, (v + n) | sem->owner))
+		if (cas_seq_cst(&s->value, &v, (v + n) | sem->j.tag))
 			break;
-		if (sem->owner)
-			op_unlock(sem);
+		if (sem->j.tag)
+			shmq__owner_unlock(&sem->j);
 	}
 	counter_inc(&sem->c->sent, n);
-	if (sem->owner) {
+	if (sem->j.tag) {
 		undo_commit(sem); /* U3, U4, then P2/P3 */
-		op_unlock(sem);
+		shmq__owner_unlock(&sem->j);
 		return 0;
 	}
 	wake_for(sem, n);
@@ -425,21 +376,15 @@ int shmq__sem_undo(struct shmq_sem *sem, struct shmq_session_shm *rec, uint32_t 
 		   uint32_t *ret_posted)
 {
 	struct shmq_sem_shm *s = sem->s;
-	uint32_t tag = (index + 1) << SHMQ_SEM_UNDO_OWNER_SHIFT;
+	uint32_t tag = (index + 1) << SHMQ_OWNER_FIELD_SHIFT;
 	uint32_t w, holds, add = 0;
 	int r = 0;
 
 	*ret_posted = 0;
 	if (!sem->undo || index >= sem->n_sessions)
 		return -EINVAL;
-	/* A7: the dead process's last release (U2 or U4) */
-	w = load_acquire(&s->value);
-	/* U5: the journal says which count is true (see top). */
-	holds = word_owner(sem, w) == tag ? load_relaxed(&rec->k.sem.pending)
-					  : load_relaxed(&rec->k.sem.holds);
-	/* Forget first: a daemon killed past here loses the tokens, never posts them twice. */
-	store_relaxed(&rec->k.sem.holds, 0);
-	store_relaxed(&rec->k.sem.pending, 0);
+	/* A7, U5 and the forgetting (shm/owner.h): the true count, and the word it came with. */
+	holds = shmq__owner_resolve(&s->value, index, &rec->k.sem.holds, &rec->k.sem.pending, &w);
 	for (uint32_t i = 0; i < CAS_TRIES; i++) {
 		uint32_t val = word_value(sem, w), own = word_owner(sem, w);
 

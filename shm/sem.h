@@ -27,18 +27,13 @@
 #include <stdint.h>
 
 #include "shm/layout.h"
+#include "shm/owner.h"
 
 /* Default spin budget before shmq__sem_wait() sleeps in the kernel. */
 #define SHMQ_SEM_SPIN_NS_DEFAULT 20000
 
-/*
- * How long a post waits for another process's undo operation (U2..U4) to
- * finish.  The fuzz build (tests/fuzz/module.mk) shortens it: a forged
- * owner tag would otherwise cost every fuzz input that meets one 2 s.
- */
-#ifndef SHMQ_SEM_OWNER_WAIT_NS
-#define SHMQ_SEM_OWNER_WAIT_NS (UINT64_C(2) * 1000000000)
-#endif
+/* How long a post waits for another process's undo operation: shm/owner.h. */
+#define SHMQ_SEM_OWNER_WAIT_NS SHMQ_OWNER_WAIT_NS
 
 /* shmq__sem_check(): more announced waiters than this means a corrupt word. */
 #define SHMQ_SEM_WAITERS_PLAUSIBLE (UINT32_C(1) << 20)
@@ -55,11 +50,8 @@ struct shmq_sem {
 	uint64_t spin_ns;	 /* spin budget before sleeping; 0: sleep at once */
 	bool undo;		 /* SHMQ_SEM_UNDO: the word is value | owner */
 	uint32_t n_sessions;	 /* owner tags run 1..n_sessions */
-	/* Undo with a session record: the journal (shm/sem.c, U1..U4). */
-	uint32_t owner;		   /* our tag << SHMQ_SEM_UNDO_OWNER_SHIFT, or 0 */
-	_Atomic uint32_t *holds;   /* &record->k.sem.holds, or NULL */
-	_Atomic uint32_t *pending; /* &record->k.sem.pending, or NULL */
-	atomic_flag op_lock;	   /* threads sharing this handle journal one at a time */
+	/* Undo with a session record: its owner journal (shm/owner.h); tag 0 otherwise. */
+	struct shmq_owner_journal j;
 	struct shmq_counters private_counters; /* sink when there is no session record */
 };
 

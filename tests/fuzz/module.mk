@@ -22,7 +22,7 @@ FUZZ_CFLAGS  := -std=gnu17 -O1 -g -Wall -Wextra -Werror -fno-omit-frame-pointer 
 # A post's wait for a dead owner's undo (shm/sem.h): bounded at 2 s, which
 # a forged tag would make every input pay; 10 ms exercises the same path.
 FUZZ_CPPFLAGS := -D_GNU_SOURCE -I include -I $(B)/include -I . \
-		 -DSHMQ_SEM_OWNER_WAIT_NS='(UINT64_C(10) * 1000000)'
+		 -DSHMQ_OWNER_WAIT_NS='(UINT64_C(10) * 1000000)'
 
 FUZZ_TARGETS ?= fuzz_proto fuzz_segment fuzz_segment_mut fuzz_client
 
