@@ -84,12 +84,16 @@ static void queue_log_repair(const struct shmqd_object *o, int32_t pid, const ch
 		log_warning_errno(
 			r, "queue '%s': repairing after pid %" PRId32 " (record %" PRIu32 ")",
 			o->name, pid, index);
-	else if (r > 0)
+	else if (rep->tombstoned || rep->redelivered)
 		log_notice("queue '%s': pid %" PRId32 " (record %" PRIu32 ") %s: %" PRIu32
 			   " half-written slots tombstoned, %" PRIu32
 			   " half-read messages redelivered",
 			   o->name, pid, index, death ? death : "went away", rep->tombstoned,
 			   rep->redelivered);
+	else if (rep->woken)
+		log_debug("queue '%s': pid %" PRId32 " (record %" PRIu32 ") died asleep; cleared "
+			  "its sleeper bit",
+			  o->name, pid, index);
 	else
 		log_debug("queue '%s': pid %" PRId32 " (record %" PRIu32 ") held no slots", o->name,
 			  pid, index);

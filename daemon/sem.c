@@ -88,6 +88,10 @@ static void sem_log_repair(const struct shmqd_object *o, int32_t pid, const char
 		log_notice("semaphore '%s': pid %" PRId32 " %s holding %" PRIu32
 			   " tokens; posted them back (undo)",
 			   o->name, pid, death ? death : "went away", rep->posted);
+	if (r >= 0 && rep->waiters)
+		log_debug("semaphore '%s': pid %" PRId32 " (record %" PRIu32 ") died waiting; "
+			  "dropped %" PRIu32 " announced waiters",
+			  o->name, pid, index, rep->waiters);
 }
 
 /*

@@ -27,6 +27,7 @@ static_assert(ATOMIC_LLONG_LOCK_FREE == 2, "64-bit shm atomics must be lock-free
 #define fetch_add_relaxed(p, v) atomic_fetch_add_explicit((p), (v), memory_order_relaxed)
 #define fetch_add_seq_cst(p, v) atomic_fetch_add_explicit((p), (v), memory_order_seq_cst)
 #define fetch_sub_seq_cst(p, v) atomic_fetch_sub_explicit((p), (v), memory_order_seq_cst)
+#define fetch_sub_relaxed(p, v) atomic_fetch_sub_explicit((p), (v), memory_order_relaxed)
 #define fetch_or_seq_cst(p, v)	atomic_fetch_or_explicit((p), (v), memory_order_seq_cst)
 #define fetch_or_relaxed(p, v)	atomic_fetch_or_explicit((p), (v), memory_order_relaxed)
 

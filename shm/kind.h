@@ -47,6 +47,8 @@ struct shmq_kind_repair {
 	uint32_t tombstoned;  /* queue: half-written slots completed as tombstones */
 	uint32_t redelivered; /* queue: half-read messages put back */
 	uint32_t posted;      /* undo semaphore: tokens posted back */
+	uint32_t waiters;     /* announced waiters dropped from a waiter count */
+	uint32_t woken;	      /* eventcounts whose stale sleeper bit was cleared (a wake) */
 };
 
 /*

@@ -149,6 +149,7 @@ struct shmq_counters {
 struct shmq_sem_rec {
 	_Atomic uint32_t holds;	  /* undo semaphores: tokens held */
 	_Atomic uint32_t pending; /* undo: holds once the op in flight is done (shm/sem.c, U1) */
+	_Atomic uint32_t waiting; /* this session's announcements in n_waiters (1.2) */
 };
 
 /* Words of per-kind state in a session record: bytes 72..127 (layout 1.2). */
@@ -245,6 +246,7 @@ static_assert(offsetof(struct shmq_session_shm, c) == 24, "shm ABI changed");
 static_assert(offsetof(struct shmq_session_shm, k) == 72, "shm ABI changed");
 static_assert(offsetof(struct shmq_session_shm, k.sem.holds) == 72, "shm ABI changed");
 static_assert(offsetof(struct shmq_session_shm, k.sem.pending) == 76, "shm ABI changed");
+static_assert(offsetof(struct shmq_session_shm, k.sem.waiting) == 80, "shm ABI changed");
 static_assert(sizeof(((struct shmq_session_shm *)0)->k) == 56, "shm ABI changed");
 static_assert(SHMQ_SESSIONS_MAX < (SHMQ_SEM_UNDO_OWNER_MASK >> SHMQ_SEM_UNDO_OWNER_SHIFT),
 	      "an undo semaphore's owner field must hold every session tag");

@@ -44,7 +44,7 @@ bool shmq__owner_commit(struct shmq_owner_journal *j, _Atomic uint32_t *word, ui
 	uint32_t w;
 
 	store_relaxed(j->count, load_relaxed(j->pending)); /* U3: ordered by U4's release */
-	w = load_relaxed(word); /* a first guess; the CAS validates it */
+	w = load_relaxed(word);				   /* a first guess; the CAS validates it */
 	for (uint32_t i = 0; i < CAS_TRIES; i++) {
 		/* Only the daemon's resolve of another session changes the word under our tag. */
 		if (shmq__owner_of(w) != j->tag) {

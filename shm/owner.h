@@ -127,8 +127,7 @@ void shmq__owner_begin(struct shmq_owner_journal *j, uint32_t after);
  *         wakes what the tag held back; false a peer had scribbled our tag
  *         away, so there is nothing of ours left to clear.
  */
-bool shmq__owner_commit(struct shmq_owner_journal *j, _Atomic uint32_t *word,
-			uint32_t *ret_word);
+bool shmq__owner_commit(struct shmq_owner_journal *j, _Atomic uint32_t *word, uint32_t *ret_word);
 
 /* The count this handle's session holds now (its own record: a plain read). */
 uint32_t shmq__owner_count(const struct shmq_owner_journal *j);

@@ -1189,6 +1189,8 @@ static int queue_check(const struct shmq_segment *seg, bool quiescent)
 static int queue_repair(const struct shmq_segment *seg, uint32_t index,
 			struct shmq_kind_repair *ret)
 {
+	struct shmq_session_shm *rec = shmq__session_at(seg, index);
+	uint32_t role = rec ? load_relaxed(&rec->role) : 0; /* untrusted: only picks words */
 	struct shmq_ring_repair rep = {0};
 	struct shmq_ring ring;
 	int r = shmq__ring_attach(&ring, seg, UINT32_MAX);
@@ -1197,7 +1199,19 @@ static int queue_repair(const struct shmq_segment *seg, uint32_t index,
 		r = shmq__ring_repair_session(&ring, index + 1, &rep);
 	ret->tombstoned = rep.tombstoned;
 	ret->redelivered = rep.redelivered;
-	return r;
+	/*
+	 * A session killed asleep leaves its eventcount's sleeper bit set, and
+	 * the next publish pays a FUTEX_WAKE of nobody.  Clear it the way a
+	 * waker does (shm/eventcount.h, (f)): live sleepers of that direction
+	 * get one spare wake-up, re-check and announce again.
+	 */
+	if (r >= 0 && (role & SHMQ_ROLE_CONSUMER) &&
+	    (load_relaxed(&ring.q->ec_recv) & SHMQ_EC_WAITERS))
+		ret->woken += shmq__ec_wake(&ring.q->ec_recv, load_relaxed(&ring.q->ec_recv));
+	if (r >= 0 && (role & SHMQ_ROLE_PRODUCER) &&
+	    (load_relaxed(&ring.q->ec_send) & SHMQ_EC_WAITERS))
+		ret->woken += shmq__ec_wake(&ring.q->ec_send, load_relaxed(&ring.q->ec_send));
+	return r < 0 ? r : r > 0 || ret->woken > 0;
 }
 
 static int queue_resume(const struct shmq_segment *seg, struct shmq_kind_repair *ret)

@@ -148,6 +148,34 @@ static inline uint32_t word_owner(const struct shmq_sem *sem, uint32_t w)
 	return sem->undo ? shmq__owner_of(w) : 0;
 }
 
+/*
+ * W1, then this session's count of its announcements (its record), which
+ * the daemon subtracts from n_waiters if the process dies announced.  W1
+ * comes first and the count goes down before W5, so a death between the
+ * two leaves n_waiters one too high (a spare FUTEX_WAKE, the harmless side),
+ * never too low (a sleeper nobody wakes).
+ */
+static void announce(struct shmq_sem *sem)
+{
+	/* W1: seq_cst, store-buffering with P1/P2 in shmq__sem_post() (see top) */
+	fetch_add_seq_cst(&sem->s->n_waiters, 1);
+	if (sem->waiting)
+		fetch_add_relaxed(sem->waiting,
+				  1); /* own record; the daemon reads it after our death */
+}
+
+static void withdraw(struct shmq_sem *sem)
+{
+	if (sem->waiting)
+		fetch_sub_relaxed(sem->waiting, 1); /* own record */
+	/*
+	 * W5: seq_cst only because it is the one fetch_sub helper; no ordering
+	 * is needed, since a waiter that leaves needs no wake and a stale high
+	 * count costs a poster at most one spare FUTEX_WAKE.
+	 */
+	fetch_sub_seq_cst(&sem->s->n_waiters, 1);
+}
+
 /* P2/P3 for @v tokens now available: wake up to that many announced sleepers. */
 static void wake_for(struct shmq_sem *sem, uint32_t v)
 {
@@ -266,9 +294,11 @@ int shmq__sem_attach(struct shmq_sem *sem, const struct shmq_segment *seg, uint3
 		.n_sessions = seg->n_sessions,
 	};
 	sem->c = rec ? &rec->c : &sem->private_counters;
-	if (sem->undo && rec) {
+	if (sem->undo && rec)
 		shmq__owner_init(&sem->j, session, &rec->k.sem.holds, &rec->k.sem.pending);
-	}
+	else
+		shmq__owner_init(&sem->j, 0, NULL, NULL); /* no journal: nothing to undo */
+	sem->waiting = rec ? &rec->k.sem.waiting : NULL;
 	return 0;
 }
 
@@ -293,8 +323,7 @@ int shmq__sem_wait(struct shmq_sem *sem, uint64_t deadline_ns)
 		return 0;
 	}
 
-	/* W1: seq_cst, store-buffering with P1/P2 in shmq__sem_post() (see top) */
-	fetch_add_seq_cst(&s->n_waiters, 1);
+	announce(sem); /* W1 */
 	for (;;) {
 		r = take(sem, &w); /* W2 */
 		if (r == 0)
@@ -309,12 +338,7 @@ int shmq__sem_wait(struct shmq_sem *sem, uint64_t deadline_ns)
 			r = 0;
 		break;
 	}
-	/*
-	 * W5: seq_cst only because it is the one fetch_sub helper; no ordering
-	 * is needed, since a waiter that leaves needs no wake and a stale high
-	 * count costs a poster at most one spare FUTEX_WAKE.
-	 */
-	fetch_sub_seq_cst(&s->n_waiters, 1);
+	withdraw(sem); /* W5 */
 
 	if (r < 0)
 		return r;
@@ -419,8 +443,7 @@ int shmq__sem_arm(struct shmq_sem *sem)
 	/* relaxed: a hint; the seq_cst look below is the one the argument uses */
 	if (word_value(sem, load_relaxed(&s->value)) != 0)
 		return 1;
-	/* W1: seq_cst, store-buffering with P1/P2 in shmq__sem_post() (see top) */
-	fetch_add_seq_cst(&s->n_waiters, 1);
+	announce(sem); /* W1 */
 	/*
 	 * W2': W2 without the take; seq_cst, so it is ordered after W1 like the
 	 * CAS.  The sleep expects the word to be 0: an owner field set meanwhile
@@ -438,8 +461,7 @@ void shmq__sem_disarm(struct shmq_sem *sem)
 {
 	struct shmq_sem_shm *s = sem->s;
 
-	/* W5 (see top) */
-	fetch_sub_seq_cst(&s->n_waiters, 1);
+	withdraw(sem); /* W5 (see top) */
 	/*
 	 * B1: seq_cst loads after W5.  A post that spent its wake on us did P1
 	 * before P3, and our completion came after P3, so B1 sees its token
@@ -521,6 +543,28 @@ static int sem_kind_check(const struct shmq_segment *seg, bool quiescent)
 	return shmq__sem_check(&sem);
 }
 
+/*
+ * A dead session's announcements: subtract what its record counts from
+ * n_waiters (never below 0: the count is untrusted, and so is n_waiters).
+ * Its process is gone, so nothing of it can be between W1 and the count.
+ * Return: how many were dropped.
+ */
+static uint32_t drop_dead_waiters(struct shmq_sem_shm *s, struct shmq_session_shm *rec)
+{
+	/* after the process is known dead: its own-record stores are all done */
+	uint32_t mine = load_relaxed(&rec->k.sem.waiting), n = load_relaxed(&s->n_waiters);
+
+	store_relaxed(&rec->k.sem.waiting, 0);
+	for (uint32_t i = 0; mine && i < CAS_TRIES; i++) {
+		uint32_t drop = mine < n ? mine : n;
+
+		/* seq_cst like W5, whose job this is; live waiters race us with their own W1/W5 */
+		if (cas_seq_cst(&s->n_waiters, &n, n - drop))
+			return drop;
+	}
+	return 0;
+}
+
 static int sem_repair(const struct shmq_segment *seg, uint32_t index, struct shmq_kind_repair *ret)
 {
 	struct shmq_session_shm *rec = shmq__session_at(seg, index);
@@ -528,15 +572,20 @@ static int sem_repair(const struct shmq_segment *seg, uint32_t index, struct shm
 	uint32_t posted = 0;
 	int r;
 
-	if (!(seg->geom.sem.flags & SHMQ_SEM_UNDO) || !rec)
+	if (!rec)
 		return 0;
 	r = shmq__sem_attach(&sem, seg, UINT32_MAX);
-	if (r == 0)
+	if (r < 0)
+		return r;
+	ret->waiters = drop_dead_waiters(sem.s, rec);
+	if (seg->geom.sem.flags & SHMQ_SEM_UNDO) {
 		r = shmq__sem_undo(&sem, rec, index, &posted);
-	if (posted)
-		fetch_add_relaxed(&sem.s->repairs, 1); /* statistic; the daemon alone writes it */
+		if (posted)
+			fetch_add_relaxed(&sem.s->repairs,
+					  1); /* statistic; the daemon alone writes it */
+	}
 	ret->posted = posted;
-	return r < 0 ? r : posted > 0;
+	return r < 0 ? r : posted > 0 || ret->waiters > 0;
 }
 
 static bool sem_is_ready(const void *handle, uint32_t events)

@@ -52,6 +52,7 @@ struct shmq_sem {
 	uint32_t n_sessions;	 /* owner tags run 1..n_sessions */
 	/* Undo with a session record: its owner journal (shm/owner.h); tag 0 otherwise. */
 	struct shmq_owner_journal j;
+	_Atomic uint32_t *waiting; /* &record->k.sem.waiting: our share of n_waiters, or NULL */
 	struct shmq_counters private_counters; /* sink when there is no session record */
 };
 

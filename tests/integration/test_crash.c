@@ -15,6 +15,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +25,7 @@
 
 #include <shmq/shmq.h>
 
+#include "shm/layout.h"
 #include "tests/helpers.h"
 #include "tests/integration/daemon.h"
 #include "tests/integration/raw.h"
@@ -564,6 +567,156 @@ Test(crash, killed_holder_of_an_undo_semaphore_has_exactly_its_holds_posted_back
 	close(sv[0]);
 	close(sv[1]);
 	T_OK(shmq_sem_close(s));
+	T_OK(shmq_client_close(c));
+	t_daemon_fini(&d);
+}
+
+/* --- Waiters killed asleep leave no announcement behind --- */
+
+struct sleeper {
+	const char *sock;
+	const char *name;
+	bool queue; /* sleep in shmq_queue_recv_wait(), else shmq_sem_wait() */
+	bool async; /* sleep in a poller future instead */
+};
+
+static int sleep_forever(void *arg)
+{
+	struct sleeper *sl = arg;
+	uint64_t forever = shmq_deadline_after(UINT64_C(60) * 1000000000);
+	struct shmq_client *c;
+	struct shmq_poller *p;
+	struct shmq_future *f;
+	struct shmq_queue *q;
+	struct shmq_sem *s;
+	char buf[64];
+
+	if (shmq_client_connect(sl->sock, &c))
+		return 1;
+	if (sl->queue) {
+		if (shmq_queue_open(c, sl->name, SHMQ_RECV, NULL, &q))
+			return 2;
+		shmq_queue_set_spin(q, 0);
+		(void)shmq_queue_recv_wait(q, buf, sizeof(buf), forever);
+		return 3; /* nothing is ever sent */
+	}
+	if (shmq_sem_open(c, sl->name, 0, NULL, &s))
+		return 2;
+	if (sl->async) {
+		if (shmq_poller_new(0, &p) || shmq_poller_acquire(p, s, forever, NULL, NULL, &f))
+			return 4;
+		(void)shmq_poller_wait(p, &f, 1, SHMQ_WAIT_ALL, forever);
+		return 3;
+	}
+	(void)shmq_sem_wait(s, forever);
+	return 3; /* nothing is ever posted */
+}
+
+/* A view of @name's segment, for reading its words as a tool would. */
+static struct shmq_view *view_of(struct shmq_client *c, const char *name,
+				 struct shmq_segment *ret_seg)
+{
+	struct shmq_view *v;
+	const void *base;
+	size_t size;
+
+	T_OK(shmq_view_open(c, name, &v));
+	T_OK(shmq_view_memory(v, &base, &size));
+	T_OK(shmq__segment_attach((void *)base, size, ret_seg));
+	return v;
+}
+
+/* Wait until *@word, masked, equals @want; return what it was last. */
+static uint32_t wait_word(_Atomic uint32_t *word, uint32_t mask, uint32_t want)
+{
+	uint64_t deadline = t_now_ns() + REAP_MS * 1000000ull;
+	uint32_t v;
+
+	while (((v = atomic_load_explicit(word, memory_order_relaxed)) & mask) != want &&
+	       t_now_ns() < deadline)
+		t_sleep_ms(1);
+	return v & mask;
+}
+
+static void kill_sleepers(struct sleeper *sl, unsigned int n, _Atomic uint32_t *word, uint32_t mask,
+			  uint32_t asleep)
+{
+	pid_t pid[8];
+
+	cr_assert(n <= 8);
+	for (unsigned int i = 0; i < n; i++)
+		pid[i] = t_fork_child(sleep_forever, sl);
+	cr_assert(eq(u32, wait_word(word, mask, asleep), asleep), "the sleepers never announced");
+	t_sleep_ms(2); /* into the kernel's FUTEX_WAIT, past the announcement */
+	for (unsigned int i = 0; i < n; i++) {
+		kill(pid[i], SIGKILL);
+		cr_assert(eq(int, t_wait_peer(pid[i]), 128 + SIGKILL));
+	}
+}
+
+Test(crash, semaphore_waiters_killed_asleep_are_dropped_from_its_waiter_count)
+{
+	struct shmq_sem_attr a = {.size = sizeof(a), .initial = 0};
+	struct sleeper *sl = t_shared_alloc(sizeof(*sl));
+	struct shmq_client *c = t_connect(&d);
+	struct shmq_segment seg;
+	struct shmq_sem_shm *sm;
+	struct shmq_view *v;
+	struct shmq_sem *s;
+
+	T_OK(shmq_sem_open(c, "wsem", SHMQ_CREATE | SHMQ_EXCL, &a, &s));
+	v = view_of(c, "wsem", &seg);
+	sm = seg.object;
+	*sl = (struct sleeper){.sock = d.sock, .name = "wsem"};
+	kill_sleepers(sl, 3, &sm->n_waiters, UINT32_MAX, 3);
+	cr_assert(eq(u32, wait_word(&sm->n_waiters, UINT32_MAX, 0), 0),
+		  "three sleepers were killed, and their announcements stayed");
+
+	/* A kill loop: every death is repaired, none accumulates. */
+	for (int i = 0; i < 25; i++) {
+		sl->async = i % 2; /* an io_uring or helper-thread wait announces too */
+		kill_sleepers(sl, 1, &sm->n_waiters, UINT32_MAX, 1);
+		cr_assert(eq(u32, wait_word(&sm->n_waiters, UINT32_MAX, 0), 0),
+			  "kill %d: the announcement stayed", i);
+	}
+	/* The token a post adds stays for the next taker: nobody is asleep. */
+	T_OK(shmq_sem_post(s, 1));
+	cr_assert(eq(int, shmq_sem_value(s), 1));
+	T_OK(shmq_view_close(v));
+	T_OK(shmq_sem_close(s));
+	T_OK(shmq_client_close(c));
+	t_daemon_fini(&d);
+}
+
+Test(crash, a_receiver_killed_asleep_leaves_no_sleeper_bit_behind)
+{
+	struct shmq_queue_attr a = qattr(8, SHMQ_MPMC);
+	struct sleeper *sl = t_shared_alloc(sizeof(*sl));
+	struct shmq_client *c = t_connect(&d);
+	struct shmq_queue_shm *qs;
+	struct shmq_segment seg;
+	struct shmq_view *v;
+	struct shmq_queue *q;
+	char m[8];
+
+	T_OK(shmq_queue_open(c, "wq", SHMQ_CREATE | SHMQ_EXCL | SHMQ_SEND, &a, &q));
+	v = view_of(c, "wq", &seg);
+	qs = seg.object;
+	*sl = (struct sleeper){.sock = d.sock, .name = "wq", .queue = true};
+	kill_sleepers(sl, 2, &qs->ec_recv, 1, 1);
+	cr_assert(eq(u32, wait_word(&qs->ec_recv, 1, 0), 0),
+		  "receivers were killed asleep, and the sleeper bit stayed");
+	/* The queue still works for the next receiver. */
+	T_OK(shmq_queue_send(q, "x", 1));
+	{
+		struct shmq_queue *rx;
+
+		T_OK(shmq_queue_open(c, "wq", SHMQ_RECV, NULL, &rx));
+		cr_assert(eq(int, shmq_queue_recv(rx, m, sizeof(m)), 1));
+		T_OK(shmq_queue_close(rx));
+	}
+	T_OK(shmq_view_close(v));
+	T_OK(shmq_queue_close(q));
 	T_OK(shmq_client_close(c));
 	t_daemon_fini(&d);
 }

@@ -57,10 +57,10 @@ Test(owner, commit_records_the_pending_count_and_clears_only_our_tag)
 
 	shmq__owner_init(&j, 0, &count, &pending);
 	shmq__owner_lock(&j);
-	shmq__owner_begin(&j, 5);				/* U1 */
+	shmq__owner_begin(&j, 5); /* U1 */
 	cr_assert(eq(u32, load_relaxed(&count), 0), "U1 must not touch the count");
-	store_relaxed(&word, 7 | j.tag);			/* U2, as the kind's CAS would */
-	cr_assert(shmq__owner_commit(&j, &word, &w));		/* U3, U4 */
+	store_relaxed(&word, 7 | j.tag);	      /* U2, as the kind's CAS would */
+	cr_assert(shmq__owner_commit(&j, &word, &w)); /* U3, U4 */
 	shmq__owner_unlock(&j);
 	cr_assert(eq(u32, load_relaxed(&count), 5));
 	cr_assert(eq(u32, w, 7));
