@@ -185,6 +185,7 @@ endif
 # --- Sources (explicit and sorted) ---
 
 SHM_SRC    := shm/barrier.c \
+	      shm/event.c \
 	      shm/eventcount.c \
 	      shm/futex.c \
 	      shm/kind.c \
@@ -197,6 +198,7 @@ SHM_SRC    := shm/barrier.c \
 TEST_HELPER_SRC := tests/helpers.c
 
 UNIT_SRC   := tests/unit/test_async.c \
+	      tests/unit/test_event.c \
 	      tests/unit/test_futex.c \
 	      tests/unit/test_layout.c \
 	      tests/unit/test_owner.c \
@@ -206,6 +208,7 @@ UNIT_SRC   := tests/unit/test_async.c \
 	      tests/unit/test_uring_futex.c
 
 STRESS_SRC := tests/stress/stress_async.c \
+	      tests/stress/stress_event.c \
 	      tests/stress/stress_kill.c \
 	      tests/stress/stress_ring.c \
 	      tests/stress/stress_sem.c

@@ -6,6 +6,7 @@
 
 DAEMON_SRC := daemon/adopt.c \
 	      daemon/config.c \
+	      daemon/event.c \
 	      daemon/kind.c \
 	      daemon/listen.c \
 	      daemon/log.c \

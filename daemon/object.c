@@ -400,6 +400,8 @@ int shmqd_object_attach(struct shmqd *d, struct shmqd_session *s, struct shmqd_o
 		role |= SHMQ_ROLE_CONSUMER;
 	if (flags & SHMQ_OPEN_SEM)
 		role |= SHMQ_ROLE_SEM;
+	if (flags & SHMQ_OPEN_USE)
+		role |= SHMQ_ROLE_USER;
 
 	a = calloc(1, sizeof(*a));
 	if (!a)
@@ -417,7 +419,7 @@ int shmqd_object_attach(struct shmqd *d, struct shmqd_session *s, struct shmqd_o
 	}
 	a->attach_id = d->next_attach_id++;
 	a->obj = o;
-	a->flags = flags & (SHMQ_OPEN_SEND | SHMQ_OPEN_RECV | SHMQ_OPEN_SEM | SHMQ_OPEN_VIEW);
+	a->flags = flags & SHMQ_OPEN_ROLES;
 	a->session_index = index;
 	r = shmqd_store_attach_add(d, s, a);
 	if (r < 0) {

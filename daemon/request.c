@@ -21,7 +21,7 @@
 #include "daemon/log.h"
 #include "daemon/shmqd.h"
 
-#define ROLE_FLAGS   (SHMQ_OPEN_SEND | SHMQ_OPEN_RECV | SHMQ_OPEN_SEM | SHMQ_OPEN_VIEW)
+#define ROLE_FLAGS   SHMQ_OPEN_ROLES
 #define MODE_DEFAULT 0600 /* a create with mode 0, as libshmq's perm 0 */
 
 /* Log why a request is refused, naming the client; return @r for the reply. */
@@ -149,7 +149,7 @@ static int on_request_open(struct shmqd *d, struct shmqd_session *s, uint16_t op
 		if (op == SHMQ_OP_CREATE)
 			return reject(s, LOG_DEBUG, -EEXIST, "'%s' exists", q->name);
 		if (o->kind != q->kind)
-			return bad(s, "'%s' is a %s", q->name, shmqd_kind_name(o->kind));
+			return bad(s, "'%s' is of kind %s", q->name, shmqd_kind_name(o->kind));
 		r = shmqd_object_check_access(s, o, roles == SHMQ_OPEN_VIEW ? 4 : 2);
 		if (r < 0)
 			return r;

@@ -28,11 +28,13 @@
 /* The first version of each struct; a smaller one from a caller is a bug. */
 #define STATUS_SIZE_VER0 160
 #define INFO_SIZE_VER0	 144
+#define INFO_SIZE_VER1	 152 /* 1.1: event_initial */
 static_assert(sizeof(struct shmq_daemon_status) == STATUS_SIZE_VER0, "append, then add _VER1");
-static_assert(sizeof(struct shmq_object_info) == INFO_SIZE_VER0, "append, then add _VER1");
+static_assert(sizeof(struct shmq_object_info) == INFO_SIZE_VER1, "append, then add _VER2");
 static_assert(sizeof(struct shmq_client_info) == 72, "public ABI changed");
 static_assert(sizeof(struct shmq_attach_info) == 72, "public ABI changed");
-static_assert(SHMQ_OBJECT_QUEUE == SHMQ_KIND_QUEUE && SHMQ_OBJECT_SEM == SHMQ_KIND_SEM,
+static_assert(SHMQ_OBJECT_QUEUE == SHMQ_KIND_QUEUE && SHMQ_OBJECT_SEM == SHMQ_KIND_SEM &&
+		      SHMQ_OBJECT_EVENT == SHMQ_KIND_EVENT,
 	      "public kinds are the layout's");
 
 struct shmq_view {
@@ -40,10 +42,13 @@ struct shmq_view {
 };
 
 /* Copy @src into a caller's struct of @size bytes, zeroing what this build does not know. */
+/* The caller's @size bytes: ours up to there, zeros past what we know. */
 static void copy_out(void *dst, uint32_t size, const void *src, size_t known)
 {
-	memcpy(dst, src, known);
-	memset((unsigned char *)dst + known, 0, size - known);
+	size_t n = size < known ? size : known;
+
+	memcpy(dst, src, n);
+	memset((unsigned char *)dst + n, 0, size - n);
 }
 
 static int check_out_size(uint32_t size, size_t known)
@@ -217,14 +222,20 @@ static void object_info_from(struct shmq_object_info *o, const struct shmq_obj_i
 		   ((w->flags & SHMQ_OBJ_QUARANTINED) ? SHMQ_OBJECT_QUARANTINED : 0);
 	o->n_attached = w->n_attached;
 	o->numa_node = w->numa_node;
-	if (w->kind == SHMQ_KIND_QUEUE) {
+	switch (w->kind) { /* each kind's geometry in its public fields */
+	case SHMQ_KIND_QUEUE:
 		o->n_slots = w->geom.queue.n_slots;
 		o->slot_size = w->geom.queue.slot_size;
 		o->mode = w->geom.queue.mode;
-	} else {
+		break;
+	case SHMQ_KIND_SEM:
 		o->sem_initial = w->geom.sem.initial;
 		o->sem_max = w->geom.sem.max;
 		o->sem_flags = w->geom.sem.flags;
+		break;
+	case SHMQ_KIND_EVENT:
+		o->event_initial = w->geom.event.initial;
+		break;
 	}
 }
 
@@ -248,6 +259,7 @@ static void attach_info_from(struct shmq_attach_info *o, const struct shmq_attac
 	o->role = ((w->flags & SHMQ_OPEN_SEND) ? SHMQ_ATTACH_SEND : 0) |
 		  ((w->flags & SHMQ_OPEN_RECV) ? SHMQ_ATTACH_RECV : 0) |
 		  ((w->flags & SHMQ_OPEN_SEM) ? SHMQ_ATTACH_SEM : 0) |
+		  ((w->flags & SHMQ_OPEN_USE) ? SHMQ_ATTACH_USE : 0) |
 		  ((w->flags & SHMQ_OPEN_VIEW) ? SHMQ_ATTACH_VIEW : 0);
 	o->session_id = w->session_id;
 	o->attach_id = w->attach_id;
@@ -398,7 +410,9 @@ SHMQ_API int shmq_object_stat(struct shmq_client *c, const char *name, struct sh
 	struct shmq_obj_info w;
 	int r;
 
-	if (!c || !ret || check_out_size(ret->size, sizeof(o)) < 0 || name_request(name, &rq) < 0)
+	/* A caller built before 1.1 passes the shorter struct: fill what it has. */
+	if (!c || !ret || check_out_size(ret->size, INFO_SIZE_VER0) < 0 ||
+	    name_request(name, &rq) < 0)
 		return -EINVAL;
 	shmq__client_lock(c);
 	r = shmq__client_call(c, SHMQ_OP_STAT, &rq, sizeof(rq), &w, sizeof(w), NULL);

@@ -527,8 +527,7 @@ static int reattach_all(struct shmq_client *c)
 			.attach_id = o->attach_id,
 			.object_id = o->object_id,
 			.session_index = o->session,
-			.flags = o->granted &
-				 (SHMQ_OPEN_SEND | SHMQ_OPEN_RECV | SHMQ_OPEN_SEM | SHMQ_OPEN_VIEW),
+			.flags = o->granted & SHMQ_OPEN_ROLES,
 		};
 
 		if (!o->attach_id || o->conn_gen == c->conn_gen)

@@ -6,6 +6,7 @@
 
 LIB_SRC    := libclient/admin.c \
 	      libclient/client.c \
+	      libclient/event.c \
 	      libclient/helper.c \
 	      libclient/library.c \
 	      libclient/object.c \

@@ -50,7 +50,7 @@ uint16_t shmq__object_request(struct shmq_req_open *req, const char *name, unsig
 static int map(const struct shmq_req_open *req, const struct shmq_rep_open *rep, int fd,
 	       struct shmq_object *o)
 {
-	const uint32_t roles = SHMQ_OPEN_SEND | SHMQ_OPEN_RECV | SHMQ_OPEN_VIEW | SHMQ_OPEN_SEM;
+	const uint32_t roles = SHMQ_OPEN_ROLES;
 	bool view = req->flags & SHMQ_OPEN_VIEW;
 	struct shmq_segment seg;
 	struct stat st;

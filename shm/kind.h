@@ -37,10 +37,11 @@
  */
 #define SHMQ_KINDS(X)   \
 	X(QUEUE, queue) \
-	X(SEM, sem)
+	X(SEM, sem)     \
+	X(EVENT, event)
 
 /* One higher than every SHMQ_KIND_*: the size of tables indexed by kind. */
-#define SHMQ_KIND_LIMIT 3
+#define SHMQ_KIND_LIMIT 4
 
 /* What a dead session's repair did, by kind (zero where it does not apply). */
 struct shmq_kind_repair {

@@ -251,8 +251,7 @@ static void counters_zero(struct shmq_counters *c)
 int shmq__session_claim(struct shmq_segment *seg, uint32_t role, int32_t pid, uint32_t uid,
 			uint32_t *ret_index)
 {
-	if (!seg || !ret_index || !role ||
-	    (role & ~(SHMQ_ROLE_PRODUCER | SHMQ_ROLE_CONSUMER | SHMQ_ROLE_VIEWER | SHMQ_ROLE_SEM)))
+	if (!seg || !ret_index || !role || (role & ~SHMQ_ROLES_ALL))
 		return -EINVAL;
 
 	for (uint32_t i = 0; i < seg->n_sessions && i < SHMQ_OWNER_TAG_MASK - 2; i++) {
@@ -324,8 +323,7 @@ int shmq__segment_check(const struct shmq_segment *seg)
 
 		if (st > SHMQ_SESSION_DEAD)
 			return -EBADMSG;
-		if (role &
-		    ~(SHMQ_ROLE_PRODUCER | SHMQ_ROLE_CONSUMER | SHMQ_ROLE_VIEWER | SHMQ_ROLE_SEM))
+		if (role & ~SHMQ_ROLES_ALL)
 			return -EBADMSG;
 	}
 	return 0;

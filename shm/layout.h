@@ -47,6 +47,7 @@
 /* struct shmq_segment_hdr.kind */
 #define SHMQ_KIND_QUEUE 1
 #define SHMQ_KIND_SEM	2
+#define SHMQ_KIND_EVENT 3 /* layout 1.2 */
 
 /* struct shmq_segment_hdr.state bits */
 #define SHMQ_SEG_PUBLISHED   (UINT32_C(1) << 0) /* geometry complete; attach may proceed */
@@ -91,9 +92,15 @@ struct shmq_sem_geom {
 	uint32_t reserved[5];
 };
 
+struct shmq_event_geom {
+	uint32_t initial; /* 0 clear, 1 set at creation */
+	uint32_t reserved[7];
+};
+
 union shmq_geom {
 	struct shmq_queue_geom queue;
 	struct shmq_sem_geom sem;
+	struct shmq_event_geom event;
 };
 
 struct shmq_segment_hdr {
@@ -130,6 +137,10 @@ struct shmq_segment_hdr {
 #define SHMQ_ROLE_CONSUMER (UINT32_C(1) << 1)
 #define SHMQ_ROLE_VIEWER   (UINT32_C(1) << 2)
 #define SHMQ_ROLE_SEM	   (UINT32_C(1) << 3)
+#define SHMQ_ROLE_USER	   (UINT32_C(1) << 4) /* a user of a synchronisation kind (1.2) */
+#define SHMQ_ROLES_ALL                                                                \
+	(SHMQ_ROLE_PRODUCER | SHMQ_ROLE_CONSUMER | SHMQ_ROLE_VIEWER | SHMQ_ROLE_SEM | \
+	 SHMQ_ROLE_USER)
 
 /*
  * Per-session counters.  Each is written only by the process that owns the
@@ -232,7 +243,22 @@ struct shmq_sem_shm {
 	alignas(SHMQ_FALSE_SHARING_ALIGN) struct shmq_counters retired; /* 128 */
 };
 
+/*
+ * Event control block (layout 1.2).  state is bit 0 SET and bits 1..31 a
+ * generation that every set moves on, so a waiter can tell that a set
+ * happened even if a clear followed before it looked (shm/event.c).
+ */
+struct shmq_event_shm {
+	alignas(SHMQ_FALSE_SHARING_ALIGN) _Atomic uint32_t state; /* 0  setters, clearers */
+	alignas(SHMQ_FALSE_SHARING_ALIGN) _Atomic uint32_t ec; /* 128 eventcount: waiters sleep */
+	alignas(SHMQ_FALSE_SHARING_ALIGN) struct shmq_counters retired; /* 256 */
+};
+
 static_assert(sizeof(struct shmq_queue_geom) == 32, "shm ABI changed");
+static_assert(sizeof(struct shmq_event_geom) == 32, "shm ABI changed");
+static_assert(sizeof(struct shmq_event_shm) == 384, "shm ABI changed");
+static_assert(offsetof(struct shmq_event_shm, ec) == 128, "shm ABI changed");
+static_assert(offsetof(struct shmq_event_shm, retired) == 256, "shm ABI changed");
 static_assert(sizeof(struct shmq_sem_geom) == 32, "shm ABI changed");
 static_assert(sizeof(struct shmq_segment_hdr) == 256, "shm ABI changed");
 static_assert(offsetof(struct shmq_segment_hdr, geom) == 72, "shm ABI changed");

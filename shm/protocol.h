@@ -88,7 +88,11 @@ struct shmq_rep_hello {
 #define SHMQ_OPEN_VIEW	    (UINT32_C(1) << 3) /* read-only view (needs read) */
 #define SHMQ_OPEN_SEM	    (UINT32_C(1) << 4) /* semaphore: wait/post (needs write) */
 #define SHMQ_OPEN_HUGEPAGE  (UINT32_C(1) << 5) /* create: back with hugetlb pages */
-#define SHMQ_OPEN_ALL_FLAGS (UINT32_C(0x3f))
+#define SHMQ_OPEN_USE	    (UINT32_C(1) << 6) /* event: set/clear/wait (needs write) */
+#define SHMQ_OPEN_ALL_FLAGS (UINT32_C(0x7f))
+/* The role flags: what an attachment may do (one set per attachment). */
+#define SHMQ_OPEN_ROLES \
+	(SHMQ_OPEN_SEND | SHMQ_OPEN_RECV | SHMQ_OPEN_SEM | SHMQ_OPEN_USE | SHMQ_OPEN_VIEW)
 
 struct shmq_req_open {
 	uint32_t flags; /* SHMQ_OPEN_* */

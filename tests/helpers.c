@@ -67,6 +67,22 @@ void t_seg_new_sem(struct t_seg *t, uint32_t initial, uint32_t max, uint32_t fla
 	t_seg_new(t, &p);
 }
 
+void t_seg_new_event(struct t_seg *t, uint32_t initial)
+{
+	struct shmq_segment_params p = {
+		.kind = SHMQ_KIND_EVENT,
+		.n_sessions = 64,
+		.geom.event = {.initial = initial},
+		.name = "test-event",
+		.owner_uid = (uint32_t)getuid(),
+		.owner_gid = (uint32_t)getgid(),
+		.mode = 0600,
+		.object_id = 3,
+	};
+
+	t_seg_new(t, &p);
+}
+
 void t_seg_free(struct t_seg *t)
 {
 	if (t->base && t->base != MAP_FAILED)

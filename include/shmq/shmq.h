@@ -59,8 +59,9 @@ extern "C" {
 struct shmq_client;
 struct shmq_queue;
 struct shmq_sem;
+struct shmq_event;
 
-/* --- Open flags (shmq_queue_open(), shmq_sem_open()) --- */
+/* --- Open flags (shmq_queue_open(), shmq_sem_open(), shmq_event_open()) --- */
 
 #define SHMQ_CREATE    (1u << 0) /* create the object if it does not exist */
 #define SHMQ_EXCL      (1u << 1) /* with SHMQ_CREATE: fail with -EEXIST if it exists */
@@ -120,6 +121,18 @@ struct shmq_sem_attr {
 	uint32_t initial;
 	uint32_t max;
 	uint32_t flags;
+	uint32_t perm;
+};
+
+/**
+ * struct shmq_event_attr - how to create an event.
+ * @size:	sizeof(struct shmq_event_attr)
+ * @initial:	0 clear, 1 set
+ * @perm:	permission bits (0: 0600)
+ */
+struct shmq_event_attr {
+	uint32_t size;
+	uint32_t initial;
 	uint32_t perm;
 };
 
@@ -497,6 +510,107 @@ SHMQ_API int shmq_sem_post(struct shmq_sem *s, unsigned int n);
  */
 SHMQ_API int shmq_sem_value(const struct shmq_sem *s);
 
+/* --- Events --- */
+
+/*
+ * An event is threading.Event between processes: a flag that
+ * shmq_event_set() raises, waking every waiter, and shmq_event_clear()
+ * lowers.  A waiter that was waiting when a set happened returns 0 even if
+ * a clear followed before it looked: a set and a clear racing never lose a
+ * wake-up.  Asynchronous waits (shmq_waiter_new(), shmq_poller_add() on
+ * shmq_event_object(), SHMQ_POLL_RECV) are level-triggered on the flag:
+ * ready while it is set, so a set that a clear undoes before the waiter
+ * looks may go unseen there; use shmq_event_wait() where that matters.
+ */
+
+/**
+ * shmq_event_open() - open (or create) an event by name.
+ * @c:		client
+ * @name:	1-63 bytes of [A-Za-z0-9._-]
+ * @flags:	0, or SHMQ_CREATE [| SHMQ_EXCL]; SHMQ_VIEW for read-only
+ * @attr:	with SHMQ_CREATE: the initial state (NULL: clear)
+ * @ret:	the new handle
+ *
+ * Setting, clearing and waiting need write permission.
+ * Context: blocks for one round trip.
+ * Return: as shmq_queue_open(); -EINVAL @attr->initial is not 0 or 1.
+ */
+SHMQ_API int shmq_event_open(struct shmq_client *c, const char *name, unsigned int flags,
+			     const struct shmq_event_attr *attr, struct shmq_event **ret);
+
+/**
+ * shmq_event_close() - detach and free the handle.
+ * @e:		event, or NULL (no-op)
+ *
+ * Return: 0; -EBUSY an asynchronous waiter or watch still uses @e.
+ */
+SHMQ_API int shmq_event_close(struct shmq_event *e);
+
+/**
+ * shmq_event_set() - raise the flag and wake every waiter.
+ * @e:		event
+ *
+ * A set happens-before every wait that returns because of it.  Enters the
+ * kernel only when somebody sleeps.
+ * Context: any thread; never blocks.
+ * Return: 1 raised now; 0 already set; -EINVAL; -EBADF a view.
+ */
+SHMQ_API int shmq_event_set(struct shmq_event *e);
+
+/**
+ * shmq_event_clear() - lower the flag.
+ * @e:		event
+ *
+ * Return: 1 lowered now; 0 already clear; -EINVAL; -EBADF a view.
+ */
+SHMQ_API int shmq_event_clear(struct shmq_event *e);
+
+/**
+ * shmq_event_is_set() - the flag now (a snapshot).
+ * @e:		event (a view may look)
+ *
+ * Return: 1 set; 0 clear; -EINVAL.
+ */
+SHMQ_API int shmq_event_is_set(const struct shmq_event *e);
+
+/**
+ * shmq_event_try_wait() - whether a wait would return at once; never blocks.
+ * @e:		event
+ *
+ * Return: 0 set; -EAGAIN clear; -EINVAL; -EBADF a view.
+ */
+SHMQ_API int shmq_event_try_wait(struct shmq_event *e);
+
+/**
+ * shmq_event_wait() - wait until the flag is set, or until @deadline_ns.
+ * @e:		event
+ * @deadline_ns: absolute CLOCK_MONOTONIC, or SHMQ_FOREVER
+ *
+ * Returns 0 at once if the flag is set; else spins briefly, then sleeps,
+ * and returns 0 once a set happened since the call began, whatever
+ * clear() did afterwards.
+ * Context: may block; never -EINTR.
+ * Return: 0; -ETIMEDOUT; -EINVAL; -EBADF a view.
+ */
+SHMQ_API int shmq_event_wait(struct shmq_event *e, uint64_t deadline_ns);
+
+/**
+ * shmq_event_set_spin() - spin budget before shmq_event_wait() sleeps.
+ * @e:		event
+ * @spin_ns:	nanoseconds (0: sleep at once; default 20 µs)
+ *
+ * Return: 0; -EINVAL; -EBADF a view.
+ */
+SHMQ_API int shmq_event_set_spin(struct shmq_event *e, uint64_t spin_ns);
+
+/**
+ * shmq_event_object() - an event handle as a struct shmq_object.
+ * @e:		event, or NULL
+ *
+ * Return: the object, valid until shmq_event_close(); NULL for a NULL @e.
+ */
+SHMQ_API struct shmq_object *shmq_event_object(struct shmq_event *e);
+
 /* --- Administration: what lives in the daemon (shmqctl) --- */
 
 /*
@@ -515,6 +629,7 @@ struct shmq_view;
 /* struct shmq_object_info.kind */
 #define SHMQ_OBJECT_QUEUE 1
 #define SHMQ_OBJECT_SEM	  2
+#define SHMQ_OBJECT_EVENT 3
 
 /* struct shmq_object_info.flags */
 #define SHMQ_OBJECT_UNLINKED  (1u << 0) /* name removed; memory lives while attached */
@@ -527,6 +642,7 @@ struct shmq_view;
 #define SHMQ_ATTACH_RECV (1u << 1) /* queue handle opened with SHMQ_RECV */
 #define SHMQ_ATTACH_SEM	 (1u << 2) /* semaphore handle that waits and posts */
 #define SHMQ_ATTACH_VIEW (1u << 3) /* read-only view (SHMQ_VIEW, shmq_view_open()) */
+#define SHMQ_ATTACH_USE	 (1u << 4) /* event handle that sets, clears and waits */
 
 /**
  * struct shmq_daemon_status - the daemon at a glance.
@@ -555,7 +671,7 @@ struct shmq_daemon_status {
 /**
  * struct shmq_object_info - one object as the daemon records it.
  * @size:	bytes of the struct that are filled (stat: in, like @ret->size)
- * @kind:	SHMQ_OBJECT_QUEUE or SHMQ_OBJECT_SEM
+ * @kind:	SHMQ_OBJECT_QUEUE, SHMQ_OBJECT_SEM or SHMQ_OBJECT_EVENT
  * @name:	NUL-terminated
  * @object_id:	unique within the daemon's lifetime
  * @memory_size: segment bytes
@@ -572,6 +688,7 @@ struct shmq_daemon_status {
  * @sem_initial: semaphore: value at creation
  * @sem_max:	semaphore: the bound with SHMQ_SEM_ATTR_BOUNDED, else 0
  * @sem_flags:	semaphore: SHMQ_SEM_ATTR_*
+ * @event_initial: event: 1 created set, 0 clear (since 1.1)
  */
 struct shmq_object_info {
 	uint32_t size;
@@ -592,6 +709,8 @@ struct shmq_object_info {
 	uint32_t sem_initial;
 	uint32_t sem_max;
 	uint32_t sem_flags;
+	uint32_t event_initial;
+	uint32_t reserved0;
 };
 
 /**
@@ -839,7 +958,7 @@ struct shmq_waiter;
  * What to wait for (shmq_waiter_new(), shmq_poller_add()).  A queue offers
  * both; a semaphore's token is SHMQ_POLL_RECV.
  */
-#define SHMQ_POLL_RECV (1u << 0) /* a message can be received; a token can be taken */
+#define SHMQ_POLL_RECV (1u << 0) /* a message can be received; a token taken; an event is set */
 #define SHMQ_POLL_SEND (1u << 1) /* there is room to send */
 
 /* shmq_waiter_prep(): ready now, nothing was prepared. */

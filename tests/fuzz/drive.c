@@ -12,7 +12,9 @@
 #include <string.h>
 #include <sys/uio.h>
 
+#include "shm/event.h"
 #include "shm/futex.h"
+#include "shm/kind.h"
 #include "shm/ring.h"
 #include "shm/sem.h"
 #include "tests/fuzz/drive.h"
@@ -21,7 +23,9 @@ struct drive {
 	struct shmq_segment *seg;
 	struct shmq_ring ring;
 	struct shmq_sem sem;
+	struct shmq_event ev;
 	bool queue;
+	bool event;
 	unsigned char buf[256]; /* smaller than many slots: -EMSGSIZE paths too */
 	unsigned char msg[512];
 };
@@ -58,6 +62,11 @@ struct drive *drive_open(struct shmq_segment *seg, uint8_t who)
 		if (shmq__sem_attach(&dr->sem, seg, session) < 0)
 			abort();
 		dr->sem.spin_ns = 0;
+	} else if (seg->kind == SHMQ_KIND_EVENT) {
+		if (shmq__event_attach(&dr->ev, seg, session) < 0)
+			abort();
+		dr->ev.spin_ns = 0;
+		dr->event = true;
 	} else {
 		abort(); /* attach validated the kind */
 	}
@@ -274,17 +283,59 @@ static void sem_step(struct drive *dr, uint8_t op)
 	}
 }
 
+/* Every word value is a valid event: every call must succeed or time out, never hang. */
+static void event_step(struct drive *dr, uint8_t op)
+{
+	struct shmq_kind_repair rep = {0};
+	struct shmq_kind_arm arm;
+	int rc;
+
+	switch (op % 7) {
+	case 0:
+		rc = shmq__event_set(&dr->ev);
+		expect(rc == 0 || rc == 1);
+		break;
+	case 1:
+		rc = shmq__event_clear(&dr->ev);
+		expect(rc == 0 || rc == 1);
+		break;
+	case 2:
+		(void)shmq__event_is_set(&dr->ev);
+		break;
+	case 3:
+		rc = shmq__event_wait(&dr->ev, shmq__now_ns()); /* one look, never a sleep */
+		expect(rc == 0 || rc == -ETIMEDOUT);
+		break;
+	case 4:
+		rc = shmq__kind_event.arm(&dr->ev, SHMQ_KIND_EV_RECV, &arm);
+		expect(rc == 0 || rc == 1);
+		expect(shmq__kind_event.is_ready(&dr->ev, SHMQ_KIND_EV_RECV) ||
+		       !shmq__event_is_set(&dr->ev));
+		break;
+	case 5:
+		rc = shmq__object_check(dr->seg, op & 8);
+		expect(rc == 0 || rc == -EBADMSG);
+		break;
+	case 6:
+		rc = shmq__kind_event.repair(dr->seg, op % dr->seg->n_sessions, &rep);
+		expect(rc == 0 || rc == 1);
+		break;
+	}
+}
+
 void drive_step(struct drive *dr, uint8_t op)
 {
 	if (dr->queue)
 		ring_step(dr, op);
+	else if (dr->event)
+		event_step(dr, op);
 	else
 		sem_step(dr, op);
 }
 
 void drive_all(struct drive *dr)
 {
-	for (unsigned int op = 0; op < (dr->queue ? 16u : 9u); op++)
+	for (unsigned int op = 0; op < (dr->queue ? 16u : dr->event ? 7u : 9u); op++)
 		drive_step(dr, (uint8_t)(op | 0x30));
 	/* Whatever was left open is closed, as a process would before detaching. */
 	if (dr->queue) {

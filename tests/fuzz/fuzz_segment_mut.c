@@ -4,9 +4,11 @@
  *
  * Structure-aware, so the fuzzer starts past the magic and geometry checks:
  *
- *   byte 0   the object: bit 0 kind (queue / semaphore); queues: bits 1..2
+ *   byte 0   the object: bit 0 kind (queue / other), then bit 7 (semaphore /
+ *            event; an event's initial state is bit 1); queues: bits 1..2
  *            mode, bits 3..4 log2(slots) - 1, bits 5..6 slot size 16 << n;
- *            semaphores: bits 1..2 flags, bits 3..7 the bound / initial value
+ *            semaphores: bits 1..2 flags, bits 3..4 the initial value,
+ *            bits 5..6 the bound above it
  *   byte 1   the session record this peer acts as (>= 4: none)
  *   then     records of 4 bytes [u8 op][u16 offset, little endian][u8 value]
  *            op < 0x80: write value at offset (mod the segment size), i.e.
@@ -42,12 +44,15 @@ static void params_from(uint8_t b, struct shmq_segment_params *p)
 		p->geom.queue.n_slots = UINT32_C(2) << ((b >> 3) & 3);
 		p->geom.queue.slot_size = UINT32_C(16) << ((b >> 5) & 3);
 		p->geom.queue.numa_node = -1;
+	} else if (b & 0x80) {
+		p->kind = SHMQ_KIND_EVENT;
+		p->geom.event.initial = (b >> 1) & 1;
 	} else {
 		p->kind = SHMQ_KIND_SEM;
 		p->geom.sem.flags = (b >> 1) & 3;
 		p->geom.sem.initial = (b >> 3) & 3;
 		if (p->geom.sem.flags & SHMQ_SEM_BOUNDED)
-			p->geom.sem.max = p->geom.sem.initial + (b >> 5);
+			p->geom.sem.max = p->geom.sem.initial + ((b >> 5) & 3);
 		if (p->geom.sem.max == 0 && (p->geom.sem.flags & SHMQ_SEM_BOUNDED))
 			p->geom.sem.max = 1;
 	}

@@ -10,6 +10,7 @@ INTEG_SRC  := tests/integration/daemon.c \
 	      tests/integration/test_client.c \
 	      tests/integration/test_config.c \
 	      tests/integration/test_crash.c \
+	      tests/integration/test_event.c \
 	      tests/integration/test_exchange.c \
 	      tests/integration/test_hostile.c \
 	      tests/integration/test_lifecycle.c \

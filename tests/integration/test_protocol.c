@@ -381,7 +381,7 @@ Test(protocol, invalid_names_get_einval)
 
 Test(protocol, unknown_open_flags_get_einval)
 {
-	static const uint32_t flags[] = {1u << 6, 1u << 15, 1u << 31, ~SHMQ_OPEN_ALL_FLAGS};
+	static const uint32_t flags[] = {1u << 7, 1u << 15, 1u << 31, ~SHMQ_OPEN_ALL_FLAGS};
 	struct shmq_req_open req;
 
 	for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++) {

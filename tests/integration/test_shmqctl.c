@@ -231,6 +231,30 @@ Test(shmqctl, clients_lists_connected_clients_with_pid_and_name)
 
 /* --- create, ls, show --- */
 
+Test(shmqctl, events_have_their_own_rows_in_create_ls_show_and_check)
+{
+	struct shmq_event *e;
+
+	cr_assert(eq(int, ctl("create", "event", "ev", "--initial", "1", "--json", NULL), 0), "%s",
+		  out);
+	py_check(out, false,
+		 "assert d['name'] == 'ev' and d['kind'] == 'event'\n"
+		 "assert d['type'] == 'initially-set' and d['event_initial'] is True\n"
+		 "assert d['value'] == 1 and d['waiters'] is None and d['sem_initial'] is None\n"
+		 "assert d['sleepers_recv'] is False and d['capacity'] is None\n");
+	cr_assert(eq(int, ctl("create", "event", "ev2", "--initial", "2", NULL), 2), "%s", out);
+	cr_assert(eq(int, ctl("create", "event", "ev2", "--slots", "8", NULL), 2), "%s", out);
+	T_OK(shmq_event_open(c, "ev", 0, NULL, &e));
+	cr_assert(eq(int, shmq_event_clear(e), 1));
+	cr_assert(eq(int, ctl("ls", NULL), 0), "%s", out);
+	cr_assert(strstr(out, "ev    event  initially-set") != NULL, "%s", out);
+	cr_assert(eq(int, ctl("show", "ev", NULL), 0), "%s", out);
+	cr_assert(strstr(out, "event 'ev'") && strstr(out, "state:       clear"), "%s", out);
+	cr_assert(eq(int, ctl("check", "ev", NULL), 0), "%s", out);
+	T_OK(shmq_event_close(e));
+	finish();
+}
+
 Test(shmqctl, create_makes_queues_and_semaphores_with_the_given_geometry)
 {
 	struct shmq_object_info o = {.size = sizeof(o)};

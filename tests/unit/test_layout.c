@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "shm/atomic.h"
+#include "shm/kind.h"
 #include "shm/layout.h"
 #include "shm/ring.h"
 #include "tests/helpers.h"
@@ -311,7 +312,7 @@ Test(layout, segment_size_rejects_an_unknown_kind)
 
 	p.kind = 0;
 	cr_assert(eq(int, size_of(&p), -EINVAL));
-	p.kind = 3;
+	p.kind = SHMQ_KIND_LIMIT; /* one past the last kind of shm/kind.h */
 	cr_assert(eq(int, size_of(&p), -EINVAL));
 }
 
@@ -896,7 +897,8 @@ Test(layout, session_claim_rejects_an_empty_or_unknown_role)
 	queue_new();
 
 	cr_assert(eq(int, shmq__session_claim(&fx.seg, 0, 1, 1, &idx), -EINVAL));
-	cr_assert(eq(int, shmq__session_claim(&fx.seg, UINT32_C(1) << 4, 1, 1, &idx), -EINVAL));
+	/* bit 5: past SHMQ_ROLE_USER, the last role this layout knows */
+	cr_assert(eq(int, shmq__session_claim(&fx.seg, UINT32_C(1) << 5, 1, 1, &idx), -EINVAL));
 }
 
 Test(layout, session_claim_starts_with_zero_counters_after_a_reuse)

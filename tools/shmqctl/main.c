@@ -82,12 +82,13 @@ static const struct verb verbs[V_COUNT] = {
 		     "the semaphore's words, on a read-only mapping.  An inconsistency must\n"
 		     "persist for about 0.1 s to count.  Exits 1 if an object is corrupt (or,\n"
 		     "with NAME, cannot be checked); objects you may not read are skipped.\n"},
-	[V_CREATE] = {"create", 2, 2, verb_create, "create queue|sem NAME [OPTIONS]",
-		      "create a queue or a semaphore",
-		      "Create a queue or a semaphore owned by you.\n"
+	[V_CREATE] = {"create", 2, 2, verb_create, "create queue|sem|event NAME [OPTIONS]",
+		      "create a queue, a semaphore or an event",
+		      "Create a queue, a semaphore or an event owned by you.\n"
 		      "Queues: --slots N (a power of two), --slot-size BYTES, --mode\n"
 		      "mpmc|spsc|mpsc|spmc, --numa NODE, --hugepages.  Semaphores: --initial N,\n"
-		      "--max N (bounded), --undo.  Both: --perm MODE (octal, default 0600).\n"
+		      "--max N (bounded), --undo.  Events: --initial 0|1 (clear or set).\n"
+		      "All: --perm MODE (octal, default 0600).\n"
 		      "Unset geometry takes the daemon's defaults.\n"},
 	[V_RM] = {"rm", 1, 64, verb_rm, "rm NAME...", "remove names",
 		  "Remove names (owner or root).  The memory lives on while handles are open.\n"},

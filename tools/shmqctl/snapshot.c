@@ -66,9 +66,10 @@ static void records_read(const struct shmq_segment *seg, unsigned int flags, str
 		s->total.sleeps += c.sleeps;
 		s->total.wakes += c.wakes;
 		if (state == SHMQ_SESSION_ACTIVE) {
-			if (role & (SHMQ_ROLE_PRODUCER | SHMQ_ROLE_SEM))
+			/* a semaphore's or event's user both gives and takes */
+			if (role & (SHMQ_ROLE_PRODUCER | SHMQ_ROLE_SEM | SHMQ_ROLE_USER))
 				s->producers++;
-			if (role & (SHMQ_ROLE_CONSUMER | SHMQ_ROLE_SEM))
+			if (role & (SHMQ_ROLE_CONSUMER | SHMQ_ROLE_SEM | SHMQ_ROLE_USER))
 				s->consumers++;
 		} else if (state == SHMQ_SESSION_DEAD) {
 			s->dead++;
@@ -158,11 +159,21 @@ static void read_sem(const struct shmq_segment *seg, struct snapshot *s)
 	counters_add(&s->total, &sm->retired);
 }
 
+static void read_event(const struct shmq_segment *seg, struct snapshot *s)
+{
+	const struct shmq_event_shm *e = seg->object;
+
+	s->value = load_relaxed(&e->state) & 1; /* bit 0: set (shm/event.c) */
+	s->sleepers_recv = load_relaxed(&e->ec) & 1;
+	counters_add(&s->total, &e->retired);
+}
+
 /* The live figures of each kind: its control block's words. */
 static void (*const readers[SHMQ_KIND_LIMIT])(const struct shmq_segment *seg,
 					      struct snapshot *s) = {
 	[SHMQ_KIND_QUEUE] = read_queue,
 	[SHMQ_KIND_SEM] = read_sem,
+	[SHMQ_KIND_EVENT] = read_event,
 };
 
 int snapshot_take(struct shmq_client *c, const char *name, unsigned int flags, struct snapshot *ret)

@@ -73,13 +73,30 @@ static bool is_queue(const struct shmq_object_info *o)
 	return o->kind == SHMQ_OBJECT_QUEUE;
 }
 
+static bool is_sem(const struct shmq_object_info *o)
+{
+	return o->kind == SHMQ_OBJECT_SEM;
+}
+
+/* Objects whose live figure is a value (a semaphore's count, an event's flag). */
+static bool has_value(const struct shmq_object_info *o)
+{
+	return o->kind == SHMQ_OBJECT_SEM || o->kind == SHMQ_OBJECT_EVENT;
+}
+
 static const char *type_name(const struct shmq_object_info *o)
 {
 	static const char *const sem_types[] = {"plain", "bounded", "undo", "bounded+undo"};
 
-	if (is_queue(o))
+	switch (o->kind) {
+	case SHMQ_OBJECT_QUEUE:
 		return queue_mode_name(o->mode);
-	return sem_types[o->sem_flags & (SHMQ_SEM_ATTR_BOUNDED | SHMQ_SEM_ATTR_UNDO)];
+	case SHMQ_OBJECT_SEM:
+		return sem_types[o->sem_flags & (SHMQ_SEM_ATTR_BOUNDED | SHMQ_SEM_ATTR_UNDO)];
+	case SHMQ_OBJECT_EVENT:
+		return o->event_initial ? "initially-set" : "initially-clear";
+	}
+	return "?";
 }
 
 static void counters_json(struct json *j, const char *key, const struct counters *c)
@@ -119,7 +136,7 @@ static void kv_bool_or_null(struct json *j, const char *key, bool have, bool v)
 static void object_json(struct json *j, const struct shmq_object_info *o, const struct snapshot *s)
 {
 	bool q = is_queue(o), live = !s->view_error;
-	bool bounded = !q && (o->sem_flags & SHMQ_SEM_ATTR_BOUNDED);
+	bool bounded = is_sem(o) && (o->sem_flags & SHMQ_SEM_ATTR_BOUNDED);
 	char buf[256];
 
 	json_kv_string(j, "name", o->name);
@@ -144,15 +161,16 @@ static void object_json(struct json *j, const struct shmq_object_info *o, const 
 	json_kv_u64(j, "attached", o->n_attached);
 	kv_u64_or_null(j, "capacity", q || bounded, q ? o->n_slots : o->sem_max);
 	kv_u64_or_null(j, "slot_size", q, o->slot_size);
-	kv_u64_or_null(j, "sem_initial", !q, o->sem_initial);
+	kv_u64_or_null(j, "sem_initial", is_sem(o), o->sem_initial);
+	kv_bool_or_null(j, "event_initial", o->kind == SHMQ_OBJECT_EVENT, o->event_initial);
 
 	json_kv_bool(j, "viewable", live);
 	json_kv_string(j, "view_error", live ? NULL : shmq_strerror(s->view_error));
 	kv_u64_or_null(j, "depth", live && q, s->depth);
 	kv_u64_or_null(j, "high_water", live && q, s->high_water);
-	kv_u64_or_null(j, "value", live && !q, s->value);
-	kv_u64_or_null(j, "waiters", live && !q, s->waiters);
-	kv_bool_or_null(j, "sleepers_recv", live && q, s->sleepers_recv);
+	kv_u64_or_null(j, "value", live && has_value(o), s->value);
+	kv_u64_or_null(j, "waiters", live && is_sem(o), s->waiters);
+	kv_bool_or_null(j, "sleepers_recv", live && !is_sem(o), s->sleepers_recv);
 	kv_bool_or_null(j, "sleepers_send", live && q, s->sleepers_send);
 	kv_u64_or_null(j, "producers", live, s->producers);
 	kv_u64_or_null(j, "consumers", live, s->consumers);
@@ -171,6 +189,8 @@ static const char *sleepers(const struct snapshot *s, char *buf, size_t size)
 {
 	if (s->kind == SHMQ_OBJECT_SEM)
 		fmt_u64(buf, size, s->waiters);
+	else if (s->kind == SHMQ_OBJECT_EVENT)
+		snprintf(buf, size, "%s", s->sleepers_recv ? "w" : "-");
 	else
 		snprintf(buf, size, "%s%s", s->sleepers_recv ? "r" : "",
 			 s->sleepers_send   ? "s"
@@ -316,8 +336,8 @@ static int ls_row(struct table *t, const struct shmq_object_info *o, const struc
 	/* Quarantine is rare and needs attention: it rides on TYPE, the columns stay. */
 	snprintf(type, sizeof(type), "%s%s", type_name(o),
 		 (o->flags & SHMQ_OBJECT_QUARANTINED) ? ",quarantined" : "");
-	return table_add(t, o->name, q ? "queue" : "sem", type, owner, perm, cap, slot, depth, hwm,
-			 prod, cons, sleep, numa);
+	return table_add(t, o->name, kind_short_name(o->kind), type, owner, perm, cap, slot, depth,
+			 hwm, prod, cons, sleep, numa);
 }
 
 int verb_ls(struct ctl *ctl)
@@ -442,7 +462,7 @@ static void show_json(const struct shmq_object_info *o, const struct snapshot *s
 		json_kv_string(&j, "role", buf);
 		kv_u64_or_null(&j, "record", a->record != UINT32_MAX, a->record);
 		json_kv_string(&j, "record_state", rec ? record_state_name(rec->state) : NULL);
-		kv_u64_or_null(&j, "sem_holds", rec && !is_queue(o), rec ? rec->sem_holds : 0);
+		kv_u64_or_null(&j, "sem_holds", rec && is_sem(o), rec ? rec->sem_holds : 0);
 		counters_json(&j, "counters", rec ? &rec->c : NULL);
 		json_end_object(&j);
 	}
@@ -482,6 +502,8 @@ static void show_text(const struct shmq_object_info *o, const struct snapshot *s
 	if (q)
 		printf("  geometry:    %s, %" PRIu32 " slots of %" PRIu32 " bytes\n", type_name(o),
 		       o->n_slots, o->slot_size);
+	else if (o->kind == SHMQ_OBJECT_EVENT)
+		printf("  event:       created %s\n", o->event_initial ? "set" : "clear");
 	else if (o->sem_flags & SHMQ_SEM_ATTR_BOUNDED)
 		printf("  semaphore:   %s, initial %" PRIu32 ", at most %" PRIu32 "\n",
 		       type_name(o), o->sem_initial, o->sem_max);
@@ -503,6 +525,9 @@ static void show_text(const struct shmq_object_info *o, const struct snapshot *s
 			       s->sleepers_recv ? "yes" : "no", s->sleepers_send ? "yes" : "no");
 			printf("  repairs:     %" PRIu32 " slots, %" PRIu64 " tombstones skipped\n",
 			       s->repairs, s->tombstones);
+		} else if (o->kind == SHMQ_OBJECT_EVENT) {
+			printf("  state:       %s; sleepers %s\n", s->value ? "set" : "clear",
+			       s->sleepers_recv ? "yes" : "no");
 		} else {
 			printf("  value:       %" PRIu32 ", %" PRIu32 " waiting\n", s->value,
 			       s->waiters);
@@ -748,7 +773,7 @@ static void top_print_json(const struct top_row *rows, size_t n, long iteration,
 		kv_u64_or_null(&j, "depth", live && q, r->snap.depth);
 		kv_u64_or_null(&j, "capacity", q, r->info.n_slots);
 		kv_u64_or_null(&j, "high_water", live && q, r->snap.high_water);
-		kv_u64_or_null(&j, "value", live && !q, r->snap.value);
+		kv_u64_or_null(&j, "value", live && has_value(&r->info), r->snap.value);
 		kv_u64_or_null(&j, "sent", live, r->snap.total.sent);
 		kv_u64_or_null(&j, "received", live, r->snap.total.received);
 		if (live && r->have_rate) {
@@ -760,9 +785,10 @@ static void top_print_json(const struct top_row *rows, size_t n, long iteration,
 		}
 		kv_u64_or_null(&j, "producers", live, r->snap.producers);
 		kv_u64_or_null(&j, "consumers", live, r->snap.consumers);
-		kv_bool_or_null(&j, "sleepers_recv", live && q, r->snap.sleepers_recv);
+		kv_bool_or_null(&j, "sleepers_recv", live && !is_sem(&r->info),
+				r->snap.sleepers_recv);
 		kv_bool_or_null(&j, "sleepers_send", live && q, r->snap.sleepers_send);
-		kv_u64_or_null(&j, "waiters", live && !q, r->snap.waiters);
+		kv_u64_or_null(&j, "waiters", live && is_sem(&r->info), r->snap.waiters);
 		json_end_object(&j);
 	}
 	json_end_array(&j);
@@ -808,8 +834,8 @@ static void top_print_text(struct shmq_client *c, const struct top_row *rows, si
 			fmt_u64(cons, sizeof(cons), s->consumers);
 			sleepers(s, sl, sizeof(sl));
 		}
-		table_add(&t, r->info.name, q ? "queue" : "sem", depth, cap, hwm, sr, rr, prod,
-			  cons, sl);
+		table_add(&t, r->info.name, kind_short_name(r->info.kind), depth, cap, hwm, sr, rr,
+			  prod, cons, sl);
 	}
 	table_print(&t, stdout, legend);
 	table_fini(&t);
@@ -1033,6 +1059,9 @@ static int create_print(struct ctl *ctl, struct shmq_client *c, const char *name
 			printf("created queue '%s': %s, %" PRIu32 " slots of %" PRIu32
 			       " bytes, perm %04" PRIo32 ", %s\n",
 			       o.name, type_name(&o), o.n_slots, o.slot_size, o.perm, mem);
+		else if (o.kind == SHMQ_OBJECT_EVENT)
+			printf("created event '%s': %s, perm %04" PRIo32 "\n", o.name,
+			       o.event_initial ? "set" : "clear", o.perm);
 		else
 			printf("created semaphore '%s': %s, value %" PRIu32 ", perm %04" PRIo32
 			       "\n",
@@ -1045,20 +1074,22 @@ static int create_print(struct ctl *ctl, struct shmq_client *c, const char *name
 int verb_create(struct ctl *ctl)
 {
 	const char *kind = ctl->args[0], *name = ctl->args[1];
-	bool queue = !strcmp(kind, "queue");
+	bool queue = !strcmp(kind, "queue"), event = !strcmp(kind, "event");
 	const struct shmq_queue_attr *qa = &ctl->qattr;
 	const struct shmq_sem_attr *sa = &ctl->sattr;
+	bool queue_opts = qa->n_slots || qa->slot_size || qa->mode || qa->flags || ctl->hugepages;
 	struct shmq_client *c;
 	int r;
 
-	if (!queue && strcmp(kind, "sem") && strcmp(kind, "semaphore")) {
-		fprintf(stderr, "shmqctl: create: '%s' is neither queue nor sem\n", kind);
+	if (!queue && !event && strcmp(kind, "sem") && strcmp(kind, "semaphore")) {
+		fprintf(stderr, "shmqctl: create: '%s' is not queue, sem or event\n", kind);
 		return EXIT_USAGE;
 	}
-	if (queue ? sa->initial || sa->flags
-		  : qa->n_slots || qa->slot_size || qa->mode || qa->flags || ctl->hugepages) {
-		fprintf(stderr, "shmqctl: create: an option for a %s given for a %s\n",
-			queue ? "semaphore" : "queue", queue ? "queue" : "semaphore");
+	/* An event takes --initial 0 or 1, and nothing of a queue's or a semaphore's else. */
+	if (queue   ? sa->initial || sa->flags
+	    : event ? queue_opts || sa->flags || sa->max || sa->initial > 1
+		    : queue_opts) {
+		fprintf(stderr, "shmqctl: create: an option that does not fit kind %s\n", kind);
 		return EXIT_USAGE;
 	}
 	if (ctl_connect(ctl, &c) < 0)
@@ -1073,6 +1104,14 @@ int verb_create(struct ctl *ctl)
 				    qa, &q);
 		if (r == 0)
 			shmq_queue_close(q);
+	} else if (event) {
+		struct shmq_event_attr ea = {
+			.size = sizeof(ea), .initial = sa->initial, .perm = sa->perm};
+		struct shmq_event *e;
+
+		r = shmq_event_open(c, name, SHMQ_CREATE | SHMQ_EXCL | SHMQ_VIEW, &ea, &e);
+		if (r == 0)
+			shmq_event_close(e);
 	} else {
 		struct shmq_sem *s;
 
@@ -1081,7 +1120,11 @@ int verb_create(struct ctl *ctl)
 			shmq_sem_close(s);
 	}
 	if (r < 0)
-		ctl_error(r, "creating %s '%s'", queue ? "queue" : "semaphore", name);
+		ctl_error(r, "creating %s '%s'",
+			  queue	  ? "queue"
+			  : event ? "event"
+				  : "semaphore",
+			  name);
 	else
 		r = create_print(ctl, c, name);
 	shmq_client_close(c);
