@@ -26,12 +26,6 @@ static int event_create_check(const struct shmqd_config *cfg, const struct shmqd
 	return 0;
 }
 
-static int32_t event_numa_node(const union shmq_geom *g)
-{
-	(void)g;
-	return -1;
-}
-
 static void event_describe(const struct shmqd_object *o, char *buf, size_t size)
 {
 	snprintf(buf, size, "initially %s", o->geom.event.initial ? "set" : "clear");
@@ -42,8 +36,9 @@ static void event_log_repair(const struct shmqd_object *o, int32_t pid, const ch
 {
 	(void)death;
 	if (r < 0)
-		log_warning_errno(r, "event '%s': repairing after pid %" PRId32 " (record %" PRIu32 ")",
-				  o->name, pid, index);
+		log_warning_errno(
+			r, "event '%s': repairing after pid %" PRId32 " (record %" PRIu32 ")",
+			o->name, pid, index);
 	else if (rep->woken)
 		log_debug("event '%s': pid %" PRId32 " (record %" PRIu32 ") may have died asleep; "
 			  "cleared the sleeper bit",
@@ -56,7 +51,6 @@ const struct shmqd_kind shmqd_kind_event = {
 	.open_roles_all = true,
 	.invalid = "its words fail validation",
 	.create_check = event_create_check,
-	.numa_node = event_numa_node,
 	.describe = event_describe,
 	.log_repair = event_log_repair,
 };

@@ -38,7 +38,7 @@ struct shmqd_kind {
 	 */
 	int (*create_check)(const struct shmqd_config *cfg, const struct shmqd_session *s,
 			    union shmq_geom *g);
-	/* The NUMA node a created segment is bound to, or -1. */
+	/* The NUMA node a created segment is bound to; NULL: none (-1). */
 	int32_t (*numa_node)(const union shmq_geom *g);
 	/* The creation log line's details: "64 slots of 256 B, spsc". */
 	void (*describe)(const struct shmqd_object *o, char *buf, size_t size);

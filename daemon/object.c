@@ -234,7 +234,7 @@ int shmqd_object_create(struct shmqd *d, const struct shmqd_session *s,
 	if (!k)
 		return log_client_errno(LOG_INFO, -EINVAL, "pid %" PRId32 ": create '%s': kind %u",
 					s->pid, c->name, c->kind);
-	node = k->numa_node(&c->geom);
+	node = k->numa_node ? k->numa_node(&c->geom) : -1;
 
 	r = shmq__segment_size(&p, &seg_size);
 	if (r < 0)

@@ -60,12 +60,6 @@ static int sem_create_check(const struct shmqd_config *cfg, const struct shmqd_s
 	return 0;
 }
 
-static int32_t sem_numa_node(const union shmq_geom *g)
-{
-	(void)g;
-	return -1;
-}
-
 static void sem_describe(const struct shmqd_object *o, char *buf, size_t size)
 {
 	snprintf(buf, size, "value %" PRIu32 "%s%s", o->geom.sem.initial,
@@ -129,7 +123,6 @@ const struct shmqd_kind shmqd_kind_sem = {
 	.open_roles_all = true,
 	.invalid = "its semaphore words fail validation",
 	.create_check = sem_create_check,
-	.numa_node = sem_numa_node,
 	.describe = sem_describe,
 	.log_repair = sem_log_repair,
 	.heartbeat = sem_heartbeat,

@@ -47,36 +47,29 @@ SHMQ_API int shmq_event_open(struct shmq_client *c, const char *name, unsigned i
 {
 	const unsigned int known = SHMQ_CREATE | SHMQ_EXCL | SHMQ_VIEW;
 	struct shmq_req_open req = {.kind = SHMQ_KIND_EVENT, .mode = 0600};
-	bool create = flags & SHMQ_CREATE;
 	struct event_handle *h;
-	uint16_t op;
 	int r;
 
-	if (!c || !ret || !shmq__name_is_valid(name) || (flags & ~known))
+	if (!ret || (flags & ~known))
 		return -EINVAL;
-	if ((flags & SHMQ_EXCL) && !create)
-		return -EINVAL;
-	if (create && attr) {
+	if ((flags & SHMQ_CREATE) && attr) {
 		r = geom_from_attr(attr, &req);
 		if (r < 0)
 			return r;
 	}
 	req.flags = flags & SHMQ_VIEW ? SHMQ_OPEN_VIEW : SHMQ_OPEN_USE;
-	op = shmq__object_request(&req, name, flags);
-
 	h = calloc(1, sizeof(*h));
 	if (!h)
 		return -ENOMEM;
-	r = shmq__object_open(c, op, &req, &h->obj);
+	r = shmq__object_open_named(c, name, flags, &req, &h->obj);
+	/* The segment passed attach: a handle that will not bind means the daemon lied. */
+	if (r == 0 && shmq__event_attach(&h->ev, &h->obj.seg, h->obj.session) < 0) {
+		shmq__object_close(&h->obj);
+		r = -EBADMSG;
+	}
 	if (r < 0) {
 		free(h);
 		return r;
-	}
-	r = shmq__event_attach(&h->ev, &h->obj.seg, h->obj.session);
-	if (r < 0) {
-		shmq__object_close(&h->obj);
-		free(h);
-		return -EBADMSG; /* the segment passed attach, so the daemon's reply lied */
 	}
 	h->can_use = !(flags & SHMQ_VIEW);
 	h->obj.kind = &shmq__kind_event;

@@ -47,6 +47,17 @@ uint16_t shmq__object_request(struct shmq_req_open *req, const char *name, unsig
 	return op;
 }
 
+int shmq__object_open_named(struct shmq_client *c, const char *name, unsigned int flags,
+			    struct shmq_req_open *req, struct shmq_object *obj)
+{
+	uint16_t op;
+
+	if (!c || !shmq__name_is_valid(name) || ((flags & SHMQ_EXCL) && !(flags & SHMQ_CREATE)))
+		return -EINVAL;
+	op = shmq__object_request(req, name, flags);
+	return shmq__object_open(c, op, req, obj);
+}
+
 static int map(const struct shmq_req_open *req, const struct shmq_rep_open *rep, int fd,
 	       struct shmq_object *o)
 {

@@ -77,6 +77,23 @@ uint16_t shmq__object_request(struct shmq_req_open *req, const char *name, unsig
 int shmq__object_open(struct shmq_client *c, uint16_t op, const struct shmq_req_open *req,
 		      struct shmq_object *ret);
 
+/**
+ * shmq__object_open_named() - the open path every kind's public open shares.
+ * @c:		client
+ * @name:	the name the caller gave
+ * @flags:	the caller's flags: SHMQ_CREATE and SHMQ_EXCL are read here
+ * @req:	the kind's request: kind, mode, role flags and, to create,
+ *		geometry; the name and SHMQ_OPEN_CREATE are filled in here
+ * @obj:	filled on success (see shmq__object_open())
+ *
+ * The kind then attaches its algorithm handle to @obj->seg, and closes @obj
+ * again (-EBADMSG) if that fails.
+ * Return: 0; -EINVAL no @c, a bad @name, or SHMQ_EXCL without SHMQ_CREATE;
+ *         what shmq__object_open() returns.
+ */
+int shmq__object_open_named(struct shmq_client *c, const char *name, unsigned int flags,
+			    struct shmq_req_open *req, struct shmq_object *obj);
+
 /*
  * Unmap and detach (CLOSE, if the daemon is still there).  Takes the client
  * lock.  An object without a client (a wrapped segment) is left alone.

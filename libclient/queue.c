@@ -69,12 +69,9 @@ SHMQ_API int shmq_queue_open(struct shmq_client *c, const char *name, unsigned i
 	struct shmq_req_open req = {.kind = SHMQ_KIND_QUEUE, .mode = 0600};
 	bool create = flags & SHMQ_CREATE;
 	struct shmq_queue *q;
-	uint16_t op;
 	int r;
 
-	if (!c || !ret || !shmq__name_is_valid(name) || (flags & ~known))
-		return -EINVAL;
-	if ((flags & SHMQ_EXCL) && !create)
+	if (!ret || (flags & ~known))
 		return -EINVAL;
 	if ((flags & SHMQ_VIEW) ? (flags & (SHMQ_SEND | SHMQ_RECV))
 				: !(flags & (SHMQ_SEND | SHMQ_RECV)))
@@ -94,21 +91,18 @@ SHMQ_API int shmq_queue_open(struct shmq_client *c, const char *name, unsigned i
 		req.flags |= SHMQ_OPEN_VIEW;
 	if (create && (flags & SHMQ_HUGEPAGES))
 		req.flags |= SHMQ_OPEN_HUGEPAGE;
-	op = shmq__object_request(&req, name, flags);
-
 	q = calloc(1, sizeof(*q));
 	if (!q)
 		return -ENOMEM;
-	r = shmq__object_open(c, op, &req, &q->obj);
+	r = shmq__object_open_named(c, name, flags, &req, &q->obj);
+	/* The segment passed attach: a handle that will not bind means the daemon lied. */
+	if (r == 0 && shmq__ring_attach(&q->ring, &q->obj.seg, q->obj.session) < 0) {
+		shmq__object_close(&q->obj);
+		r = -EBADMSG;
+	}
 	if (r < 0) {
 		free(q);
 		return r;
-	}
-	r = shmq__ring_attach(&q->ring, &q->obj.seg, q->obj.session);
-	if (r < 0) {
-		shmq__object_close(&q->obj);
-		free(q);
-		return -EBADMSG; /* the segment passed attach, so the daemon's reply lied */
 	}
 	queue_set_roles(q, flags);
 	*ret = q;

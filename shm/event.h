@@ -22,7 +22,7 @@
 
 #include "shm/layout.h"
 
-#define SHMQ_EVENT_SET	      UINT32_C(1) /* state bit 0 */
+#define SHMQ_EVENT_SET		   UINT32_C(1) /* state bit 0 */
 #define SHMQ_EVENT_SPIN_NS_DEFAULT 20000
 
 /* Process-local handle, filled by shmq__event_attach(); must not be copied after. */

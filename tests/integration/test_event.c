@@ -214,9 +214,9 @@ Test(event, another_user_needs_write_to_use_it_and_read_to_view_it)
 	if (getuid() != 0)
 		cr_skip("needs root to run a process as another uid");
 	o->sock = d.sock;
-	cr_assert(eq(int, t_wait_peer_ms(t_fork_as(T_UNPRIVILEGED_ID, T_UNPRIVILEGED_ID, as_other,
-						   o),
-					 WAIT_MS),
+	cr_assert(eq(int,
+		     t_wait_peer_ms(t_fork_as(T_UNPRIVILEGED_ID, T_UNPRIVILEGED_ID, as_other, o),
+				    WAIT_MS),
 		     0));
 	cr_assert(eq(int, o->open_rw, -EACCES));
 	cr_assert(eq(int, o->open_view, 0));

@@ -28,10 +28,10 @@
 TestSuite(stress_event, .timeout = 180);
 
 struct shared {
-	_Atomic uint32_t round;		   /* the setter's round, published when all returned */
-	_Atomic uint32_t done[N_WAITERS];  /* rounds each waiter came back from */
-	_Atomic uint32_t failed;	   /* a waiter's wait returned an error */
-	_Atomic uint32_t stop;		   /* no more rounds */
+	_Atomic uint32_t round;		  /* the setter's round, published when all returned */
+	_Atomic uint32_t done[N_WAITERS]; /* rounds each waiter came back from */
+	_Atomic uint32_t failed;	  /* a waiter's wait returned an error */
+	_Atomic uint32_t stop;		  /* no more rounds */
 };
 
 static struct t_seg seg;
@@ -91,8 +91,7 @@ Test(stress_event, waiters_come_back_from_every_set_even_when_it_is_cleared_at_o
 	t_seg_new_event(&seg, 0); /* records 0..N_WAITERS-1 are the waiters' */
 	sh = mmap(NULL, sizeof(*sh), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	cr_assert(sh != MAP_FAILED);
-	for (uint32_t i = 0; i < N_WAITERS; i++)
-	{
+	for (uint32_t i = 0; i < N_WAITERS; i++) {
 		uint32_t idx;
 
 		cr_assert(eq(int, shmq__session_claim(&seg.seg, SHMQ_ROLE_USER, 1, 0, &idx), 0));

@@ -157,8 +157,7 @@ Test(event, a_set_cleared_at_once_still_wakes_the_waiters_that_slept_through_it)
 	shmq__event_clear(&ev); /* before any waiter could look at the flag */
 	for (int i = 0; i < N_THREADS; i++) {
 		pthread_join(w[i].t, NULL);
-		cr_assert(eq(int, w[i].r, 0), "waiter %d missed the set: %s", i,
-			  strerror(-w[i].r));
+		cr_assert(eq(int, w[i].r, 0), "waiter %d missed the set: %s", i, strerror(-w[i].r));
 	}
 	cr_assert(not(shmq__event_is_set(&ev)));
 }
