@@ -556,10 +556,19 @@ pid_t t_fork_as(uid_t uid, gid_t gid, int (*fn)(void *arg), void *arg)
 	return t_fork_as_groups(uid, gid, NULL, 0, fn, arg);
 }
 
+void t_need_root(const char *why)
+{
+	if (geteuid() != 0)
+		cr_skip_test("needs root: %s", why);
+}
+
 pid_t t_fork_as_groups(uid_t uid, gid_t gid, const gid_t *groups, size_t n_groups,
 		       int (*fn)(void *arg), void *arg)
 {
 	pid_t pid;
+
+	/* setgroups() and setuid() to the test's other user: root only, whoever we are */
+	t_need_root("to run a process as another uid");
 
 	fflush(NULL);
 	pid = fork();

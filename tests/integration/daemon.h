@@ -147,6 +147,13 @@ pid_t t_fork_child(int (*fn)(void *arg), void *arg);
  */
 pid_t t_fork_as(uid_t uid, gid_t gid, int (*fn)(void *arg), void *arg);
 
+/*
+ * Skip the test (cr_skip_test) unless this process is root: for tests of
+ * what other uids may do, which only root can become.  t_fork_as() calls
+ * it, so `make test` passes as a normal user (nobody included).
+ */
+void t_need_root(const char *why);
+
 /* t_fork_as() with supplementary groups @groups instead of none. */
 pid_t t_fork_as_groups(uid_t uid, gid_t gid, const gid_t *groups, size_t n_groups,
 		       int (*fn)(void *arg), void *arg);

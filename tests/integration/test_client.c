@@ -322,6 +322,7 @@ Test(client, a_user_without_a_per_user_daemon_connects_to_the_system_socket)
 	char xdg[] = "/tmp/shmq-xdg-XXXXXX";
 	struct t_daemon d;
 
+	t_need_root("a private /run and a process as another uid");
 	cr_assert(mkdtemp(xdg) != NULL);
 	cr_assert(chown(xdg, T_UNPRIVILEGED_ID, T_UNPRIVILEGED_ID) == 0);
 	t_daemon_start(&d, NULL, NULL);
@@ -346,6 +347,7 @@ Test(client, a_user_whose_per_user_daemon_runs_connects_to_it_not_the_system_one
 	char xdg[] = "/tmp/shmq-xdg-XXXXXX", own[64], link[96];
 	struct t_daemon sys, user;
 
+	t_need_root("a private /run and a process as another uid");
 	cr_assert(mkdtemp(xdg) != NULL);
 	cr_assert(chown(xdg, T_UNPRIVILEGED_ID, T_UNPRIVILEGED_ID) == 0);
 	t_daemon_start(&sys, NULL, NULL);
@@ -377,6 +379,7 @@ Test(client, with_no_daemon_anywhere_the_error_names_the_per_user_socket)
 	struct fallback *f = t_shared_alloc(sizeof(*f));
 	char xdg[] = "/tmp/shmq-xdg-XXXXXX", want[160];
 
+	t_need_root("a private /run and a process as another uid");
 	cr_assert(mkdtemp(xdg) != NULL);
 	cr_assert(chown(xdg, T_UNPRIVILEGED_ID, T_UNPRIVILEGED_ID) == 0);
 	cr_assert(unshare(CLONE_NEWNS) == 0, "unshare: %s", strerror(errno));

@@ -62,10 +62,7 @@ static struct t_daemon d;
 
 static void setup(void)
 {
-	if (geteuid() != 0) {
-		cr_fail("the hostile-client tests need root to switch to other uids");
-		exit(1); /* Criterion returns from a failed assertion in a .init */
-	}
+	t_need_root("the hostile-client tests switch to other uids");
 }
 
 TestSuite(hostile, .init = setup, .fini = t_daemon_cleanup_all, .timeout = 120);

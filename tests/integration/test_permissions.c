@@ -61,10 +61,7 @@ static struct t_daemon d;
 
 static void setup(void)
 {
-	if (geteuid() != 0) {
-		cr_fail("the permission tests need root to switch to a second uid");
-		exit(1); /* Criterion returns from a failed assertion in a .init */
-	}
+	t_need_root("the permission tests switch to a second uid");
 	t_daemon_start(&d, NULL, NULL);
 }
 

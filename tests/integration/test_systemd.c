@@ -97,6 +97,11 @@ static void sd_dir(uid_t owner)
 	snprintf(sd.dir, sizeof(sd.dir), "/tmp/shmq-sd-XXXXXX");
 	cr_assert(mkdtemp(sd.dir) != NULL, "mkdtemp: %s", strerror(errno));
 	cr_assert(chmod(sd.dir, 0755) == 0);
+	/* Owner 0 is "the daemon runs as this process's uid", root or not. */
+	if (owner != 0)
+		t_need_root("to run the daemon as another uid");
+	else
+		owner = geteuid();
 	cr_assert(chown(sd.dir, owner, owner) == 0, "chown: %s", strerror(errno));
 	snprintf(sd.sock, sizeof(sd.sock), "%s/shmqd.sock", sd.dir);
 	snprintf(sd.notify, sizeof(sd.notify), "%s/notify", sd.dir);

@@ -47,6 +47,7 @@ void shmq_t_register_test(struct shmq_t_test *t);
 void shmq_t_register_suite(struct shmq_t_suite *s);
 __attribute__((noreturn, format(printf, 4, 5))) void
 shmq_t_fail(const char *file, int line, const char *expr, const char *fmt, ...);
+__attribute__((noreturn, format(printf, 1, 2))) void shmq_t_skip(const char *fmt, ...);
 
 #define Test(suite, name, ...)                                              \
 	static void suite##_##name##_impl(void);                            \
@@ -73,5 +74,8 @@ shmq_t_fail(const char *file, int line, const char *expr, const char *fmt, ...);
 	} while (0)
 
 #define cr_fail(...) shmq_t_fail(__FILE__, __LINE__, "cr_fail", " " __VA_ARGS__)
+
+/* Criterion's cr_skip_test(): the test ends here, neither passed nor failed. */
+#define cr_skip_test(...) shmq_t_skip(" " __VA_ARGS__)
 
 #endif /* SHMQ_TSAN_CRITERION_H */
