@@ -16,6 +16,7 @@
 #include <shmq/shmq.h>
 
 #include "shm/layout.h"
+#include "shm/kind.h"
 #include "tools/shmqctl/shmqctl.h"
 
 /* --- Helpers --- */
@@ -68,35 +69,153 @@ static int objects_get(struct shmq_client *c, const char *name, struct objects *
 	return 0;
 }
 
-static bool is_queue(const struct shmq_object_info *o)
+/* --- What each kind shows --- */
+
+/*
+ * The figures ls, top, show and --json give of an object, by kind: the one
+ * place in shmqctl that tells kinds apart, beside snapshot.c's readers.  A
+ * figure a kind does not have is "-" in a table and null in JSON, so every
+ * JSON object has every key (shmqctl(1), JSON OUTPUT).
+ */
+struct figures {
+	const char *type;  /* the TYPE column */
+	bool has_capacity; /* capacity: slots, a bounded semaphore's maximum */
+	uint64_t capacity;
+	bool has_slot_size;	/* a queue's slot size */
+	bool has_depth;		/* live: depth, high_water and tombstones (queues) */
+	bool has_value;		/* live: value (a semaphore's count, an event's flag) */
+	bool has_waiters;	/* live: a count of waiters */
+	bool has_sleepers_recv; /* live: receivers (or waiters) flagged asleep */
+	bool has_sleepers_send; /* live: senders flagged asleep */
+};
+
+struct kind_view {
+	void (*figures)(const struct shmq_object_info *o, struct figures *ret);
+	/* show's lines about the kind: its geometry, and (@live) its words */
+	void (*show_geometry)(const struct shmq_object_info *o, const struct figures *f);
+	void (*show_live)(const struct snapshot *s);
+	/* The SLEEP column. */
+	void (*sleepers)(const struct snapshot *s, char *buf, size_t size);
+};
+
+static void fmt_u64(char *buf, size_t size, uint64_t v)
 {
-	return o->kind == SHMQ_OBJECT_QUEUE;
+	snprintf(buf, size, "%" PRIu64, v);
 }
 
-static bool is_sem(const struct shmq_object_info *o)
+static void queue_figures(const struct shmq_object_info *o, struct figures *f)
 {
-	return o->kind == SHMQ_OBJECT_SEM;
+	*f = (struct figures){.type = queue_mode_name(o->mode),
+			      .has_capacity = true,
+			      .capacity = o->n_slots,
+			      .has_slot_size = true,
+			      .has_depth = true,
+			      .has_sleepers_recv = true,
+			      .has_sleepers_send = true};
 }
 
-/* Objects whose live figure is a value (a semaphore's count, an event's flag). */
-static bool has_value(const struct shmq_object_info *o)
+static void queue_show_geometry(const struct shmq_object_info *o, const struct figures *f)
 {
-	return o->kind == SHMQ_OBJECT_SEM || o->kind == SHMQ_OBJECT_EVENT;
+	printf("  geometry:    %s, %" PRIu32 " slots of %" PRIu32 " bytes\n", f->type, o->n_slots,
+	       o->slot_size);
 }
 
-static const char *type_name(const struct shmq_object_info *o)
+static void queue_show_live(const struct snapshot *s)
 {
-	static const char *const sem_types[] = {"plain", "bounded", "undo", "bounded+undo"};
+	printf("  depth:       %" PRIu32 " of %" PRIu32 " (high-water mark %" PRIu32 ")\n",
+	       s->depth, s->capacity, s->high_water);
+	printf("  sleepers:    receivers %s, senders %s\n", s->sleepers_recv ? "yes" : "no",
+	       s->sleepers_send ? "yes" : "no");
+	printf("  repairs:     %" PRIu32 " slots, %" PRIu64 " tombstones skipped\n", s->repairs,
+	       s->tombstones);
+}
 
-	switch (o->kind) {
-	case SHMQ_OBJECT_QUEUE:
-		return queue_mode_name(o->mode);
-	case SHMQ_OBJECT_SEM:
-		return sem_types[o->sem_flags & (SHMQ_SEM_ATTR_BOUNDED | SHMQ_SEM_ATTR_UNDO)];
-	case SHMQ_OBJECT_EVENT:
-		return o->event_initial ? "initially-set" : "initially-clear";
-	}
-	return "?";
+static void queue_sleepers(const struct snapshot *s, char *buf, size_t size)
+{
+	snprintf(buf, size, "%s%s", s->sleepers_recv ? "r" : "",
+		 s->sleepers_send   ? "s"
+		 : s->sleepers_recv ? ""
+				    : "-");
+}
+
+static void sem_figures(const struct shmq_object_info *o, struct figures *f)
+{
+	static const char *const types[] = {"plain", "bounded", "undo", "bounded+undo"};
+	bool bounded = o->sem_flags & SHMQ_SEM_ATTR_BOUNDED;
+
+	*f = (struct figures){
+		.type = types[o->sem_flags & (SHMQ_SEM_ATTR_BOUNDED | SHMQ_SEM_ATTR_UNDO)],
+		.has_capacity = bounded,
+		.capacity = o->sem_max,
+		.has_value = true,
+		.has_waiters = true};
+}
+
+static void sem_show_geometry(const struct shmq_object_info *o, const struct figures *f)
+{
+	if (o->sem_flags & SHMQ_SEM_ATTR_BOUNDED)
+		printf("  semaphore:   %s, initial %" PRIu32 ", at most %" PRIu32 "\n", f->type,
+		       o->sem_initial, o->sem_max);
+	else
+		printf("  semaphore:   %s, initial %" PRIu32 "\n", f->type, o->sem_initial);
+}
+
+static void sem_show_live(const struct snapshot *s)
+{
+	printf("  value:       %" PRIu32 ", %" PRIu32 " waiting\n", s->value, s->waiters);
+	printf("  repairs:     %" PRIu32 " dead holders' tokens posted back\n", s->repairs);
+}
+
+static void sem_sleepers(const struct snapshot *s, char *buf, size_t size)
+{
+	fmt_u64(buf, size, s->waiters);
+}
+
+static void event_figures(const struct shmq_object_info *o, struct figures *f)
+{
+	*f = (struct figures){.type = o->event_initial ? "initially-set" : "initially-clear",
+			      .has_value = true,
+			      .has_sleepers_recv = true};
+}
+
+static void event_show_geometry(const struct shmq_object_info *o, const struct figures *f)
+{
+	(void)f;
+	printf("  event:       created %s\n", o->event_initial ? "set" : "clear");
+}
+
+static void event_show_live(const struct snapshot *s)
+{
+	printf("  state:       %s; sleepers %s\n", s->value ? "set" : "clear",
+	       s->sleepers_recv ? "yes" : "no");
+}
+
+static void event_sleepers(const struct snapshot *s, char *buf, size_t size)
+{
+	snprintf(buf, size, "%s", s->sleepers_recv ? "w" : "-");
+}
+
+static const struct kind_view views[SHMQ_KIND_LIMIT] = {
+	[SHMQ_OBJECT_QUEUE] = {queue_figures, queue_show_geometry, queue_show_live, queue_sleepers},
+	[SHMQ_OBJECT_SEM] = {sem_figures, sem_show_geometry, sem_show_live, sem_sleepers},
+	[SHMQ_OBJECT_EVENT] = {event_figures, event_show_geometry, event_show_live, event_sleepers},
+};
+
+/* The view of @kind; a kind this shmqctl does not know shows as one with no figures. */
+static const struct kind_view *view_of(uint32_t kind)
+{
+	static const struct kind_view none;
+
+	return kind < SHMQ_KIND_LIMIT && views[kind].figures ? &views[kind] : &none;
+}
+
+static void figures_of(const struct shmq_object_info *o, struct figures *ret)
+{
+	const struct kind_view *v = view_of(o->kind);
+
+	*ret = (struct figures){.type = "?"};
+	if (v->figures)
+		v->figures(o, ret);
 }
 
 static void counters_json(struct json *j, const char *key, const struct counters *c)
@@ -135,14 +254,15 @@ static void kv_bool_or_null(struct json *j, const char *key, bool have, bool v)
 /* The fields of one object, shared by ls, show and create (shmqctl(1), JSON OUTPUT). */
 static void object_json(struct json *j, const struct shmq_object_info *o, const struct snapshot *s)
 {
-	bool q = is_queue(o), live = !s->view_error;
-	bool bounded = is_sem(o) && (o->sem_flags & SHMQ_SEM_ATTR_BOUNDED);
+	bool live = !s->view_error;
+	struct figures f;
 	char buf[256];
 
+	figures_of(o, &f);
 	json_kv_string(j, "name", o->name);
 	json_kv_u64(j, "id", o->object_id);
 	json_kv_string(j, "kind", kind_name(o->kind));
-	json_kv_string(j, "type", type_name(o));
+	json_kv_string(j, "type", f.type);
 	json_kv_u64(j, "owner_uid", o->owner_uid);
 	json_kv_string(j, "owner", user_name(o->owner_uid, buf, sizeof(buf)) ? buf : NULL);
 	json_kv_u64(j, "owner_gid", o->owner_gid);
@@ -159,43 +279,35 @@ static void object_json(struct json *j, const struct shmq_object_info *o, const 
 	json_kv_u64(j, "memory_bytes", o->memory_size);
 	json_kv_u64(j, "created_realtime_ns", o->created_realtime_ns);
 	json_kv_u64(j, "attached", o->n_attached);
-	kv_u64_or_null(j, "capacity", q || bounded, q ? o->n_slots : o->sem_max);
-	kv_u64_or_null(j, "slot_size", q, o->slot_size);
-	kv_u64_or_null(j, "sem_initial", is_sem(o), o->sem_initial);
+	kv_u64_or_null(j, "capacity", f.has_capacity, f.capacity);
+	kv_u64_or_null(j, "slot_size", f.has_slot_size, o->slot_size);
+	kv_u64_or_null(j, "sem_initial", o->kind == SHMQ_OBJECT_SEM, o->sem_initial);
 	kv_bool_or_null(j, "event_initial", o->kind == SHMQ_OBJECT_EVENT, o->event_initial);
 
 	json_kv_bool(j, "viewable", live);
 	json_kv_string(j, "view_error", live ? NULL : shmq_strerror(s->view_error));
-	kv_u64_or_null(j, "depth", live && q, s->depth);
-	kv_u64_or_null(j, "high_water", live && q, s->high_water);
-	kv_u64_or_null(j, "value", live && has_value(o), s->value);
-	kv_u64_or_null(j, "waiters", live && is_sem(o), s->waiters);
-	kv_bool_or_null(j, "sleepers_recv", live && !is_sem(o), s->sleepers_recv);
-	kv_bool_or_null(j, "sleepers_send", live && q, s->sleepers_send);
+	kv_u64_or_null(j, "depth", live && f.has_depth, s->depth);
+	kv_u64_or_null(j, "high_water", live && f.has_depth, s->high_water);
+	kv_u64_or_null(j, "value", live && f.has_value, s->value);
+	kv_u64_or_null(j, "waiters", live && f.has_waiters, s->waiters);
+	kv_bool_or_null(j, "sleepers_recv", live && f.has_sleepers_recv, s->sleepers_recv);
+	kv_bool_or_null(j, "sleepers_send", live && f.has_sleepers_send, s->sleepers_send);
 	kv_u64_or_null(j, "producers", live, s->producers);
 	kv_u64_or_null(j, "consumers", live, s->consumers);
 	kv_u64_or_null(j, "dead_records", live, s->dead);
 	kv_u64_or_null(j, "repairs", live, s->repairs);
-	kv_u64_or_null(j, "tombstones", live && q, s->tombstones);
+	kv_u64_or_null(j, "tombstones", live && f.has_depth, s->tombstones);
 	counters_json(j, "counters", live ? &s->total : NULL);
-}
-
-static void fmt_u64(char *buf, size_t size, uint64_t v)
-{
-	snprintf(buf, size, "%" PRIu64, v);
 }
 
 static const char *sleepers(const struct snapshot *s, char *buf, size_t size)
 {
-	if (s->kind == SHMQ_OBJECT_SEM)
-		fmt_u64(buf, size, s->waiters);
-	else if (s->kind == SHMQ_OBJECT_EVENT)
-		snprintf(buf, size, "%s", s->sleepers_recv ? "w" : "-");
+	const struct kind_view *v = view_of(s->kind);
+
+	if (v->sleepers)
+		v->sleepers(s, buf, size);
 	else
-		snprintf(buf, size, "%s%s", s->sleepers_recv ? "r" : "",
-			 s->sleepers_send   ? "s"
-			 : s->sleepers_recv ? ""
-					    : "-");
+		snprintf(buf, size, "?");
 	return buf;
 }
 
@@ -311,19 +423,23 @@ static int ls_row(struct table *t, const struct shmq_object_info *o, const struc
 {
 	char owner[64], perm[8], cap[16] = "-", slot[16] = "-", depth[16] = "?", hwm[16] = "?";
 	char prod[16] = "?", cons[16] = "?", sleep[16] = "?", numa[16] = "-", type[48];
-	bool q = is_queue(o), live = !s->view_error;
+	bool live = !s->view_error;
+	struct figures f;
 
+	figures_of(o, &f);
 	fmt_user(owner, sizeof(owner), o->owner_uid);
 	snprintf(perm, sizeof(perm), "%04" PRIo32, o->perm);
-	if (q) {
-		fmt_u64(cap, sizeof(cap), o->n_slots);
+	if (f.has_capacity)
+		fmt_u64(cap, sizeof(cap), f.capacity);
+	if (f.has_slot_size)
 		fmt_u64(slot, sizeof(slot), o->slot_size);
-	} else if (o->sem_flags & SHMQ_SEM_ATTR_BOUNDED) {
-		fmt_u64(cap, sizeof(cap), o->sem_max);
-	}
 	if (live) {
-		fmt_u64(depth, sizeof(depth), q ? s->depth : s->value);
-		if (q)
+		/* DEPTH: what the object holds, messages or a value */
+		if (f.has_depth || f.has_value)
+			fmt_u64(depth, sizeof(depth), f.has_depth ? s->depth : s->value);
+		else
+			snprintf(depth, sizeof(depth), "-");
+		if (f.has_depth)
 			fmt_u64(hwm, sizeof(hwm), s->high_water);
 		else
 			snprintf(hwm, sizeof(hwm), "-");
@@ -334,7 +450,7 @@ static int ls_row(struct table *t, const struct shmq_object_info *o, const struc
 	if (o->numa_node >= 0)
 		snprintf(numa, sizeof(numa), "%" PRId32, o->numa_node);
 	/* Quarantine is rare and needs attention: it rides on TYPE, the columns stay. */
-	snprintf(type, sizeof(type), "%s%s", type_name(o),
+	snprintf(type, sizeof(type), "%s%s", f.type,
 		 (o->flags & SHMQ_OBJECT_QUARANTINED) ? ",quarantined" : "");
 	return table_add(t, o->name, kind_short_name(o->kind), type, owner, perm, cap, slot, depth,
 			 hwm, prod, cons, sleep, numa);
@@ -462,7 +578,8 @@ static void show_json(const struct shmq_object_info *o, const struct snapshot *s
 		json_kv_string(&j, "role", buf);
 		kv_u64_or_null(&j, "record", a->record != UINT32_MAX, a->record);
 		json_kv_string(&j, "record_state", rec ? record_state_name(rec->state) : NULL);
-		kv_u64_or_null(&j, "sem_holds", rec && is_sem(o), rec ? rec->sem_holds : 0);
+		kv_u64_or_null(&j, "sem_holds", rec && o->kind == SHMQ_OBJECT_SEM,
+			       rec ? rec->sem_holds : 0);
 		counters_json(&j, "counters", rec ? &rec->c : NULL);
 		json_end_object(&j);
 	}
@@ -478,10 +595,12 @@ static void show_text(const struct shmq_object_info *o, const struct snapshot *s
 					      "STATE",	 "SENT", "RECV", "SLEEPS", "CLIENT"};
 	char user[64], group[64], mem[32], when[64];
 	time_t created = (time_t)(o->created_realtime_ns / 1000000000);
-	bool q = is_queue(o);
+	const struct kind_view *v = view_of(o->kind);
+	struct figures f;
 	struct table t;
 	struct tm tm;
 
+	figures_of(o, &f);
 	fmt_user(user, sizeof(user), o->owner_uid);
 	fmt_group(group, sizeof(group), o->owner_gid);
 	fmt_bytes(mem, sizeof(mem), o->memory_size);
@@ -499,16 +618,8 @@ static void show_text(const struct shmq_object_info *o, const struct snapshot *s
 	printf("  owner:       %s:%s (%" PRIu32 ":%" PRIu32 "), perm %04" PRIo32 "\n", user, group,
 	       o->owner_uid, o->owner_gid, o->perm);
 	printf("  created:     %s\n", when);
-	if (q)
-		printf("  geometry:    %s, %" PRIu32 " slots of %" PRIu32 " bytes\n", type_name(o),
-		       o->n_slots, o->slot_size);
-	else if (o->kind == SHMQ_OBJECT_EVENT)
-		printf("  event:       created %s\n", o->event_initial ? "set" : "clear");
-	else if (o->sem_flags & SHMQ_SEM_ATTR_BOUNDED)
-		printf("  semaphore:   %s, initial %" PRIu32 ", at most %" PRIu32 "\n",
-		       type_name(o), o->sem_initial, o->sem_max);
-	else
-		printf("  semaphore:   %s, initial %" PRIu32 "\n", type_name(o), o->sem_initial);
+	if (v->show_geometry)
+		v->show_geometry(o, &f);
 	printf("  memory:      %s (%" PRIu64 " bytes)%s", mem, o->memory_size,
 	       (o->flags & SHMQ_OBJECT_HUGEPAGES) ? ", huge pages" : "");
 	if (o->numa_node >= 0)
@@ -517,23 +628,8 @@ static void show_text(const struct shmq_object_info *o, const struct snapshot *s
 	if (s->view_error) {
 		printf("  live state:  not viewable: %s\n", shmq_strerror(s->view_error));
 	} else {
-		if (q) {
-			printf("  depth:       %" PRIu32 " of %" PRIu32 " (high-water mark %" PRIu32
-			       ")\n",
-			       s->depth, s->capacity, s->high_water);
-			printf("  sleepers:    receivers %s, senders %s\n",
-			       s->sleepers_recv ? "yes" : "no", s->sleepers_send ? "yes" : "no");
-			printf("  repairs:     %" PRIu32 " slots, %" PRIu64 " tombstones skipped\n",
-			       s->repairs, s->tombstones);
-		} else if (o->kind == SHMQ_OBJECT_EVENT) {
-			printf("  state:       %s; sleepers %s\n", s->value ? "set" : "clear",
-			       s->sleepers_recv ? "yes" : "no");
-		} else {
-			printf("  value:       %" PRIu32 ", %" PRIu32 " waiting\n", s->value,
-			       s->waiters);
-			printf("  repairs:     %" PRIu32 " dead holders' tokens posted back\n",
-			       s->repairs);
-		}
+		if (v->show_live)
+			v->show_live(s);
 		printf("  counters:    sent %" PRIu64 ", received %" PRIu64 ", full %" PRIu64
 		       ", empty %" PRIu64 ", sleeps %" PRIu64 ", wakes %" PRIu64 "\n",
 		       s->total.sent, s->total.received, s->total.full, s->total.empty,
@@ -763,17 +859,19 @@ static void top_print_json(const struct top_row *rows, size_t n, long iteration,
 	json_begin_array(&j);
 	for (size_t i = 0; i < n; i++) {
 		const struct top_row *r = &rows[i];
-		bool live = !r->snap.view_error, q = is_queue(&r->info);
+		bool live = !r->snap.view_error;
+		struct figures f;
 
+		figures_of(&r->info, &f);
 		json_begin_object(&j);
 		json_kv_string(&j, "name", r->info.name);
 		json_kv_u64(&j, "id", r->info.object_id);
 		json_kv_string(&j, "kind", kind_name(r->info.kind));
 		json_kv_bool(&j, "viewable", live);
-		kv_u64_or_null(&j, "depth", live && q, r->snap.depth);
-		kv_u64_or_null(&j, "capacity", q, r->info.n_slots);
-		kv_u64_or_null(&j, "high_water", live && q, r->snap.high_water);
-		kv_u64_or_null(&j, "value", live && has_value(&r->info), r->snap.value);
+		kv_u64_or_null(&j, "depth", live && f.has_depth, r->snap.depth);
+		kv_u64_or_null(&j, "capacity", f.has_slot_size, r->info.n_slots);
+		kv_u64_or_null(&j, "high_water", live && f.has_depth, r->snap.high_water);
+		kv_u64_or_null(&j, "value", live && f.has_value, r->snap.value);
 		kv_u64_or_null(&j, "sent", live, r->snap.total.sent);
 		kv_u64_or_null(&j, "received", live, r->snap.total.received);
 		if (live && r->have_rate) {
@@ -785,10 +883,11 @@ static void top_print_json(const struct top_row *rows, size_t n, long iteration,
 		}
 		kv_u64_or_null(&j, "producers", live, r->snap.producers);
 		kv_u64_or_null(&j, "consumers", live, r->snap.consumers);
-		kv_bool_or_null(&j, "sleepers_recv", live && !is_sem(&r->info),
+		kv_bool_or_null(&j, "sleepers_recv", live && f.has_sleepers_recv,
 				r->snap.sleepers_recv);
-		kv_bool_or_null(&j, "sleepers_send", live && q, r->snap.sleepers_send);
-		kv_u64_or_null(&j, "waiters", live && is_sem(&r->info), r->snap.waiters);
+		kv_bool_or_null(&j, "sleepers_send", live && f.has_sleepers_send,
+				r->snap.sleepers_send);
+		kv_u64_or_null(&j, "waiters", live && f.has_waiters, r->snap.waiters);
 		json_end_object(&j);
 	}
 	json_end_array(&j);
@@ -818,15 +917,20 @@ static void top_print_text(struct shmq_client *c, const struct top_row *rows, si
 	for (size_t i = 0; i < n; i++) {
 		const struct top_row *r = &rows[i];
 		const struct snapshot *s = &r->snap;
-		bool live = !s->view_error, q = is_queue(&r->info);
-		char depth[16] = "?", cap[16] = "-", hwm[16] = "-", sr[24] = "?", rr[24] = "?";
+		bool live = !s->view_error;
+		char depth[16] = "-", cap[16] = "-", hwm[16] = "-", sr[24] = "?", rr[24] = "?";
 		char prod[16] = "?", cons[16] = "?", sl[16] = "?";
+		struct figures f;
 
-		if (q)
+		figures_of(&r->info, &f);
+		if (f.has_slot_size)
 			fmt_u64(cap, sizeof(cap), r->info.n_slots);
+		if (!live)
+			snprintf(depth, sizeof(depth), "?");
 		if (live) {
-			fmt_u64(depth, sizeof(depth), q ? s->depth : s->value);
-			if (q)
+			if (f.has_depth || f.has_value)
+				fmt_u64(depth, sizeof(depth), f.has_depth ? s->depth : s->value);
+			if (f.has_depth)
 				fmt_u64(hwm, sizeof(hwm), s->high_water);
 			snprintf(sr, sizeof(sr), "%.0f", r->send_rate);
 			snprintf(rr, sizeof(rr), "%.0f", r->recv_rate);
@@ -1055,17 +1159,20 @@ static int create_print(struct ctl *ctl, struct shmq_client *c, const char *name
 		json_finish(&j);
 	} else {
 		fmt_bytes(mem, sizeof(mem), o.memory_size);
-		if (is_queue(&o))
+		struct figures f;
+
+		figures_of(&o, &f);
+		if (o.kind == SHMQ_OBJECT_QUEUE)
 			printf("created queue '%s': %s, %" PRIu32 " slots of %" PRIu32
 			       " bytes, perm %04" PRIo32 ", %s\n",
-			       o.name, type_name(&o), o.n_slots, o.slot_size, o.perm, mem);
+			       o.name, f.type, o.n_slots, o.slot_size, o.perm, mem);
 		else if (o.kind == SHMQ_OBJECT_EVENT)
 			printf("created event '%s': %s, perm %04" PRIo32 "\n", o.name,
 			       o.event_initial ? "set" : "clear", o.perm);
 		else
 			printf("created semaphore '%s': %s, value %" PRIu32 ", perm %04" PRIo32
 			       "\n",
-			       o.name, type_name(&o), o.sem_initial, o.perm);
+			       o.name, f.type, o.sem_initial, o.perm);
 	}
 	snapshot_fini(&s);
 	return 0;
