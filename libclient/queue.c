@@ -190,9 +190,18 @@ SHMQ_API int shmq_queue_recv_wait(struct shmq_queue *q, void *buf, size_t size,
 	return shmq__ring_recv_wait(&q->ring, buf, size, deadline_ns);
 }
 
+/* Every iovec names memory or is empty: a NULL base with a length is refused whole. */
+static bool iovecs_ok(const struct iovec *msgs, unsigned int n)
+{
+	for (unsigned int i = 0; i < n; i++)
+		if (!msgs[i].iov_base && msgs[i].iov_len)
+			return false;
+	return true;
+}
+
 SHMQ_API int shmq_queue_send_batch(struct shmq_queue *q, const struct iovec *msgs, unsigned int n)
 {
-	if (!q || (!msgs && n))
+	if (!q || (!msgs && n) || (msgs && !iovecs_ok(msgs, n)))
 		return -EINVAL;
 	if (!q->can_send)
 		return -EBADF;
@@ -201,7 +210,7 @@ SHMQ_API int shmq_queue_send_batch(struct shmq_queue *q, const struct iovec *msg
 
 SHMQ_API int shmq_queue_recv_batch(struct shmq_queue *q, struct iovec *msgs, unsigned int n)
 {
-	if (!q || (!msgs && n))
+	if (!q || (!msgs && n) || (msgs && !iovecs_ok(msgs, n)))
 		return -EINVAL;
 	if (!q->can_recv)
 		return -EBADF;

@@ -343,7 +343,9 @@ SHMQ_API int shmq_queue_recv_wait(struct shmq_queue *q, void *buf, size_t size,
  *
  * Context: one sending thread per handle; never blocks.
  * Return: number sent (0 when full); -EMSGSIZE the first is too large
- *         (a later one stops the batch before it); -EBADF; -EBADMSG.
+ *         (a later one stops the batch before it); -EINVAL @msgs NULL with
+ *         @n > 0, or an iov_base NULL with iov_len > 0 (nothing sent);
+ *         -EBADF; -EBADMSG.
  */
 SHMQ_API int shmq_queue_send_batch(struct shmq_queue *q, const struct iovec *msgs, unsigned int n);
 
@@ -355,7 +357,8 @@ SHMQ_API int shmq_queue_send_batch(struct shmq_queue *q, const struct iovec *msg
  *
  * Context: one receiving thread per handle; never blocks.
  * Return: number received (0 when empty); -EMSGSIZE/-EBADMSG for a bad
- *         first message (consumed); -EBADF.
+ *         first message (consumed); -EINVAL @msgs NULL with @n > 0, or an
+ *         iov_base NULL with iov_len > 0 (nothing received); -EBADF.
  */
 SHMQ_API int shmq_queue_recv_batch(struct shmq_queue *q, struct iovec *msgs, unsigned int n);
 

@@ -481,3 +481,31 @@ Test(exchange, worker_pool_example_runs_every_job_within_its_semaphore_limit)
 	cr_assert(le(uint, max, 2), "%s", out[0]);
 	t_daemon_fini(&d);
 }
+
+Test(exchange, batches_with_a_null_buffer_of_nonzero_length_are_refused_whole)
+{
+	struct shmq_queue_attr a = {.size = sizeof(a),
+				    .n_slots = 8,
+				    .slot_size = 64,
+				    .mode = SHMQ_MPMC,
+				    .numa_node = -1};
+	struct shmq_client *c = t_connect(&d);
+	char one[8] = "one", buf[64];
+	struct iovec tx[2] = {{one, 3}, {NULL, 5}}, rx[2] = {{buf, sizeof(buf)}, {NULL, 8}};
+	struct shmq_queue *q;
+
+	T_OK(shmq_queue_open(c, "iov", SHMQ_CREATE | SHMQ_SEND | SHMQ_RECV, &a, &q));
+	/* Used to segfault in the copy; nothing of the batch may go out. */
+	T_ERR(shmq_queue_send_batch(q, tx, 2), -EINVAL);
+	T_ERR(shmq_queue_recv(q, buf, sizeof(buf)), -EAGAIN);
+	tx[1] = (struct iovec){NULL, 0}; /* an empty message needs no buffer */
+	cr_assert(eq(int, shmq_queue_send_batch(q, tx, 2), 2));
+	T_ERR(shmq_queue_recv_batch(q, rx, 2), -EINVAL);
+	rx[1] = (struct iovec){buf + 32, 32};
+	cr_assert(eq(int, shmq_queue_recv_batch(q, rx, 2), 2));
+	cr_assert(eq(u64, rx[0].iov_len, 3));
+	cr_assert(eq(u64, rx[1].iov_len, 0));
+	T_OK(shmq_queue_close(q));
+	T_OK(shmq_client_close(c));
+	t_daemon_fini(&d);
+}
