@@ -303,7 +303,12 @@ static int call(struct shmq_client *c, uint16_t op, const void *body, size_t bod
 
 	/* At most two reconnects: the daemon restarting twice within one call is enough. */
 	for (int attempt = 0;; attempt++) {
-		bool retry = !c->reconnecting && attempt < 2;
+		/*
+		 * Never a HELLO: the reconnect that a retry makes says HELLO
+		 * itself, and a replayed one is a second HELLO (-EINVAL).
+		 * shmq_client_connect() retries its first one whole.
+		 */
+		bool retry = !c->reconnecting && attempt < 2 && op != SHMQ_OP_HELLO;
 
 		r = ensure_session(c, deadline_ns);
 		if (r < 0)
@@ -661,6 +666,22 @@ SHMQ_API int shmq_client_connect(const char *path, struct shmq_client **ret)
 	}
 	memcpy(c->path, sa.sun_path, sizeof(c->path));
 	r = c->fd < 0 ? c->fd : hello(c);
+	/*
+	 * The daemon died with our HELLO unanswered: within the call's budget,
+	 * connect again, waiting for a restarted daemon, and say HELLO anew.
+	 */
+	while (r == -ECONNRESET && shmq__now_ns() < deadline_ns) {
+		close(c->fd);
+		c->fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+		if (c->fd < 0) {
+			r = -errno;
+			break;
+		}
+		c->dead = 0;
+		r = connect_until(c->fd, &sa, deadline_ns, true);
+		if (r == 0)
+			r = hello(c);
+	}
 	if (r < 0)
 		goto fail;
 	*ret = c;

@@ -196,6 +196,8 @@ SHMQ_API uint64_t shmq_deadline_after(uint64_t timeout_ns);
  * Context: blocks for one round trip.  The client is thread-safe: control
  * calls from several threads are serialized.  A client and its handles
  * belong to the process that made them: a forked child connects its own.
+ * If the daemon dies before it answers, the connect waits for one to come
+ * up on the same socket and says HELLO to it, within the 5 s budget.
  * If the daemon restarts, the next control call on @c reconnects to @path
  * and takes every open handle back (REATTACH); see libshmq(3).
  * Return: 0; -ENOENT or -ECONNREFUSED no daemon there; -EACCES; -EINVAL

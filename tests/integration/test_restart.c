@@ -938,3 +938,50 @@ Test(fdstore, fd_store_without_systemd_is_refused)
 	cr_assert(eq(int, status, 1), "status %d: %s", status, out);
 	cr_assert(strstr(out, "needs systemd") != NULL, "%s", out);
 }
+
+/* --- A connect whose HELLO the daemon never answered --- */
+
+struct connector {
+	const char *sock;
+	int r;
+	int status;
+};
+
+static int connect_once(void *arg)
+{
+	struct connector *k = arg;
+	struct shmq_daemon_status st = {.size = sizeof(st)};
+	struct shmq_client *c;
+
+	k->r = shmq_client_connect(k->sock, &c);
+	if (k->r == 0) {
+		k->status = shmq_daemon_status(c, &st);
+		shmq_client_close(c);
+	}
+	return 0;
+}
+
+/*
+ * The daemon stops (SIGSTOP) with the HELLO queued, is killed, and a new
+ * one comes up on the same socket: the connect says HELLO again to the new
+ * daemon, within its budget, and never replays the first one (which the
+ * new daemon would refuse as a second HELLO, -EINVAL).
+ */
+Test(restart, a_connect_cut_off_by_the_daemons_death_says_hello_to_the_next_one)
+{
+	struct connector *k = t_shared_alloc(sizeof(*k));
+	pid_t pid;
+
+	*k = (struct connector){.sock = d.sock, .r = 1, .status = 1};
+	t_daemon_signal(&d, SIGSTOP);
+	pid = t_fork_child(connect_once, k);
+	t_sleep_ms(100); /* the connect is in, its HELLO unanswered */
+	t_daemon_kill(&d);
+	t_sleep_ms(200);
+	t_daemon_restart(&d);
+	cr_assert(eq(int, t_wait_peer_ms(pid, 10000), 0));
+	cr_assert(eq(int, k->r, 0), "connect: %s", strerror(-k->r));
+	cr_assert(eq(int, k->status, 0), "status on the new daemon: %s", strerror(-k->status));
+	t_daemon_fini(&d);
+	rm_state();
+}
