@@ -63,11 +63,16 @@ struct shmq_event;
 
 /* --- Open flags (shmq_queue_open(), shmq_sem_open(), shmq_event_open()) --- */
 
-#define SHMQ_CREATE    (1u << 0) /* create the object if it does not exist */
-#define SHMQ_EXCL      (1u << 1) /* with SHMQ_CREATE: fail with -EEXIST if it exists */
-#define SHMQ_SEND      (1u << 2) /* queue: this handle sends */
-#define SHMQ_RECV      (1u << 3) /* queue: this handle receives */
-#define SHMQ_VIEW      (1u << 4) /* read-only view: depth and counters only */
+#define SHMQ_CREATE (1u << 0) /* create the object if it does not exist */
+#define SHMQ_EXCL   (1u << 1) /* with SHMQ_CREATE: fail with -EEXIST if it exists */
+#define SHMQ_SEND   (1u << 2) /* queue: this handle sends */
+#define SHMQ_RECV   (1u << 3) /* queue: this handle receives */
+/*
+ * Read-only view: the whole segment mapped PROT_READ, messages included, so
+ * read permission on a queue lets a user read what is queued (as with SysV
+ * message queues); a view can change nothing.
+ */
+#define SHMQ_VIEW      (1u << 4)
 #define SHMQ_HUGEPAGES (1u << 5) /* create: back the queue with huge pages */
 
 /* Queue modes (struct shmq_queue_attr.mode). */
@@ -293,7 +298,8 @@ SHMQ_API int shmq_queue_close(struct shmq_queue *q);
  * A successful send happens-before the receive that returns the message.
  * Context: one sending thread per handle.
  * Return: 0; -EAGAIN full; -EMSGSIZE; -EBADF not opened for sending;
- *         -EBADMSG corrupt queue.
+ *         -EINVAL @msg NULL with @len > 0, or a reservation is open on @q
+ *         (shmq_queue_reserve()); -EBADMSG corrupt queue.
  */
 SHMQ_API int shmq_queue_send(struct shmq_queue *q, const void *msg, size_t len);
 
@@ -306,7 +312,8 @@ SHMQ_API int shmq_queue_send(struct shmq_queue *q, const void *msg, size_t len);
  *
  * Spins briefly, then sleeps on a futex; never returns -EINTR.
  * Context: one sending thread per handle; may block.
- * Return: 0; -ETIMEDOUT; -EMSGSIZE; -EBADF; -EBADMSG.
+ * Return: 0; -ETIMEDOUT; -EMSGSIZE; -EBADF; -EINVAL as shmq_queue_send();
+ *         -EBADMSG.
  */
 SHMQ_API int shmq_queue_send_wait(struct shmq_queue *q, const void *msg, size_t len,
 				  uint64_t deadline_ns);
@@ -319,7 +326,8 @@ SHMQ_API int shmq_queue_send_wait(struct shmq_queue *q, const void *msg, size_t 
  *
  * Context: one receiving thread per handle.
  * Return: the message length (>= 0); -EAGAIN empty; -EMSGSIZE; -EBADF;
- *         -EBADMSG (the corrupt slot was consumed).
+ *         -EINVAL @buf NULL with @size > 0, or a peek is open on @q
+ *         (shmq_queue_peek()); -EBADMSG (the corrupt slot was consumed).
  */
 SHMQ_API int shmq_queue_recv(struct shmq_queue *q, void *buf, size_t size);
 
@@ -332,7 +340,8 @@ SHMQ_API int shmq_queue_recv(struct shmq_queue *q, void *buf, size_t size);
  *
  * Context: one receiving thread per handle; may block.  An idle waiter
  * past its spin budget sleeps in the kernel and uses no CPU.
- * Return: the message length; -ETIMEDOUT; -EMSGSIZE; -EBADF; -EBADMSG.
+ * Return: the message length; -ETIMEDOUT; -EMSGSIZE; -EBADF; -EINVAL as
+ *         shmq_queue_recv(); -EBADMSG.
  */
 SHMQ_API int shmq_queue_recv_wait(struct shmq_queue *q, void *buf, size_t size,
 				  uint64_t deadline_ns);
