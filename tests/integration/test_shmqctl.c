@@ -299,6 +299,30 @@ Test(shmqctl, create_makes_queues_and_semaphores_with_the_given_geometry)
 	finish();
 }
 
+Test(shmqctl, an_unlinked_object_still_attached_never_shows_its_successors_figures)
+{
+	struct shmq_queue *old = queue_new("dup", SHMQ_MPMC, SHMQ_SEND);
+	struct shmq_queue *new;
+
+	T_OK(shmq_queue_send(old, "a", 1));
+	T_OK(shmq_queue_send(old, "b", 1));
+	T_OK(shmq_unlink(c, "dup"));
+	new = queue_new("dup", SHMQ_MPMC, SHMQ_SEND); /* the name again, empty */
+	cr_assert(eq(int, ctl("ls", "--json", NULL), 0), "%s", out);
+	py_check(out, false,
+		 "o = sorted((x for x in d['objects'] if x['name'] == 'dup'), key=lambda x: "
+		 "x['id'])\n"
+		 "assert len(o) == 2, o\n"
+		 "assert o[0]['unlinked'] is True and o[0]['viewable'] is False, o[0]\n"
+		 "assert o[0]['depth'] is None and 'another object' in o[0]['view_error']\n"
+		 "assert o[1]['unlinked'] is False and o[1]['depth'] == 0\n");
+	cr_assert(eq(int, ctl("ls", NULL), 0), "%s", out);
+	cr_assert(strstr(out, "mpmc,unlinked") != NULL, "no unlinked marker: %s", out);
+	T_OK(shmq_queue_close(old));
+	T_OK(shmq_queue_close(new));
+	finish();
+}
+
 Test(shmqctl, ls_shows_every_object_with_live_depth_and_attachments)
 {
 	struct shmq_queue *q = queue_new("lq", SHMQ_MPMC, SHMQ_SEND);

@@ -191,9 +191,12 @@ struct snapshot {
  * Map @name read-only through the daemon and read its live state.  A view
  * that cannot be had (-EACCES, -EBADMSG...) is not an error of this call:
  * it is reported in @ret->view_error, with every live figure zero.
+ * @object_id: the object the caller listed, or 0 for whatever the name is
+ * now; a name that leads to another object (the listed one was unlinked
+ * and the name reused) is view_error -ESTALE.
  * Return: 0; -ENOMEM.
  */
-int snapshot_take(struct shmq_client *c, const char *name, unsigned int flags,
+int snapshot_take(struct shmq_client *c, const char *name, uint64_t object_id, unsigned int flags,
 		  struct snapshot *ret);
 void snapshot_fini(struct snapshot *s);
 

@@ -176,7 +176,8 @@ static void (*const readers[SHMQ_KIND_LIMIT])(const struct shmq_segment *seg,
 	[SHMQ_KIND_EVENT] = read_event,
 };
 
-int snapshot_take(struct shmq_client *c, const char *name, unsigned int flags, struct snapshot *ret)
+int snapshot_take(struct shmq_client *c, const char *name, uint64_t object_id, unsigned int flags,
+		  struct snapshot *ret)
 {
 	struct shmq_segment seg;
 	struct shmq_view *v = NULL;
@@ -191,6 +192,12 @@ int snapshot_take(struct shmq_client *c, const char *name, unsigned int flags, s
 	/* The mapping is PROT_READ: attach only reads, whatever its prototype says. */
 	if (r == 0)
 		r = shmq__segment_attach((void *)base, size, &seg);
+	/*
+	 * A view opens by name, and an unlinked object's name may belong to a
+	 * new object by now: never show that one's figures as this one's.
+	 */
+	if (r == 0 && object_id && seg.hdr->object_id != object_id)
+		r = -ESTALE;
 	if (r < 0) {
 		ret->view_error = r;
 		shmq_view_close(v);

@@ -69,6 +69,14 @@ static int objects_get(struct shmq_client *c, const char *name, struct objects *
 	return 0;
 }
 
+/* Why an object's live figures cannot be shown. */
+static const char *view_error_text(int r)
+{
+	if (r == -ESTALE) /* snapshot_take(): the name leads to another object now */
+		return "unlinked, and its name now belongs to another object";
+	return shmq_strerror(r);
+}
+
 /* --- What each kind shows --- */
 
 /*
@@ -285,7 +293,7 @@ static void object_json(struct json *j, const struct shmq_object_info *o, const 
 	kv_bool_or_null(j, "event_initial", o->kind == SHMQ_OBJECT_EVENT, o->event_initial);
 
 	json_kv_bool(j, "viewable", live);
-	json_kv_string(j, "view_error", live ? NULL : shmq_strerror(s->view_error));
+	json_kv_string(j, "view_error", live ? NULL : view_error_text(s->view_error));
 	kv_u64_or_null(j, "depth", live && f.has_depth, s->depth);
 	kv_u64_or_null(j, "high_water", live && f.has_depth, s->high_water);
 	kv_u64_or_null(j, "value", live && f.has_value, s->value);
@@ -450,7 +458,8 @@ static int ls_row(struct table *t, const struct shmq_object_info *o, const struc
 	if (o->numa_node >= 0)
 		snprintf(numa, sizeof(numa), "%" PRId32, o->numa_node);
 	/* Quarantine is rare and needs attention: it rides on TYPE, the columns stay. */
-	snprintf(type, sizeof(type), "%s%s", f.type,
+	snprintf(type, sizeof(type), "%s%s%s", f.type,
+		 (o->flags & SHMQ_OBJECT_UNLINKED) ? ",unlinked" : "",
 		 (o->flags & SHMQ_OBJECT_QUARANTINED) ? ",quarantined" : "");
 	return table_add(t, o->name, kind_short_name(o->kind), type, owner, perm, cap, slot, depth,
 			 hwm, prod, cons, sleep, numa);
@@ -480,7 +489,7 @@ int verb_ls(struct ctl *ctl)
 	for (size_t i = 0; i < l.n && r == 0; i++) {
 		struct snapshot s;
 
-		r = snapshot_take(c, l.v[i].name, 0, &s);
+		r = snapshot_take(c, l.v[i].name, l.v[i].object_id, 0, &s);
 		if (r < 0)
 			break;
 		if (ctl->json) {
@@ -626,7 +635,7 @@ static void show_text(const struct shmq_object_info *o, const struct snapshot *s
 		printf(", NUMA node %" PRId32, o->numa_node);
 	printf("\n  handles:     %" PRIu32 "\n", o->n_attached);
 	if (s->view_error) {
-		printf("  live state:  not viewable: %s\n", shmq_strerror(s->view_error));
+		printf("  live state:  not viewable: %s\n", view_error_text(s->view_error));
 	} else {
 		if (v->show_live)
 			v->show_live(s);
@@ -682,7 +691,7 @@ int verb_show(struct ctl *ctl)
 		shmq_client_close(c);
 		return EXIT_FAILURE;
 	}
-	r = snapshot_take(c, l.v[0].name, SNAP_RECORDS, &s);
+	r = snapshot_take(c, l.v[0].name, l.v[0].object_id, SNAP_RECORDS, &s);
 	if (r < 0)
 		ctl_error(r, "'%s'", l.v[0].name);
 	if (r == 0) {
@@ -965,7 +974,7 @@ static int top_sample(struct shmq_client *c, const struct top_prev *prev, size_t
 		struct top_row *row = &rows[i];
 
 		row->info = l.v[i];
-		r = snapshot_take(c, l.v[i].name, 0, &row->snap);
+		r = snapshot_take(c, l.v[i].name, l.v[i].object_id, 0, &row->snap);
 		if (r < 0) {
 			free(rows);
 			free(l.v);
@@ -1082,7 +1091,7 @@ int verb_check(struct ctl *ctl)
 		const char *detail = NULL;
 		struct snapshot s;
 
-		r = snapshot_take(c, o->name, SNAP_CHECK, &s);
+		r = snapshot_take(c, o->name, o->object_id, SNAP_CHECK, &s);
 		if (r < 0)
 			break;
 		if (!s.view_error && !s.check && (o->flags & SHMQ_OBJECT_QUARANTINED)) {
@@ -1099,7 +1108,7 @@ int verb_check(struct ctl *ctl)
 		} else {
 			/* Not ours to read: skipped in a sweep, a failure when asked by name. */
 			res = s.view_error == -EACCES && !only ? CHECK_SKIPPED : CHECK_ERROR;
-			detail = shmq_strerror(s.view_error);
+			detail = view_error_text(s.view_error);
 		}
 		count[res]++;
 		if (ctl->json) {
@@ -1148,7 +1157,7 @@ static int create_print(struct ctl *ctl, struct shmq_client *c, const char *name
 
 	r = shmq_object_stat(c, name, &o);
 	if (r == 0)
-		r = snapshot_take(c, name, 0, &s);
+		r = snapshot_take(c, name, o.object_id, 0, &s);
 	if (r < 0)
 		return ctl_error(r, "'%s' after creating it", name);
 	if (ctl->json) {
