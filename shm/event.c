@@ -191,11 +191,9 @@ static int event_repair(const struct shmq_segment *seg, uint32_t index,
 			struct shmq_kind_repair *ret)
 {
 	struct shmq_event_shm *e = seg->object;
-	uint32_t v = load_relaxed(&e->ec);
 
 	(void)index; /* any session's death may have left it: the repair is a spare wake */
-	if ((v & SHMQ_EC_WAITERS) && shmq__ec_wake(&e->ec, v))
-		ret->woken++;
+	ret->woken += shmq__ec_wake_all(&e->ec);
 	return ret->woken > 0;
 }
 
@@ -226,7 +224,6 @@ const struct shmq_kind shmq__kind_event = {
 	.id = SHMQ_KIND_EVENT,
 	.name = "event",
 	.short_name = "event",
-	.roles = SHMQ_ROLE_USER,
 	.events = SHMQ_KIND_EV_RECV,
 	.invariants = "nothing (every event word is valid)",
 	.object_size = sizeof(struct shmq_event_shm),

@@ -17,6 +17,13 @@ bool shmq__ec_wake(_Atomic uint32_t *ec, uint32_t v)
 	return true;
 }
 
+bool shmq__ec_wake_all(_Atomic uint32_t *ec)
+{
+	uint32_t v = load_relaxed(ec); /* the CAS in shmq__ec_wake() validates it */
+
+	return (v & SHMQ_EC_WAITERS) && shmq__ec_wake(ec, v);
+}
+
 uint32_t shmq__ec_prepare(_Atomic uint32_t *ec, bool *ret_bounded)
 {
 	/* (a) announce; the returned value is the key the kernel compares. */

@@ -75,6 +75,14 @@
 bool shmq__ec_wake(_Atomic uint32_t *ec, uint32_t v);
 
 /*
+ * (f) without a publish, for a repair: a session killed asleep leaves the
+ * sleeper bit set, and every later notify pays a FUTEX_WAKE of nobody.
+ * Clear it the way a waker does; live sleepers get one spare wake-up,
+ * re-check and announce again.  Return: true when sleepers were woken.
+ */
+bool shmq__ec_wake_all(_Atomic uint32_t *ec);
+
+/*
  * (d)..(f), after the caller published: wake every sleeper announced on @ec.
  * @asym: this process registered for the asymmetric fence (shm/barrier.h).
  * Return: true when a FUTEX_WAKE was issued (for the caller's counters).

@@ -9,7 +9,7 @@
  * session records, formatting, attaching, validation, repair on death,
  * asynchronous waits -- is written once, and asks the kind's descriptor for
  * what differs: the size and geometry of its control block and of the area
- * after it, how to format it, which session roles it grants, its
+ * after it, how to format it, its
  * invariants, what to undo when a session dies, and how to wait for it.
  * The shared code never branches on the kind; an unknown kind is -EINVAL
  * (or -EBADMSG, read from a segment) in exactly one place: shmq__kind().
@@ -71,7 +71,6 @@ struct shmq_kind {
 	uint16_t id;		/* SHMQ_KIND_* */
 	const char *name;	/* "queue", "semaphore": logs, JSON */
 	const char *short_name; /* "queue", "sem": table columns */
-	uint32_t roles;		/* SHMQ_ROLE_* a session record may hold, views aside */
 	uint32_t events;	/* SHMQ_KIND_EV_* an asynchronous wait may ask for */
 	const char *invariants; /* what check() validates, for reports */
 	uint64_t object_size;	/* bytes of the control block */

@@ -12,7 +12,7 @@
 void shmq__owner_init(struct shmq_owner_journal *j, uint32_t index, _Atomic uint32_t *count,
 		      _Atomic uint32_t *pending)
 {
-	j->tag = count ? (index + 1) << SHMQ_OWNER_FIELD_SHIFT : 0;
+	j->tag = count ? shmq__owner_field(index) : 0;
 	j->count = count;
 	j->pending = pending;
 	atomic_flag_clear_explicit(&j->lock, memory_order_relaxed); /* before any use */
@@ -82,7 +82,7 @@ int shmq__owner_wait(_Atomic uint32_t *word, uint32_t *w)
 uint32_t shmq__owner_resolve(_Atomic uint32_t *word, uint32_t index, _Atomic uint32_t *count,
 			     _Atomic uint32_t *pending, uint32_t *ret_word)
 {
-	uint32_t tag = (index + 1) << SHMQ_OWNER_FIELD_SHIFT;
+	uint32_t tag = shmq__owner_field(index);
 	/* A7: the dead process's last release (U2 or U4) */
 	uint32_t w = load_acquire(word);
 	/* U5: the journal says which count is true. */

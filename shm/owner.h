@@ -92,6 +92,12 @@ static inline uint32_t shmq__owner_of(uint32_t w)
 	return w & SHMQ_OWNER_FIELD_MASK;
 }
 
+/* The owner field that names session record @index (its tag, index + 1). */
+static inline uint32_t shmq__owner_field(uint32_t index)
+{
+	return (index + 1) << SHMQ_OWNER_FIELD_SHIFT;
+}
+
 /* The session tag (index + 1) behind an owner field, for lookups. */
 static inline uint32_t shmq__owner_index1(uint32_t own)
 {

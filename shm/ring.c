@@ -1199,18 +1199,11 @@ static int queue_repair(const struct shmq_segment *seg, uint32_t index,
 		r = shmq__ring_repair_session(&ring, index + 1, &rep);
 	ret->tombstoned = rep.tombstoned;
 	ret->redelivered = rep.redelivered;
-	/*
-	 * A session killed asleep leaves its eventcount's sleeper bit set, and
-	 * the next publish pays a FUTEX_WAKE of nobody.  Clear it the way a
-	 * waker does (shm/eventcount.h, (f)): live sleepers of that direction
-	 * get one spare wake-up, re-check and announce again.
-	 */
-	if (r >= 0 && (role & SHMQ_ROLE_CONSUMER) &&
-	    (load_relaxed(&ring.q->ec_recv) & SHMQ_EC_WAITERS))
-		ret->woken += shmq__ec_wake(&ring.q->ec_recv, load_relaxed(&ring.q->ec_recv));
-	if (r >= 0 && (role & SHMQ_ROLE_PRODUCER) &&
-	    (load_relaxed(&ring.q->ec_send) & SHMQ_EC_WAITERS))
-		ret->woken += shmq__ec_wake(&ring.q->ec_send, load_relaxed(&ring.q->ec_send));
+	/* A session killed asleep leaves the sleeper bit of the direction it used. */
+	if (r >= 0 && (role & SHMQ_ROLE_CONSUMER))
+		ret->woken += shmq__ec_wake_all(&ring.q->ec_recv);
+	if (r >= 0 && (role & SHMQ_ROLE_PRODUCER))
+		ret->woken += shmq__ec_wake_all(&ring.q->ec_send);
 	return r < 0 ? r : r > 0 || ret->woken > 0;
 }
 
@@ -1246,7 +1239,6 @@ const struct shmq_kind shmq__kind_queue = {
 	.id = SHMQ_KIND_QUEUE,
 	.name = "queue",
 	.short_name = "queue",
-	.roles = SHMQ_ROLE_PRODUCER | SHMQ_ROLE_CONSUMER,
 	.events = SHMQ_KIND_EV_RECV | SHMQ_KIND_EV_SEND,
 	.invariants = "ring indices and slot turns",
 	.object_size = sizeof(struct shmq_queue_shm),

@@ -159,9 +159,9 @@ static void announce(struct shmq_sem *sem)
 {
 	/* W1: seq_cst, store-buffering with P1/P2 in shmq__sem_post() (see top) */
 	fetch_add_seq_cst(&sem->s->n_waiters, 1);
+	/* own record; the daemon reads it only after our death */
 	if (sem->waiting)
-		fetch_add_relaxed(sem->waiting,
-				  1); /* own record; the daemon reads it after our death */
+		fetch_add_relaxed(sem->waiting, 1);
 }
 
 static void withdraw(struct shmq_sem *sem)
@@ -400,7 +400,7 @@ int shmq__sem_undo(struct shmq_sem *sem, struct shmq_session_shm *rec, uint32_t 
 		   uint32_t *ret_posted)
 {
 	struct shmq_sem_shm *s = sem->s;
-	uint32_t tag = (index + 1) << SHMQ_OWNER_FIELD_SHIFT;
+	uint32_t tag = shmq__owner_field(index);
 	uint32_t w, holds, add = 0;
 	int r = 0;
 
@@ -580,9 +580,9 @@ static int sem_repair(const struct shmq_segment *seg, uint32_t index, struct shm
 	ret->waiters = drop_dead_waiters(sem.s, rec);
 	if (seg->geom.sem.flags & SHMQ_SEM_UNDO) {
 		r = shmq__sem_undo(&sem, rec, index, &posted);
+		/* a statistic; the daemon alone writes it */
 		if (posted)
-			fetch_add_relaxed(&sem.s->repairs,
-					  1); /* statistic; the daemon alone writes it */
+			fetch_add_relaxed(&sem.s->repairs, 1);
 	}
 	ret->posted = posted;
 	return r < 0 ? r : posted > 0 || ret->waiters > 0;
@@ -614,7 +614,6 @@ const struct shmq_kind shmq__kind_sem = {
 	.id = SHMQ_KIND_SEM,
 	.name = "semaphore",
 	.short_name = "sem",
-	.roles = SHMQ_ROLE_SEM,
 	.events = SHMQ_KIND_EV_RECV,
 	.invariants = "semaphore value and waiter count",
 	.object_size = sizeof(struct shmq_sem_shm),

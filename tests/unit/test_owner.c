@@ -36,7 +36,8 @@ TestSuite(owner, .init = setup, .fini = teardown, .timeout = 10);
 
 static uint32_t tag_of(uint32_t index)
 {
-	return (index + 1) << SHMQ_OWNER_FIELD_SHIFT;
+	return (index + 1)
+	       << SHMQ_OWNER_FIELD_SHIFT; /* computed here, not by the code under test */
 }
 
 Test(owner, a_journal_without_a_record_has_no_tag)
