@@ -190,6 +190,7 @@ SHM_SRC    := shm/barrier.c \
 	      shm/futex.c \
 	      shm/kind.c \
 	      shm/layout.c \
+	      shm/lock.c \
 	      shm/owner.c \
 	      shm/ring.c \
 	      shm/sem.c \
@@ -201,6 +202,7 @@ UNIT_SRC   := tests/unit/test_async.c \
 	      tests/unit/test_event.c \
 	      tests/unit/test_futex.c \
 	      tests/unit/test_layout.c \
+	      tests/unit/test_lock.c \
 	      tests/unit/test_owner.c \
 	      tests/unit/test_ring.c \
 	      tests/unit/test_ring_mt.c \
@@ -210,12 +212,14 @@ UNIT_SRC   := tests/unit/test_async.c \
 STRESS_SRC := tests/stress/stress_async.c \
 	      tests/stress/stress_event.c \
 	      tests/stress/stress_kill.c \
+	      tests/stress/stress_lock.c \
 	      tests/stress/stress_ring.c \
 	      tests/stress/stress_sem.c
 
 BENCH_SRC  := tools/bench/async.c \
 	      tools/bench/baselines.c \
 	      tools/bench/repair.c \
+	      tools/bench/sync.c \
 	      tools/bench/main.c
 
 SHM_OBJ    := $(SHM_SRC:%.c=$(B)/%.o)

@@ -200,6 +200,8 @@ static int adopt_attach(struct shmqd *d, struct shmqd_session *s, struct shmqd_o
 		o->n_senders++;
 	if (a->flags & SHMQ_OPEN_RECV)
 		o->n_receivers++;
+	if (a->flags & ~SHMQ_OPEN_VIEW)
+		o->n_users++;
 	if (a->attach_id >= d->next_attach_id)
 		d->next_attach_id = a->attach_id + 1;
 	return 0;

@@ -350,7 +350,8 @@ static void print_wrapped(FILE *f, const char *prefix, const char *text)
 static void print_help(const char *argv0)
 {
 	printf("Usage: %s [OPTION]...\n"
-	       "shmq shared-memory IPC daemon: creates and guards named queues and semaphores.\n"
+	       "shmq shared-memory IPC daemon: creates and guards named queues, semaphores,\n"
+	       "events and locks.\n"
 	       "\n"
 	       "  --config=PATH        configuration file (default %s;\n"
 	       "                       a missing default file is fine, a missing explicit one is "

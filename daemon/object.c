@@ -435,6 +435,8 @@ int shmqd_object_attach(struct shmqd *d, struct shmqd_session *s, struct shmqd_o
 		o->n_senders++;
 	if (flags & SHMQ_OPEN_RECV)
 		o->n_receivers++;
+	if (flags & ~SHMQ_OPEN_VIEW)
+		o->n_users++;
 	log_debug("pid %" PRId32 " attached to '%s' (attach %" PRIu64 ", record %" PRId64 ")",
 		  s->pid, o->name, a->attach_id, index == UINT32_MAX ? -1 : (int64_t)index);
 	*ret = a;
@@ -485,6 +487,8 @@ void shmqd_object_detach(struct shmqd *d, struct shmqd_session *s, struct shmqd_
 		o->n_senders--;
 	if (a->flags & SHMQ_OPEN_RECV)
 		o->n_receivers--;
+	if (a->flags & ~SHMQ_OPEN_VIEW)
+		o->n_users--;
 	o->n_attached--;
 	s->n_attached--;
 	list_del(&a->link);
@@ -539,7 +543,7 @@ void shmqd_object_info(const struct shmqd_object *o, struct shmq_obj_info *ret)
  * publication, record states and roles take only valid values) and
  * shmq__sem_check() (its invariants hold at every instant).
  * shmq__ring_check() is exact only on a quiescent ring, so it runs only when
- * no sender or receiver is attached (views never write), at most every
+ * nothing but views is attached (views never write), at most every
  * RING_CHECK_PERIOD_NS per queue and within RING_CHECK_SLOTS_PER_TICK slots
  * per tick, so large idle queues cannot stall the loop.
  */
@@ -556,7 +560,7 @@ int shmqd_object_validate(struct shmqd_object *o, bool full, const char **ret_wh
 		what = "its header or session records fail validation";
 	} else {
 		/* Views never write: with no sender or receiver the object is at rest. */
-		r = k->shm->check(&o->seg, full && !o->n_senders && !o->n_receivers);
+		r = k->shm->check(&o->seg, full && !o->n_users);
 		what = k->invalid;
 	}
 	if (ret_what)
@@ -603,7 +607,7 @@ void shmqd_object_heartbeat(struct shmqd *d, uint64_t now_ns)
 			shmqd_object_quarantine(o, NULL); /* re-assert the header bit */
 			continue;
 		}
-		if (full && !o->n_senders && !o->n_receivers) {
+		if (full && !o->n_users) {
 			budget -= slots;
 			o->ring_checked_ns = now_ns;
 		}

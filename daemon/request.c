@@ -108,6 +108,11 @@ static int open_check(const struct shmqd *d, const struct shmqd_session *s, uint
 	if (r < 0)
 		return r;
 	k = shmqd_kind(q->kind);
+	if (q->kind == SHMQ_KIND_ANY && roles == SHMQ_OPEN_VIEW && !create && !q->mode &&
+	    !(q->flags & SHMQ_OPEN_HUGEPAGE)) {
+		c->name = q->name; /* a view of whatever the name is: no kind to check */
+		return 0;
+	}
 	if (!k)
 		return bad(s, "unknown kind %u", q->kind);
 	/* One role set per attachment: a view never mixes with writing roles. */
@@ -148,7 +153,7 @@ static int on_request_open(struct shmqd *d, struct shmqd_session *s, uint16_t op
 	if (o) {
 		if (op == SHMQ_OP_CREATE)
 			return reject(s, LOG_DEBUG, -EEXIST, "'%s' exists", q->name);
-		if (o->kind != q->kind)
+		if (o->kind != q->kind && q->kind != SHMQ_KIND_ANY)
 			return bad(s, "'%s' is of kind %s", q->name, shmqd_kind_name(o->kind));
 		r = shmqd_object_check_access(s, o, roles == SHMQ_OPEN_VIEW ? 4 : 2);
 		if (r < 0)

@@ -121,6 +121,7 @@ struct shmqd_object {
 	uint32_t n_attached;		 /* attachments, all sessions */
 	uint32_t n_senders;		 /* attachments with SHMQ_OPEN_SEND */
 	uint32_t n_receivers;		 /* attachments with SHMQ_OPEN_RECV */
+	uint32_t n_users;		 /* attachments that may write: any but a view */
 	struct shmqd_uid_usage *charged; /* owner's usage, until freed */
 	uint32_t reg;			 /* registry record, UINT32_MAX without a store */
 	/* Quarantine (object.c): a validator failed; new opens are refused until removed. */

@@ -28,13 +28,13 @@
 /* The first version of each struct; a smaller one from a caller is a bug. */
 #define STATUS_SIZE_VER0 160
 #define INFO_SIZE_VER0	 144
-#define INFO_SIZE_VER1	 152 /* 1.1: event_initial */
+#define INFO_SIZE_VER1	 152 /* 1.1: event_initial, lock_flags */
 static_assert(sizeof(struct shmq_daemon_status) == STATUS_SIZE_VER0, "append, then add _VER1");
 static_assert(sizeof(struct shmq_object_info) == INFO_SIZE_VER1, "append, then add _VER2");
 static_assert(sizeof(struct shmq_client_info) == 72, "public ABI changed");
 static_assert(sizeof(struct shmq_attach_info) == 72, "public ABI changed");
 static_assert(SHMQ_OBJECT_QUEUE == SHMQ_KIND_QUEUE && SHMQ_OBJECT_SEM == SHMQ_KIND_SEM &&
-		      SHMQ_OBJECT_EVENT == SHMQ_KIND_EVENT,
+		      SHMQ_OBJECT_EVENT == SHMQ_KIND_EVENT && SHMQ_OBJECT_LOCK == SHMQ_KIND_LOCK,
 	      "public kinds are the layout's");
 
 struct shmq_view {
@@ -235,6 +235,9 @@ static void object_info_from(struct shmq_object_info *o, const struct shmq_obj_i
 		break;
 	case SHMQ_KIND_EVENT:
 		o->event_initial = w->geom.event.initial;
+		break;
+	case SHMQ_KIND_LOCK:
+		o->lock_flags = w->geom.lock.flags;
 		break;
 	}
 }
@@ -465,11 +468,12 @@ SHMQ_API int shmq_view_open(struct shmq_client *c, const char *name, struct shmq
 	if (!v)
 		return -ENOMEM;
 	/*
-	 * One namespace for every kind, and OPEN names the kind: the name was
-	 * valid, so -EINVAL means "another kind".  Each kind in turn.
+	 * Whatever kind the name is.  A 1.0 daemon wants the kind named: the
+	 * name was valid, so there -EINVAL means "another kind", and each
+	 * kind is asked in turn.
 	 */
-	r = -EINVAL;
-	for (uint16_t k = 0; k < SHMQ_KIND_LIMIT && r == -EINVAL; k++)
+	r = view_open_kind(c, name, SHMQ_KIND_ANY, &v->obj);
+	for (uint16_t k = 1; k < SHMQ_KIND_LIMIT && r == -EINVAL; k++)
 		if (shmq__kind(k))
 			r = view_open_kind(c, name, k, &v->obj);
 	if (r < 0) {

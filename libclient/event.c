@@ -18,9 +18,7 @@
 
 struct event_handle {
 	struct shmq_event ev; /* first: the public handle points here */
-	struct shmq_object obj;
-	bool can_use;			/* not a view */
-	_Atomic unsigned int n_waiters; /* live async waiters: close refuses while > 0 */
+	struct shmq_sync s;
 };
 
 static struct event_handle *handle_of(const struct shmq_event *e)
@@ -57,55 +55,39 @@ SHMQ_API int shmq_event_open(struct shmq_client *c, const char *name, unsigned i
 		if (r < 0)
 			return r;
 	}
-	req.flags = flags & SHMQ_VIEW ? SHMQ_OPEN_VIEW : SHMQ_OPEN_USE;
 	h = calloc(1, sizeof(*h));
 	if (!h)
 		return -ENOMEM;
-	r = shmq__object_open_named(c, name, flags, &req, &h->obj);
-	/* The segment passed attach: a handle that will not bind means the daemon lied. */
-	if (r == 0 && shmq__event_attach(&h->ev, &h->obj.seg, h->obj.session) < 0) {
-		shmq__object_close(&h->obj);
-		r = -EBADMSG;
-	}
+	r = shmq__sync_open(c, name, flags, &req, &shmq__kind_event, &h->ev, &h->s);
 	if (r < 0) {
 		free(h);
 		return r;
 	}
-	h->can_use = !(flags & SHMQ_VIEW);
-	h->obj.kind = &shmq__kind_event;
-	h->obj.algo = &h->ev;
-	h->obj.wait_events = h->can_use ? SHMQ_POLL_RECV : 0;
-	h->obj.n_waiters = &h->n_waiters;
 	*ret = &h->ev;
 	return 0;
 }
 
 SHMQ_API struct shmq_object *shmq_event_object(struct shmq_event *e)
 {
-	return e ? &handle_of(e)->obj : NULL;
+	return e ? &handle_of(e)->s.obj : NULL;
 }
 
 SHMQ_API int shmq_event_close(struct shmq_event *e)
 {
-	struct event_handle *h;
+	int r;
 
 	if (!e)
 		return 0;
-	h = handle_of(e);
-	/* A waiter still points at the mapping (and the kernel may be waiting on it). */
-	if (load_relaxed(&h->n_waiters)) /* counted by this process's own threads */
-		return -EBUSY;
-	shmq__object_close(&h->obj);
-	free(h);
-	return 0;
+	r = shmq__sync_close(&handle_of(e)->s);
+	if (r == 0)
+		free(handle_of(e));
+	return r;
 }
 
 /* The handle, if it may use the event: -EINVAL none, -EBADF a view. */
 static int usable(const struct shmq_event *e)
 {
-	if (!e)
-		return -EINVAL;
-	return handle_of(e)->can_use ? 0 : -EBADF;
+	return e ? shmq__sync_usable(&handle_of(e)->s) : -EINVAL;
 }
 
 SHMQ_API int shmq_event_set(struct shmq_event *e)

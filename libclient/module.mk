@@ -9,6 +9,7 @@ LIB_SRC    := libclient/admin.c \
 	      libclient/event.c \
 	      libclient/helper.c \
 	      libclient/library.c \
+	      libclient/lock.c \
 	      libclient/object.c \
 	      libclient/poller.c \
 	      libclient/queue.c \

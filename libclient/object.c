@@ -20,6 +20,7 @@
 #include <shmq/shmq.h>
 
 #include "libclient/object.h"
+#include "shm/atomic.h"
 
 int shmq__object_check_attr(const void *attr, size_t known)
 {
@@ -69,7 +70,8 @@ static int map(const struct shmq_req_open *req, const struct shmq_rep_open *rep,
 	int r;
 
 	/* Granted exactly the roles we asked for, of the kind we asked for. */
-	if (rep->kind != req->kind || (rep->flags & roles) != (req->flags & roles))
+	if ((req->kind != SHMQ_KIND_ANY && rep->kind != req->kind) ||
+	    (rep->flags & roles) != (req->flags & roles))
 		return -EPROTO;
 	if (fstat(fd, &st) < 0)
 		return -errno;
@@ -85,7 +87,7 @@ static int map(const struct shmq_req_open *req, const struct shmq_rep_open *rep,
 	/* The daemon formats before it replies: an unpublished segment is corrupt. */
 	if (r == -EAGAIN)
 		r = -EBADMSG;
-	if (r == 0 && seg.kind != req->kind)
+	if (r == 0 && seg.kind != rep->kind)
 		r = -EBADMSG;
 	if (r == 0 && !view && rep->session_index >= seg.n_sessions)
 		r = -EBADMSG;
@@ -162,4 +164,36 @@ void shmq__object_close(struct shmq_object *o)
 		detach(c, o->attach_id);
 	c->n_handles--;
 	shmq__client_unlock(c);
+}
+
+int shmq__sync_open(struct shmq_client *c, const char *name, unsigned int flags,
+		    struct shmq_req_open *req, const struct shmq_kind *kind, void *algo,
+		    struct shmq_sync *h)
+{
+	int r;
+
+	req->flags = flags & SHMQ_VIEW ? SHMQ_OPEN_VIEW : SHMQ_OPEN_USE;
+	r = shmq__object_open_named(c, name, flags, req, &h->obj);
+	if (r < 0)
+		return r;
+	/* The segment passed attach: a handle that will not bind means the daemon lied. */
+	if (kind->attach(algo, &h->obj.seg, h->obj.session) < 0) {
+		shmq__object_close(&h->obj);
+		return -EBADMSG;
+	}
+	h->can_use = !(flags & SHMQ_VIEW);
+	h->obj.kind = kind;
+	h->obj.algo = algo;
+	h->obj.wait_events = h->can_use ? kind->events : 0;
+	h->obj.n_waiters = &h->n_waiters;
+	return 0;
+}
+
+int shmq__sync_close(struct shmq_sync *h)
+{
+	/* A waiter still points at the mapping (and the kernel may be waiting on it). */
+	if (load_relaxed(&h->n_waiters)) /* counted by this process's own threads */
+		return -EBUSY;
+	shmq__object_close(&h->obj);
+	return 0;
 }

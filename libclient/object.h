@@ -6,6 +6,7 @@
 #ifndef SHMQ_LIBCLIENT_OBJECT_H
 #define SHMQ_LIBCLIENT_OBJECT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -99,5 +100,35 @@ int shmq__object_open_named(struct shmq_client *c, const char *name, unsigned in
  * lock.  An object without a client (a wrapped segment) is left alone.
  */
 void shmq__object_close(struct shmq_object *o);
+
+/*
+ * The handle of a synchronisation kind (an event, a lock): the kind's
+ * process-local algorithm handle comes first in the public handle's struct
+ * (so the public pointer is the algorithm's), and this after it.
+ */
+struct shmq_sync {
+	struct shmq_object obj;
+	bool can_use;			/* not a view */
+	_Atomic unsigned int n_waiters; /* live async waiters: close refuses while > 0 */
+};
+
+/*
+ * Open @name (SHMQ_VIEW in @flags: read-only, else for use) as @req's kind
+ * @kind, bind @algo with the kind's attach(), and fill @h.
+ * Return: as shmq__object_open_named(); -EBADMSG the daemon handed over a
+ * segment that will not bind.
+ */
+int shmq__sync_open(struct shmq_client *c, const char *name, unsigned int flags,
+		    struct shmq_req_open *req, const struct shmq_kind *kind, void *algo,
+		    struct shmq_sync *h);
+
+/* Detach @h; the caller frees it on 0.  Return: 0; -EBUSY async waiters live. */
+int shmq__sync_close(struct shmq_sync *h);
+
+/* May @h use its object?  Return: 0; -EBADF a view. */
+static inline int shmq__sync_usable(const struct shmq_sync *h)
+{
+	return h->can_use ? 0 : -EBADF;
+}
 
 #endif /* SHMQ_LIBCLIENT_OBJECT_H */

@@ -30,11 +30,15 @@ static_assert(ATOMIC_LLONG_LOCK_FREE == 2, "64-bit shm atomics must be lock-free
 #define fetch_sub_relaxed(p, v) atomic_fetch_sub_explicit((p), (v), memory_order_relaxed)
 #define fetch_or_seq_cst(p, v)	atomic_fetch_or_explicit((p), (v), memory_order_seq_cst)
 #define fetch_or_relaxed(p, v)	atomic_fetch_or_explicit((p), (v), memory_order_relaxed)
+#define fetch_and_release(p, v) atomic_fetch_and_explicit((p), (v), memory_order_release)
 
 /* Strong CAS; *expected is updated with the current value on failure. */
 #define cas_acq_rel(p, expected, desired)                                                         \
 	atomic_compare_exchange_strong_explicit((p), (expected), (desired), memory_order_acq_rel, \
 						memory_order_acquire)
+#define cas_acquire(p, expected, desired)                                                         \
+	atomic_compare_exchange_strong_explicit((p), (expected), (desired), memory_order_acquire, \
+						memory_order_relaxed)
 #define cas_relaxed(p, expected, desired)                                                         \
 	atomic_compare_exchange_strong_explicit((p), (expected), (desired), memory_order_relaxed, \
 						memory_order_relaxed)

@@ -159,6 +159,11 @@ done:
 
 /* --- The event kind (shm/kind.h) --- */
 
+static int event_kind_attach(void *handle, const struct shmq_segment *seg, uint32_t session)
+{
+	return shmq__event_attach(handle, seg, session);
+}
+
 static int event_geom_check(const union shmq_geom *u, bool formatted)
 {
 	const struct shmq_event_geom *g = &u->event;
@@ -229,6 +234,7 @@ const struct shmq_kind shmq__kind_event = {
 	.object_size = sizeof(struct shmq_event_shm),
 	.retired_off = offsetof(struct shmq_event_shm, retired),
 	.geom_check = event_geom_check,
+	.attach = event_kind_attach,
 	.format = event_format,
 	.check = event_check,
 	.repair = event_repair,

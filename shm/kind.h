@@ -38,10 +38,11 @@
 #define SHMQ_KINDS(X)   \
 	X(QUEUE, queue) \
 	X(SEM, sem)     \
-	X(EVENT, event)
+	X(EVENT, event) \
+	X(LOCK, lock)
 
 /* One higher than every SHMQ_KIND_*: the size of tables indexed by kind. */
-#define SHMQ_KIND_LIMIT 4
+#define SHMQ_KIND_LIMIT 5
 
 /* What a dead session's repair did, by kind (zero where it does not apply). */
 struct shmq_kind_repair {
@@ -50,6 +51,7 @@ struct shmq_kind_repair {
 	uint32_t posted;      /* undo semaphore: tokens posted back */
 	uint32_t waiters;     /* announced waiters dropped from a waiter count */
 	uint32_t woken;	      /* eventcounts whose stale sleeper bit was cleared (a wake) */
+	uint32_t recovered;   /* lock: taken back from its dead holder */
 };
 
 /*
@@ -103,6 +105,14 @@ struct shmq_kind {
 	int (*repair)(const struct shmq_segment *seg, uint32_t index, struct shmq_kind_repair *ret);
 	/* At daemon start: finish repairs a killed daemon left half done; may be NULL. */
 	int (*resume)(const struct shmq_segment *seg, struct shmq_kind_repair *ret);
+
+	/*
+	 * Bind a process-local handle (struct shmq_event, ...) to a validated
+	 * segment of this kind, as session record @session (UINT32_MAX: none,
+	 * a view).  NULL for kinds whose handles are bound by their own calls.
+	 * Return: 0; -EINVAL.
+	 */
+	int (*attach)(void *handle, const struct shmq_segment *seg, uint32_t session);
 
 	/*
 	 * Asynchronous waits on a process-local handle (struct shmq_ring,

@@ -33,7 +33,7 @@
 
 #define SHMQ_SEGMENT_MAGIC UINT64_C(0x4d474553514d4853) /* "SHMQSEGM" in memory */
 #define SHMQ_LAYOUT_MAJOR  1
-#define SHMQ_LAYOUT_MINOR  2
+#define SHMQ_LAYOUT_MINOR  3
 
 /* Two cache lines: the adjacent-line prefetcher pulls lines in pairs. */
 #define SHMQ_FALSE_SHARING_ALIGN 128
@@ -48,6 +48,7 @@
 #define SHMQ_KIND_QUEUE 1
 #define SHMQ_KIND_SEM	2
 #define SHMQ_KIND_EVENT 3 /* layout 1.2 */
+#define SHMQ_KIND_LOCK	4 /* layout 1.3 */
 
 /* struct shmq_segment_hdr.state bits */
 #define SHMQ_SEG_PUBLISHED   (UINT32_C(1) << 0) /* geometry complete; attach may proceed */
@@ -97,10 +98,19 @@ struct shmq_event_geom {
 	uint32_t reserved[7];
 };
 
+/* Lock flags (struct shmq_lock_geom.flags) */
+#define SHMQ_LOCK_RECURSIVE (UINT32_C(1) << 0) /* an RLock: the holder may acquire again */
+
+struct shmq_lock_geom {
+	uint32_t flags; /* SHMQ_LOCK_* */
+	uint32_t reserved[7];
+};
+
 union shmq_geom {
 	struct shmq_queue_geom queue;
 	struct shmq_sem_geom sem;
 	struct shmq_event_geom event;
+	struct shmq_lock_geom lock;
 };
 
 struct shmq_segment_hdr {
@@ -163,6 +173,11 @@ struct shmq_sem_rec {
 	_Atomic uint32_t waiting; /* this session's announcements in n_waiters (1.2) */
 };
 
+/* A lock session's per-kind state (1.3). */
+struct shmq_lock_rec {
+	_Atomic uint32_t waiting; /* this session's threads asleep (or armed) on the lock word */
+};
+
 /* Words of per-kind state in a session record: bytes 72..127 (layout 1.2). */
 #define SHMQ_SESSION_KIND_WORDS 14
 
@@ -181,6 +196,7 @@ struct shmq_session_shm {
 	struct shmq_counters c;					  /* 24  owner writes */
 	union {							  /* 72  by kind (1.2) */
 		struct shmq_sem_rec sem;
+		struct shmq_lock_rec lock;
 		_Atomic uint32_t words[SHMQ_SESSION_KIND_WORDS];
 	} k;
 };
@@ -254,6 +270,28 @@ struct shmq_event_shm {
 	alignas(SHMQ_FALSE_SHARING_ALIGN) struct shmq_counters retired; /* 256 */
 };
 
+/*
+ * Lock control block (layout 1.3).  word is the futex word: the holder's
+ * owner field (bits 20..30, the session tag as in shm/owner.h) |
+ * SHMQ_LOCK_DEAD | SHMQ_LOCK_WAITERS; every other bit is zero.  The
+ * holder writes owner_tid and depth, on the same line, after taking word
+ * (shm/lock.c).
+ */
+#define SHMQ_LOCK_WAITERS (UINT32_C(1) << 0) /* sleepers may be queued: release wakes one */
+#define SHMQ_LOCK_DEAD	  (UINT32_C(1) << 1) /* a holder died; not yet declared consistent */
+struct shmq_lock_shm {
+	alignas(SHMQ_FALSE_SHARING_ALIGN) _Atomic uint32_t word; /* 0 */
+	_Atomic int32_t owner_tid;				 /* 4  the holder's thread id */
+	_Atomic uint32_t depth;	     /* 8  acquisitions held (> 1: recursive only) */
+	_Atomic uint32_t recoveries; /* 12 holders that died holding it (daemon) */
+	alignas(SHMQ_FALSE_SHARING_ALIGN) struct shmq_counters retired; /* 128 */
+};
+
+static_assert(sizeof(struct shmq_lock_geom) == 32, "shm ABI changed");
+static_assert(sizeof(struct shmq_lock_shm) == 256, "shm ABI changed");
+static_assert(offsetof(struct shmq_lock_shm, recoveries) == 12, "shm ABI changed");
+static_assert(offsetof(struct shmq_lock_shm, retired) == 128, "shm ABI changed");
+static_assert(offsetof(struct shmq_session_shm, k.lock.waiting) == 72, "shm ABI changed");
 static_assert(sizeof(struct shmq_queue_geom) == 32, "shm ABI changed");
 static_assert(sizeof(struct shmq_event_geom) == 32, "shm ABI changed");
 static_assert(sizeof(struct shmq_event_shm) == 384, "shm ABI changed");

@@ -94,9 +94,16 @@ struct shmq_rep_hello {
 #define SHMQ_OPEN_ROLES \
 	(SHMQ_OPEN_SEND | SHMQ_OPEN_RECV | SHMQ_OPEN_SEM | SHMQ_OPEN_USE | SHMQ_OPEN_VIEW)
 
+/*
+ * struct shmq_req_open.kind of an OPEN of a view (no create): whatever
+ * kind the name is; the reply says which (1.1).  A 1.0 daemon answers
+ * -EINVAL, and the client asks kind by kind.
+ */
+#define SHMQ_KIND_ANY 0
+
 struct shmq_req_open {
 	uint32_t flags; /* SHMQ_OPEN_* */
-	uint16_t kind;	/* SHMQ_KIND_* */
+	uint16_t kind;	/* SHMQ_KIND_*, or SHMQ_KIND_ANY */
 	uint16_t reserved0;
 	uint32_t mode; /* create: permission bits (0777 mask) */
 	uint32_t reserved1;

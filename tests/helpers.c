@@ -83,6 +83,22 @@ void t_seg_new_event(struct t_seg *t, uint32_t initial)
 	t_seg_new(t, &p);
 }
 
+void t_seg_new_lock(struct t_seg *t, uint32_t flags)
+{
+	struct shmq_segment_params p = {
+		.kind = SHMQ_KIND_LOCK,
+		.n_sessions = 64,
+		.geom.lock = {.flags = flags},
+		.name = "test-lock",
+		.owner_uid = (uint32_t)getuid(),
+		.owner_gid = (uint32_t)getgid(),
+		.mode = 0600,
+		.object_id = 4,
+	};
+
+	t_seg_new(t, &p);
+}
+
 void t_seg_free(struct t_seg *t)
 {
 	if (t->base && t->base != MAP_FAILED)

@@ -60,6 +60,7 @@ struct shmq_client;
 struct shmq_queue;
 struct shmq_sem;
 struct shmq_event;
+struct shmq_lock;
 
 /* --- Open flags (shmq_queue_open(), shmq_sem_open(), shmq_event_open()) --- */
 
@@ -625,6 +626,137 @@ SHMQ_API int shmq_event_set_spin(struct shmq_event *e, uint64_t spin_ns);
  */
 SHMQ_API struct shmq_object *shmq_event_object(struct shmq_event *e);
 
+/* --- Locks --- */
+
+/*
+ * A lock is threading.Lock (or, created with SHMQ_LOCK_ATTR_RECURSIVE,
+ * threading.RLock) between processes, robust like a PTHREAD_MUTEX_ROBUST
+ * mutex.  Its holder is a thread of a process that opened it: only that
+ * thread may release it (an RLock counts the holder's acquisitions, and is
+ * free once each is released).  When the holder's process dies, the daemon
+ * takes the lock back at once and wakes a waiter; every acquisition from
+ * then on returns -EOWNERDEAD -- the lock is held, and what it protects may
+ * be half-changed -- until a holder that has repaired it calls
+ * shmq_lock_consistent().  A thread that exits holding it, while its
+ * process lives, leaves it held.  Uncontended acquire and release are one
+ * atomic instruction each, with no system call; a release enters the
+ * kernel only when somebody sleeps.  Asynchronous waits (shmq_waiter_new(),
+ * shmq_poller_add() on shmq_lock_object(), SHMQ_POLL_RECV) report that the
+ * lock looks free; the caller then tries shmq_lock_try_acquire().
+ */
+
+#define SHMQ_LOCK_ATTR_RECURSIVE (1u << 0) /* an RLock */
+
+/**
+ * struct shmq_lock_attr - how to create a lock.
+ * @size:	sizeof(struct shmq_lock_attr)
+ * @flags:	0 or SHMQ_LOCK_ATTR_RECURSIVE
+ * @perm:	permission bits (0: 0600)
+ */
+struct shmq_lock_attr {
+	uint32_t size;
+	uint32_t flags;
+	uint32_t perm;
+};
+
+/**
+ * shmq_lock_open() - open (or create) a lock by name.
+ * @c:		client
+ * @name:	1-63 bytes of [A-Za-z0-9._-]
+ * @flags:	0, or SHMQ_CREATE [| SHMQ_EXCL]; SHMQ_VIEW for read-only
+ * @attr:	with SHMQ_CREATE: plain or recursive (NULL: plain)
+ * @ret:	the new handle
+ *
+ * Acquiring needs write permission.  Threads may share a handle; each is
+ * its own holder.
+ * Context: blocks for one round trip.
+ * Return: as shmq_queue_open(); -EINVAL unknown @attr->flags.
+ */
+SHMQ_API int shmq_lock_open(struct shmq_client *c, const char *name, unsigned int flags,
+			    const struct shmq_lock_attr *attr, struct shmq_lock **ret);
+
+/**
+ * shmq_lock_close() - detach and free the handle.
+ * @l:		lock, or NULL (no-op)
+ *
+ * Return: 0; -EBUSY the calling thread holds it, or an asynchronous waiter
+ * or watch still uses @l.
+ */
+SHMQ_API int shmq_lock_close(struct shmq_lock *l);
+
+/**
+ * shmq_lock_acquire() - take the lock, waiting until @deadline_ns.
+ * @l:		lock
+ * @deadline_ns: absolute CLOCK_MONOTONIC, or SHMQ_FOREVER
+ *
+ * Spins briefly, then sleeps.  An RLock its holder acquires again is
+ * counted and returns at once.
+ * Context: may block; never -EINTR.
+ * Return: 0 held; -EOWNERDEAD held, and a holder died holding it (see
+ *         above); -ETIMEDOUT; -EDEADLK a plain lock the calling thread
+ *         holds; -EAGAIN an RLock held 2^31 - 1 times; -EINVAL; -EBADF a view.
+ */
+SHMQ_API int shmq_lock_acquire(struct shmq_lock *l, uint64_t deadline_ns);
+
+/**
+ * shmq_lock_try_acquire() - take the lock if it is free; never blocks.
+ * @l:		lock
+ *
+ * Return: as shmq_lock_acquire(), with -EAGAIN for a held lock.
+ */
+SHMQ_API int shmq_lock_try_acquire(struct shmq_lock *l);
+
+/**
+ * shmq_lock_release() - give up one acquisition; a free lock wakes one waiter.
+ * @l:		lock
+ *
+ * A release happens-before the acquisition that follows it.
+ * Return: 0; -EPERM the calling thread does not hold it; -EINVAL; -EBADF.
+ */
+SHMQ_API int shmq_lock_release(struct shmq_lock *l);
+
+/**
+ * shmq_lock_consistent() - after -EOWNERDEAD: what the lock protects is repaired.
+ * @l:		lock, held by the calling thread
+ *
+ * Later acquisitions return 0 again.
+ * Return: 0; -EPERM not the holder; -EINVAL no holder had died; -EBADF.
+ */
+SHMQ_API int shmq_lock_consistent(struct shmq_lock *l);
+
+/**
+ * shmq_lock_is_locked() - whether anyone holds it now (a snapshot).
+ * @l:		lock (a view may look)
+ *
+ * Return: 1 held; 0 free; -EINVAL.
+ */
+SHMQ_API int shmq_lock_is_locked(const struct shmq_lock *l);
+
+/**
+ * shmq_lock_is_mine() - whether the calling thread holds it.
+ * @l:		lock
+ *
+ * Return: 1 yes; 0 no; -EINVAL.
+ */
+SHMQ_API int shmq_lock_is_mine(const struct shmq_lock *l);
+
+/**
+ * shmq_lock_set_spin() - spin budget before shmq_lock_acquire() sleeps.
+ * @l:		lock
+ * @spin_ns:	nanoseconds (0: sleep at once, the default; see shm/lock.h for why)
+ *
+ * Return: 0; -EINVAL; -EBADF a view.
+ */
+SHMQ_API int shmq_lock_set_spin(struct shmq_lock *l, uint64_t spin_ns);
+
+/**
+ * shmq_lock_object() - a lock handle as a struct shmq_object.
+ * @l:		lock, or NULL
+ *
+ * Return: the object, valid until shmq_lock_close(); NULL for a NULL @l.
+ */
+SHMQ_API struct shmq_object *shmq_lock_object(struct shmq_lock *l);
+
 /* --- Administration: what lives in the daemon (shmqctl) --- */
 
 /*
@@ -644,6 +776,7 @@ struct shmq_view;
 #define SHMQ_OBJECT_QUEUE 1
 #define SHMQ_OBJECT_SEM	  2
 #define SHMQ_OBJECT_EVENT 3
+#define SHMQ_OBJECT_LOCK  4
 
 /* struct shmq_object_info.flags */
 #define SHMQ_OBJECT_UNLINKED  (1u << 0) /* name removed; memory lives while attached */
@@ -703,6 +836,7 @@ struct shmq_daemon_status {
  * @sem_max:	semaphore: the bound with SHMQ_SEM_ATTR_BOUNDED, else 0
  * @sem_flags:	semaphore: SHMQ_SEM_ATTR_*
  * @event_initial: event: 1 created set, 0 clear (since 1.1)
+ * @lock_flags:	lock: SHMQ_LOCK_ATTR_* (since 1.1)
  */
 struct shmq_object_info {
 	uint32_t size;
@@ -724,7 +858,7 @@ struct shmq_object_info {
 	uint32_t sem_max;
 	uint32_t sem_flags;
 	uint32_t event_initial;
-	uint32_t reserved0;
+	uint32_t lock_flags;
 };
 
 /**

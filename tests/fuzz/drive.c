@@ -15,6 +15,7 @@
 #include "shm/event.h"
 #include "shm/futex.h"
 #include "shm/kind.h"
+#include "shm/lock.h"
 #include "shm/ring.h"
 #include "shm/sem.h"
 #include "tests/fuzz/drive.h"
@@ -24,8 +25,8 @@ struct drive {
 	struct shmq_ring ring;
 	struct shmq_sem sem;
 	struct shmq_event ev;
-	bool queue;
-	bool event;
+	struct shmq_lock lk;
+	const struct drive_kind *kind;
 	unsigned char buf[256]; /* smaller than many slots: -EMSGSIZE paths too */
 	unsigned char msg[512];
 };
@@ -39,38 +40,6 @@ static void expect(bool ok)
 static bool one_of(int rc, int a, int b, int c, int d)
 {
 	return rc == a || rc == b || rc == c || rc == d;
-}
-
-struct drive *drive_open(struct shmq_segment *seg, uint8_t who)
-{
-	struct drive *dr = calloc(1, sizeof(*dr));
-	/* A session record index, or none (UINT32_MAX) when out of range. */
-	uint32_t session = who < seg->n_sessions ? who : UINT32_MAX;
-
-	if (!dr)
-		abort();
-	dr->seg = seg;
-	for (size_t i = 0; i < sizeof(dr->msg); i++)
-		dr->msg[i] = (unsigned char)i;
-	if (seg->kind == SHMQ_KIND_QUEUE) {
-		if (shmq__ring_attach(&dr->ring, seg, session) < 0 &&
-		    shmq__ring_attach(&dr->ring, seg, UINT32_MAX) < 0)
-			abort(); /* a validated queue segment must take a handle */
-		dr->ring.spin_ns = 0;
-		dr->queue = true;
-	} else if (seg->kind == SHMQ_KIND_SEM) {
-		if (shmq__sem_attach(&dr->sem, seg, session) < 0)
-			abort();
-		dr->sem.spin_ns = 0;
-	} else if (seg->kind == SHMQ_KIND_EVENT) {
-		if (shmq__event_attach(&dr->ev, seg, session) < 0)
-			abort();
-		dr->ev.spin_ns = 0;
-		dr->event = true;
-	} else {
-		abort(); /* attach validated the kind */
-	}
-	return dr;
 }
 
 static void ring_step(struct drive *dr, uint8_t op)
@@ -323,22 +292,136 @@ static void event_step(struct drive *dr, uint8_t op)
 	}
 }
 
+/* A lock's word takes any value: every call must return as documented, never hang. */
+static void lock_step(struct drive *dr, uint8_t op)
+{
+	struct shmq_kind_repair rep = {0};
+	struct shmq_kind_arm arm;
+	uint32_t depth;
+	int rc;
+
+	switch (op % 9) {
+	case 0:
+	case 1:
+		rc = shmq__lock_acquire(&dr->lk, shmq__now_ns()); /* one try, never a sleep */
+		expect(one_of(rc, 0, -EOWNERDEAD, -ETIMEDOUT, -EDEADLK) || rc == -EAGAIN ||
+		       rc == -EINVAL);
+		break;
+	case 2:
+		rc = shmq__lock_release(&dr->lk);
+		expect(rc == 0 || rc == -EPERM);
+		break;
+	case 3:
+		rc = shmq__lock_consistent(&dr->lk);
+		expect(one_of(rc, 0, -EPERM, -EINVAL, -EBUSY));
+		break;
+	case 4:
+		(void)shmq__lock_is_locked(&dr->lk);
+		(void)shmq__lock_is_mine(&dr->lk);
+		break;
+	case 5:
+		rc = shmq__kind_lock.arm(&dr->lk, SHMQ_KIND_EV_RECV, &arm);
+		expect(rc == 0 || rc == 1 || rc == -EINVAL);
+		if (rc == 0)
+			shmq__kind_lock.disarm(&dr->lk);
+		break;
+	case 6:
+		rc = shmq__object_check(dr->seg, op & 8);
+		expect(rc == 0 || rc == -EBADMSG);
+		break;
+	case 7:
+		rc = shmq__kind_lock.repair(dr->seg, op % dr->seg->n_sessions, &rep);
+		expect(rc == 0 || rc == 1);
+		break;
+	case 8:
+		rc = shmq__lock_save(&dr->lk, &depth);
+		expect(rc == 0 || rc == -EPERM);
+		if (rc == 0) {
+			rc = shmq__lock_restore(&dr->lk, depth, shmq__now_ns());
+			expect(one_of(rc, 0, -EOWNERDEAD, -ETIMEDOUT, -EINVAL));
+		}
+		break;
+	}
+}
+
+/* Each kind's handle and operations (in SHMQ_KIND_* order). */
+struct drive_kind {
+	int (*attach)(struct drive *dr, uint32_t session);
+	void (*step)(struct drive *dr, uint8_t op);
+	unsigned int n_ops; /* drive_all() runs each once */
+};
+
+static int queue_attach(struct drive *dr, uint32_t session)
+{
+	/* a record index the ring refuses (a producer slot of SPSC...) still gets a view */
+	if (shmq__ring_attach(&dr->ring, dr->seg, session) < 0 &&
+	    shmq__ring_attach(&dr->ring, dr->seg, UINT32_MAX) < 0)
+		return -1;
+	dr->ring.spin_ns = 0;
+	return 0;
+}
+
+/* Blocking forms never spin: they run with a past deadline (see the top). */
+static int sem_attach(struct drive *dr, uint32_t session)
+{
+	int r = shmq__sem_attach(&dr->sem, dr->seg, session);
+
+	dr->sem.spin_ns = 0;
+	return r;
+}
+
+static int event_attach(struct drive *dr, uint32_t session)
+{
+	int r = shmq__event_attach(&dr->ev, dr->seg, session);
+
+	dr->ev.spin_ns = 0;
+	return r;
+}
+
+static int lock_attach(struct drive *dr, uint32_t session)
+{
+	int r = shmq__lock_attach(&dr->lk, dr->seg, session);
+
+	dr->lk.spin_ns = 0;
+	return r;
+}
+
+static const struct drive_kind kinds[SHMQ_KIND_LIMIT] = {
+	[SHMQ_KIND_QUEUE] = {queue_attach, ring_step, 16},
+	[SHMQ_KIND_SEM] = {sem_attach, sem_step, 9},
+	[SHMQ_KIND_EVENT] = {event_attach, event_step, 7},
+	[SHMQ_KIND_LOCK] = {lock_attach, lock_step, 9},
+};
+
+struct drive *drive_open(struct shmq_segment *seg, uint8_t who)
+{
+	struct drive *dr = calloc(1, sizeof(*dr));
+	/* A session record index, or none (UINT32_MAX) when out of range. */
+	uint32_t session = who < seg->n_sessions ? who : UINT32_MAX;
+
+	if (!dr)
+		abort();
+	dr->seg = seg;
+	for (size_t i = 0; i < sizeof(dr->msg); i++)
+		dr->msg[i] = (unsigned char)i;
+	/* attach validated the kind; a validated segment must take a handle */
+	dr->kind = seg->kind < SHMQ_KIND_LIMIT ? &kinds[seg->kind] : NULL;
+	if (!dr->kind || !dr->kind->attach || dr->kind->attach(dr, session) < 0)
+		abort();
+	return dr;
+}
+
 void drive_step(struct drive *dr, uint8_t op)
 {
-	if (dr->queue)
-		ring_step(dr, op);
-	else if (dr->event)
-		event_step(dr, op);
-	else
-		sem_step(dr, op);
+	dr->kind->step(dr, op);
 }
 
 void drive_all(struct drive *dr)
 {
-	for (unsigned int op = 0; op < (dr->queue ? 16u : dr->event ? 7u : 9u); op++)
+	for (unsigned int op = 0; op < dr->kind->n_ops; op++)
 		drive_step(dr, (uint8_t)(op | 0x30));
 	/* Whatever was left open is closed, as a process would before detaching. */
-	if (dr->queue) {
+	if (dr->kind == &kinds[SHMQ_KIND_QUEUE]) {
 		(void)shmq__ring_release(&dr->ring);
 		(void)shmq__ring_cancel(&dr->ring);
 	}

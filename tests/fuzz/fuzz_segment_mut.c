@@ -5,7 +5,8 @@
  * Structure-aware, so the fuzzer starts past the magic and geometry checks:
  *
  *   byte 0   the object: bit 0 kind (queue / other), then bit 7 (semaphore /
- *            event; an event's initial state is bit 1); queues: bits 1..2
+ *            event or lock), bit 6 (event / lock; an event's initial state,
+ *            a lock's recursive flag, is bit 1); queues: bits 1..2
  *            mode, bits 3..4 log2(slots) - 1, bits 5..6 slot size 16 << n;
  *            semaphores: bits 1..2 flags, bits 3..4 the initial value,
  *            bits 5..6 the bound above it
@@ -44,6 +45,9 @@ static void params_from(uint8_t b, struct shmq_segment_params *p)
 		p->geom.queue.n_slots = UINT32_C(2) << ((b >> 3) & 3);
 		p->geom.queue.slot_size = UINT32_C(16) << ((b >> 5) & 3);
 		p->geom.queue.numa_node = -1;
+	} else if ((b & 0xc0) == 0xc0) {
+		p->kind = SHMQ_KIND_LOCK;
+		p->geom.lock.flags = (b >> 1) & SHMQ_LOCK_RECURSIVE;
 	} else if (b & 0x80) {
 		p->kind = SHMQ_KIND_EVENT;
 		p->geom.event.initial = (b >> 1) & 1;

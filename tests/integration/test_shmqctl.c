@@ -264,6 +264,45 @@ Test(shmqctl, events_have_their_own_rows_in_create_ls_show_and_check)
 	finish();
 }
 
+Test(shmqctl, locks_have_their_own_rows_in_create_ls_show_and_check)
+{
+	struct shmq_lock *l;
+
+	cr_assert(eq(int, ctl("create", "rlock", "rl", "--json", NULL), 0), "%s", out);
+	py_check(out, false,
+		 "assert d['name'] == 'rl' and d['kind'] == 'lock'\n"
+		 "assert d['type'] == 'recursive' and d['recursive'] is True\n"
+		 "assert d['value'] == 0 and d['waiters'] == 0 and d['holder_pid'] is None\n"
+		 "assert d['owner_died'] is False and d['event_initial'] is None\n");
+	cr_assert(eq(int, ctl("create", "lock", "pl", "--perm", "0640", NULL), 0), "%s", out);
+	cr_assert(strstr(out, "created lock 'pl': plain, perm 0640") != NULL, "%s", out);
+	cr_assert(eq(int, ctl("create", "lock", "pl2", "--initial", "1", NULL), 2), "%s", out);
+	cr_assert(eq(int, ctl("create", "rlock", "pl2", "--slots", "8", NULL), 2), "%s", out);
+	cr_assert(eq(int, ctl("create", "mutex", "pl2", NULL), 2), "%s", out);
+	T_OK(shmq_lock_open(c, "rl", 0, NULL, &l));
+	T_OK(shmq_lock_acquire(l, SHMQ_FOREVER));
+	T_OK(shmq_lock_acquire(l, SHMQ_FOREVER));
+	cr_assert(eq(int, ctl("ls", NULL), 0), "%s", out);
+	cr_assert(strstr(out, "rl    lock  recursive") != NULL, "%s", out);
+	cr_assert(eq(int, ctl("show", "rl", NULL), 0), "%s", out);
+	cr_assert(strstr(out, "lock 'rl'") && strstr(out, "2 acquisition(s)") != NULL, "%s", out);
+	cr_assert(eq(int, ctl("--json", "show", "rl", NULL), 0), "%s", out);
+	{
+		char asserts[256];
+
+		snprintf(asserts, sizeof(asserts),
+			 "assert d['value'] == 1 and d['holder_pid'] == %d\n"
+			 "assert d['holder_depth'] == 2 and d['producers'] == 1\n",
+			 (int)getpid());
+		py_check(out, false, asserts);
+	}
+	cr_assert(eq(int, ctl("check", "rl", NULL), 0), "%s", out);
+	T_OK(shmq_lock_release(l));
+	T_OK(shmq_lock_release(l));
+	T_OK(shmq_lock_close(l));
+	finish();
+}
+
 Test(shmqctl, create_makes_queues_and_semaphores_with_the_given_geometry)
 {
 	struct shmq_object_info o = {.size = sizeof(o)};

@@ -70,6 +70,7 @@
 #include "tools/bench/async.h"
 #include "tools/bench/baselines.h"
 #include "tools/bench/repair.h"
+#include "tools/bench/sync.h"
 
 #define SIZE_MIN	 32    /* room for the header and the trailing sequence number */
 #define SIZE_MAX_BYTES	 65536 /* a SOCK_SEQPACKET record must fit the default sndbuf */
@@ -116,9 +117,12 @@ struct msg_hdr { /* first bytes of every message; the last 8 repeat seq */
 #define GROUP_API	(1u << 5)
 #define GROUP_ASYNC	(1u << 6)
 #define GROUP_REPAIR	(1u << 7) /* only when asked for: --only repair */
+#define GROUP_SYNC	(1u << 8) /* locks against pthread (sync.h) */
 #define GROUP_ALL                                                                               \
 	(GROUP_BASELINES | GROUP_SPIN | GROUP_BLOCKING | GROUP_FUTEX | GROUP_MPMC | GROUP_API | \
-	 GROUP_ASYNC)
+	 GROUP_ASYNC | GROUP_SYNC)
+/* The groups measured per message size; the others run once. */
+#define GROUP_PER_SIZE (GROUP_ALL & ~GROUP_SYNC)
 
 enum transport {
 	TRANSPORT_MINRING,
@@ -178,7 +182,7 @@ static const struct {
 } groups[] = {
 	{"baselines", GROUP_BASELINES}, {"spin", GROUP_SPIN},	  {"blocking", GROUP_BLOCKING},
 	{"futex", GROUP_FUTEX},		{"mpmc", GROUP_MPMC},	  {"api", GROUP_API},
-	{"async", GROUP_ASYNC},		{"repair", GROUP_REPAIR},
+	{"async", GROUP_ASYNC},		{"repair", GROUP_REPAIR}, {"sync", GROUP_SYNC},
 };
 
 struct opts {
@@ -292,7 +296,7 @@ struct target {
 	char detail[96];
 };
 
-#define TARGETS_MAX 12
+#define TARGETS_MAX 16
 
 static struct bench {
 	struct opts o;
@@ -330,6 +334,10 @@ static struct bench {
 	double repair_max[BENCH_REPAIR_COUNT];
 	bool repair_failed[BENCH_REPAIR_COUNT];
 	unsigned int repair_deaths; /* per kind and rep */
+	/* sync: per case and implementation, medians over reps */
+	double sync_ns[BENCH_SYNC_COUNT][BENCH_SYNC_IMPLS];
+	double sync_handoff[BENCH_SYNC_COUNT][BENCH_SYNC_IMPLS];
+	uint32_t sync_iters[BENCH_SYNC_COUNT];
 } bench;
 
 /* --- Small helpers --- */
@@ -1696,6 +1704,14 @@ static void evaluate_targets(void)
 		   RTT(TRANSPORT_BLOCKING), RTT(TRANSPORT_MINRING_FUTEX), "ns");
 #undef RTT
 #undef MPS
+#define SYNC(c, i) bench.sync_ns[BENCH_SYNC_LOCK_##c][BENCH_SYNC_##i]
+	target_add("lock+unlock <= 1.20x robust pthread mutex",
+		   ratio(SYNC(UNCONTENDED, SHMQ), SYNC(UNCONTENDED, PTHREAD)), 1.20, true,
+		   SYNC(UNCONTENDED, SHMQ), SYNC(UNCONTENDED, PTHREAD), "ns");
+	target_add("contended lock <= 1.50x robust pthread mutex",
+		   ratio(SYNC(CONTENDED, SHMQ), SYNC(CONTENDED, PTHREAD)), 1.50, true,
+		   SYNC(CONTENDED, SHMQ), SYNC(CONTENDED, PTHREAD), "ns");
+#undef SYNC
 	target_add("idle recv_wait CPU <= 1 ms per idle s",
 		   bench.idle_done ? bench.idle_cpu_ms_per_s : NAN, IDLE_LIMIT_MS_PER_S, true, NAN,
 		   NAN, "");
@@ -1835,6 +1851,70 @@ static void run_repair(void)
 	free(ns);
 }
 
+/* --- Synchronisation kinds against pthread --- */
+
+/*
+ * Each case alternates shmq and pthread rep by rep, so drift in the
+ * machine's state falls on both alike; medians over reps.
+ */
+static void run_sync(void)
+{
+	double ns[BENCH_SYNC_COUNT][BENCH_SYNC_IMPLS][REPS_MAX];
+	double ho[BENCH_SYNC_COUNT][BENCH_SYNC_IMPLS][REPS_MAX];
+	unsigned int n_ok[BENCH_SYNC_COUNT][BENCH_SYNC_IMPLS] = {{0}};
+	char what[200];
+
+	bench.sync_iters[BENCH_SYNC_LOCK_UNCONTENDED] = bench.o.iters * 100;
+	bench.sync_iters[BENCH_SYNC_LOCK_CONTENDED] = bench.o.iters * 20;
+	for (unsigned int rep = 0; rep < bench.o.reps; rep++)
+		for (unsigned int c = 0; c < BENCH_SYNC_COUNT; c++)
+			for (unsigned int i = 0; i < BENCH_SYNC_IMPLS; i++) {
+				struct bench_sync_sample smp;
+				int r;
+
+				if (!bench.o.json)
+					fprintf(stderr, "\r  sync: rep %u/%u %-18s", rep + 1,
+						bench.o.reps, bench_sync_names[c]);
+				r = bench_sync_sample(c, i, bench.api_socket, bench.sync_iters[c],
+						      bench.cpus, &smp, what, sizeof(what));
+				if (r < 0) {
+					fprintf(stderr, "\nshmq-bench: sync: %s\n", what);
+					bench.errors++;
+					continue;
+				}
+				ns[c][i][n_ok[c][i]] = smp.ns;
+				ho[c][i][n_ok[c][i]++] = smp.handoff;
+			}
+	if (!bench.o.json)
+		progress_clear();
+	for (unsigned int c = 0; c < BENCH_SYNC_COUNT; c++)
+		for (unsigned int i = 0; i < BENCH_SYNC_IMPLS; i++) {
+			bench.sync_ns[c][i] = n_ok[c][i] ? median(ns[c][i], n_ok[c][i]) : NAN;
+			bench.sync_handoff[c][i] = n_ok[c][i] ? median(ho[c][i], n_ok[c][i]) : NAN;
+		}
+}
+
+static void print_sync(void)
+{
+	printf("\nlocks: shmq_lock against a robust process-shared pthread_mutex_t\n");
+	printf("%-18s %10s %10s %8s %9s %9s  %s\n", "scenario", "shmq", "pthread", "ratio",
+	       "handoff", "(pthread)", "what is timed");
+	printf("%-18s %10s %10s\n", "", "(ns/op)", "(ns/op)");
+	for (unsigned int c = 0; c < BENCH_SYNC_COUNT; c++) {
+		printf("%-18s", bench_sync_names[c]);
+		print_num(bench.sync_ns[c][BENCH_SYNC_SHMQ], 10, 1);
+		print_num(bench.sync_ns[c][BENCH_SYNC_PTHREAD], 10, 1);
+		print_num(ratio(bench.sync_ns[c][BENCH_SYNC_SHMQ],
+				bench.sync_ns[c][BENCH_SYNC_PTHREAD]),
+			  8, 2);
+		print_num(bench.sync_handoff[c][BENCH_SYNC_SHMQ] * 100, 8, 1);
+		printf("%%");
+		print_num(bench.sync_handoff[c][BENCH_SYNC_PTHREAD] * 100, 8, 1);
+		printf("%%  %s\n", bench_sync_about[c]);
+	}
+	fflush(stdout);
+}
+
 static void print_repair(void)
 {
 	const double base50 = bench.repair_p50[BENCH_REPAIR_PIDFD];
@@ -1948,6 +2028,24 @@ static void print_json(void)
 		}
 		printf("},");
 	}
+	if (bench.o.only & GROUP_SYNC) {
+		printf("\"sync\":{");
+		for (unsigned int c = 0; c < BENCH_SYNC_COUNT; c++) {
+			printf("%s\"%s\":{\"iters\":%" PRIu32 ",", c ? "," : "",
+			       bench_sync_names[c], bench.sync_iters[c]);
+			json_num("shmq_ns", bench.sync_ns[c][BENCH_SYNC_SHMQ], true);
+			json_num("pthread_ns", bench.sync_ns[c][BENCH_SYNC_PTHREAD], true);
+			json_num("ratio",
+				 ratio(bench.sync_ns[c][BENCH_SYNC_SHMQ],
+				       bench.sync_ns[c][BENCH_SYNC_PTHREAD]),
+				 true);
+			json_num("shmq_handoff", bench.sync_handoff[c][BENCH_SYNC_SHMQ], true);
+			json_num("pthread_handoff", bench.sync_handoff[c][BENCH_SYNC_PTHREAD],
+				 false);
+			printf("}");
+		}
+		printf("},");
+	}
 	printf("\"noisy\":%s,", load_noisy(&bench.load) ? "true" : "false");
 	json_num("other_load", bench.load.other, true);
 	json_num("steal", bench.load.steal, true);
@@ -2007,15 +2105,19 @@ static void usage(FILE *f)
 		"  -n, --iters N         measured round trips per rtt run (default 10000)\n"
 		"  -o, --only LIST       run only these groups, comma-separated:\n"
 		"                        spin, blocking, futex, mpmc, api, async, baselines,\n"
-		"                        repair (default all but repair; async is compared\n"
-		"                        with spin and futex)\n"
+		"                        sync, repair (default all but repair; async is\n"
+		"                        compared with spin and futex)\n"
+		"                        sync: shmq locks against a robust process-shared\n"
+		"                        pthread mutex, uncontended (--iters x 100) and two\n"
+		"                        processes contending (--iters x 20 each)\n"
 		"                        repair: death-to-repair latency through a private\n"
 		"                        shmqd, --iters/50 (20..2000) SIGKILLed holders per\n"
 		"                        scenario and rep: a peek re-delivered, an undo\n"
 		"                        token returned, against the pidfd wake-up of a kill\n"
 		"  -j, --json            print one JSON object instead of tables\n"
 		"      --strict          exit 1 when a target is missed\n"
-		"      --shmqd PATH      api, repair: the shmqd to start on a temporary socket\n"
+		"      --shmqd PATH      api, sync, repair: the shmqd to start on a temporary "
+		"socket\n"
 		"                        (default: shmqd beside this program, else\n"
 		"                        ../sbin/shmqd from its directory, as installed)\n"
 		"  -V, --version         print the version and exit\n"
@@ -2235,7 +2337,7 @@ static int api_start(const char *argv0)
 		fprintf(stderr,
 			"shmq-bench: no shmqd at %s (--shmqd PATH): skipping api and repair\n",
 			path);
-		bench.o.only &= ~(GROUP_API | GROUP_REPAIR);
+		bench.o.only &= ~(GROUP_API | GROUP_REPAIR | GROUP_SYNC);
 		return 0;
 	}
 	snprintf(bench.api_dir, sizeof(bench.api_dir), "/tmp/shmq-bench-XXXXXX");
@@ -2327,7 +2429,7 @@ int main(int argc, char *argv[])
 	if (r <= 0)
 		return r < 0 ? 2 : 0;
 	r = setup();
-	if (r == 0 && (bench.o.only & (GROUP_API | GROUP_REPAIR)))
+	if (r == 0 && (bench.o.only & (GROUP_API | GROUP_REPAIR | GROUP_SYNC)))
 		r = api_start(argv[0]);
 	if (r < 0) {
 		fprintf(stderr, "shmq-bench: setup: %s\n", strerror(-r));
@@ -2337,7 +2439,7 @@ int main(int argc, char *argv[])
 
 	if (!bench.o.json)
 		print_header();
-	for (unsigned int si = 0; si < bench.o.n_sizes && (bench.o.only & ~GROUP_REPAIR); si++) {
+	for (unsigned int si = 0; si < bench.o.n_sizes && (bench.o.only & GROUP_PER_SIZE); si++) {
 		geometry_note(si);
 		measure_size(si);
 		if (!bench.o.json) {
@@ -2347,6 +2449,11 @@ int main(int argc, char *argv[])
 	}
 	if (bench.o.only & GROUP_BLOCKING)
 		(void)run_idle();
+	if (bench.o.only & GROUP_SYNC) {
+		run_sync();
+		if (!bench.o.json)
+			print_sync();
+	}
 	if (bench.o.only & GROUP_REPAIR) {
 		run_repair();
 		if (!bench.o.json)
@@ -2358,7 +2465,7 @@ int main(int argc, char *argv[])
 	evaluate_targets();
 	if (bench.o.json)
 		print_json();
-	else if (bench.o.only & ~GROUP_REPAIR)
+	else if (bench.o.only & (GROUP_PER_SIZE | GROUP_SYNC))
 		print_targets();
 
 	api_stop();

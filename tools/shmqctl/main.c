@@ -82,12 +82,14 @@ static const struct verb verbs[V_COUNT] = {
 		     "the semaphore's words, on a read-only mapping.  An inconsistency must\n"
 		     "persist for about 0.1 s to count.  Exits 1 if an object is corrupt (or,\n"
 		     "with NAME, cannot be checked); objects you may not read are skipped.\n"},
-	[V_CREATE] = {"create", 2, 2, verb_create, "create queue|sem|event NAME [OPTIONS]",
-		      "create a queue, a semaphore or an event",
-		      "Create a queue, a semaphore or an event owned by you.\n"
+	[V_CREATE] = {"create", 2, 2, verb_create,
+		      "create queue|sem|event|lock|rlock NAME [OPTIONS]",
+		      "create a queue, a semaphore, an event or a lock",
+		      "Create a queue, a semaphore, an event or a lock owned by you.\n"
 		      "Queues: --slots N (a power of two), --slot-size BYTES, --mode\n"
 		      "mpmc|spsc|mpsc|spmc, --numa NODE, --hugepages.  Semaphores: --initial N,\n"
 		      "--max N (bounded), --undo.  Events: --initial 0|1 (clear or set).\n"
+		      "Locks: rlock (or lock --recursive) is recursive.\n"
 		      "All: --perm MODE (octal, default 0600).\n"
 		      "Unset geometry takes the daemon's defaults.\n"},
 	[V_RM] = {"rm", 1, 64, verb_rm, "rm NAME...", "remove names",
@@ -123,6 +125,7 @@ enum {
 	OPT_INITIAL,
 	OPT_MAX,
 	OPT_UNDO,
+	OPT_RECURSIVE,
 };
 
 struct option_rule {
@@ -148,6 +151,7 @@ static const struct option long_options[] = {
 	{"initial", required_argument, NULL, OPT_INITIAL},
 	{"max", required_argument, NULL, OPT_MAX},
 	{"undo", no_argument, NULL, OPT_UNDO},
+	{"recursive", no_argument, NULL, OPT_RECURSIVE},
 	{NULL, 0, NULL, 0},
 };
 
@@ -164,6 +168,7 @@ static const struct option_rule rules[] = {
 	{OPT_INITIAL, CREATE_OPT},
 	{OPT_MAX, CREATE_OPT},
 	{OPT_UNDO, CREATE_OPT},
+	{OPT_RECURSIVE, CREATE_OPT},
 	{OPT_NO_LEGEND, VERB(V_LS) | VERB(V_SHOW) | VERB(V_CLIENTS) | VERB(V_TOP) | VERB(V_CHECK)},
 };
 
@@ -364,6 +369,9 @@ static int option_apply(struct ctl *ctl, int opt, const char *arg, const char *n
 		return 0;
 	case OPT_UNDO:
 		ctl->sattr.flags |= SHMQ_SEM_ATTR_UNDO;
+		return 0;
+	case OPT_RECURSIVE:
+		ctl->recursive = true;
 		return 0;
 	default:
 		return usage_error("unexpected option %s", name);

@@ -44,6 +44,7 @@ struct ctl {
 	struct shmq_queue_attr qattr; /* create queue */
 	struct shmq_sem_attr sattr;   /* create sem */
 	bool hugepages;		      /* create queue --hugepages */
+	bool recursive;		      /* create rlock (--recursive is the same) */
 	char *const *args;	      /* the verb's positional arguments */
 	int n_args;
 };
@@ -173,6 +174,11 @@ struct snapshot {
 	/* semaphores */
 	uint32_t value;
 	uint32_t waiters;
+	/* locks (value: 1 held) */
+	int32_t holder_pid; /* the holder's process, 0 if free or unknown */
+	int32_t holder_tid;
+	uint32_t holder_depth;
+	bool owner_died; /* a holder died; not yet declared consistent */
 	/* both */
 	uint32_t producers; /* active records with the producer role (sems: every user) */
 	uint32_t consumers; /* active records with the consumer role (sems: every user) */

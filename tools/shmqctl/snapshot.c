@@ -27,6 +27,7 @@
 #include "shm/atomic.h"
 #include "shm/kind.h"
 #include "shm/layout.h"
+#include "shm/owner.h"
 #include "shm/ring.h"
 #include "shm/sem.h"
 #include "tools/shmqctl/shmqctl.h"
@@ -168,12 +169,33 @@ static void read_event(const struct shmq_segment *seg, struct snapshot *s)
 	counters_add(&s->total, &e->retired);
 }
 
+static void read_lock(const struct shmq_segment *seg, struct snapshot *s)
+{
+	const struct shmq_lock_shm *l = seg->object;
+	uint32_t w = load_relaxed(&l->word);
+	uint32_t holder = shmq__owner_index1(shmq__owner_of(w)); /* a tag: index + 1 */
+
+	s->value = holder != 0;
+	s->owner_died = w & SHMQ_LOCK_DEAD;
+	if (holder && holder <= seg->n_sessions) { /* peer-written: an index only when in range */
+		s->holder_pid = load_relaxed(&seg->sessions[holder - 1].pid);
+		s->holder_tid = load_relaxed(&l->owner_tid);
+		s->holder_depth = load_relaxed(&l->depth);
+	}
+	for (uint32_t i = 0; i < seg->n_sessions; i++)
+		if (load_relaxed(&seg->sessions[i].state) == SHMQ_SESSION_ACTIVE)
+			s->waiters += load_relaxed(&seg->sessions[i].k.lock.waiting);
+	s->repairs = load_relaxed(&l->recoveries);
+	counters_add(&s->total, &l->retired);
+}
+
 /* The live figures of each kind: its control block's words. */
 static void (*const readers[SHMQ_KIND_LIMIT])(const struct shmq_segment *seg,
 					      struct snapshot *s) = {
 	[SHMQ_KIND_QUEUE] = read_queue,
 	[SHMQ_KIND_SEM] = read_sem,
 	[SHMQ_KIND_EVENT] = read_event,
+	[SHMQ_KIND_LOCK] = read_lock,
 };
 
 int snapshot_take(struct shmq_client *c, const char *name, uint64_t object_id, unsigned int flags,

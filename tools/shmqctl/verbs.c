@@ -95,6 +95,7 @@ struct figures {
 	bool has_waiters;	/* live: a count of waiters */
 	bool has_sleepers_recv; /* live: receivers (or waiters) flagged asleep */
 	bool has_sleepers_send; /* live: senders flagged asleep */
+	bool has_holder;	/* live: a lock's holder */
 };
 
 struct kind_view {
@@ -203,10 +204,38 @@ static void event_sleepers(const struct snapshot *s, char *buf, size_t size)
 	snprintf(buf, size, "%s", s->sleepers_recv ? "w" : "-");
 }
 
+static void lock_figures(const struct shmq_object_info *o, struct figures *f)
+{
+	*f = (struct figures){.type = o->lock_flags & SHMQ_LOCK_ATTR_RECURSIVE ? "recursive"
+									       : "plain",
+			      .has_value = true,
+			      .has_waiters = true,
+			      .has_holder = true};
+}
+
+static void lock_show_geometry(const struct shmq_object_info *o, const struct figures *f)
+{
+	(void)o;
+	printf("  lock:        %s\n", f->type);
+}
+
+static void lock_show_live(const struct snapshot *s)
+{
+	if (s->value)
+		printf("  holder:      pid %" PRId32 " thread %" PRId32 ", %" PRIu32
+		       " acquisition(s); %" PRIu32 " waiting\n",
+		       s->holder_pid, s->holder_tid, s->holder_depth, s->waiters);
+	else
+		printf("  holder:      none; %" PRIu32 " waiting\n", s->waiters);
+	printf("  recoveries:  %" PRIu32 " taken back from dead holders%s\n", s->repairs,
+	       s->owner_died ? "; owner died, not yet declared consistent" : "");
+}
+
 static const struct kind_view views[SHMQ_KIND_LIMIT] = {
 	[SHMQ_OBJECT_QUEUE] = {queue_figures, queue_show_geometry, queue_show_live, queue_sleepers},
 	[SHMQ_OBJECT_SEM] = {sem_figures, sem_show_geometry, sem_show_live, sem_sleepers},
 	[SHMQ_OBJECT_EVENT] = {event_figures, event_show_geometry, event_show_live, event_sleepers},
+	[SHMQ_OBJECT_LOCK] = {lock_figures, lock_show_geometry, lock_show_live, sem_sleepers},
 };
 
 /* The view of @kind; a kind this shmqctl does not know shows as one with no figures. */
@@ -291,6 +320,8 @@ static void object_json(struct json *j, const struct shmq_object_info *o, const 
 	kv_u64_or_null(j, "slot_size", f.has_slot_size, o->slot_size);
 	kv_u64_or_null(j, "sem_initial", o->kind == SHMQ_OBJECT_SEM, o->sem_initial);
 	kv_bool_or_null(j, "event_initial", o->kind == SHMQ_OBJECT_EVENT, o->event_initial);
+	kv_bool_or_null(j, "recursive", o->kind == SHMQ_OBJECT_LOCK,
+			o->lock_flags & SHMQ_LOCK_ATTR_RECURSIVE);
 
 	json_kv_bool(j, "viewable", live);
 	json_kv_string(j, "view_error", live ? NULL : view_error_text(s->view_error));
@@ -305,6 +336,10 @@ static void object_json(struct json *j, const struct shmq_object_info *o, const 
 	kv_u64_or_null(j, "dead_records", live, s->dead);
 	kv_u64_or_null(j, "repairs", live, s->repairs);
 	kv_u64_or_null(j, "tombstones", live && f.has_depth, s->tombstones);
+	kv_u64_or_null(j, "holder_pid", live && f.has_holder && s->value, (uint64_t)s->holder_pid);
+	kv_u64_or_null(j, "holder_tid", live && f.has_holder && s->value, (uint64_t)s->holder_tid);
+	kv_u64_or_null(j, "holder_depth", live && f.has_holder && s->value, s->holder_depth);
+	kv_bool_or_null(j, "owner_died", live && f.has_holder, s->owner_died);
 	counters_json(j, "counters", live ? &s->total : NULL);
 }
 
@@ -1147,7 +1182,137 @@ int verb_check(struct ctl *ctl)
 
 /* --- create, rm, purge --- */
 
-static int create_print(struct ctl *ctl, struct shmq_client *c, const char *name)
+/*
+ * create, by kind: which option groups it takes, how to create it (as a
+ * view, so the object exists afterwards with nobody attached) and its line.
+ */
+#define COPT_QUEUE     (1u << 0) /* --slots --slot-size --mode --numa --hugepages */
+#define COPT_SEM       (1u << 1) /* --max --undo */
+#define COPT_INITIAL   (1u << 2) /* --initial N */
+#define COPT_INITIAL01 (1u << 3) /* --initial 0|1 */
+#define COPT_RECURSIVE (1u << 4) /* --recursive */
+
+struct create_kind {
+	const char *name, *alias;
+	unsigned int opts;   /* COPT_* it accepts */
+	uint32_t lock_flags; /* a lock's SHMQ_LOCK_ATTR_* implied by the name */
+	int (*create)(const struct ctl *ctl, const struct create_kind *k, struct shmq_client *c,
+		      const char *name);
+	void (*print)(const struct shmq_object_info *o, const struct figures *f, const char *mem);
+};
+
+static int create_queue(const struct ctl *ctl, const struct create_kind *k, struct shmq_client *c,
+			const char *name)
+{
+	unsigned int flags = SHMQ_CREATE | SHMQ_EXCL | SHMQ_VIEW;
+	struct shmq_queue *q;
+	int r = shmq_queue_open(c, name, flags | (ctl->hugepages ? SHMQ_HUGEPAGES : 0), &ctl->qattr,
+				&q);
+
+	(void)k; /* a lock's flags only */
+	if (r == 0)
+		shmq_queue_close(q);
+	return r;
+}
+
+static void print_queue(const struct shmq_object_info *o, const struct figures *f, const char *mem)
+{
+	printf("created queue '%s': %s, %" PRIu32 " slots of %" PRIu32 " bytes, perm %04" PRIo32
+	       ", %s\n",
+	       o->name, f->type, o->n_slots, o->slot_size, o->perm, mem);
+}
+
+static int create_sem(const struct ctl *ctl, const struct create_kind *k, struct shmq_client *c,
+		      const char *name)
+{
+	struct shmq_sem *s;
+	int r = shmq_sem_open(c, name, SHMQ_CREATE | SHMQ_EXCL | SHMQ_VIEW, &ctl->sattr, &s);
+
+	(void)k; /* a lock's flags only */
+	if (r == 0)
+		shmq_sem_close(s);
+	return r;
+}
+
+static void print_sem(const struct shmq_object_info *o, const struct figures *f, const char *mem)
+{
+	(void)mem;
+	printf("created semaphore '%s': %s, value %" PRIu32 ", perm %04" PRIo32 "\n", o->name,
+	       f->type, o->sem_initial, o->perm);
+}
+
+static int create_event(const struct ctl *ctl, const struct create_kind *k, struct shmq_client *c,
+			const char *name)
+{
+	const struct shmq_event_attr ea = {
+		.size = sizeof(ea), .initial = ctl->sattr.initial, .perm = ctl->sattr.perm};
+	struct shmq_event *e;
+	int r = shmq_event_open(c, name, SHMQ_CREATE | SHMQ_EXCL | SHMQ_VIEW, &ea, &e);
+
+	(void)k; /* a lock's flags only */
+	if (r == 0)
+		shmq_event_close(e);
+	return r;
+}
+
+static void print_event(const struct shmq_object_info *o, const struct figures *f, const char *mem)
+{
+	(void)f, (void)mem;
+	printf("created event '%s': %s, perm %04" PRIo32 "\n", o->name,
+	       o->event_initial ? "set" : "clear", o->perm);
+}
+
+static int create_lock(const struct ctl *ctl, const struct create_kind *k, struct shmq_client *c,
+		       const char *name)
+{
+	const struct shmq_lock_attr la = {.size = sizeof(la),
+					  .flags = k->lock_flags |
+						   (ctl->recursive ? SHMQ_LOCK_ATTR_RECURSIVE : 0),
+					  .perm = ctl->sattr.perm};
+	struct shmq_lock *l;
+	int r = shmq_lock_open(c, name, SHMQ_CREATE | SHMQ_EXCL | SHMQ_VIEW, &la, &l);
+
+	if (r == 0)
+		shmq_lock_close(l);
+	return r;
+}
+
+static void print_lock(const struct shmq_object_info *o, const struct figures *f, const char *mem)
+{
+	(void)mem;
+	printf("created lock '%s': %s, perm %04" PRIo32 "\n", o->name, f->type, o->perm);
+}
+
+static const struct create_kind create_kinds[] = {
+	{"queue", NULL, COPT_QUEUE, 0, create_queue, print_queue},
+	{"semaphore", "sem", COPT_SEM | COPT_INITIAL, 0, create_sem, print_sem},
+	{"event", NULL, COPT_INITIAL01, 0, create_event, print_event},
+	{"lock", NULL, COPT_RECURSIVE, 0, create_lock, print_lock},
+	{"rlock", NULL, COPT_RECURSIVE, SHMQ_LOCK_ATTR_RECURSIVE, create_lock, print_lock},
+};
+
+/* The option groups the command line used. */
+static unsigned int create_opts_used(const struct ctl *ctl)
+{
+	const struct shmq_queue_attr *qa = &ctl->qattr;
+	const struct shmq_sem_attr *sa = &ctl->sattr;
+	unsigned int used = 0;
+
+	if (qa->n_slots || qa->slot_size || qa->mode || qa->flags || ctl->hugepages)
+		used |= COPT_QUEUE;
+	if (sa->flags || sa->max)
+		used |= COPT_SEM;
+	if (sa->initial > 1)
+		used |= COPT_INITIAL;
+	else if (sa->initial)
+		used |= COPT_INITIAL01;
+	if (ctl->recursive)
+		used |= COPT_RECURSIVE;
+	return used;
+}
+
+static int create_print(struct ctl *ctl, struct shmq_client *c, const struct create_kind *k,
+			const char *name)
 {
 	struct shmq_object_info o = {.size = sizeof(o)};
 	struct snapshot s;
@@ -1167,21 +1332,11 @@ static int create_print(struct ctl *ctl, struct shmq_client *c, const char *name
 		json_end_object(&j);
 		json_finish(&j);
 	} else {
-		fmt_bytes(mem, sizeof(mem), o.memory_size);
 		struct figures f;
 
+		fmt_bytes(mem, sizeof(mem), o.memory_size);
 		figures_of(&o, &f);
-		if (o.kind == SHMQ_OBJECT_QUEUE)
-			printf("created queue '%s': %s, %" PRIu32 " slots of %" PRIu32
-			       " bytes, perm %04" PRIo32 ", %s\n",
-			       o.name, f.type, o.n_slots, o.slot_size, o.perm, mem);
-		else if (o.kind == SHMQ_OBJECT_EVENT)
-			printf("created event '%s': %s, perm %04" PRIo32 "\n", o.name,
-			       o.event_initial ? "set" : "clear", o.perm);
-		else
-			printf("created semaphore '%s': %s, value %" PRIu32 ", perm %04" PRIo32
-			       "\n",
-			       o.name, f.type, o.sem_initial, o.perm);
+		k->print(&o, &f, mem);
 	}
 	snapshot_fini(&s);
 	return 0;
@@ -1190,59 +1345,33 @@ static int create_print(struct ctl *ctl, struct shmq_client *c, const char *name
 int verb_create(struct ctl *ctl)
 {
 	const char *kind = ctl->args[0], *name = ctl->args[1];
-	bool queue = !strcmp(kind, "queue"), event = !strcmp(kind, "event");
-	const struct shmq_queue_attr *qa = &ctl->qattr;
-	const struct shmq_sem_attr *sa = &ctl->sattr;
-	bool queue_opts = qa->n_slots || qa->slot_size || qa->mode || qa->flags || ctl->hugepages;
+	const struct create_kind *k = NULL;
+	unsigned int used = create_opts_used(ctl), allowed;
 	struct shmq_client *c;
 	int r;
 
-	if (!queue && !event && strcmp(kind, "sem") && strcmp(kind, "semaphore")) {
-		fprintf(stderr, "shmqctl: create: '%s' is not queue, sem or event\n", kind);
+	for (size_t i = 0; i < sizeof(create_kinds) / sizeof(create_kinds[0]); i++)
+		if (!strcmp(kind, create_kinds[i].name) ||
+		    (create_kinds[i].alias && !strcmp(kind, create_kinds[i].alias)))
+			k = &create_kinds[i];
+	if (!k) {
+		fprintf(stderr, "shmqctl: create: '%s' is not queue, sem, event, lock or rlock\n",
+			kind);
 		return EXIT_USAGE;
 	}
-	/* An event takes --initial 0 or 1, and nothing of a queue's or a semaphore's else. */
-	if (queue   ? sa->initial || sa->flags
-	    : event ? queue_opts || sa->flags || sa->max || sa->initial > 1
-		    : queue_opts) {
+	/* --initial 0|1 fits wherever --initial N does */
+	allowed = k->opts | ((k->opts & COPT_INITIAL) ? COPT_INITIAL01 : 0);
+	if (used & ~allowed) {
 		fprintf(stderr, "shmqctl: create: an option that does not fit kind %s\n", kind);
 		return EXIT_USAGE;
 	}
 	if (ctl_connect(ctl, &c) < 0)
 		return EXIT_FAILURE;
-	/* A view: the object exists afterwards, with nobody attached. */
-	if (queue) {
-		struct shmq_queue *q;
-
-		r = shmq_queue_open(c, name,
-				    SHMQ_CREATE | SHMQ_EXCL | SHMQ_VIEW |
-					    (ctl->hugepages ? SHMQ_HUGEPAGES : 0),
-				    qa, &q);
-		if (r == 0)
-			shmq_queue_close(q);
-	} else if (event) {
-		struct shmq_event_attr ea = {
-			.size = sizeof(ea), .initial = sa->initial, .perm = sa->perm};
-		struct shmq_event *e;
-
-		r = shmq_event_open(c, name, SHMQ_CREATE | SHMQ_EXCL | SHMQ_VIEW, &ea, &e);
-		if (r == 0)
-			shmq_event_close(e);
-	} else {
-		struct shmq_sem *s;
-
-		r = shmq_sem_open(c, name, SHMQ_CREATE | SHMQ_EXCL | SHMQ_VIEW, sa, &s);
-		if (r == 0)
-			shmq_sem_close(s);
-	}
+	r = k->create(ctl, k, c, name);
 	if (r < 0)
-		ctl_error(r, "creating %s '%s'",
-			  queue	  ? "queue"
-			  : event ? "event"
-				  : "semaphore",
-			  name);
+		ctl_error(r, "creating %s '%s'", k->name, name);
 	else
-		r = create_print(ctl, c, name);
+		r = create_print(ctl, c, k, name);
 	shmq_client_close(c);
 	return r < 0 ? EXIT_FAILURE : 0;
 }
