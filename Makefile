@@ -170,7 +170,7 @@ endif
 # Criterion subset the tests use, with the same per-test fork and timeouts.
 ifneq ($(filter thread,$(subst $(comma), ,$(SAN))),)
 # TSan does not model atomic_thread_fence.  shmq's fences order only the
-# sleeper check (store -> load, see shm/barrier.h); data is published with
+# sleeper check (store -> load, see shm/fence.h); data is published with
 # release/acquire pairs, which TSan does check, so ignoring fences cannot
 # produce a false report.
 override CFLAGS += -Wno-tsan
@@ -184,7 +184,7 @@ endif
 
 # --- Sources (explicit and sorted) ---
 
-SHM_SRC    := shm/barrier.c \
+SHM_SRC    := shm/fence.c \
 	      shm/event.c \
 	      shm/eventcount.c \
 	      shm/futex.c \

@@ -111,7 +111,7 @@ int shmq__helper_attach(int efd, struct shmq_helper_slot **ret);
 
 /*
  * Watch @word while it holds @key; @bounded: also fire after at most
- * SHMQ_BARRIER_FALLBACK_SLICE_NS (no heavy barrier here).  One-shot: the
+ * SHMQ_FENCE_FALLBACK_SLICE_NS (no heavy barrier here).  One-shot: the
  * entry disarms itself when it fires.
  */
 void shmq__helper_arm(struct shmq_helper_slot *s, _Atomic uint32_t *word, uint32_t key,

@@ -30,7 +30,7 @@
  * nothing.  Stopping them when their last entry left made every wait of a
  * one-future-at-a-time loop create and join a thread (tens of
  * microseconds), and it did worse: a process whose threads keep exiting
- * loses wake-ups of the asymmetric fence (shm/barrier.h).  On the 6.18
+ * loses wake-ups of the asymmetric fence (shm/fence.h).  On the 6.18
  * kernel here, a stress test that joined a helper thread before each
  * publish lost one wake-up in every ~30,000 round trips, and none with real
  * fences (SHMQ_ASYM_FENCE=0) or with threads kept.  The probable cause:
@@ -61,7 +61,7 @@
 
 #include "libclient/async.h"
 #include "shm/atomic.h"
-#include "shm/barrier.h"
+#include "shm/fence.h"
 #include "shm/futex.h"
 
 /* One futex_waitv entry is the thread's control word. */
@@ -159,7 +159,7 @@ static void *helper_main(void *arg)
 		pthread_mutex_unlock(&t->lock);
 
 		if (bounded)
-			deadline = shmq__deadline_after_ns(SHMQ_BARRIER_FALLBACK_SLICE_NS);
+			deadline = shmq__deadline_after_ns(SHMQ_FENCE_FALLBACK_SLICE_NS);
 		r = shmq__futex_waitv(v, n, deadline);
 
 		pthread_mutex_lock(&t->lock);

@@ -37,7 +37,7 @@
 #include <string.h>
 
 #include "shm/atomic.h"
-#include "shm/barrier.h"
+#include "shm/fence.h"
 #include "shm/event.h"
 #include "shm/eventcount.h"
 #include "shm/futex.h"
@@ -64,7 +64,7 @@ int shmq__event_attach(struct shmq_event *ev, const struct shmq_segment *seg, ui
 	ev->e = seg->object;
 	ev->c = rec ? &rec->c : &ev->private_counters;
 	ev->spin_ns = SHMQ_EVENT_SPIN_NS_DEFAULT;
-	ev->asym = shmq__barrier_register();
+	ev->asym = shmq__fence_register();
 	return 0;
 }
 

@@ -30,7 +30,7 @@ struct shmq_event {
 	struct shmq_event_shm *e;
 	struct shmq_counters *c; /* this session's counters, or &private_counters */
 	uint64_t spin_ns;	 /* spin budget before sleeping; 0: sleep at once */
-	bool asym;		 /* light barrier on set (shm/barrier.h) */
+	bool asym;		 /* light barrier on set (shm/fence.h) */
 	struct shmq_counters private_counters;
 };
 

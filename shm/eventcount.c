@@ -30,7 +30,7 @@ uint32_t shmq__ec_prepare(_Atomic uint32_t *ec, bool *ret_bounded)
 	uint32_t key = fetch_or_seq_cst(ec, SHMQ_EC_WAITERS) | SHMQ_EC_WAITERS;
 
 	/* H1: a full barrier on every publisher; pairs with F1 in shmq__ec_notify(). */
-	*ret_bounded = shmq__barrier_heavy() < 0;
+	*ret_bounded = shmq__fence_heavy() < 0;
 	fence_seq_cst(); /* F2: orders the caller's re-check (b) after (a) */
 	return key;
 }
@@ -42,7 +42,7 @@ int shmq__ec_sleep(_Atomic uint32_t *ec, uint32_t key, uint64_t deadline_ns, boo
 
 	if (bounded) {
 		/* No heavy barrier: a publisher's wake may be missed; bound the sleep. */
-		uint64_t slice = shmq__now_ns() + SHMQ_BARRIER_FALLBACK_SLICE_NS;
+		uint64_t slice = shmq__now_ns() + SHMQ_FENCE_FALLBACK_SLICE_NS;
 
 		sleep_until = slice < deadline_ns ? slice : deadline_ns;
 	}

@@ -11,7 +11,7 @@
  *
  *   sleeper                                 waker
  *   (a) key = fetch_or(&ec, WAITERS)        (c) publish (the kind's release
- *   H1  heavy barrier (shm/barrier.h)           store: a ring's R1, R2, R4)
+ *   H1  heavy barrier (shm/fence.h)           store: a ring's R1, R2, R4)
  *   F2  seq_cst fence                       (d) F1 fence; v = load(&ec)
  *   (b) re-check the condition              (f) if (v & WAITERS):
  *   (e) futex_wait(&ec, key)                      CAS ec -> (v + 2) & ~WAITERS
@@ -33,9 +33,9 @@
  *
  *   With SHMQ_ASYM_FENCE=1, F1 is a compiler barrier and H1 a
  *   membarrier(2) that makes every running thread of the process execute a
- *   full barrier, which puts F1's fence where it is needed (shm/barrier.h,
+ *   full barrier, which puts F1's fence where it is needed (shm/fence.h,
  *   including why it is opt-in).  Without a heavy barrier the sleep is cut
- *   into slices (SHMQ_BARRIER_FALLBACK_SLICE_NS): a wake may be missed, a
+ *   into slices (SHMQ_FENCE_FALLBACK_SLICE_NS): a wake may be missed, a
  *   sleeper never waits longer than a slice for it.
  *
  * Asynchronous waits split (a)..(e) across two places: shmq__ec_prepare()
@@ -67,7 +67,7 @@
 #include <stdint.h>
 
 #include "shm/atomic.h"
-#include "shm/barrier.h"
+#include "shm/fence.h"
 
 #define SHMQ_EC_WAITERS UINT32_C(1)
 
@@ -84,7 +84,7 @@ bool shmq__ec_wake_all(_Atomic uint32_t *ec);
 
 /*
  * (d)..(f), after the caller published: wake every sleeper announced on @ec.
- * @asym: this process registered for the asymmetric fence (shm/barrier.h).
+ * @asym: this process registered for the asymmetric fence (shm/fence.h).
  * Return: true when a FUTEX_WAKE was issued (for the caller's counters).
  */
 static inline bool shmq__ec_notify(_Atomic uint32_t *ec, bool asym)
@@ -92,7 +92,7 @@ static inline bool shmq__ec_notify(_Atomic uint32_t *ec, bool asym)
 	uint32_t v;
 
 	/* F1: the publish before the sleeper check; pairs with H1/F2 in shmq__ec_prepare(). */
-	shmq__barrier_light(asym);
+	shmq__fence_light(asym);
 	v = load_relaxed(ec); /* ordered by F1 */
 	if (!(v & SHMQ_EC_WAITERS))
 		return false;
@@ -104,7 +104,7 @@ static inline bool shmq__ec_notify(_Atomic uint32_t *ec, bool asym)
  * and, if still nothing, sleeps on the returned key (shmq__ec_sleep(), or
  * an asynchronous wait on @ec for that key).
  * @ret_bounded: set when this process has no heavy barrier, so the sleep
- * must be bounded by SHMQ_BARRIER_FALLBACK_SLICE_NS.
+ * must be bounded by SHMQ_FENCE_FALLBACK_SLICE_NS.
  * Return: the key.
  */
 uint32_t shmq__ec_prepare(_Atomic uint32_t *ec, bool *ret_bounded);

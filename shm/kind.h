@@ -62,7 +62,7 @@ struct shmq_kind_repair {
 struct shmq_kind_arm {
 	_Atomic uint32_t *word;
 	uint32_t key;
-	bool bounded; /* no heavy barrier here: bound the sleep (shm/barrier.h) */
+	bool bounded; /* no heavy barrier here: bound the sleep (shm/fence.h) */
 };
 
 /* Async wait directions (the public SHMQ_POLL_* values). */

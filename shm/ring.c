@@ -82,7 +82,7 @@
 #include <string.h>
 
 #include "shm/atomic.h"
-#include "shm/barrier.h"
+#include "shm/fence.h"
 #include "shm/eventcount.h"
 #include "shm/futex.h"
 #include "shm/kind.h"
@@ -154,7 +154,7 @@ int shmq__ring_attach(struct shmq_ring *r, const struct shmq_segment *seg, uint3
 	 */
 	r->cons_pos = load_relaxed(&r->q->head); /* a hint: the turns are authoritative */
 	r->prod_pos = load_relaxed(&r->q->tail);
-	r->asym = shmq__barrier_register();
+	r->asym = shmq__fence_register();
 	return 0;
 }
 

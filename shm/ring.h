@@ -55,7 +55,7 @@ struct shmq_ring { /* process-local; validated at attach */
 	/* SPSC: own indices live here (the shm copy is for observers, never read back). */
 	uint32_t prod_pos; /* producer: next position to write */
 	uint32_t cons_pos; /* consumer: next position to read */
-	bool asym;	   /* light barrier on publish: see shm/barrier.h */
+	bool asym;	   /* light barrier on publish: see shm/fence.h */
 	/* Zero-copy state: at most one reservation and one peek per handle. */
 	uint32_t rsv_pos;
 	uint32_t peek_pos;
@@ -133,7 +133,7 @@ int shmq__ring_release(struct shmq_ring *r); /* 0, -EINVAL */
 struct shmq_ring_arm {
 	_Atomic uint32_t *word; /* the eventcount to wait on */
 	uint32_t key;		/* sleep only while *word == key */
-	bool bounded; /* no heavy barrier here: bound the sleep (SHMQ_BARRIER_FALLBACK_SLICE_NS) */
+	bool bounded; /* no heavy barrier here: bound the sleep (SHMQ_FENCE_FALLBACK_SLICE_NS) */
 };
 
 /*

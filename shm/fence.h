@@ -10,7 +10,7 @@
  *
  *   publisher (hot, every message)          sleeper (cold, before sleeping)
  *   publish (R1)                            announce (seq_cst RMW on the word)
- *   shmq__barrier_light(): compiler-only    shmq__barrier_heavy(): membarrier(2)
+ *   shmq__fence_light(): compiler-only    shmq__fence_heavy(): membarrier(2)
  *   load the eventcount                     re-check the ring
  *
  * membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED) returns only after every
@@ -38,18 +38,18 @@
  * A process whose registration fails (old kernel, seccomp) uses a real
  * fence on the light side, so it is correct on its own.  A sleeper whose
  * heavy barrier fails cannot know whether some publisher relies on it; it
- * then sleeps in bounded slices (SHMQ_BARRIER_FALLBACK_SLICE_NS), so a
+ * then sleeps in bounded slices (SHMQ_FENCE_FALLBACK_SLICE_NS), so a
  * wake-up can be late by at most one slice, never lost.
  */
-#ifndef SHMQ_SHM_BARRIER_H
-#define SHMQ_SHM_BARRIER_H
+#ifndef SHMQ_SHM_FENCE_H
+#define SHMQ_SHM_FENCE_H
 
 #include <stdbool.h>
 #include <stdint.h>
 
 #include "shm/atomic.h"
 
-#define SHMQ_BARRIER_FALLBACK_SLICE_NS UINT64_C(1000000) /* 1 ms */
+#define SHMQ_FENCE_FALLBACK_SLICE_NS UINT64_C(1000000) /* 1 ms */
 
 /*
  * Register this process for heavy barriers (once per process; cheap after
@@ -57,13 +57,13 @@
  * side may use a compiler barrier only: only with SHMQ_ASYM_FENCE=1 in
  * the environment (see OPT-IN above).
  */
-bool shmq__barrier_register(void);
+bool shmq__fence_register(void);
 
 /* Heavy side: a full barrier on every registered thread.  Return: 0 or -errno. */
-int shmq__barrier_heavy(void);
+int shmq__fence_heavy(void);
 
-/* Light side; @asym from shmq__barrier_register() of this process. */
-static inline void shmq__barrier_light(bool asym)
+/* Light side; @asym from shmq__fence_register() of this process. */
+static inline void shmq__fence_light(bool asym)
 {
 	if (asym)
 		__asm__ __volatile__("" ::: "memory"); /* paired with the heavy side */
@@ -71,4 +71,4 @@ static inline void shmq__barrier_light(bool asym)
 		fence_seq_cst();
 }
 
-#endif /* SHMQ_SHM_BARRIER_H */
+#endif /* SHMQ_SHM_FENCE_H */

@@ -7,7 +7,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "shm/barrier.h"
+#include "shm/fence.h"
 
 /* pid that registered, or 0; -pid when registration failed for that pid. */
 static _Atomic int32_t registered;
@@ -17,7 +17,7 @@ static long membarrier(int cmd)
 	return syscall(__NR_membarrier, cmd, 0, 0);
 }
 
-bool shmq__barrier_register(void)
+bool shmq__fence_register(void)
 {
 	int32_t pid = (int32_t)getpid();
 	int32_t r = load_relaxed(&registered); /* process-local cache: no ordering */
@@ -45,7 +45,7 @@ bool shmq__barrier_register(void)
 	return r == pid;
 }
 
-int shmq__barrier_heavy(void)
+int shmq__fence_heavy(void)
 {
 	return membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED) < 0 ? -errno : 0;
 }
