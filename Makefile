@@ -184,9 +184,11 @@ endif
 
 # --- Sources (explicit and sorted) ---
 
-SHM_SRC    := shm/fence.c \
+SHM_SRC    := shm/barrier.c \
+	      shm/cond.c \
 	      shm/event.c \
 	      shm/eventcount.c \
+	      shm/fence.c \
 	      shm/futex.c \
 	      shm/kind.c \
 	      shm/layout.c \
@@ -199,6 +201,8 @@ SHM_SRC    := shm/fence.c \
 TEST_HELPER_SRC := tests/helpers.c
 
 UNIT_SRC   := tests/unit/test_async.c \
+	      tests/unit/test_barrier.c \
+	      tests/unit/test_cond.c \
 	      tests/unit/test_event.c \
 	      tests/unit/test_futex.c \
 	      tests/unit/test_layout.c \
@@ -210,6 +214,8 @@ UNIT_SRC   := tests/unit/test_async.c \
 	      tests/unit/test_uring_futex.c
 
 STRESS_SRC := tests/stress/stress_async.c \
+	      tests/stress/stress_barrier.c \
+	      tests/stress/stress_cond.c \
 	      tests/stress/stress_event.c \
 	      tests/stress/stress_kill.c \
 	      tests/stress/stress_lock.c \

@@ -351,7 +351,7 @@ static void print_help(const char *argv0)
 {
 	printf("Usage: %s [OPTION]...\n"
 	       "shmq shared-memory IPC daemon: creates and guards named queues, semaphores,\n"
-	       "events and locks.\n"
+	       "events, locks, conditions and barriers.\n"
 	       "\n"
 	       "  --config=PATH        configuration file (default %s;\n"
 	       "                       a missing default file is fine, a missing explicit one is "

@@ -51,6 +51,11 @@ struct shmqd_kind {
 	void (*log_repair)(const struct shmqd_object *o, int32_t pid, const char *death,
 			   uint32_t index, int r, const struct shmq_kind_repair *rep);
 	/*
+	 * The last attachment that may write has detached (or died, after its
+	 * repair): reset what only live users explain.  NULL: nothing.
+	 */
+	void (*idle)(struct shmqd_object *o);
+	/*
 	 * Each tick, before validation, quarantined or not: undo what a
 	 * scribbler did that would stall honest handles.  NULL: nothing.
 	 * Return: a reason to quarantine the object, or NULL.

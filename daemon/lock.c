@@ -32,7 +32,8 @@ static int lock_create_check(const struct shmqd_config *cfg, const struct shmqd_
 
 static void lock_describe(const struct shmqd_object *o, char *buf, size_t size)
 {
-	snprintf(buf, size, "%s", (o->geom.lock.flags & SHMQ_LOCK_RECURSIVE) ? "recursive" : "plain");
+	snprintf(buf, size, "%s",
+		 (o->geom.lock.flags & SHMQ_LOCK_RECURSIVE) ? "recursive" : "plain");
 }
 
 static void lock_log_repair(const struct shmqd_object *o, int32_t pid, const char *death,

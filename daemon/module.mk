@@ -5,6 +5,8 @@
 #                        built-in defaults (SHMQD_RUN_ARGS adds flags)
 
 DAEMON_SRC := daemon/adopt.c \
+	      daemon/barrier.c \
+	      daemon/cond.c \
 	      daemon/config.c \
 	      daemon/event.c \
 	      daemon/lock.c \

@@ -487,8 +487,8 @@ void shmqd_object_detach(struct shmqd *d, struct shmqd_session *s, struct shmqd_
 		o->n_senders--;
 	if (a->flags & SHMQ_OPEN_RECV)
 		o->n_receivers--;
-	if (a->flags & ~SHMQ_OPEN_VIEW)
-		o->n_users--;
+	if ((a->flags & ~SHMQ_OPEN_VIEW) && !--o->n_users && shmqd_kind(o->kind)->idle)
+		shmqd_kind(o->kind)->idle(o);
 	o->n_attached--;
 	s->n_attached--;
 	list_del(&a->link);

@@ -28,13 +28,15 @@
 /* The first version of each struct; a smaller one from a caller is a bug. */
 #define STATUS_SIZE_VER0 160
 #define INFO_SIZE_VER0	 144
-#define INFO_SIZE_VER1	 152 /* 1.1: event_initial, lock_flags */
+#define INFO_SIZE_VER1	 168 /* 1.1: event_initial .. barrier_parties */
 static_assert(sizeof(struct shmq_daemon_status) == STATUS_SIZE_VER0, "append, then add _VER1");
 static_assert(sizeof(struct shmq_object_info) == INFO_SIZE_VER1, "append, then add _VER2");
 static_assert(sizeof(struct shmq_client_info) == 72, "public ABI changed");
 static_assert(sizeof(struct shmq_attach_info) == 72, "public ABI changed");
 static_assert(SHMQ_OBJECT_QUEUE == SHMQ_KIND_QUEUE && SHMQ_OBJECT_SEM == SHMQ_KIND_SEM &&
-		      SHMQ_OBJECT_EVENT == SHMQ_KIND_EVENT && SHMQ_OBJECT_LOCK == SHMQ_KIND_LOCK,
+		      SHMQ_OBJECT_EVENT == SHMQ_KIND_EVENT && SHMQ_OBJECT_LOCK == SHMQ_KIND_LOCK &&
+		      SHMQ_OBJECT_COND == SHMQ_KIND_COND &&
+		      SHMQ_OBJECT_BARRIER == SHMQ_KIND_BARRIER,
 	      "public kinds are the layout's");
 
 struct shmq_view {
@@ -238,6 +240,12 @@ static void object_info_from(struct shmq_object_info *o, const struct shmq_obj_i
 		break;
 	case SHMQ_KIND_LOCK:
 		o->lock_flags = w->geom.lock.flags;
+		break;
+	case SHMQ_KIND_COND:
+		o->cond_lock_id = w->geom.cond.lock_id;
+		break;
+	case SHMQ_KIND_BARRIER:
+		o->barrier_parties = w->geom.barrier.parties;
 		break;
 	}
 }

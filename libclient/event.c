@@ -8,7 +8,6 @@
 #include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
-#include <stdlib.h>
 
 #include <shmq/shmq.h>
 
@@ -43,28 +42,20 @@ static int geom_from_attr(const struct shmq_event_attr *a, struct shmq_req_open 
 SHMQ_API int shmq_event_open(struct shmq_client *c, const char *name, unsigned int flags,
 			     const struct shmq_event_attr *attr, struct shmq_event **ret)
 {
-	const unsigned int known = SHMQ_CREATE | SHMQ_EXCL | SHMQ_VIEW;
 	struct shmq_req_open req = {.kind = SHMQ_KIND_EVENT, .mode = 0600};
 	struct event_handle *h;
 	int r;
 
-	if (!ret || (flags & ~known))
-		return -EINVAL;
 	if ((flags & SHMQ_CREATE) && attr) {
 		r = geom_from_attr(attr, &req);
 		if (r < 0)
 			return r;
 	}
-	h = calloc(1, sizeof(*h));
-	if (!h)
-		return -ENOMEM;
-	r = shmq__sync_open(c, name, flags, &req, &shmq__kind_event, &h->ev, &h->s);
-	if (r < 0) {
-		free(h);
-		return r;
-	}
-	*ret = &h->ev;
-	return 0;
+	r = shmq__sync_new(c, name, flags, &req, &shmq__kind_event, sizeof(*h),
+			   offsetof(struct event_handle, s), (void **)&h);
+	if (r == 0)
+		*ret = &h->ev;
+	return r;
 }
 
 SHMQ_API struct shmq_object *shmq_event_object(struct shmq_event *e)
@@ -74,14 +65,7 @@ SHMQ_API struct shmq_object *shmq_event_object(struct shmq_event *e)
 
 SHMQ_API int shmq_event_close(struct shmq_event *e)
 {
-	int r;
-
-	if (!e)
-		return 0;
-	r = shmq__sync_close(&handle_of(e)->s);
-	if (r == 0)
-		free(handle_of(e));
-	return r;
+	return e ? shmq__sync_free(handle_of(e), offsetof(struct event_handle, s)) : 0;
 }
 
 /* The handle, if it may use the event: -EINVAL none, -EBADF a view. */

@@ -6,7 +6,6 @@
  */
 #include <errno.h>
 #include <stddef.h>
-#include <stdlib.h>
 
 #include <shmq/shmq.h>
 
@@ -42,28 +41,20 @@ static int geom_from_attr(const struct shmq_lock_attr *a, struct shmq_req_open *
 SHMQ_API int shmq_lock_open(struct shmq_client *c, const char *name, unsigned int flags,
 			    const struct shmq_lock_attr *attr, struct shmq_lock **ret)
 {
-	const unsigned int known = SHMQ_CREATE | SHMQ_EXCL | SHMQ_VIEW;
 	struct shmq_req_open req = {.kind = SHMQ_KIND_LOCK, .mode = 0600};
 	struct lock_handle *h;
 	int r;
 
-	if (!ret || (flags & ~known))
-		return -EINVAL;
 	if ((flags & SHMQ_CREATE) && attr) {
 		r = geom_from_attr(attr, &req);
 		if (r < 0)
 			return r;
 	}
-	h = calloc(1, sizeof(*h));
-	if (!h)
-		return -ENOMEM;
-	r = shmq__sync_open(c, name, flags, &req, &shmq__kind_lock, &h->lk, &h->s);
-	if (r < 0) {
-		free(h);
-		return r;
-	}
-	*ret = &h->lk;
-	return 0;
+	r = shmq__sync_new(c, name, flags, &req, &shmq__kind_lock, sizeof(*h),
+			   offsetof(struct lock_handle, s), (void **)&h);
+	if (r == 0)
+		*ret = &h->lk;
+	return r;
 }
 
 SHMQ_API struct shmq_object *shmq_lock_object(struct shmq_lock *l)
@@ -73,16 +64,11 @@ SHMQ_API struct shmq_object *shmq_lock_object(struct shmq_lock *l)
 
 SHMQ_API int shmq_lock_close(struct shmq_lock *l)
 {
-	int r;
-
 	if (!l)
 		return 0;
 	if (shmq__lock_is_mine(l))
 		return -EBUSY; /* closing would leave it held until this process dies */
-	r = shmq__sync_close(&handle_of(l)->s);
-	if (r == 0)
-		free(handle_of(l));
-	return r;
+	return shmq__sync_free(handle_of(l), offsetof(struct lock_handle, s));
 }
 
 /* The handle, if it may use the lock: -EINVAL none, -EBADF a view. */

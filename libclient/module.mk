@@ -5,7 +5,9 @@
 #   make check-headers   each public header compiles alone as C11 and as C++
 
 LIB_SRC    := libclient/admin.c \
+	      libclient/barrier.c \
 	      libclient/client.c \
+	      libclient/cond.c \
 	      libclient/event.c \
 	      libclient/helper.c \
 	      libclient/library.c \

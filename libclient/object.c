@@ -11,6 +11,7 @@
  * view handle never writes to the segment.
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <stdbool.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -166,19 +167,31 @@ void shmq__object_close(struct shmq_object *o)
 	shmq__client_unlock(c);
 }
 
-int shmq__sync_open(struct shmq_client *c, const char *name, unsigned int flags,
-		    struct shmq_req_open *req, const struct shmq_kind *kind, void *algo,
-		    struct shmq_sync *h)
+int shmq__sync_new(struct shmq_client *c, const char *name, unsigned int flags,
+		   struct shmq_req_open *req, const struct shmq_kind *kind, size_t size,
+		   size_t sync_off, void **ret)
 {
+	const unsigned int known = SHMQ_CREATE | SHMQ_EXCL | SHMQ_VIEW;
+	struct shmq_sync *h;
+	void *algo;
 	int r;
 
+	if (!ret || (flags & ~known))
+		return -EINVAL;
+	algo = calloc(1, size);
+	if (!algo)
+		return -ENOMEM;
+	h = (struct shmq_sync *)((char *)algo + sync_off);
 	req->flags = flags & SHMQ_VIEW ? SHMQ_OPEN_VIEW : SHMQ_OPEN_USE;
 	r = shmq__object_open_named(c, name, flags, req, &h->obj);
-	if (r < 0)
+	if (r < 0) {
+		free(algo);
 		return r;
+	}
 	/* The segment passed attach: a handle that will not bind means the daemon lied. */
 	if (kind->attach(algo, &h->obj.seg, h->obj.session) < 0) {
 		shmq__object_close(&h->obj);
+		free(algo);
 		return -EBADMSG;
 	}
 	h->can_use = !(flags & SHMQ_VIEW);
@@ -186,14 +199,18 @@ int shmq__sync_open(struct shmq_client *c, const char *name, unsigned int flags,
 	h->obj.algo = algo;
 	h->obj.wait_events = h->can_use ? kind->events : 0;
 	h->obj.n_waiters = &h->n_waiters;
+	*ret = algo;
 	return 0;
 }
 
-int shmq__sync_close(struct shmq_sync *h)
+int shmq__sync_free(void *handle, size_t sync_off)
 {
+	struct shmq_sync *h = (struct shmq_sync *)((char *)handle + sync_off);
+
 	/* A waiter still points at the mapping (and the kernel may be waiting on it). */
 	if (load_relaxed(&h->n_waiters)) /* counted by this process's own threads */
 		return -EBUSY;
 	shmq__object_close(&h->obj);
+	free(handle);
 	return 0;
 }

@@ -32,10 +32,11 @@ struct shmq_object {
 	uint32_t conn_gen;		 /* the client connection that holds the attachment */
 	struct shmq_object *prev, *next; /* client->objects, under the client lock */
 	/* Asynchronous waits, set by the kind's open: */
-	const struct shmq_kind *kind;	 /* from seg.kind */
-	void *algo;			 /* the kind's handle: struct shmq_ring, struct shmq_sem */
-	uint32_t wait_events;		 /* SHMQ_POLL_* this handle may wait for (its roles) */
-	_Atomic unsigned int *n_waiters; /* live async waiters: close refuses while > 0 */
+	const struct shmq_kind *kind; /* from seg.kind */
+	void *algo;		      /* the kind's handle: struct shmq_ring, struct shmq_sem */
+	uint32_t wait_events;	      /* SHMQ_POLL_* this handle may wait for (its roles) */
+	_Atomic unsigned int
+		*n_waiters; /* async waiters, bound conditions: close refuses while > 0 */
 };
 
 /**
@@ -108,22 +109,27 @@ void shmq__object_close(struct shmq_object *o);
  */
 struct shmq_sync {
 	struct shmq_object obj;
-	bool can_use;			/* not a view */
-	_Atomic unsigned int n_waiters; /* live async waiters: close refuses while > 0 */
+	bool can_use; /* not a view */
+	_Atomic unsigned int
+		n_waiters; /* async waiters, bound conditions: close refuses while > 0 */
 };
 
 /*
- * Open @name (SHMQ_VIEW in @flags: read-only, else for use) as @req's kind
- * @kind, bind @algo with the kind's attach(), and fill @h.
- * Return: as shmq__object_open_named(); -EBADMSG the daemon handed over a
+ * The public open of a synchronisation kind: check @flags (SHMQ_CREATE,
+ * SHMQ_EXCL, SHMQ_VIEW), allocate a zeroed handle of @size bytes -- the
+ * kind's algorithm handle at offset 0, its struct shmq_sync at @sync_off
+ * -- open @name as @req's kind @kind (SHMQ_VIEW: read-only, else for use),
+ * and bind the algorithm handle with the kind's attach().
+ * Return: 0 and the handle in *@ret; -EINVAL bad @flags or no @ret;
+ * -ENOMEM; as shmq__object_open_named(); -EBADMSG the daemon handed over a
  * segment that will not bind.
  */
-int shmq__sync_open(struct shmq_client *c, const char *name, unsigned int flags,
-		    struct shmq_req_open *req, const struct shmq_kind *kind, void *algo,
-		    struct shmq_sync *h);
+int shmq__sync_new(struct shmq_client *c, const char *name, unsigned int flags,
+		   struct shmq_req_open *req, const struct shmq_kind *kind, size_t size,
+		   size_t sync_off, void **ret);
 
-/* Detach @h; the caller frees it on 0.  Return: 0; -EBUSY async waiters live. */
-int shmq__sync_close(struct shmq_sync *h);
+/* Detach and free a handle from shmq__sync_new().  Return: 0; -EBUSY async waiters live. */
+int shmq__sync_free(void *handle, size_t sync_off);
 
 /* May @h use its object?  Return: 0; -EBADF a view. */
 static inline int shmq__sync_usable(const struct shmq_sync *h)

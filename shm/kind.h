@@ -39,10 +39,12 @@
 	X(QUEUE, queue) \
 	X(SEM, sem)     \
 	X(EVENT, event) \
-	X(LOCK, lock)
+	X(LOCK, lock)   \
+	X(COND, cond)   \
+	X(BARRIER, barrier)
 
 /* One higher than every SHMQ_KIND_*: the size of tables indexed by kind. */
-#define SHMQ_KIND_LIMIT 5
+#define SHMQ_KIND_LIMIT 7
 
 /* What a dead session's repair did, by kind (zero where it does not apply). */
 struct shmq_kind_repair {
@@ -52,6 +54,7 @@ struct shmq_kind_repair {
 	uint32_t waiters;     /* announced waiters dropped from a waiter count */
 	uint32_t woken;	      /* eventcounts whose stale sleeper bit was cleared (a wake) */
 	uint32_t recovered;   /* lock: taken back from its dead holder */
+	uint32_t broken;      /* barrier: broken because a party died */
 };
 
 /*

@@ -33,7 +33,7 @@
 
 #define SHMQ_SEGMENT_MAGIC UINT64_C(0x4d474553514d4853) /* "SHMQSEGM" in memory */
 #define SHMQ_LAYOUT_MAJOR  1
-#define SHMQ_LAYOUT_MINOR  3
+#define SHMQ_LAYOUT_MINOR  4
 
 /* Two cache lines: the adjacent-line prefetcher pulls lines in pairs. */
 #define SHMQ_FALSE_SHARING_ALIGN 128
@@ -45,10 +45,12 @@
 #define SHMQ_SLOT_ALIGN	   16		       /* slot stride granularity */
 
 /* struct shmq_segment_hdr.kind */
-#define SHMQ_KIND_QUEUE 1
-#define SHMQ_KIND_SEM	2
-#define SHMQ_KIND_EVENT 3 /* layout 1.2 */
-#define SHMQ_KIND_LOCK	4 /* layout 1.3 */
+#define SHMQ_KIND_QUEUE	  1
+#define SHMQ_KIND_SEM	  2
+#define SHMQ_KIND_EVENT	  3 /* layout 1.2 */
+#define SHMQ_KIND_LOCK	  4 /* layout 1.3 */
+#define SHMQ_KIND_COND	  5 /* layout 1.4 */
+#define SHMQ_KIND_BARRIER 6 /* layout 1.4 */
 
 /* struct shmq_segment_hdr.state bits */
 #define SHMQ_SEG_PUBLISHED   (UINT32_C(1) << 0) /* geometry complete; attach may proceed */
@@ -106,11 +108,26 @@ struct shmq_lock_geom {
 	uint32_t reserved[7];
 };
 
+/* A condition is bound to one lock: the lock's object_id (1.4). */
+struct shmq_cond_geom {
+	uint64_t lock_id; /* struct shmq_segment_hdr.object_id of a SHMQ_KIND_LOCK object */
+	uint32_t reserved[6];
+};
+
+#define SHMQ_BARRIER_PARTIES_MAX 32767 /* the count field of the state word (1.4) */
+
+struct shmq_barrier_geom {
+	uint32_t parties; /* 1..SHMQ_BARRIER_PARTIES_MAX */
+	uint32_t reserved[7];
+};
+
 union shmq_geom {
 	struct shmq_queue_geom queue;
 	struct shmq_sem_geom sem;
 	struct shmq_event_geom event;
 	struct shmq_lock_geom lock;
+	struct shmq_cond_geom cond;
+	struct shmq_barrier_geom barrier;
 };
 
 struct shmq_segment_hdr {
@@ -178,6 +195,11 @@ struct shmq_lock_rec {
 	_Atomic uint32_t waiting; /* this session's threads asleep (or armed) on the lock word */
 };
 
+/* A condition session's per-kind state (1.4). */
+struct shmq_cond_rec {
+	_Atomic uint32_t waiting; /* this session's threads counted in waiting + pending */
+};
+
 /* Words of per-kind state in a session record: bytes 72..127 (layout 1.2). */
 #define SHMQ_SESSION_KIND_WORDS 14
 
@@ -197,6 +219,7 @@ struct shmq_session_shm {
 	union {							  /* 72  by kind (1.2) */
 		struct shmq_sem_rec sem;
 		struct shmq_lock_rec lock;
+		struct shmq_cond_rec cond;
 		_Atomic uint32_t words[SHMQ_SESSION_KIND_WORDS];
 	} k;
 };
@@ -287,6 +310,54 @@ struct shmq_lock_shm {
 	alignas(SHMQ_FALSE_SHARING_ALIGN) struct shmq_counters retired; /* 128 */
 };
 
+/*
+ * Condition control block (layout 1.4), changed only by holders of its lock
+ * (and by the daemon's repair, with atomic read-modify-writes).  seq is the
+ * futex word: every notify that finds a waiter moves it on.  waiting counts
+ * waiters no notify has counted yet, pending notifications no waiter has
+ * taken yet (shm/cond.c).
+ */
+struct shmq_cond_shm {
+	alignas(SHMQ_FALSE_SHARING_ALIGN) _Atomic uint32_t seq; /* 0 */
+	_Atomic uint32_t waiting;				/* 4 */
+	_Atomic uint32_t pending;				/* 8 */
+	_Atomic uint32_t deaths; /* 12 waiters that died waiting (daemon) */
+	alignas(SHMQ_FALSE_SHARING_ALIGN) struct shmq_counters retired; /* 128 */
+};
+
+/*
+ * Barrier control block (layout 1.4).  state is one 64-bit word, changed
+ * by CAS only (shm/barrier.c):
+ *
+ *   bits  0..31  generation: moves on when a cycle ends, released or
+ *                broken; the low half is the futex word waiters sleep on
+ *   bits 32..46  count: parties arrived in this cycle
+ *   bit  47      BROKEN: arrivals fail until a reset
+ *   bits 48..63  history: bit i says whether the cycle that ended i + 1
+ *                generations ago was broken (1) or released (0)
+ */
+#define SHMQ_BARRIER_COUNT_SHIFT   32
+#define SHMQ_BARRIER_COUNT_MASK	   (UINT64_C(0x7fff) << SHMQ_BARRIER_COUNT_SHIFT)
+#define SHMQ_BARRIER_BROKEN	   (UINT64_C(1) << 47)
+#define SHMQ_BARRIER_HISTORY_SHIFT 48
+#define SHMQ_BARRIER_HISTORY_BITS  16
+struct shmq_barrier_shm {
+	alignas(SHMQ_FALSE_SHARING_ALIGN) _Atomic uint64_t state; /* 0 */
+	_Atomic uint32_t breaks; /* 8  cycles broken by a death (daemon) */
+	alignas(SHMQ_FALSE_SHARING_ALIGN) struct shmq_counters retired; /* 128 */
+};
+
+static_assert(sizeof(struct shmq_cond_geom) == 32, "shm ABI changed");
+static_assert(sizeof(struct shmq_cond_shm) == 256, "shm ABI changed");
+static_assert(offsetof(struct shmq_cond_shm, deaths) == 12, "shm ABI changed");
+static_assert(offsetof(struct shmq_cond_shm, retired) == 128, "shm ABI changed");
+static_assert(offsetof(struct shmq_session_shm, k.cond.waiting) == 72, "shm ABI changed");
+static_assert(sizeof(struct shmq_barrier_geom) == 32, "shm ABI changed");
+static_assert(sizeof(struct shmq_barrier_shm) == 256, "shm ABI changed");
+static_assert(offsetof(struct shmq_barrier_shm, breaks) == 8, "shm ABI changed");
+static_assert(offsetof(struct shmq_barrier_shm, retired) == 128, "shm ABI changed");
+static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
+	      "a barrier's futex word is the low half of its state at offset 0");
 static_assert(sizeof(struct shmq_lock_geom) == 32, "shm ABI changed");
 static_assert(sizeof(struct shmq_lock_shm) == 256, "shm ABI changed");
 static_assert(offsetof(struct shmq_lock_shm, recoveries) == 12, "shm ABI changed");

@@ -381,13 +381,12 @@ static bool take_back(struct shmq_lock_shm *l, uint32_t holder)
 		store_relaxed(&l->owner_tid, 0); /* the holder is gone: only we write them */
 		store_relaxed(&l->depth, 0);
 		/* release, like R1: the next holder sees the cleared fields */
-		if (atomic_compare_exchange_strong_explicit(&l->word, &w,
-							    (w & ~(HOLDER_MASK | SHMQ_LOCK_WAITERS) &
-							     WORD_BITS) |
-								    SHMQ_LOCK_DEAD,
-							    memory_order_release,
-							    memory_order_acquire)) {
-			fetch_add_relaxed(&l->recoveries, 1); /* a statistic; the daemon writes it */
+		if (atomic_compare_exchange_strong_explicit(
+			    &l->word, &w,
+			    (w & ~(HOLDER_MASK | SHMQ_LOCK_WAITERS) & WORD_BITS) | SHMQ_LOCK_DEAD,
+			    memory_order_release, memory_order_acquire)) {
+			fetch_add_relaxed(&l->recoveries,
+					  1);		     /* a statistic; the daemon writes it */
 			(void)shmq__futex_wake(&l->word, 1); /* as R2: the woken marks WAITERS */
 			return true;
 		}
@@ -400,8 +399,7 @@ bool shmq__lock_take_back(const struct shmq_segment *seg, uint32_t holder)
 	return take_back(seg->object, holder);
 }
 
-static int lock_repair(const struct shmq_segment *seg, uint32_t index,
-		       struct shmq_kind_repair *ret)
+static int lock_repair(const struct shmq_segment *seg, uint32_t index, struct shmq_kind_repair *ret)
 {
 	struct shmq_session_shm *rec = shmq__session_at(seg, index);
 	struct shmq_lock_shm *l = seg->object;

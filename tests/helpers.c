@@ -99,6 +99,38 @@ void t_seg_new_lock(struct t_seg *t, uint32_t flags)
 	t_seg_new(t, &p);
 }
 
+void t_seg_new_cond(struct t_seg *t, uint64_t lock_id)
+{
+	struct shmq_segment_params p = {
+		.kind = SHMQ_KIND_COND,
+		.n_sessions = 64,
+		.geom.cond = {.lock_id = lock_id},
+		.name = "test-cond",
+		.owner_uid = (uint32_t)getuid(),
+		.owner_gid = (uint32_t)getgid(),
+		.mode = 0600,
+		.object_id = 5,
+	};
+
+	t_seg_new(t, &p);
+}
+
+void t_seg_new_barrier(struct t_seg *t, uint32_t parties)
+{
+	struct shmq_segment_params p = {
+		.kind = SHMQ_KIND_BARRIER,
+		.n_sessions = 64,
+		.geom.barrier = {.parties = parties},
+		.name = "test-barrier",
+		.owner_uid = (uint32_t)getuid(),
+		.owner_gid = (uint32_t)getgid(),
+		.mode = 0600,
+		.object_id = 6,
+	};
+
+	t_seg_new(t, &p);
+}
+
 void t_seg_free(struct t_seg *t)
 {
 	if (t->base && t->base != MAP_FAILED)

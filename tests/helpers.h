@@ -21,6 +21,8 @@ void t_seg_new_queue(struct t_seg *t, uint32_t n_slots, uint32_t slot_size, uint
 void t_seg_new_sem(struct t_seg *t, uint32_t initial, uint32_t max, uint32_t flags);
 void t_seg_new_event(struct t_seg *t, uint32_t initial);
 void t_seg_new_lock(struct t_seg *t, uint32_t flags); /* SHMQ_LOCK_* */
+void t_seg_new_cond(struct t_seg *t, uint64_t lock_id);
+void t_seg_new_barrier(struct t_seg *t, uint32_t parties);
 void t_seg_free(struct t_seg *t);
 
 /* Absolute CLOCK_MONOTONIC deadline @ms from now, in ns. */

@@ -680,7 +680,7 @@ SHMQ_API int shmq_lock_open(struct shmq_client *c, const char *name, unsigned in
  * @l:		lock, or NULL (no-op)
  *
  * Return: 0; -EBUSY the calling thread holds it, or an asynchronous waiter
- * or watch still uses @l.
+ * or watch, or a condition handle bound to it, still uses @l.
  */
 SHMQ_API int shmq_lock_close(struct shmq_lock *l);
 
@@ -757,6 +757,252 @@ SHMQ_API int shmq_lock_set_spin(struct shmq_lock *l, uint64_t spin_ns);
  */
 SHMQ_API struct shmq_object *shmq_lock_object(struct shmq_lock *l);
 
+/* --- Conditions --- */
+
+/*
+ * A condition is threading.Condition between processes, bound to one lock
+ * (or RLock) for its whole life: it is created with a lock, and every
+ * handle opens it with a handle of that same lock.  shmq_cond_wait() gives
+ * the lock up (every recursive acquisition), sleeps until notified, and
+ * takes it back; shmq_cond_notify() and shmq_cond_notify_all() are called
+ * holding the lock, like Python's, and count exactly that many of the
+ * threads waiting at the time (not FIFO) -- a thread that starts waiting
+ * later is never woken by them.  A waiter killed while waiting is uncounted
+ * by the daemon and the others woken, so it never takes a notification
+ * from them; the price is that a wait may return 0 without a notify of its
+ * own in the instant a process dies, so wait for a predicate
+ * (shmq_cond_wait_for()) as with any condition variable.  When the lock's
+ * holder dies, a wait that takes it back returns -EOWNERDEAD (the lock
+ * held; see shmq_lock_consistent()).  There is no asynchronous form: a wait
+ * must hold the lock around its sleep.
+ */
+
+struct shmq_cond;
+
+/**
+ * struct shmq_cond_attr - how to create a condition.
+ * @size:	sizeof(struct shmq_cond_attr)
+ * @perm:	permission bits (0: 0600)
+ */
+struct shmq_cond_attr {
+	uint32_t size;
+	uint32_t perm;
+};
+
+/**
+ * shmq_cond_open() - open (or create) a condition by name, bound to @lock.
+ * @c:		client
+ * @name:	1-63 bytes of [A-Za-z0-9._-]
+ * @flags:	0, or SHMQ_CREATE [| SHMQ_EXCL]; SHMQ_VIEW for read-only
+ * @lock:	a handle (not a view) of the condition's lock; NULL for a view
+ * @attr:	with SHMQ_CREATE: permissions (NULL: 0600)
+ * @ret:	the new handle
+ *
+ * A created condition is bound to @lock's object; opening an existing one
+ * with a handle of another lock is -EXDEV.  @lock must outlive the
+ * condition's handle: shmq_lock_close() is -EBUSY until then.
+ * Context: blocks for one round trip.
+ * Return: as shmq_queue_open(); -EXDEV not the condition's lock; -EINVAL
+ *         no @lock, or a view of one.
+ */
+SHMQ_API int shmq_cond_open(struct shmq_client *c, const char *name, unsigned int flags,
+			    struct shmq_lock *lock, const struct shmq_cond_attr *attr,
+			    struct shmq_cond **ret);
+
+/**
+ * shmq_cond_close() - detach and free the handle; its lock may then be closed.
+ * @cv:		condition, or NULL (no-op)
+ *
+ * Return: 0.
+ */
+SHMQ_API int shmq_cond_close(struct shmq_cond *cv);
+
+/**
+ * shmq_cond_wait() - give the lock up, wait for a notify, take it back.
+ * @cv:		condition; the calling thread holds its lock
+ * @deadline_ns: absolute CLOCK_MONOTONIC, or SHMQ_FOREVER; a past one
+ *		returns -ETIMEDOUT at once, keeping the lock
+ *
+ * The lock is held again, at the same depth, on every return but -EPERM,
+ * -EINVAL and -EBADF.  A notify that races the deadline wins.
+ * Context: may block; never -EINTR.
+ * Return: 0 notified (see above for the spare wake-up); -ETIMEDOUT;
+ *         -EOWNERDEAD held, and a holder of the lock died; -EPERM the
+ *         calling thread does not hold the lock; -EINVAL; -EBADF a view.
+ */
+SHMQ_API int shmq_cond_wait(struct shmq_cond *cv, uint64_t deadline_ns);
+
+/* A predicate for shmq_cond_wait_for(), called holding the lock: nonzero when satisfied. */
+typedef int shmq_cond_pred_fn(void *arg);
+
+/**
+ * shmq_cond_wait_for() - wait until @pred(@arg) is true, or until @deadline_ns.
+ * @cv:		condition; the calling thread holds its lock
+ * @pred:	called with the lock held, first before any wait
+ * @arg:	passed to @pred
+ * @deadline_ns: absolute CLOCK_MONOTONIC, or SHMQ_FOREVER
+ *
+ * Python's Condition.wait_for(): the loop of waits every caller of a
+ * condition variable needs, with one deadline for all of them.
+ * Return: 0 @pred is true; -ETIMEDOUT it is still false at the deadline;
+ *         -EOWNERDEAD (the lock held, @pred not re-evaluated); as
+ *         shmq_cond_wait() otherwise.
+ */
+SHMQ_API int shmq_cond_wait_for(struct shmq_cond *cv, shmq_cond_pred_fn *pred, void *arg,
+				uint64_t deadline_ns);
+
+/**
+ * shmq_cond_notify() - wake up to @n of the threads waiting now.
+ * @cv:		condition; the calling thread holds its lock
+ * @n:		how many
+ *
+ * Enters the kernel only when somebody waits.
+ * Return: the number of waiters counted (0 with nobody waiting); -EPERM
+ *         the calling thread does not hold the lock; -EINVAL; -EBADF a view.
+ */
+SHMQ_API int shmq_cond_notify(struct shmq_cond *cv, unsigned int n);
+
+/**
+ * shmq_cond_notify_all() - wake every thread waiting now.
+ * @cv:		condition; the calling thread holds its lock
+ *
+ * Return: as shmq_cond_notify().
+ */
+SHMQ_API int shmq_cond_notify_all(struct shmq_cond *cv);
+
+/**
+ * shmq_cond_object() - a condition handle as a struct shmq_object.
+ * @cv:		condition, or NULL
+ *
+ * Return: the object, valid until shmq_cond_close(); NULL for a NULL @cv.
+ */
+SHMQ_API struct shmq_object *shmq_cond_object(struct shmq_cond *cv);
+
+/* --- Barriers --- */
+
+/*
+ * A barrier is threading.Barrier between processes: shmq_barrier_wait()
+ * returns once `parties` threads have called it, each with a different
+ * arrival index (0 for the first .. parties - 1 for the last, which may do
+ * the cycle's housekeeping, as Python's action would), and then the
+ * barrier is ready for the next cycle.  A wait that times out, an abort,
+ * or the death of a process that has it open breaks it: every wait of the
+ * broken cycle and every later one fails with -EPIPE (BrokenBarrierError)
+ * until shmq_barrier_reset().  A barrier that nobody has open any more
+ * starts its next users with a fresh, unbroken cycle.  There is no
+ * asynchronous form: a wait is an arrival.
+ */
+
+#define SHMQ_BARRIER_PARTIES_LIMIT 32767
+
+struct shmq_barrier;
+
+/**
+ * struct shmq_barrier_attr - how to create a barrier.
+ * @size:	sizeof(struct shmq_barrier_attr)
+ * @parties:	1..SHMQ_BARRIER_PARTIES_LIMIT
+ * @perm:	permission bits (0: 0600)
+ */
+struct shmq_barrier_attr {
+	uint32_t size;
+	uint32_t parties;
+	uint32_t perm;
+};
+
+/**
+ * shmq_barrier_open() - open (or create) a barrier by name.
+ * @c:		client
+ * @name:	1-63 bytes of [A-Za-z0-9._-]
+ * @flags:	0, or SHMQ_CREATE [| SHMQ_EXCL]; SHMQ_VIEW for read-only
+ * @attr:	with SHMQ_CREATE: required (the parties)
+ * @ret:	the new handle
+ *
+ * Context: blocks for one round trip.
+ * Return: as shmq_queue_open(); -EINVAL SHMQ_CREATE without @attr, or
+ *         parties out of range.
+ */
+SHMQ_API int shmq_barrier_open(struct shmq_client *c, const char *name, unsigned int flags,
+			       const struct shmq_barrier_attr *attr, struct shmq_barrier **ret);
+
+/**
+ * shmq_barrier_close() - detach and free the handle.
+ * @b:		barrier, or NULL (no-op)
+ *
+ * Return: 0.
+ */
+SHMQ_API int shmq_barrier_close(struct shmq_barrier *b);
+
+/**
+ * shmq_barrier_wait() - arrive, and wait for the other parties of the cycle.
+ * @b:		barrier
+ * @deadline_ns: absolute CLOCK_MONOTONIC, or SHMQ_FOREVER
+ *
+ * Everything any party did before its wait of a cycle happens-before what
+ * each of them does after it returns.
+ * Context: may block; never -EINTR.
+ * Return: the arrival index (>= 0); -EPIPE broken; -ETIMEDOUT the deadline
+ *         passed first, and the barrier is now broken for the others;
+ *         -EINVAL; -EBADF a view.
+ */
+SHMQ_API int shmq_barrier_wait(struct shmq_barrier *b, uint64_t deadline_ns);
+
+/**
+ * shmq_barrier_abort() - break the barrier (waiters get -EPIPE).
+ * @b:		barrier
+ *
+ * Return: 0; -EINVAL; -EBADF a view.
+ */
+SHMQ_API int shmq_barrier_abort(struct shmq_barrier *b);
+
+/**
+ * shmq_barrier_reset() - an empty, unbroken cycle; its waiters get -EPIPE.
+ * @b:		barrier
+ *
+ * Return: 0; -EINVAL; -EBADF a view.
+ */
+SHMQ_API int shmq_barrier_reset(struct shmq_barrier *b);
+
+/**
+ * shmq_barrier_parties() - the parties a cycle needs.
+ * @b:		barrier (a view may look)
+ *
+ * Return: parties (>= 1); -EINVAL.
+ */
+SHMQ_API int shmq_barrier_parties(const struct shmq_barrier *b);
+
+/**
+ * shmq_barrier_n_waiting() - parties waiting in the current cycle (a snapshot).
+ * @b:		barrier (a view may look)
+ *
+ * Return: the count (0 when broken); -EINVAL.
+ */
+SHMQ_API int shmq_barrier_n_waiting(const struct shmq_barrier *b);
+
+/**
+ * shmq_barrier_is_broken() - whether it is broken now (a snapshot).
+ * @b:		barrier (a view may look)
+ *
+ * Return: 1 broken; 0 not; -EINVAL.
+ */
+SHMQ_API int shmq_barrier_is_broken(const struct shmq_barrier *b);
+
+/**
+ * shmq_barrier_set_spin() - spin budget before shmq_barrier_wait() sleeps.
+ * @b:		barrier
+ * @spin_ns:	nanoseconds (0: sleep at once; default 20 µs)
+ *
+ * Return: 0; -EINVAL; -EBADF a view.
+ */
+SHMQ_API int shmq_barrier_set_spin(struct shmq_barrier *b, uint64_t spin_ns);
+
+/**
+ * shmq_barrier_object() - a barrier handle as a struct shmq_object.
+ * @b:		barrier, or NULL
+ *
+ * Return: the object, valid until shmq_barrier_close(); NULL for a NULL @b.
+ */
+SHMQ_API struct shmq_object *shmq_barrier_object(struct shmq_barrier *b);
+
 /* --- Administration: what lives in the daemon (shmqctl) --- */
 
 /*
@@ -773,10 +1019,12 @@ SHMQ_API struct shmq_object *shmq_lock_object(struct shmq_lock *l);
 struct shmq_view;
 
 /* struct shmq_object_info.kind */
-#define SHMQ_OBJECT_QUEUE 1
-#define SHMQ_OBJECT_SEM	  2
-#define SHMQ_OBJECT_EVENT 3
-#define SHMQ_OBJECT_LOCK  4
+#define SHMQ_OBJECT_QUEUE   1
+#define SHMQ_OBJECT_SEM	    2
+#define SHMQ_OBJECT_EVENT   3
+#define SHMQ_OBJECT_LOCK    4
+#define SHMQ_OBJECT_COND    5
+#define SHMQ_OBJECT_BARRIER 6
 
 /* struct shmq_object_info.flags */
 #define SHMQ_OBJECT_UNLINKED  (1u << 0) /* name removed; memory lives while attached */
@@ -837,6 +1085,9 @@ struct shmq_daemon_status {
  * @sem_flags:	semaphore: SHMQ_SEM_ATTR_*
  * @event_initial: event: 1 created set, 0 clear (since 1.1)
  * @lock_flags:	lock: SHMQ_LOCK_ATTR_* (since 1.1)
+ * @cond_lock_id: condition: the object id of its lock (since 1.1)
+ * @barrier_parties: barrier: parties per cycle (since 1.1)
+ * @reserved0:	zero
  */
 struct shmq_object_info {
 	uint32_t size;
@@ -859,6 +1110,9 @@ struct shmq_object_info {
 	uint32_t sem_flags;
 	uint32_t event_initial;
 	uint32_t lock_flags;
+	uint64_t cond_lock_id;
+	uint32_t barrier_parties;
+	uint32_t reserved0;
 };
 
 /**

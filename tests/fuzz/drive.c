@@ -12,6 +12,8 @@
 #include <string.h>
 #include <sys/uio.h>
 
+#include "shm/barrier.h"
+#include "shm/cond.h"
 #include "shm/event.h"
 #include "shm/futex.h"
 #include "shm/kind.h"
@@ -25,7 +27,11 @@ struct drive {
 	struct shmq_ring ring;
 	struct shmq_sem sem;
 	struct shmq_event ev;
-	struct shmq_lock lk;
+	struct shmq_lock lk; /* a lock's; a condition's own private lock */
+	struct shmq_cond cv;
+	struct shmq_barrier bar;
+	struct shmq_segment lock_seg; /* a condition's lock: not scribbled on, so exact */
+	void *lock_base;
 	const struct drive_kind *kind;
 	unsigned char buf[256]; /* smaller than many slots: -EMSGSIZE paths too */
 	unsigned char msg[512];
@@ -344,6 +350,89 @@ static void lock_step(struct drive *dr, uint8_t op)
 	}
 }
 
+/*
+ * A condition's words take any value; its lock is private and exact, so
+ * every wait that says it holds the lock again must hold it.
+ */
+static void cond_step(struct drive *dr, uint8_t op)
+{
+	struct shmq_kind_repair rep = {0};
+	int rc;
+
+	switch (op % 8) {
+	case 0:
+		rc = shmq__lock_acquire(&dr->lk, shmq__now_ns());
+		expect(one_of(rc, 0, -EOWNERDEAD, -ETIMEDOUT, -EDEADLK));
+		break;
+	case 1:
+		rc = shmq__lock_release(&dr->lk);
+		expect(rc == 0 || rc == -EPERM);
+		break;
+	case 2:
+		/* a deadline just ahead: through the sleep, for microseconds at most */
+		rc = shmq__cond_wait(&dr->cv, shmq__now_ns() + 2000);
+		expect(one_of(rc, 0, -ETIMEDOUT, -EOWNERDEAD, -EPERM) || rc == -EINVAL);
+		if (rc == 0 || rc == -ETIMEDOUT || rc == -EOWNERDEAD)
+			expect(shmq__lock_is_mine(&dr->lk));
+		break;
+	case 3:
+		rc = shmq__cond_notify(&dr->cv, op >> 4);
+		expect(rc >= 0 || rc == -EPERM);
+		break;
+	case 4:
+		rc = shmq__cond_notify(&dr->cv, UINT32_MAX);
+		expect(rc >= 0 || rc == -EPERM);
+		break;
+	case 5:
+		rc = shmq__object_check(dr->seg, op & 8);
+		expect(rc == 0 || rc == -EBADMSG);
+		break;
+	case 6:
+		rc = shmq__kind_cond.repair(dr->seg, op % dr->seg->n_sessions, &rep);
+		expect(rc == 0 || rc == 1);
+		break;
+	case 7:
+		(void)shmq__cond_waiting(&dr->cv);
+		break;
+	}
+}
+
+/* A barrier's word takes any value: an index in range, or a documented error. */
+static void barrier_step(struct drive *dr, uint8_t op)
+{
+	struct shmq_kind_repair rep = {0};
+	int rc;
+
+	switch (op % 7) {
+	case 0:
+	case 1:
+		rc = shmq__barrier_wait(&dr->bar, shmq__now_ns() + 2000);
+		expect((rc >= 0 && (uint32_t)rc < dr->bar.parties) ||
+		       one_of(rc, -EPIPE, -ETIMEDOUT, -EINVAL, -EPIPE));
+		break;
+	case 2:
+		rc = shmq__barrier_abort(&dr->bar);
+		expect(rc == 0 || rc == -EINVAL);
+		break;
+	case 3:
+		rc = shmq__barrier_reset(&dr->bar);
+		expect(rc == 0 || rc == -EINVAL);
+		break;
+	case 4:
+		expect(shmq__barrier_n_waiting(&dr->bar) <= SHMQ_BARRIER_PARTIES_MAX);
+		(void)shmq__barrier_is_broken(&dr->bar);
+		break;
+	case 5:
+		rc = shmq__object_check(dr->seg, op & 8);
+		expect(rc == 0 || rc == -EBADMSG);
+		break;
+	case 6:
+		rc = shmq__kind_barrier.repair(dr->seg, op % dr->seg->n_sessions, &rep);
+		expect(rc == 0 || rc == 1);
+		break;
+	}
+}
+
 /* Each kind's handle and operations (in SHMQ_KIND_* order). */
 struct drive_kind {
 	int (*attach)(struct drive *dr, uint32_t session);
@@ -386,11 +475,43 @@ static int lock_attach(struct drive *dr, uint32_t session)
 	return r;
 }
 
+/* A condition's lock: a private, well-formed lock segment with one record. */
+static int cond_attach(struct drive *dr, uint32_t session)
+{
+	struct shmq_segment_params p = {.kind = SHMQ_KIND_LOCK,
+					.n_sessions = 1,
+					.name = "fuzz-lock",
+					.mode = 0600,
+					.object_id = dr->seg->geom.cond.lock_id};
+	uint64_t size;
+
+	if (shmq__segment_size(&p, &size) < 0 || posix_memalign(&dr->lock_base, 4096, size))
+		abort();
+	memset(dr->lock_base, 0, size);
+	if (shmq__segment_format(dr->lock_base, size, &p) < 0 ||
+	    shmq__segment_attach(dr->lock_base, size, &dr->lock_seg) < 0 ||
+	    shmq__lock_attach(&dr->lk, &dr->lock_seg, 0) < 0)
+		abort();
+	dr->lk.spin_ns = 0;
+	dr->cv.lk = &dr->lk;
+	return shmq__cond_attach(&dr->cv, dr->seg, session);
+}
+
+static int barrier_attach(struct drive *dr, uint32_t session)
+{
+	int r = shmq__barrier_attach(&dr->bar, dr->seg, session);
+
+	dr->bar.spin_ns = 0;
+	return r;
+}
+
 static const struct drive_kind kinds[SHMQ_KIND_LIMIT] = {
 	[SHMQ_KIND_QUEUE] = {queue_attach, ring_step, 16},
 	[SHMQ_KIND_SEM] = {sem_attach, sem_step, 9},
 	[SHMQ_KIND_EVENT] = {event_attach, event_step, 7},
 	[SHMQ_KIND_LOCK] = {lock_attach, lock_step, 9},
+	[SHMQ_KIND_COND] = {cond_attach, cond_step, 8},
+	[SHMQ_KIND_BARRIER] = {barrier_attach, barrier_step, 7},
 };
 
 struct drive *drive_open(struct shmq_segment *seg, uint8_t who)
@@ -429,5 +550,6 @@ void drive_all(struct drive *dr)
 
 void drive_close(struct drive *dr)
 {
+	free(dr->lock_base);
 	free(dr);
 }

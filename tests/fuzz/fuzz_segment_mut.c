@@ -4,12 +4,13 @@
  *
  * Structure-aware, so the fuzzer starts past the magic and geometry checks:
  *
- *   byte 0   the object: bit 0 kind (queue / other), then bit 7 (semaphore /
- *            event or lock), bit 6 (event / lock; an event's initial state,
- *            a lock's recursive flag, is bit 1); queues: bits 1..2
- *            mode, bits 3..4 log2(slots) - 1, bits 5..6 slot size 16 << n;
- *            semaphores: bits 1..2 flags, bits 3..4 the initial value,
- *            bits 5..6 the bound above it
+ *   byte 0   the object: bit 0 kind (queue / other), then bits 7..6: 00
+ *            semaphore, 10 event, 11 lock, 01 condition (bit 5 clear) or
+ *            barrier (bit 5 set); an event's initial state, a lock's
+ *            recursive flag, is bit 1, a barrier's parties 1 + bits 1..2;
+ *            queues: bits 1..2 mode, bits 3..4 log2(slots) - 1, bits 5..6
+ *            slot size 16 << n; semaphores: bits 1..2 flags, bits 3..4 the
+ *            initial value, bit 5 the bound above it
  *   byte 1   the session record this peer acts as (>= 4: none)
  *   then     records of 4 bytes [u8 op][u16 offset, little endian][u8 value]
  *            op < 0x80: write value at offset (mod the segment size), i.e.
@@ -45,6 +46,12 @@ static void params_from(uint8_t b, struct shmq_segment_params *p)
 		p->geom.queue.n_slots = UINT32_C(2) << ((b >> 3) & 3);
 		p->geom.queue.slot_size = UINT32_C(16) << ((b >> 5) & 3);
 		p->geom.queue.numa_node = -1;
+	} else if ((b & 0xc0) == 0x40 && !(b & 0x20)) {
+		p->kind = SHMQ_KIND_COND;
+		p->geom.cond.lock_id = 2;
+	} else if ((b & 0xc0) == 0x40) {
+		p->kind = SHMQ_KIND_BARRIER;
+		p->geom.barrier.parties = 1 + ((b >> 1) & 3);
 	} else if ((b & 0xc0) == 0xc0) {
 		p->kind = SHMQ_KIND_LOCK;
 		p->geom.lock.flags = (b >> 1) & SHMQ_LOCK_RECURSIVE;

@@ -7,7 +7,9 @@ INTEG_SRC  := tests/integration/daemon.c \
 	      tests/integration/raw.c \
 	      tests/integration/test_admin.c \
 	      tests/integration/test_async.c \
+	      tests/integration/test_barrier.c \
 	      tests/integration/test_client.c \
+	      tests/integration/test_cond.c \
 	      tests/integration/test_config.c \
 	      tests/integration/test_crash.c \
 	      tests/integration/test_event.c \

@@ -137,7 +137,7 @@ Test(lock, a_holder_killed_holding_it_loses_it_and_the_next_holder_is_told)
 	cr_assert(eq(int, p[0].result, 0));
 	cr_assert(eq(int, shmq_lock_is_locked(l), 1));
 	T_ERR(shmq_lock_try_acquire(l), -EAGAIN);
-	T_ERR(shmq_lock_release(l), -EPERM); /* not ours */
+	T_ERR(shmq_lock_release(l), -EPERM);	 /* not ours */
 	waiter = t_fork_child(peer_take, &p[1]); /* asleep on the doomed holder */
 	wait_state(&p[1]);
 	t_sleep_ms(50);

@@ -303,6 +303,51 @@ Test(shmqctl, locks_have_their_own_rows_in_create_ls_show_and_check)
 	finish();
 }
 
+Test(shmqctl, conditions_and_barriers_have_their_own_rows)
+{
+	struct shmq_barrier *b;
+	struct shmq_lock *l;
+	struct shmq_cond *cv;
+
+	cr_assert(eq(int, ctl("create", "lock", "m", NULL), 0), "%s", out);
+	cr_assert(eq(int, ctl("create", "cond", "cv", NULL), 2), "%s", out); /* --lock required */
+	cr_assert(eq(int, ctl("create", "cond", "cv", "--lock", "nolock", NULL), 1), "%s", out);
+	cr_assert(eq(int, ctl("create", "cond", "cv", "--lock", "m", "--parties", "2", NULL), 2),
+		  "%s", out);
+	cr_assert(eq(int, ctl("create", "cond", "cv", "--lock", "m", "--json", NULL), 0), "%s",
+		  out);
+	py_check(out, false,
+		 "assert d['name'] == 'cv' and d['kind'] == 'condition'\n"
+		 "assert d['lock_id'] == 1 and d['waiters'] == 0 and d['pending'] == 0\n"
+		 "assert d['parties'] is None and d['broken'] is None\n");
+	cr_assert(eq(int, ctl("create", "barrier", "b", NULL), 2), "%s", out);
+	cr_assert(eq(int, ctl("create", "barrier", "b", "--parties", "0", NULL), 2), "%s", out);
+	cr_assert(eq(int, ctl("create", "barrier", "b", "--parties", "2", NULL), 0), "%s", out);
+	cr_assert(strstr(out, "created barrier 'b': 2 parties, perm 0600") != NULL, "%s", out);
+	T_OK(shmq_lock_open(c, "m", 0, NULL, &l));
+	T_OK(shmq_cond_open(c, "cv", 0, l, NULL, &cv));
+	T_OK(shmq_barrier_open(c, "b", 0, NULL, &b));
+	T_ERR(shmq_barrier_wait(b, 0), -ETIMEDOUT); /* breaks it */
+	cr_assert(eq(int, ctl("ls", NULL), 0), "%s", out);
+	cr_assert(strstr(out, "cv    cond     bound") != NULL, "%s", out);
+	cr_assert(strstr(out, "b     barrier  parties") != NULL, "%s", out);
+	cr_assert(strstr(out, "broken") != NULL, "%s", out);
+	cr_assert(eq(int, ctl("show", "cv", NULL), 0), "%s", out);
+	cr_assert(strstr(out, "bound to lock id 1") != NULL, "%s", out);
+	cr_assert(eq(int, ctl("show", "b", NULL), 0), "%s", out);
+	cr_assert(strstr(out, "state:       broken") != NULL, "%s", out);
+	cr_assert(eq(int, ctl("--json", "show", "b", NULL), 0), "%s", out);
+	py_check(out, false,
+		 "assert d['kind'] == 'barrier' and d['parties'] == 2 and d['capacity'] == 2\n"
+		 "assert d['broken'] is True and d['generation'] == 1 and d['waiters'] == 0\n");
+	cr_assert(eq(int, ctl("check", "cv", NULL), 0), "%s", out);
+	cr_assert(eq(int, ctl("check", "b", NULL), 0), "%s", out);
+	T_OK(shmq_barrier_close(b));
+	T_OK(shmq_cond_close(cv));
+	T_OK(shmq_lock_close(l));
+	finish();
+}
+
 Test(shmqctl, create_makes_queues_and_semaphores_with_the_given_geometry)
 {
 	struct shmq_object_info o = {.size = sizeof(o)};

@@ -35,8 +35,8 @@ static void lock_handle(struct shmq_lock *lk, uint32_t *ret_index)
 {
 	uint32_t idx;
 
-	cr_assert(eq(int, shmq__session_claim(&fx.seg, SHMQ_ROLE_USER, getpid(), getuid(), &idx),
-		     0));
+	cr_assert(
+		eq(int, shmq__session_claim(&fx.seg, SHMQ_ROLE_USER, getpid(), getuid(), &idx), 0));
 	cr_assert(eq(int, shmq__lock_attach(lk, &fx.seg, idx), 0));
 	if (ret_index)
 		*ret_index = idx;
@@ -76,7 +76,7 @@ Test(lock, acquire_release_and_the_refusals_of_a_plain_lock)
 	cr_assert(eq(int, shmq__lock_acquire(&a, SHMQ_DEADLINE_NEVER), -EDEADLK));
 	cr_assert(eq(int, shmq__lock_acquire(&b, 0), -ETIMEDOUT));
 	cr_assert(eq(int, shmq__lock_acquire(&b, t_deadline_ms(20)), -ETIMEDOUT));
-	cr_assert(eq(int, shmq__lock_release(&b), -EPERM)); /* another session */
+	cr_assert(eq(int, shmq__lock_release(&b), -EPERM));	/* another session */
 	cr_assert(eq(int, shmq__lock_consistent(&a), -EINVAL)); /* nobody died */
 	cr_assert(eq(int, shmq__lock_release(&a), 0));
 	cr_assert(not(shmq__lock_is_locked(&a)));

@@ -1866,6 +1866,10 @@ static void run_sync(void)
 
 	bench.sync_iters[BENCH_SYNC_LOCK_UNCONTENDED] = bench.o.iters * 100;
 	bench.sync_iters[BENCH_SYNC_LOCK_CONTENDED] = bench.o.iters * 20;
+	/* each of these sleeps or hands off per step: microseconds, not nanoseconds */
+	bench.sync_iters[BENCH_SYNC_EVENT_WAKE] = bench.o.iters;
+	bench.sync_iters[BENCH_SYNC_COND_HANDOFF] = bench.o.iters;
+	bench.sync_iters[BENCH_SYNC_BARRIER_CYCLE] = bench.o.iters;
 	for (unsigned int rep = 0; rep < bench.o.reps; rep++)
 		for (unsigned int c = 0; c < BENCH_SYNC_COUNT; c++)
 			for (unsigned int i = 0; i < BENCH_SYNC_IMPLS; i++) {
@@ -1896,7 +1900,8 @@ static void run_sync(void)
 
 static void print_sync(void)
 {
-	printf("\nlocks: shmq_lock against a robust process-shared pthread_mutex_t\n");
+	printf("\nsync: shmq's locks, events, conditions and barriers against robust "
+	       "process-shared pthread ones\n");
 	printf("%-18s %10s %10s %8s %9s %9s  %s\n", "scenario", "shmq", "pthread", "ratio",
 	       "handoff", "(pthread)", "what is timed");
 	printf("%-18s %10s %10s\n", "", "(ns/op)", "(ns/op)");
@@ -1906,11 +1911,12 @@ static void print_sync(void)
 		print_num(bench.sync_ns[c][BENCH_SYNC_PTHREAD], 10, 1);
 		print_num(ratio(bench.sync_ns[c][BENCH_SYNC_SHMQ],
 				bench.sync_ns[c][BENCH_SYNC_PTHREAD]),
-			  8, 2);
+			  8, 3);
 		print_num(bench.sync_handoff[c][BENCH_SYNC_SHMQ] * 100, 8, 1);
-		printf("%%");
+		printf("%s", isnan(bench.sync_handoff[c][BENCH_SYNC_SHMQ]) ? " " : "%");
 		print_num(bench.sync_handoff[c][BENCH_SYNC_PTHREAD] * 100, 8, 1);
-		printf("%%  %s\n", bench_sync_about[c]);
+		printf("%s  %s\n", isnan(bench.sync_handoff[c][BENCH_SYNC_PTHREAD]) ? " " : "%",
+		       bench_sync_about[c]);
 	}
 	fflush(stdout);
 }
@@ -2107,9 +2113,11 @@ static void usage(FILE *f)
 		"                        spin, blocking, futex, mpmc, api, async, baselines,\n"
 		"                        sync, repair (default all but repair; async is\n"
 		"                        compared with spin and futex)\n"
-		"                        sync: shmq locks against a robust process-shared\n"
-		"                        pthread mutex, uncontended (--iters x 100) and two\n"
-		"                        processes contending (--iters x 20 each)\n"
+		"                        sync: shmq locks, events, conditions and barriers\n"
+		"                        against robust process-shared pthread ones: a lock\n"
+		"                        uncontended (--iters x 100), two processes contending\n"
+		"                        (--iters x 20 each); event wake, condition turn and\n"
+		"                        barrier cycle between two processes (--iters each)\n"
 		"                        repair: death-to-repair latency through a private\n"
 		"                        shmqd, --iters/50 (20..2000) SIGKILLed holders per\n"
 		"                        scenario and rep: a peek re-delivered, an undo\n"

@@ -12,6 +12,16 @@
  *                      shared counter + release in a loop: nanoseconds per
  *                      acquisition of the pair's wall time, and the share of
  *                      acquisitions that changed hands
+ *   event-wake         two processes ping-pong through two events (set, the
+ *                      other wakes and clears): nanoseconds per wake, against
+ *                      the Event that Python builds from a mutex, a condition
+ *                      variable and a flag (robust, process-shared)
+ *   cond-handoff       two processes take turns through a lock and a
+ *                      condition (wait while it is not my turn; pass the turn;
+ *                      notify): nanoseconds per turn, against a robust
+ *                      process-shared pthread_mutex_t and pthread_cond_t
+ *   barrier-cycle      two processes cycle a barrier: nanoseconds per cycle,
+ *                      against a process-shared pthread_barrier_t
  *
  * Every function returns >= 0 or a negative errno; every wait ends at a
  * deadline.
@@ -26,6 +36,9 @@
 enum bench_sync_case {
 	BENCH_SYNC_LOCK_UNCONTENDED,
 	BENCH_SYNC_LOCK_CONTENDED,
+	BENCH_SYNC_EVENT_WAKE,
+	BENCH_SYNC_COND_HANDOFF,
+	BENCH_SYNC_BARRIER_CYCLE,
 	BENCH_SYNC_COUNT,
 };
 

@@ -83,13 +83,16 @@ static const struct verb verbs[V_COUNT] = {
 		     "persist for about 0.1 s to count.  Exits 1 if an object is corrupt (or,\n"
 		     "with NAME, cannot be checked); objects you may not read are skipped.\n"},
 	[V_CREATE] = {"create", 2, 2, verb_create,
-		      "create queue|sem|event|lock|rlock NAME [OPTIONS]",
-		      "create a queue, a semaphore, an event or a lock",
-		      "Create a queue, a semaphore, an event or a lock owned by you.\n"
+		      "create queue|sem|event|lock|rlock|cond|barrier NAME [OPTIONS]",
+		      "create a queue, a semaphore, an event, a lock, a condition or a barrier",
+		      "Create a queue, a semaphore, an event, a lock, a condition or a barrier\n"
+		      "owned by you.\n"
 		      "Queues: --slots N (a power of two), --slot-size BYTES, --mode\n"
 		      "mpmc|spsc|mpsc|spmc, --numa NODE, --hugepages.  Semaphores: --initial N,\n"
 		      "--max N (bounded), --undo.  Events: --initial 0|1 (clear or set).\n"
-		      "Locks: rlock (or lock --recursive) is recursive.\n"
+		      "Locks: rlock (or lock --recursive) is recursive.  Conditions: --lock\n"
+		      "NAME (required: the lock it is bound to).  Barriers: --parties N\n"
+		      "(required, 1..32767).\n"
 		      "All: --perm MODE (octal, default 0600).\n"
 		      "Unset geometry takes the daemon's defaults.\n"},
 	[V_RM] = {"rm", 1, 64, verb_rm, "rm NAME...", "remove names",
@@ -126,6 +129,8 @@ enum {
 	OPT_MAX,
 	OPT_UNDO,
 	OPT_RECURSIVE,
+	OPT_LOCK,
+	OPT_PARTIES,
 };
 
 struct option_rule {
@@ -152,6 +157,8 @@ static const struct option long_options[] = {
 	{"max", required_argument, NULL, OPT_MAX},
 	{"undo", no_argument, NULL, OPT_UNDO},
 	{"recursive", no_argument, NULL, OPT_RECURSIVE},
+	{"lock", required_argument, NULL, OPT_LOCK},
+	{"parties", required_argument, NULL, OPT_PARTIES},
 	{NULL, 0, NULL, 0},
 };
 
@@ -169,6 +176,8 @@ static const struct option_rule rules[] = {
 	{OPT_MAX, CREATE_OPT},
 	{OPT_UNDO, CREATE_OPT},
 	{OPT_RECURSIVE, CREATE_OPT},
+	{OPT_LOCK, CREATE_OPT},
+	{OPT_PARTIES, CREATE_OPT},
 	{OPT_NO_LEGEND, VERB(V_LS) | VERB(V_SHOW) | VERB(V_CLIENTS) | VERB(V_TOP) | VERB(V_CHECK)},
 };
 
@@ -372,6 +381,17 @@ static int option_apply(struct ctl *ctl, int opt, const char *arg, const char *n
 		return 0;
 	case OPT_RECURSIVE:
 		ctl->recursive = true;
+		return 0;
+	case OPT_LOCK:
+		if (!*arg)
+			return usage_error("--lock: a lock's name");
+		ctl->lock_name = arg;
+		return 0;
+	case OPT_PARTIES:
+		if (parse_u32(arg, 10, SHMQ_BARRIER_PARTIES_LIMIT, &ctl->parties) < 0 ||
+		    !ctl->parties)
+			return usage_error("--parties: '%s' is not 1..%u", arg,
+					   SHMQ_BARRIER_PARTIES_LIMIT);
 		return 0;
 	default:
 		return usage_error("unexpected option %s", name);

@@ -45,6 +45,8 @@ struct ctl {
 	struct shmq_sem_attr sattr;   /* create sem */
 	bool hugepages;		      /* create queue --hugepages */
 	bool recursive;		      /* create rlock (--recursive is the same) */
+	const char *lock_name;	      /* create cond --lock NAME */
+	uint32_t parties;	      /* create barrier --parties N */
 	char *const *args;	      /* the verb's positional arguments */
 	int n_args;
 };
@@ -179,6 +181,11 @@ struct snapshot {
 	int32_t holder_tid;
 	uint32_t holder_depth;
 	bool owner_died; /* a holder died; not yet declared consistent */
+	/* conditions (waiters: not yet notified; repairs: waiters that died) */
+	uint32_t pending; /* notifications not yet taken */
+	/* barriers (waiters: arrived this cycle; repairs: breaks by a death) */
+	bool broken;
+	uint32_t generation;
 	/* both */
 	uint32_t producers; /* active records with the producer role (sems: every user) */
 	uint32_t consumers; /* active records with the consumer role (sems: every user) */

@@ -189,13 +189,37 @@ static void read_lock(const struct shmq_segment *seg, struct snapshot *s)
 	counters_add(&s->total, &l->retired);
 }
 
+static void read_cond(const struct shmq_segment *seg, struct snapshot *s)
+{
+	const struct shmq_cond_shm *cv = seg->object;
+
+	s->waiters = load_relaxed(&cv->waiting);
+	s->pending = load_relaxed(&cv->pending);
+	s->value = load_relaxed(&cv->seq);
+	s->repairs = load_relaxed(&cv->deaths);
+	counters_add(&s->total, &cv->retired);
+}
+
+static void read_barrier(const struct shmq_segment *seg, struct snapshot *s)
+{
+	const struct shmq_barrier_shm *b = seg->object;
+	uint64_t st = load_relaxed(&b->state);
+
+	s->broken = st & SHMQ_BARRIER_BROKEN;
+	s->waiters =
+		s->broken ? 0
+			  : (uint32_t)((st & SHMQ_BARRIER_COUNT_MASK) >> SHMQ_BARRIER_COUNT_SHIFT);
+	s->generation = (uint32_t)st;
+	s->repairs = load_relaxed(&b->breaks);
+	counters_add(&s->total, &b->retired);
+}
+
 /* The live figures of each kind: its control block's words. */
 static void (*const readers[SHMQ_KIND_LIMIT])(const struct shmq_segment *seg,
 					      struct snapshot *s) = {
-	[SHMQ_KIND_QUEUE] = read_queue,
-	[SHMQ_KIND_SEM] = read_sem,
-	[SHMQ_KIND_EVENT] = read_event,
-	[SHMQ_KIND_LOCK] = read_lock,
+	[SHMQ_KIND_QUEUE] = read_queue, [SHMQ_KIND_SEM] = read_sem,
+	[SHMQ_KIND_EVENT] = read_event, [SHMQ_KIND_LOCK] = read_lock,
+	[SHMQ_KIND_COND] = read_cond,	[SHMQ_KIND_BARRIER] = read_barrier,
 };
 
 int snapshot_take(struct shmq_client *c, const char *name, uint64_t object_id, unsigned int flags,

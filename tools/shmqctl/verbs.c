@@ -96,6 +96,8 @@ struct figures {
 	bool has_sleepers_recv; /* live: receivers (or waiters) flagged asleep */
 	bool has_sleepers_send; /* live: senders flagged asleep */
 	bool has_holder;	/* live: a lock's holder */
+	bool has_pending;	/* live: a condition's notifications not yet taken */
+	bool has_broken;	/* live: a barrier's broken state and generation */
 };
 
 struct kind_view {
@@ -231,11 +233,67 @@ static void lock_show_live(const struct snapshot *s)
 	       s->owner_died ? "; owner died, not yet declared consistent" : "");
 }
 
+static void cond_figures(const struct shmq_object_info *o, struct figures *f)
+{
+	(void)o;
+	*f = (struct figures){.type = "bound", .has_waiters = true, .has_pending = true};
+}
+
+static void cond_show_geometry(const struct shmq_object_info *o, const struct figures *f)
+{
+	(void)f;
+	printf("  condition:   bound to lock id %" PRIu64 "\n", o->cond_lock_id);
+}
+
+static void cond_show_live(const struct snapshot *s)
+{
+	printf("  waiters:     %" PRIu32 " waiting, %" PRIu32 " notified not yet awake\n",
+	       s->waiters, s->pending);
+	printf("  deaths:      %" PRIu32 " waiters died waiting (uncounted)\n", s->repairs);
+}
+
+static void barrier_figures(const struct shmq_object_info *o, struct figures *f)
+{
+	*f = (struct figures){.type = "parties",
+			      .has_capacity = true,
+			      .capacity = o->barrier_parties,
+			      .has_waiters = true,
+			      .has_broken = true};
+}
+
+static void barrier_show_geometry(const struct shmq_object_info *o, const struct figures *f)
+{
+	(void)f;
+	printf("  barrier:     %" PRIu32 " parties\n", o->barrier_parties);
+}
+
+static void barrier_show_live(const struct snapshot *s)
+{
+	if (s->broken)
+		printf("  state:       broken (waits fail until a reset); generation %" PRIu32 "\n",
+		       s->generation);
+	else
+		printf("  state:       %" PRIu32 " arrived; generation %" PRIu32 "\n", s->waiters,
+		       s->generation);
+	printf("  breaks:      %" PRIu32 " by a party's death\n", s->repairs);
+}
+
+static void barrier_sleepers(const struct snapshot *s, char *buf, size_t size)
+{
+	if (s->broken)
+		snprintf(buf, size, "broken");
+	else
+		fmt_u64(buf, size, s->waiters);
+}
+
 static const struct kind_view views[SHMQ_KIND_LIMIT] = {
 	[SHMQ_OBJECT_QUEUE] = {queue_figures, queue_show_geometry, queue_show_live, queue_sleepers},
 	[SHMQ_OBJECT_SEM] = {sem_figures, sem_show_geometry, sem_show_live, sem_sleepers},
 	[SHMQ_OBJECT_EVENT] = {event_figures, event_show_geometry, event_show_live, event_sleepers},
 	[SHMQ_OBJECT_LOCK] = {lock_figures, lock_show_geometry, lock_show_live, sem_sleepers},
+	[SHMQ_OBJECT_COND] = {cond_figures, cond_show_geometry, cond_show_live, sem_sleepers},
+	[SHMQ_OBJECT_BARRIER] = {barrier_figures, barrier_show_geometry, barrier_show_live,
+				 barrier_sleepers},
 };
 
 /* The view of @kind; a kind this shmqctl does not know shows as one with no figures. */
@@ -322,6 +380,8 @@ static void object_json(struct json *j, const struct shmq_object_info *o, const 
 	kv_bool_or_null(j, "event_initial", o->kind == SHMQ_OBJECT_EVENT, o->event_initial);
 	kv_bool_or_null(j, "recursive", o->kind == SHMQ_OBJECT_LOCK,
 			o->lock_flags & SHMQ_LOCK_ATTR_RECURSIVE);
+	kv_u64_or_null(j, "lock_id", o->kind == SHMQ_OBJECT_COND, o->cond_lock_id);
+	kv_u64_or_null(j, "parties", o->kind == SHMQ_OBJECT_BARRIER, o->barrier_parties);
 
 	json_kv_bool(j, "viewable", live);
 	json_kv_string(j, "view_error", live ? NULL : view_error_text(s->view_error));
@@ -340,6 +400,9 @@ static void object_json(struct json *j, const struct shmq_object_info *o, const 
 	kv_u64_or_null(j, "holder_tid", live && f.has_holder && s->value, (uint64_t)s->holder_tid);
 	kv_u64_or_null(j, "holder_depth", live && f.has_holder && s->value, s->holder_depth);
 	kv_bool_or_null(j, "owner_died", live && f.has_holder, s->owner_died);
+	kv_u64_or_null(j, "pending", live && f.has_pending, s->pending);
+	kv_bool_or_null(j, "broken", live && f.has_broken, s->broken);
+	kv_u64_or_null(j, "generation", live && f.has_broken, s->generation);
 	counters_json(j, "counters", live ? &s->total : NULL);
 }
 
@@ -1191,6 +1254,8 @@ int verb_check(struct ctl *ctl)
 #define COPT_INITIAL   (1u << 2) /* --initial N */
 #define COPT_INITIAL01 (1u << 3) /* --initial 0|1 */
 #define COPT_RECURSIVE (1u << 4) /* --recursive */
+#define COPT_LOCK      (1u << 5) /* --lock NAME */
+#define COPT_PARTIES   (1u << 6) /* --parties N */
 
 struct create_kind {
 	const char *name, *alias;
@@ -1283,12 +1348,66 @@ static void print_lock(const struct shmq_object_info *o, const struct figures *f
 	printf("created lock '%s': %s, perm %04" PRIo32 "\n", o->name, f->type, o->perm);
 }
 
+static int create_cond(const struct ctl *ctl, const struct create_kind *k, struct shmq_client *c,
+		       const char *name)
+{
+	const struct shmq_cond_attr ca = {.size = sizeof(ca), .perm = ctl->sattr.perm};
+	struct shmq_lock *l;
+	struct shmq_cond *cv;
+	int r;
+
+	(void)k; /* a lock's flags only */
+	/* A view of the lock is enough to name it; the condition is created as a view too. */
+	r = shmq_lock_open(c, ctl->lock_name, SHMQ_VIEW, NULL, &l);
+	if (r < 0) {
+		ctl_error(r, "opening lock '%s'", ctl->lock_name);
+		return -ECANCELED;
+	}
+	r = shmq_cond_open(c, name, SHMQ_CREATE | SHMQ_EXCL | SHMQ_VIEW, l, &ca, &cv);
+	if (r == 0)
+		shmq_cond_close(cv);
+	shmq_lock_close(l);
+	return r;
+}
+
+static void print_cond(const struct shmq_object_info *o, const struct figures *f, const char *mem)
+{
+	(void)f, (void)mem;
+	printf("created condition '%s': bound to lock id %" PRIu64 ", perm %04" PRIo32 "\n",
+	       o->name, o->cond_lock_id, o->perm);
+}
+
+static int create_barrier(const struct ctl *ctl, const struct create_kind *k, struct shmq_client *c,
+			  const char *name)
+{
+	const struct shmq_barrier_attr ba = {
+		.size = sizeof(ba), .parties = ctl->parties, .perm = ctl->sattr.perm};
+	struct shmq_barrier *b;
+	int r;
+
+	(void)k; /* a lock's flags only */
+	r = shmq_barrier_open(c, name, SHMQ_CREATE | SHMQ_EXCL | SHMQ_VIEW, &ba, &b);
+	if (r == 0)
+		shmq_barrier_close(b);
+	return r;
+}
+
+static void print_barrier(const struct shmq_object_info *o, const struct figures *f,
+			  const char *mem)
+{
+	(void)f, (void)mem;
+	printf("created barrier '%s': %" PRIu32 " parties, perm %04" PRIo32 "\n", o->name,
+	       o->barrier_parties, o->perm);
+}
+
 static const struct create_kind create_kinds[] = {
 	{"queue", NULL, COPT_QUEUE, 0, create_queue, print_queue},
 	{"semaphore", "sem", COPT_SEM | COPT_INITIAL, 0, create_sem, print_sem},
 	{"event", NULL, COPT_INITIAL01, 0, create_event, print_event},
 	{"lock", NULL, COPT_RECURSIVE, 0, create_lock, print_lock},
 	{"rlock", NULL, COPT_RECURSIVE, SHMQ_LOCK_ATTR_RECURSIVE, create_lock, print_lock},
+	{"condition", "cond", COPT_LOCK, 0, create_cond, print_cond},
+	{"barrier", NULL, COPT_PARTIES, 0, create_barrier, print_barrier},
 };
 
 /* The option groups the command line used. */
@@ -1308,6 +1427,10 @@ static unsigned int create_opts_used(const struct ctl *ctl)
 		used |= COPT_INITIAL01;
 	if (ctl->recursive)
 		used |= COPT_RECURSIVE;
+	if (ctl->lock_name)
+		used |= COPT_LOCK;
+	if (ctl->parties)
+		used |= COPT_PARTIES;
 	return used;
 }
 
@@ -1355,7 +1478,9 @@ int verb_create(struct ctl *ctl)
 		    (create_kinds[i].alias && !strcmp(kind, create_kinds[i].alias)))
 			k = &create_kinds[i];
 	if (!k) {
-		fprintf(stderr, "shmqctl: create: '%s' is not queue, sem, event, lock or rlock\n",
+		fprintf(stderr,
+			"shmqctl: create: '%s' is not queue, sem, event, lock, rlock, cond or "
+			"barrier\n",
 			kind);
 		return EXIT_USAGE;
 	}
@@ -1365,10 +1490,18 @@ int verb_create(struct ctl *ctl)
 		fprintf(stderr, "shmqctl: create: an option that does not fit kind %s\n", kind);
 		return EXIT_USAGE;
 	}
+	if ((k->opts & (COPT_LOCK | COPT_PARTIES)) & ~used) {
+		fprintf(stderr, "shmqctl: create %s: %s is required\n", kind,
+			k->opts & COPT_LOCK ? "--lock NAME (the lock it is bound to)"
+					    : "--parties N");
+		return EXIT_USAGE;
+	}
 	if (ctl_connect(ctl, &c) < 0)
 		return EXIT_FAILURE;
 	r = k->create(ctl, k, c, name);
-	if (r < 0)
+	if (r == -ECANCELED)
+		; /* said where it failed */
+	else if (r < 0)
 		ctl_error(r, "creating %s '%s'", k->name, name);
 	else
 		r = create_print(ctl, c, k, name);
