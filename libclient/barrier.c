@@ -85,6 +85,20 @@ SHMQ_API int shmq_barrier_wait(struct shmq_barrier *b, uint64_t deadline_ns)
 	return r < 0 ? r : shmq__barrier_wait(b, deadline_ns);
 }
 
+SHMQ_API int shmq_barrier_arrive(struct shmq_barrier *b)
+{
+	int r = usable(b);
+
+	return r < 0 ? r : shmq__barrier_arrive(b);
+}
+
+SHMQ_API int shmq_barrier_arrival(struct shmq_barrier *b)
+{
+	int r = usable(b);
+
+	return r < 0 ? r : shmq__barrier_arrival(b);
+}
+
 SHMQ_API int shmq_barrier_abort(struct shmq_barrier *b)
 {
 	int r = usable(b);

@@ -91,6 +91,9 @@ SHMQ_API int shmq_cond_close(struct shmq_cond *cv)
 	if (!cv)
 		return 0;
 	h = handle_of(cv);
+	if (load_relaxed(&h->s.n_waiters))
+		return -EBUSY;		  /* an asynchronous waiter still points at it */
+	(void)shmq__cond_wait_cancel(cv); /* a joined asynchronous wait leaves with the handle */
 	lock_obj = h->lock_obj;
 	r = shmq__sync_free(h, offsetof(struct cond_handle, s));
 	if (r == 0 && lock_obj)
@@ -144,4 +147,25 @@ SHMQ_API int shmq_cond_notify_all(struct shmq_cond *cv)
 	int r = usable(cv);
 
 	return r < 0 ? r : shmq__cond_notify(cv, UINT32_MAX);
+}
+
+SHMQ_API int shmq_cond_wait_begin(struct shmq_cond *cv)
+{
+	int r = usable(cv);
+
+	return r < 0 ? r : shmq__cond_wait_begin(cv);
+}
+
+SHMQ_API int shmq_cond_wait_end(struct shmq_cond *cv)
+{
+	int r = usable(cv);
+
+	return r < 0 ? r : shmq__cond_wait_end(cv);
+}
+
+SHMQ_API int shmq_cond_wait_cancel(struct shmq_cond *cv)
+{
+	int r = usable(cv);
+
+	return r < 0 ? r : shmq__cond_wait_cancel(cv);
 }

@@ -41,6 +41,12 @@
  *   happens-before every party's work after.  A break is the same CAS and
  *   publishes nothing anyone relies on.
  *
+ * Asynchronous waits split a wait at A1: arrive() counts the arrival and
+ * keeps g in the handle, the io_uring or helper-thread wait sleeps on the
+ * futex word with key g (the kernel compares it at issue, so a cycle that
+ * ended in between completes it at once), and arrival() is A3 and the
+ * fate.
+ *
  * Invariants: count < parties; count is 0 while BROKEN.
  *
  * Untrusted peers: a scribbled word can release or break a cycle early (a
@@ -189,13 +195,15 @@ ended:
 	return (int)idx;
 }
 
-int shmq__barrier_wait(struct shmq_barrier *bar, uint64_t deadline_ns)
+/*
+ * A1/A2: count one arrival.  Return: the index, when it ended the cycle;
+ * -EINPROGRESS with the cycle's generation and the index; -EPIPE broken.
+ */
+static int arrive(struct shmq_barrier *bar, uint32_t *ret_gen, uint32_t *ret_idx)
 {
 	struct shmq_barrier_shm *b = bar->b;
 	uint64_t s;
 
-	if (!bar->can_wait)
-		return -EINVAL;
 	counter_inc(&bar->c->sent, 1); /* arrivals */
 	s = load_relaxed(&b->state);   /* a first guess; the CAS validates it */
 	for (uint32_t i = 0; i < CAS_TRIES; i++) {
@@ -216,10 +224,58 @@ int shmq__barrier_wait(struct shmq_barrier *bar, uint64_t deadline_ns)
 				     1); /* a scribbled count past parties: the last */
 		}
 		/* A1 */
-		if (cas_acq_rel(&b->state, &s, s + (UINT64_C(1) << SHMQ_BARRIER_COUNT_SHIFT)))
-			return await_cycle(bar, gen_of(s), count, deadline_ns);
+		if (cas_acq_rel(&b->state, &s, s + (UINT64_C(1) << SHMQ_BARRIER_COUNT_SHIFT))) {
+			*ret_gen = gen_of(s);
+			*ret_idx = count;
+			return -EINPROGRESS;
+		}
 	}
 	return -EPIPE; /* a peer rewrote the word on every try: as good as broken by it */
+}
+
+int shmq__barrier_wait(struct shmq_barrier *bar, uint64_t deadline_ns)
+{
+	uint32_t g, idx;
+	int r;
+
+	if (!bar->can_wait)
+		return -EINVAL;
+	r = arrive(bar, &g, &idx);
+	return r == -EINPROGRESS ? await_cycle(bar, g, idx, deadline_ns) : r;
+}
+
+int shmq__barrier_arrive(struct shmq_barrier *bar)
+{
+	bool idle = false;
+	int r;
+
+	if (!bar->can_wait)
+		return -EINVAL;
+	if (!atomic_compare_exchange_strong(&bar->pending, &idle, true))
+		return -EBUSY;
+	r = arrive(bar, &bar->pending_gen, &bar->pending_idx);
+	if (r != -EINPROGRESS)
+		store_release(&bar->pending, false);
+	return r;
+}
+
+int shmq__barrier_arrival(struct shmq_barrier *bar)
+{
+	uint64_t s;
+	int r;
+
+	if (!load_acquire(&bar->pending))
+		return -EINVAL;
+	s = load_acquire(&bar->b->state); /* A3: pairs with A2 */
+	if (gen_of(s) == bar->pending_gen)
+		return -EAGAIN;
+	r = fate(s, bar->pending_gen);
+	if (r == 0) {
+		counter_inc(&bar->c->received, 1);
+		r = (int)bar->pending_idx;
+	}
+	store_release(&bar->pending, false);
+	return r;
 }
 
 int shmq__barrier_abort(struct shmq_barrier *bar)
@@ -328,11 +384,33 @@ static int barrier_repair(const struct shmq_segment *seg, uint32_t index,
 	return 0;
 }
 
+/* Asynchronous waits: for the cycle of the handle's pending arrival to end. */
+static bool barrier_is_ready(const void *handle, uint32_t events)
+{
+	const struct shmq_barrier *bar = handle;
+
+	(void)events;
+	return !load_acquire(&bar->pending) ||
+	       gen_of(load_acquire(&bar->b->state)) != bar->pending_gen; /* A3 */
+}
+
+static int barrier_arm(void *handle, uint32_t events, struct shmq_kind_arm *ret)
+{
+	struct shmq_barrier *bar = handle;
+
+	if (barrier_is_ready(handle, events))
+		return 1; /* ended, or nothing pending: shmq__barrier_arrival() says which */
+	/* the word moves in the CAS that ends the cycle: a wait on it cannot miss that */
+	*ret = (struct shmq_kind_arm){.word = gen_word(bar->b), .key = bar->pending_gen};
+	counter_inc(&bar->c->sleeps, 1);
+	return 0;
+}
+
 const struct shmq_kind shmq__kind_barrier = {
 	.id = SHMQ_KIND_BARRIER,
 	.name = "barrier",
 	.short_name = "barrier",
-	.events = 0, /* a wait is an arrival: no asynchronous form */
+	.events = SHMQ_KIND_EV_RECV, /* the cycle of a pending arrival ended */
 	.invariants = "count < parties; a broken barrier counts no arrivals",
 	.object_size = sizeof(struct shmq_barrier_shm),
 	.retired_off = offsetof(struct shmq_barrier_shm, retired),
@@ -340,4 +418,6 @@ const struct shmq_kind shmq__kind_barrier = {
 	.attach = barrier_kind_attach,
 	.check = barrier_check,
 	.repair = barrier_repair,
+	.is_ready = barrier_is_ready,
+	.arm = barrier_arm,
 };

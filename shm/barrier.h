@@ -42,6 +42,9 @@ struct shmq_barrier {
 	uint32_t parties;	 /* from the geometry, validated */
 	bool can_wait;		 /* a session record: not a view */
 	uint64_t spin_ns;	 /* spin budget before sleeping; 0: sleep at once */
+	/* An asynchronous arrival (shmq__barrier_arrive()): at most one per handle. */
+	_Atomic bool pending;
+	uint32_t pending_gen, pending_idx;
 	struct shmq_counters private_counters;
 };
 
@@ -69,6 +72,28 @@ int shmq__barrier_attach(struct shmq_barrier *bar, const struct shmq_segment *se
  *         call broke the barrier; -EINVAL no record.
  */
 int shmq__barrier_wait(struct shmq_barrier *bar, uint64_t deadline_ns);
+
+/**
+ * shmq__barrier_arrive() - arrive without waiting, for an asynchronous wait.
+ * @bar:	handle (with a record)
+ *
+ * The arrival counts as a wait's.  When it does not end the cycle, the
+ * handle remembers it: an asynchronous wait on the barrier (the kind's
+ * arm) reports when the cycle has ended, and shmq__barrier_arrival() says
+ * how.  One arrival may be pending per handle.
+ * Return: the arrival index, when this arrival ended the cycle;
+ *         -EINPROGRESS arrived, the cycle goes on; -EPIPE broken;
+ *         -EBUSY an arrival of this handle is pending; -EINVAL no record.
+ */
+int shmq__barrier_arrive(struct shmq_barrier *bar);
+
+/**
+ * shmq__barrier_arrival() - the fate of the handle's pending arrival.
+ * Return: its index, the cycle released; -EPIPE it broke; -EAGAIN not yet
+ *         ended; -EINVAL no arrival pending.  Once it returns an index or
+ *         -EPIPE, nothing is pending any more.
+ */
+int shmq__barrier_arrival(struct shmq_barrier *bar);
 
 /* Break the barrier: waiters now and later get -EPIPE until a reset.  Return: 0; -EINVAL. */
 int shmq__barrier_abort(struct shmq_barrier *bar);

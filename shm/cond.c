@@ -58,6 +58,13 @@
  * waiter that is gone, taken by a later one), never a lost one.  Once no
  * user is attached, the daemon resets both counts (daemon/cond.c).
  *
+ * Asynchronous waits cut W1..W3 at the sleep: begin() is W1 and L1, the
+ * io_uring or helper-thread wait is W2 on a key read with acquire (A4,
+ * pairing with the release of N1's seq step, so a moved seq comes with its
+ * pending count), and end() is W3 once the caller holds the lock again.
+ * The lost-wake-up argument is unchanged: the key is read after joining,
+ * and a notify that counts the wait moves seq after that.
+ *
  * Invariants: none on the words (every value is a count or a sequence);
  * waiting + pending is at least the threads inside wait(), exactly that
  * when no process died inside it.
@@ -121,7 +128,7 @@ static bool take_one(_Atomic uint32_t *w)
 /* W3: notified?  Takes the pending notification; the record first (see Deaths). */
 static bool take_notification(struct shmq_cond *cv, uint32_t entry)
 {
-	if (load_relaxed(&cv->cv->seq) == entry || !load_relaxed(&cv->cv->pending))
+	if (load_acquire(&cv->cv->seq) == entry || !load_relaxed(&cv->cv->pending))
 		return false;
 	fetch_sub_relaxed(cv->mine, 1);
 	if (take_one(&cv->cv->pending))
@@ -201,11 +208,68 @@ int shmq__cond_notify(struct shmq_cond *cv, uint32_t n)
 	if (!k)
 		return 0; /* a peer rewrote the count on every try */
 	fetch_add_relaxed(&cv->cv->pending, k);
-	fetch_add_relaxed(&cv->cv->seq, 1); /* ordered for waiters by the lock's release (L1) */
+	/*
+	 * N1's last step.  Release: an asynchronous waiter's arm reads seq
+	 * without the lock (acquire, A4) and must then see pending.
+	 */
+	atomic_fetch_add_explicit(&cv->cv->seq, 1, memory_order_release);
 	counter_inc(&cv->c->sent, k);
 	counter_inc(&cv->c->wakes, 1);
 	(void)shmq__futex_wake(&cv->cv->seq, k > INT_MAX ? INT_MAX : (int)k); /* N2 */
 	return k > INT_MAX ? INT_MAX : (int)k;
+}
+
+int shmq__cond_wait_begin(struct shmq_cond *cv)
+{
+	bool idle = false;
+	uint32_t depth;
+	int r;
+
+	if (!cv->mine || !cv->lk)
+		return -EINVAL;
+	depth = shmq__lock_depth(cv->lk);
+	if (!depth)
+		return -EPERM;
+	if (depth > 1)
+		return -EDEADLK;
+	if (atomic_compare_exchange_strong(&cv->joined, &idle, true)) {
+		/* W1, as a blocking wait's */
+		fetch_add_relaxed(&cv->cv->waiting, 1);
+		fetch_add_relaxed(cv->mine, 1);
+		cv->entry = load_relaxed(&cv->cv->seq); /* stable: notifies hold the lock */
+	}
+	/* else joined already: an end() said not yet, and this gives the lock up again */
+	r = shmq__lock_save(cv->lk, &depth); /* L1: publishes W1 */
+	if (r < 0)
+		(void)shmq__cond_wait_cancel(cv);
+	return r;
+}
+
+int shmq__cond_wait_end(struct shmq_cond *cv)
+{
+	if (!cv->lk || !shmq__lock_is_mine(cv->lk))
+		return -EPERM;
+	if (!load_acquire(&cv->joined))
+		return -EINVAL;
+	if (!take_notification(cv, cv->entry)) /* W3 */
+		return -EAGAIN;
+	counter_inc(&cv->c->received, 1);
+	store_release(&cv->joined, false);
+	return 0;
+}
+
+int shmq__cond_wait_cancel(struct shmq_cond *cv)
+{
+	int r = 0;
+
+	if (!cv->mine || !load_acquire(&cv->joined))
+		return -EINVAL;
+	if (take_notification(cv, cv->entry))
+		r = 1; /* it came: taken, so that no other waiter is counted short */
+	else
+		withdraw(cv);
+	store_release(&cv->joined, false);
+	return r;
 }
 
 uint32_t shmq__cond_waiting(const struct shmq_cond *cv)
@@ -265,11 +329,43 @@ static int cond_repair(const struct shmq_segment *seg, uint32_t index, struct sh
 	return 1;
 }
 
+/*
+ * Asynchronous waits (shmq__cond_wait_begin()): a notification may be
+ * pending for the handle's joined wait.  A4 pairs with the release of N1's
+ * seq step, so a moved seq comes with its pending count.
+ */
+static bool cond_is_ready(const void *handle, uint32_t events)
+{
+	const struct shmq_cond *cv = handle;
+
+	(void)events;
+	if (!load_acquire(&cv->joined))
+		return true; /* nothing to wait for: end() says so */
+	return load_acquire(&cv->cv->seq) != cv->entry && load_relaxed(&cv->cv->pending);
+}
+
+static int cond_arm(void *handle, uint32_t events, struct shmq_kind_arm *ret)
+{
+	struct shmq_cond *cv = handle;
+	uint32_t key;
+
+	(void)events;
+	if (!load_acquire(&cv->joined))
+		return 1;
+	key = load_acquire(&cv->cv->seq); /* A4 */
+	if (key != cv->entry && load_relaxed(&cv->cv->pending))
+		return 1;
+	/* a notify that counts us moves seq after this read: the wait cannot miss it */
+	*ret = (struct shmq_kind_arm){.word = &cv->cv->seq, .key = key};
+	counter_inc(&cv->c->sleeps, 1);
+	return 0;
+}
+
 const struct shmq_kind shmq__kind_cond = {
 	.id = SHMQ_KIND_COND,
 	.name = "condition",
 	.short_name = "cond",
-	.events = 0, /* a wait needs the lock: no asynchronous form */
+	.events = SHMQ_KIND_EV_RECV, /* a joined wait's notification may be pending */
 	.invariants = "nothing (counts are repaired on a death, not checked)",
 	.object_size = sizeof(struct shmq_cond_shm),
 	.retired_off = offsetof(struct shmq_cond_shm, retired),
@@ -277,4 +373,6 @@ const struct shmq_kind shmq__kind_cond = {
 	.attach = cond_kind_attach,
 	.check = cond_check,
 	.repair = cond_repair,
+	.is_ready = cond_is_ready,
+	.arm = cond_arm,
 };

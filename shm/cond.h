@@ -34,6 +34,9 @@ struct shmq_cond {
 	struct shmq_counters *c; /* this session's counters, or &private_counters */
 	_Atomic uint32_t *mine;	 /* &record->k.cond.waiting, or NULL (a view) */
 	uint64_t lock_id;	 /* the geometry's lock object id */
+	/* An asynchronous wait (shmq__cond_wait_begin()): at most one per handle. */
+	_Atomic bool joined;
+	uint32_t entry; /* seq when it joined */
 	struct shmq_counters private_counters;
 };
 
@@ -70,6 +73,27 @@ int shmq__cond_wait(struct shmq_cond *cv, uint64_t deadline_ns);
  * Return: the number counted; -EPERM not the holder.
  */
 int shmq__cond_notify(struct shmq_cond *cv, uint32_t n);
+
+/*
+ * An asynchronous wait, in steps a completion can drive: begin() joins
+ * (holding the lock, held once) and gives the lock up; an asynchronous
+ * wait on the condition (the kind's arm) reports that a notification may
+ * be pending; end(), holding the lock again, takes it -- or says not yet,
+ * and begin() gives the lock up again, still joined; cancel() leaves.
+ * One asynchronous wait per handle.
+ *
+ * Return (begin): 0; -EPERM not the holder; -EDEADLK an RLock held more
+ *         than once (its depth cannot be given back by a completion);
+ *         -EBUSY another thread's asynchronous wait on this handle;
+ *         -EINVAL no record.
+ * Return (end): 0 notified, the wait is over; -EAGAIN not yet, still
+ *         joined; -EPERM not the holder; -EINVAL not joined.
+ * Return (cancel, with or without the lock): 1 a notification had come
+ *         and is taken (treat as notified); 0 left; -EINVAL not joined.
+ */
+int shmq__cond_wait_begin(struct shmq_cond *cv);
+int shmq__cond_wait_end(struct shmq_cond *cv);
+int shmq__cond_wait_cancel(struct shmq_cond *cv);
 
 /* Waiters not yet notified now: a snapshot, for tools. */
 uint32_t shmq__cond_waiting(const struct shmq_cond *cv);

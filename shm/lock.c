@@ -309,6 +309,11 @@ bool shmq__lock_is_mine(const struct shmq_lock *lk)
 	return held_by(lk, load_relaxed(&lk->l->word), shmq__tid());
 }
 
+uint32_t shmq__lock_depth(const struct shmq_lock *lk)
+{
+	return shmq__lock_is_mine(lk) ? load_relaxed(&lk->l->depth) : 0;
+}
+
 int shmq__lock_save(struct shmq_lock *lk, uint32_t *ret_depth)
 {
 	if (!held_by(lk, load_relaxed(&lk->l->word), shmq__tid()))

@@ -92,6 +92,9 @@ bool shmq__lock_is_locked(const struct shmq_lock *lk);
 /* Held by the calling thread through this handle? */
 bool shmq__lock_is_mine(const struct shmq_lock *lk);
 
+/* The calling thread's acquisitions of it (0: not the holder). */
+uint32_t shmq__lock_depth(const struct shmq_lock *lk);
+
 /*
  * For a condition's wait: give the lock up entirely (every recursive
  * acquisition), returning the depth to restore in *@ret_depth; and take it

@@ -773,8 +773,18 @@ SHMQ_API struct shmq_object *shmq_lock_object(struct shmq_lock *l);
  * own in the instant a process dies, so wait for a predicate
  * (shmq_cond_wait_for()) as with any condition variable.  When the lock's
  * holder dies, a wait that takes it back returns -EOWNERDEAD (the lock
- * held; see shmq_lock_consistent()).  There is no asynchronous form: a wait
- * must hold the lock around its sleep.
+ * held; see shmq_lock_consistent()).
+ *
+ * Asynchronous waits come in steps a completion can drive, as asyncio's
+ * Condition.wait() does: holding the lock (once), shmq_cond_wait_begin()
+ * joins the waiters and gives the lock up; a waiter or poller on
+ * shmq_cond_object() for SHMQ_POLL_RECV completes when a notification may
+ * be pending; the caller takes the lock again (an asynchronous wait on the
+ * lock and shmq_lock_try_acquire(), or shmq_lock_acquire()) and calls
+ * shmq_cond_wait_end(): 0 notified, or -EAGAIN not yet -- then
+ * shmq_cond_wait_begin() gives the lock up again, still joined, and the
+ * wait goes on.  shmq_cond_wait_cancel() leaves.  One asynchronous wait at
+ * a time per handle.
  */
 
 struct shmq_cond;
@@ -871,6 +881,39 @@ SHMQ_API int shmq_cond_notify(struct shmq_cond *cv, unsigned int n);
 SHMQ_API int shmq_cond_notify_all(struct shmq_cond *cv);
 
 /**
+ * shmq_cond_wait_begin() - join the waiters and give the lock up (asynchronous wait).
+ * @cv:		condition; the calling thread holds its lock, once
+ *
+ * A notify from now on may count this wait.  Called again after
+ * shmq_cond_wait_end() said -EAGAIN, it only gives the lock up again.
+ * Return: 0; -EPERM not the holder; -EDEADLK an RLock held more than once;
+ *         -EBUSY another thread's asynchronous wait uses this handle;
+ *         -EINVAL; -EBADF a view.
+ */
+SHMQ_API int shmq_cond_wait_begin(struct shmq_cond *cv);
+
+/**
+ * shmq_cond_wait_end() - with the lock held again: was the wait notified?
+ * @cv:		condition; the calling thread holds its lock
+ *
+ * Return: 0 notified, and the asynchronous wait is over; -EAGAIN not yet
+ *         (call shmq_cond_wait_begin() to go on waiting, or
+ *         shmq_cond_wait_cancel()); -EPERM not the holder; -EINVAL no
+ *         asynchronous wait; -EBADF a view.
+ */
+SHMQ_API int shmq_cond_wait_end(struct shmq_cond *cv);
+
+/**
+ * shmq_cond_wait_cancel() - leave an asynchronous wait, lock held or not.
+ * @cv:		condition
+ *
+ * shmq_cond_close() cancels one too.
+ * Return: 1 a notification had come, and is taken: treat the wait as
+ *         notified; 0 left; -EINVAL no asynchronous wait; -EBADF a view.
+ */
+SHMQ_API int shmq_cond_wait_cancel(struct shmq_cond *cv);
+
+/**
  * shmq_cond_object() - a condition handle as a struct shmq_object.
  * @cv:		condition, or NULL
  *
@@ -889,8 +932,14 @@ SHMQ_API struct shmq_object *shmq_cond_object(struct shmq_cond *cv);
  * or the death of a process that has it open breaks it: every wait of the
  * broken cycle and every later one fails with -EPIPE (BrokenBarrierError)
  * until shmq_barrier_reset().  A barrier that nobody has open any more
- * starts its next users with a fresh, unbroken cycle.  There is no
- * asynchronous form: a wait is an arrival.
+ * starts its next users with a fresh, unbroken cycle.
+ *
+ * Asynchronous waits, as asyncio's Barrier: shmq_barrier_arrive() counts
+ * the arrival without waiting; a waiter or poller on shmq_barrier_object()
+ * for SHMQ_POLL_RECV completes when that cycle has ended, and
+ * shmq_barrier_arrival() gives the arrival index or -EPIPE.  One pending
+ * arrival per handle.  An asynchronous party that gives up calls
+ * shmq_barrier_abort(), as a timeout would.
  */
 
 #define SHMQ_BARRIER_PARTIES_LIMIT 32767
@@ -945,6 +994,27 @@ SHMQ_API int shmq_barrier_close(struct shmq_barrier *b);
  *         -EINVAL; -EBADF a view.
  */
 SHMQ_API int shmq_barrier_wait(struct shmq_barrier *b, uint64_t deadline_ns);
+
+/**
+ * shmq_barrier_arrive() - arrive without waiting (asynchronous wait).
+ * @b:		barrier
+ *
+ * Return: the arrival index (>= 0) when this arrival ended the cycle;
+ *         -EINPROGRESS arrived: wait for the cycle to end, then
+ *         shmq_barrier_arrival(); -EPIPE broken; -EBUSY an arrival of this
+ *         handle is pending; -EINVAL; -EBADF a view.
+ */
+SHMQ_API int shmq_barrier_arrive(struct shmq_barrier *b);
+
+/**
+ * shmq_barrier_arrival() - how the handle's pending arrival's cycle ended.
+ * @b:		barrier
+ *
+ * Return: the arrival index (>= 0); -EPIPE the cycle broke; -EAGAIN it has
+ *         not ended yet; -EINVAL no arrival pending; -EBADF a view.  After
+ *         an index or -EPIPE nothing is pending any more.
+ */
+SHMQ_API int shmq_barrier_arrival(struct shmq_barrier *b);
 
 /**
  * shmq_barrier_abort() - break the barrier (waiters get -EPIPE).

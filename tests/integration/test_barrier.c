@@ -4,7 +4,8 @@
  * processes cycling with distinct arrival indices, a party SIGKILLed while
  * waiting (the daemon breaks the barrier; the others get -EPIPE, never a
  * hang), reset and the fresh start once nobody has it open, a timeout in
- * one process breaking it for another, and the refusals.
+ * one process breaking it for another, the refusals, and an asynchronous
+ * arrival through the poller.
  */
 #include <criterion/criterion.h>
 #include <criterion/new/assert.h>
@@ -236,10 +237,62 @@ Test(barrier, the_refusals_and_what_a_view_may_do)
 	T_ERR(shmq_barrier_wait(v, deadline_ms(10)), -EBADF);
 	T_ERR(shmq_barrier_abort(v), -EBADF);
 	T_ERR(shmq_barrier_reset(v), -EBADF);
-	T_ERR(shmq_waiter_new(shmq_barrier_object(b), SHMQ_POLL_RECV, &w), -EINVAL);
+	T_ERR(shmq_waiter_new(shmq_barrier_object(b), SHMQ_POLL_SEND, &w), -EINVAL);
+	T_ERR(shmq_waiter_new(shmq_barrier_object(v), SHMQ_POLL_RECV, &w), -EBADF);
+	T_ERR(shmq_barrier_arrive(v), -EBADF);
 	T_ERR(shmq_barrier_wait(b, 0), -ETIMEDOUT); /* a past deadline: one look, and broken */
 	cr_assert(eq(int, shmq_barrier_is_broken(v), 1));
 	T_OK(shmq_barrier_close(v));
+	T_OK(shmq_barrier_close(b));
+	T_OK(shmq_client_close(c));
+	t_daemon_fini(&d);
+}
+
+/* Child: one blocking wait on the barrier. */
+static int child_wait_once(void *arg)
+{
+	struct shared *s = arg;
+	struct shmq_client *c;
+	struct shmq_barrier *b;
+
+	if (shmq_client_connect(s->sock, &c) || shmq_barrier_open(c, "b", 0, NULL, &b))
+		return 1;
+	t_sleep_ms(50); /* the parent's poller is asleep by now */
+	s->result = shmq_barrier_wait(b, deadline_ms(WAIT_MS));
+	return s->result == 1 && !shmq_barrier_close(b) && !shmq_client_close(c) ? 0 : 2;
+}
+
+static int on_ended(struct shmq_watch *w, int events, void *arg)
+{
+	int *seen = arg;
+
+	(void)w;
+	*seen = events;
+	return -ECANCELED;
+}
+
+Test(barrier, an_asynchronous_arrival_through_the_poller_learns_its_index)
+{
+	struct shared *s = t_shared_alloc(sizeof(*s));
+	struct shmq_client *c = t_connect(&d);
+	struct shmq_barrier *b = barrier_new(c, "b", 2);
+	struct shmq_poller *pl;
+	struct shmq_watch *wt;
+	int seen = 0;
+	pid_t pid;
+
+	*s = (struct shared){.sock = d.sock, .result = 99};
+	T_ERR(shmq_barrier_arrive(b), -EINPROGRESS);
+	T_ERR(shmq_barrier_arrival(b), -EAGAIN);
+	pid = t_fork_child(child_wait_once, s);
+	T_OK(shmq_poller_new(0, &pl));
+	T_OK(shmq_poller_add(pl, shmq_barrier_object(b), SHMQ_POLL_RECV, on_ended, &seen, &wt));
+	T_ERR(shmq_poller_run(pl), -ECANCELED);
+	cr_assert(eq(int, seen, SHMQ_POLL_RECV));
+	T_OK(shmq_barrier_arrival(b)); /* the first to arrive: index 0 */
+	cr_assert(eq(int, t_wait_peer_ms(pid, WAIT_MS), 0), "child: %d", s->result);
+	shmq_watch_free(wt);
+	shmq_poller_free(pl);
 	T_OK(shmq_barrier_close(b));
 	T_OK(shmq_client_close(c));
 	t_daemon_fini(&d);

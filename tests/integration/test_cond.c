@@ -4,7 +4,8 @@
  * predicate handed from one process to another, the binding to one lock
  * and its refusals, a waiter SIGKILLed while waiting (the daemon uncounts
  * it and the next notify reaches a live waiter), a lock holder killed
- * while a waiter needs the lock back (-EOWNERDEAD), and no async form.
+ * while a waiter needs the lock back (-EOWNERDEAD), and the asynchronous
+ * wait through the poller.
  */
 #include <criterion/criterion.h>
 #include <criterion/new/assert.h>
@@ -165,8 +166,8 @@ Test(cond, it_is_bound_to_one_lock_which_it_pins)
 	cr_assert(eq(int, shmq_lock_is_mine(l), 1));
 	T_ERR(shmq_cond_wait_for(cv, NULL, NULL, SHMQ_FOREVER), -EINVAL);
 	T_OK(shmq_lock_release(l));
-	/* no asynchronous form */
-	T_ERR(shmq_waiter_new(shmq_cond_object(cv), SHMQ_POLL_RECV, &w), -EINVAL);
+	/* asynchronous waits: receive only, and not on a view */
+	T_ERR(shmq_waiter_new(shmq_cond_object(cv), SHMQ_POLL_SEND, &w), -EINVAL);
 	/* the lock outlives its condition's handle */
 	T_ERR(shmq_lock_close(l), -EBUSY);
 	T_OK(shmq_cond_close(cv));
@@ -270,6 +271,75 @@ Test(cond, a_waiter_that_gets_the_lock_back_from_a_dead_holder_is_told)
 	T_OK(shmq_lock_consistent(l));
 	T_OK(shmq_lock_release(l));
 	cr_assert(eq(int, t_wait_peer_ms(pid, WAIT_MS), 128 + SIGKILL));
+	T_OK(shmq_cond_close(cv));
+	T_OK(shmq_lock_close(l));
+	T_OK(shmq_client_close(c));
+	t_daemon_fini(&d);
+}
+
+/* Child: take the lock, set the predicate, notify, give the lock back. */
+static int child_notify(void *arg)
+{
+	struct shared *s = arg;
+	struct shmq_client *c;
+	struct shmq_lock *l;
+	struct shmq_cond *cv;
+
+	if (shmq_client_connect(s->sock, &c) || open_pair(c, &l, &cv))
+		return 1;
+	t_sleep_ms(50); /* the parent's poller is asleep by now */
+	if (shmq_lock_acquire(l, SHMQ_FOREVER))
+		return 2;
+	s->value = 1;
+	s->result = shmq_cond_notify(cv, 1);
+	if (shmq_lock_release(l) || s->result != 1)
+		return 3;
+	return shmq_cond_close(cv) || shmq_lock_close(l) || shmq_client_close(c) ? 4 : 0;
+}
+
+static int on_ready(struct shmq_watch *w, int events, void *arg)
+{
+	int *seen = arg;
+
+	(void)w;
+	*seen = events;
+	return -ECANCELED; /* once is enough */
+}
+
+Test(cond, an_asynchronous_wait_through_the_poller_gets_a_notify_from_another_process)
+{
+	struct shared *s = t_shared_alloc(sizeof(*s));
+	struct shmq_client *c = t_connect(&d);
+	struct shmq_poller *pl;
+	struct shmq_watch *wt;
+	struct shmq_lock *l;
+	struct shmq_cond *cv, *view;
+	struct shmq_waiter *w;
+	int seen = 0, r;
+	pid_t pid;
+
+	create_pair(c, &l, &cv);
+	T_OK(shmq_cond_open(c, "cv", SHMQ_VIEW, NULL, NULL, &view));
+	T_ERR(shmq_waiter_new(shmq_cond_object(view), SHMQ_POLL_RECV, &w), -EBADF);
+	T_OK(shmq_cond_close(view));
+	*s = (struct shared){.sock = d.sock, .result = -1};
+	T_OK(shmq_lock_acquire(l, SHMQ_FOREVER));
+	T_OK(shmq_cond_wait_begin(cv));
+	cr_assert(eq(int, shmq_lock_is_locked(l), 0)); /* given up */
+	T_ERR(shmq_cond_wait_begin(cv), -EPERM);       /* not the holder now */
+	pid = t_fork_child(child_notify, s);
+	T_OK(shmq_poller_new(0, &pl));
+	T_OK(shmq_poller_add(pl, shmq_cond_object(cv), SHMQ_POLL_RECV, on_ready, &seen, &wt));
+	T_ERR(shmq_poller_run(pl), -ECANCELED);
+	cr_assert(eq(int, seen, SHMQ_POLL_RECV));
+	T_OK(shmq_lock_acquire(l, SHMQ_FOREVER));
+	r = shmq_cond_wait_end(cv);
+	cr_assert(eq(int, r, 0), "%d", r);
+	cr_assert(eq(int, s->value, 1));
+	T_OK(shmq_lock_release(l));
+	cr_assert(eq(int, t_wait_peer_ms(pid, WAIT_MS), 0), "child: %d", s->result);
+	shmq_watch_free(wt);
+	shmq_poller_free(pl);
 	T_OK(shmq_cond_close(cv));
 	T_OK(shmq_lock_close(l));
 	T_OK(shmq_client_close(c));

@@ -184,7 +184,7 @@ static void *wait_thread(void *p)
 
 Test(barrier, a_timeout_breaks_it_for_everyone_until_a_reset)
 {
-	struct waiter w;
+	struct waiter w = {0};
 	struct shmq_barrier a, b;
 	pthread_t t;
 
@@ -329,4 +329,43 @@ Test(barrier, the_history_tells_a_late_waiter_its_cycles_fate)
 	(void)shmq__futex_wake((_Atomic uint32_t *)(void *)&shm()->state, 8);
 	pthread_join(t, NULL);
 	cr_assert(eq(int, w.r, -EPIPE));
+}
+
+/* The asynchronous wait's steps (shm/barrier.h). */
+Test(barrier, an_asynchronous_arrival_is_told_its_cycles_fate)
+{
+	struct shmq_barrier a, b, view;
+	struct shmq_kind_arm arm;
+
+	t_seg_new_barrier(&fx, 2);
+	handle(&a, NULL);
+	handle(&b, NULL);
+	cr_assert(eq(int, shmq__barrier_arrival(&a), -EINVAL)); /* nothing pending */
+	cr_assert(shmq__kind_barrier.is_ready(&a, SHMQ_KIND_EV_RECV));
+	cr_assert(eq(int, shmq__barrier_arrive(&a), -EINPROGRESS));
+	cr_assert(eq(int, shmq__barrier_arrive(&a), -EBUSY));
+	cr_assert(eq(u32, shmq__barrier_n_waiting(&a), 1));
+	cr_assert(eq(int, shmq__barrier_arrival(&a), -EAGAIN));
+	cr_assert(not(shmq__kind_barrier.is_ready(&a, SHMQ_KIND_EV_RECV)));
+	cr_assert(eq(int, shmq__kind_barrier.arm(&a, SHMQ_KIND_EV_RECV, &arm), 0));
+	cr_assert(eq(u32, arm.key, (uint32_t)load_relaxed(&shm()->state)));
+	cr_assert(eq(int, shmq__barrier_wait(&b, t_deadline_ms(WAIT_MS)), 1)); /* the last */
+	cr_assert(shmq__kind_barrier.is_ready(&a, SHMQ_KIND_EV_RECV));
+	cr_assert(eq(int, shmq__barrier_arrival(&a), 0));
+	cr_assert(eq(int, shmq__barrier_arrival(&a), -EINVAL)); /* told once */
+
+	/* the last arrival ends the cycle at once, asynchronous or not */
+	cr_assert(eq(int, shmq__barrier_arrive(&b), -EINPROGRESS));
+	cr_assert(eq(int, shmq__barrier_arrive(&a), 1));
+	cr_assert(eq(int, shmq__barrier_arrival(&b), 0));
+
+	/* a broken cycle */
+	cr_assert(eq(int, shmq__barrier_arrive(&a), -EINPROGRESS));
+	cr_assert(eq(int, shmq__barrier_abort(&b), 0));
+	cr_assert(shmq__kind_barrier.is_ready(&a, SHMQ_KIND_EV_RECV));
+	cr_assert(eq(int, shmq__barrier_arrival(&a), -EPIPE));
+	cr_assert(eq(int, shmq__barrier_arrive(&a), -EPIPE)); /* until a reset */
+	cr_assert(eq(int, shmq__barrier_arrival(&a), -EINVAL));
+	cr_assert(eq(int, shmq__barrier_attach(&view, &fx.seg, UINT32_MAX), 0));
+	cr_assert(eq(int, shmq__barrier_arrive(&view), -EINVAL));
 }

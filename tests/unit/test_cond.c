@@ -163,7 +163,7 @@ static void await_waiting(uint32_t want)
 
 Test(cond, notify_counts_exactly_n_waiters)
 {
-	struct waiter_arg w[N_WAITERS];
+	struct waiter_arg w[N_WAITERS] = {0};
 	pthread_t t[N_WAITERS];
 	struct shmq_lock lk;
 	struct shmq_cond cv;
@@ -211,7 +211,7 @@ Test(cond, notify_counts_exactly_n_waiters)
  */
 Test(cond, a_later_waiter_never_takes_an_earlier_notify)
 {
-	struct waiter_arg early, late;
+	struct waiter_arg early = {0}, late = {0};
 	pthread_t te, tl;
 	struct shmq_lock lk;
 	struct shmq_cond cv;
@@ -382,7 +382,7 @@ static int wait_forever(void *arg)
 
 Test(cond, a_waiter_killed_waiting_is_uncounted_and_never_takes_a_notify)
 {
-	struct waiter_arg dead, live;
+	struct waiter_arg dead = {0}, live = {0};
 	struct shmq_kind_repair rep = {0};
 	struct shmq_lock lk;
 	struct shmq_cond cv;
@@ -429,7 +429,7 @@ Test(cond, a_waiter_killed_waiting_is_uncounted_and_never_takes_a_notify)
  */
 Test(cond, a_wake_swallowed_by_a_dead_waiter_is_passed_on)
 {
-	struct waiter_arg live;
+	struct waiter_arg live = {0};
 	struct shmq_kind_repair rep = {0};
 	struct shmq_lock ghost_lk;
 	struct shmq_cond ghost;
@@ -481,4 +481,73 @@ Test(cond, a_notify_that_races_the_deadline_wins)
 	pthread_join(t, NULL);
 	cr_assert(eq(int, w.r, 0));
 	cr_assert(eq(u32, load_relaxed(&shm()->waiting) + load_relaxed(&shm()->pending), 0));
+}
+
+/* The asynchronous wait's steps, as a completion drives them (shm/cond.h). */
+Test(cond, an_asynchronous_wait_joins_gives_the_lock_up_and_takes_its_notify)
+{
+	struct shmq_lock lk, other;
+	struct shmq_cond cv, cv2;
+	struct shmq_kind_arm arm;
+
+	setup_objects(0);
+	handles(&lk, &cv, NULL);
+	handles(&other, &cv2, NULL);
+	cr_assert(eq(int, shmq__cond_wait_begin(&cv), -EPERM));
+	cr_assert(eq(int, shmq__cond_wait_end(&cv), -EPERM));
+	cr_assert(eq(int, shmq__cond_wait_cancel(&cv), -EINVAL));
+	cr_assert(
+		shmq__kind_cond.is_ready(&cv, SHMQ_KIND_EV_RECV)); /* nothing joined: end() says */
+	cr_assert(eq(int, shmq__lock_acquire(&lk, 0), 0));
+	cr_assert(eq(int, shmq__cond_wait_begin(&cv), 0));
+	cr_assert(not(shmq__lock_is_locked(&lk))); /* given up */
+	cr_assert(eq(u32, load_relaxed(&shm()->waiting), 1));
+	cr_assert(not(shmq__kind_cond.is_ready(&cv, SHMQ_KIND_EV_RECV)));
+	cr_assert(eq(int, shmq__kind_cond.arm(&cv, SHMQ_KIND_EV_RECV, &arm), 0));
+	cr_assert(arm.word == &shm()->seq);
+	cr_assert(eq(u32, arm.key, load_relaxed(&shm()->seq)));
+	/* not notified yet: end() says so, and begin() gives the lock up again */
+	cr_assert(eq(int, shmq__lock_acquire(&lk, 0), 0));
+	cr_assert(eq(int, shmq__cond_wait_end(&cv), -EAGAIN));
+	cr_assert(eq(int, shmq__cond_wait_begin(&cv), 0));
+	cr_assert(eq(u32, load_relaxed(&shm()->waiting), 1)); /* joined once */
+	/* another holder notifies: the key moved, the wait is ready */
+	cr_assert(eq(int, shmq__lock_acquire(&other, 0), 0));
+	cr_assert(eq(int, shmq__cond_notify(&cv2, 1), 1));
+	cr_assert(eq(int, shmq__lock_release(&other), 0));
+	cr_assert(load_relaxed(&shm()->seq) != arm.key);
+	cr_assert(shmq__kind_cond.is_ready(&cv, SHMQ_KIND_EV_RECV));
+	cr_assert(eq(int, shmq__kind_cond.arm(&cv, SHMQ_KIND_EV_RECV, &arm), 1));
+	cr_assert(eq(int, shmq__lock_acquire(&lk, 0), 0));
+	cr_assert(eq(int, shmq__cond_wait_end(&cv), 0));
+	cr_assert(eq(int, shmq__cond_wait_end(&cv), -EINVAL)); /* over */
+	cr_assert(eq(u32, load_relaxed(&shm()->waiting) + load_relaxed(&shm()->pending), 0));
+	cr_assert(eq(u32, load_relaxed(cv.mine), 0));
+	cr_assert(eq(int, shmq__lock_release(&lk), 0));
+}
+
+Test(cond, cancel_takes_a_notification_that_came_and_else_leaves)
+{
+	struct shmq_lock lk, other;
+	struct shmq_cond cv, cv2;
+
+	setup_objects(SHMQ_LOCK_RECURSIVE);
+	handles(&lk, &cv, NULL);
+	handles(&other, &cv2, NULL);
+	/* an RLock held twice cannot be given back whole by a completion */
+	cr_assert(eq(int, shmq__lock_acquire(&lk, 0), 0));
+	cr_assert(eq(int, shmq__lock_acquire(&lk, 0), 0));
+	cr_assert(eq(int, shmq__cond_wait_begin(&cv), -EDEADLK));
+	cr_assert(eq(int, shmq__lock_release(&lk), 0));
+	cr_assert(eq(int, shmq__cond_wait_begin(&cv), 0));
+	cr_assert(eq(int, shmq__cond_wait_cancel(&cv), 0)); /* without the lock */
+	cr_assert(eq(u32, load_relaxed(&shm()->waiting), 0));
+	cr_assert(eq(int, shmq__lock_acquire(&lk, 0), 0));
+	cr_assert(eq(int, shmq__cond_wait_begin(&cv), 0));
+	cr_assert(eq(int, shmq__lock_acquire(&other, 0), 0));
+	cr_assert(eq(int, shmq__cond_notify(&cv2, UINT32_MAX), 1));
+	cr_assert(eq(int, shmq__lock_release(&other), 0));
+	cr_assert(eq(int, shmq__cond_wait_cancel(&cv), 1)); /* it came: taken, not lost */
+	cr_assert(eq(u32, load_relaxed(&shm()->waiting) + load_relaxed(&shm()->pending), 0));
+	cr_assert(eq(u32, load_relaxed(cv.mine), 0));
 }
