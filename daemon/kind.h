@@ -68,6 +68,8 @@ struct shmqd_kind {
 	uint32_t (*check_cost)(const union shmq_geom *g);
 	/* PURGE: drop every queued message.  NULL: the kind holds none (-EINVAL). */
 	int (*purge)(const struct shmqd_session *s, struct shmqd_object *o, uint64_t *ret_dropped);
+	/* SHUTDOWN: shut it down (@immediate: nothing more is received).  NULL: -EINVAL. */
+	int (*shutdown)(struct shmqd_object *o, bool immediate);
 };
 
 #define X(NAME, ident) extern const struct shmqd_kind shmqd_kind_##ident;

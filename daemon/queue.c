@@ -148,6 +148,17 @@ static int queue_purge(const struct shmqd_session *s, struct shmqd_object *o, ui
 	return 0;
 }
 
+/* SHUTDOWN: as any handle would (shm/ring.c); the daemon's mapping is writable. */
+static int queue_shutdown(struct shmqd_object *o, bool immediate)
+{
+	struct shmq_ring ring;
+	int r = shmq__ring_attach(&ring, &o->seg, UINT32_MAX);
+
+	if (r < 0)
+		return log_errno(r, "queue '%s': attaching to shut it down", o->name);
+	return shmq__ring_shutdown(&ring, immediate);
+}
+
 static uint32_t queue_check_cost(const union shmq_geom *g)
 {
 	return g->queue.n_slots;
@@ -165,4 +176,5 @@ const struct shmqd_kind shmqd_kind_queue = {
 	.log_repair = queue_log_repair,
 	.check_cost = queue_check_cost,
 	.purge = queue_purge,
+	.shutdown = queue_shutdown,
 };

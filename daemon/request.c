@@ -391,6 +391,36 @@ static int on_request_purge(struct shmqd *d, struct shmqd_session *s, const stru
 	return 0;
 }
 
+static int on_request_shutdown(struct shmqd *d, struct shmqd_session *s,
+			       const struct shmq_req_shutdown *q)
+{
+	bool immediate = q->flags & SHMQ_SHUTDOWN_F_IMMEDIATE;
+	struct shmqd_object *o;
+	const struct shmqd_kind *k;
+	int r = name_check(s, q->name, sizeof(q->name));
+
+	if (r < 0)
+		return r;
+	if ((q->flags & ~SHMQ_SHUTDOWN_F_IMMEDIATE) || q->reserved)
+		return bad(s, "SHUTDOWN: unknown flags 0x%" PRIx32, q->flags);
+	o = shmqd_object_find(d, q->name);
+	if (!o)
+		return reject(s, LOG_DEBUG, -ENOENT, "SHUTDOWN: no object '%s'", q->name);
+	k = shmqd_kind(o->kind);
+	if (!k->shutdown)
+		return bad(s, "SHUTDOWN: '%s' is a %s", q->name, k->shm->name);
+	/* Like PURGE: ending everybody's traffic is the owner's call (handles may too). */
+	if (s->uid != 0 && s->uid != o->owner_uid)
+		return reject(s, LOG_INFO, -EACCES, "SHUTDOWN '%s' owned by uid %" PRIu32 " denied",
+			      o->name, o->owner_uid);
+	r = k->shutdown(o, immediate);
+	if (r < 0)
+		return r;
+	log_info("%s '%s': shut down%s for pid %" PRId32 " uid %" PRIu32, k->shm->name, o->name,
+		 immediate ? " (immediate)" : "", s->pid, s->uid);
+	return 0;
+}
+
 static int on_request_config(struct shmqd *d, struct shmqd_reply *rep)
 {
 	size_t len = shmqd_config_format(&d->cfg, rep->body, SHMQ_CONFIG_TEXT_MAX);
@@ -464,6 +494,7 @@ int shmqd_request_handle(struct shmqd *d, struct shmqd_session *s, uint16_t op, 
 		struct shmq_req_page page;
 		struct shmq_req_attachments attachments;
 		struct shmq_req_reattach reattach;
+		struct shmq_req_shutdown shutdown;
 	} q;
 	long size = shmq__proto_req_size(op);
 
@@ -497,6 +528,8 @@ int shmqd_request_handle(struct shmqd *d, struct shmqd_session *s, uint16_t op, 
 		return on_request_attachments(d, s, &q.attachments, ret);
 	case SHMQ_OP_REATTACH:
 		return on_request_reattach(d, s, &q.reattach);
+	case SHMQ_OP_SHUTDOWN:
+		return on_request_shutdown(d, s, &q.shutdown);
 	default:
 		return -EOPNOTSUPP;
 	}

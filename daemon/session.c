@@ -52,7 +52,7 @@ static const char *const op_names[SHMQ_OP_COUNT] = {
 	[SHMQ_OP_STAT] = "STAT",	 [SHMQ_OP_SESSIONS] = "SESSIONS",
 	[SHMQ_OP_STATUS] = "STATUS",	 [SHMQ_OP_PURGE] = "PURGE",
 	[SHMQ_OP_CONFIG] = "CONFIG",	 [SHMQ_OP_ATTACHMENTS] = "ATTACHMENTS",
-	[SHMQ_OP_REATTACH] = "REATTACH",
+	[SHMQ_OP_REATTACH] = "REATTACH", [SHMQ_OP_SHUTDOWN] = "SHUTDOWN",
 };
 
 static const char *op_name(uint16_t op)

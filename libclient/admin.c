@@ -453,6 +453,24 @@ SHMQ_API int shmq_queue_purge(struct shmq_client *c, const char *name)
 	return rp.dropped > SHMQ_SLOTS_MAX ? -EPROTO : (int)rp.dropped;
 }
 
+SHMQ_API int shmq_queue_shutdown_name(struct shmq_client *c, const char *name, unsigned int flags)
+{
+	struct shmq_req_shutdown rq = {0};
+	struct shmq_req_name nm;
+	int r;
+
+	static_assert(SHMQ_SHUTDOWN_IMMEDIATE == SHMQ_SHUTDOWN_F_IMMEDIATE,
+		      "the public flag is the protocol's");
+	if (!c || name_request(name, &nm) < 0 || (flags & ~SHMQ_SHUTDOWN_IMMEDIATE))
+		return -EINVAL;
+	memcpy(rq.name, nm.name, sizeof(rq.name));
+	rq.flags = flags;
+	shmq__client_lock(c);
+	r = shmq__client_call(c, SHMQ_OP_SHUTDOWN, &rq, sizeof(rq), NULL, 0, NULL);
+	shmq__client_unlock(c);
+	return r < 0 ? r : 0;
+}
+
 /* --- Views --- */
 
 static int view_open_kind(struct shmq_client *c, const char *name, uint16_t kind,

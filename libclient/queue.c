@@ -217,6 +217,40 @@ SHMQ_API int shmq_queue_recv_batch(struct shmq_queue *q, struct iovec *msgs, uns
 	return shmq__ring_recv_batch(&q->ring, msgs, n);
 }
 
+SHMQ_API int shmq_queue_send_batch_wait(struct shmq_queue *q, const struct iovec *msgs,
+					unsigned int n, uint64_t deadline_ns)
+{
+	if (!q || !msgs || !n || !iovecs_ok(msgs, n))
+		return -EINVAL;
+	if (!q->can_send)
+		return -EBADF;
+	return shmq__ring_send_batch_wait(&q->ring, msgs, n, deadline_ns);
+}
+
+SHMQ_API int shmq_queue_recv_batch_wait(struct shmq_queue *q, struct iovec *msgs, unsigned int n,
+					uint64_t deadline_ns)
+{
+	if (!q || !msgs || !n || !iovecs_ok(msgs, n))
+		return -EINVAL;
+	if (!q->can_recv)
+		return -EBADF;
+	return shmq__ring_recv_batch_wait(&q->ring, msgs, n, deadline_ns);
+}
+
+SHMQ_API int shmq_queue_shutdown(struct shmq_queue *q, unsigned int flags)
+{
+	if (!q || (flags & ~SHMQ_SHUTDOWN_IMMEDIATE))
+		return -EINVAL;
+	if (!q->can_send && !q->can_recv)
+		return -EBADF; /* a view maps read-only */
+	return shmq__ring_shutdown(&q->ring, flags & SHMQ_SHUTDOWN_IMMEDIATE);
+}
+
+SHMQ_API int shmq_queue_is_shut_down(const struct shmq_queue *q)
+{
+	return q ? (int)shmq__ring_shutdown_state(&q->ring) : -EINVAL;
+}
+
 SHMQ_API int shmq_queue_reserve(struct shmq_queue *q, uint64_t deadline_ns, void **ret_buf)
 {
 	if (!q || !ret_buf)

@@ -33,7 +33,7 @@
 
 #define SHMQ_SEGMENT_MAGIC UINT64_C(0x4d474553514d4853) /* "SHMQSEGM" in memory */
 #define SHMQ_LAYOUT_MAJOR  1
-#define SHMQ_LAYOUT_MINOR  4
+#define SHMQ_LAYOUT_MINOR  5
 
 /* Two cache lines: the adjacent-line prefetcher pulls lines in pairs. */
 #define SHMQ_FALSE_SHARING_ALIGN 128
@@ -238,7 +238,12 @@ struct shmq_queue_shm {
 	_Atomic uint32_t repairs;     /* 516 slots repaired after a death */
 	_Atomic uint64_t tombstones;  /* 520 tombstones skipped by receivers */
 	struct shmq_counters retired; /* 528 sums of detached sessions (daemon) */
+	_Atomic uint32_t shutdown;    /* 576 SHMQ_QUEUE_SHUTDOWN_* (1.5); written once or twice */
 };
+
+/* struct shmq_queue_shm.shutdown (layout 1.5): 0 open; any other value is shut down. */
+#define SHMQ_QUEUE_SHUTDOWN	      UINT32_C(1) /* sends fail; receivers drain what is left */
+#define SHMQ_QUEUE_SHUTDOWN_IMMEDIATE UINT32_C(2) /* sends and receives fail */
 
 /*
  * Slot header.  In SPSC queues only len and flags are used (head and tail
@@ -391,6 +396,7 @@ static_assert(offsetof(struct shmq_queue_shm, ec_recv) == 256, "shm ABI changed"
 static_assert(offsetof(struct shmq_queue_shm, ec_send) == 384, "shm ABI changed");
 static_assert(offsetof(struct shmq_queue_shm, hwm) == 512, "shm ABI changed");
 static_assert(offsetof(struct shmq_queue_shm, retired) == 528, "shm ABI changed");
+static_assert(offsetof(struct shmq_queue_shm, shutdown) == 576, "shm ABI changed");
 static_assert(sizeof(struct shmq_slot_hdr) == 16, "shm ABI changed");
 static_assert(sizeof(struct shmq_sem_shm) == 256, "shm ABI changed");
 static_assert(offsetof(struct shmq_sem_shm, repairs) == 8, "shm ABI changed");

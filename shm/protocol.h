@@ -45,7 +45,8 @@
 #define SHMQ_OP_CONFIG	    11 /* the daemon's configuration in force, as text */
 #define SHMQ_OP_ATTACHMENTS 12 /* one object's attachments, paged */
 #define SHMQ_OP_REATTACH    13 /* after a daemon restart: take back one attachment */
-#define SHMQ_OP_COUNT	    14
+#define SHMQ_OP_SHUTDOWN    14 /* shut a queue down (owner or root) */
+#define SHMQ_OP_COUNT	    15
 #define SHMQ_OP_REPLY	    UINT16_C(0x8000)
 
 struct shmq_msg_hdr {
@@ -210,6 +211,16 @@ struct shmq_rep_purge {
 	uint64_t dropped; /* messages taken out of the ring and discarded */
 };
 
+/* --- SHUTDOWN --- */
+
+#define SHMQ_SHUTDOWN_F_IMMEDIATE (UINT32_C(1) << 0) /* receivers get nothing more */
+
+struct shmq_req_shutdown {
+	char name[SHMQ_NAME_MAX + 1];
+	uint32_t flags; /* SHMQ_SHUTDOWN_F_* */
+	uint32_t reserved;
+};
+
 /* --- CONFIG --- */
 
 /*
@@ -275,6 +286,7 @@ static_assert(sizeof(struct shmq_obj_info) == 152, "protocol ABI changed");
 static_assert(sizeof(struct shmq_session_info) == 64, "protocol ABI changed");
 static_assert(sizeof(struct shmq_req_close) == 8, "protocol ABI changed");
 static_assert(sizeof(struct shmq_req_name) == 64, "protocol ABI changed");
+static_assert(sizeof(struct shmq_req_shutdown) == 72, "protocol ABI changed");
 static_assert(sizeof(struct shmq_req_page) == 8, "protocol ABI changed");
 static_assert(sizeof(struct shmq_rep_list) == 8, "protocol ABI changed");
 static_assert(sizeof(struct shmq_rep_sessions) == 8, "protocol ABI changed");
@@ -321,6 +333,8 @@ static inline long shmq__proto_req_size(uint16_t op)
 		return sizeof(struct shmq_req_attachments);
 	case SHMQ_OP_REATTACH:
 		return sizeof(struct shmq_req_reattach);
+	case SHMQ_OP_SHUTDOWN:
+		return sizeof(struct shmq_req_shutdown);
 	default:
 		return -1;
 	}

@@ -417,6 +417,13 @@ static void turn_free(struct shmq_ring *r, uint32_t pos)
 
 static int next_write(struct shmq_ring *r, uint32_t *ret_pos)
 {
+	/*
+	 * A2': a shut-down queue takes nothing.  Relaxed: a send that races
+	 * the shutdown may go first; one that follows it in happens-before
+	 * order sees it (S1 is a release, and the caller's order is ours).
+	 */
+	if (load_relaxed(&r->q->shutdown))
+		return -EPIPE;
 	return is_spsc(r) ? spsc_next_free(r, ret_pos) : claim_write(r, r->tag, ret_pos);
 }
 
@@ -462,26 +469,30 @@ int shmq__ring_try_send(struct shmq_ring *r, const void *msg, size_t len)
 	return rc;
 }
 
-int shmq__ring_send_batch(struct shmq_ring *r, const struct iovec *msgs, unsigned int n)
+/* Up to @n sends, one wake.  Return: how many (> 0), or the first one's -errno (-EAGAIN full). */
+static int send_batch_once(struct shmq_ring *r, const struct iovec *msgs, unsigned int n)
 {
 	unsigned int i = 0;
 	int rc = 0;
 
-	if (n == 0)
-		return 0;
 	if (r->rsv_active)
 		return -EINVAL;
-
 	for (; i < n; i++) {
 		rc = send_one(r, msgs[i].iov_base, msgs[i].iov_len);
 		if (rc < 0)
 			break;
 	}
-
 	if (i) {
 		ec_notify(r, &r->q->ec_recv);
 		return (int)i;
 	}
+	return rc;
+}
+
+int shmq__ring_send_batch(struct shmq_ring *r, const struct iovec *msgs, unsigned int n)
+{
+	int rc = n ? send_batch_once(r, msgs, n) : 0;
+
 	if (rc == -EAGAIN)
 		counter_inc(&r->c->full, 1);
 	return rc == -EAGAIN ? 0 : rc;
@@ -564,11 +575,22 @@ static void done(struct shmq_ring *r, uint32_t pos)
  */
 static int take(struct shmq_ring *r, uint32_t fit, uint32_t *ret_pos, uint32_t *ret_len)
 {
+	/*
+	 * A5: pairs with the shutdown's release (S1), loaded before the
+	 * attempt: every message sent before the shutdown, in happens-before
+	 * order, is seen by the attempt, so "empty and shut down" loses none.
+	 */
+	uint32_t sd = load_acquire(&r->q->shutdown);
+
+	if (sd == SHMQ_QUEUE_SHUTDOWN_IMMEDIATE)
+		return -EPIPE;
 	for (unsigned int skipped = 0; skipped <= n_slots(r); skipped++) {
 		uint32_t pos, len, flags;
 		int rc;
 
 		rc = is_spsc(r) ? spsc_next_full(r, fit, &pos) : claim_read(r, r->tag, fit, &pos);
+		if (rc == -EAGAIN && sd)
+			return -EPIPE; /* drained */
 		if (rc < 0)
 			return rc;
 
@@ -629,16 +651,17 @@ int shmq__ring_try_recv(struct shmq_ring *r, void *buf, size_t buf_size)
 	return rc;
 }
 
-int shmq__ring_recv_batch(struct shmq_ring *r, struct iovec *msgs, unsigned int n)
+/*
+ * Up to @n receives, one wake.  Return: how many (> 0), or the first one's
+ * -errno (-EAGAIN empty; -EBADMSG, -EMSGSIZE consumed it).
+ */
+static int recv_batch_once(struct shmq_ring *r, struct iovec *msgs, unsigned int n)
 {
 	unsigned int i = 0;
 	int rc = 0;
 
-	if (n == 0)
-		return 0;
 	if (r->peek_active)
 		return -EINVAL;
-
 	for (; i < n; i++) {
 		uint32_t fit = i == 0			      ? UINT32_MAX
 			       : msgs[i].iov_len > UINT32_MAX ? UINT32_MAX - 1
@@ -649,15 +672,15 @@ int shmq__ring_recv_batch(struct shmq_ring *r, struct iovec *msgs, unsigned int 
 			break;
 		msgs[i].iov_len = (size_t)rc;
 	}
-	if (i == 0 && (rc == -EBADMSG || rc == -EMSGSIZE)) {
+	if (i || rc == -EBADMSG || rc == -EMSGSIZE)
 		ec_notify(r, &r->q->ec_send);
-		return rc;
-	}
+	return i ? (int)i : rc;
+}
 
-	if (i) {
-		ec_notify(r, &r->q->ec_send);
-		return (int)i;
-	}
+int shmq__ring_recv_batch(struct shmq_ring *r, struct iovec *msgs, unsigned int n)
+{
+	int rc = n ? recv_batch_once(r, msgs, n) : 0;
+
 	if (rc == -EAGAIN)
 		counter_inc(&r->c->empty, 1);
 	return rc == -EAGAIN ? 0 : rc;
@@ -703,7 +726,7 @@ int shmq__ring_release(struct shmq_ring *r)
 
 /* --- Blocking --- */
 
-enum ring_op { OP_SEND, OP_RECV, OP_RESERVE, OP_PEEK };
+enum ring_op { OP_SEND, OP_RECV, OP_RESERVE, OP_PEEK, OP_SEND_BATCH, OP_RECV_BATCH };
 
 struct ring_call {
 	enum ring_op op;
@@ -712,6 +735,8 @@ struct ring_call {
 	size_t len;
 	void **ret_buf;
 	const void **ret_msg;
+	struct iovec *iov; /* batches: @n messages */
+	unsigned int n;
 };
 
 /* One attempt without touching full/empty counters. -EAGAIN: would block. */
@@ -734,13 +759,17 @@ static int attempt(struct shmq_ring *r, const struct ring_call *c)
 		return reserve_one(r, c->ret_buf);
 	case OP_PEEK:
 		return peek_one(r, c->ret_msg);
+	case OP_SEND_BATCH:
+		return send_batch_once(r, c->iov, c->n);
+	case OP_RECV_BATCH:
+		return recv_batch_once(r, c->iov, c->n);
 	}
 	return -EINVAL;
 }
 
 static int wait_loop(struct shmq_ring *r, const struct ring_call *c, uint64_t deadline_ns)
 {
-	bool sender = c->op == OP_SEND || c->op == OP_RESERVE;
+	bool sender = c->op == OP_SEND || c->op == OP_RESERVE || c->op == OP_SEND_BATCH;
 	_Atomic uint32_t *ec = sender ? &r->q->ec_send : &r->q->ec_recv;
 	int rc = attempt(r, c);
 
@@ -810,6 +839,23 @@ int shmq__ring_peek_wait(struct shmq_ring *r, const void **ret_msg, uint64_t dea
 	return wait_loop(r, &c, deadline_ns);
 }
 
+int shmq__ring_send_batch_wait(struct shmq_ring *r, const struct iovec *msgs, unsigned int n,
+			       uint64_t deadline_ns)
+{
+	/* the batch reads its iovecs only: the cast keeps one ring_call for both ways */
+	struct ring_call c = {.op = OP_SEND_BATCH, .iov = (struct iovec *)msgs, .n = n};
+
+	return n ? wait_loop(r, &c, deadline_ns) : -EINVAL;
+}
+
+int shmq__ring_recv_batch_wait(struct shmq_ring *r, struct iovec *msgs, unsigned int n,
+			       uint64_t deadline_ns)
+{
+	struct ring_call c = {.op = OP_RECV_BATCH, .iov = msgs, .n = n};
+
+	return n ? wait_loop(r, &c, deadline_ns) : -EINVAL;
+}
+
 /* --- Asynchronous waits --- */
 
 /* claim_read() without the claim: false exactly where it returns -EAGAIN. */
@@ -868,6 +914,8 @@ static bool turns_send_ready(const struct shmq_ring *r)
 
 bool shmq__ring_is_ready(const struct shmq_ring *r, bool sender)
 {
+	if (load_acquire(&r->q->shutdown))
+		return true; /* the attempt says -EPIPE, or drains */
 	if (is_spsc(r)) {
 		/* A corrupt distance (> n_slots) reads as ready: the attempt reports it. */
 		if (sender)
@@ -895,6 +943,32 @@ int shmq__ring_arm(struct shmq_ring *r, bool sender, struct shmq_ring_arm *ret)
 	ret->key = key;
 	ret->bounded = bounded;
 	return 0;
+}
+
+/* --- Shutdown --- */
+
+int shmq__ring_shutdown(struct shmq_ring *r, bool immediate)
+{
+	uint32_t want = immediate ? SHMQ_QUEUE_SHUTDOWN_IMMEDIATE : SHMQ_QUEUE_SHUTDOWN;
+	uint32_t v = load_relaxed(&r->q->shutdown);
+
+	for (unsigned int i = 0; i < CLAIM_TRIES_MAX; i++) {
+		if (v == SHMQ_QUEUE_SHUTDOWN_IMMEDIATE || (v && !immediate))
+			break; /* as shut as asked: nothing to change */
+		/* S1: release, pairs with A5; (c) of both eventcounts */
+		if (atomic_compare_exchange_weak_explicit(
+			    &r->q->shutdown, &v, want, memory_order_seq_cst, memory_order_relaxed))
+			break;
+	}
+	/* Every sleeper, both ways, and every async waiter: they re-check and see it. */
+	ec_notify(r, &r->q->ec_recv);
+	ec_notify(r, &r->q->ec_send);
+	return 0;
+}
+
+uint32_t shmq__ring_shutdown_state(const struct shmq_ring *r)
+{
+	return load_relaxed(&r->q->shutdown);
 }
 
 /* --- Inspection --- */

@@ -105,6 +105,18 @@ int shmq__ring_send_batch(struct shmq_ring *r, const struct iovec *msgs, unsigne
 int shmq__ring_recv_batch(struct shmq_ring *r, struct iovec *msgs, unsigned int n);
 
 /*
+ * Blocking batches: wait (spin, then sleep, as the blocking forms) until at
+ * least one message can be sent or received, then take up to @n as the
+ * try batches do, with one wake-up for the lot.
+ * Return: the number (1..n); -ETIMEDOUT; -EINVAL @n == 0 or a reservation
+ * (peek) is open; -EMSGSIZE, -EBADMSG as the try batches.
+ */
+int shmq__ring_send_batch_wait(struct shmq_ring *r, const struct iovec *msgs, unsigned int n,
+			       uint64_t deadline_ns);
+int shmq__ring_recv_batch_wait(struct shmq_ring *r, struct iovec *msgs, unsigned int n,
+			       uint64_t deadline_ns);
+
+/*
  * Zero-copy send: reserve the next slot and get a pointer to its slot_size
  * payload bytes; fill it; commit with its length (or cancel).
  * Return: 0 and *@ret_buf; -EAGAIN full; -EINVAL a reservation is open.
@@ -162,6 +174,18 @@ uint32_t shmq__ring_depth(const struct shmq_ring *r);
  * Return: 0 or -EBADMSG.
  */
 int shmq__ring_check(const struct shmq_ring *r);
+
+/*
+ * Shut the queue down (Python 3.13's Queue.shutdown()): every send fails
+ * with -EPIPE from now on; receivers drain what is queued and then get
+ * -EPIPE, or get it at once when @immediate.  Irreversible; a drain
+ * shutdown may be made immediate later.  Every sleeper, either way, and
+ * every asynchronous waiter is woken.  Any handle may do it.  Return: 0.
+ */
+int shmq__ring_shutdown(struct shmq_ring *r, bool immediate);
+
+/* SHMQ_QUEUE_SHUTDOWN_* now, or 0 (a snapshot). */
+uint32_t shmq__ring_shutdown_state(const struct shmq_ring *r);
 
 /* What shmq__ring_repair_session() did. */
 struct shmq_ring_repair {

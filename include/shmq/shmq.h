@@ -252,6 +252,12 @@ SHMQ_API int shmq_unlink(struct shmq_client *c, const char *name);
 
 /* --- Queues --- */
 
+/*
+ * Every send, reserve, receive and peek below, blocking or not, batch or
+ * not, also returns -EPIPE once the queue is shut down: sends at once,
+ * receives when nothing is left to drain (shmq_queue_shutdown()).
+ */
+
 /**
  * shmq_queue_open() - open (or create) a queue by name.
  * @c:		client
@@ -373,6 +379,74 @@ SHMQ_API int shmq_queue_send_batch(struct shmq_queue *q, const struct iovec *msg
  *         iov_base NULL with iov_len > 0 (nothing received); -EBADF.
  */
 SHMQ_API int shmq_queue_recv_batch(struct shmq_queue *q, struct iovec *msgs, unsigned int n);
+
+/* shmq_queue_shutdown() flags */
+#define SHMQ_SHUTDOWN_IMMEDIATE (1u << 0) /* receivers get nothing more, queued or not */
+
+/**
+ * shmq_queue_shutdown() - shut the queue down (Python 3.13's Queue.shutdown()).
+ * @q:		queue opened with SHMQ_SEND or SHMQ_RECV (any role)
+ * @flags:	0: receivers drain what is queued; SHMQ_SHUTDOWN_IMMEDIATE: they
+ *		get nothing more
+ *
+ * From then on every send and reserve fails with -EPIPE; every receive,
+ * peek and batch receive returns what is still queued (not with
+ * SHMQ_SHUTDOWN_IMMEDIATE) and then -EPIPE, the end of the queue.  Every
+ * thread blocked on the queue, in any process, and every asynchronous
+ * waiter and poller watch on it is woken, and its attempt returns -EPIPE.
+ * A message sent before the shutdown (in happens-before order) is never
+ * lost to a drain; a send racing with it may go either way.  Irreversible:
+ * remove the queue and create it again.  A drain shutdown may be made
+ * immediate later.  Messages left by an immediate shutdown stay in the
+ * segment until the queue is removed.
+ * Context: any thread; never blocks.
+ * Return: 0; -EINVAL @flags; -EBADF a view.
+ */
+SHMQ_API int shmq_queue_shutdown(struct shmq_queue *q, unsigned int flags);
+
+/**
+ * shmq_queue_is_shut_down() - whether the queue is shut down (a snapshot).
+ * @q:		queue (a view may look)
+ *
+ * Return: 0 open; 1 shut down, draining; 2 shut down immediately; -EINVAL.
+ */
+SHMQ_API int shmq_queue_is_shut_down(const struct shmq_queue *q);
+
+/**
+ * shmq_queue_send_batch_wait() - send up to @n messages, waiting for room for one.
+ * @q:		queue opened with SHMQ_SEND
+ * @msgs:	the messages
+ * @n:		how many, at least 1
+ * @deadline_ns: absolute CLOCK_MONOTONIC, or SHMQ_FOREVER
+ *
+ * Spins briefly, then sleeps, until at least one message fits; then sends
+ * as many as fit, in order, waking receivers once.  A producer with a
+ * burst sends it with one call, and one wake-up, per run of free slots.
+ * Context: one sending thread per handle; may block; never -EINTR.
+ * Return: number sent (1..n); -ETIMEDOUT; -EMSGSIZE the first is too large;
+ *         -EINVAL @msgs NULL, @n == 0, an iov_base NULL with iov_len > 0,
+ *         or a reservation is open; -EBADF; -EBADMSG.
+ */
+SHMQ_API int shmq_queue_send_batch_wait(struct shmq_queue *q, const struct iovec *msgs,
+					unsigned int n, uint64_t deadline_ns);
+
+/**
+ * shmq_queue_recv_batch_wait() - receive up to @n messages, waiting for one.
+ * @q:		queue opened with SHMQ_RECV
+ * @msgs:	iov_len is the buffer size on entry, the message length on return
+ * @n:		how many, at least 1
+ * @deadline_ns: absolute CLOCK_MONOTONIC, or SHMQ_FOREVER
+ *
+ * Spins briefly, then sleeps, until a message is there; then takes what is
+ * queued, up to @n, waking senders once: a consumer drains a burst with one
+ * call.
+ * Context: one receiving thread per handle; may block; never -EINTR.
+ * Return: number received (1..n); -ETIMEDOUT; -EMSGSIZE/-EBADMSG for a bad
+ *         first message (consumed); -EINVAL as shmq_queue_send_batch_wait(),
+ *         or a peek is open; -EBADF.
+ */
+SHMQ_API int shmq_queue_recv_batch_wait(struct shmq_queue *q, struct iovec *msgs, unsigned int n,
+					uint64_t deadline_ns);
 
 /**
  * shmq_queue_reserve() - zero-copy send: reserve the next slot.
@@ -1343,6 +1417,21 @@ SHMQ_API int shmq_object_attachments(struct shmq_client *c, const char *name, sh
  *         daemon without this call; -ECONNRESET; -ETIMEDOUT; -EPROTO.
  */
 SHMQ_API int shmq_queue_purge(struct shmq_client *c, const char *name);
+
+/**
+ * shmq_queue_shutdown_name() - shut a queue down by name, through the daemon.
+ * @c:		client
+ * @name:	the queue
+ * @flags:	0, or SHMQ_SHUTDOWN_IMMEDIATE
+ *
+ * As shmq_queue_shutdown(), for an administrator (shmqctl shutdown): only
+ * the owner (or root) may.
+ * Context: blocks for one round trip.
+ * Return: 0; -ENOENT; -EINVAL bad name or flags, or not a queue; -EACCES
+ *         not the owner (or root); -EOPNOTSUPP a daemon without this call;
+ *         -ECONNRESET; -ETIMEDOUT; -EPROTO.
+ */
+SHMQ_API int shmq_queue_shutdown_name(struct shmq_client *c, const char *name, unsigned int flags);
 
 /**
  * shmq_view_open() - map any object read-only, for tools.

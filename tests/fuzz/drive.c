@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The operations a peer runs on a segment, each checked against the return
- * values its header documents.  A value outside them aborts, which libFuzzer
+ * values its header documents (a queue's sends and receives may also say
+ * -EPIPE: a scribbled or real shutdown).  A value outside them aborts, which libFuzzer
  * reports as a crash with the input that produced it.  Blocking forms run
  * with a deadline already past: they must try once and return, never sleep;
  * libFuzzer's -timeout catches one that loops or sleeps instead.
@@ -62,25 +63,27 @@ static void ring_step(struct drive *dr, uint8_t op)
 	switch (op & 15) {
 	case 0:
 		rc = shmq__ring_try_send(r, dr->msg, len);
-		expect(one_of(rc, 0, -EAGAIN, -EMSGSIZE, -EBADMSG) || rc == -EINVAL);
+		expect(rc == -EPIPE || one_of(rc, 0, -EAGAIN, -EMSGSIZE, -EBADMSG) ||
+		       rc == -EINVAL);
 		break;
 	case 1:
 		rc = shmq__ring_try_recv(r, dr->buf, sizeof(dr->buf));
-		expect((rc >= 0 && (size_t)rc <= sizeof(dr->buf)) ||
+		expect(rc == -EPIPE || (rc >= 0 && (size_t)rc <= sizeof(dr->buf)) ||
 		       one_of(rc, -EAGAIN, -EMSGSIZE, -EBADMSG, -EINVAL));
 		break;
 	case 2:
 		rc = shmq__ring_send_wait(r, dr->msg, len, past);
-		expect(one_of(rc, 0, -ETIMEDOUT, -EMSGSIZE, -EBADMSG) || rc == -EINVAL);
+		expect(rc == -EPIPE || one_of(rc, 0, -ETIMEDOUT, -EMSGSIZE, -EBADMSG) ||
+		       rc == -EINVAL);
 		break;
 	case 3:
 		rc = shmq__ring_recv_wait(r, dr->buf, sizeof(dr->buf), past);
-		expect((rc >= 0 && (size_t)rc <= sizeof(dr->buf)) ||
+		expect(rc == -EPIPE || (rc >= 0 && (size_t)rc <= sizeof(dr->buf)) ||
 		       one_of(rc, -ETIMEDOUT, -EMSGSIZE, -EBADMSG, -EINVAL));
 		break;
 	case 4:
 		rc = shmq__ring_peek(r, &peeked);
-		expect((rc >= 0 && (uint32_t)rc <= r->slot_size) ||
+		expect(rc == -EPIPE || (rc >= 0 && (uint32_t)rc <= r->slot_size) ||
 		       one_of(rc, -EAGAIN, -EBADMSG, -EINVAL, -EMSGSIZE));
 		if (rc >= 0) {
 			/* The message lies inside the mapping: ASan checks every byte. */
@@ -98,13 +101,13 @@ static void ring_step(struct drive *dr, uint8_t op)
 		break;
 	case 6:
 		rc = shmq__ring_reserve(r, &rsv);
-		expect(one_of(rc, 0, -EAGAIN, -EBADMSG, -EINVAL));
+		expect(rc == -EPIPE || one_of(rc, 0, -EAGAIN, -EBADMSG, -EINVAL));
 		if (rc == 0)
 			memset(rsv, 0xa5, r->slot_size); /* the whole slot is ours to fill */
 		break;
 	case 7:
 		rc = shmq__ring_commit(r, len);
-		expect(one_of(rc, 0, -EMSGSIZE, -EINVAL, -EINVAL));
+		expect(rc == -EPIPE || one_of(rc, 0, -EMSGSIZE, -EINVAL, -EINVAL));
 		break;
 	case 8:
 		rc = shmq__ring_cancel(r);
@@ -115,23 +118,25 @@ static void ring_step(struct drive *dr, uint8_t op)
 			iov[i] = (struct iovec){.iov_base = dr->msg,
 						.iov_len = len / (size_t)(i + 1)};
 		rc = shmq__ring_send_batch(r, iov, 3);
-		expect((rc >= 0 && rc <= 3) || one_of(rc, -EMSGSIZE, -EBADMSG, -EINVAL, -EAGAIN));
+		expect(rc == -EPIPE || (rc >= 0 && rc <= 3) ||
+		       one_of(rc, -EMSGSIZE, -EBADMSG, -EINVAL, -EAGAIN));
 		break;
 	case 10:
 		for (int i = 0; i < 3; i++)
 			iov[i] = (struct iovec){.iov_base = dr->buf + i * 64, .iov_len = 64};
 		rc = shmq__ring_recv_batch(r, iov, 3);
-		expect((rc >= 0 && rc <= 3) || one_of(rc, -EMSGSIZE, -EBADMSG, -EINVAL, -EAGAIN));
+		expect(rc == -EPIPE || (rc >= 0 && rc <= 3) ||
+		       one_of(rc, -EMSGSIZE, -EBADMSG, -EINVAL, -EAGAIN));
 		for (int i = 0; i < rc; i++)
 			expect(iov[i].iov_len <= 64);
 		break;
 	case 11:
 		rc = shmq__ring_reserve_wait(r, &rsv, past);
-		expect(one_of(rc, 0, -ETIMEDOUT, -EBADMSG, -EINVAL));
+		expect(rc == -EPIPE || one_of(rc, 0, -ETIMEDOUT, -EBADMSG, -EINVAL));
 		break;
 	case 12:
 		rc = shmq__ring_peek_wait(r, &peeked, past);
-		expect((rc >= 0 && (uint32_t)rc <= r->slot_size) ||
+		expect(rc == -EPIPE || (rc >= 0 && (uint32_t)rc <= r->slot_size) ||
 		       one_of(rc, -ETIMEDOUT, -EBADMSG, -EINVAL, -EMSGSIZE));
 		break;
 	case 13:
@@ -142,6 +147,8 @@ static void ring_step(struct drive *dr, uint8_t op)
 			expect(arm.word == &r->q->ec_send || arm.word == &r->q->ec_recv);
 		break;
 	case 14:
+		if (op & 0x80) /* now and then a peer shuts the queue down (drain or immediate) */
+			expect(shmq__ring_shutdown(r, op & 0x20) == 0);
 		expect(shmq__ring_depth(r) <= r->mask + 1);
 		rc = shmq__ring_check(r);
 		expect(rc == 0 || rc == -EBADMSG);

@@ -16,6 +16,7 @@
 #include <pwd.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -692,5 +693,109 @@ Test(shmqctl, objects_another_user_may_not_read_show_no_live_figures_and_are_ski
 	cr_assert(eq(int, ctl_as_nobody("check", "private"), 1), "%s", out);
 	cr_assert(eq(int, ctl_as_nobody("purge", "public"), 1), "not the owner: %s", out);
 	shmq_queue_close(q);
+	finish();
+}
+
+struct blocked_recv {
+	const char *sock;
+	_Atomic int state; /* 1: about to block */
+	int result;
+};
+
+/* Child: block in a receive on the empty queue until the shutdown ends it. */
+static int child_recv_forever(void *arg)
+{
+	struct blocked_recv *b = arg;
+	struct shmq_client *cc;
+	struct shmq_queue *q;
+	char buf[64];
+
+	if (shmq_client_connect(b->sock, &cc) || shmq_queue_open(cc, "jobs", SHMQ_RECV, NULL, &q))
+		return 1;
+	atomic_store(&b->state, 1);
+	b->result = shmq_queue_recv_wait(q, buf, sizeof(buf), SHMQ_FOREVER);
+	return b->result == -EPIPE && shmq_queue_is_shut_down(q) == 1 ? 0 : 2;
+}
+
+Test(shmqctl, shutdown_ends_a_queue_for_every_process_and_shows_it)
+{
+	struct blocked_recv *b = t_shared_alloc(sizeof(*b));
+	struct shmq_queue *q;
+	pid_t pid;
+
+	cr_assert(eq(int, ctl("create", "queue", "jobs", "--mode", "spmc", NULL), 0), "%s", out);
+	cr_assert(eq(int, ctl("create", "lock", "m", NULL), 0), "%s", out);
+	T_OK(shmq_queue_open(c, "jobs", SHMQ_SEND, NULL, &q));
+	cr_assert(eq(int, shmq_queue_is_shut_down(q), 0));
+	*b = (struct blocked_recv){.sock = d.sock, .result = 99};
+	pid = t_fork_child(child_recv_forever, b);
+	while (!atomic_load(&b->state))
+		t_sleep_ms(1);
+	t_sleep_ms(50);						      /* asleep in the kernel */
+	cr_assert(eq(int, ctl("shutdown", "m", NULL), 1), "%s", out); /* not a queue */
+	cr_assert(eq(int, ctl("shutdown", "nope", NULL), 1), "%s", out);
+	cr_assert(eq(int, ctl("shutdown", "jobs", "--slots", "4", NULL), 2), "%s", out);
+	cr_assert(eq(int, ctl("shutdown", "jobs", NULL), 0), "%s", out);
+	cr_assert(strstr(out, "shut down 'jobs'") != NULL, "%s", out);
+	cr_assert(eq(int, t_wait_peer_ms(pid, 10000), 0), "child: %d", b->result);
+	T_ERR(shmq_queue_send(q, "x", 1), -EPIPE);
+	cr_assert(eq(int, ctl("ls", NULL), 0), "%s", out);
+	cr_assert(strstr(out, "spmc,shutdown") != NULL, "%s", out);
+	cr_assert(eq(int, ctl("show", "jobs", NULL), 0), "%s", out);
+	cr_assert(strstr(out, "shut down:   sends fail") != NULL, "%s", out);
+	cr_assert(eq(int, ctl("shutdown", "jobs", "--immediate", "--json", NULL), 0), "%s", out);
+	py_check(out, false, "assert d['name'] == 'jobs' and d['immediate'] is True\n");
+	cr_assert(eq(int, ctl("--json", "show", "jobs", NULL), 0), "%s", out);
+	py_check(out, false, "assert d['shutdown'] == 'immediate'\n");
+	cr_assert(eq(int, shmq_queue_is_shut_down(q), 2));
+	T_OK(shmq_queue_close(q));
+	finish();
+}
+
+/* Child: a moment later, shut the queue down through the daemon. */
+static int child_shut_down(void *arg)
+{
+	struct blocked_recv *b = arg;
+	struct shmq_client *cc;
+
+	if (shmq_client_connect(b->sock, &cc))
+		return 1;
+	t_sleep_ms(50); /* the parent's poller is asleep by now */
+	b->result = shmq_queue_shutdown_name(cc, "jobs", 0);
+	return b->result == 0 && !shmq_client_close(cc) ? 0 : 2;
+}
+
+static int on_recv_ready(struct shmq_watch *w, int events, void *arg)
+{
+	int *seen = arg;
+
+	(void)w;
+	*seen = events;
+	return -ECANCELED;
+}
+
+Test(shmqctl, a_shutdown_wakes_an_asynchronous_waiter_too)
+{
+	struct blocked_recv *b = t_shared_alloc(sizeof(*b));
+	struct shmq_poller *pl;
+	struct shmq_watch *wt;
+	struct shmq_queue *q;
+	char buf[64];
+	int seen = 0;
+	pid_t pid;
+
+	cr_assert(eq(int, ctl("create", "queue", "jobs", NULL), 0), "%s", out);
+	T_OK(shmq_queue_open(c, "jobs", SHMQ_RECV, NULL, &q));
+	*b = (struct blocked_recv){.sock = d.sock, .result = 99};
+	pid = t_fork_child(child_shut_down, b);
+	T_OK(shmq_poller_new(0, &pl));
+	T_OK(shmq_poller_add(pl, shmq_queue_object(q), SHMQ_POLL_RECV, on_recv_ready, &seen, &wt));
+	T_ERR(shmq_poller_run(pl), -ECANCELED);
+	cr_assert(eq(int, seen, SHMQ_POLL_RECV));
+	T_ERR(shmq_queue_recv(q, buf, sizeof(buf)), -EPIPE); /* the attempt says why */
+	cr_assert(eq(int, t_wait_peer_ms(pid, 10000), 0), "child: %d", b->result);
+	shmq_watch_free(wt);
+	shmq_poller_free(pl);
+	T_OK(shmq_queue_close(q));
 	finish();
 }

@@ -195,7 +195,7 @@ Test(lock, threads_sharing_a_handle_are_each_their_own_holder)
 struct holder_arg {
 	struct shmq_lock *lk;
 	int r;
-	uint64_t took_ns;
+	_Atomic uint64_t took_ns; /* read by the main thread while this one may run */
 };
 
 static void *acquire_thread(void *arg)
@@ -203,7 +203,7 @@ static void *acquire_thread(void *arg)
 	struct holder_arg *h = arg;
 
 	h->r = shmq__lock_acquire(h->lk, t_deadline_ms(WAIT_MS));
-	h->took_ns = shmq__now_ns();
+	store_relaxed(&h->took_ns, shmq__now_ns());
 	if (h->r == 0 || h->r == -EOWNERDEAD)
 		(void)shmq__lock_release(h->lk);
 	return NULL;
@@ -228,7 +228,7 @@ Test(lock, a_sleeper_is_woken_by_the_release)
 	cr_assert(eq(int, shmq__lock_release(&a), 0));
 	pthread_join(t, NULL);
 	cr_assert(eq(int, h.r, 0));
-	cr_assert(h.took_ns >= released);
+	cr_assert(load_relaxed(&h.took_ns) >= released);
 	cr_assert(ge(u64, load_relaxed(&b.c->sleeps), 1));
 }
 
@@ -321,7 +321,7 @@ Test(lock, a_wake_swallowed_by_a_dead_waiter_is_passed_on)
 	store_release(&shm()->word, 0);
 	store_relaxed(ghost.waiting, 1);
 	sleep_ms(50);
-	cr_assert(eq(u64, h.took_ns, 0)); /* nobody woke the sleeper */
+	cr_assert(eq(u64, load_relaxed(&h.took_ns), 0)); /* nobody woke the sleeper */
 	cr_assert(eq(int, shmq__kind_lock.repair(&fx.seg, idx, &rep), 1));
 	cr_assert(eq(u32, rep.waiters, 1));
 	pthread_join(t, NULL);

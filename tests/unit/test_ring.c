@@ -10,6 +10,7 @@
 #include <pthread.h>
 #include <stdint.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "helpers.h"
 #include "shm/atomic.h"
@@ -861,6 +862,218 @@ Test(ring, batch_recv_stops_before_a_later_message_that_does_not_fit_and_keeps_i
 		cr_assert(eq(int, shmq__ring_try_recv(&f.rx, b2, sizeof(b2)), (int)sizeof(big)),
 			  "the message that did not fit is still queued (mode %u)", modes[m]);
 		cr_assert(eq(int, shmq__ring_check(&f.tx), 0));
+		fx_fini(&f);
+	}
+}
+
+Test(ring, blocking_batches_time_out_when_nothing_fits_and_refuse_n_zero)
+{
+	for (size_t m = 0; m < N_MODES; m++) {
+		struct fx f;
+		uint64_t v[4] = {1, 2, 3, 4};
+		char bufs[4][SLOT_SIZE];
+		struct iovec in[4], out[4];
+
+		fx_init(&f, modes[m], 4, SLOT_SIZE);
+		for (int i = 0; i < 4; i++) {
+			in[i] = (struct iovec){&v[i], sizeof(v[i])};
+			out[i] = (struct iovec){bufs[i], SLOT_SIZE};
+		}
+		cr_assert(eq(int, shmq__ring_recv_batch_wait(&f.rx, out, 4, t_deadline_ms(10)),
+			     -ETIMEDOUT));
+		cr_assert(eq(int, shmq__ring_send_batch_wait(&f.tx, in, 0, 0), -EINVAL));
+		cr_assert(eq(int, shmq__ring_recv_batch_wait(&f.rx, out, 0, 0), -EINVAL));
+		cr_assert(eq(int, shmq__ring_send_batch_wait(&f.tx, in, 4, 0),
+			     4)); /* room: at once */
+		cr_assert(eq(int, shmq__ring_send_batch_wait(&f.tx, in, 4, t_deadline_ms(10)),
+			     -ETIMEDOUT));
+		cr_assert(eq(int, shmq__ring_recv_batch_wait(&f.rx, out, 3, 0), 3));
+		cr_assert(eq(sz, out[2].iov_len, sizeof(uint64_t)));
+		cr_assert(eq(int, shmq__ring_recv_batch_wait(&f.rx, out, 3, 0), 1));
+		fx_fini(&f);
+	}
+}
+
+#define BURSTS	  2000
+#define BURST_MAX 7
+
+struct burst_arg {
+	struct shmq_ring r;
+	uint64_t sum, n_calls, n_msgs;
+	int rc;
+};
+
+static void *burst_producer(void *p)
+{
+	struct burst_arg *a = p;
+	uint64_t next = 1;
+
+	for (unsigned int b = 0; b < BURSTS && !a->rc; b++) {
+		uint64_t v[BURST_MAX];
+		struct iovec iov[BURST_MAX];
+		unsigned int n = 1 + b % BURST_MAX, done = 0;
+
+		for (unsigned int i = 0; i < n; i++) {
+			v[i] = next++;
+			iov[i] = (struct iovec){&v[i], sizeof(v[i])};
+		}
+		while (done < n) {
+			int rc = shmq__ring_send_batch_wait(&a->r, iov + done, n - done,
+							    t_deadline_ms(5000));
+
+			if (rc < 0) {
+				a->rc = rc;
+				break;
+			}
+			done += (unsigned int)rc;
+		}
+		a->n_msgs += n;
+	}
+	return NULL;
+}
+
+Test(ring, a_blocking_batch_consumer_drains_bursts_in_order)
+{
+	for (size_t m = 0; m < N_MODES; m++) {
+		struct fx f;
+		struct burst_arg pa = {0};
+		uint64_t expect = 1, total = 0, calls = 0, want = 0;
+		pthread_t t;
+
+		for (unsigned int b = 0; b < BURSTS; b++)
+			want += 1 + b % BURST_MAX;
+
+		fx_init(&f, modes[m], 8, SLOT_SIZE);
+		cr_assert(eq(int, shmq__ring_attach(&pa.r, &f.seg.seg, UINT32_MAX), 0));
+		cr_assert(eq(int, pthread_create(&t, NULL, burst_producer, &pa), 0));
+		while (total < want) {
+			uint64_t v[BURST_MAX + 3];
+			struct iovec iov[BURST_MAX + 3];
+			int rc;
+
+			for (int i = 0; i < BURST_MAX + 3; i++)
+				iov[i] = (struct iovec){&v[i], sizeof(v[i])};
+			rc = shmq__ring_recv_batch_wait(&f.rx, iov, BURST_MAX + 3,
+							t_deadline_ms(5000));
+			cr_assert(gt(int, rc, 0), "mode %zu: %d", m, rc);
+			for (int i = 0; i < rc; i++)
+				cr_assert(eq(u64, v[i], expect++), "in order, none lost");
+			total += (uint64_t)rc;
+			calls++;
+		}
+		pthread_join(t, NULL);
+		cr_assert(eq(int, pa.rc, 0));
+		cr_assert(le(u64, calls, total));
+		fx_fini(&f);
+	}
+}
+
+Test(ring, a_shut_down_queue_refuses_sends_and_drains_then_ends)
+{
+	for (size_t m = 0; m < N_MODES; m++) {
+		struct fx f;
+		char buf[SLOT_SIZE];
+		const void *msg;
+		void *rsv;
+		struct iovec iov[2] = {{buf, SLOT_SIZE}, {buf, SLOT_SIZE}};
+
+		fx_init(&f, modes[m], N_SLOTS, SLOT_SIZE);
+		send_u64(&f.tx, 1);
+		send_u64(&f.tx, 2);
+		send_u64(&f.tx, 3);
+		cr_assert(eq(u32, shmq__ring_shutdown_state(&f.rx), 0));
+		cr_assert(eq(int, shmq__ring_shutdown(&f.rx, false), 0)); /* any handle may */
+		cr_assert(eq(u32, shmq__ring_shutdown_state(&f.tx), SHMQ_QUEUE_SHUTDOWN));
+		cr_assert(eq(int, shmq__ring_try_send(&f.tx, "x", 1), -EPIPE));
+		cr_assert(
+			eq(int, shmq__ring_send_wait(&f.tx, "x", 1, t_deadline_ms(5000)), -EPIPE));
+		cr_assert(eq(int, shmq__ring_reserve(&f.tx, &rsv), -EPIPE));
+		cr_assert(eq(int, shmq__ring_send_batch(&f.tx, iov, 1), -EPIPE));
+		cr_assert(shmq__ring_is_ready(&f.tx, true) && shmq__ring_is_ready(&f.rx, false));
+		/* what was queued drains, in order, then the end */
+		cr_assert(eq(u64, recv_u64(&f.rx), 1));
+		cr_assert(eq(int, shmq__ring_recv_batch(&f.rx, iov, 2), 2));
+		cr_assert(eq(int, shmq__ring_try_recv(&f.rx, buf, sizeof(buf)), -EPIPE));
+		cr_assert(eq(int,
+			     shmq__ring_recv_wait(&f.rx, buf, sizeof(buf), t_deadline_ms(5000)),
+			     -EPIPE));
+		cr_assert(eq(int, shmq__ring_peek(&f.rx, &msg), -EPIPE));
+		cr_assert(eq(int, shmq__ring_recv_batch(&f.rx, iov, 2), -EPIPE));
+		cr_assert(eq(int, shmq__ring_check(&f.rx), 0));
+		fx_fini(&f);
+	}
+}
+
+Test(ring, an_immediate_shutdown_ends_receiving_at_once_and_stays_immediate)
+{
+	for (size_t m = 0; m < N_MODES; m++) {
+		struct fx f;
+		char buf[SLOT_SIZE];
+
+		fx_init(&f, modes[m], N_SLOTS, SLOT_SIZE);
+		send_u64(&f.tx, 1);
+		cr_assert(eq(int, shmq__ring_shutdown(&f.tx, false), 0));
+		cr_assert(eq(int, shmq__ring_shutdown(&f.tx, true), 0));  /* drain -> immediate */
+		cr_assert(eq(int, shmq__ring_shutdown(&f.tx, false), 0)); /* never back */
+		cr_assert(eq(u32, shmq__ring_shutdown_state(&f.rx), SHMQ_QUEUE_SHUTDOWN_IMMEDIATE));
+		cr_assert(eq(int, shmq__ring_try_recv(&f.rx, buf, sizeof(buf)), -EPIPE));
+		cr_assert(eq(u32, shmq__ring_depth(&f.rx), 1)); /* left, never delivered */
+		fx_fini(&f);
+	}
+}
+
+struct blocked {
+	struct shmq_ring r;
+	bool sender;
+	int rc;
+	uint64_t returned_ns;
+};
+
+static void *block_on_ring(void *p)
+{
+	struct blocked *b = p;
+	char buf[SLOT_SIZE] = {0};
+
+	b->rc = b->sender ? shmq__ring_send_wait(&b->r, buf, 8, t_deadline_ms(10000))
+			  : shmq__ring_recv_wait(&b->r, buf, sizeof(buf), t_deadline_ms(10000));
+	b->returned_ns = shmq__now_ns();
+	return NULL;
+}
+
+Test(ring, a_shutdown_wakes_blocked_senders_and_receivers)
+{
+	for (size_t m = 0; m < N_MODES; m++) {
+		struct fx f, g;
+		struct blocked rx = {.sender = false}, tx = {.sender = true};
+		pthread_t t1, t2;
+		uint64_t t0;
+
+		fx_init(&f, modes[m], 2, SLOT_SIZE); /* empty: the receiver blocks */
+		fx_init(&g, modes[m], 2, SLOT_SIZE); /* full: the sender blocks */
+		send_u64(&g.tx, 1);
+		send_u64(&g.tx, 2);
+		cr_assert(eq(int, shmq__ring_attach(&rx.r, &f.seg.seg, UINT32_MAX), 0));
+		cr_assert(eq(int, shmq__ring_attach(&tx.r, &g.seg.seg, UINT32_MAX), 0));
+		rx.r.spin_ns = tx.r.spin_ns = 0; /* asleep in the kernel at once */
+		cr_assert(eq(int, pthread_create(&t1, NULL, block_on_ring, &rx), 0));
+		cr_assert(eq(int, pthread_create(&t2, NULL, block_on_ring, &tx), 0));
+		for (int i = 0;
+		     i < 5000 &&
+		     !((load_relaxed(&((struct shmq_queue_shm *)f.seg.seg.object)->ec_recv) & 1) &&
+		       (load_relaxed(&((struct shmq_queue_shm *)g.seg.seg.object)->ec_send) & 1));
+		     i++)
+			usleep(1000);
+		t0 = shmq__now_ns();
+		cr_assert(eq(int, shmq__ring_shutdown(&f.tx, false), 0));
+		cr_assert(eq(int, shmq__ring_shutdown(&g.rx, false), 0));
+		pthread_join(t1, NULL);
+		pthread_join(t2, NULL);
+		cr_assert(eq(int, rx.rc, -EPIPE));
+		cr_assert(eq(int, tx.rc, -EPIPE));
+		cr_assert(lt(u64, rx.returned_ns - t0, UINT64_C(5000000000)),
+			  "woken, not timed out");
+		cr_assert(lt(u64, tx.returned_ns - t0, UINT64_C(5000000000)));
+		fx_fini(&g);
 		fx_fini(&f);
 	}
 }

@@ -132,6 +132,7 @@ enum transport {
 	TRANSPORT_SPIN,
 	TRANSPORT_BLOCKING,
 	TRANSPORT_FUTEX,
+	TRANSPORT_BATCH,
 	TRANSPORT_MPMC,
 	TRANSPORT_API,
 	TRANSPORT_ASYNC,
@@ -161,6 +162,8 @@ static const struct transport_info {
 				"SPSC, send_wait/recv_wait, spin_ns = SHMQ_SPIN_NS_DEFAULT"},
 	[TRANSPORT_FUTEX] = {"shmq-futex", GROUP_FUTEX, true,
 			     "SPSC, send_wait/recv_wait, spin_ns = 0 (always sleeps)"},
+	[TRANSPORT_BATCH] = {"shmq-batch", GROUP_BLOCKING, false,
+			     "SPSC, send_batch_wait/recv_batch_wait, up to 32 per call"},
 	[TRANSPORT_MPMC] = {"shmq-mpmc-2p2c", GROUP_MPMC, false,
 			    "MPMC, 2 producers + 2 consumers, blocking"},
 	[TRANSPORT_API] = {"shmq-api", GROUP_API, true,
@@ -240,10 +243,20 @@ struct run {
 	unsigned int n_consumers;
 };
 
+/* The batch transport's side of an endpoint: messages gathered, or received, per call. */
+#define BATCH_MAX 32
+struct batch {
+	struct iovec iov[BATCH_MAX];
+	unsigned int n, at; /* gathered (send) or received (recv); next to hand out */
+	size_t size;	    /* bytes per buffer */
+	unsigned char *buf; /* BATCH_MAX buffers */
+};
+
 struct endpoint {
 	int (*send)(struct endpoint *e, const void *msg, size_t len, uint64_t deadline_ns);
 	int (*recv)(struct endpoint *e, void *buf, size_t len, uint64_t deadline_ns);
 	struct shmq_ring ring;
+	struct batch *batch;
 	struct shmq_minring mr;
 	int fd;
 	struct shmq_client *client; /* api: this process's own connection */
@@ -604,6 +617,59 @@ static int ring_wait_recv(struct endpoint *e, void *buf, size_t len, uint64_t de
 	return shmq__ring_recv_wait(&e->ring, buf, len, deadline_ns);
 }
 
+static int batch_flush(struct endpoint *e, uint64_t deadline_ns)
+{
+	struct batch *b = e->batch;
+
+	for (unsigned int done = 0; done < b->n;) {
+		int r = shmq__ring_send_batch_wait(&e->ring, b->iov + done, b->n - done,
+						   deadline_ns);
+
+		if (r < 0)
+			return r;
+		done += (unsigned int)r;
+	}
+	b->n = 0;
+	return 0;
+}
+
+/* Gather; send the lot when full, and at an end marker (it must not wait behind nothing). */
+static int batch_send(struct endpoint *e, const void *msg, size_t len, uint64_t deadline_ns)
+{
+	struct batch *b = e->batch;
+	struct msg_hdr h;
+
+	memcpy(b->buf + b->n * b->size, msg, len);
+	b->iov[b->n] = (struct iovec){b->buf + b->n * b->size, len};
+	b->n++;
+	if (b->n == BATCH_MAX ||
+	    (msg_read(msg, (int)len, (uint32_t)b->size, &h) == 0 && h.kind == MSG_STOP))
+		return batch_flush(e, deadline_ns);
+	return 0;
+}
+
+static int batch_recv(struct endpoint *e, void *buf, size_t len, uint64_t deadline_ns)
+{
+	struct batch *b = e->batch;
+	size_t n;
+
+	if (b->at == b->n) {
+		int r;
+
+		for (unsigned int i = 0; i < BATCH_MAX; i++)
+			b->iov[i] = (struct iovec){b->buf + i * b->size, b->size};
+		r = shmq__ring_recv_batch_wait(&e->ring, b->iov, BATCH_MAX, deadline_ns);
+		if (r < 0)
+			return r;
+		b->n = (unsigned int)r;
+		b->at = 0;
+	}
+	n = b->iov[b->at].iov_len < len ? b->iov[b->at].iov_len : len;
+	memcpy(buf, b->iov[b->at].iov_base, n);
+	b->at++;
+	return (int)n;
+}
+
 static int mr_spin_send(struct endpoint *e, const void *msg, size_t len, uint64_t deadline_ns)
 {
 	unsigned int n = 0;
@@ -843,6 +909,16 @@ static int endpoint_open(struct endpoint *e, const struct run *run, unsigned int
 		e->ring.spin_ns = run->t == TRANSPORT_FUTEX ? 0 : SHMQ_SPIN_NS_DEFAULT;
 		e->send = run->t == TRANSPORT_SPIN ? ring_spin_send : ring_wait_send;
 		e->recv = run->t == TRANSPORT_SPIN ? ring_spin_recv : ring_wait_recv;
+		if (run->t == TRANSPORT_BATCH) {
+			e->batch = calloc(1, sizeof(*e->batch));
+			if (e->batch)
+				e->batch->buf = malloc((size_t)BATCH_MAX * run->size);
+			if (!e->batch || !e->batch->buf)
+				return -ENOMEM;
+			e->batch->size = run->size;
+			e->send = batch_send;
+			e->recv = batch_recv;
+		}
 		return 0;
 	}
 }
@@ -853,6 +929,10 @@ static void endpoint_close(struct endpoint *e)
 	if (e->send == async_send)
 		bench_async_close(&e->async);
 	e->send = NULL;
+	if (e->batch)
+		free(e->batch->buf);
+	free(e->batch);
+	e->batch = NULL;
 	shmq_queue_close(e->q);
 	shmq_client_close(e->client);
 	e->q = NULL;
@@ -1690,6 +1770,9 @@ static void evaluate_targets(void)
 	target_add("blocking msg rate >= 30x socketpair",
 		   ratio(MPS(TRANSPORT_BLOCKING), MPS(TRANSPORT_SOCKPAIR)), 30, false,
 		   MPS(TRANSPORT_BLOCKING) / 1e6, MPS(TRANSPORT_SOCKPAIR) / 1e6, "Mmsg/s");
+	target_add("blocking batch msg rate >= 30x pipe",
+		   ratio(MPS(TRANSPORT_BATCH), MPS(TRANSPORT_PIPE)), 30, false,
+		   MPS(TRANSPORT_BATCH) / 1e6, MPS(TRANSPORT_PIPE) / 1e6, "Mmsg/s");
 	target_add("blocking rtt p50 <= 1.30x spin",
 		   ratio(RTT(TRANSPORT_BLOCKING), RTT(TRANSPORT_SPIN)), 1.30, true,
 		   RTT(TRANSPORT_BLOCKING), RTT(TRANSPORT_SPIN), "ns");

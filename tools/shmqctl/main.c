@@ -46,6 +46,7 @@ enum verb_id {
 	V_CREATE,
 	V_RM,
 	V_PURGE,
+	V_SHUTDOWN,
 	V_HELP,
 	V_COUNT,
 };
@@ -102,6 +103,14 @@ static const struct verb verbs[V_COUNT] = {
 		     "Drop every message queued in a queue (owner or root).  The daemon\n"
 		     "receives them as one more consumer; an SPSC or MPSC queue whose receiver\n"
 		     "is attached is refused (busy): its receiver owns the read index.\n"},
+	[V_SHUTDOWN] =
+		{"shutdown", 1, 1, verb_shutdown, "shutdown NAME [--immediate]",
+		 "shut a queue down: sends fail, receivers drain, then see the end",
+		 "Shut a queue down (owner or root), as Python's Queue.shutdown(): from now\n"
+		 "on every send fails (EPIPE); receivers take what is queued and then get\n"
+		 "EPIPE, the end of the queue; --immediate: they get nothing more.  Every\n"
+		 "blocked sender and receiver is woken.  Irreversible: remove the queue and\n"
+		 "create it again.\n"},
 	[V_HELP] = {"help", 0, 1, NULL, "help [VERB]", "this help, or a verb's",
 		    "Show the help, or a verb's help.\n"},
 };
@@ -131,6 +140,7 @@ enum {
 	OPT_RECURSIVE,
 	OPT_LOCK,
 	OPT_PARTIES,
+	OPT_IMMEDIATE,
 };
 
 struct option_rule {
@@ -159,6 +169,7 @@ static const struct option long_options[] = {
 	{"recursive", no_argument, NULL, OPT_RECURSIVE},
 	{"lock", required_argument, NULL, OPT_LOCK},
 	{"parties", required_argument, NULL, OPT_PARTIES},
+	{"immediate", no_argument, NULL, OPT_IMMEDIATE},
 	{NULL, 0, NULL, 0},
 };
 
@@ -178,6 +189,7 @@ static const struct option_rule rules[] = {
 	{OPT_RECURSIVE, CREATE_OPT},
 	{OPT_LOCK, CREATE_OPT},
 	{OPT_PARTIES, CREATE_OPT},
+	{OPT_IMMEDIATE, VERB(V_SHUTDOWN)},
 	{OPT_NO_LEGEND, VERB(V_LS) | VERB(V_SHOW) | VERB(V_CLIENTS) | VERB(V_TOP) | VERB(V_CHECK)},
 };
 
@@ -386,6 +398,9 @@ static int option_apply(struct ctl *ctl, int opt, const char *arg, const char *n
 		if (!*arg)
 			return usage_error("--lock: a lock's name");
 		ctl->lock_name = arg;
+		return 0;
+	case OPT_IMMEDIATE:
+		ctl->immediate = true;
 		return 0;
 	case OPT_PARTIES:
 		if (parse_u32(arg, 10, SHMQ_BARRIER_PARTIES_LIMIT, &ctl->parties) < 0 ||

@@ -47,6 +47,7 @@ struct ctl {
 	bool recursive;		      /* create rlock (--recursive is the same) */
 	const char *lock_name;	      /* create cond --lock NAME */
 	uint32_t parties;	      /* create barrier --parties N */
+	bool immediate;		      /* shutdown --immediate */
 	char *const *args;	      /* the verb's positional arguments */
 	int n_args;
 };
@@ -68,6 +69,7 @@ int verb_check(struct ctl *ctl);
 int verb_create(struct ctl *ctl);
 int verb_rm(struct ctl *ctl);
 int verb_purge(struct ctl *ctl);
+int verb_shutdown(struct ctl *ctl);
 
 /* --- JSON writer (output.c) --- */
 
@@ -183,6 +185,8 @@ struct snapshot {
 	bool owner_died; /* a holder died; not yet declared consistent */
 	/* conditions (waiters: not yet notified; repairs: waiters that died) */
 	uint32_t pending; /* notifications not yet taken */
+	/* queues: 0 open, SHMQ_QUEUE_SHUTDOWN_* */
+	uint32_t shutdown;
 	/* barriers (waiters: arrived this cycle; repairs: breaks by a death) */
 	bool broken;
 	uint32_t generation;

@@ -143,6 +143,7 @@ static void read_queue(const struct shmq_segment *seg, struct snapshot *s)
 	/* Bit 0 of an eventcount: sleepers announced (shm/ring.c). */
 	s->sleepers_recv = load_relaxed(&q->ec_recv) & 1;
 	s->sleepers_send = load_relaxed(&q->ec_send) & 1;
+	s->shutdown = load_relaxed(&q->shutdown);
 	counters_add(&s->total, &q->retired);
 }
 

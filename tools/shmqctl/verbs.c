@@ -139,6 +139,17 @@ static void queue_show_live(const struct snapshot *s)
 	       s->sleepers_send ? "yes" : "no");
 	printf("  repairs:     %" PRIu32 " slots, %" PRIu64 " tombstones skipped\n", s->repairs,
 	       s->tombstones);
+	if (s->shutdown)
+		printf("  shut down:   %s\n",
+		       s->shutdown == SHMQ_QUEUE_SHUTDOWN_IMMEDIATE
+			       ? "immediately (receivers get nothing more)"
+			       : "sends fail; receivers drain what is queued");
+}
+
+/* A queue's shutdown state for JSON: "open", "draining" or "immediate". */
+static const char *shutdown_name(uint32_t v)
+{
+	return !v ? "open" : v == SHMQ_QUEUE_SHUTDOWN_IMMEDIATE ? "immediate" : "draining";
 }
 
 static void queue_sleepers(const struct snapshot *s, char *buf, size_t size)
@@ -396,6 +407,7 @@ static void object_json(struct json *j, const struct shmq_object_info *o, const 
 	kv_u64_or_null(j, "dead_records", live, s->dead);
 	kv_u64_or_null(j, "repairs", live, s->repairs);
 	kv_u64_or_null(j, "tombstones", live && f.has_depth, s->tombstones);
+	json_kv_string(j, "shutdown", live && f.has_depth ? shutdown_name(s->shutdown) : NULL);
 	kv_u64_or_null(j, "holder_pid", live && f.has_holder && s->value, (uint64_t)s->holder_pid);
 	kv_u64_or_null(j, "holder_tid", live && f.has_holder && s->value, (uint64_t)s->holder_tid);
 	kv_u64_or_null(j, "holder_depth", live && f.has_holder && s->value, s->holder_depth);
@@ -556,7 +568,8 @@ static int ls_row(struct table *t, const struct shmq_object_info *o, const struc
 	if (o->numa_node >= 0)
 		snprintf(numa, sizeof(numa), "%" PRId32, o->numa_node);
 	/* Quarantine is rare and needs attention: it rides on TYPE, the columns stay. */
-	snprintf(type, sizeof(type), "%s%s%s", f.type,
+	snprintf(type, sizeof(type), "%s%s%s%s", f.type,
+		 !s->view_error && s->shutdown ? ",shutdown" : "",
 		 (o->flags & SHMQ_OBJECT_UNLINKED) ? ",unlinked" : "",
 		 (o->flags & SHMQ_OBJECT_QUARANTINED) ? ",quarantined" : "");
 	return table_add(t, o->name, kind_short_name(o->kind), type, owner, perm, cap, slot, depth,
@@ -1568,6 +1581,36 @@ int verb_purge(struct ctl *ctl)
 		json_finish(&j);
 	} else {
 		printf("purged %d messages from '%s'\n", r, ctl->args[0]);
+	}
+	return 0;
+}
+
+int verb_shutdown(struct ctl *ctl)
+{
+	unsigned int flags = ctl->immediate ? SHMQ_SHUTDOWN_IMMEDIATE : 0;
+	struct shmq_client *c;
+	struct json j;
+	int r;
+
+	if (ctl_connect(ctl, &c) < 0)
+		return EXIT_FAILURE;
+	r = shmq_queue_shutdown_name(c, ctl->args[0], flags);
+	shmq_client_close(c);
+	if (r < 0) {
+		ctl_error(r, "shutting '%s' down", ctl->args[0]);
+		return EXIT_FAILURE;
+	}
+	if (ctl->json) {
+		json_init(&j, stdout, false);
+		json_begin_object(&j);
+		json_kv_string(&j, "name", ctl->args[0]);
+		json_kv_bool(&j, "immediate", ctl->immediate);
+		json_end_object(&j);
+		json_finish(&j);
+	} else {
+		printf("shut down '%s'%s\n", ctl->args[0],
+		       ctl->immediate ? " (immediate: receivers get nothing more)"
+				      : " (receivers drain what is queued)");
 	}
 	return 0;
 }
