@@ -278,18 +278,25 @@ int shmq__barrier_arrival(struct shmq_barrier *bar)
 	return r;
 }
 
-int shmq__barrier_abort(struct shmq_barrier *bar)
+/* Break whatever cycle is current, and stay broken.  Return: true this call broke it. */
+static bool break_now(struct shmq_barrier_shm *b)
 {
-	uint64_t s = load_relaxed(&bar->b->state);
+	uint64_t s = load_relaxed(&b->state);
 
-	if (!bar->can_wait)
-		return -EINVAL;
 	for (uint32_t i = 0; i < CAS_TRIES; i++) {
 		if (s & SHMQ_BARRIER_BROKEN)
-			return 0;
-		if (break_cycle(bar->b, gen_of(s), true, &s))
-			return 0;
+			return false;
+		if (break_cycle(b, gen_of(s), true, &s))
+			return true;
 	}
+	return false; /* a peer rewrites the word on every try */
+}
+
+int shmq__barrier_abort(struct shmq_barrier *bar)
+{
+	if (!bar->can_wait)
+		return -EINVAL;
+	(void)break_now(bar->b);
 	return 0;
 }
 
@@ -369,19 +376,13 @@ static int barrier_repair(const struct shmq_segment *seg, uint32_t index,
 			  struct shmq_kind_repair *ret)
 {
 	struct shmq_barrier_shm *b = seg->object;
-	uint64_t s = load_relaxed(&b->state);
 
 	(void)index; /* every session is a party */
-	for (uint32_t i = 0; i < CAS_TRIES; i++) {
-		if (s & SHMQ_BARRIER_BROKEN)
-			return 0;
-		if (break_cycle(b, gen_of(s), true, &s)) {
-			fetch_add_relaxed(&b->breaks, 1); /* a statistic; the daemon writes it */
-			ret->broken++;
-			return 1;
-		}
-	}
-	return 0;
+	if (!break_now(b))
+		return 0;
+	fetch_add_relaxed(&b->breaks, 1); /* a statistic; the daemon writes it */
+	ret->broken++;
+	return 1;
 }
 
 /* Asynchronous waits: for the cycle of the handle's pending arrival to end. */

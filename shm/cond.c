@@ -137,6 +137,14 @@ static bool take_notification(struct shmq_cond *cv, uint32_t entry)
 	return false;
 }
 
+/* W1, holding the lock: join, the counts before the record (see Deaths).  Return: the entry seq. */
+static uint32_t join(struct shmq_cond *cv)
+{
+	fetch_add_relaxed(&cv->cv->waiting, 1);
+	fetch_add_relaxed(cv->mine, 1);
+	return load_relaxed(&cv->cv->seq); /* stable: notifies hold the lock */
+}
+
 /* Leave without a notification: the record first, then the counts (see Deaths). */
 static void withdraw(struct shmq_cond *cv)
 {
@@ -158,10 +166,7 @@ int shmq__cond_wait(struct shmq_cond *cv, uint64_t deadline_ns)
 		counter_inc(&cv->c->empty, 1);
 		return -ETIMEDOUT; /* a past deadline: nobody could notify us in time */
 	}
-	/* W1: the counts before the record (see Deaths) */
-	fetch_add_relaxed(&cv->cv->waiting, 1);
-	fetch_add_relaxed(cv->mine, 1);
-	entry = key = load_relaxed(&cv->cv->seq); /* stable: notifies hold the lock */
+	entry = key = join(cv); /* W1 */
 	for (;;) {
 		r = shmq__lock_save(cv->lk, &depth); /* L1: publishes W1 */
 		if (r < 0) {
@@ -232,13 +237,9 @@ int shmq__cond_wait_begin(struct shmq_cond *cv)
 		return -EPERM;
 	if (depth > 1)
 		return -EDEADLK;
-	if (atomic_compare_exchange_strong(&cv->joined, &idle, true)) {
-		/* W1, as a blocking wait's */
-		fetch_add_relaxed(&cv->cv->waiting, 1);
-		fetch_add_relaxed(cv->mine, 1);
-		cv->entry = load_relaxed(&cv->cv->seq); /* stable: notifies hold the lock */
-	}
-	/* else joined already: an end() said not yet, and this gives the lock up again */
+	/* Joined already: an end() said not yet, and this only gives the lock up again. */
+	if (atomic_compare_exchange_strong(&cv->joined, &idle, true))
+		cv->entry = join(cv);	     /* W1 */
 	r = shmq__lock_save(cv->lk, &depth); /* L1: publishes W1 */
 	if (r < 0)
 		(void)shmq__cond_wait_cancel(cv);

@@ -67,6 +67,7 @@
 #include "shm/layout.h"
 #include "shm/ring.h"
 #include "shmq/version.h"
+#include "tools/bench/cpu.h"
 #include "tools/bench/async.h"
 #include "tools/bench/baselines.h"
 #include "tools/bench/repair.h"
@@ -417,18 +418,6 @@ static size_t page_round(size_t n)
 	size_t page = (size_t)sysconf(_SC_PAGESIZE);
 
 	return (n + page - 1) / page * page;
-}
-
-static void pin(int cpu)
-{
-	cpu_set_t set;
-
-	if (cpu < 0)
-		return;
-	CPU_ZERO(&set);
-	CPU_SET(cpu, &set);
-	/* Best effort: an unpinned run is still a valid (noisier) measurement. */
-	(void)sched_setaffinity(0, sizeof(set), &set);
 }
 
 static void close_pair(int fd[2])
@@ -1144,7 +1133,7 @@ static int spawn(const struct run *run, unsigned int idx, int cpu,
 		if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
 			_exit(1);
 		if (bench.pinned)
-			pin(cpu);
+			bench_pin(cpu);
 		close_pair(ch.fd_parent);
 		r = fn(run, idx);
 		_exit(r < 0 ? 1 : 0);

@@ -16,6 +16,7 @@
 #include <shmq/shmq.h>
 
 #include "shm/futex.h"
+#include "tools/bench/cpu.h"
 #include "tools/bench/sync.h"
 
 #define DEADLINE_NS (UINT64_C(30) * 1000000000) /* any one sample; longer is a failure */
@@ -79,17 +80,6 @@ static int fail(char *what, size_t size, int r, const char *step)
 {
 	snprintf(what, size, "%s: %s", step, strerror(r < 0 ? -r : EPROTO));
 	return r < 0 ? r : -EPROTO;
-}
-
-static void pin(int cpu)
-{
-	cpu_set_t set;
-
-	if (cpu < 0)
-		return;
-	CPU_ZERO(&set);
-	CPU_SET(cpu, &set);
-	(void)sched_setaffinity(0, sizeof(set), &set); /* best effort, as the other groups */
 }
 
 /* Open, in the calling process, the shmq objects case @c uses (created by the parent). */
@@ -304,7 +294,7 @@ static void party(enum bench_sync_case c, enum bench_sync_impl impl, struct page
 	int r = 0;
 
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	pin(cpu);
+	bench_pin(cpu);
 	if (lk_open(&k, c, impl, pg, socket, owner) < 0) {
 		atomic_store(&pg->failed, 1);
 		_exit(1);
@@ -471,7 +461,7 @@ int bench_sync_sample(enum bench_sync_case c, enum bench_sync_impl impl, const c
 	if (c == BENCH_SYNC_LOCK_UNCONTENDED) {
 		struct lk u;
 
-		pin(cpus[0]);
+		bench_pin(cpus[0]);
 		r = lk_open(&u, c, impl, pg, socket, getpid());
 		if (r == 0)
 			r = uncontended(&u, iters, &ret->ns);
