@@ -194,6 +194,7 @@ SHM_SRC    := shm/barrier.c \
 	      shm/layout.c \
 	      shm/lock.c \
 	      shm/owner.c \
+	      shm/pipe.c \
 	      shm/ring.c \
 	      shm/sem.c \
 	      shm/uring_futex.c
@@ -208,6 +209,7 @@ UNIT_SRC   := tests/unit/test_async.c \
 	      tests/unit/test_layout.c \
 	      tests/unit/test_lock.c \
 	      tests/unit/test_owner.c \
+	      tests/unit/test_pipe.c \
 	      tests/unit/test_ring.c \
 	      tests/unit/test_ring_mt.c \
 	      tests/unit/test_sem.c \
@@ -219,6 +221,7 @@ STRESS_SRC := tests/stress/stress_async.c \
 	      tests/stress/stress_event.c \
 	      tests/stress/stress_kill.c \
 	      tests/stress/stress_lock.c \
+	      tests/stress/stress_pipe.c \
 	      tests/stress/stress_ring.c \
 	      tests/stress/stress_sem.c
 

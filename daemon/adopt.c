@@ -195,13 +195,7 @@ static int adopt_attach(struct shmqd *d, struct shmqd_session *s, struct shmqd_o
 	}
 	list_add_tail(&s->attachments, &a->link);
 	s->n_attached++;
-	o->n_attached++;
-	if (a->flags & SHMQ_OPEN_SEND)
-		o->n_senders++;
-	if (a->flags & SHMQ_OPEN_RECV)
-		o->n_receivers++;
-	if (a->flags & ~SHMQ_OPEN_VIEW)
-		o->n_users++;
+	shmqd_object_count(o, a->flags, 1);
 	if (a->attach_id >= d->next_attach_id)
 		d->next_attach_id = a->attach_id + 1;
 	return 0;

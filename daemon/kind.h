@@ -15,6 +15,7 @@
 
 #include "shm/kind.h"
 
+struct shmqd_attach;
 struct shmqd_config;
 struct shmqd_object;
 struct shmqd_session;
@@ -29,6 +30,7 @@ struct shmqd_kind {
 	uint32_t open_roles;
 	bool open_roles_all;
 	bool hugepages; /* may be created on huge pages */
+	bool ends;	/* an attachment holds one of two ends: SHMQ_OPEN_END1 (a pipe) */
 	/* What a validator failure says, for the quarantine log line. */
 	const char *invalid;
 
@@ -66,11 +68,25 @@ struct shmqd_kind {
 	 * heartbeat's per-tick budget (a queue: its slots).  NULL: nothing.
 	 */
 	uint32_t (*check_cost)(const union shmq_geom *g);
+	/*
+	 * A session record of @o is about to be released, its holder alive
+	 * (CLOSE) or dead (after its repair): let go of what it held that the
+	 * holder should have let go of itself (a pipe's end).  NULL: nothing.
+	 */
+	void (*detached)(struct shmqd_object *o, const struct shmqd_attach *a);
 	/* PURGE: drop every queued message.  NULL: the kind holds none (-EINVAL). */
 	int (*purge)(const struct shmqd_session *s, struct shmqd_object *o, uint64_t *ret_dropped);
 	/* SHUTDOWN: shut it down (@immediate: nothing more is received).  NULL: -EINVAL. */
 	int (*shutdown)(struct shmqd_object *o, bool immediate);
 };
+
+/*
+ * A ring's geometry in a CREATE (a queue's, each direction of a pipe's):
+ * fill the configured defaults for zeros, check the configured limits.
+ * Return: 0, or a logged -EINVAL.
+ */
+int shmqd_ring_geom_check(const struct shmqd_config *cfg, const struct shmqd_session *s,
+			  uint32_t *n_slots, uint32_t *slot_size);
 
 #define X(NAME, ident) extern const struct shmqd_kind shmqd_kind_##ident;
 SHMQ_KINDS(X)

@@ -10,6 +10,7 @@ DAEMON_SRC := daemon/adopt.c \
 	      daemon/config.c \
 	      daemon/event.c \
 	      daemon/lock.c \
+	      daemon/pipe.c \
 	      daemon/kind.c \
 	      daemon/listen.c \
 	      daemon/log.c \

@@ -375,6 +375,22 @@ int shmqd_object_check_access(const struct shmqd_session *s, const struct shmqd_
 	return 0;
 }
 
+void shmqd_object_count(struct shmqd_object *o, uint32_t flags, int delta)
+{
+	/* unsigned wrap-around: adding (uint32_t)-1 takes one away */
+	uint32_t n = (uint32_t)delta;
+
+	o->n_attached += n;
+	if (flags & SHMQ_OPEN_SEND)
+		o->n_senders += n;
+	if (flags & SHMQ_OPEN_RECV)
+		o->n_receivers += n;
+	if (flags & ~SHMQ_OPEN_VIEW)
+		o->n_users += n;
+	if (flags & SHMQ_OPEN_USE)
+		o->n_ends[(flags & SHMQ_OPEN_END1) ? 1 : 0] += n;
+}
+
 int shmqd_object_attach(struct shmqd *d, struct shmqd_session *s, struct shmqd_object *o,
 			uint32_t flags, struct shmqd_attach **ret)
 {
@@ -402,6 +418,8 @@ int shmqd_object_attach(struct shmqd *d, struct shmqd_session *s, struct shmqd_o
 		role |= SHMQ_ROLE_SEM;
 	if (flags & SHMQ_OPEN_USE)
 		role |= SHMQ_ROLE_USER;
+	if (flags & SHMQ_OPEN_END1)
+		role |= SHMQ_ROLE_END1;
 
 	a = calloc(1, sizeof(*a));
 	if (!a)
@@ -419,7 +437,7 @@ int shmqd_object_attach(struct shmqd *d, struct shmqd_session *s, struct shmqd_o
 	}
 	a->attach_id = d->next_attach_id++;
 	a->obj = o;
-	a->flags = flags & SHMQ_OPEN_ROLES;
+	a->flags = flags & (SHMQ_OPEN_ROLES | SHMQ_OPEN_END1);
 	a->session_index = index;
 	r = shmqd_store_attach_add(d, s, a);
 	if (r < 0) {
@@ -430,13 +448,7 @@ int shmqd_object_attach(struct shmqd *d, struct shmqd_session *s, struct shmqd_o
 	}
 	list_add_tail(&s->attachments, &a->link);
 	s->n_attached++;
-	o->n_attached++;
-	if (flags & SHMQ_OPEN_SEND)
-		o->n_senders++;
-	if (flags & SHMQ_OPEN_RECV)
-		o->n_receivers++;
-	if (flags & ~SHMQ_OPEN_VIEW)
-		o->n_users++;
+	shmqd_object_count(o, a->flags, 1);
 	log_debug("pid %" PRId32 " attached to '%s' (attach %" PRIu64 ", record %" PRId64 ")",
 		  s->pid, o->name, a->attach_id, index == UINT32_MAX ? -1 : (int64_t)index);
 	*ret = a;
@@ -475,21 +487,20 @@ void shmqd_object_detach(struct shmqd *d, struct shmqd_session *s, struct shmqd_
 			 bool dead)
 {
 	struct shmqd_object *o = a->obj;
+	const struct shmqd_kind *k = shmqd_kind(o->kind);
 
 	/* Record first: a restart must never hand back a record we release (store.c). */
 	shmqd_store_attach_remove(d, a);
 	if (a->session_index != UINT32_MAX) {
 		if (dead)
 			repair(s->pid, s->death, o, a->session_index);
+		if (k->detached)
+			k->detached(o, a);
 		shmq__session_release(&o->seg, a->session_index);
 	}
-	if (a->flags & SHMQ_OPEN_SEND)
-		o->n_senders--;
-	if (a->flags & SHMQ_OPEN_RECV)
-		o->n_receivers--;
-	if ((a->flags & ~SHMQ_OPEN_VIEW) && !--o->n_users && shmqd_kind(o->kind)->idle)
-		shmqd_kind(o->kind)->idle(o);
-	o->n_attached--;
+	shmqd_object_count(o, a->flags, -1);
+	if ((a->flags & ~SHMQ_OPEN_VIEW) && !o->n_users && k->idle)
+		k->idle(o);
 	s->n_attached--;
 	list_del(&a->link);
 	log_debug("pid %" PRId32 " detached from '%s' (attach %" PRIu64 ")", s->pid, o->name,

@@ -21,25 +21,35 @@ static bool is_pow2(uint32_t v)
 	return v && !(v & (v - 1));
 }
 
+int shmqd_ring_geom_check(const struct shmqd_config *cfg, const struct shmqd_session *s,
+			  uint32_t *n_slots, uint32_t *slot_size)
+{
+	if (!*n_slots)
+		*n_slots = cfg->default_slots;
+	if (!*slot_size)
+		*slot_size = cfg->default_slot_size;
+	if (!is_pow2(*n_slots) || *n_slots < 2 || *n_slots > cfg->max_slots)
+		return shmqd_bad(s,
+				 "n_slots %" PRIu32 " is not a power of two in [2, %" PRIu32
+				 "] (max-slots)",
+				 *n_slots, cfg->max_slots);
+	if (*slot_size > cfg->max_slot_size)
+		return shmqd_bad(s, "slot_size %" PRIu32 " > %" PRIu32 " (max-slot-size)",
+				 *slot_size, cfg->max_slot_size);
+	return 0;
+}
+
 static int queue_create_check(const struct shmqd_config *cfg, const struct shmqd_session *s,
 			      union shmq_geom *u)
 {
 	struct shmq_queue_geom *g = &u->queue;
+	int r;
 
 	if (g->slot_stride || g->flags || g->reserved)
 		return shmqd_bad(s, "queue slot_stride/flags/reserved not zero");
-	if (!g->n_slots)
-		g->n_slots = cfg->default_slots;
-	if (!g->slot_size)
-		g->slot_size = cfg->default_slot_size;
-	if (!is_pow2(g->n_slots) || g->n_slots < 2 || g->n_slots > cfg->max_slots)
-		return shmqd_bad(s,
-				 "n_slots %" PRIu32 " is not a power of two in [2, %" PRIu32
-				 "] (max-slots)",
-				 g->n_slots, cfg->max_slots);
-	if (g->slot_size > cfg->max_slot_size)
-		return shmqd_bad(s, "slot_size %" PRIu32 " > %" PRIu32 " (max-slot-size)",
-				 g->slot_size, cfg->max_slot_size);
+	r = shmqd_ring_geom_check(cfg, s, &g->n_slots, &g->slot_size);
+	if (r < 0)
+		return r;
 	if (g->mode >= SHMQ_QMODE_COUNT)
 		return shmqd_bad(s, "unknown queue mode %" PRIu32, g->mode);
 	if (g->numa_node < -1)

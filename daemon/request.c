@@ -119,6 +119,9 @@ static int open_check(const struct shmqd *d, const struct shmqd_session *s, uint
 	if (roles != SHMQ_OPEN_VIEW &&
 	    (!roles || (roles & ~k->open_roles) || (k->open_roles_all && roles != k->open_roles)))
 		return bad(s, "role flags 0x%" PRIx32 " do not fit a %s", roles, k->shm->name);
+	if ((q->flags & SHMQ_OPEN_END1) && (!k->ends || roles == SHMQ_OPEN_VIEW))
+		return bad(s, "SHMQ_OPEN_END1 names an end of a pipe, not %s",
+			   k->ends ? "a view" : k->shm->name);
 	if ((q->flags & SHMQ_OPEN_HUGEPAGE) && (!create || !k->hugepages))
 		return bad(s, "SHMQ_OPEN_HUGEPAGE needs a queue create");
 	if (q->mode & ~0777u)
@@ -185,7 +188,7 @@ static int on_request_open(struct shmqd *d, struct shmqd_session *s, uint16_t op
 			goto undo;
 		}
 	}
-	r = shmqd_object_attach(d, s, o, roles, &a);
+	r = shmqd_object_attach(d, s, o, roles | (q->flags & SHMQ_OPEN_END1), &a);
 	if (r < 0)
 		goto undo;
 
@@ -194,7 +197,7 @@ static int on_request_open(struct shmqd *d, struct shmqd_session *s, uint16_t op
 	out->attach_id = a->attach_id;
 	out->size = o->size;
 	out->session_index = a->session_index;
-	out->flags = roles | (o->hugetlb ? SHMQ_OPEN_HUGEPAGE : 0);
+	out->flags = a->flags | (o->hugetlb ? SHMQ_OPEN_HUGEPAGE : 0);
 	out->kind = o->kind;
 	out->created = created;
 	rep->len = sizeof(*out);

@@ -122,6 +122,7 @@ struct shmqd_object {
 	uint32_t n_senders;		 /* attachments with SHMQ_OPEN_SEND */
 	uint32_t n_receivers;		 /* attachments with SHMQ_OPEN_RECV */
 	uint32_t n_users;		 /* attachments that may write: any but a view */
+	uint32_t n_ends[2];		 /* pipe: attachments holding end 0, end 1 */
 	struct shmqd_uid_usage *charged; /* owner's usage, until freed */
 	uint32_t reg;			 /* registry record, UINT32_MAX without a store */
 	/* Quarantine (object.c): a validator failed; new opens are refused until removed. */
@@ -134,7 +135,7 @@ struct shmqd_attach {
 	struct shmqd_list link; /* session.attachments */
 	uint64_t attach_id;
 	struct shmqd_object *obj;
-	uint32_t flags;		/* granted SHMQ_OPEN_SEND/RECV/SEM/VIEW */
+	uint32_t flags;		/* granted SHMQ_OPEN_SEND/RECV/SEM/USE/VIEW, END1 */
 	uint32_t session_index; /* record in the segment, UINT32_MAX for a view */
 	uint32_t reg;		/* registry record, UINT32_MAX without a store */
 };
@@ -307,6 +308,8 @@ int shmqd_object_create(struct shmqd *d, const struct shmqd_session *s,
 void shmqd_object_unlink(struct shmqd *d, struct shmqd_object *o);
 int shmqd_object_check_access(const struct shmqd_session *s, const struct shmqd_object *o,
 			      uint32_t need);
+/* Count an attachment with @flags in (@delta 1) or out (-1) of @o's totals. */
+void shmqd_object_count(struct shmqd_object *o, uint32_t flags, int delta);
 int shmqd_object_attach(struct shmqd *d, struct shmqd_session *s, struct shmqd_object *o,
 			uint32_t flags, struct shmqd_attach **ret);
 void shmqd_object_detach(struct shmqd *d, struct shmqd_session *s, struct shmqd_attach *a,

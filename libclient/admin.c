@@ -36,7 +36,8 @@ static_assert(sizeof(struct shmq_attach_info) == 72, "public ABI changed");
 static_assert(SHMQ_OBJECT_QUEUE == SHMQ_KIND_QUEUE && SHMQ_OBJECT_SEM == SHMQ_KIND_SEM &&
 		      SHMQ_OBJECT_EVENT == SHMQ_KIND_EVENT && SHMQ_OBJECT_LOCK == SHMQ_KIND_LOCK &&
 		      SHMQ_OBJECT_COND == SHMQ_KIND_COND &&
-		      SHMQ_OBJECT_BARRIER == SHMQ_KIND_BARRIER,
+		      SHMQ_OBJECT_BARRIER == SHMQ_KIND_BARRIER &&
+		      SHMQ_OBJECT_PIPE == SHMQ_KIND_PIPE,
 	      "public kinds are the layout's");
 
 struct shmq_view {
@@ -246,6 +247,11 @@ static void object_info_from(struct shmq_object_info *o, const struct shmq_obj_i
 		break;
 	case SHMQ_KIND_BARRIER:
 		o->barrier_parties = w->geom.barrier.parties;
+		break;
+	case SHMQ_KIND_PIPE:
+		o->n_slots = w->geom.pipe.n_slots;
+		o->slot_size = w->geom.pipe.slot_size;
+		o->pipe_flags = w->geom.pipe.flags;
 		break;
 	}
 }

@@ -13,6 +13,7 @@ LIB_SRC    := libclient/admin.c \
 	      libclient/library.c \
 	      libclient/lock.c \
 	      libclient/object.c \
+	      libclient/pipe.c \
 	      libclient/poller.c \
 	      libclient/queue.c \
 	      libclient/sem.c \

@@ -63,7 +63,7 @@ int shmq__object_open_named(struct shmq_client *c, const char *name, unsigned in
 static int map(const struct shmq_req_open *req, const struct shmq_rep_open *rep, int fd,
 	       struct shmq_object *o)
 {
-	const uint32_t roles = SHMQ_OPEN_ROLES;
+	const uint32_t roles = SHMQ_OPEN_ROLES | SHMQ_OPEN_END1;
 	bool view = req->flags & SHMQ_OPEN_VIEW;
 	struct shmq_segment seg;
 	struct stat st;
@@ -167,6 +167,12 @@ void shmq__object_close(struct shmq_object *o)
 	shmq__client_unlock(c);
 }
 
+int shmq__object_busy(const struct shmq_object *o)
+{
+	/* counted by this process's own threads: relaxed */
+	return o->n_waiters && load_relaxed(o->n_waiters) ? -EBUSY : 0;
+}
+
 int shmq__sync_new(struct shmq_client *c, const char *name, unsigned int flags,
 		   struct shmq_req_open *req, const struct shmq_kind *kind, size_t size,
 		   size_t sync_off, void **ret)
@@ -206,10 +212,10 @@ int shmq__sync_new(struct shmq_client *c, const char *name, unsigned int flags,
 int shmq__sync_free(void *handle, size_t sync_off)
 {
 	struct shmq_sync *h = (struct shmq_sync *)((char *)handle + sync_off);
+	int r = shmq__object_busy(&h->obj);
 
-	/* A waiter still points at the mapping (and the kernel may be waiting on it). */
-	if (load_relaxed(&h->n_waiters)) /* counted by this process's own threads */
-		return -EBUSY;
+	if (r < 0)
+		return r;
 	shmq__object_close(&h->obj);
 	free(handle);
 	return 0;

@@ -103,6 +103,13 @@ int shmq__object_open_named(struct shmq_client *c, const char *name, unsigned in
 void shmq__object_close(struct shmq_object *o);
 
 /*
+ * May a handle be closed?  Not while an asynchronous waiter of this
+ * process still points at its mapping (the kernel may be waiting on it):
+ * -EBUSY.  Return: 0 or -EBUSY.
+ */
+int shmq__object_busy(const struct shmq_object *o);
+
+/*
  * The handle of a synchronisation kind (an event, a lock): the kind's
  * process-local algorithm handle comes first in the public handle's struct
  * (so the public pointer is the algorithm's), and this after it.

@@ -139,8 +139,7 @@ SHMQ_API int shmq_queue_close(struct shmq_queue *q)
 {
 	if (!q)
 		return 0;
-	/* A waiter still points at the mapping (and the kernel may be waiting on it). */
-	if (load_relaxed(&q->n_waiters)) /* counted by this process's own threads */
+	if (shmq__object_busy(&q->obj) < 0)
 		return -EBUSY;
 	/* A reservation becomes a tombstone; a peeked message counts as received. */
 	if (q->ring.rsv_active)

@@ -127,8 +127,7 @@ SHMQ_API int shmq_sem_close(struct shmq_sem *s)
 	if (!s)
 		return 0;
 	h = shmq__sem_handle_of(s);
-	/* A waiter still points at the mapping (and the kernel may be waiting on it). */
-	if (load_relaxed(&h->n_waiters)) /* counted by this process's own threads */
+	if (shmq__object_busy(&h->obj) < 0)
 		return -EBUSY;
 	shmq__object_close(&h->obj);
 	free(h);

@@ -35,16 +35,17 @@
  * X(NAME, ident): every kind, in SHMQ_KIND_* order.  ident names the
  * descriptor shmq__kind_<ident> that the kind's algorithm file defines.
  */
-#define SHMQ_KINDS(X)   \
-	X(QUEUE, queue) \
-	X(SEM, sem)     \
-	X(EVENT, event) \
-	X(LOCK, lock)   \
-	X(COND, cond)   \
-	X(BARRIER, barrier)
+#define SHMQ_KINDS(X)       \
+	X(QUEUE, queue)     \
+	X(SEM, sem)         \
+	X(EVENT, event)     \
+	X(LOCK, lock)       \
+	X(COND, cond)       \
+	X(BARRIER, barrier) \
+	X(PIPE, pipe)
 
 /* One higher than every SHMQ_KIND_*: the size of tables indexed by kind. */
-#define SHMQ_KIND_LIMIT 7
+#define SHMQ_KIND_LIMIT 8
 
 /* What a dead session's repair did, by kind (zero where it does not apply). */
 struct shmq_kind_repair {
@@ -55,6 +56,7 @@ struct shmq_kind_repair {
 	uint32_t woken;	      /* eventcounts whose stale sleeper bit was cleared (a wake) */
 	uint32_t recovered;   /* lock: taken back from its dead holder */
 	uint32_t broken;      /* barrier: broken because a party died */
+	uint32_t closed;      /* pipe: ends closed because their holder died */
 };
 
 /*

@@ -33,7 +33,7 @@
 
 #define SHMQ_SEGMENT_MAGIC UINT64_C(0x4d474553514d4853) /* "SHMQSEGM" in memory */
 #define SHMQ_LAYOUT_MAJOR  1
-#define SHMQ_LAYOUT_MINOR  5
+#define SHMQ_LAYOUT_MINOR  6
 
 /* Two cache lines: the adjacent-line prefetcher pulls lines in pairs. */
 #define SHMQ_FALSE_SHARING_ALIGN 128
@@ -51,6 +51,7 @@
 #define SHMQ_KIND_LOCK	  4 /* layout 1.3 */
 #define SHMQ_KIND_COND	  5 /* layout 1.4 */
 #define SHMQ_KIND_BARRIER 6 /* layout 1.4 */
+#define SHMQ_KIND_PIPE	  7 /* layout 1.6 */
 
 /* struct shmq_segment_hdr.state bits */
 #define SHMQ_SEG_PUBLISHED   (UINT32_C(1) << 0) /* geometry complete; attach may proceed */
@@ -121,8 +122,24 @@ struct shmq_barrier_geom {
 	uint32_t reserved[7];
 };
 
+/* Pipe flags (struct shmq_pipe_geom.flags, layout 1.6) */
+#define SHMQ_PIPE_ONEWAY (UINT32_C(1) << 0) /* one direction: end 1 sends, end 0 receives */
+
+/*
+ * A pipe is two rings in one segment (one, if SHMQ_PIPE_ONEWAY), each with
+ * this queue geometry and mode SPSC: direction e carries messages to end e.
+ */
+struct shmq_pipe_geom {
+	uint32_t n_slots;     /* per direction: power of two, 2..SHMQ_SLOTS_MAX */
+	uint32_t slot_size;   /* largest message, bytes */
+	uint32_t slot_stride; /* as a queue's */
+	uint32_t flags;	      /* SHMQ_PIPE_* */
+	uint32_t reserved[4];
+};
+
 union shmq_geom {
 	struct shmq_queue_geom queue;
+	struct shmq_pipe_geom pipe;
 	struct shmq_sem_geom sem;
 	struct shmq_event_geom event;
 	struct shmq_lock_geom lock;
@@ -165,9 +182,10 @@ struct shmq_segment_hdr {
 #define SHMQ_ROLE_VIEWER   (UINT32_C(1) << 2)
 #define SHMQ_ROLE_SEM	   (UINT32_C(1) << 3)
 #define SHMQ_ROLE_USER	   (UINT32_C(1) << 4) /* a user of a synchronisation kind (1.2) */
+#define SHMQ_ROLE_END1	   (UINT32_C(1) << 5) /* pipe: holds end 1, else end 0 (1.6) */
 #define SHMQ_ROLES_ALL                                                                \
 	(SHMQ_ROLE_PRODUCER | SHMQ_ROLE_CONSUMER | SHMQ_ROLE_VIEWER | SHMQ_ROLE_SEM | \
-	 SHMQ_ROLE_USER)
+	 SHMQ_ROLE_USER | SHMQ_ROLE_END1)
 
 /*
  * Per-session counters.  Each is written only by the process that owns the
@@ -278,6 +296,22 @@ struct shmq_slot_hdr {
 #define SHMQ_SLOT_MOVED	      (UINT32_C(1) << 2)
 #define SHMQ_SLOT_MOVED_SHIFT 8
 
+/*
+ * Pipe control block (layout 1.6): a queue control block per direction --
+ * dir[e] carries messages to end e, and its slots are the e-th n_slots *
+ * slot_stride bytes after the block -- and whether each end has closed.
+ * An end closes once (its holder closed it or died) and never reopens; its
+ * close shuts the direction it sent on down with a drain, so the peer
+ * reads what was sent and then end-of-file, and the direction it received
+ * on down at once, so the peer's sends fail (shm/pipe.c).
+ */
+#define SHMQ_PIPE_CLOSED UINT32_C(1) /* struct shmq_pipe_shm.closed[e] */
+struct shmq_pipe_shm {
+	struct shmq_queue_shm dir[2];					/* 0, 640 */
+	alignas(SHMQ_FALSE_SHARING_ALIGN) _Atomic uint32_t closed[2];	/* 1280: 0 or CLOSED */
+	alignas(SHMQ_FALSE_SHARING_ALIGN) struct shmq_counters retired; /* 1408 */
+};
+
 /* Semaphore control block. */
 struct shmq_sem_shm {
 	/* value is the futex word; n_waiters lets post() skip the syscall. */
@@ -352,6 +386,11 @@ struct shmq_barrier_shm {
 	alignas(SHMQ_FALSE_SHARING_ALIGN) struct shmq_counters retired; /* 128 */
 };
 
+static_assert(sizeof(struct shmq_pipe_geom) == 32, "shm ABI changed");
+static_assert(sizeof(struct shmq_pipe_shm) == 1536, "shm ABI changed");
+static_assert(offsetof(struct shmq_pipe_shm, dir[1]) == 640, "shm ABI changed");
+static_assert(offsetof(struct shmq_pipe_shm, closed) == 1280, "shm ABI changed");
+static_assert(offsetof(struct shmq_pipe_shm, retired) == 1408, "shm ABI changed");
 static_assert(sizeof(struct shmq_cond_geom) == 32, "shm ABI changed");
 static_assert(sizeof(struct shmq_cond_shm) == 256, "shm ABI changed");
 static_assert(offsetof(struct shmq_cond_shm, deaths) == 12, "shm ABI changed");

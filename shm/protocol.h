@@ -90,7 +90,8 @@ struct shmq_rep_hello {
 #define SHMQ_OPEN_SEM	    (UINT32_C(1) << 4) /* semaphore: wait/post (needs write) */
 #define SHMQ_OPEN_HUGEPAGE  (UINT32_C(1) << 5) /* create: back with hugetlb pages */
 #define SHMQ_OPEN_USE	    (UINT32_C(1) << 6) /* event: set/clear/wait (needs write) */
-#define SHMQ_OPEN_ALL_FLAGS (UINT32_C(0x7f))
+#define SHMQ_OPEN_END1	    (UINT32_C(1) << 7) /* pipe (with USE): end 1, else end 0 (1.6) */
+#define SHMQ_OPEN_ALL_FLAGS (UINT32_C(0xff))
 /* The role flags: what an attachment may do (one set per attachment). */
 #define SHMQ_OPEN_ROLES \
 	(SHMQ_OPEN_SEND | SHMQ_OPEN_RECV | SHMQ_OPEN_SEM | SHMQ_OPEN_USE | SHMQ_OPEN_VIEW)
@@ -273,7 +274,7 @@ struct shmq_req_reattach {
 	uint64_t attach_id;
 	uint64_t object_id;
 	uint32_t session_index; /* UINT32_MAX for a view */
-	uint32_t flags;		/* SHMQ_OPEN_SEND/RECV/SEM/VIEW as granted */
+	uint32_t flags;		/* SHMQ_OPEN_SEND/RECV/SEM/USE/VIEW, END1, as granted */
 };
 
 static_assert(sizeof(struct shmq_req_reattach) == 24, "protocol ABI changed");

@@ -123,11 +123,12 @@ static inline bool is_spsc(const struct shmq_ring *r)
 	return r->mode == SHMQ_QMODE_SPSC;
 }
 
-int shmq__ring_attach(struct shmq_ring *r, const struct shmq_segment *seg, uint32_t session)
+int shmq__ring_attach_at(struct shmq_ring *r, const struct shmq_segment *seg, uint32_t session,
+			 const struct shmq_ring_part *part)
 {
 	struct shmq_session_shm *s = NULL;
 
-	if (!r || !seg || seg->kind != SHMQ_KIND_QUEUE)
+	if (!r || !seg || !part || !part->q || !part->slots)
 		return -EINVAL;
 	if (session != UINT32_MAX) {
 		s = shmq__session_at(seg, session);
@@ -136,12 +137,12 @@ int shmq__ring_attach(struct shmq_ring *r, const struct shmq_segment *seg, uint3
 	}
 
 	memset(r, 0, sizeof(*r));
-	r->q = seg->object;
-	r->slots = seg->slots;
-	r->mask = seg->geom.queue.n_slots - 1;
-	r->slot_size = seg->geom.queue.slot_size;
-	r->slot_stride = seg->geom.queue.slot_stride;
-	r->mode = seg->geom.queue.mode;
+	r->q = part->q;
+	r->slots = part->slots;
+	r->mask = part->n_slots - 1;
+	r->slot_size = part->slot_size;
+	r->slot_stride = part->slot_stride;
+	r->mode = part->mode;
 	r->tag = s ? session + 1 : TAG_NO_SESSION;
 	r->c = s ? &s->c : &r->private_counters;
 	r->spin_ns = SHMQ_SPIN_NS_DEFAULT;
@@ -156,6 +157,23 @@ int shmq__ring_attach(struct shmq_ring *r, const struct shmq_segment *seg, uint3
 	r->prod_pos = load_relaxed(&r->q->tail);
 	r->asym = shmq__fence_register();
 	return 0;
+}
+
+int shmq__ring_attach(struct shmq_ring *r, const struct shmq_segment *seg, uint32_t session)
+{
+	struct shmq_ring_part part;
+
+	if (!r || !seg || seg->kind != SHMQ_KIND_QUEUE)
+		return -EINVAL;
+	part = (struct shmq_ring_part){
+		.q = seg->object,
+		.slots = seg->slots,
+		.n_slots = seg->geom.queue.n_slots,
+		.slot_size = seg->geom.queue.slot_size,
+		.slot_stride = seg->geom.queue.slot_stride,
+		.mode = seg->geom.queue.mode,
+	};
+	return shmq__ring_attach_at(r, seg, session, &part);
 }
 
 /* --- Statistics --- */
@@ -726,7 +744,16 @@ int shmq__ring_release(struct shmq_ring *r)
 
 /* --- Blocking --- */
 
-enum ring_op { OP_SEND, OP_RECV, OP_RESERVE, OP_PEEK, OP_SEND_BATCH, OP_RECV_BATCH };
+enum ring_op {
+	OP_SEND,
+	OP_RECV,
+	OP_RESERVE,
+	OP_PEEK,
+	OP_SEND_BATCH,
+	OP_RECV_BATCH,
+	OP_READY_SEND, /* wait for readiness only: nothing is taken */
+	OP_READY_RECV,
+};
 
 struct ring_call {
 	enum ring_op op;
@@ -763,19 +790,24 @@ static int attempt(struct shmq_ring *r, const struct ring_call *c)
 		return send_batch_once(r, c->iov, c->n);
 	case OP_RECV_BATCH:
 		return recv_batch_once(r, c->iov, c->n);
+	case OP_READY_SEND:
+	case OP_READY_RECV:
+		return shmq__ring_is_ready(r, c->op == OP_READY_SEND) ? 0 : -EAGAIN;
 	}
 	return -EINVAL;
 }
 
 static int wait_loop(struct shmq_ring *r, const struct ring_call *c, uint64_t deadline_ns)
 {
-	bool sender = c->op == OP_SEND || c->op == OP_RESERVE || c->op == OP_SEND_BATCH;
+	bool sender = c->op == OP_SEND || c->op == OP_RESERVE || c->op == OP_SEND_BATCH ||
+		      c->op == OP_READY_SEND;
 	_Atomic uint32_t *ec = sender ? &r->q->ec_send : &r->q->ec_recv;
 	int rc = attempt(r, c);
 
 	if (rc != -EAGAIN)
 		return rc;
-	counter_inc(sender ? &r->c->full : &r->c->empty, 1);
+	if (c->op != OP_READY_SEND && c->op != OP_READY_RECV) /* a poll is not an attempt */
+		counter_inc(sender ? &r->c->full : &r->c->empty, 1);
 
 	if (r->spin_ns) {
 		uint64_t now = shmq__now_ns();
@@ -854,6 +886,13 @@ int shmq__ring_recv_batch_wait(struct shmq_ring *r, struct iovec *msgs, unsigned
 	struct ring_call c = {.op = OP_RECV_BATCH, .iov = msgs, .n = n};
 
 	return n ? wait_loop(r, &c, deadline_ns) : -EINVAL;
+}
+
+int shmq__ring_wait_ready(struct shmq_ring *r, bool sender, uint64_t deadline_ns)
+{
+	struct ring_call c = {.op = sender ? OP_READY_SEND : OP_READY_RECV};
+
+	return wait_loop(r, &c, deadline_ns);
 }
 
 /* --- Asynchronous waits --- */
@@ -1182,33 +1221,39 @@ static bool is_pow2(uint32_t v)
 	return v && !(v & (v - 1));
 }
 
-static uint32_t queue_stride(uint32_t slot_size)
+uint32_t shmq__ring_stride(uint32_t slot_size)
 {
 	uint64_t v = sizeof(struct shmq_slot_hdr) + (uint64_t)slot_size;
 
 	return (uint32_t)((v + SHMQ_SLOT_ALIGN - 1) & ~(uint64_t)(SHMQ_SLOT_ALIGN - 1));
 }
 
-static int queue_geom_check(const union shmq_geom *u, bool formatted)
+int shmq__ring_geom_check(uint32_t n_slots, uint32_t slot_size, uint32_t slot_stride,
+			  bool formatted)
 {
-	const struct shmq_queue_geom *g = &u->queue;
-
-	if (!is_pow2(g->n_slots) || g->n_slots < 2 || g->n_slots > SHMQ_SLOTS_MAX)
+	if (!is_pow2(n_slots) || n_slots < 2 || n_slots > SHMQ_SLOTS_MAX)
 		return -EINVAL;
-	if (g->slot_size == 0 || g->slot_size > SHMQ_SLOT_SIZE_MAX)
-		return -EINVAL;
-	if (g->mode >= SHMQ_QMODE_COUNT || g->numa_node < -1)
+	if (slot_size == 0 || slot_size > SHMQ_SLOT_SIZE_MAX)
 		return -EINVAL;
 	/* A header's stride: whole slots of aligned size, however the creator rounded. */
-	if (formatted && (g->slot_stride < sizeof(struct shmq_slot_hdr) + g->slot_size ||
-			  g->slot_stride % SHMQ_SLOT_ALIGN))
+	if (formatted && (slot_stride < sizeof(struct shmq_slot_hdr) + slot_size ||
+			  slot_stride % SHMQ_SLOT_ALIGN))
 		return -EINVAL;
 	return 0;
 }
 
+static int queue_geom_check(const union shmq_geom *u, bool formatted)
+{
+	const struct shmq_queue_geom *g = &u->queue;
+
+	if (g->mode >= SHMQ_QMODE_COUNT || g->numa_node < -1)
+		return -EINVAL;
+	return shmq__ring_geom_check(g->n_slots, g->slot_size, g->slot_stride, formatted);
+}
+
 static void queue_geom_derive(union shmq_geom *u)
 {
-	u->queue.slot_stride = queue_stride(u->queue.slot_size);
+	u->queue.slot_stride = shmq__ring_stride(u->queue.slot_size);
 }
 
 static uint64_t queue_tail_size(const union shmq_geom *u)
@@ -1232,10 +1277,15 @@ static void queue_init_turns(unsigned char *slots, uint32_t n, uint32_t stride, 
 	}
 }
 
+void shmq__ring_format(unsigned char *slots, uint32_t n_slots, uint32_t slot_stride)
+{
+	queue_init_turns(slots, n_slots, slot_stride, 0);
+}
+
 static void queue_format(void *object, unsigned char *tail, const union shmq_geom *u)
 {
 	(void)object; /* head, tail and the eventcounts start at 0: the memory is zeroed */
-	queue_init_turns(tail, u->queue.n_slots, u->queue.slot_stride, 0);
+	shmq__ring_format(tail, u->queue.n_slots, u->queue.slot_stride);
 }
 
 void shmq__queue_reset_origin(const struct shmq_segment *seg, uint32_t origin)

@@ -72,6 +72,38 @@ struct shmq_ring { /* process-local; validated at attach */
  */
 int shmq__ring_attach(struct shmq_ring *r, const struct shmq_segment *seg, uint32_t session);
 
+/*
+ * A ring that is part of a segment of another kind (a pipe's directions):
+ * its control block, its slots and its geometry, which the caller took from
+ * a validated segment header.
+ */
+struct shmq_ring_part {
+	struct shmq_queue_shm *q;
+	unsigned char *slots;
+	uint32_t n_slots; /* power of two */
+	uint32_t slot_size;
+	uint32_t slot_stride;
+	uint32_t mode; /* SHMQ_QMODE_* */
+};
+
+/* As shmq__ring_attach(), to the ring @part of @seg.  Return: 0, -EINVAL. */
+int shmq__ring_attach_at(struct shmq_ring *r, const struct shmq_segment *seg, uint32_t session,
+			 const struct shmq_ring_part *part);
+
+/* The slot stride for messages of up to @slot_size bytes: header + payload, aligned. */
+uint32_t shmq__ring_stride(uint32_t slot_size);
+
+/*
+ * A ring's geometry: @n_slots a power of two in 2..SHMQ_SLOTS_MAX,
+ * @slot_size 1..SHMQ_SLOT_SIZE_MAX and, once @formatted, a stride of whole
+ * aligned slots.  Return: 0, -EINVAL.
+ */
+int shmq__ring_geom_check(uint32_t n_slots, uint32_t slot_size, uint32_t slot_stride,
+			  bool formatted);
+
+/* Set the slot turns of an empty ring of @n_slots at position 0 (formatting only). */
+void shmq__ring_format(unsigned char *slots, uint32_t n_slots, uint32_t slot_stride);
+
 /* Copy one message in.  Never blocks.  Return: 0, -EAGAIN, -EMSGSIZE, -EBADMSG. */
 int shmq__ring_try_send(struct shmq_ring *r, const void *msg, size_t len);
 
@@ -164,6 +196,13 @@ bool shmq__ring_is_ready(const struct shmq_ring *r, bool sender);
  * the waiter bit is cleared by the next waker.
  */
 int shmq__ring_arm(struct shmq_ring *r, bool sender, struct shmq_ring_arm *ret);
+
+/*
+ * Wait, as the blocking forms do, until shmq__ring_is_ready(@sender) holds
+ * -- a message (or end-of-queue) to receive, room (or -EPIPE) to send --
+ * and take nothing.  Return: 0 ready; -ETIMEDOUT.
+ */
+int shmq__ring_wait_ready(struct shmq_ring *r, bool sender, uint64_t deadline_ns);
 
 /* Messages queued now (a snapshot; exact when quiescent). */
 uint32_t shmq__ring_depth(const struct shmq_ring *r);

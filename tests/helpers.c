@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "helpers.h"
@@ -115,6 +116,22 @@ void t_seg_new_cond(struct t_seg *t, uint64_t lock_id)
 	t_seg_new(t, &p);
 }
 
+void t_seg_new_pipe(struct t_seg *t, uint32_t n_slots, uint32_t slot_size, uint32_t flags)
+{
+	struct shmq_segment_params p = {
+		.kind = SHMQ_KIND_PIPE,
+		.n_sessions = 64,
+		.geom.pipe = {.n_slots = n_slots, .slot_size = slot_size, .flags = flags},
+		.name = "test-pipe",
+		.owner_uid = (uint32_t)getuid(),
+		.owner_gid = (uint32_t)getgid(),
+		.mode = 0600,
+		.object_id = 7,
+	};
+
+	t_seg_new(t, &p);
+}
+
 void t_seg_new_barrier(struct t_seg *t, uint32_t parties)
 {
 	struct shmq_segment_params p = {
@@ -138,6 +155,22 @@ void t_seg_free(struct t_seg *t)
 	if (t->fd >= 0 && t->base)
 		close(t->fd);
 	memset(t, 0, sizeof(*t));
+}
+
+uint64_t t_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+void t_sleep_ms(unsigned int ms)
+{
+	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000};
+
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
 }
 
 uint64_t t_deadline_ms(uint64_t ms)

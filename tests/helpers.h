@@ -23,7 +23,14 @@ void t_seg_new_event(struct t_seg *t, uint32_t initial);
 void t_seg_new_lock(struct t_seg *t, uint32_t flags); /* SHMQ_LOCK_* */
 void t_seg_new_cond(struct t_seg *t, uint64_t lock_id);
 void t_seg_new_barrier(struct t_seg *t, uint32_t parties);
+void t_seg_new_pipe(struct t_seg *t, uint32_t n_slots, uint32_t slot_size, uint32_t flags);
 void t_seg_free(struct t_seg *t);
+
+/* Sleep @ms milliseconds (EINTR-safe). */
+void t_sleep_ms(unsigned int ms);
+
+/* CLOCK_MONOTONIC now in ns. */
+uint64_t t_now_ns(void);
 
 /* Absolute CLOCK_MONOTONIC deadline @ms from now, in ns. */
 uint64_t t_deadline_ms(uint64_t ms);

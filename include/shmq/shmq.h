@@ -1147,6 +1147,157 @@ SHMQ_API int shmq_barrier_set_spin(struct shmq_barrier *b, uint64_t spin_ns);
  */
 SHMQ_API struct shmq_object *shmq_barrier_object(struct shmq_barrier *b);
 
+/* --- Pipes --- */
+
+/*
+ * A pipe is multiprocessing.Pipe between processes: a named channel with
+ * two ends, 0 and 1.  Duplex (the default), each end sends to the other
+ * and receives what the other sent; one-way (SHMQ_PIPE_ATTR_ONEWAY), end
+ * 1 sends and end 0 receives, as Pipe(duplex=False) returns (r, w).  Each
+ * direction is an SPSC ring, so a pipe is as fast as a pair of queues, and
+ * messages keep their boundaries and order.
+ *
+ * Each end has one holder at a time: a second open of a held end is
+ * -EBUSY.  When the holder closes its end, or dies, or detaches without
+ * closing, the end closes for good, and the survivor is told: its sends
+ * fail with -EPIPE (BrokenPipeError), its receives return what was sent
+ * before the close and then -EPIPE (EOFError), and every blocked call,
+ * waiter and poller watch on it is woken.  A closed end cannot be opened
+ * again (-EPIPE): a pipe, like pipe(2)'s, serves one pair of ends; unlink
+ * it and create another.  Asynchronous waits: shmq_waiter_new() and
+ * shmq_poller_add() on shmq_pipe_object(), SHMQ_POLL_RECV and SHMQ_POLL_SEND.
+ *
+ * An end may be used by one sending and one receiving thread at once.
+ */
+
+#define SHMQ_PIPE_ATTR_ONEWAY (1u << 0) /* end 1 sends, end 0 receives */
+
+struct shmq_pipe;
+
+/**
+ * struct shmq_pipe_attr - how to create a pipe.
+ * @size:	sizeof(struct shmq_pipe_attr)
+ * @n_slots:	messages each direction holds: a power of two (0: the
+ *		daemon's default-slots)
+ * @slot_size:	largest message in bytes (0: default-slot-size)
+ * @perm:	permission bits (0: 0600); both ends need write permission
+ * @flags:	SHMQ_PIPE_ATTR_ONEWAY, or 0 for duplex
+ * @reserved:	zero
+ */
+struct shmq_pipe_attr {
+	uint32_t size;
+	uint32_t n_slots;
+	uint32_t slot_size;
+	uint32_t perm;
+	uint32_t flags;
+	uint32_t reserved;
+};
+
+/**
+ * shmq_pipe_open() - open (or create) a pipe by name, and hold one end.
+ * @c:		client
+ * @name:	1-63 bytes of [A-Za-z0-9._-]
+ * @end:	0 or 1 (0 with SHMQ_VIEW)
+ * @flags:	0, or SHMQ_CREATE [| SHMQ_EXCL]; SHMQ_VIEW to hold no end (a
+ *		read-only handle that can neither send nor receive: how a pipe
+ *		is created for two other processes, as shmqctl create pipe does)
+ * @attr:	with SHMQ_CREATE: geometry, or NULL for the defaults
+ * @ret:	the new handle
+ *
+ * Context: blocks for one round trip.
+ * Return: 0; -EBUSY @end is held; -EPIPE @end has closed; as
+ *         shmq_queue_open() otherwise.
+ */
+SHMQ_API int shmq_pipe_open(struct shmq_client *c, const char *name, unsigned int end,
+			    unsigned int flags, const struct shmq_pipe_attr *attr,
+			    struct shmq_pipe **ret);
+
+/**
+ * shmq_pipe_close() - close the end (for good: see above) and free the handle.
+ * @p:		pipe end, or NULL (no-op)
+ *
+ * Return: 0; -EBUSY an asynchronous waiter is still registered on it.
+ */
+SHMQ_API int shmq_pipe_close(struct shmq_pipe *p);
+
+/**
+ * shmq_pipe_send() - send one message to the other end.
+ * @p:		pipe end that may send
+ * @msg:	@len bytes (may be NULL if @len is 0)
+ * @len:	at most shmq_pipe_max_msg()
+ * @deadline_ns: 0 for never block, else absolute CLOCK_MONOTONIC or SHMQ_FOREVER
+ *
+ * Return: 0; -EAGAIN full (deadline 0); -ETIMEDOUT; -EPIPE the other end
+ *         has closed; -EMSGSIZE; -EBADF this end only receives; -EINVAL.
+ */
+SHMQ_API int shmq_pipe_send(struct shmq_pipe *p, const void *msg, size_t len, uint64_t deadline_ns);
+
+/**
+ * shmq_pipe_recv() - receive the next message from the other end.
+ * @p:		pipe end that may receive
+ * @buf:	@size bytes
+ * @size:	buffer size; a longer message is consumed and -EMSGSIZE returned
+ * @deadline_ns: 0 for never block, else absolute CLOCK_MONOTONIC or SHMQ_FOREVER
+ *
+ * Return: the message length; -EAGAIN empty (deadline 0); -ETIMEDOUT;
+ *         -EPIPE end-of-file: the other end has closed and everything it
+ *         sent has been received; -EMSGSIZE; -EBADF this end only sends;
+ *         -EBADMSG; -EINVAL.
+ */
+SHMQ_API int shmq_pipe_recv(struct shmq_pipe *p, void *buf, size_t size, uint64_t deadline_ns);
+
+/**
+ * shmq_pipe_poll() - wait until a receive would not block (Connection.poll()).
+ * @p:		pipe end that may receive
+ * @deadline_ns: 0 for a look without waiting, else absolute or SHMQ_FOREVER
+ *
+ * A message or the end-of-file both count: the receive then says which.
+ * Return: 1 ready; 0 not ready by the deadline; -EBADF; -EINVAL.
+ */
+SHMQ_API int shmq_pipe_poll(struct shmq_pipe *p, uint64_t deadline_ns);
+
+/**
+ * shmq_pipe_peer_closed() - has the other end closed?
+ * @p:		pipe end
+ *
+ * Return: 1 closed (messages it sent may still wait to be received); 0 open
+ *         or not yet opened; -EINVAL.
+ */
+SHMQ_API int shmq_pipe_peer_closed(const struct shmq_pipe *p);
+
+/**
+ * shmq_pipe_end() - which end this handle holds.
+ * @p:		pipe end
+ *
+ * Return: 0 or 1; -EINVAL.
+ */
+SHMQ_API int shmq_pipe_end(const struct shmq_pipe *p);
+
+/**
+ * shmq_pipe_max_msg() - the largest message the pipe carries.
+ * @p:		pipe end
+ *
+ * Return: bytes; -EINVAL.
+ */
+SHMQ_API int shmq_pipe_max_msg(const struct shmq_pipe *p);
+
+/**
+ * shmq_pipe_set_spin() - how long blocking calls spin before they sleep.
+ * @p:		pipe end
+ * @spin_ns:	nanoseconds (0: sleep at once)
+ *
+ * Return: 0; -EINVAL.
+ */
+SHMQ_API int shmq_pipe_set_spin(struct shmq_pipe *p, uint64_t spin_ns);
+
+/**
+ * shmq_pipe_object() - a pipe end as a struct shmq_object.
+ * @p:		pipe end, or NULL
+ *
+ * Return: the object, valid until shmq_pipe_close(); NULL for a NULL @p.
+ */
+SHMQ_API struct shmq_object *shmq_pipe_object(struct shmq_pipe *p);
+
 /* --- Administration: what lives in the daemon (shmqctl) --- */
 
 /*
@@ -1169,6 +1320,7 @@ struct shmq_view;
 #define SHMQ_OBJECT_LOCK    4
 #define SHMQ_OBJECT_COND    5
 #define SHMQ_OBJECT_BARRIER 6
+#define SHMQ_OBJECT_PIPE    7
 
 /* struct shmq_object_info.flags */
 #define SHMQ_OBJECT_UNLINKED  (1u << 0) /* name removed; memory lives while attached */
@@ -1210,7 +1362,7 @@ struct shmq_daemon_status {
 /**
  * struct shmq_object_info - one object as the daemon records it.
  * @size:	bytes of the struct that are filled (stat: in, like @ret->size)
- * @kind:	SHMQ_OBJECT_QUEUE, SHMQ_OBJECT_SEM or SHMQ_OBJECT_EVENT
+ * @kind:	SHMQ_OBJECT_*
  * @name:	NUL-terminated
  * @object_id:	unique within the daemon's lifetime
  * @memory_size: segment bytes
@@ -1221,8 +1373,8 @@ struct shmq_daemon_status {
  * @flags:	SHMQ_OBJECT_*
  * @n_attached:	handles open on it, all clients, views included
  * @numa_node:	the node its memory is bound to, or -1
- * @n_slots:	queue: capacity in messages
- * @slot_size:	queue: largest message in bytes
+ * @n_slots:	queue: capacity in messages; pipe: per direction (since 1.1)
+ * @slot_size:	queue, pipe: largest message in bytes
  * @mode:	queue: SHMQ_MPMC, SHMQ_SPSC, SHMQ_MPSC or SHMQ_SPMC
  * @sem_initial: semaphore: value at creation
  * @sem_max:	semaphore: the bound with SHMQ_SEM_ATTR_BOUNDED, else 0
@@ -1231,7 +1383,7 @@ struct shmq_daemon_status {
  * @lock_flags:	lock: SHMQ_LOCK_ATTR_* (since 1.1)
  * @cond_lock_id: condition: the object id of its lock (since 1.1)
  * @barrier_parties: barrier: parties per cycle (since 1.1)
- * @reserved0:	zero
+ * @pipe_flags:	pipe: SHMQ_PIPE_ATTR_* (since 1.1)
  */
 struct shmq_object_info {
 	uint32_t size;
@@ -1256,7 +1408,7 @@ struct shmq_object_info {
 	uint32_t lock_flags;
 	uint64_t cond_lock_id;
 	uint32_t barrier_parties;
-	uint32_t reserved0;
+	uint32_t pipe_flags;
 };
 
 /**

@@ -19,6 +19,7 @@
 #include "shm/futex.h"
 #include "shm/kind.h"
 #include "shm/lock.h"
+#include "shm/pipe.h"
 #include "shm/ring.h"
 #include "shm/sem.h"
 #include "tests/fuzz/drive.h"
@@ -31,6 +32,7 @@ struct drive {
 	struct shmq_lock lk; /* a lock's; a condition's own private lock */
 	struct shmq_cond cv;
 	struct shmq_barrier bar;
+	struct shmq_pipe pipe;
 	struct shmq_segment lock_seg; /* a condition's lock: not scribbled on, so exact */
 	void *lock_base;
 	const struct drive_kind *kind;
@@ -440,6 +442,60 @@ static void barrier_step(struct drive *dr, uint8_t op)
 	}
 }
 
+/*
+ * A pipe end on scribbled rings: every result one of the ring's own, and
+ * a close (or a dead holder's repair) any time.
+ */
+static void pipe_step(struct drive *dr, uint8_t op)
+{
+	struct shmq_pipe *h = &dr->pipe;
+	uint64_t past = shmq__now_ns();
+	size_t len = (size_t)(op >> 4) * 17;
+	struct shmq_kind_repair rep = {0};
+	struct shmq_kind_arm arm;
+	int rc;
+
+	switch (op % 8) {
+	case 0:
+	case 1:
+		if (!h->can_send)
+			break;
+		rc = op & 8 ? shmq__ring_send_wait(&h->out, dr->msg, len, past)
+			    : shmq__ring_try_send(&h->out, dr->msg, len);
+		expect(rc == -EPIPE || rc == -ETIMEDOUT ||
+		       one_of(rc, 0, -EAGAIN, -EMSGSIZE, -EBADMSG));
+		break;
+	case 2:
+	case 3:
+		if (!h->can_recv)
+			break;
+		rc = op & 8 ? shmq__ring_recv_wait(&h->in, dr->buf, sizeof(dr->buf), past)
+			    : shmq__ring_try_recv(&h->in, dr->buf, sizeof(dr->buf));
+		expect((rc >= 0 && (size_t)rc <= sizeof(dr->buf)) || rc == -ETIMEDOUT ||
+		       one_of(rc, -EAGAIN, -EMSGSIZE, -EBADMSG, -EPIPE));
+		break;
+	case 4:
+		rc = shmq__pipe_poll(h, past);
+		expect(one_of(rc, 0, 1, -EBADF, -EBADF));
+		break;
+	case 5:
+		(void)shmq__kind_pipe.is_ready(h, op & 16 ? SHMQ_KIND_EV_SEND : SHMQ_KIND_EV_RECV);
+		rc = shmq__kind_pipe.arm(h, op & 16 ? SHMQ_KIND_EV_SEND : SHMQ_KIND_EV_RECV, &arm);
+		expect(rc == 0 || rc == 1);
+		break;
+	case 6:
+		if (op & 0x80) /* now and then an end closes */
+			expect(shmq__pipe_close_end(dr->seg, (op >> 6) & 1) >= 0);
+		rc = shmq__object_check(dr->seg, op & 8);
+		expect(rc == 0 || rc == -EBADMSG);
+		break;
+	case 7:
+		rc = shmq__kind_pipe.repair(dr->seg, op % dr->seg->n_sessions, &rep);
+		expect(rc == 0 || rc == 1);
+		break;
+	}
+}
+
 /* Each kind's handle and operations (in SHMQ_KIND_* order). */
 struct drive_kind {
 	int (*attach)(struct drive *dr, uint32_t session);
@@ -512,6 +568,15 @@ static int barrier_attach(struct drive *dr, uint32_t session)
 	return r;
 }
 
+/* Either end, by the record: the other end is the scribbler's. */
+static int pipe_attach(struct drive *dr, uint32_t session)
+{
+	int r = shmq__pipe_attach(&dr->pipe, dr->seg, session, session & 1);
+
+	dr->pipe.in.spin_ns = dr->pipe.out.spin_ns = 0;
+	return r;
+}
+
 static const struct drive_kind kinds[SHMQ_KIND_LIMIT] = {
 	[SHMQ_KIND_QUEUE] = {queue_attach, ring_step, 16},
 	[SHMQ_KIND_SEM] = {sem_attach, sem_step, 9},
@@ -519,6 +584,7 @@ static const struct drive_kind kinds[SHMQ_KIND_LIMIT] = {
 	[SHMQ_KIND_LOCK] = {lock_attach, lock_step, 9},
 	[SHMQ_KIND_COND] = {cond_attach, cond_step, 8},
 	[SHMQ_KIND_BARRIER] = {barrier_attach, barrier_step, 7},
+	[SHMQ_KIND_PIPE] = {pipe_attach, pipe_step, 8},
 };
 
 struct drive *drive_open(struct shmq_segment *seg, uint8_t who)

@@ -8,8 +8,9 @@
  *            semaphore, 10 event, 11 lock, 01 condition (bit 5 clear) or
  *            barrier (bit 5 set); an event's initial state, a lock's
  *            recursive flag, is bit 1, a barrier's parties 1 + bits 1..2;
- *            queues: bits 1..2 mode, bits 3..4 log2(slots) - 1, bits 5..6
- *            slot size 16 << n; semaphores: bits 1..2 flags, bits 3..4 the
+ *            queues (bit 7 clear): bits 1..2 mode, bits 3..4 log2(slots) - 1,
+ *            bits 5..6 slot size 16 << n; pipes (bit 7 set): bit 1 one-way,
+ *            slots and slot size as a queue's; semaphores: bits 1..2 flags, bits 3..4 the
  *            initial value, bit 5 the bound above it
  *   byte 1   the session record this peer acts as (>= 4: none)
  *   then     records of 4 bytes [u8 op][u16 offset, little endian][u8 value]
@@ -40,7 +41,12 @@ static void params_from(uint8_t b, struct shmq_segment_params *p)
 	p->name = "fuzz";
 	p->mode = 0600;
 	p->object_id = 1;
-	if (!(b & 1)) {
+	if (!(b & 1) && (b & 0x80)) {
+		p->kind = SHMQ_KIND_PIPE;
+		p->geom.pipe.flags = (b >> 1) & SHMQ_PIPE_ONEWAY;
+		p->geom.pipe.n_slots = UINT32_C(2) << ((b >> 3) & 3);
+		p->geom.pipe.slot_size = UINT32_C(16) << ((b >> 5) & 3);
+	} else if (!(b & 1)) {
 		p->kind = SHMQ_KIND_QUEUE;
 		p->geom.queue.mode = (b >> 1) & 3;
 		p->geom.queue.n_slots = UINT32_C(2) << ((b >> 3) & 3);

@@ -13,7 +13,7 @@ import struct
 MAGIC = 0x51514D53
 OP = dict(HELLO=1, CREATE=2, OPEN=3, CLOSE=4, UNLINK=5, LIST=6, STAT=7, SESSIONS=8,
           STATUS=9, PURGE=10, CONFIG=11, ATTACHMENTS=12)
-SEND, RECV, VIEW, SEM, CREATE = 2, 4, 8, 16, 1
+SEND, RECV, VIEW, SEM, CREATE, USE, END1 = 2, 4, 8, 16, 1, 64, 128
 
 
 def msg(op, body, seq=1):
@@ -114,6 +114,15 @@ write('fuzz_proto', 'open-create-spsc', script(0, [
     (F, msg(OP['OPEN'], req_open(CREATE | SEND, 1, b'p', qgeom(4, 32, 1)))),
     (F, msg(OP['OPEN'], req_open(RECV, 1, b'p'))),
     (F, msg(OP['OPEN'], req_open(RECV, 1, b'p'))),
+    (F | 32, msg(OP['STAT'], name64(b'p'))),
+]))
+write('fuzz_proto', 'pipe-two-ends', script(0, [
+    H,
+    (F, msg(OP['CREATE'], req_open(USE, 7, b'p', struct.pack('<II24x', 4, 32)))),
+    (F, msg(OP['OPEN'], req_open(USE | END1, 7, b'p'))),
+    (F, msg(OP['OPEN'], req_open(USE | END1, 7, b'p'))),
+    (F, msg(OP['CLOSE'], struct.pack('<Q', 2))),
+    (F, msg(OP['OPEN'], req_open(USE | END1, 7, b'p'))),
     (F | 32, msg(OP['STAT'], name64(b'p'))),
 ]))
 write('fuzz_proto', 'raw-bad-header', script(0, [(0, b'\x53\x4d\x51\x51\x02\x00')]))

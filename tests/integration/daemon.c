@@ -20,6 +20,7 @@
 
 #include <shmq/shmq.h>
 
+#include "tests/helpers.h"
 #include "tests/integration/daemon.h"
 #include "tests/integration/raw.h"
 
@@ -28,22 +29,6 @@
 /* Daemons this process started and has not finished: printed and killed at failure. */
 static struct t_daemon *registry[8];
 static pid_t registry_owner; /* forked clients inherit the registry: only its owner acts */
-
-uint64_t t_now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-void t_sleep_ms(unsigned int ms)
-{
-	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000};
-
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
-}
 
 const char *t_shmqd_path(void)
 {

@@ -161,11 +161,7 @@ pid_t t_fork_as_groups(uid_t uid, gid_t gid, const gid_t *groups, size_t n_group
 /* MAP_SHARED|MAP_ANONYMOUS zeroed memory that forked children write into. */
 void *t_shared_alloc(size_t size);
 
-/* Sleep @ms milliseconds (EINTR-safe). */
-void t_sleep_ms(unsigned int ms);
-
-/* CLOCK_MONOTONIC now in ns. */
-uint64_t t_now_ns(void);
+/* t_sleep_ms(), t_now_ns(): tests/helpers.h */
 
 /* --- Clients and assertions --- */
 

@@ -17,6 +17,7 @@ INTEG_SRC  := tests/integration/daemon.c \
 	      tests/integration/test_hostile.c \
 	      tests/integration/test_lifecycle.c \
 	      tests/integration/test_lock.c \
+	      tests/integration/test_pipe.c \
 	      tests/integration/test_limits.c \
 	      tests/integration/test_memory.c \
 	      tests/integration/test_permissions.c \

@@ -160,7 +160,9 @@ Test(shmqctl, usage_errors_exit_2)
 	cr_assert(eq(int, ctl("show", NULL), 2), "%s", out);
 	cr_assert(eq(int, ctl("ls", "--slots", "4", NULL), 2), "%s", out);
 	cr_assert(eq(int, ctl("top", "--interval", "0", NULL), 2), "%s", out);
-	cr_assert(eq(int, ctl("create", "pipe", "x", NULL), 2), "%s", out);
+	cr_assert(eq(int, ctl("create", "mailbox", "x", NULL), 2), "%s", out);
+	cr_assert(eq(int, ctl("create", "pipe", "x", "--mode", "spsc", NULL), 2), "%s", out);
+	cr_assert(eq(int, ctl("create", "queue", "x", "--oneway", NULL), 2), "%s", out);
 	cr_assert(eq(int, ctl("create", "sem", "x", "--slots", "8", NULL), 2), "%s", out);
 	cr_assert(eq(int, ctl("create", "queue", "x", "--mode", "fifo", NULL), 2), "%s", out);
 	cr_assert(eq(int, ctl("--bogus", NULL), 2), "%s", out);

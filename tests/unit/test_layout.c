@@ -897,8 +897,8 @@ Test(layout, session_claim_rejects_an_empty_or_unknown_role)
 	queue_new();
 
 	cr_assert(eq(int, shmq__session_claim(&fx.seg, 0, 1, 1, &idx), -EINVAL));
-	/* bit 5: past SHMQ_ROLE_USER, the last role this layout knows */
-	cr_assert(eq(int, shmq__session_claim(&fx.seg, UINT32_C(1) << 5, 1, 1, &idx), -EINVAL));
+	/* bit 6: past SHMQ_ROLE_END1, the last role this layout knows */
+	cr_assert(eq(int, shmq__session_claim(&fx.seg, UINT32_C(1) << 6, 1, 1, &idx), -EINVAL));
 }
 
 Test(layout, session_claim_starts_with_zero_counters_after_a_reuse)

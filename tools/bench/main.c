@@ -65,6 +65,7 @@
 #include "shm/atomic.h"
 #include "shm/futex.h"
 #include "shm/layout.h"
+#include "shm/pipe.h"
 #include "shm/ring.h"
 #include "shmq/version.h"
 #include "tools/bench/cpu.h"
@@ -134,6 +135,7 @@ enum transport {
 	TRANSPORT_BLOCKING,
 	TRANSPORT_FUTEX,
 	TRANSPORT_BATCH,
+	TRANSPORT_PIPE_SHMQ,
 	TRANSPORT_MPMC,
 	TRANSPORT_API,
 	TRANSPORT_ASYNC,
@@ -165,6 +167,9 @@ static const struct transport_info {
 			     "SPSC, send_wait/recv_wait, spin_ns = 0 (always sleeps)"},
 	[TRANSPORT_BATCH] = {"shmq-batch", GROUP_BLOCKING, false,
 			     "SPSC, send_batch_wait/recv_batch_wait, up to 32 per call"},
+	[TRANSPORT_PIPE_SHMQ] = {"shmq-pipe", GROUP_BLOCKING, true,
+				 "a duplex pipe (one segment, two SPSC rings), send_wait/recv_wait "
+				 "as shmq-blocking"},
 	[TRANSPORT_MPMC] = {"shmq-mpmc-2p2c", GROUP_MPMC, false,
 			    "MPMC, 2 producers + 2 consumers, blocking"},
 	[TRANSPORT_API] = {"shmq-api", GROUP_API, true,
@@ -825,6 +830,26 @@ static int chan_open(struct run *run, unsigned int n_dirs)
 		}
 		bench.api_seq++;
 		break;
+	case TRANSPORT_PIPE_SHMQ:
+		/* One segment for both directions, whatever n_dirs: the parent is end 0. */
+		p = (struct shmq_segment_params){
+			.kind = SHMQ_KIND_PIPE,
+			.n_sessions = PROCS_MAX,
+			.geom.pipe = {.n_slots = run->n_slots, .slot_size = run->size},
+			.name = "shmq-bench",
+			.owner_uid = (uint32_t)getuid(),
+			.owner_gid = (uint32_t)getgid(),
+			.mode = 0600,
+			.object_id = 1,
+		};
+		r = shmq__segment_size(&p, &size);
+		if (r == 0) {
+			ch->map_size[0] = size;
+			r = shm_create(size, &ch->map[0]);
+		}
+		if (r == 0)
+			r = shmq__segment_format(ch->map[0], size, &p);
+		break;
 	default:
 		queue_params(&p, run->size, run->n_slots,
 			     run->t == TRANSPORT_MPMC ? SHMQ_QMODE_MPMC : SHMQ_QMODE_SPSC);
@@ -875,6 +900,18 @@ static int endpoint_open(struct endpoint *e, const struct run *run, unsigned int
 					    sending ? SHMQ_SEND : SHMQ_RECV, NULL, &e->q);
 		e->send = api_send;
 		e->recv = api_recv;
+		return r;
+	case TRANSPORT_PIPE_SHMQ:
+		/*
+		 * The parent is end 0, the child end 1: the ring an end sends on is
+		 * the one the other end receives from, so dir needs no mapping.
+		 */
+		r = shmq__segment_attach(ch->map[0], ch->map_size[0], &seg);
+		if (r == 0)
+			r = shmq__pipe_attach_ring(&e->ring, &seg, UINT32_MAX, in_child, sending);
+		e->ring.spin_ns = SHMQ_SPIN_NS_DEFAULT;
+		e->send = ring_wait_send;
+		e->recv = ring_wait_recv;
 		return r;
 	default:
 		r = shmq__segment_attach(ch->map[dir], ch->map_size[dir], &seg);
@@ -1762,6 +1799,12 @@ static void evaluate_targets(void)
 	target_add("blocking batch msg rate >= 30x pipe",
 		   ratio(MPS(TRANSPORT_BATCH), MPS(TRANSPORT_PIPE)), 30, false,
 		   MPS(TRANSPORT_BATCH) / 1e6, MPS(TRANSPORT_PIPE) / 1e6, "Mmsg/s");
+	target_add("pipe rtt p50 <= 1.10x two SPSC queues",
+		   ratio(RTT(TRANSPORT_PIPE_SHMQ), RTT(TRANSPORT_BLOCKING)), 1.10, true,
+		   RTT(TRANSPORT_PIPE_SHMQ), RTT(TRANSPORT_BLOCKING), "ns");
+	target_add("pipe rtt p50 < socketpair",
+		   ratio(RTT(TRANSPORT_PIPE_SHMQ), RTT(TRANSPORT_SOCKPAIR)), 1.0, true,
+		   RTT(TRANSPORT_PIPE_SHMQ), RTT(TRANSPORT_SOCKPAIR), "ns");
 	target_add("blocking rtt p50 <= 1.30x spin",
 		   ratio(RTT(TRANSPORT_BLOCKING), RTT(TRANSPORT_SPIN)), 1.30, true,
 		   RTT(TRANSPORT_BLOCKING), RTT(TRANSPORT_SPIN), "ns");

@@ -84,16 +84,18 @@ static const struct verb verbs[V_COUNT] = {
 		     "persist for about 0.1 s to count.  Exits 1 if an object is corrupt (or,\n"
 		     "with NAME, cannot be checked); objects you may not read are skipped.\n"},
 	[V_CREATE] = {"create", 2, 2, verb_create,
-		      "create queue|sem|event|lock|rlock|cond|barrier NAME [OPTIONS]",
-		      "create a queue, a semaphore, an event, a lock, a condition or a barrier",
-		      "Create a queue, a semaphore, an event, a lock, a condition or a barrier\n"
-		      "owned by you.\n"
+		      "create queue|sem|event|lock|rlock|cond|barrier|pipe NAME [OPTIONS]",
+		      "create a queue, a semaphore, an event, a lock, a condition, a barrier or "
+		      "a pipe",
+		      "Create a queue, a semaphore, an event, a lock, a condition, a barrier or\n"
+		      "a pipe owned by you.\n"
 		      "Queues: --slots N (a power of two), --slot-size BYTES, --mode\n"
 		      "mpmc|spsc|mpsc|spmc, --numa NODE, --hugepages.  Semaphores: --initial N,\n"
 		      "--max N (bounded), --undo.  Events: --initial 0|1 (clear or set).\n"
 		      "Locks: rlock (or lock --recursive) is recursive.  Conditions: --lock\n"
 		      "NAME (required: the lock it is bound to).  Barriers: --parties N\n"
-		      "(required, 1..32767).\n"
+		      "(required, 1..32767).  Pipes: --slots N and --slot-size BYTES per\n"
+		      "direction, --oneway (end 1 sends, end 0 receives).\n"
 		      "All: --perm MODE (octal, default 0600).\n"
 		      "Unset geometry takes the daemon's defaults.\n"},
 	[V_RM] = {"rm", 1, 64, verb_rm, "rm NAME...", "remove names",
@@ -141,6 +143,7 @@ enum {
 	OPT_LOCK,
 	OPT_PARTIES,
 	OPT_IMMEDIATE,
+	OPT_ONEWAY,
 };
 
 struct option_rule {
@@ -170,6 +173,7 @@ static const struct option long_options[] = {
 	{"lock", required_argument, NULL, OPT_LOCK},
 	{"parties", required_argument, NULL, OPT_PARTIES},
 	{"immediate", no_argument, NULL, OPT_IMMEDIATE},
+	{"oneway", no_argument, NULL, OPT_ONEWAY},
 	{NULL, 0, NULL, 0},
 };
 
@@ -189,6 +193,7 @@ static const struct option_rule rules[] = {
 	{OPT_RECURSIVE, CREATE_OPT},
 	{OPT_LOCK, CREATE_OPT},
 	{OPT_PARTIES, CREATE_OPT},
+	{OPT_ONEWAY, CREATE_OPT},
 	{OPT_IMMEDIATE, VERB(V_SHUTDOWN)},
 	{OPT_NO_LEGEND, VERB(V_LS) | VERB(V_SHOW) | VERB(V_CLIENTS) | VERB(V_TOP) | VERB(V_CHECK)},
 };
@@ -401,6 +406,9 @@ static int option_apply(struct ctl *ctl, int opt, const char *arg, const char *n
 		return 0;
 	case OPT_IMMEDIATE:
 		ctl->immediate = true;
+		return 0;
+	case OPT_ONEWAY:
+		ctl->oneway = true;
 		return 0;
 	case OPT_PARTIES:
 		if (parse_u32(arg, 10, SHMQ_BARRIER_PARTIES_LIMIT, &ctl->parties) < 0 ||

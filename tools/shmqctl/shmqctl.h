@@ -45,6 +45,7 @@ struct ctl {
 	struct shmq_sem_attr sattr;   /* create sem */
 	bool hugepages;		      /* create queue --hugepages */
 	bool recursive;		      /* create rlock (--recursive is the same) */
+	bool oneway;		      /* create pipe --oneway */
 	const char *lock_name;	      /* create cond --lock NAME */
 	uint32_t parties;	      /* create barrier --parties N */
 	bool immediate;		      /* shutdown --immediate */
@@ -187,6 +188,9 @@ struct snapshot {
 	uint32_t pending; /* notifications not yet taken */
 	/* queues: 0 open, SHMQ_QUEUE_SHUTDOWN_* */
 	uint32_t shutdown;
+	/* pipes (depth: both directions; sleepers: either) */
+	uint32_t pipe_depth[2]; /* messages on their way to end 0, to end 1 */
+	bool end_closed[2];
 	/* barriers (waiters: arrived this cycle; repairs: breaks by a death) */
 	bool broken;
 	uint32_t generation;

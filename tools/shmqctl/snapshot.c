@@ -28,6 +28,7 @@
 #include "shm/kind.h"
 #include "shm/layout.h"
 #include "shm/owner.h"
+#include "shm/pipe.h"
 #include "shm/ring.h"
 #include "shm/sem.h"
 #include "tools/shmqctl/shmqctl.h"
@@ -215,12 +216,42 @@ static void read_barrier(const struct shmq_segment *seg, struct snapshot *s)
 	counters_add(&s->total, &b->retired);
 }
 
+static void read_pipe(const struct shmq_segment *seg, struct snapshot *s)
+{
+	const struct shmq_pipe_shm *p = seg->object;
+	struct shmq_pipe end;
+
+	s->capacity = seg->geom.pipe.n_slots;
+	s->slot_size = seg->geom.pipe.slot_size;
+	for (uint32_t e = 0; e < 2; e++) {
+		const struct shmq_queue_shm *q = &p->dir[e];
+
+		s->end_closed[e] = shmq__pipe_end_closed(seg, e);
+		if (e >= shmq__pipe_dirs(&seg->geom.pipe))
+			continue;
+		/* Geometry passed shmq__segment_attach(), so the ends attach. */
+		if (shmq__pipe_attach(&end, seg, UINT32_MAX, e) == 0 && end.can_recv)
+			s->pipe_depth[e] = shmq__ring_depth(&end.in);
+		s->depth += s->pipe_depth[e];
+		s->sleepers_recv |= load_relaxed(&q->ec_recv) & 1;
+		s->sleepers_send |= load_relaxed(&q->ec_send) & 1;
+		s->repairs += load_relaxed(&q->repairs);
+		/* Peer-written: never report more than a direction holds. */
+		if (load_relaxed(&q->hwm) > s->high_water)
+			s->high_water = load_relaxed(&q->hwm);
+	}
+	if (s->high_water > s->capacity)
+		s->high_water = s->capacity;
+	counters_add(&s->total, &p->retired);
+}
+
 /* The live figures of each kind: its control block's words. */
 static void (*const readers[SHMQ_KIND_LIMIT])(const struct shmq_segment *seg,
 					      struct snapshot *s) = {
 	[SHMQ_KIND_QUEUE] = read_queue, [SHMQ_KIND_SEM] = read_sem,
 	[SHMQ_KIND_EVENT] = read_event, [SHMQ_KIND_LOCK] = read_lock,
 	[SHMQ_KIND_COND] = read_cond,	[SHMQ_KIND_BARRIER] = read_barrier,
+	[SHMQ_KIND_PIPE] = read_pipe,
 };
 
 int snapshot_take(struct shmq_client *c, const char *name, uint64_t object_id, unsigned int flags,

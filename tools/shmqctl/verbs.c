@@ -98,6 +98,7 @@ struct figures {
 	bool has_holder;	/* live: a lock's holder */
 	bool has_pending;	/* live: a condition's notifications not yet taken */
 	bool has_broken;	/* live: a barrier's broken state and generation */
+	bool has_ends;		/* live: a pipe's ends and directions */
 };
 
 struct kind_view {
@@ -297,6 +298,34 @@ static void barrier_sleepers(const struct snapshot *s, char *buf, size_t size)
 		fmt_u64(buf, size, s->waiters);
 }
 
+static void pipe_figures(const struct shmq_object_info *o, struct figures *f)
+{
+	*f = (struct figures){.type = o->pipe_flags & SHMQ_PIPE_ATTR_ONEWAY ? "one-way" : "duplex",
+			      .has_capacity = true,
+			      .capacity = o->n_slots,
+			      .has_slot_size = true,
+			      .has_depth = true,
+			      .has_sleepers_recv = true,
+			      .has_sleepers_send = true,
+			      .has_ends = true};
+}
+
+static void pipe_show_geometry(const struct shmq_object_info *o, const struct figures *f)
+{
+	printf("  geometry:    %s, %" PRIu32 " slots of %" PRIu32 " bytes each way\n", f->type,
+	       o->n_slots, o->slot_size);
+}
+
+static void pipe_show_live(const struct snapshot *s)
+{
+	for (int e = 0; e < 2; e++)
+		printf("  end %d:       %s; %" PRIu32 " of %" PRIu32
+		       " messages on their way to it\n",
+		       e, s->end_closed[e] ? "closed" : "open", s->pipe_depth[e], s->capacity);
+	printf("  sleepers:    receivers %s, senders %s\n", s->sleepers_recv ? "yes" : "no",
+	       s->sleepers_send ? "yes" : "no");
+}
+
 static const struct kind_view views[SHMQ_KIND_LIMIT] = {
 	[SHMQ_OBJECT_QUEUE] = {queue_figures, queue_show_geometry, queue_show_live, queue_sleepers},
 	[SHMQ_OBJECT_SEM] = {sem_figures, sem_show_geometry, sem_show_live, sem_sleepers},
@@ -305,6 +334,7 @@ static const struct kind_view views[SHMQ_KIND_LIMIT] = {
 	[SHMQ_OBJECT_COND] = {cond_figures, cond_show_geometry, cond_show_live, sem_sleepers},
 	[SHMQ_OBJECT_BARRIER] = {barrier_figures, barrier_show_geometry, barrier_show_live,
 				 barrier_sleepers},
+	[SHMQ_OBJECT_PIPE] = {pipe_figures, pipe_show_geometry, pipe_show_live, queue_sleepers},
 };
 
 /* The view of @kind; a kind this shmqctl does not know shows as one with no figures. */
@@ -407,7 +437,14 @@ static void object_json(struct json *j, const struct shmq_object_info *o, const 
 	kv_u64_or_null(j, "dead_records", live, s->dead);
 	kv_u64_or_null(j, "repairs", live, s->repairs);
 	kv_u64_or_null(j, "tombstones", live && f.has_depth, s->tombstones);
-	json_kv_string(j, "shutdown", live && f.has_depth ? shutdown_name(s->shutdown) : NULL);
+	json_kv_string(j, "shutdown",
+		       live && f.has_depth && !f.has_ends ? shutdown_name(s->shutdown) : NULL);
+	kv_bool_or_null(j, "end0_closed", live && f.has_ends, s->end_closed[0]);
+	kv_bool_or_null(j, "end1_closed", live && f.has_ends, s->end_closed[1]);
+	kv_u64_or_null(j, "depth_to_end0", live && f.has_ends, s->pipe_depth[0]);
+	kv_u64_or_null(j, "depth_to_end1", live && f.has_ends, s->pipe_depth[1]);
+	kv_bool_or_null(j, "oneway", o->kind == SHMQ_OBJECT_PIPE,
+			o->pipe_flags & SHMQ_PIPE_ATTR_ONEWAY);
 	kv_u64_or_null(j, "holder_pid", live && f.has_holder && s->value, (uint64_t)s->holder_pid);
 	kv_u64_or_null(j, "holder_tid", live && f.has_holder && s->value, (uint64_t)s->holder_tid);
 	kv_u64_or_null(j, "holder_depth", live && f.has_holder && s->value, s->holder_depth);
@@ -540,7 +577,7 @@ static const char *const ls_headers[] = {"NAME",  "KIND", "TYPE", "OWNER", "PERM
 static int ls_row(struct table *t, const struct shmq_object_info *o, const struct snapshot *s)
 {
 	char owner[64], perm[8], cap[16] = "-", slot[16] = "-", depth[16] = "?", hwm[16] = "?";
-	char prod[16] = "?", cons[16] = "?", sleep[16] = "?", numa[16] = "-", type[48];
+	char prod[16] = "?", cons[16] = "?", sleep[16] = "?", numa[16] = "-", type[80];
 	bool live = !s->view_error;
 	struct figures f;
 
@@ -568,8 +605,10 @@ static int ls_row(struct table *t, const struct shmq_object_info *o, const struc
 	if (o->numa_node >= 0)
 		snprintf(numa, sizeof(numa), "%" PRId32, o->numa_node);
 	/* Quarantine is rare and needs attention: it rides on TYPE, the columns stay. */
-	snprintf(type, sizeof(type), "%s%s%s%s", f.type,
+	snprintf(type, sizeof(type), "%s%s%s%s%s%s", f.type,
 		 !s->view_error && s->shutdown ? ",shutdown" : "",
+		 !s->view_error && s->end_closed[0] ? ",end0-closed" : "",
+		 !s->view_error && s->end_closed[1] ? ",end1-closed" : "",
 		 (o->flags & SHMQ_OBJECT_UNLINKED) ? ",unlinked" : "",
 		 (o->flags & SHMQ_OBJECT_QUARANTINED) ? ",quarantined" : "");
 	return table_add(t, o->name, kind_short_name(o->kind), type, owner, perm, cap, slot, depth,
@@ -1262,7 +1301,9 @@ int verb_check(struct ctl *ctl)
  * create, by kind: which option groups it takes, how to create it (as a
  * view, so the object exists afterwards with nobody attached) and its line.
  */
-#define COPT_QUEUE     (1u << 0) /* --slots --slot-size --mode --numa --hugepages */
+#define COPT_QUEUE     (1u << 0) /* --mode --numa --hugepages */
+#define COPT_SLOTS     (1u << 7) /* --slots --slot-size */
+#define COPT_ONEWAY    (1u << 8) /* --oneway */
 #define COPT_SEM       (1u << 1) /* --max --undo */
 #define COPT_INITIAL   (1u << 2) /* --initial N */
 #define COPT_INITIAL01 (1u << 3) /* --initial 0|1 */
@@ -1413,14 +1454,40 @@ static void print_barrier(const struct shmq_object_info *o, const struct figures
 	       o->barrier_parties, o->perm);
 }
 
+static int create_pipe(const struct ctl *ctl, const struct create_kind *k, struct shmq_client *c,
+		       const char *name)
+{
+	const struct shmq_pipe_attr pa = {.size = sizeof(pa),
+					  .n_slots = ctl->qattr.n_slots,
+					  .slot_size = ctl->qattr.slot_size,
+					  .perm = ctl->qattr.perm,
+					  .flags = ctl->oneway ? SHMQ_PIPE_ATTR_ONEWAY : 0};
+	struct shmq_pipe *p;
+	int r;
+
+	(void)k; /* a lock's flags only */
+	r = shmq_pipe_open(c, name, 0, SHMQ_CREATE | SHMQ_EXCL | SHMQ_VIEW, &pa, &p);
+	if (r == 0)
+		shmq_pipe_close(p);
+	return r;
+}
+
+static void print_pipe(const struct shmq_object_info *o, const struct figures *f, const char *mem)
+{
+	printf("created pipe '%s': %s, %" PRIu32 " slots of %" PRIu32
+	       " bytes each way, perm %04" PRIo32 ", %s\n",
+	       o->name, f->type, o->n_slots, o->slot_size, o->perm, mem);
+}
+
 static const struct create_kind create_kinds[] = {
-	{"queue", NULL, COPT_QUEUE, 0, create_queue, print_queue},
+	{"queue", NULL, COPT_QUEUE | COPT_SLOTS, 0, create_queue, print_queue},
 	{"semaphore", "sem", COPT_SEM | COPT_INITIAL, 0, create_sem, print_sem},
 	{"event", NULL, COPT_INITIAL01, 0, create_event, print_event},
 	{"lock", NULL, COPT_RECURSIVE, 0, create_lock, print_lock},
 	{"rlock", NULL, COPT_RECURSIVE, SHMQ_LOCK_ATTR_RECURSIVE, create_lock, print_lock},
 	{"condition", "cond", COPT_LOCK, 0, create_cond, print_cond},
 	{"barrier", NULL, COPT_PARTIES, 0, create_barrier, print_barrier},
+	{"pipe", NULL, COPT_SLOTS | COPT_ONEWAY, 0, create_pipe, print_pipe},
 };
 
 /* The option groups the command line used. */
@@ -1430,8 +1497,12 @@ static unsigned int create_opts_used(const struct ctl *ctl)
 	const struct shmq_sem_attr *sa = &ctl->sattr;
 	unsigned int used = 0;
 
-	if (qa->n_slots || qa->slot_size || qa->mode || qa->flags || ctl->hugepages)
+	if (qa->mode || qa->flags || ctl->hugepages)
 		used |= COPT_QUEUE;
+	if (qa->n_slots || qa->slot_size)
+		used |= COPT_SLOTS;
+	if (ctl->oneway)
+		used |= COPT_ONEWAY;
 	if (sa->flags || sa->max)
 		used |= COPT_SEM;
 	if (sa->initial > 1)
@@ -1492,8 +1563,8 @@ int verb_create(struct ctl *ctl)
 			k = &create_kinds[i];
 	if (!k) {
 		fprintf(stderr,
-			"shmqctl: create: '%s' is not queue, sem, event, lock, rlock, cond or "
-			"barrier\n",
+			"shmqctl: create: '%s' is not queue, sem, event, lock, rlock, cond, "
+			"barrier or pipe\n",
 			kind);
 		return EXIT_USAGE;
 	}
