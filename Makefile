@@ -206,6 +206,7 @@ UNIT_SRC   := tests/unit/test_async.c \
 	      tests/unit/test_cond.c \
 	      tests/unit/test_event.c \
 	      tests/unit/test_futex.c \
+	      tests/unit/test_join.c \
 	      tests/unit/test_layout.c \
 	      tests/unit/test_lock.c \
 	      tests/unit/test_owner.c \
@@ -219,6 +220,7 @@ STRESS_SRC := tests/stress/stress_async.c \
 	      tests/stress/stress_barrier.c \
 	      tests/stress/stress_cond.c \
 	      tests/stress/stress_event.c \
+	      tests/stress/stress_join.c \
 	      tests/stress/stress_kill.c \
 	      tests/stress/stress_lock.c \
 	      tests/stress/stress_pipe.c \

@@ -45,8 +45,11 @@ static int queue_create_check(const struct shmqd_config *cfg, const struct shmqd
 	struct shmq_queue_geom *g = &u->queue;
 	int r;
 
-	if (g->slot_stride || g->flags || g->reserved)
-		return shmqd_bad(s, "queue slot_stride/flags/reserved not zero");
+	if (g->slot_stride || g->reserved)
+		return shmqd_bad(s, "queue slot_stride/reserved not zero");
+	if (g->flags & ~SHMQ_QUEUE_F_JOINABLE)
+		return shmqd_bad(s, "unknown queue flags 0x%" PRIx32,
+				 g->flags & ~SHMQ_QUEUE_F_JOINABLE);
 	r = shmqd_ring_geom_check(cfg, s, &g->n_slots, &g->slot_size);
 	if (r < 0)
 		return r;
@@ -64,8 +67,9 @@ static int32_t queue_numa_node(const union shmq_geom *g)
 
 static void queue_describe(const struct shmqd_object *o, char *buf, size_t size)
 {
-	snprintf(buf, size, "%" PRIu32 " slots of %" PRIu32 " B, %s%s", o->geom.queue.n_slots,
+	snprintf(buf, size, "%" PRIu32 " slots of %" PRIu32 " B, %s%s%s", o->geom.queue.n_slots,
 		 o->geom.queue.slot_size, mode_names[o->geom.queue.mode],
+		 (o->geom.queue.flags & SHMQ_QUEUE_F_JOINABLE) ? ", joinable" : "",
 		 o->hugetlb ? ", huge pages" : "");
 }
 
@@ -100,6 +104,10 @@ static void queue_log_repair(const struct shmqd_object *o, int32_t pid, const ch
 			   " half-read messages redelivered",
 			   o->name, pid, index, death ? death : "went away", rep->tombstoned,
 			   rep->redelivered);
+	else if (rep->settled)
+		log_info("queue '%s': pid %" PRId32 " (record %" PRIu32 ") %s holding %" PRIu32
+			 " unfinished tasks; counted them done",
+			 o->name, pid, index, death ? death : "went away", rep->settled);
 	else if (rep->woken)
 		log_debug("queue '%s': pid %" PRId32 " (record %" PRIu32 ") died asleep; cleared "
 			  "its sleeper bit",
@@ -144,6 +152,9 @@ static int queue_purge(const struct shmqd_session *s, struct shmqd_object *o, ui
 		if (r < 0)
 			break; /* -EAGAIN: empty, or the next slot is still being written */
 		shmq__ring_release(&ring);
+		/* A dropped task is done: join() must not wait for it (a private ring: no journal). */
+		if (shmq__ring_is_joinable(&ring))
+			(void)shmq__ring_task_done(&ring);
 		dropped++;
 	}
 	/*
@@ -169,6 +180,17 @@ static int queue_shutdown(struct shmqd_object *o, bool immediate)
 	return shmq__ring_shutdown(&ring, immediate);
 }
 
+/* A joinable queue's session that goes alive leaves its unfinished tasks counted done. */
+static void queue_detached(struct shmqd_object *o, const struct shmqd_attach *a)
+{
+	uint32_t n = shmq__ring_join_settle(&o->seg, a->session_index);
+
+	if (n)
+		log_debug("queue '%s': attach %" PRIu64 " closed holding %" PRIu32
+			  " unfinished tasks; counted them done",
+			  o->name, a->attach_id, n);
+}
+
 static uint32_t queue_check_cost(const union shmq_geom *g)
 {
 	return g->queue.n_slots;
@@ -184,6 +206,7 @@ const struct shmqd_kind shmqd_kind_queue = {
 	.describe = queue_describe,
 	.admit = queue_admit,
 	.log_repair = queue_log_repair,
+	.detached = queue_detached,
 	.check_cost = queue_check_cost,
 	.purge = queue_purge,
 	.shutdown = queue_shutdown,

@@ -230,6 +230,8 @@ static void object_info_from(struct shmq_object_info *o, const struct shmq_obj_i
 		o->n_slots = w->geom.queue.n_slots;
 		o->slot_size = w->geom.queue.slot_size;
 		o->mode = w->geom.queue.mode;
+		o->kind_flags =
+			(w->geom.queue.flags & SHMQ_QUEUE_F_JOINABLE) ? SHMQ_QUEUE_JOINABLE : 0;
 		break;
 	case SHMQ_KIND_SEM:
 		o->sem_initial = w->geom.sem.initial;
@@ -251,7 +253,7 @@ static void object_info_from(struct shmq_object_info *o, const struct shmq_obj_i
 	case SHMQ_KIND_PIPE:
 		o->n_slots = w->geom.pipe.n_slots;
 		o->slot_size = w->geom.pipe.slot_size;
-		o->pipe_flags = w->geom.pipe.flags;
+		o->kind_flags = w->geom.pipe.flags;
 		break;
 	}
 }

@@ -27,6 +27,8 @@ static_assert(SHMQ_MPMC == SHMQ_QMODE_MPMC && SHMQ_SPSC == SHMQ_QMODE_SPSC &&
 /* The first struct shmq_queue_stats; a smaller one is a caller bug. */
 #define STATS_SIZE_VER0 72
 static_assert(sizeof(struct shmq_queue_stats) == STATS_SIZE_VER0, "append, then add _VER1");
+static_assert(SHMQ_QUEUE_UNFINISHED_LIMIT == SHMQ_QUEUE_UNFINISHED_MAX,
+	      "the public limit is the layout's");
 
 static int geom_from_attr(const struct shmq_queue_attr *a, struct shmq_req_open *req)
 {
@@ -37,13 +39,14 @@ static int geom_from_attr(const struct shmq_queue_attr *a, struct shmq_req_open 
 	/* 0 asks for the daemon's default; anything else is checked again there. */
 	if ((a->n_slots & (a->n_slots - 1)) || a->n_slots > SHMQ_SLOTS_MAX ||
 	    a->slot_size > SHMQ_SLOT_SIZE_MAX || a->mode >= SHMQ_QMODE_COUNT ||
-	    (a->perm & ~0777u) || (a->flags & ~SHMQ_QUEUE_NUMA) || a->reserved ||
-	    ((a->flags & SHMQ_QUEUE_NUMA) && a->numa_node < 0))
+	    (a->perm & ~0777u) || (a->flags & ~(SHMQ_QUEUE_NUMA | SHMQ_QUEUE_JOINABLE)) ||
+	    a->reserved || ((a->flags & SHMQ_QUEUE_NUMA) && a->numa_node < 0))
 		return -EINVAL;
 	req->geom.queue.n_slots = a->n_slots;
 	req->geom.queue.slot_size = a->slot_size;
 	req->geom.queue.mode = a->mode;
 	req->geom.queue.numa_node = (a->flags & SHMQ_QUEUE_NUMA) ? a->numa_node : -1;
+	req->geom.queue.flags = (a->flags & SHMQ_QUEUE_JOINABLE) ? SHMQ_QUEUE_F_JOINABLE : 0;
 	if (a->perm)
 		req->mode = a->perm;
 	return 0;
@@ -350,4 +353,35 @@ SHMQ_API int shmq_queue_set_spin(struct shmq_queue *q, uint64_t spin_ns)
 		return -EINVAL;
 	q->ring.spin_ns = spin_ns;
 	return 0;
+}
+
+SHMQ_API int shmq_queue_task_done(struct shmq_queue *q)
+{
+	if (!q)
+		return -EINVAL;
+	if (!q->can_recv)
+		return -EBADF;
+	return shmq__ring_task_done(&q->ring);
+}
+
+SHMQ_API int shmq_queue_join(struct shmq_queue *q, uint64_t deadline_ns)
+{
+	if (!q || !shmq__ring_is_joinable(&q->ring))
+		return -EINVAL;
+	if (!q->can_send && !q->can_recv)
+		return -EBADF; /* a view's mapping is read-only: it cannot announce a sleep */
+	/* Deadline 0 never blocks, as a peek's: -EAGAIN while tasks are unfinished. */
+	if (deadline_ns == 0)
+		return shmq__ring_unfinished(&q->ring) == 0 ? 0
+		       : shmq__ring_shutdown_state(&q->ring) == SHMQ_QUEUE_SHUTDOWN_IMMEDIATE
+			       ? -EPIPE
+			       : -EAGAIN;
+	return shmq__ring_join(&q->ring, deadline_ns);
+}
+
+SHMQ_API int shmq_queue_unfinished(const struct shmq_queue *q)
+{
+	if (!q || !shmq__ring_is_joinable(&q->ring))
+		return -EINVAL;
+	return (int)shmq__ring_unfinished(&q->ring);
 }

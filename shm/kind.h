@@ -57,6 +57,7 @@ struct shmq_kind_repair {
 	uint32_t recovered;   /* lock: taken back from its dead holder */
 	uint32_t broken;      /* barrier: broken because a party died */
 	uint32_t closed;      /* pipe: ends closed because their holder died */
+	uint32_t settled;     /* joinable queue: unfinished tasks counted done */
 };
 
 /*

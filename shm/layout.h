@@ -33,7 +33,7 @@
 
 #define SHMQ_SEGMENT_MAGIC UINT64_C(0x4d474553514d4853) /* "SHMQSEGM" in memory */
 #define SHMQ_LAYOUT_MAJOR  1
-#define SHMQ_LAYOUT_MINOR  6
+#define SHMQ_LAYOUT_MINOR  7
 
 /* Two cache lines: the adjacent-line prefetcher pulls lines in pairs. */
 #define SHMQ_FALSE_SHARING_ALIGN 128
@@ -85,9 +85,19 @@ struct shmq_queue_geom {
 	uint32_t slot_stride; /* bytes between slots: header + slot_size, aligned */
 	uint32_t mode;	      /* SHMQ_QMODE_* */
 	int32_t numa_node;    /* -1: no binding */
-	uint32_t flags;	      /* reserved, zero */
+	uint32_t flags;	      /* SHMQ_QUEUE_F_* (1.7; zero before) */
 	uint64_t reserved;
 };
+
+/* Queue flags (struct shmq_queue_geom.flags, layout 1.7) */
+#define SHMQ_QUEUE_F_JOINABLE (UINT32_C(1) << 0) /* JoinableQueue: unfinished tasks counted */
+
+/*
+ * A joinable queue's unfinished word (struct shmq_queue_shm.unfinished):
+ * the count (bits 0..19) | an owner field (bits 20..30, shm/owner.h) while
+ * a session is between changing the count and recording its share.
+ */
+#define SHMQ_QUEUE_UNFINISHED_MAX UINT32_C(0x000fffff)
 
 struct shmq_sem_geom {
 	uint32_t initial; /* value at creation */
@@ -208,6 +218,19 @@ struct shmq_sem_rec {
 	_Atomic uint32_t waiting; /* this session's announcements in n_waiters (1.2) */
 };
 
+/*
+ * A joinable queue session's per-kind state (1.7): what the daemon takes
+ * off the unfinished count if the session goes (shm/ring.c, "Joinable").
+ */
+struct shmq_queue_rec {
+	_Atomic uint32_t owed;	       /* tasks taken not done, + a put counted not published */
+	_Atomic uint32_t owed_pending; /* owed once the journaled op in flight is done */
+	_Atomic uint32_t put_pos;      /* position + 1 of a put counted, until published; 0 */
+	_Atomic uint32_t put_owed;     /* owed once that put is published */
+	_Atomic uint32_t take_pos;     /* position + 1 of a message being consumed; 0 */
+	_Atomic uint32_t take_owed;    /* owed once it is consumed */
+};
+
 /* A lock session's per-kind state (1.3). */
 struct shmq_lock_rec {
 	_Atomic uint32_t waiting; /* this session's threads asleep (or armed) on the lock word */
@@ -236,6 +259,7 @@ struct shmq_session_shm {
 	struct shmq_counters c;					  /* 24  owner writes */
 	union {							  /* 72  by kind (1.2) */
 		struct shmq_sem_rec sem;
+		struct shmq_queue_rec queue;
 		struct shmq_lock_rec lock;
 		struct shmq_cond_rec cond;
 		_Atomic uint32_t words[SHMQ_SESSION_KIND_WORDS];
@@ -257,6 +281,8 @@ struct shmq_queue_shm {
 	_Atomic uint64_t tombstones;  /* 520 tombstones skipped by receivers */
 	struct shmq_counters retired; /* 528 sums of detached sessions (daemon) */
 	_Atomic uint32_t shutdown;    /* 576 SHMQ_QUEUE_SHUTDOWN_* (1.5); written once or twice */
+	_Atomic uint32_t unfinished;  /* 580 joinable: tasks put and not done (1.7) */
+	_Atomic uint32_t ec_join;     /* 584 eventcount: join() sleeps (1.7) */
 };
 
 /* struct shmq_queue_shm.shutdown (layout 1.5): 0 open; any other value is shut down. */
@@ -436,6 +462,11 @@ static_assert(offsetof(struct shmq_queue_shm, ec_send) == 384, "shm ABI changed"
 static_assert(offsetof(struct shmq_queue_shm, hwm) == 512, "shm ABI changed");
 static_assert(offsetof(struct shmq_queue_shm, retired) == 528, "shm ABI changed");
 static_assert(offsetof(struct shmq_queue_shm, shutdown) == 576, "shm ABI changed");
+static_assert(offsetof(struct shmq_queue_shm, unfinished) == 580, "shm ABI changed");
+static_assert(offsetof(struct shmq_queue_shm, ec_join) == 584, "shm ABI changed");
+static_assert(offsetof(struct shmq_session_shm, k.queue.take_owed) == 92, "shm ABI changed");
+static_assert(SHMQ_QUEUE_UNFINISHED_MAX < (UINT32_C(1) << SHMQ_SEM_UNDO_OWNER_SHIFT),
+	      "the unfinished count stays below the owner field");
 static_assert(sizeof(struct shmq_slot_hdr) == 16, "shm ABI changed");
 static_assert(sizeof(struct shmq_sem_shm) == 256, "shm ABI changed");
 static_assert(offsetof(struct shmq_sem_shm, repairs) == 8, "shm ABI changed");

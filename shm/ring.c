@@ -86,6 +86,7 @@
 #include "shm/eventcount.h"
 #include "shm/futex.h"
 #include "shm/kind.h"
+#include "shm/owner.h"
 #include "shm/ring.h"
 
 #define TAG_NO_SESSION UINT32_C(0xfffe)
@@ -156,6 +157,12 @@ int shmq__ring_attach_at(struct shmq_ring *r, const struct shmq_segment *seg, ui
 	r->cons_pos = load_relaxed(&r->q->head); /* a hint: the turns are authoritative */
 	r->prod_pos = load_relaxed(&r->q->tail);
 	r->asym = shmq__fence_register();
+	r->joinable = part->flags & SHMQ_QUEUE_F_JOINABLE;
+	r->jrec = r->joinable && s ? &s->k.queue : NULL;
+	if (r->jrec)
+		shmq__owner_init(&r->join, session, &r->jrec->owed, &r->jrec->owed_pending);
+	else
+		shmq__owner_init(&r->join, 0, NULL, NULL);
 	return 0;
 }
 
@@ -172,6 +179,7 @@ int shmq__ring_attach(struct shmq_ring *r, const struct shmq_segment *seg, uint3
 		.slot_size = seg->geom.queue.slot_size,
 		.slot_stride = seg->geom.queue.slot_stride,
 		.mode = seg->geom.queue.mode,
+		.flags = seg->geom.queue.flags,
 	};
 	return shmq__ring_attach_at(r, seg, session, &part);
 }
@@ -431,6 +439,267 @@ static void turn_free(struct shmq_ring *r, uint32_t pos)
 	store_release(&slot_at(r, pos)->state, TURN(pos + n_slots(r), 0));
 }
 
+/* --- Joinable queues --- */
+
+/*
+ * JoinableQueue (layout 1.7).  q->unfinished counts tasks: +1 before each
+ * message is published, -1 at each task_done.  join() sleeps on
+ * q->ec_join until it reads 0; the -1 that reaches 0 notifies it.
+ *
+ * What makes it exact across a SIGKILL anywhere is each session's share,
+ * rec->owed: the tasks it took and has not done, plus a put it counted and
+ * has not published -- what the daemon takes off the count when the
+ * session goes (shmq__ring_join_settle()).  owed changes with two other
+ * words, and no CAS covers both: with the count (a put's +1, a task_done's
+ * -1), which the owner journal covers (shm/owner.h, U1..U4: the count's CAS
+ * carries our tag until owed is recorded), and with a slot's turn (a
+ * publish, a consumption), whose new value is itself the witness of
+ * whether it happened:
+ *
+ *   put        J1 put_pos = pos + 1
+ *              U1..U4: unfinished + 1 under our tag, owed + 1
+ *              J2 put_owed = owed - 1
+ *              R1 publish: the turn of pos moves on from pos
+ *              J3 owed = put_owed;  J4 put_pos = 0 (release)
+ *   take       (the slot taken, the payload copied out)
+ *              J5 take_pos = pos + 1;  J6 take_owed = owed + 1
+ *              R4 free: the turn of pos moves on from pos + 1
+ *              J7 owed = take_owed;  J8 take_pos = 0 (release)
+ *   task_done  U1..U4: unfinished - 1 under our tag, owed - 1
+ *
+ *   settle     owed = the journal's true count (U5: owed_pending if our tag
+ *              is in the word, else owed)
+ *              put_pos:  the turn of pos still pos     -> not published: owed
+ *                        else                           -> published: put_owed
+ *              take_pos: the turn of pos still pos + 1 -> not consumed (the
+ *                        ring's repair redelivers it): owed; else take_owed
+ *              unfinished -= owed, in the CAS that clears the dead tag
+ *
+ * Ordering: J1 precedes U2 (its release half); J2 and J5, J6 precede R1
+ * and R4 (releases); J3 precedes J4 and J7 precedes J8 (releases).  The
+ * daemon acquires put_pos and take_pos (pairing with J4, J8), the turns
+ * (with R1, R4) and the word (A7, with U2/U4), so every value it uses is
+ * at least as new as the witness it read.  A handle's sending and
+ * receiving threads both change owed: the journal's process-local lock
+ * keeps J1..J4, J5..J8 and task_done apart.
+ *
+ * The count is at most SHMQ_QUEUE_UNFINISHED_MAX (the bits below the owner
+ * field): a send that would pass it fails with -EOVERFLOW.
+ */
+#define JOIN_VALUE_MASK SHMQ_QUEUE_UNFINISHED_MAX
+
+static void publish(struct shmq_ring *r, uint32_t pos, uint32_t len, uint32_t flags);
+static void done(struct shmq_ring *r, uint32_t pos);
+
+/*
+ * Move the count by @delta under the journal lock (U1..U4 with a record;
+ * a plain CAS without one).  Return: 0 and the new count; -EOVERFLOW;
+ * -EBUSY another session's journaled change never finished.
+ */
+static int join_count(struct shmq_ring *r, int32_t delta, uint32_t *ret_value)
+{
+	_Atomic uint32_t *word = &r->q->unfinished;
+	struct shmq_owner_journal *j = &r->join;
+	uint32_t w = load_relaxed(word); /* a first guess; the CAS validates it */
+
+	if (j->tag)
+		shmq__owner_begin(j, shmq__owner_count(j) + (uint32_t)delta); /* U1 */
+	for (unsigned int i = 0; i < CLAIM_TRIES_MAX; i++) {
+		uint32_t v, nv;
+
+		if (shmq__owner_of(w) && shmq__owner_wait(word, &w) < 0)
+			return -EBUSY;
+		v = w & JOIN_VALUE_MASK;
+		if (delta > 0 && v + (uint32_t)delta > JOIN_VALUE_MASK)
+			return -EOVERFLOW;
+		/* Below zero only if a peer scribbled on the word: stay at zero. */
+		nv = delta < 0 && v < (uint32_t)-delta ? 0 : v + (uint32_t)delta;
+		/* U2: seq_cst, (c) of ec_join's protocol when it reaches 0 */
+		if (cas_seq_cst(word, &w, nv | j->tag)) {
+			if (j->tag)
+				(void)shmq__owner_commit(j, word, &w); /* U3, U4 */
+			*ret_value = nv;
+			return 0;
+		}
+	}
+	return -EBUSY; /* the word never held still */
+}
+
+/* Publish @pos counted as a task (J1..J4).  Return: 0; -EOVERFLOW, -EBUSY: not published. */
+static int join_publish(struct shmq_ring *r, uint32_t pos, uint32_t len)
+{
+	struct shmq_queue_rec *jr = r->jrec;
+	uint32_t v;
+	int rc;
+
+	shmq__owner_lock(&r->join);
+	if (jr)
+		store_relaxed(&jr->put_pos, pos + 1); /* J1: ordered by U2's release half */
+	rc = join_count(r, 1, &v);
+	if (rc == 0) {
+		if (jr) /* J2: ordered by R1 */
+			store_relaxed(&jr->put_owed, load_relaxed(&jr->owed) - 1);
+		publish(r, pos, len, 0); /* R1 */
+		if (jr)
+			store_relaxed(&jr->owed, load_relaxed(&jr->put_owed)); /* J3 */
+	}
+	if (jr)
+		store_release(&jr->put_pos, 0); /* J4: pairs with the settle's acquire */
+	shmq__owner_unlock(&r->join);
+	return rc;
+}
+
+/* A send that could not be counted: give the claimed slot up (turn modes: a tombstone). */
+static void join_unclaim(struct shmq_ring *r, uint32_t pos)
+{
+	if (!is_spsc(r))
+		publish(r, pos, 0, SHMQ_SLOT_TOMBSTONE);
+	/* SPSC claims nothing: the position is simply written again next time. */
+}
+
+/* Free @pos, a message (not a tombstone) this handle took: a task now (J5..J8). */
+static void consume(struct shmq_ring *r, uint32_t pos)
+{
+	struct shmq_queue_rec *jr = r->jrec;
+
+	if (!r->joinable) {
+		done(r, pos);
+		return;
+	}
+	shmq__owner_lock(&r->join);
+	if (jr) {
+		store_relaxed(&jr->take_pos, pos + 1); /* J5, J6: ordered by R4 */
+		store_relaxed(&jr->take_owed, load_relaxed(&jr->owed) + 1);
+	}
+	done(r, pos); /* R4 */
+	if (jr) {
+		store_relaxed(&jr->owed, load_relaxed(&jr->take_owed)); /* J7 */
+		store_release(&jr->take_pos, 0);			/* J8 */
+	}
+	fetch_add_relaxed(&r->tasks, 1); /* this process's threads only */
+	shmq__owner_unlock(&r->join);
+}
+
+bool shmq__ring_is_joinable(const struct shmq_ring *r)
+{
+	return r->joinable;
+}
+
+int shmq__ring_task_done(struct shmq_ring *r)
+{
+	uint32_t t, v;
+	int rc;
+
+	if (!r->joinable)
+		return -EINVAL;
+	t = load_relaxed(&r->tasks);
+	do {
+		if (!t)
+			return -EINVAL; /* more task_done calls than tasks taken: Python's ValueError */
+	} while (!cas_relaxed(&r->tasks, &t, t - 1));
+	shmq__owner_lock(&r->join);
+	rc = join_count(r, -1, &v);
+	shmq__owner_unlock(&r->join);
+	if (rc < 0) {
+		fetch_add_relaxed(&r->tasks, 1); /* not done after all */
+		return rc;
+	}
+	if (v == 0)
+		ec_notify(r, &r->q->ec_join); /* (c) was U2 */
+	return 0;
+}
+
+/* A message consumed without reaching the caller (-EMSGSIZE, -EBADMSG) is done at once. */
+static void consume_dropped(struct shmq_ring *r, uint32_t pos)
+{
+	consume(r, pos);
+	if (r->joinable)
+		(void)shmq__ring_task_done(r); /* -EBUSY: a forged tag; the settle evens it out */
+}
+
+uint32_t shmq__ring_unfinished(const struct shmq_ring *r)
+{
+	return load_relaxed(&r->q->unfinished) & JOIN_VALUE_MASK; /* a snapshot */
+}
+
+/* join()'s condition: 0 done; -EPIPE shut down immediately; -EAGAIN not yet. */
+static int join_ready(const struct shmq_ring *r)
+{
+	/* A9: pairs with the U2 that reached 0: what the tasks did happens-before */
+	if ((load_acquire(&r->q->unfinished) & JOIN_VALUE_MASK) == 0)
+		return 0;
+	return load_acquire(&r->q->shutdown) == SHMQ_QUEUE_SHUTDOWN_IMMEDIATE ? -EPIPE : -EAGAIN;
+}
+
+int shmq__ring_join(struct shmq_ring *r, uint64_t deadline_ns)
+{
+	_Atomic uint32_t *ec = &r->q->ec_join;
+	int rc;
+
+	if (!r->joinable)
+		return -EINVAL;
+	for (;;) {
+		bool bounded;
+		uint32_t key;
+
+		rc = join_ready(r);
+		if (rc != -EAGAIN)
+			return rc;
+		key = shmq__ec_prepare(ec, &bounded); /* (a), H1, F2 */
+		rc = join_ready(r);		      /* (b) */
+		if (rc != -EAGAIN)
+			return rc;
+		counter_inc(&r->c->sleeps, 1);
+		rc = shmq__ec_sleep(ec, key, deadline_ns, bounded); /* (e) */
+		if (rc == -ETIMEDOUT) {
+			rc = join_ready(r);
+			return rc == -EAGAIN ? -ETIMEDOUT : rc;
+		}
+		if (rc < 0)
+			return rc;
+	}
+}
+
+uint32_t shmq__ring_join_settle(const struct shmq_segment *seg, uint32_t index)
+{
+	struct shmq_session_shm *rec = shmq__session_at(seg, index);
+	uint32_t owed, w, pos, nv = 0, tag = shmq__owner_field(index);
+	struct shmq_queue_rec *jr;
+	struct shmq_ring ring;
+
+	if (!rec || seg->kind != SHMQ_KIND_QUEUE ||
+	    !(seg->geom.queue.flags & SHMQ_QUEUE_F_JOINABLE) ||
+	    shmq__ring_attach(&ring, seg, UINT32_MAX) < 0)
+		return 0;
+	jr = &rec->k.queue;
+	/* A7, U5: the journal's true count, then forget it */
+	owed = shmq__owner_resolve(&ring.q->unfinished, index, &jr->owed, &jr->owed_pending, &w);
+	pos = load_acquire(&jr->put_pos); /* pairs with J4 */
+	if (pos && TURN_SEQ(load_acquire(&slot_at(&ring, pos - 1)->state)) != pos - 1)
+		owed = load_relaxed(&jr->put_owed); /* published (pairs with R1) */
+	pos = load_acquire(&jr->take_pos);	    /* pairs with J8 */
+	if (pos && TURN_SEQ(load_acquire(&slot_at(&ring, pos - 1)->state)) != pos)
+		owed = load_relaxed(&jr->take_owed); /* consumed (pairs with R4) */
+	store_relaxed(&jr->put_pos, 0);
+	store_relaxed(&jr->take_pos, 0);
+	for (unsigned int i = 0; i < CLAIM_TRIES_MAX; i++) {
+		uint32_t v;
+
+		/* Our tag may be in the word (the dead session's U2): anyone else's is live. */
+		if (shmq__owner_of(w) && shmq__owner_of(w) != tag &&
+		    shmq__owner_wait(&ring.q->unfinished, &w) < 0)
+			break;
+		v = w & JOIN_VALUE_MASK;
+		nv = v > owed ? v - owed : 0;
+		if (cas_seq_cst(&ring.q->unfinished, &w, nv))
+			break;
+	}
+	if (nv == 0 || owed)
+		(void)shmq__ec_wake_all(&ring.q->ec_join);
+	/* Waiters in shmq__owner_wait() on a tag we cleared re-read within 1 ms. */
+	return owed;
+}
+
 /* --- Sending --- */
 
 static int next_write(struct shmq_ring *r, uint32_t *ret_pos)
@@ -471,7 +740,15 @@ static int send_one(struct shmq_ring *r, const void *msg, size_t len)
 	if ((pos & 63) == 0) /* sample depth: reading head on every send costs a miss */
 		hwm_note(r, pos + 1 - load_relaxed(&r->q->head)); /* statistic */
 	copy_bytes(payload(slot_at(r, pos)), msg, len);
-	publish(r, pos, (uint32_t)len, 0);
+	if (r->joinable) {
+		rc = join_publish(r, pos, (uint32_t)len);
+		if (rc < 0) {
+			join_unclaim(r, pos);
+			return rc;
+		}
+	} else {
+		publish(r, pos, (uint32_t)len, 0);
+	}
 	counter_inc(&r->c->sent, 1);
 	return 0;
 }
@@ -553,7 +830,18 @@ int shmq__ring_commit(struct shmq_ring *r, size_t len)
 		return -EINVAL;
 	if (len > r->slot_size)
 		return -EMSGSIZE; /* reservation stays open: commit again or cancel */
-	rsv_finish(r, len, 0);
+	if (r->joinable) {
+		int rc = join_publish(r, r->rsv_pos, (uint32_t)len);
+
+		r->rsv_active = false;
+		if (rc < 0) {
+			join_unclaim(r, r->rsv_pos);
+			ec_notify(r, &r->q->ec_recv);
+			return rc;
+		}
+	} else {
+		rsv_finish(r, len, 0);
+	}
 	counter_inc(&r->c->sent, 1);
 	ec_notify(r, &r->q->ec_recv);
 	return 0;
@@ -616,7 +904,7 @@ static int take(struct shmq_ring *r, uint32_t fit, uint32_t *ret_pos, uint32_t *
 		len = load_relaxed(&slot_at(r, pos)->len); /* ordered by A1 */
 		flags = load_relaxed(&slot_at(r, pos)->flags);
 		if (len > r->slot_size) {
-			done(r, pos);
+			consume_dropped(r, pos);
 			return -EBADMSG;
 		}
 		if (flags & SHMQ_SLOT_TOMBSTONE) {
@@ -649,11 +937,11 @@ static int recv_one(struct shmq_ring *r, void *buf, size_t buf_size, uint32_t fi
 	if (rc < 0)
 		return rc;
 	if (len > buf_size) {
-		done(r, pos);
+		consume_dropped(r, pos);
 		return -EMSGSIZE;
 	}
 	copy_bytes(buf, payload(slot_at(r, pos)), len);
-	done(r, pos);
+	consume(r, pos);
 	counter_inc(&r->c->received, 1);
 	return (int)len;
 }
@@ -735,7 +1023,7 @@ int shmq__ring_release(struct shmq_ring *r)
 {
 	if (!r->peek_active)
 		return -EINVAL;
-	done(r, r->peek_pos);
+	consume(r, r->peek_pos);
 	r->peek_active = false;
 	counter_inc(&r->c->received, 1);
 	ec_notify(r, &r->q->ec_send);
@@ -1002,6 +1290,7 @@ int shmq__ring_shutdown(struct shmq_ring *r, bool immediate)
 	/* Every sleeper, both ways, and every async waiter: they re-check and see it. */
 	ec_notify(r, &r->q->ec_recv);
 	ec_notify(r, &r->q->ec_send);
+	ec_notify(r, &r->q->ec_join); /* join() on an immediate shutdown returns -EPIPE */
 	return 0;
 }
 
@@ -1246,7 +1535,7 @@ static int queue_geom_check(const union shmq_geom *u, bool formatted)
 {
 	const struct shmq_queue_geom *g = &u->queue;
 
-	if (g->mode >= SHMQ_QMODE_COUNT || g->numa_node < -1)
+	if (g->mode >= SHMQ_QMODE_COUNT || g->numa_node < -1 || (g->flags & ~SHMQ_QUEUE_F_JOINABLE))
 		return -EINVAL;
 	return shmq__ring_geom_check(g->n_slots, g->slot_size, g->slot_stride, formatted);
 }
@@ -1319,6 +1608,9 @@ static int queue_repair(const struct shmq_segment *seg, uint32_t index,
 	struct shmq_ring ring;
 	int r = shmq__ring_attach(&ring, seg, UINT32_MAX);
 
+	/* Before the slots: the settle reads the dead session's turns as they are. */
+	if (r == 0)
+		ret->settled = shmq__ring_join_settle(seg, index);
 	if (r == 0)
 		r = shmq__ring_repair_session(&ring, index + 1, &rep);
 	ret->tombstoned = rep.tombstoned;
@@ -1328,7 +1620,7 @@ static int queue_repair(const struct shmq_segment *seg, uint32_t index,
 		ret->woken += shmq__ec_wake_all(&ring.q->ec_recv);
 	if (r >= 0 && (role & SHMQ_ROLE_PRODUCER))
 		ret->woken += shmq__ec_wake_all(&ring.q->ec_send);
-	return r < 0 ? r : r > 0 || ret->woken > 0;
+	return r < 0 ? r : r > 0 || ret->woken > 0 || ret->settled > 0;
 }
 
 static int queue_resume(const struct shmq_segment *seg, struct shmq_kind_repair *ret)

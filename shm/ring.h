@@ -38,6 +38,7 @@
 #include <sys/uio.h>
 
 #include "shm/layout.h"
+#include "shm/owner.h"
 
 /* Default spin budget before a blocking call sleeps in the kernel. */
 #define SHMQ_SPIN_NS_DEFAULT 20000
@@ -63,6 +64,11 @@ struct shmq_ring { /* process-local; validated at attach */
 	bool peek_active;
 	bool peek_claimed;		       /* peek took a tagged claim (multi-consumer modes) */
 	struct shmq_counters private_counters; /* used when no session record */
+	/* Joinable queues (SHMQ_QUEUE_F_JOINABLE): see "Joinable" in shm/ring.c. */
+	bool joinable;
+	struct shmq_queue_rec *jrec;	/* our record's share, or NULL (no record) */
+	struct shmq_owner_journal join; /* on q->unfinished, over jrec->owed */
+	_Atomic uint32_t tasks;		/* taken by this handle and not yet done */
 };
 
 /*
@@ -83,7 +89,8 @@ struct shmq_ring_part {
 	uint32_t n_slots; /* power of two */
 	uint32_t slot_size;
 	uint32_t slot_stride;
-	uint32_t mode; /* SHMQ_QMODE_* */
+	uint32_t mode;	/* SHMQ_QMODE_* */
+	uint32_t flags; /* SHMQ_QUEUE_F_* */
 };
 
 /* As shmq__ring_attach(), to the ring @part of @seg.  Return: 0, -EINVAL. */
@@ -203,6 +210,39 @@ int shmq__ring_arm(struct shmq_ring *r, bool sender, struct shmq_ring_arm *ret);
  * and take nothing.  Return: 0 ready; -ETIMEDOUT.
  */
 int shmq__ring_wait_ready(struct shmq_ring *r, bool sender, uint64_t deadline_ns);
+
+/*
+ * Joinable queues (multiprocessing.JoinableQueue): every message sent
+ * counts as an unfinished task until a receiver that took it says it is
+ * done; join waits for the count to reach zero.  A handle's task_done
+ * marks one of the tasks *it* received: more calls than that is -EINVAL
+ * (Python's ValueError).  If a session goes -- it closes, or dies -- the
+ * tasks it took and had not finished are counted done, and a send it had
+ * counted but not published is taken back, exactly (the daemon,
+ * shmq__ring_join_settle()).
+ */
+bool shmq__ring_is_joinable(const struct shmq_ring *r);
+
+/* Return: 0; -EINVAL this handle holds no task (or the queue is not joinable); -EBUSY. */
+int shmq__ring_task_done(struct shmq_ring *r);
+
+/* Unfinished tasks now (a snapshot). */
+uint32_t shmq__ring_unfinished(const struct shmq_ring *r);
+
+/*
+ * Wait until no task is unfinished.  Return: 0; -ETIMEDOUT; -EPIPE the
+ * queue was shut down immediately (what was queued will never be done);
+ * -EINVAL not joinable.
+ */
+int shmq__ring_join(struct shmq_ring *r, uint64_t deadline_ns);
+
+/*
+ * The daemon, for session record @index of a joinable queue that is going
+ * (before the ring's repair of a dead one, and again, harmlessly, at its
+ * release): take what the session owed off the unfinished count, wake the
+ * joiners, forget the share.  Return: the tasks taken off (>= 0).
+ */
+uint32_t shmq__ring_join_settle(const struct shmq_segment *seg, uint32_t index);
 
 /* Messages queued now (a snapshot; exact when quiescent). */
 uint32_t shmq__ring_depth(const struct shmq_ring *r);

@@ -35,13 +35,20 @@ void t_seg_new(struct t_seg *t, const struct shmq_segment_params *p)
 
 void t_seg_new_queue(struct t_seg *t, uint32_t n_slots, uint32_t slot_size, uint32_t mode)
 {
+	t_seg_new_queue_flags(t, n_slots, slot_size, mode, 0);
+}
+
+void t_seg_new_queue_flags(struct t_seg *t, uint32_t n_slots, uint32_t slot_size, uint32_t mode,
+			   uint32_t flags)
+{
 	struct shmq_segment_params p = {
 		.kind = SHMQ_KIND_QUEUE,
 		.n_sessions = 64,
 		.geom.queue = {.n_slots = n_slots,
 			       .slot_size = slot_size,
 			       .mode = mode,
-			       .numa_node = -1},
+			       .numa_node = -1,
+			       .flags = flags},
 		.name = "test-queue",
 		.owner_uid = (uint32_t)getuid(),
 		.owner_gid = (uint32_t)getgid(),

@@ -18,6 +18,9 @@ struct t_seg {
 
 void t_seg_new(struct t_seg *t, const struct shmq_segment_params *p);
 void t_seg_new_queue(struct t_seg *t, uint32_t n_slots, uint32_t slot_size, uint32_t mode);
+/* @flags: SHMQ_QUEUE_F_* (a joinable queue) */
+void t_seg_new_queue_flags(struct t_seg *t, uint32_t n_slots, uint32_t slot_size, uint32_t mode,
+			   uint32_t flags);
 void t_seg_new_sem(struct t_seg *t, uint32_t initial, uint32_t max, uint32_t flags);
 void t_seg_new_event(struct t_seg *t, uint32_t initial);
 void t_seg_new_lock(struct t_seg *t, uint32_t flags); /* SHMQ_LOCK_* */

@@ -87,7 +87,8 @@ struct shmq_lock;
 #define SHMQ_SEM_ATTR_UNDO    (1u << 1) /* holds of a dead process are posted back */
 
 /* struct shmq_queue_attr.flags */
-#define SHMQ_QUEUE_NUMA (1u << 0) /* bind the memory to numa_node */
+#define SHMQ_QUEUE_NUMA	    (1u << 0) /* bind the memory to numa_node */
+#define SHMQ_QUEUE_JOINABLE (1u << 1) /* JoinableQueue: shmq_queue_task_done(), _join() */
 
 /**
  * struct shmq_queue_attr - how to create a queue.
@@ -97,7 +98,7 @@ struct shmq_lock;
  * @mode:	SHMQ_MPMC, SHMQ_SPSC, SHMQ_MPSC or SHMQ_SPMC
  * @numa_node:	with SHMQ_QUEUE_NUMA in @flags: the node to bind the memory to
  * @perm:	permission bits like chmod (0: 0600)
- * @flags:	SHMQ_QUEUE_NUMA, or 0
+ * @flags:	SHMQ_QUEUE_NUMA, SHMQ_QUEUE_JOINABLE, or 0
  * @reserved:	zero
  *
  * A zero-initialised struct (with @size set) asks for every default and no
@@ -243,7 +244,16 @@ SHMQ_API int shmq_client_close(struct shmq_client *c);
  * @c:		client
  * @name:	object name
  *
- * The memory lives on while anyone has the object open (like shm_unlink()).
+ * The name goes at once; the memory lives on while anyone has the object
+ * open (like shm_unlink()).  What the handles already open see: nothing
+ * changes.  Every kind keeps working for them -- sends and receives,
+ * waits (a blocked call is not woken by the unlink, and a later send or
+ * post still reaches it), asynchronous waits, and the daemon's repair
+ * when one of their processes dies -- until the last handle closes, and
+ * then the memory is freed.  A new object created under the name is
+ * another object: nothing crosses between the two.  To make the users of
+ * an object stop, tell them first: shut a queue down
+ * (shmq_queue_shutdown_name()), close a pipe's ends, abort a barrier.
  * Context: blocks for one round trip.
  * Return: 0; -ENOENT; -EACCES not the owner (or root); -EINVAL bad name;
  *         -ECONNRESET; -ETIMEDOUT.
@@ -411,6 +421,55 @@ SHMQ_API int shmq_queue_shutdown(struct shmq_queue *q, unsigned int flags);
  * Return: 0 open; 1 shut down, draining; 2 shut down immediately; -EINVAL.
  */
 SHMQ_API int shmq_queue_is_shut_down(const struct shmq_queue *q);
+
+/*
+ * Joinable queues (multiprocessing.JoinableQueue): a queue created with
+ * SHMQ_QUEUE_JOINABLE counts every message sent as an unfinished task,
+ * until a receiver that took it calls shmq_queue_task_done();
+ * shmq_queue_join() waits for the count to reach zero.  Every receive
+ * counts (copy, batch, peek at its release); a message a receive consumed
+ * without handing it over (-EMSGSIZE, -EBADMSG) is done at once.  A handle
+ * may mark done only the tasks it took: one call more is -EINVAL (Python's
+ * ValueError).  When a handle is closed, or its process dies, the tasks it
+ * took and had not marked done are counted done (the daemon settles them,
+ * exactly, however the process died); a message it was sending when it
+ * died is either delivered and counted or not counted at all.  A
+ * half-read message of a dead receiver is redelivered and stays
+ * unfinished.  At most SHMQ_QUEUE_UNFINISHED_LIMIT tasks may be unfinished:
+ * a send past that fails with -EOVERFLOW.  An immediate shutdown makes
+ * join() return -EPIPE (what was queued will never be done); a drain
+ * shutdown does not change it.
+ */
+#define SHMQ_QUEUE_UNFINISHED_LIMIT 1048575
+
+/**
+ * shmq_queue_task_done() - one task this handle received is finished.
+ * @q:		joinable queue opened with SHMQ_RECV
+ *
+ * Return: 0; -EINVAL not joinable, or this handle holds no unfinished task;
+ *         -EBADF no SHMQ_RECV; -EBUSY a peer scribbled an owner tag on the
+ *         count.
+ */
+SHMQ_API int shmq_queue_task_done(struct shmq_queue *q);
+
+/**
+ * shmq_queue_join() - wait until every task sent has been marked done.
+ * @q:		joinable queue opened with SHMQ_SEND and/or SHMQ_RECV
+ * @deadline_ns: 0 for never block, else absolute CLOCK_MONOTONIC or SHMQ_FOREVER
+ *
+ * Return: 0 no task is unfinished; -EAGAIN some are (deadline 0);
+ *         -ETIMEDOUT; -EPIPE the queue was shut down immediately; -EINVAL
+ *         not joinable; -EBADF a view.
+ */
+SHMQ_API int shmq_queue_join(struct shmq_queue *q, uint64_t deadline_ns);
+
+/**
+ * shmq_queue_unfinished() - tasks sent and not yet marked done (a snapshot).
+ * @q:		joinable queue
+ *
+ * Return: the count; -EINVAL not joinable.
+ */
+SHMQ_API int shmq_queue_unfinished(const struct shmq_queue *q);
 
 /**
  * shmq_queue_send_batch_wait() - send up to @n messages, waiting for room for one.
@@ -1383,7 +1442,7 @@ struct shmq_daemon_status {
  * @lock_flags:	lock: SHMQ_LOCK_ATTR_* (since 1.1)
  * @cond_lock_id: condition: the object id of its lock (since 1.1)
  * @barrier_parties: barrier: parties per cycle (since 1.1)
- * @pipe_flags:	pipe: SHMQ_PIPE_ATTR_* (since 1.1)
+ * @kind_flags:	queue: SHMQ_QUEUE_JOINABLE; pipe: SHMQ_PIPE_ATTR_ONEWAY (since 1.1)
  */
 struct shmq_object_info {
 	uint32_t size;
@@ -1408,7 +1467,7 @@ struct shmq_object_info {
 	uint32_t lock_flags;
 	uint64_t cond_lock_id;
 	uint32_t barrier_parties;
-	uint32_t pipe_flags;
+	uint32_t kind_flags;
 };
 
 /**

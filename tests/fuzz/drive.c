@@ -51,6 +51,12 @@ static bool one_of(int rc, int a, int b, int c, int d)
 	return rc == a || rc == b || rc == c || rc == d;
 }
 
+/* A joinable queue's send may also meet a full count, or a forged owner tag on it. */
+static bool joinable_refusal(const struct shmq_ring *r, int rc)
+{
+	return shmq__ring_is_joinable(r) && (rc == -EOVERFLOW || rc == -EBUSY);
+}
+
 static void ring_step(struct drive *dr, uint8_t op)
 {
 	struct shmq_ring *r = &dr->ring;
@@ -66,7 +72,7 @@ static void ring_step(struct drive *dr, uint8_t op)
 	case 0:
 		rc = shmq__ring_try_send(r, dr->msg, len);
 		expect(rc == -EPIPE || one_of(rc, 0, -EAGAIN, -EMSGSIZE, -EBADMSG) ||
-		       rc == -EINVAL);
+		       rc == -EINVAL || joinable_refusal(r, rc));
 		break;
 	case 1:
 		rc = shmq__ring_try_recv(r, dr->buf, sizeof(dr->buf));
@@ -76,7 +82,7 @@ static void ring_step(struct drive *dr, uint8_t op)
 	case 2:
 		rc = shmq__ring_send_wait(r, dr->msg, len, past);
 		expect(rc == -EPIPE || one_of(rc, 0, -ETIMEDOUT, -EMSGSIZE, -EBADMSG) ||
-		       rc == -EINVAL);
+		       rc == -EINVAL || joinable_refusal(r, rc));
 		break;
 	case 3:
 		rc = shmq__ring_recv_wait(r, dr->buf, sizeof(dr->buf), past);
@@ -109,7 +115,8 @@ static void ring_step(struct drive *dr, uint8_t op)
 		break;
 	case 7:
 		rc = shmq__ring_commit(r, len);
-		expect(rc == -EPIPE || one_of(rc, 0, -EMSGSIZE, -EINVAL, -EINVAL));
+		expect(rc == -EPIPE || one_of(rc, 0, -EMSGSIZE, -EINVAL, -EINVAL) ||
+		       joinable_refusal(r, rc));
 		break;
 	case 8:
 		rc = shmq__ring_cancel(r);
@@ -121,7 +128,8 @@ static void ring_step(struct drive *dr, uint8_t op)
 						.iov_len = len / (size_t)(i + 1)};
 		rc = shmq__ring_send_batch(r, iov, 3);
 		expect(rc == -EPIPE || (rc >= 0 && rc <= 3) ||
-		       one_of(rc, -EMSGSIZE, -EBADMSG, -EINVAL, -EAGAIN));
+		       one_of(rc, -EMSGSIZE, -EBADMSG, -EINVAL, -EAGAIN) ||
+		       joinable_refusal(r, rc));
 		break;
 	case 10:
 		for (int i = 0; i < 3; i++)
@@ -151,6 +159,13 @@ static void ring_step(struct drive *dr, uint8_t op)
 	case 14:
 		if (op & 0x80) /* now and then a peer shuts the queue down (drain or immediate) */
 			expect(shmq__ring_shutdown(r, op & 0x20) == 0);
+		if (shmq__ring_is_joinable(r)) { /* a scribbled count: any value, never a hang */
+			rc = shmq__ring_task_done(r);
+			expect(rc == 0 || rc == -EINVAL || rc == -EBUSY);
+			rc = shmq__ring_join(r, past);
+			expect(rc == 0 || rc == -ETIMEDOUT || rc == -EPIPE);
+			expect(shmq__ring_unfinished(r) <= SHMQ_QUEUE_UNFINISHED_MAX);
+		}
 		expect(shmq__ring_depth(r) <= r->mask + 1);
 		rc = shmq__ring_check(r);
 		expect(rc == 0 || rc == -EBADMSG);
@@ -165,10 +180,14 @@ static void ring_step(struct drive *dr, uint8_t op)
 		if (shmq__ring_attach(&daemon, dr->seg, UINT32_MAX) < 0)
 			abort();
 		/* A tag from the script; tag 8 stands for the start of a restarted daemon. */
-		if (op >> 5 == 7)
+		if (op >> 5 == 7) {
 			rc = shmq__ring_repair_resume(&daemon, &rep);
-		else
+		} else {
+			/* a joinable queue's settle reads the dead session's turns first */
+			(void)shmq__ring_join_settle(dr->seg,
+						     (uint32_t)(op >> 5) % dr->seg->n_sessions);
 			rc = shmq__ring_repair_session(&daemon, (uint32_t)(op >> 5) + 1, &rep);
+		}
 		expect(rc >= 0 || rc == -EBADMSG);
 		if (rc >= 0)
 			expect((uint32_t)rc == rep.tombstoned + rep.redelivered &&

@@ -16,6 +16,7 @@ INTEG_SRC  := tests/integration/daemon.c \
 	      tests/integration/test_exchange.c \
 	      tests/integration/test_hostile.c \
 	      tests/integration/test_lifecycle.c \
+	      tests/integration/test_join.c \
 	      tests/integration/test_lock.c \
 	      tests/integration/test_pipe.c \
 	      tests/integration/test_limits.c \

@@ -406,3 +406,128 @@ Test(lifecycle, bounded_semaphore_refuses_a_post_above_its_maximum)
 	T_OK(shmq_client_close(c));
 	t_daemon_fini(&d);
 }
+
+struct unlinked {
+	int n;	 /* objects listed with SHMQ_OBJECT_UNLINKED */
+	int all; /* objects listed */
+};
+
+static int count_unlinked(void *arg, const struct shmq_object_info *o)
+{
+	struct unlinked *u = arg;
+
+	u->all++;
+	u->n += (o->flags & SHMQ_OBJECT_UNLINKED) != 0;
+	return 0;
+}
+
+/*
+ * What an unlink leaves to the handles already open, for every kind: the
+ * object keeps working for them, and is freed by the last close.
+ */
+Test(lifecycle, every_kind_keeps_working_for_its_open_handles_after_unlink)
+{
+	const struct shmq_barrier_attr ba = {.size = sizeof(ba), .parties = 1};
+	struct shmq_client *c = t_connect(&d);
+	struct shmq_sem_attr sa = sattr(0);
+	struct shmq_unlinked_handles {
+		struct shmq_sem *s;
+		struct shmq_event *e;
+		struct shmq_lock *l;
+		struct shmq_cond *cv;
+		struct shmq_barrier *b;
+		struct shmq_pipe *p0, *p1;
+	} h;
+	const char *names[] = {"u-sem", "u-event", "u-lock", "u-cond", "u-barrier", "u-pipe"};
+	struct unlinked u = {0};
+	char buf[8];
+
+	T_OK(shmq_sem_open(c, "u-sem", SHMQ_CREATE | SHMQ_EXCL, &sa, &h.s));
+	T_OK(shmq_event_open(c, "u-event", SHMQ_CREATE | SHMQ_EXCL, NULL, &h.e));
+	T_OK(shmq_lock_open(c, "u-lock", SHMQ_CREATE | SHMQ_EXCL, NULL, &h.l));
+	T_OK(shmq_cond_open(c, "u-cond", SHMQ_CREATE | SHMQ_EXCL, h.l, NULL, &h.cv));
+	T_OK(shmq_barrier_open(c, "u-barrier", SHMQ_CREATE | SHMQ_EXCL, &ba, &h.b));
+	T_OK(shmq_pipe_open(c, "u-pipe", 0, SHMQ_CREATE | SHMQ_EXCL, NULL, &h.p0));
+	T_OK(shmq_pipe_open(c, "u-pipe", 1, 0, NULL, &h.p1));
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		T_OK(shmq_unlink(c, names[i]));
+	cr_assert(eq(int, shmq_object_list(c, count_unlinked, &u), 6));
+	cr_assert(eq(int, u.n, 6), "listed as unlinked while open");
+
+	T_OK(shmq_sem_post(h.s, 1));
+	T_OK(shmq_sem_wait(h.s, t_deadline_ms(RECV_MS)));
+	cr_assert(eq(int, shmq_event_set(h.e), 1), "it was clear");
+	T_OK(shmq_event_wait(h.e, t_deadline_ms(RECV_MS)));
+	T_OK(shmq_lock_acquire(h.l, t_deadline_ms(RECV_MS)));
+	cr_assert(ge(int, shmq_cond_notify(h.cv, 1), 0));
+	T_ERR(shmq_cond_wait(h.cv, t_deadline_ms(10)), -ETIMEDOUT); /* and the lock back */
+	T_OK(shmq_lock_release(h.l));
+	cr_assert(eq(int, shmq_barrier_wait(h.b, t_deadline_ms(RECV_MS)), 0));
+	T_OK(shmq_pipe_send(h.p1, "pipe", 4, t_deadline_ms(RECV_MS)));
+	cr_assert(eq(int, shmq_pipe_recv(h.p0, buf, sizeof(buf), t_deadline_ms(RECV_MS)), 4));
+	/* a new object under an unlinked name is another object */
+	{
+		struct shmq_sem *fresh;
+
+		T_OK(shmq_sem_open(c, "u-sem", SHMQ_CREATE | SHMQ_EXCL, &sa, &fresh));
+		T_OK(shmq_sem_post(fresh, 3));
+		cr_assert(eq(int, shmq_sem_value(h.s), 0), "the unlinked one is untouched");
+		T_OK(shmq_sem_close(fresh));
+		T_OK(shmq_unlink(c, "u-sem"));
+	}
+
+	T_OK(shmq_pipe_close(h.p1));
+	T_OK(shmq_pipe_close(h.p0));
+	T_OK(shmq_barrier_close(h.b));
+	T_OK(shmq_cond_close(h.cv));
+	T_OK(shmq_lock_close(h.l));
+	T_OK(shmq_event_close(h.e));
+	T_OK(shmq_sem_close(h.s));
+	u = (struct unlinked){0};
+	cr_assert(eq(int, shmq_object_list(c, count_unlinked, &u), 0));
+	cr_assert(eq(int, u.all, 0), "freed by the last close");
+	T_OK(shmq_client_close(c));
+	t_daemon_fini(&d);
+}
+
+struct blocked_recv {
+	const char *sock;
+	int result;
+};
+
+static int recv_forever(void *arg)
+{
+	struct blocked_recv *b = arg;
+	struct shmq_client *c;
+	struct shmq_queue *q;
+	char buf[16];
+
+	if (shmq_client_connect(b->sock, &c) || shmq_queue_open(c, "waited", SHMQ_RECV, NULL, &q))
+		return 1;
+	b->result = shmq_queue_recv_wait(q, buf, sizeof(buf), t_deadline_ms(10000));
+	return 0;
+}
+
+/* A caller blocked on an object is not woken by its unlink: the next send still reaches it. */
+Test(lifecycle, an_unlink_does_not_wake_a_blocked_receiver_and_a_send_still_reaches_it)
+{
+	struct blocked_recv *b = t_shared_alloc(sizeof(*b));
+	struct shmq_client *c = t_connect(&d);
+	struct shmq_queue_attr a = qattr(8, 16);
+	struct shmq_queue *tx;
+	pid_t pid;
+
+	T_OK(shmq_queue_open(c, "waited", SHMQ_CREATE | SHMQ_EXCL | SHMQ_SEND, &a, &tx));
+	*b = (struct blocked_recv){.sock = d.sock, .result = -1};
+	pid = t_fork_child(recv_forever, b);
+	t_sleep_ms(100); /* into its futex wait */
+	T_OK(shmq_unlink(c, "waited"));
+	t_sleep_ms(100);
+	cr_assert(eq(int, b->result, -1), "the unlink woke the receiver");
+	T_OK(shmq_queue_send(tx, "still here", 10));
+	cr_assert(eq(int, t_wait_peer_ms(pid, 10000), 0));
+	cr_assert(eq(int, b->result, 10));
+	T_OK(shmq_queue_close(tx));
+	T_OK(shmq_client_close(c));
+	t_daemon_fini(&d);
+}

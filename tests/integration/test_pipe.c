@@ -273,7 +273,7 @@ Test(pipe, a_one_way_pipe_created_by_shmqctl_carries_from_end_1_to_end_0)
 		  "%s", out);
 	T_OK(shmq_object_stat(c, "oneway", &info));
 	cr_assert(eq(u32, info.kind, SHMQ_OBJECT_PIPE));
-	cr_assert(eq(u32, info.pipe_flags, SHMQ_PIPE_ATTR_ONEWAY));
+	cr_assert(eq(u32, info.kind_flags, SHMQ_PIPE_ATTR_ONEWAY));
 	cr_assert(eq(u32, info.n_slots, 4));
 	T_OK(shmq_pipe_open(c, "oneway", 0, 0, NULL, &r));
 	T_OK(shmq_pipe_open(c, "oneway", 1, 0, NULL, &w));

@@ -409,7 +409,7 @@ Test(protocol, nonzero_reserved_fields_get_einval)
 	req.reserved1 = 0x80000000u;
 	expect_open(&req, -EINVAL, "OPEN reserved1");
 	queue_req(&req, "resv");
-	req.geom.queue.flags = 1;
+	req.geom.queue.flags = 2; /* bit 0 is JOINABLE (1.7) */
 	expect_open(&req, -EINVAL, "queue geometry flags");
 	queue_req(&req, "resv");
 	req.geom.queue.reserved = 1;

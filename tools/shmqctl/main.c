@@ -90,7 +90,8 @@ static const struct verb verbs[V_COUNT] = {
 		      "Create a queue, a semaphore, an event, a lock, a condition, a barrier or\n"
 		      "a pipe owned by you.\n"
 		      "Queues: --slots N (a power of two), --slot-size BYTES, --mode\n"
-		      "mpmc|spsc|mpsc|spmc, --numa NODE, --hugepages.  Semaphores: --initial N,\n"
+		      "mpmc|spsc|mpsc|spmc, --numa NODE, --hugepages, --joinable (task_done and\n"
+		      "join, as a JoinableQueue).  Semaphores: --initial N,\n"
 		      "--max N (bounded), --undo.  Events: --initial 0|1 (clear or set).\n"
 		      "Locks: rlock (or lock --recursive) is recursive.  Conditions: --lock\n"
 		      "NAME (required: the lock it is bound to).  Barriers: --parties N\n"
@@ -144,6 +145,7 @@ enum {
 	OPT_PARTIES,
 	OPT_IMMEDIATE,
 	OPT_ONEWAY,
+	OPT_JOINABLE,
 };
 
 struct option_rule {
@@ -174,6 +176,7 @@ static const struct option long_options[] = {
 	{"parties", required_argument, NULL, OPT_PARTIES},
 	{"immediate", no_argument, NULL, OPT_IMMEDIATE},
 	{"oneway", no_argument, NULL, OPT_ONEWAY},
+	{"joinable", no_argument, NULL, OPT_JOINABLE},
 	{NULL, 0, NULL, 0},
 };
 
@@ -194,6 +197,7 @@ static const struct option_rule rules[] = {
 	{OPT_LOCK, CREATE_OPT},
 	{OPT_PARTIES, CREATE_OPT},
 	{OPT_ONEWAY, CREATE_OPT},
+	{OPT_JOINABLE, CREATE_OPT},
 	{OPT_IMMEDIATE, VERB(V_SHUTDOWN)},
 	{OPT_NO_LEGEND, VERB(V_LS) | VERB(V_SHOW) | VERB(V_CLIENTS) | VERB(V_TOP) | VERB(V_CHECK)},
 };
@@ -409,6 +413,9 @@ static int option_apply(struct ctl *ctl, int opt, const char *arg, const char *n
 		return 0;
 	case OPT_ONEWAY:
 		ctl->oneway = true;
+		return 0;
+	case OPT_JOINABLE:
+		ctl->qattr.flags |= SHMQ_QUEUE_JOINABLE;
 		return 0;
 	case OPT_PARTIES:
 		if (parse_u32(arg, 10, SHMQ_BARRIER_PARTIES_LIMIT, &ctl->parties) < 0 ||

@@ -188,6 +188,8 @@ struct snapshot {
 	uint32_t pending; /* notifications not yet taken */
 	/* queues: 0 open, SHMQ_QUEUE_SHUTDOWN_* */
 	uint32_t shutdown;
+	bool joinable;	     /* a joinable queue: */
+	uint32_t unfinished; /* tasks sent and not yet done */
 	/* pipes (depth: both directions; sleepers: either) */
 	uint32_t pipe_depth[2]; /* messages on their way to end 0, to end 1 */
 	bool end_closed[2];

@@ -145,6 +145,9 @@ static void read_queue(const struct shmq_segment *seg, struct snapshot *s)
 	s->sleepers_recv = load_relaxed(&q->ec_recv) & 1;
 	s->sleepers_send = load_relaxed(&q->ec_send) & 1;
 	s->shutdown = load_relaxed(&q->shutdown);
+	s->joinable = seg->geom.queue.flags & SHMQ_QUEUE_F_JOINABLE;
+	if (s->joinable)
+		s->unfinished = load_relaxed(&q->unfinished) & SHMQ_QUEUE_UNFINISHED_MAX;
 	counters_add(&s->total, &q->retired);
 }
 
