@@ -72,7 +72,7 @@ struct list {
 };
 
 enum op_src { SRC_OBJECT, SRC_FD, SRC_TIMER, SRC_WAKE };
-enum op_fut { FUT_NONE, FUT_RECV, FUT_ACQUIRE, FUT_READY };
+enum op_fut { FUT_NONE, FUT_RECV, FUT_RECV_BATCH, FUT_ACQUIRE, FUT_READY };
 
 struct op {
 	struct shmq_poller *p;
@@ -95,7 +95,9 @@ struct op {
 	uint64_t interval_ns;
 	struct shmq_waiter wt;
 	struct shmq_object *obj; /* SRC_OBJECT: any kind's handle (its waiter's) */
-	struct shmq_queue *q;	 /* FUT_RECV */
+	struct shmq_queue *q;	 /* FUT_RECV, FUT_RECV_BATCH */
+	struct iovec *iov;	 /* FUT_RECV_BATCH: @n buffers */
+	unsigned int n;
 	struct shmq_sem *s;	 /* FUT_ACQUIRE */
 	unsigned int events;
 	int fd;
@@ -514,6 +516,11 @@ static int attempt(struct op *op)
 	switch (op->fut) {
 	case FUT_RECV:
 		return shmq_queue_recv(op->q, op->buf, op->size);
+	case FUT_RECV_BATCH: {
+		int r = shmq_queue_recv_batch(op->q, op->iov, op->n);
+
+		return r == 0 ? -EAGAIN : r; /* 0: empty, wait on */
+	}
 	case FUT_ACQUIRE:
 		return shmq_sem_try_wait(op->s);
 	case FUT_READY:
@@ -948,6 +955,34 @@ SHMQ_API int shmq_poller_recv(struct shmq_poller *p, struct shmq_queue *q, void 
 	op->events = SHMQ_POLL_RECV;
 	op->buf = buf;
 	op->size = size;
+	op->ffn = fn;
+	op->arg = arg;
+	return start_obj(p, op, deadline_ns, (void **)ret);
+}
+
+SHMQ_API int shmq_poller_recv_batch(struct shmq_poller *p, struct shmq_queue *q,
+				    struct iovec *msgs, unsigned int n, uint64_t deadline_ns,
+				    shmq_future_fn *fn, void *arg, struct shmq_future **ret)
+{
+	struct op *op;
+	int r;
+
+	if (!p || !ret || !msgs || !n)
+		return -EINVAL;
+	for (unsigned int i = 0; i < n; i++)
+		if (!msgs[i].iov_base && msgs[i].iov_len)
+			return -EINVAL;
+	r = shmq__waiter_check_object(shmq_queue_object(q), SHMQ_POLL_RECV);
+	if (r < 0)
+		return r;
+	op = op_new(p, sizeof(struct shmq_future), SRC_OBJECT, FUT_RECV_BATCH);
+	if (!op)
+		return -ENOMEM;
+	op->q = q;
+	op->obj = shmq_queue_object(q);
+	op->events = SHMQ_POLL_RECV;
+	op->iov = msgs;
+	op->n = n;
 	op->ffn = fn;
 	op->arg = arg;
 	return start_obj(p, op, deadline_ns, (void **)ret);

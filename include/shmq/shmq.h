@@ -2088,6 +2088,29 @@ SHMQ_API int shmq_poller_recv(struct shmq_poller *p, struct shmq_queue *q, void 
 			      struct shmq_future **ret);
 
 /**
+ * shmq_poller_recv_batch() - a future that receives a burst: at least one
+ * message, up to @n, in one completion.
+ * @p:		poller
+ * @q:		queue opened with SHMQ_RECV
+ * @msgs:	@n buffers (iov_len: the size on entry, the message's length
+ *		when done); must stay valid until the future is done
+ * @n:		at least 1
+ * @deadline_ns: absolute CLOCK_MONOTONIC, or SHMQ_FOREVER
+ * @fn:		called when done, or NULL
+ * @arg:	for @fn
+ * @ret:	the future
+ *
+ * As shmq_queue_recv_batch() once a message is there: a consumer that
+ * awaits one future per burst pays one completion, not one per message.
+ * Return: 0; -EINVAL; -EBADF not opened for receiving; -ENOMEM.
+ *         The future's result: how many (1..@n); -ETIMEDOUT; -ECANCELED;
+ *         -EMSGSIZE, -EBADMSG (the first message, consumed); -EPIPE.
+ */
+SHMQ_API int shmq_poller_recv_batch(struct shmq_poller *p, struct shmq_queue *q,
+				    struct iovec *msgs, unsigned int n, uint64_t deadline_ns,
+				    shmq_future_fn *fn, void *arg, struct shmq_future **ret);
+
+/**
  * shmq_poller_acquire() - a future that takes one token of a semaphore.
  * @p:		poller
  * @s:		semaphore (not a view)

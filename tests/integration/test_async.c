@@ -391,6 +391,43 @@ Test(async_poller, recv_future_completes_on_the_next_iteration_when_a_message_is
 	finish();
 }
 
+Test(async_poller, a_batch_future_takes_a_burst_in_one_completion)
+{
+	struct shmq_queue *q = queue("burst", SHMQ_RECV | SHMQ_SEND, SHMQ_MPMC);
+	struct peer *pe = peer_new("burst", 30);
+	char bufs[4][16];
+	struct iovec iov[4];
+	struct shmq_future *f;
+	pid_t pid;
+
+	for (int i = 0; i < 5; i++)
+		T_OK(shmq_queue_send(q, "burst", 5));
+	for (int i = 0; i < 4; i++)
+		iov[i] = (struct iovec){.iov_base = bufs[i], .iov_len = sizeof(bufs[i])};
+	T_OK(shmq_poller_recv_batch(p, q, iov, 4, SHMQ_FOREVER, NULL, NULL, &f));
+	cr_assert(eq(int, run_future(f), 4), "four of the five, at once");
+	for (int i = 0; i < 4; i++)
+		cr_assert(eq(sz, iov[i].iov_len, 5));
+	shmq_future_free(f);
+	iov[0].iov_len = sizeof(bufs[0]);
+	T_OK(shmq_poller_recv_batch(p, q, iov, 4, SHMQ_FOREVER, NULL, NULL, &f));
+	cr_assert(eq(int, run_future(f), 1), "what is left: one");
+	shmq_future_free(f);
+	/* empty: the future waits for the next burst from another process */
+	for (int i = 0; i < 4; i++)
+		iov[i] = (struct iovec){.iov_base = bufs[i], .iov_len = sizeof(bufs[i])};
+	T_OK(shmq_poller_recv_batch(p, q, iov, 4, SHMQ_FOREVER, NULL, NULL, &f));
+	cr_assert(eq(int, shmq_poller_run_once(p, 0), 0));
+	pid = t_fork_child(peer_send, pe);
+	cr_assert(ge(int, run_future(f), 1));
+	cr_assert(eq(int, memcmp(bufs[0], "m0", 2), 0));
+	cr_assert(eq(int, t_wait_peer_ms(pid, RUN_MS), 0));
+	shmq_future_free(f);
+	T_ERR(shmq_poller_recv_batch(p, q, iov, 0, SHMQ_FOREVER, NULL, NULL, &f), -EINVAL);
+	T_OK(shmq_queue_close(q));
+	finish();
+}
+
 Test(async_poller, recv_future_too_small_for_the_message_reports_emsgsize)
 {
 	struct shmq_queue *q = queue("small", SHMQ_RECV | SHMQ_SEND, SHMQ_MPMC);
