@@ -98,7 +98,7 @@ struct op {
 	struct shmq_queue *q;	 /* FUT_RECV, FUT_RECV_BATCH */
 	struct iovec *iov;	 /* FUT_RECV_BATCH: @n buffers */
 	unsigned int n;
-	struct shmq_sem *s;	 /* FUT_ACQUIRE */
+	struct shmq_sem *s; /* FUT_ACQUIRE */
 	unsigned int events;
 	int fd;
 	void *buf;
@@ -960,9 +960,9 @@ SHMQ_API int shmq_poller_recv(struct shmq_poller *p, struct shmq_queue *q, void 
 	return start_obj(p, op, deadline_ns, (void **)ret);
 }
 
-SHMQ_API int shmq_poller_recv_batch(struct shmq_poller *p, struct shmq_queue *q,
-				    struct iovec *msgs, unsigned int n, uint64_t deadline_ns,
-				    shmq_future_fn *fn, void *arg, struct shmq_future **ret)
+SHMQ_API int shmq_poller_recv_batch(struct shmq_poller *p, struct shmq_queue *q, struct iovec *msgs,
+				    unsigned int n, uint64_t deadline_ns, shmq_future_fn *fn,
+				    void *arg, struct shmq_future **ret)
 {
 	struct op *op;
 	int r;

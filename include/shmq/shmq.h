@@ -2106,9 +2106,9 @@ SHMQ_API int shmq_poller_recv(struct shmq_poller *p, struct shmq_queue *q, void 
  *         The future's result: how many (1..@n); -ETIMEDOUT; -ECANCELED;
  *         -EMSGSIZE, -EBADMSG (the first message, consumed); -EPIPE.
  */
-SHMQ_API int shmq_poller_recv_batch(struct shmq_poller *p, struct shmq_queue *q,
-				    struct iovec *msgs, unsigned int n, uint64_t deadline_ns,
-				    shmq_future_fn *fn, void *arg, struct shmq_future **ret);
+SHMQ_API int shmq_poller_recv_batch(struct shmq_poller *p, struct shmq_queue *q, struct iovec *msgs,
+				    unsigned int n, uint64_t deadline_ns, shmq_future_fn *fn,
+				    void *arg, struct shmq_future **ret);
 
 /**
  * shmq_poller_acquire() - a future that takes one token of a semaphore.

@@ -171,8 +171,8 @@ Test(join, a_handle_closed_holding_tasks_and_a_purge_leave_nothing_unfinished)
 Test(join, the_refusals_and_the_shmqctl_rows)
 {
 	const char *ctl = getenv("SHMQCTL");
-	const char *const create[] = {ctl, "--socket", d.sock, "create", "queue", "jq", "--joinable",
-				      NULL};
+	const char *const create[] = {ctl,     "--socket", d.sock,	 "create",
+				      "queue", "jq",	   "--joinable", NULL};
 	const char *const ls[] = {ctl, "--socket", d.sock, "ls", NULL};
 	const char *const show[] = {ctl, "--socket", d.sock, "--json", "show", "jq", NULL};
 	struct shmq_client *c = t_connect(&d);

@@ -142,7 +142,8 @@ Test(stress_join, deaths_anywhere_leave_an_exact_count_and_join_returns)
 				continue;
 			t_sleep_ms((unsigned int)(t_rand(&rng) % 3));
 			kill(pid[w], SIGKILL);
-			cr_assert(eq(int, t_wait_peer(pid[w]), 128 + SIGKILL), "child %d failed", w);
+			cr_assert(eq(int, t_wait_peer(pid[w]), 128 + SIGKILL), "child %d failed",
+				  w);
 			settled += reap(args[w].idx);
 			kills++;
 			pid[w] = spawn(&args[w], w == 0);
@@ -158,7 +159,8 @@ Test(stress_join, deaths_anywhere_leave_an_exact_count_and_join_returns)
 			settled += reap(args[i].idx);
 		}
 		/* everyone gone: drain what is queued, mark it done, and the count is exact */
-		cr_assert(eq(int, shmq__session_claim(&seg.seg, SHMQ_ROLE_CONSUMER, 1, 0, &mine), 0));
+		cr_assert(
+			eq(int, shmq__session_claim(&seg.seg, SHMQ_ROLE_CONSUMER, 1, 0, &mine), 0));
 		cr_assert(eq(int, shmq__ring_attach(&me, &seg.seg, mine), 0));
 		while ((rc = shmq__ring_try_recv(&me, &v, sizeof(v))) == (int)sizeof(v)) {
 			cr_assert(eq(int, shmq__ring_task_done(&me), 0));
@@ -166,8 +168,8 @@ Test(stress_join, deaths_anywhere_leave_an_exact_count_and_join_returns)
 		}
 		cr_assert(eq(int, rc, -EAGAIN), "drain: %d", rc);
 		cr_assert(eq(u32, shmq__ring_unfinished(&me), 0),
-			  "round %" PRIu64 " (mode %" PRIu32 "): %" PRIu32 " unfinished", rounds, mode,
-			  shmq__ring_unfinished(&me));
+			  "round %" PRIu64 " (mode %" PRIu32 "): %" PRIu32 " unfinished", rounds,
+			  mode, shmq__ring_unfinished(&me));
 		cr_assert(eq(int, shmq__ring_join(&me, t_deadline_ms(WAIT_MS)), 0));
 		cr_assert(eq(int, shmq__kind_queue.check(&seg.seg, true), 0));
 		rounds++;

@@ -10,7 +10,6 @@
  */
 #include <criterion/criterion.h>
 #include <criterion/new/assert.h>
-#include <criterion/parameterized.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -57,20 +56,13 @@ static struct shmq_queue_rec *rec(uint32_t idx)
 	return &shmq__session_at(&fx.seg, idx)->k.queue;
 }
 
-ParameterizedTestParameters(join, counts_every_message_until_its_taker_says_done)
-{
-	static uint32_t modes[] = {SHMQ_QMODE_MPMC, SHMQ_QMODE_SPSC, SHMQ_QMODE_MPSC,
-				   SHMQ_QMODE_SPMC};
-
-	return cr_make_param_array(uint32_t, modes, sizeof(modes) / sizeof(modes[0]));
-}
-
-ParameterizedTest(uint32_t *mode, join, counts_every_message_until_its_taker_says_done)
+/* One mode: the count across sends, receives and task_done. */
+static void count_in_mode(uint32_t mode)
 {
 	struct shmq_ring p, c;
 	char buf[16];
 
-	t_seg_new_queue_flags(&fx, 8, 16, *mode, SHMQ_QUEUE_F_JOINABLE);
+	t_seg_new_queue_flags(&fx, 8, 16, mode, SHMQ_QUEUE_F_JOINABLE);
 	handle(&p, SHMQ_ROLE_PRODUCER);
 	handle(&c, SHMQ_ROLE_CONSUMER);
 	cr_assert(shmq__ring_is_joinable(&p));
@@ -93,6 +85,15 @@ ParameterizedTest(uint32_t *mode, join, counts_every_message_until_its_taker_say
 	cr_assert(eq(int, shmq__ring_join(&p, t_deadline_ms(WAIT_MS)), 0));
 	cr_assert(eq(u32, load_relaxed(&rec(1)->owed), 0));
 	cr_assert(eq(u32, load_relaxed(&shm()->unfinished), 0), "no owner tag left behind");
+	t_seg_free(&fx);
+}
+
+Test(join, counts_every_message_until_its_taker_says_done_in_every_mode)
+{
+	count_in_mode(SHMQ_QMODE_MPMC);
+	count_in_mode(SHMQ_QMODE_SPSC);
+	count_in_mode(SHMQ_QMODE_MPSC);
+	count_in_mode(SHMQ_QMODE_SPMC);
 }
 
 Test(join, batches_peeks_reservations_and_dropped_messages_count_right)
