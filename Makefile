@@ -207,6 +207,7 @@ UNIT_SRC   := tests/unit/test_async.c \
 	      tests/unit/test_event.c \
 	      tests/unit/test_futex.c \
 	      tests/unit/test_join.c \
+	      tests/unit/test_large.c \
 	      tests/unit/test_layout.c \
 	      tests/unit/test_lock.c \
 	      tests/unit/test_owner.c \
@@ -222,6 +223,7 @@ STRESS_SRC := tests/stress/stress_async.c \
 	      tests/stress/stress_event.c \
 	      tests/stress/stress_join.c \
 	      tests/stress/stress_kill.c \
+	      tests/stress/stress_large.c \
 	      tests/stress/stress_lock.c \
 	      tests/stress/stress_pipe.c \
 	      tests/stress/stress_ring.c \

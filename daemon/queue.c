@@ -45,8 +45,9 @@ static int queue_create_check(const struct shmqd_config *cfg, const struct shmqd
 	struct shmq_queue_geom *g = &u->queue;
 	int r;
 
-	if (g->slot_stride || g->reserved)
-		return shmqd_bad(s, "queue slot_stride/reserved not zero");
+	if (g->slot_stride || g->arena_pages)
+		return shmqd_bad(
+			s, "queue slot_stride/arena_pages not zero (the daemon derives them)");
 	if (g->flags & ~SHMQ_QUEUE_F_JOINABLE)
 		return shmqd_bad(s, "unknown queue flags 0x%" PRIx32,
 				 g->flags & ~SHMQ_QUEUE_F_JOINABLE);
@@ -57,6 +58,14 @@ static int queue_create_check(const struct shmqd_config *cfg, const struct shmqd
 		return shmqd_bad(s, "unknown queue mode %" PRIu32, g->mode);
 	if (g->numa_node < -1)
 		return shmqd_bad(s, "numa_node %" PRId32, g->numa_node);
+	if (g->max_msg && g->max_msg <= g->slot_size)
+		g->max_msg = 0; /* every message fits a slot: no arena */
+	if (g->max_msg > SHMQ_MSG_SIZE_MAX)
+		return shmqd_bad(s, "max_msg %" PRIu32 " > %" PRIu32, g->max_msg,
+				 SHMQ_MSG_SIZE_MAX);
+	if (g->max_msg && g->slot_size < sizeof(struct shmq_slot_large))
+		return shmqd_bad(s, "a queue with max_msg needs slot_size >= %zu",
+				 sizeof(struct shmq_slot_large));
 	return 0;
 }
 
@@ -67,8 +76,13 @@ static int32_t queue_numa_node(const union shmq_geom *g)
 
 static void queue_describe(const struct shmqd_object *o, char *buf, size_t size)
 {
-	snprintf(buf, size, "%" PRIu32 " slots of %" PRIu32 " B, %s%s%s", o->geom.queue.n_slots,
-		 o->geom.queue.slot_size, mode_names[o->geom.queue.mode],
+	char large[48] = "";
+
+	if (o->geom.queue.max_msg)
+		snprintf(large, sizeof(large), ", messages up to %" PRIu32 " B",
+			 o->geom.queue.max_msg);
+	snprintf(buf, size, "%" PRIu32 " slots of %" PRIu32 " B%s, %s%s%s", o->geom.queue.n_slots,
+		 o->geom.queue.slot_size, large, mode_names[o->geom.queue.mode],
 		 (o->geom.queue.flags & SHMQ_QUEUE_F_JOINABLE) ? ", joinable" : "",
 		 o->hugetlb ? ", huge pages" : "");
 }
@@ -104,6 +118,10 @@ static void queue_log_repair(const struct shmqd_object *o, int32_t pid, const ch
 			   " half-read messages redelivered",
 			   o->name, pid, index, death ? death : "went away", rep->tombstoned,
 			   rep->redelivered);
+	else if (rep->regions && !rep->settled)
+		log_info("queue '%s': pid %" PRId32 " (record %" PRIu32 ") %s holding %" PRIu32
+			 " large-message regions; gave them back",
+			 o->name, pid, index, death ? death : "went away", rep->regions);
 	else if (rep->settled)
 		log_info("queue '%s': pid %" PRId32 " (record %" PRIu32 ") %s holding %" PRIu32
 			 " unfinished tasks; counted them done",
@@ -191,6 +209,22 @@ static void queue_detached(struct shmqd_object *o, const struct shmqd_attach *a)
 			  o->name, a->attach_id, n);
 }
 
+/*
+ * Each tick: arena regions held by a session that no record names any
+ * more (a forgery, or a death whose repair could not reach them) go back,
+ * so large sends never wait on them for good.
+ */
+static const char *queue_heartbeat(struct shmqd_object *o)
+{
+	struct shmq_ring ring;
+
+	if (o->geom.queue.arena_pages && shmq__ring_attach(&ring, &o->seg, UINT32_MAX) == 0 &&
+	    shmq__ring_arena_repair(&ring, &o->seg, 0))
+		log_notice("queue '%s': gave back arena regions of sessions that are gone",
+			   o->name);
+	return NULL;
+}
+
 static uint32_t queue_check_cost(const union shmq_geom *g)
 {
 	return g->queue.n_slots;
@@ -207,6 +241,7 @@ const struct shmqd_kind shmqd_kind_queue = {
 	.admit = queue_admit,
 	.log_repair = queue_log_repair,
 	.detached = queue_detached,
+	.heartbeat = queue_heartbeat,
 	.check_cost = queue_check_cost,
 	.purge = queue_purge,
 	.shutdown = queue_shutdown,

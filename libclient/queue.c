@@ -27,6 +27,7 @@ static_assert(SHMQ_MPMC == SHMQ_QMODE_MPMC && SHMQ_SPSC == SHMQ_QMODE_SPSC &&
 /* The first struct shmq_queue_stats; a smaller one is a caller bug. */
 #define STATS_SIZE_VER0 72
 static_assert(sizeof(struct shmq_queue_stats) == STATS_SIZE_VER0, "append, then add _VER1");
+static_assert(SHMQ_MSG_SIZE_LIMIT == SHMQ_MSG_SIZE_MAX, "the public limit is the layout's");
 static_assert(SHMQ_QUEUE_UNFINISHED_LIMIT == SHMQ_QUEUE_UNFINISHED_MAX,
 	      "the public limit is the layout's");
 
@@ -40,13 +41,14 @@ static int geom_from_attr(const struct shmq_queue_attr *a, struct shmq_req_open 
 	if ((a->n_slots & (a->n_slots - 1)) || a->n_slots > SHMQ_SLOTS_MAX ||
 	    a->slot_size > SHMQ_SLOT_SIZE_MAX || a->mode >= SHMQ_QMODE_COUNT ||
 	    (a->perm & ~0777u) || (a->flags & ~(SHMQ_QUEUE_NUMA | SHMQ_QUEUE_JOINABLE)) ||
-	    a->reserved || ((a->flags & SHMQ_QUEUE_NUMA) && a->numa_node < 0))
+	    a->max_msg > SHMQ_MSG_SIZE_MAX || ((a->flags & SHMQ_QUEUE_NUMA) && a->numa_node < 0))
 		return -EINVAL;
 	req->geom.queue.n_slots = a->n_slots;
 	req->geom.queue.slot_size = a->slot_size;
 	req->geom.queue.mode = a->mode;
 	req->geom.queue.numa_node = (a->flags & SHMQ_QUEUE_NUMA) ? a->numa_node : -1;
 	req->geom.queue.flags = (a->flags & SHMQ_QUEUE_JOINABLE) ? SHMQ_QUEUE_F_JOINABLE : 0;
+	req->geom.queue.max_msg = a->max_msg;
 	if (a->perm)
 		req->mode = a->perm;
 	return 0;
@@ -300,7 +302,7 @@ SHMQ_API int shmq_queue_max_msg(const struct shmq_queue *q)
 {
 	if (!q)
 		return -EINVAL;
-	return (int)q->ring.slot_size; /* <= SHMQ_SLOT_SIZE_MAX, checked at attach */
+	return (int)q->ring.max_msg; /* <= SHMQ_MSG_SIZE_MAX, checked at attach */
 }
 
 static void counters_add(struct shmq_queue_stats *st, const struct shmq_counters *c)

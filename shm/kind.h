@@ -58,6 +58,7 @@ struct shmq_kind_repair {
 	uint32_t broken;      /* barrier: broken because a party died */
 	uint32_t closed;      /* pipe: ends closed because their holder died */
 	uint32_t settled;     /* joinable queue: unfinished tasks counted done */
+	uint32_t regions;     /* queue: large-message arena regions given back */
 };
 
 /*

@@ -33,7 +33,7 @@
 
 #define SHMQ_SEGMENT_MAGIC UINT64_C(0x4d474553514d4853) /* "SHMQSEGM" in memory */
 #define SHMQ_LAYOUT_MAJOR  1
-#define SHMQ_LAYOUT_MINOR  7
+#define SHMQ_LAYOUT_MINOR  8
 
 /* Two cache lines: the adjacent-line prefetcher pulls lines in pairs. */
 #define SHMQ_FALSE_SHARING_ALIGN 128
@@ -86,6 +86,37 @@ struct shmq_queue_geom {
 	uint32_t mode;	      /* SHMQ_QMODE_* */
 	int32_t numa_node;    /* -1: no binding */
 	uint32_t flags;	      /* SHMQ_QUEUE_F_* (1.7; zero before) */
+	uint32_t max_msg; /* largest message (1.8): > slot_size goes through the arena; 0: none */
+	uint32_t arena_pages; /* the arena's size in SHMQ_ARENA_PAGE units (1.8); 0 without */
+};
+
+/*
+ * The large-message arena (layout 1.8): a byte ring after the slots, of
+ * regions each a header and a message.  A slot with SHMQ_SLOT_LARGE
+ * carries the message's length in its len and, as its payload, the
+ * region's 64-bit arena position (struct shmq_slot_large).  See shm/ring.c,
+ * "Large messages".
+ */
+#define SHMQ_ARENA_PAGE	  UINT32_C(4096)
+#define SHMQ_ARENA_ALIGN  UINT32_C(64)		/* regions start and end on it */
+#define SHMQ_ARENA_MAX	  (UINT32_C(1) << 31)	/* bytes: sizes fit a uint32_t */
+#define SHMQ_MSG_SIZE_MAX (UINT32_C(256) << 20) /* largest max_msg: 256 MiB */
+
+/* struct shmq_region_hdr.state (or SHMQ_OWNER_WRITING|tag, SHMQ_OWNER_READING|tag) */
+#define SHMQ_REGION_FREE (UINT32_C(1) << 28) /* freed (or padding): the head may pass it */
+#define SHMQ_REGION_FULL (UINT32_C(1) << 29) /* a message a slot points to */
+
+struct shmq_region_hdr {
+	_Atomic uint64_t
+		start; /* 0  its arena position: names the lap, so a stale header never passes */
+	_Atomic uint32_t state; /* 8  SHMQ_REGION_*, or an owner: being written / read */
+	_Atomic uint32_t size;	/* 12 bytes of the region, header included, a multiple of 64 */
+	_Atomic uint32_t len;	/* 16 message bytes */
+	_Atomic uint32_t pos;	/* 20 the ring position of the slot that points to it */
+};
+
+struct shmq_slot_large {
+	uint64_t start; /* the region's arena position (a multiple of 64) */
 	uint64_t reserved;
 };
 
@@ -272,7 +303,10 @@ struct shmq_session_shm {
  */
 struct shmq_queue_shm {
 	alignas(SHMQ_FALSE_SHARING_ALIGN) _Atomic uint32_t tail; /* 0   producers */
+	_Atomic uint64_t arena_tail; /* 8   producers: arena bytes reserved, ever (1.8) */
+	_Atomic uint32_t arena_lock; /* 16  the tag of the producer reserving, or 0 (1.8) */
 	alignas(SHMQ_FALSE_SHARING_ALIGN) _Atomic uint32_t head; /* 128 consumers */
+	_Atomic uint64_t arena_head; /* 136 consumers: arena bytes freed, ever (1.8) */
 	/* Eventcounts (futex words): bit 0 = sleepers announced, bits 1..31 = epoch. */
 	alignas(SHMQ_FALSE_SHARING_ALIGN) _Atomic uint32_t ec_recv; /* 256 receivers sleep */
 	alignas(SHMQ_FALSE_SHARING_ALIGN) _Atomic uint32_t ec_send; /* 384 senders sleep */
@@ -320,6 +354,7 @@ struct shmq_slot_hdr {
  * receivers; only the daemon writes or reads it (shm/ring.c, J1).
  */
 #define SHMQ_SLOT_MOVED	      (UINT32_C(1) << 2)
+#define SHMQ_SLOT_LARGE	      (UINT32_C(1) << 3) /* the message is in the arena (1.8) */
 #define SHMQ_SLOT_MOVED_SHIFT 8
 
 /*
@@ -463,6 +498,11 @@ static_assert(offsetof(struct shmq_queue_shm, hwm) == 512, "shm ABI changed");
 static_assert(offsetof(struct shmq_queue_shm, retired) == 528, "shm ABI changed");
 static_assert(offsetof(struct shmq_queue_shm, shutdown) == 576, "shm ABI changed");
 static_assert(offsetof(struct shmq_queue_shm, unfinished) == 580, "shm ABI changed");
+static_assert(offsetof(struct shmq_queue_shm, arena_tail) == 8, "shm ABI changed");
+static_assert(offsetof(struct shmq_queue_shm, arena_head) == 136, "shm ABI changed");
+static_assert(offsetof(struct shmq_queue_shm, arena_lock) == 16, "shm ABI changed");
+static_assert(sizeof(struct shmq_region_hdr) == 24, "shm ABI changed");
+static_assert(sizeof(struct shmq_slot_large) == 16, "shm ABI changed");
 static_assert(offsetof(struct shmq_queue_shm, ec_join) == 584, "shm ABI changed");
 static_assert(offsetof(struct shmq_session_shm, k.queue.take_owed) == 92, "shm ABI changed");
 static_assert(SHMQ_QUEUE_UNFINISHED_MAX < (UINT32_C(1) << SHMQ_SEM_UNDO_OWNER_SHIFT),

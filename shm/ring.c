@@ -157,6 +157,11 @@ int shmq__ring_attach_at(struct shmq_ring *r, const struct shmq_segment *seg, ui
 	r->cons_pos = load_relaxed(&r->q->head); /* a hint: the turns are authoritative */
 	r->prod_pos = load_relaxed(&r->q->tail);
 	r->asym = shmq__fence_register();
+	r->arena = part->arena;
+	r->arena_size = part->arena ? part->arena_size : 0;
+	r->max_msg =
+		part->arena && part->max_msg > part->slot_size ? part->max_msg : part->slot_size;
+	r->peek_start = UINT64_MAX;
 	r->joinable = part->flags & SHMQ_QUEUE_F_JOINABLE;
 	r->jrec = r->joinable && s ? &s->k.queue : NULL;
 	if (r->jrec)
@@ -181,6 +186,11 @@ int shmq__ring_attach(struct shmq_ring *r, const struct shmq_segment *seg, uint3
 		.mode = seg->geom.queue.mode,
 		.flags = seg->geom.queue.flags,
 	};
+	if (seg->geom.queue.arena_pages) {
+		part.arena = seg->slots + shmq__ring_arena_offset(part.n_slots, part.slot_stride);
+		part.arena_size = seg->geom.queue.arena_pages * SHMQ_ARENA_PAGE;
+		part.max_msg = seg->geom.queue.max_msg;
+	}
 	return shmq__ring_attach_at(r, seg, session, &part);
 }
 
@@ -490,6 +500,7 @@ static void turn_free(struct shmq_ring *r, uint32_t pos)
 
 static void publish(struct shmq_ring *r, uint32_t pos, uint32_t len, uint32_t flags);
 static void done(struct shmq_ring *r, uint32_t pos);
+static int next_write(struct shmq_ring *r, uint32_t *ret_pos);
 
 /*
  * Move the count by @delta under the journal lock (U1..U4 with a record;
@@ -526,7 +537,7 @@ static int join_count(struct shmq_ring *r, int32_t delta, uint32_t *ret_value)
 }
 
 /* Publish @pos counted as a task (J1..J4).  Return: 0; -EOVERFLOW, -EBUSY: not published. */
-static int join_publish(struct shmq_ring *r, uint32_t pos, uint32_t len)
+static int join_publish(struct shmq_ring *r, uint32_t pos, uint32_t len, uint32_t flags)
 {
 	struct shmq_queue_rec *jr = r->jrec;
 	uint32_t v;
@@ -539,7 +550,7 @@ static int join_publish(struct shmq_ring *r, uint32_t pos, uint32_t len)
 	if (rc == 0) {
 		if (jr) /* J2: ordered by R1 */
 			store_relaxed(&jr->put_owed, load_relaxed(&jr->owed) - 1);
-		publish(r, pos, len, 0); /* R1 */
+		publish(r, pos, len, flags); /* R1 */
 		if (jr)
 			store_relaxed(&jr->owed, load_relaxed(&jr->put_owed)); /* J3 */
 	}
@@ -700,6 +711,371 @@ uint32_t shmq__ring_join_settle(const struct shmq_segment *seg, uint32_t index)
 	return owed;
 }
 
+/* --- Large messages --- */
+
+/*
+ * A queue created with max_msg > slot_size (layout 1.8) has an arena after
+ * its slots: a byte ring of regions, each a header and one message, where
+ * a message larger than a slot goes.  The slot that carries it has
+ * SHMQ_SLOT_LARGE, the message's length, and the region's arena position
+ * as its payload; a receiver copies the message out of the region (or
+ * peeks at it in place: a region is contiguous) and frees it.
+ *
+ *   producer                              consumer
+ *   A12 h = arena_head (acquire)          (the slot taken, as any message)
+ *       CAS arena_tail t -> t + size      A13 CAS state FULL -> READING|tag
+ *       state = WRITING|tag                   copy out
+ *   R8  start = t (release)                   free the slot (R4)
+ *       copy in; pos                      R6  state = FREE (release)
+ *   R5  state = FULL (release)                advance: while the region at
+ *       claim a slot, publish it (R1)         arena_head is FREE, CAS head
+ *                                         R7  past it (release)
+ *
+ * A12/R7: a producer reuses bytes only after their reader let them go.
+ * R5/A13 (and R1/A1 before it): the message is in the region before any
+ * reader can take it.  R8 pairs with the advancer's acquire of start: a
+ * header whose start names this lap carries this lap's state, so the head
+ * never passes a region still being written, and a stale header from an
+ * earlier lap never matches (start is 64 bits: it never repeats).
+ *
+ * Regions are reserved in arena order and freed in any order; the head
+ * moves over the freed ones in order, so a slow reader holds back reuse of
+ * what follows its region, never the ring of slots.  A producer reserves
+ * its region before it claims a slot, so it never holds a slot while it
+ * waits for arena space (which could wait for readers queued behind that
+ * slot); the arena is twice the largest region, so an empty one always
+ * takes one.  A region that does not fit before the arena's end leaves a
+ * FREE pad and starts at 0.
+ *
+ * Deaths (shmq__ring_arena_repair(), before the ring's repair): a region
+ * WRITING|tag of the dead session is freed; one READING|tag is freed if its
+ * slot was consumed, else made FULL again (the ring redelivers the slot);
+ * one FULL whose slot was never published is freed.  Untrusted peers: a
+ * slot's region is checked (aligned, inside the window between head and
+ * tail, inside the arena, its start and length matching) before it is
+ * read; a bad one consumes the slot with -EBADMSG.  A scribbler can wedge
+ * the arena (large sends then time out), never make a call read outside
+ * it or loop.
+ */
+#define REGION_HDR ((uint32_t)sizeof(struct shmq_region_hdr))
+
+uint64_t shmq__ring_arena_offset(uint32_t n_slots, uint32_t slot_stride)
+{
+	uint64_t v = (uint64_t)n_slots * slot_stride;
+
+	return (v + SHMQ_ARENA_PAGE - 1) & ~(uint64_t)(SHMQ_ARENA_PAGE - 1);
+}
+
+static uint32_t region_size(uint32_t len)
+{
+	return (uint32_t)(((uint64_t)REGION_HDR + len + SHMQ_ARENA_ALIGN - 1) &
+			  ~(uint64_t)(SHMQ_ARENA_ALIGN - 1));
+}
+
+uint32_t shmq__ring_arena_size(uint32_t max_msg)
+{
+	uint64_t v = 2 * ((uint64_t)REGION_HDR + max_msg + SHMQ_ARENA_ALIGN);
+
+	v = (v + SHMQ_ARENA_PAGE - 1) & ~(uint64_t)(SHMQ_ARENA_PAGE - 1);
+	return max_msg <= SHMQ_MSG_SIZE_MAX && v <= SHMQ_ARENA_MAX ? (uint32_t)v : 0;
+}
+
+static struct shmq_region_hdr *region_at(const struct shmq_ring *r, uint64_t start)
+{
+	return (struct shmq_region_hdr *)(r->arena + start % r->arena_size);
+}
+
+/* Move arena_head over the freed regions at it.  Any process may; they race by CAS. */
+static void arena_advance(struct shmq_ring *r)
+{
+	uint32_t a = r->arena_size;
+
+	for (uint32_t i = 0; i < a / SHMQ_ARENA_ALIGN; i++) {
+		uint64_t h = load_acquire(&r->q->arena_head);
+		uint64_t t = load_acquire(&r->q->arena_tail);
+		struct shmq_region_hdr *rh = region_at(r, h);
+		uint32_t size, off = (uint32_t)(h % a);
+
+		if (h == t || t - h > a || h % SHMQ_ARENA_ALIGN)
+			return; /* empty, or a torn (or scribbled) pair: the next free tries again */
+		if (load_acquire(&rh->start) != h) /* pairs with R8 */
+			return;
+		if (load_acquire(&rh->state) != SHMQ_REGION_FREE) /* pairs with R6 */
+			return;
+		size = load_relaxed(&rh->size);
+		if (!size || size % SHMQ_ARENA_ALIGN || size > a - off || size > t - h)
+			return; /* corrupt: stop here rather than skip into the unknown */
+		/* R7: release, pairs with A12: whatever read these bytes is done */
+		atomic_compare_exchange_strong_explicit(&r->q->arena_head, &h, h + size,
+							memory_order_release, memory_order_relaxed);
+	}
+}
+
+static void region_free(struct shmq_ring *r, uint64_t start)
+{
+	store_release(&region_at(r, start)->state, SHMQ_REGION_FREE); /* R6 */
+	arena_advance(r);
+}
+
+/*
+ * Reservations take turns: arena_lock holds the reserving producer's tag
+ * for the few stores of a reservation, so the headers are written before
+ * arena_tail moves past them (R9) and a producer killed halfway leaves
+ * either nothing reserved or a whole, FREE or WRITING, region; the repair
+ * of its death (or the daemon's tick, for a tag no record names) only
+ * clears the lock.  Its cost is one CAS and one store per large message.
+ */
+#define ARENA_LOCK_SPINS 256
+
+static int arena_lock(struct shmq_ring *r)
+{
+	uint64_t end = 0;
+
+	for (uint32_t i = 0;; i++) {
+		uint32_t w = 0;
+
+		/* A15: acquire, pairs with the unlock's release (R10) */
+		if (cas_acquire(&r->q->arena_lock, &w, r->tag))
+			return 0;
+		if (i < ARENA_LOCK_SPINS) {
+			cpu_relax();
+			continue;
+		}
+		if (!end)
+			end = shmq__deadline_after_ns(SHMQ_OWNER_WAIT_NS);
+		else if (shmq__now_ns() >= end)
+			return -EAGAIN; /* a dead holder not yet repaired, or a forgery: the tick clears it */
+		/* 1 ms slices: the holder wakes nobody, its section is a few stores */
+		(void)shmq__futex_wait(&r->q->arena_lock, w, shmq__deadline_after_ns(1000000));
+	}
+}
+
+static void arena_unlock(struct shmq_ring *r)
+{
+	store_release(&r->q->arena_lock, 0); /* R10 */
+}
+
+/* Reserve a region for @len bytes.  Return: 0 and *@ret_start; -EAGAIN no room. */
+static int arena_reserve(struct shmq_ring *r, uint32_t len, uint64_t *ret_start)
+{
+	uint32_t size = region_size(len), a = r->arena_size, off, pad;
+	struct shmq_region_hdr *rh;
+	uint64_t h, t;
+
+	if (arena_lock(r) < 0)
+		return -EAGAIN;
+	t = load_relaxed(&r->q->arena_tail); /* only the lock's holder writes it */
+	h = load_acquire(&r->q->arena_head); /* A12: pairs with R7 */
+	off = (uint32_t)(t % a);
+	pad = off + size > a ? a - off : 0;
+	if (t - h > a || t % SHMQ_ARENA_ALIGN) {
+		arena_unlock(r);
+		return -EAGAIN; /* corrupt: no room, ever; the deadline ends it */
+	}
+	if (t - h + pad + size > a) {
+		arena_advance(r); /* freed regions at the head: move it, look again */
+		h = load_acquire(&r->q->arena_head);
+		if (t - h > a || t - h + pad + size > a) {
+			arena_unlock(r);
+			return -EAGAIN;
+		}
+	}
+	if (pad) {
+		rh = region_at(r, t);
+		store_relaxed(&rh->state, SHMQ_REGION_FREE);
+		store_relaxed(&rh->size, pad);
+		store_release(&rh->start, t); /* R8 */
+	}
+	rh = region_at(r, t + pad);
+	store_relaxed(&rh->state, SHMQ_OWNER_WRITING | r->tag);
+	store_relaxed(&rh->size, size);
+	store_relaxed(&rh->len, len);
+	store_release(&rh->start, t + pad);		  /* R8 */
+	store_release(&r->q->arena_tail, t + pad + size); /* R9: after the headers */
+	arena_unlock(r);
+	*ret_start = t + pad;
+	if (pad)
+		arena_advance(r); /* the pad may be at the head */
+	return 0;
+}
+
+/*
+ * Send a message larger than a slot: region first, then the slot (see
+ * above).  Return: 0; -EAGAIN no region or no slot (nothing kept); -EPIPE;
+ * -EOVERFLOW, -EBUSY (joinable); -EBADMSG.
+ */
+static int send_large(struct shmq_ring *r, const void *msg, size_t len)
+{
+	struct shmq_slot_large d = {0};
+	struct shmq_region_hdr *rh;
+	uint64_t start;
+	uint32_t pos;
+	int rc;
+
+	if (load_relaxed(&r->q->shutdown))
+		return -EPIPE;
+	/* No slot free: do not copy a large message only to give its region back. */
+	if (!shmq__ring_is_ready(r, true))
+		return -EAGAIN;
+	rc = arena_reserve(r, (uint32_t)len, &start);
+	if (rc < 0)
+		return rc;
+	rh = region_at(r, start);
+	copy_bytes(rh + 1, msg, len);
+	rc = next_write(r, &pos);
+	if (rc < 0) {
+		region_free(r, start);
+		return rc;
+	}
+	store_relaxed(&rh->pos, pos);
+	store_release(&rh->state, SHMQ_REGION_FULL); /* R5: pairs with A13 */
+	d.start = start;
+	memcpy(payload(slot_at(r, pos)), &d, sizeof(d));
+	if (r->joinable) {
+		rc = join_publish(r, pos, (uint32_t)len, SHMQ_SLOT_LARGE);
+		if (rc < 0) {
+			join_unclaim(r, pos);
+			region_free(r, start);
+			return rc;
+		}
+	} else {
+		publish(r, pos, (uint32_t)len, SHMQ_SLOT_LARGE); /* R1 */
+	}
+	return 0;
+}
+
+/*
+ * The region of the large message in slot @pos (@len bytes), taken for
+ * reading.  Return: its bytes, and *@ret_start; NULL the slot does not name
+ * a region that holds it (a scribbler's).
+ */
+static const unsigned char *large_take(struct shmq_ring *r, uint32_t pos, uint32_t len,
+				       uint64_t *ret_start)
+{
+	uint64_t h, t;
+	struct shmq_slot_large d;
+	struct shmq_region_hdr *rh;
+	uint32_t st = SHMQ_REGION_FULL, a = r->arena_size;
+
+	if (!r->arena)
+		return NULL;
+	h = load_acquire(&r->q->arena_head);
+	t = load_acquire(&r->q->arena_tail);
+	memcpy(&d, payload(slot_at(r, pos)), sizeof(d)); /* read once: ordered by A1 */
+	if (d.start % SHMQ_ARENA_ALIGN || t - h > a || d.start - h >= t - h ||
+	    (uint64_t)(d.start % a) + region_size(len) > a)
+		return NULL;
+	rh = region_at(r, d.start);
+	if (load_acquire(&rh->start) != d.start || load_relaxed(&rh->len) != len)
+		return NULL;
+	/* A13: pairs with R5: the message is there */
+	if (!cas_acq_rel(&rh->state, &st, SHMQ_OWNER_READING | r->tag))
+		return NULL;
+	*ret_start = d.start;
+	return (const unsigned char *)(rh + 1);
+}
+
+/* May tag @who be a session that is gone (its record free, or none)? */
+static bool tag_is_gone(const struct shmq_segment *seg, uint32_t who)
+{
+	return who && who < TAG_NO_SESSION &&
+	       (who > seg->n_sessions ||
+		load_relaxed(&shmq__session_at(seg, who - 1)->state) == SHMQ_SESSION_FREE);
+}
+
+uint32_t shmq__ring_arena_repair(struct shmq_ring *r, const struct shmq_segment *seg, uint32_t tag)
+{
+	uint64_t h, t, p;
+	uint32_t n = 0, a = r->arena_size;
+
+	if (!r->arena)
+		return 0;
+	{
+		/* a holder of the reservation lock that is gone: nothing it did is half done */
+		uint32_t lk = load_acquire(&r->q->arena_lock);
+
+		if (lk && (tag ? lk == tag : tag_is_gone(seg, lk)) &&
+		    atomic_compare_exchange_strong_explicit(
+			    &r->q->arena_lock, &lk, 0, memory_order_release, memory_order_relaxed))
+			n++;
+	}
+	h = load_acquire(&r->q->arena_head);
+	t = load_acquire(&r->q->arena_tail);
+	if (t - h > a)
+		return n;
+	p = h;
+	for (uint32_t i = 0; i < a / SHMQ_ARENA_ALIGN && p != t; i++) {
+		struct shmq_region_hdr *rh = region_at(r, p);
+		uint32_t size, st, own, who;
+
+		if (p % SHMQ_ARENA_ALIGN || load_acquire(&rh->start) != p)
+			break; /* being reserved right now, or corrupt: the next sweep goes on */
+		size = load_relaxed(&rh->size);
+		if (!size || size % SHMQ_ARENA_ALIGN || size > t - p)
+			break;
+		st = load_acquire(&rh->state); /* A14: the dead process's last release */
+		own = st & (SHMQ_OWNER_WRITING | SHMQ_OWNER_READING);
+		who = st & SHMQ_OWNER_TAG_MASK;
+		if (own && (tag ? who == tag : tag_is_gone(seg, who))) {
+			uint32_t pos = load_relaxed(&rh->pos);
+			uint32_t seq = TURN_SEQ(load_acquire(&slot_at(r, pos)->state));
+			/* being read, its slot not yet freed: the ring redelivers it */
+			uint32_t to = own == SHMQ_OWNER_READING && seq == pos + 1
+					      ? SHMQ_REGION_FULL
+					      : SHMQ_REGION_FREE;
+
+			if (cas_acq_rel(&rh->state, &st, to))
+				n++;
+		} else if (tag && st == SHMQ_REGION_FULL) {
+			/* FULL, its slot never published by the dead writer: nobody will read it */
+			uint32_t pos = load_relaxed(&rh->pos);
+			uint64_t turn = load_acquire(&slot_at(r, pos)->state);
+
+			/*
+			 * SPSC claims nothing: the one producer is the dead session
+			 * itself (no other may attach until its record is released).
+			 */
+			const struct shmq_session_shm *rec = shmq__session_at(seg, tag - 1);
+			bool writer = is_spsc(r) ? rec && (load_relaxed(&rec->role) &
+							   SHMQ_ROLE_PRODUCER) != 0
+						 : TURN_OWNER(turn) == (SHMQ_OWNER_WRITING | tag);
+
+			if (TURN_SEQ(turn) == pos && writer &&
+			    cas_acq_rel(&rh->state, &st, SHMQ_REGION_FREE))
+				n++;
+		}
+		p += size;
+	}
+	arena_advance(r);
+	return n;
+}
+
+/* The arena at rest: regions tile [head, tail), each FREE or FULL.  Return: 0, -EBADMSG. */
+static int arena_check(const struct shmq_ring *r)
+{
+	uint64_t h, t, p;
+	uint32_t a = r->arena_size;
+
+	if (!r->arena)
+		return 0;
+	h = load_acquire(&r->q->arena_head);
+	t = load_acquire(&r->q->arena_tail);
+	if (t - h > a || h % SHMQ_ARENA_ALIGN || t % SHMQ_ARENA_ALIGN)
+		return -EBADMSG;
+	for (p = h; p != t;) {
+		const struct shmq_region_hdr *rh = region_at(r, p);
+		uint32_t size = load_relaxed(&rh->size), st = load_relaxed(&rh->state);
+
+		if (load_relaxed(&rh->start) != p || !size || size % SHMQ_ARENA_ALIGN ||
+		    size > t - p || size > a - (uint32_t)(p % a) ||
+		    (st != SHMQ_REGION_FREE && st != SHMQ_REGION_FULL) ||
+		    (st == SHMQ_REGION_FULL && region_size(load_relaxed(&rh->len)) != size))
+			return -EBADMSG;
+		p += size;
+	}
+	return 0;
+}
+
 /* --- Sending --- */
 
 static int next_write(struct shmq_ring *r, uint32_t *ret_pos)
@@ -729,10 +1105,16 @@ static int send_one(struct shmq_ring *r, const void *msg, size_t len)
 	uint32_t pos;
 	int rc;
 
-	if (len > r->slot_size)
+	if (len > r->max_msg)
 		return -EMSGSIZE;
 	if (r->rsv_active)
 		return -EINVAL;
+	if (len > r->slot_size) {
+		rc = send_large(r, msg, len);
+		if (rc == 0)
+			counter_inc(&r->c->sent, 1);
+		return rc;
+	}
 
 	rc = next_write(r, &pos);
 	if (rc < 0)
@@ -741,7 +1123,7 @@ static int send_one(struct shmq_ring *r, const void *msg, size_t len)
 		hwm_note(r, pos + 1 - load_relaxed(&r->q->head)); /* statistic */
 	copy_bytes(payload(slot_at(r, pos)), msg, len);
 	if (r->joinable) {
-		rc = join_publish(r, pos, (uint32_t)len);
+		rc = join_publish(r, pos, (uint32_t)len, 0);
 		if (rc < 0) {
 			join_unclaim(r, pos);
 			return rc;
@@ -831,7 +1213,7 @@ int shmq__ring_commit(struct shmq_ring *r, size_t len)
 	if (len > r->slot_size)
 		return -EMSGSIZE; /* reservation stays open: commit again or cancel */
 	if (r->joinable) {
-		int rc = join_publish(r, r->rsv_pos, (uint32_t)len);
+		int rc = join_publish(r, r->rsv_pos, (uint32_t)len, 0);
 
 		r->rsv_active = false;
 		if (rc < 0) {
@@ -879,7 +1261,8 @@ static void done(struct shmq_ring *r, uint32_t pos)
  * whose length is corrupt is consumed here and reported as -EBADMSG, so a
  * scribbled slot costs one message, never a wedged queue.
  */
-static int take(struct shmq_ring *r, uint32_t fit, uint32_t *ret_pos, uint32_t *ret_len)
+static int take(struct shmq_ring *r, uint32_t fit, uint32_t *ret_pos, uint32_t *ret_len,
+		uint32_t *ret_flags)
 {
 	/*
 	 * A5: pairs with the shutdown's release (S1), loaded before the
@@ -903,7 +1286,7 @@ static int take(struct shmq_ring *r, uint32_t fit, uint32_t *ret_pos, uint32_t *
 		/* Read once: a peer could change it under us (no double fetch). */
 		len = load_relaxed(&slot_at(r, pos)->len); /* ordered by A1 */
 		flags = load_relaxed(&slot_at(r, pos)->flags);
-		if (len > r->slot_size) {
+		if (len > ((flags & SHMQ_SLOT_LARGE) ? r->max_msg : r->slot_size)) {
 			consume_dropped(r, pos);
 			return -EBADMSG;
 		}
@@ -916,6 +1299,7 @@ static int take(struct shmq_ring *r, uint32_t fit, uint32_t *ret_pos, uint32_t *
 		}
 		*ret_pos = pos;
 		*ret_len = len;
+		*ret_flags = flags;
 		return 0;
 	}
 	return -EAGAIN; /* a whole lap of tombstones: let the caller come back */
@@ -928,20 +1312,31 @@ static int take(struct shmq_ring *r, uint32_t fit, uint32_t *ret_pos, uint32_t *
  */
 static int recv_one(struct shmq_ring *r, void *buf, size_t buf_size, uint32_t fit)
 {
-	uint32_t pos, len;
+	const unsigned char *src;
+	uint32_t pos, len, flags;
+	uint64_t start = UINT64_MAX;
 	int rc;
 
 	if (r->peek_active)
 		return -EINVAL;
-	rc = take(r, fit, &pos, &len);
+	rc = take(r, fit, &pos, &len, &flags);
 	if (rc < 0)
 		return rc;
+	src = payload(slot_at(r, pos));
+	if ((flags & SHMQ_SLOT_LARGE) && !(src = large_take(r, pos, len, &start))) {
+		consume_dropped(r, pos);
+		return -EBADMSG;
+	}
 	if (len > buf_size) {
 		consume_dropped(r, pos);
+		if (start != UINT64_MAX)
+			region_free(r, start);
 		return -EMSGSIZE;
 	}
-	copy_bytes(buf, payload(slot_at(r, pos)), len);
+	copy_bytes(buf, src, len);
 	consume(r, pos);
+	if (start != UINT64_MAX)
+		region_free(r, start); /* after the slot: a death between leaves it to the repair */
 	counter_inc(&r->c->received, 1);
 	return (int)len;
 }
@@ -994,19 +1389,27 @@ int shmq__ring_recv_batch(struct shmq_ring *r, struct iovec *msgs, unsigned int 
 
 static int peek_one(struct shmq_ring *r, const void **ret_msg)
 {
-	uint32_t pos, len;
+	uint32_t pos, len, flags;
 	int rc;
 
 	if (r->peek_active)
 		return -EINVAL;
-	rc = take(r, UINT32_MAX, &pos, &len);
+	rc = take(r, UINT32_MAX, &pos, &len, &flags);
+	if (rc == 0 && (flags & SHMQ_SLOT_LARGE)) {
+		*ret_msg = large_take(r, pos, len, &r->peek_start);
+		if (!*ret_msg) {
+			consume_dropped(r, pos);
+			rc = -EBADMSG;
+		}
+	} else if (rc == 0) {
+		*ret_msg = payload(slot_at(r, pos));
+	}
 	if (rc == -EBADMSG)
 		ec_notify(r, &r->q->ec_send); /* take() may have consumed a slot */
 	if (rc < 0)
 		return rc;
 	r->peek_pos = pos;
 	r->peek_active = true;
-	*ret_msg = payload(slot_at(r, pos));
 	return (int)len;
 }
 
@@ -1024,6 +1427,10 @@ int shmq__ring_release(struct shmq_ring *r)
 	if (!r->peek_active)
 		return -EINVAL;
 	consume(r, r->peek_pos);
+	if (r->peek_start != UINT64_MAX) {
+		region_free(r, r->peek_start);
+		r->peek_start = UINT64_MAX;
+	}
 	r->peek_active = false;
 	counter_inc(&r->c->received, 1);
 	ec_notify(r, &r->q->ec_send);
@@ -1364,13 +1771,14 @@ int shmq__ring_check(const struct shmq_ring *r)
 				return -EBADMSG;
 			if (kind == SHMQ_OWNER_READING && !in_window(seq - 1, head - n, n + 1))
 				return -EBADMSG;
-			if (len > r->slot_size)
+			if (len > ((load_relaxed(&h->flags) & SHMQ_SLOT_LARGE) ? r->max_msg
+									       : r->slot_size))
 				return -EBADMSG;
 		} else {
 			return -EBADMSG;
 		}
 	}
-	return 0;
+	return arena_check(r);
 }
 
 /* --- Repair --- */
@@ -1383,13 +1791,29 @@ int shmq__ring_check(const struct shmq_ring *r)
  * already queued, with no copy.  Either way the old claim ends in one store
  * or CAS, so a message is never both lost and re-published.
  */
+/* A large message's slot moved to @npos: its region says so (for the next repair's witness). */
+static void region_moved(struct shmq_ring *r, struct shmq_slot_hdr *h, uint32_t npos)
+{
+	struct shmq_slot_large d;
+
+	memcpy(&d, payload(h), sizeof(d));
+	if (d.start % SHMQ_ARENA_ALIGN == 0 && load_relaxed(&region_at(r, d.start)->start) ==
+						       d.start) /* else the reader says -EBADMSG */
+		store_relaxed(&region_at(r, d.start)->pos, npos); /* ordered by R1 */
+}
+
 static int redeliver(struct shmq_ring *r, struct shmq_slot_hdr *h, uint64_t t, uint32_t pos)
 {
 	uint32_t len = load_relaxed(&h->len); /* read once; ordered by the acquire in repair */
-	uint32_t npos;
+	uint32_t large = load_relaxed(&h->flags) & SHMQ_SLOT_LARGE;
+	uint32_t npos, bytes;
 
-	if (len > r->slot_size)
+	if (large && (!r->arena || len > r->max_msg))
+		large = 0, len = 0; /* corrupt */
+	if (!large && len > r->slot_size)
 		len = 0; /* corrupt: deliver an empty redelivered message */
+	/* A large message's slot carries its region's position: that moves, not the message. */
+	bytes = large ? (uint32_t)sizeof(struct shmq_slot_large) : len;
 
 	/* Take the claim over first, so a concurrent repair cannot double-deliver. */
 	if (!cas_acq_rel(&h->state, &t, TURN(pos + 1, SHMQ_OWNER_READING | SHMQ_OWNER_REPAIR)))
@@ -1398,19 +1822,23 @@ static int redeliver(struct shmq_ring *r, struct shmq_slot_hdr *h, uint64_t t, u
 	hint_raise(&r->q->head, pos);
 
 	if (claim_write(r, SHMQ_OWNER_REPAIR, &npos) == 0) {
-		memcpy(payload(slot_at(r, npos)), payload(h), len);
+		memcpy(payload(slot_at(r, npos)), payload(h), bytes);
+		if (large)
+			region_moved(r, h, npos);
 		/*
 		 * J1: journal the move in the old slot before the copy is
 		 * published (ordered by R1 below), so that a daemon killed
 		 * between publishing the copy and freeing the original is
 		 * finished by shmq__ring_repair_resume(), not done twice.
 		 */
-		store_relaxed(&h->flags,
-			      SHMQ_SLOT_MOVED | ((npos & r->mask) << SHMQ_SLOT_MOVED_SHIFT));
-		turn_publish(r, npos, len, SHMQ_SLOT_REDELIVERED);
+		store_relaxed(&h->flags, SHMQ_SLOT_MOVED | large |
+						 ((npos & r->mask) << SHMQ_SLOT_MOVED_SHIFT));
+		turn_publish(r, npos, len, SHMQ_SLOT_REDELIVERED | large);
 		turn_free(r, pos);
 	} else {
-		store_relaxed(&h->flags, SHMQ_SLOT_REDELIVERED); /* ordered by R1 */
+		if (large)
+			region_moved(r, h, pos + n_slots(r));
+		store_relaxed(&h->flags, SHMQ_SLOT_REDELIVERED | large); /* ordered by R1 */
 		store_relaxed(&h->len, len);
 		/* R1: publish in place for the next lap; pairs with A1 in claim_read(). */
 		store_release(&h->state, TURN(pos + n_slots(r) + 1, 0));
@@ -1537,17 +1965,30 @@ static int queue_geom_check(const union shmq_geom *u, bool formatted)
 
 	if (g->mode >= SHMQ_QMODE_COUNT || g->numa_node < -1 || (g->flags & ~SHMQ_QUEUE_F_JOINABLE))
 		return -EINVAL;
+	/* An arena (1.8): for messages above a slot, whose descriptor a slot must hold. */
+	if (g->max_msg && (g->max_msg <= g->slot_size || g->max_msg > SHMQ_MSG_SIZE_MAX ||
+			   g->slot_size < sizeof(struct shmq_slot_large)))
+		return -EINVAL;
+	if (formatted ? (uint64_t)g->arena_pages * SHMQ_ARENA_PAGE !=
+				(g->max_msg ? shmq__ring_arena_size(g->max_msg) : 0)
+		      : g->arena_pages != 0)
+		return -EINVAL;
 	return shmq__ring_geom_check(g->n_slots, g->slot_size, g->slot_stride, formatted);
 }
 
 static void queue_geom_derive(union shmq_geom *u)
 {
 	u->queue.slot_stride = shmq__ring_stride(u->queue.slot_size);
+	u->queue.arena_pages =
+		u->queue.max_msg ? shmq__ring_arena_size(u->queue.max_msg) / SHMQ_ARENA_PAGE : 0;
 }
 
 static uint64_t queue_tail_size(const union shmq_geom *u)
 {
-	/* <= 2^24 slots of <= 2^24 + 16 bytes: no 64-bit overflow. */
+	/* <= 2^24 slots of <= 2^24 + 16 bytes, an arena < 2^31: no 64-bit overflow. */
+	if (u->queue.arena_pages)
+		return shmq__ring_arena_offset(u->queue.n_slots, u->queue.slot_stride) +
+		       (uint64_t)u->queue.arena_pages * SHMQ_ARENA_PAGE;
 	return (uint64_t)u->queue.n_slots * u->queue.slot_stride;
 }
 
@@ -1608,9 +2049,11 @@ static int queue_repair(const struct shmq_segment *seg, uint32_t index,
 	struct shmq_ring ring;
 	int r = shmq__ring_attach(&ring, seg, UINT32_MAX);
 
-	/* Before the slots: the settle reads the dead session's turns as they are. */
+	/* Before the slots: the settle and the arena read the dead session's turns as they are. */
 	if (r == 0)
 		ret->settled = shmq__ring_join_settle(seg, index);
+	if (r == 0)
+		ret->regions = shmq__ring_arena_repair(&ring, seg, index + 1);
 	if (r == 0)
 		r = shmq__ring_repair_session(&ring, index + 1, &rep);
 	ret->tombstoned = rep.tombstoned;
@@ -1620,7 +2063,7 @@ static int queue_repair(const struct shmq_segment *seg, uint32_t index,
 		ret->woken += shmq__ec_wake_all(&ring.q->ec_recv);
 	if (r >= 0 && (role & SHMQ_ROLE_PRODUCER))
 		ret->woken += shmq__ec_wake_all(&ring.q->ec_send);
-	return r < 0 ? r : r > 0 || ret->woken > 0 || ret->settled > 0;
+	return r < 0 ? r : r > 0 || ret->woken > 0 || ret->settled > 0 || ret->regions > 0;
 }
 
 static int queue_resume(const struct shmq_segment *seg, struct shmq_kind_repair *ret)

@@ -21,7 +21,8 @@
  * Every function returns >= 0 on success or a negative errno:
  *   -EAGAIN     full (send) or empty (receive), try variants
  *   -ETIMEDOUT  the absolute deadline passed
- *   -EMSGSIZE   message larger than slot_size
+ *   -EMSGSIZE   message larger than the largest (slot_size, or max_msg
+ *               when the queue has a large-message arena)
  *   -EBADMSG    shared state failed validation (a peer corrupted the ring);
  *               the offending slot is consumed so the queue never wedges
  *   -EINVAL     misuse (e.g. commit without reserve)
@@ -69,6 +70,11 @@ struct shmq_ring { /* process-local; validated at attach */
 	struct shmq_queue_rec *jrec;	/* our record's share, or NULL (no record) */
 	struct shmq_owner_journal join; /* on q->unfinished, over jrec->owed */
 	_Atomic uint32_t tasks;		/* taken by this handle and not yet done */
+	/* Large messages (layout 1.8): see "Large messages" in shm/ring.c. */
+	unsigned char *arena; /* NULL: no arena */
+	uint32_t arena_size;  /* bytes, a multiple of SHMQ_ARENA_PAGE */
+	uint32_t max_msg;     /* the largest message: slot_size without an arena */
+	uint64_t peek_start;  /* a peeked large message's region, or UINT64_MAX */
 };
 
 /*
@@ -89,8 +95,11 @@ struct shmq_ring_part {
 	uint32_t n_slots; /* power of two */
 	uint32_t slot_size;
 	uint32_t slot_stride;
-	uint32_t mode;	/* SHMQ_QMODE_* */
-	uint32_t flags; /* SHMQ_QUEUE_F_* */
+	uint32_t mode;	      /* SHMQ_QMODE_* */
+	uint32_t flags;	      /* SHMQ_QUEUE_F_* */
+	unsigned char *arena; /* the large-message arena, or NULL */
+	uint32_t arena_size;
+	uint32_t max_msg; /* > slot_size only with an arena */
 };
 
 /* As shmq__ring_attach(), to the ring @part of @seg.  Return: 0, -EINVAL. */
@@ -243,6 +252,29 @@ int shmq__ring_join(struct shmq_ring *r, uint64_t deadline_ns);
  * joiners, forget the share.  Return: the tasks taken off (>= 0).
  */
 uint32_t shmq__ring_join_settle(const struct shmq_segment *seg, uint32_t index);
+
+/*
+ * The arena's offset from the start of the slots: the slots rounded up to a
+ * page (a queue's geometry, or 0 bytes of slots).
+ */
+uint64_t shmq__ring_arena_offset(uint32_t n_slots, uint32_t slot_stride);
+
+/*
+ * The arena size for messages of up to @max_msg bytes: room for two of the
+ * largest regions, so an empty arena always takes one wherever its tail is.
+ * Return: bytes (a multiple of SHMQ_ARENA_PAGE), or 0 if @max_msg is too large.
+ */
+uint32_t shmq__ring_arena_size(uint32_t max_msg);
+
+/*
+ * The arena regions held by session @tag (or, with @tag 0, by any session
+ * whose record is free: a forgery, or a death whose repair was missed) go
+ * back: a region being written is freed, one being read is freed if its
+ * slot was consumed and made whole again if the ring will redeliver it.
+ * Run before the ring's repair (which changes the slots it reads).
+ * Return: regions repaired (>= 0).
+ */
+uint32_t shmq__ring_arena_repair(struct shmq_ring *r, const struct shmq_segment *seg, uint32_t tag);
 
 /* Messages queued now (a snapshot; exact when quiescent). */
 uint32_t shmq__ring_depth(const struct shmq_ring *r);

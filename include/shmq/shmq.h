@@ -99,7 +99,11 @@ struct shmq_lock;
  * @numa_node:	with SHMQ_QUEUE_NUMA in @flags: the node to bind the memory to
  * @perm:	permission bits like chmod (0: 0600)
  * @flags:	SHMQ_QUEUE_NUMA, SHMQ_QUEUE_JOINABLE, or 0
- * @reserved:	zero
+ * @max_msg:	the largest message, if larger than @slot_size (0: @slot_size),
+ *		up to SHMQ_MSG_SIZE_LIMIT (256 MiB).  Messages above the slot
+ *		size go through an arena of twice the largest message after the
+ *		slots, in one piece (a peek sees them contiguous); each costs a
+ *		slot too.  Needs @slot_size >= 16.
  *
  * A zero-initialised struct (with @size set) asks for every default and no
  * NUMA binding: node 0 is a real node, so binding needs an explicit flag.
@@ -112,8 +116,10 @@ struct shmq_queue_attr {
 	int32_t numa_node;
 	uint32_t perm;
 	uint32_t flags;
-	uint32_t reserved;
+	uint32_t max_msg;
 };
+
+#define SHMQ_MSG_SIZE_LIMIT (256u << 20) /* struct shmq_queue_attr.max_msg */
 
 /**
  * struct shmq_sem_attr - how to create a semaphore.
@@ -565,7 +571,8 @@ SHMQ_API int shmq_queue_release(struct shmq_queue *q);
  * shmq_queue_max_msg() - the largest message the queue takes.
  * @q:		queue
  *
- * Return: slot size in bytes (> 0).
+ * Return: bytes (> 0): the queue's max_msg if it was created with one,
+ *         else its slot size.
  */
 SHMQ_API int shmq_queue_max_msg(const struct shmq_queue *q);
 

@@ -91,7 +91,7 @@ static void ring_step(struct drive *dr, uint8_t op)
 		break;
 	case 4:
 		rc = shmq__ring_peek(r, &peeked);
-		expect(rc == -EPIPE || (rc >= 0 && (uint32_t)rc <= r->slot_size) ||
+		expect(rc == -EPIPE || (rc >= 0 && (uint32_t)rc <= r->max_msg) ||
 		       one_of(rc, -EAGAIN, -EBADMSG, -EINVAL, -EMSGSIZE));
 		if (rc >= 0) {
 			/* The message lies inside the mapping: ASan checks every byte. */
@@ -146,7 +146,7 @@ static void ring_step(struct drive *dr, uint8_t op)
 		break;
 	case 12:
 		rc = shmq__ring_peek_wait(r, &peeked, past);
-		expect(rc == -EPIPE || (rc >= 0 && (uint32_t)rc <= r->slot_size) ||
+		expect(rc == -EPIPE || (rc >= 0 && (uint32_t)rc <= r->max_msg) ||
 		       one_of(rc, -ETIMEDOUT, -EBADMSG, -EINVAL, -EMSGSIZE));
 		break;
 	case 13:
@@ -186,8 +186,11 @@ static void ring_step(struct drive *dr, uint8_t op)
 			/* a joinable queue's settle reads the dead session's turns first */
 			(void)shmq__ring_join_settle(dr->seg,
 						     (uint32_t)(op >> 5) % dr->seg->n_sessions);
+			(void)shmq__ring_arena_repair(&daemon, dr->seg, (uint32_t)(op >> 5) + 1);
 			rc = shmq__ring_repair_session(&daemon, (uint32_t)(op >> 5) + 1, &rep);
 		}
+		if (op & 0x10) /* the daemon's tick: regions of sessions no record names */
+			(void)shmq__ring_arena_repair(&daemon, dr->seg, 0);
 		expect(rc >= 0 || rc == -EBADMSG);
 		if (rc >= 0)
 			expect((uint32_t)rc == rep.tombstoned + rep.redelivered &&

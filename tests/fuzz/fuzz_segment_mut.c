@@ -12,8 +12,9 @@
  *            bits 5..6 slot size 16 << n; pipes (bit 7 set): bit 1 one-way,
  *            slots and slot size as a queue's; semaphores: bits 1..2 flags, bits 3..4 the
  *            initial value, bit 5 the bound above it
- *   byte 1   bit 6: a queue is joinable; the other bits the session record
- *            this peer acts as (>= 4: none)
+ *   byte 1   bit 6: a queue is joinable; bit 5: its messages go up to 256
+ *            bytes, through an arena past the slot size; the other bits the
+ *            session record this peer acts as (>= 4: none)
  *   then     records of 4 bytes [u8 op][u16 offset, little endian][u8 value]
  *            op < 0x80: write value at offset (mod the segment size), i.e.
  *                       a peer with write access scribbles on the segment;
@@ -92,6 +93,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	params_from(data[0], &p);
 	if (p.kind == SHMQ_KIND_QUEUE && (data[1] & 0x40))
 		p.geom.queue.flags = SHMQ_QUEUE_F_JOINABLE;
+	if (p.kind == SHMQ_KIND_QUEUE && (data[1] & 0x20) && p.geom.queue.slot_size < 256)
+		p.geom.queue.max_msg = 256;
 	if (shmq__segment_size(&p, &seg_size) < 0)
 		abort();
 	if (posix_memalign(&base, 4096, seg_size))
@@ -100,7 +103,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (shmq__segment_format(base, seg_size, &p) < 0 ||
 	    shmq__segment_attach(base, seg_size, &seg) < 0 || shmq__segment_check(&seg) < 0)
 		abort(); /* a freshly formatted segment is valid */
-	dr = drive_open(&seg, data[1] & 0xbf);
+	dr = drive_open(&seg, data[1] & 0x9f);
 
 	for (size_t at = 2; at + 4 <= size; at += 4) {
 		uint8_t op = data[at];

@@ -15,6 +15,7 @@ INTEG_SRC  := tests/integration/daemon.c \
 	      tests/integration/test_event.c \
 	      tests/integration/test_exchange.c \
 	      tests/integration/test_hostile.c \
+	      tests/integration/test_large.c \
 	      tests/integration/test_lifecycle.c \
 	      tests/integration/test_join.c \
 	      tests/integration/test_lock.c \

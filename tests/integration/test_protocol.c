@@ -412,7 +412,7 @@ Test(protocol, nonzero_reserved_fields_get_einval)
 	req.geom.queue.flags = 2; /* bit 0 is JOINABLE (1.7) */
 	expect_open(&req, -EINVAL, "queue geometry flags");
 	queue_req(&req, "resv");
-	req.geom.queue.reserved = 1;
+	req.geom.queue.arena_pages = 1; /* derived by the daemon */
 	expect_open(&req, -EINVAL, "queue geometry reserved");
 
 	fd = session();

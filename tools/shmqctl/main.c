@@ -91,7 +91,8 @@ static const struct verb verbs[V_COUNT] = {
 		      "a pipe owned by you.\n"
 		      "Queues: --slots N (a power of two), --slot-size BYTES, --mode\n"
 		      "mpmc|spsc|mpsc|spmc, --numa NODE, --hugepages, --joinable (task_done and\n"
-		      "join, as a JoinableQueue).  Semaphores: --initial N,\n"
+		      "join, as a JoinableQueue), --max-msg BYTES (messages above the slot size,\n"
+		      "up to 256 MiB, through an arena).  Semaphores: --initial N,\n"
 		      "--max N (bounded), --undo.  Events: --initial 0|1 (clear or set).\n"
 		      "Locks: rlock (or lock --recursive) is recursive.  Conditions: --lock\n"
 		      "NAME (required: the lock it is bound to).  Barriers: --parties N\n"
@@ -146,6 +147,7 @@ enum {
 	OPT_IMMEDIATE,
 	OPT_ONEWAY,
 	OPT_JOINABLE,
+	OPT_MAX_MSG,
 };
 
 struct option_rule {
@@ -177,6 +179,7 @@ static const struct option long_options[] = {
 	{"immediate", no_argument, NULL, OPT_IMMEDIATE},
 	{"oneway", no_argument, NULL, OPT_ONEWAY},
 	{"joinable", no_argument, NULL, OPT_JOINABLE},
+	{"max-msg", required_argument, NULL, OPT_MAX_MSG},
 	{NULL, 0, NULL, 0},
 };
 
@@ -198,6 +201,7 @@ static const struct option_rule rules[] = {
 	{OPT_PARTIES, CREATE_OPT},
 	{OPT_ONEWAY, CREATE_OPT},
 	{OPT_JOINABLE, CREATE_OPT},
+	{OPT_MAX_MSG, CREATE_OPT},
 	{OPT_IMMEDIATE, VERB(V_SHUTDOWN)},
 	{OPT_NO_LEGEND, VERB(V_LS) | VERB(V_SHOW) | VERB(V_CLIENTS) | VERB(V_TOP) | VERB(V_CHECK)},
 };
@@ -413,6 +417,11 @@ static int option_apply(struct ctl *ctl, int opt, const char *arg, const char *n
 		return 0;
 	case OPT_ONEWAY:
 		ctl->oneway = true;
+		return 0;
+	case OPT_MAX_MSG:
+		if (parse_u32(arg, 10, SHMQ_MSG_SIZE_LIMIT, &ctl->qattr.max_msg) < 0)
+			return usage_error("--max-msg: '%s' is not 0..%u bytes", arg,
+					   SHMQ_MSG_SIZE_LIMIT);
 		return 0;
 	case OPT_JOINABLE:
 		ctl->qattr.flags |= SHMQ_QUEUE_JOINABLE;

@@ -188,6 +188,9 @@ struct snapshot {
 	uint32_t pending; /* notifications not yet taken */
 	/* queues: 0 open, SHMQ_QUEUE_SHUTDOWN_* */
 	uint32_t shutdown;
+	uint32_t max_msg;    /* a queue with an arena: its largest message, */
+	uint32_t arena_size; /* the arena's bytes */
+	uint64_t arena_used; /* and those in use */
 	bool joinable;	     /* a joinable queue: */
 	uint32_t unfinished; /* tasks sent and not yet done */
 	/* pipes (depth: both directions; sleepers: either) */

@@ -146,6 +146,13 @@ static void read_queue(const struct shmq_segment *seg, struct snapshot *s)
 	s->sleepers_send = load_relaxed(&q->ec_send) & 1;
 	s->shutdown = load_relaxed(&q->shutdown);
 	s->joinable = seg->geom.queue.flags & SHMQ_QUEUE_F_JOINABLE;
+	if (seg->geom.queue.arena_pages) {
+		uint64_t used = load_relaxed(&q->arena_tail) - load_relaxed(&q->arena_head);
+
+		s->max_msg = seg->geom.queue.max_msg;
+		s->arena_size = seg->geom.queue.arena_pages * SHMQ_ARENA_PAGE;
+		s->arena_used = used > s->arena_size ? s->arena_size : used; /* peer-written */
+	}
 	if (s->joinable)
 		s->unfinished = load_relaxed(&q->unfinished) & SHMQ_QUEUE_UNFINISHED_MAX;
 	counters_add(&s->total, &q->retired);

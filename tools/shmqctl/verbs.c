@@ -143,6 +143,10 @@ static void queue_show_live(const struct snapshot *s)
 	if (s->joinable)
 		printf("  unfinished:  %" PRIu32 " tasks sent and not yet done (joinable)\n",
 		       s->unfinished);
+	if (s->max_msg)
+		printf("  large:       messages up to %" PRIu32 " bytes; arena %" PRIu32
+		       " KiB, %" PRIu64 " in use\n",
+		       s->max_msg, s->arena_size / 1024, s->arena_used);
 	if (s->shutdown)
 		printf("  shut down:   %s\n",
 		       s->shutdown == SHMQ_QUEUE_SHUTDOWN_IMMEDIATE
@@ -451,6 +455,10 @@ static void object_json(struct json *j, const struct shmq_object_info *o, const 
 	kv_bool_or_null(j, "joinable", o->kind == SHMQ_OBJECT_QUEUE,
 			o->kind_flags & SHMQ_QUEUE_JOINABLE);
 	kv_u64_or_null(j, "unfinished", live && s->joinable, s->unfinished);
+	kv_u64_or_null(j, "max_msg", live && f.has_depth && !f.has_ends,
+		       s->max_msg ? s->max_msg : s->slot_size);
+	kv_u64_or_null(j, "arena_bytes", live && s->max_msg, s->arena_size);
+	kv_u64_or_null(j, "arena_used", live && s->max_msg, s->arena_used);
 	kv_u64_or_null(j, "holder_pid", live && f.has_holder && s->value, (uint64_t)s->holder_pid);
 	kv_u64_or_null(j, "holder_tid", live && f.has_holder && s->value, (uint64_t)s->holder_tid);
 	kv_u64_or_null(j, "holder_depth", live && f.has_holder && s->value, s->holder_depth);
@@ -1506,7 +1514,7 @@ static unsigned int create_opts_used(const struct ctl *ctl)
 	const struct shmq_sem_attr *sa = &ctl->sattr;
 	unsigned int used = 0;
 
-	if (qa->mode || qa->flags || ctl->hugepages)
+	if (qa->mode || qa->flags || qa->max_msg || ctl->hugepages)
 		used |= COPT_QUEUE;
 	if (qa->n_slots || qa->slot_size)
 		used |= COPT_SLOTS;
