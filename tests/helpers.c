@@ -14,6 +14,7 @@
 
 #include "helpers.h"
 #include "shm/futex.h"
+#include "shm/ring.h"
 
 void t_seg_new(struct t_seg *t, const struct shmq_segment_params *p)
 {
@@ -153,6 +154,16 @@ void t_seg_new_barrier(struct t_seg *t, uint32_t parties)
 	};
 
 	t_seg_new(t, &p);
+}
+
+uint32_t t_ring_handle(struct t_seg *t, struct shmq_ring *r, uint32_t role)
+{
+	uint32_t idx;
+
+	cr_assert(shmq__session_claim(&t->seg, role, getpid(), getuid(), &idx) == 0);
+	cr_assert(shmq__ring_attach(r, &t->seg, idx) == 0);
+	r->spin_ns = 0;
+	return idx;
 }
 
 void t_seg_free(struct t_seg *t)

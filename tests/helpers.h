@@ -29,6 +29,10 @@ void t_seg_new_barrier(struct t_seg *t, uint32_t parties);
 void t_seg_new_pipe(struct t_seg *t, uint32_t n_slots, uint32_t slot_size, uint32_t flags);
 void t_seg_free(struct t_seg *t);
 
+struct shmq_ring;
+/* A ring handle on a new session record of role @role, spin 0.  Return: the record index. */
+uint32_t t_ring_handle(struct t_seg *t, struct shmq_ring *r, uint32_t role);
+
 /* Sleep @ms milliseconds (EINTR-safe). */
 void t_sleep_ms(unsigned int ms);
 

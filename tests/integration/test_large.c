@@ -65,7 +65,8 @@ static int send_big(void *arg)
 	struct shmq_queue *q;
 	unsigned char *m = malloc(BIG);
 
-	if (!m || shmq_client_connect(p->sock, &c) || shmq_queue_open(c, "big", SHMQ_SEND, NULL, &q))
+	if (!m || shmq_client_connect(p->sock, &c) ||
+	    shmq_queue_open(c, "big", SHMQ_SEND, NULL, &q))
 		return 1;
 	for (unsigned int i = 0; i < 3; i++) {
 		fill(m, BIG, i);
@@ -95,8 +96,8 @@ static int peek_hold(void *arg)
 
 Test(large, messages_of_64_mib_cross_processes_whole_and_a_dead_reader_gives_its_back)
 {
-	struct shmq_queue_attr a = {.size = sizeof(a), .n_slots = 8, .slot_size = 256,
-				    .max_msg = BIG};
+	struct shmq_queue_attr a = {
+		.size = sizeof(a), .n_slots = 8, .slot_size = 256, .max_msg = BIG};
 	const char *ctl = getenv("SHMQCTL");
 	const char *const show[] = {ctl, "--socket", d.sock, "show", "big", NULL};
 	struct peer *p = t_shared_alloc(sizeof(*p));

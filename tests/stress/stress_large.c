@@ -165,7 +165,8 @@ Test(stress_large, deaths_anywhere_leave_whole_messages_and_an_arena_that_drains
 				continue;
 			t_sleep_ms((unsigned int)(t_rand(&rng) % 4));
 			kill(pid[w], SIGKILL);
-			cr_assert(eq(int, t_wait_peer(pid[w]), 128 + SIGKILL), "child %d failed", w);
+			cr_assert(eq(int, t_wait_peer(pid[w]), 128 + SIGKILL), "child %d failed",
+				  w);
 			reap(idx[w]);
 			kills++;
 			pid[w] = spawn(&idx[w], w < 2);
@@ -177,7 +178,8 @@ Test(stress_large, deaths_anywhere_leave_whole_messages_and_an_arena_that_drains
 			t_wait_peer(pid[i]);
 			reap(idx[i]);
 		}
-		cr_assert(eq(int, shmq__session_claim(&seg.seg, SHMQ_ROLE_CONSUMER, 1, 0, &mine), 0));
+		cr_assert(
+			eq(int, shmq__session_claim(&seg.seg, SHMQ_ROLE_CONSUMER, 1, 0, &mine), 0));
 		cr_assert(eq(int, shmq__ring_attach(&me, &seg.seg, mine), 0));
 		while ((rc = shmq__ring_try_recv(&me, m, sizeof(m))) >= 0) {
 			cr_assert(eq(int, check_msg(m, rc), 0), "a torn message in the drain");

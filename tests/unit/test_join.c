@@ -35,15 +35,10 @@ static void teardown(void)
 
 TestSuite(join, .fini = teardown, .timeout = 30);
 
-/* A handle on its own session record, as a client's open gives. */
+/* A handle on its own session record, as a client's open gives; no spin. */
 static uint32_t handle(struct shmq_ring *r, uint32_t role)
 {
-	uint32_t idx;
-
-	cr_assert(eq(int, shmq__session_claim(&fx.seg, role, getpid(), getuid(), &idx), 0));
-	cr_assert(eq(int, shmq__ring_attach(r, &fx.seg, idx), 0));
-	r->spin_ns = 0;
-	return idx;
+	return t_ring_handle(&fx, r, role);
 }
 
 static struct shmq_queue_shm *shm(void)

@@ -57,12 +57,7 @@ static void new_queue(uint32_t mode, uint32_t n_slots)
 
 static uint32_t handle(struct shmq_ring *r, uint32_t role)
 {
-	uint32_t idx;
-
-	cr_assert(eq(int, shmq__session_claim(&fx.seg, role, getpid(), getuid(), &idx), 0));
-	cr_assert(eq(int, shmq__ring_attach(r, &fx.seg, idx), 0));
-	r->spin_ns = 0;
-	return idx;
+	return t_ring_handle(&fx, r, role);
 }
 
 static struct shmq_queue_shm *shm(void)
@@ -98,16 +93,19 @@ static void in_order_in_mode(uint32_t mode)
 	for (int round = 0; round < 20; round++) {
 		for (size_t i = 0; i < n; i++) {
 			fill(out, sizes[i], (uint32_t)(round * 100 + i));
-			cr_assert(eq(int, shmq__ring_send_wait(&p, out, sizes[i], t_deadline_ms(WAIT_MS)),
-				     0),
-				  "mode %u round %d size %u", mode, round, sizes[i]);
-			if (i % 3 == 2) /* keep at most a few queued: the arena holds two of the largest */
+			cr_assert(
+				eq(int,
+				   shmq__ring_send_wait(&p, out, sizes[i], t_deadline_ms(WAIT_MS)),
+				   0),
+				"mode %u round %d size %u", mode, round, sizes[i]);
+			if (i % 3 ==
+			    2) /* keep at most a few queued: the arena holds two of the largest */
 				for (size_t k = i - 2; k <= i; k++) {
 					int r = shmq__ring_recv_wait(&c, in, sizeof(in),
 								     t_deadline_ms(WAIT_MS));
 
-					cr_assert(eq(int, r, (int)sizes[k]), "mode %u size %u", mode,
-						  sizes[k]);
+					cr_assert(eq(int, r, (int)sizes[k]), "mode %u size %u",
+						  mode, sizes[k]);
 					cr_assert(same(in, sizes[k], (uint32_t)(round * 100 + k)),
 						  "torn: mode %u size %u", mode, sizes[k]);
 				}
@@ -270,8 +268,8 @@ Test(large, a_writer_killed_holding_a_region_leaves_no_message_and_frees_it)
 	cr_assert(eq(int, shmq__ring_try_recv(&c, in, sizeof(in)), (int)sizeof(in)));
 	{
 		struct shmq_region_hdr *rh =
-			(struct shmq_region_hdr *)(p.arena + load_relaxed(&shm()->arena_tail) %
-								    p.arena_size);
+			(struct shmq_region_hdr *)(p.arena +
+						   load_relaxed(&shm()->arena_tail) % p.arena_size);
 		uint64_t at = load_relaxed(&shm()->arena_tail);
 
 		store_relaxed(&rh->state, SHMQ_OWNER_WRITING | p.tag);
@@ -375,7 +373,8 @@ Test(large, two_producers_and_two_consumers_race_over_the_arena)
 		w[i].id = i;
 		w[i].n = i < 2 ? per : 2 * per;
 		w[i].received = &received;
-		cr_assert(eq(int, pthread_create(&t[i], NULL, i < 2 ? produce : consume, &w[i]), 0));
+		cr_assert(
+			eq(int, pthread_create(&t[i], NULL, i < 2 ? produce : consume, &w[i]), 0));
 	}
 	for (int i = 0; i < 4; i++)
 		pthread_join(t[i], NULL);
