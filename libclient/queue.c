@@ -81,6 +81,9 @@ SHMQ_API int shmq_queue_open(struct shmq_client *c, const char *name, unsigned i
 	if ((flags & SHMQ_VIEW) ? (flags & (SHMQ_SEND | SHMQ_RECV))
 				: !(flags & (SHMQ_SEND | SHMQ_RECV)))
 		return -EINVAL;
+	/* Huge pages are chosen at creation: asked for on an open, they would be ignored. */
+	if ((flags & SHMQ_HUGEPAGES) && !create)
+		return -EINVAL;
 
 	req.geom.queue.numa_node = -1;
 	if (create && attr) {

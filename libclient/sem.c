@@ -43,6 +43,9 @@ static int geom_from_attr(const struct shmq_sem_attr *a, struct shmq_req_open *r
 	if ((a->flags & SHMQ_SEM_ATTR_BOUNDED) &&
 	    (a->max == 0 || a->max > SHMQ_SEM_VALUE_MAX || a->initial > a->max))
 		return -EINVAL;
+	/* A bound without SHMQ_SEM_ATTR_BOUNDED would be silently ignored: say so. */
+	if (!(a->flags & SHMQ_SEM_ATTR_BOUNDED) && a->max)
+		return -EINVAL;
 	req->geom.sem.initial = a->initial;
 	req->geom.sem.max = a->flags & SHMQ_SEM_ATTR_BOUNDED ? a->max : 0;
 	req->geom.sem.flags = a->flags;

@@ -125,7 +125,8 @@ struct shmq_queue_attr {
  * struct shmq_sem_attr - how to create a semaphore.
  * @size:	sizeof(struct shmq_sem_attr)
  * @initial:	initial value (at most 2147483647; 1048575 with SHMQ_SEM_ATTR_UNDO)
- * @max:	highest value with SHMQ_SEM_ATTR_BOUNDED (the same limits)
+ * @max:	highest value with SHMQ_SEM_ATTR_BOUNDED (the same limits); must
+ *		be 0 without it (-EINVAL: a bound that would be ignored)
  * @flags:	SHMQ_SEM_ATTR_*
  * @perm:	permission bits (0: 0600)
  */
@@ -279,7 +280,8 @@ SHMQ_API int shmq_unlink(struct shmq_client *c, const char *name);
  * @c:		client
  * @name:	1-63 bytes of [A-Za-z0-9._-]
  * @flags:	SHMQ_SEND and/or SHMQ_RECV, or SHMQ_VIEW; SHMQ_CREATE,
- *		SHMQ_EXCL, SHMQ_HUGEPAGES
+ *		SHMQ_EXCL, SHMQ_HUGEPAGES (with SHMQ_CREATE only: -EINVAL
+ *		without, where it could only be ignored)
  * @attr:	with SHMQ_CREATE: geometry and permissions (NULL: defaults);
  *		ignored without SHMQ_CREATE
  * @ret:	the new handle

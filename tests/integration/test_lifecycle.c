@@ -315,6 +315,26 @@ Test(lifecycle, invalid_names_are_rejected_with_einval)
 	t_daemon_fini(&d);
 }
 
+/* What would be silently ignored is refused instead. */
+Test(lifecycle, a_bound_without_bounded_and_huge_pages_on_an_open_are_refused)
+{
+	struct shmq_sem_attr sa = {.size = sizeof(sa), .initial = 1, .max = 4};
+	struct shmq_client *c = t_connect(&d);
+	struct shmq_queue_attr a = qattr(8, 64);
+	struct shmq_queue *q = NULL, *r = NULL;
+	struct shmq_sem *s = NULL;
+
+	T_ERR(shmq_sem_open(c, "unbounded", SHMQ_CREATE, &sa, &s), -EINVAL);
+	sa.flags = SHMQ_SEM_ATTR_BOUNDED;
+	T_OK(shmq_sem_open(c, "unbounded", SHMQ_CREATE, &sa, &s));
+	T_OK(shmq_sem_close(s));
+	T_OK(shmq_queue_open(c, "pages", SHMQ_CREATE | SHMQ_SEND, &a, &q));
+	T_ERR(shmq_queue_open(c, "pages", SHMQ_RECV | SHMQ_HUGEPAGES, NULL, &r), -EINVAL);
+	T_OK(shmq_queue_close(q));
+	T_OK(shmq_client_close(c));
+	t_daemon_fini(&d);
+}
+
 Test(lifecycle, closing_a_client_with_open_handles_returns_ebusy)
 {
 	struct shmq_client *c = t_connect(&d);
