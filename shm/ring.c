@@ -785,8 +785,13 @@ static struct shmq_region_hdr *region_at(const struct shmq_ring *r, uint64_t sta
 	return (struct shmq_region_hdr *)(r->arena + start % r->arena_size);
 }
 
-/* Move arena_head over the freed regions at it.  Any process may; they race by CAS. */
-static void arena_advance(struct shmq_ring *r)
+/*
+ * Move arena_head over the freed regions at it, holding arena_lock (below):
+ * only a holder reads the header at the head, so no header is read at a
+ * position a producer may be reusing (a stale read would be a data race
+ * with its copy, even if its value were thrown away).
+ */
+static void arena_advance_locked(struct shmq_ring *r)
 {
 	uint32_t a = r->arena_size;
 
@@ -811,23 +816,20 @@ static void arena_advance(struct shmq_ring *r)
 	}
 }
 
-static void region_free(struct shmq_ring *r, uint64_t start)
-{
-	store_release(&region_at(r, start)->state, SHMQ_REGION_FREE); /* R6 */
-	arena_advance(r);
-}
-
 /*
  * Reservations take turns: arena_lock holds the reserving producer's tag
  * for the few stores of a reservation, so the headers are written before
  * arena_tail moves past them (R9) and a producer killed halfway leaves
  * either nothing reserved or a whole, FREE or WRITING, region; the repair
  * of its death (or the daemon's tick, for a tag no record names) only
- * clears the lock.  Its cost is one CAS and one store per large message.
+ * clears the lock.  Moving the head over freed regions takes it too (a
+ * try: a reader that finds it busy leaves the move to the holder, or to
+ * the next free or reservation).  Its cost is one CAS and one store per
+ * large message and per free.
  */
 #define ARENA_LOCK_SPINS 256
 
-static int arena_lock(struct shmq_ring *r)
+static int arena_lock(struct shmq_ring *r, uint64_t wait_ns)
 {
 	uint64_t end = 0;
 
@@ -842,7 +844,7 @@ static int arena_lock(struct shmq_ring *r)
 			continue;
 		}
 		if (!end)
-			end = shmq__deadline_after_ns(SHMQ_OWNER_WAIT_NS);
+			end = shmq__deadline_after_ns(wait_ns);
 		else if (shmq__now_ns() >= end)
 			return -EAGAIN; /* a dead holder not yet repaired, or a forgery: the tick clears it */
 		/* 1 ms slices: the holder wakes nobody, its section is a few stores */
@@ -855,6 +857,23 @@ static void arena_unlock(struct shmq_ring *r)
 	store_release(&r->q->arena_lock, 0); /* R10 */
 }
 
+/* Move the head if nobody holds the lock (see above). */
+static void arena_advance(struct shmq_ring *r)
+{
+	uint32_t w = 0;
+
+	if (cas_acquire(&r->q->arena_lock, &w, r->tag)) { /* A15 */
+		arena_advance_locked(r);
+		arena_unlock(r);
+	}
+}
+
+static void region_free(struct shmq_ring *r, uint64_t start)
+{
+	store_release(&region_at(r, start)->state, SHMQ_REGION_FREE); /* R6 */
+	arena_advance(r);
+}
+
 /* Reserve a region for @len bytes.  Return: 0 and *@ret_start; -EAGAIN no room. */
 static int arena_reserve(struct shmq_ring *r, uint32_t len, uint64_t *ret_start)
 {
@@ -862,7 +881,7 @@ static int arena_reserve(struct shmq_ring *r, uint32_t len, uint64_t *ret_start)
 	struct shmq_region_hdr *rh;
 	uint64_t h, t;
 
-	if (arena_lock(r) < 0)
+	if (arena_lock(r, SHMQ_OWNER_WAIT_NS) < 0)
 		return -EAGAIN;
 	t = load_relaxed(&r->q->arena_tail); /* only the lock's holder writes it */
 	h = load_acquire(&r->q->arena_head); /* A12: pairs with R7 */
@@ -873,7 +892,7 @@ static int arena_reserve(struct shmq_ring *r, uint32_t len, uint64_t *ret_start)
 		return -EAGAIN; /* corrupt: no room, ever; the deadline ends it */
 	}
 	if (t - h + pad + size > a) {
-		arena_advance(r); /* freed regions at the head: move it, look again */
+		arena_advance_locked(r); /* freed regions at the head: move it, look again */
 		h = load_acquire(&r->q->arena_head);
 		if (t - h > a || t - h + pad + size > a) {
 			arena_unlock(r);
@@ -892,10 +911,10 @@ static int arena_reserve(struct shmq_ring *r, uint32_t len, uint64_t *ret_start)
 	store_relaxed(&rh->len, len);
 	store_release(&rh->start, t + pad);		  /* R8 */
 	store_release(&r->q->arena_tail, t + pad + size); /* R9: after the headers */
+	if (pad)
+		arena_advance_locked(r); /* the pad may be at the head */
 	arena_unlock(r);
 	*ret_start = t + pad;
-	if (pad)
-		arena_advance(r); /* the pad may be at the head */
 	return 0;
 }
 
@@ -999,10 +1018,19 @@ uint32_t shmq__ring_arena_repair(struct shmq_ring *r, const struct shmq_segment 
 			    &r->q->arena_lock, &lk, 0, memory_order_release, memory_order_relaxed))
 			n++;
 	}
+	/*
+	 * Walk the headers holding the lock, as the head's movers do.  A live
+	 * holder keeps it for a few stores; one stopped holding it must not
+	 * stall the daemon: give up after 10 ms (the tick sweeps again).
+	 */
+	if (arena_lock(r, UINT64_C(10) * 1000000) < 0)
+		return n;
 	h = load_acquire(&r->q->arena_head);
 	t = load_acquire(&r->q->arena_tail);
-	if (t - h > a)
+	if (t - h > a) {
+		arena_unlock(r);
 		return n;
+	}
 	p = h;
 	for (uint32_t i = 0; i < a / SHMQ_ARENA_ALIGN && p != t; i++) {
 		struct shmq_region_hdr *rh = region_at(r, p);
@@ -1046,7 +1074,8 @@ uint32_t shmq__ring_arena_repair(struct shmq_ring *r, const struct shmq_segment 
 		}
 		p += size;
 	}
-	arena_advance(r);
+	arena_advance_locked(r);
+	arena_unlock(r);
 	return n;
 }
 
