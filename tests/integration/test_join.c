@@ -134,7 +134,13 @@ Test(join, a_worker_killed_holding_tasks_has_them_counted_done)
 	cr_assert(eq(int, t_wait_peer_ms(holder, WAIT_MS), 128 + SIGKILL));
 	T_OK(shmq_queue_join(q, deadline())); /* the daemon settled the dead worker's three */
 	cr_assert(eq(int, atomic_load(&w[1].done), 7));
-	t_daemon_read_log(&d, log, sizeof(log));
+	/* The settle wakes the joiner before the daemon writes its log line: wait for it. */
+	for (uint64_t end = t_now_ns() + (uint64_t)WAIT_MS * 1000000;; t_sleep_ms(10)) {
+		t_daemon_read_log(&d, log, sizeof(log));
+		if (strstr(log, "holding 3 unfinished tasks; counted them done") ||
+		    t_now_ns() > end)
+			break;
+	}
 	cr_assert(strstr(log, "holding 3 unfinished tasks; counted them done") != NULL, "%s", log);
 	T_OK(shmq_queue_shutdown(q, 0));
 	cr_assert(eq(int, t_wait_peer_ms(finisher, WAIT_MS), 0));
