@@ -237,6 +237,13 @@ struct shmq_session_shm *shmq__session_at(const struct shmq_segment *seg, uint32
 	return index < seg->n_sessions ? &seg->sessions[index] : NULL;
 }
 
+bool shmq__session_tag_free(const struct shmq_segment *seg, uint32_t tag)
+{
+	const struct shmq_session_shm *rec = tag ? shmq__session_at(seg, tag - 1) : NULL;
+
+	return !rec || load_relaxed(&rec->state) == SHMQ_SESSION_FREE; /* a snapshot */
+}
+
 static void counters_zero(struct shmq_counters *c)
 {
 	/* record owned by the caller (claimed or being released): no ordering */

@@ -555,6 +555,12 @@ int shmq__session_claim(struct shmq_segment *seg, uint32_t role, int32_t pid, ui
 			uint32_t *ret_index);
 void shmq__session_release(struct shmq_segment *seg, uint32_t index);
 struct shmq_session_shm *shmq__session_at(const struct shmq_segment *seg, uint32_t index);
+/*
+ * Does session tag @tag (a record index + 1, never 0) name no record, or a
+ * FREE one?  A holder that an owner field or a claim names, and that no
+ * record backs, is a forgery or a death the repair missed.  A snapshot.
+ */
+bool shmq__session_tag_free(const struct shmq_segment *seg, uint32_t tag);
 int shmq__segment_check(const struct shmq_segment *seg);
 /*
  * shmq__segment_check(), then the kind's own invariants (struct

@@ -99,8 +99,5 @@ bool shmq__owner_is_forged(const struct shmq_segment *seg, uint32_t own)
 {
 	uint32_t tag = shmq__owner_index1(own);
 
-	if (!tag)
-		return false;
-	return tag > seg->n_sessions ||
-	       load_relaxed(&shmq__session_at(seg, tag - 1)->state) == SHMQ_SESSION_FREE;
+	return tag && shmq__session_tag_free(seg, tag);
 }

@@ -786,6 +786,28 @@ static struct shmq_region_hdr *region_at(const struct shmq_ring *r, uint64_t sta
 }
 
 /*
+ * The size of the region whose header is at position @p, below the tail
+ * @t, or 0 if no region of this lap starts there: its start is not @p
+ * (being reserved, or a stale header), or its size does not fit -- a
+ * multiple of SHMQ_ARENA_ALIGN, inside [@p, @t) and before the arena's
+ * end.  Every walk of the regions stops at 0 rather than skip into the
+ * unknown.
+ */
+static uint32_t region_size_at(const struct shmq_ring *r, uint64_t p, uint64_t t)
+{
+	const struct shmq_region_hdr *rh = region_at(r, p);
+	uint32_t size;
+
+	if (p % SHMQ_ARENA_ALIGN || load_acquire(&rh->start) != p) /* pairs with R8 */
+		return 0;
+	size = load_relaxed(&rh->size);
+	if (!size || size % SHMQ_ARENA_ALIGN || size > t - p ||
+	    size > r->arena_size - (uint32_t)(p % r->arena_size))
+		return 0;
+	return size;
+}
+
+/*
  * Move arena_head over the freed regions at it, holding arena_lock (below):
  * only a holder reads the header at the head, so no header is read at a
  * position a producer may be reusing (a stale read would be a data race
@@ -798,18 +820,13 @@ static void arena_advance_locked(struct shmq_ring *r)
 	for (uint32_t i = 0; i < a / SHMQ_ARENA_ALIGN; i++) {
 		uint64_t h = load_acquire(&r->q->arena_head);
 		uint64_t t = load_acquire(&r->q->arena_tail);
-		struct shmq_region_hdr *rh = region_at(r, h);
-		uint32_t size, off = (uint32_t)(h % a);
+		uint32_t size;
 
-		if (h == t || t - h > a || h % SHMQ_ARENA_ALIGN)
+		if (h == t || t - h > a)
 			return; /* empty, or a torn (or scribbled) pair: the next free tries again */
-		if (load_acquire(&rh->start) != h) /* pairs with R8 */
+		size = region_size_at(r, h, t);
+		if (!size || load_acquire(&region_at(r, h)->state) != SHMQ_REGION_FREE) /* R6 */
 			return;
-		if (load_acquire(&rh->state) != SHMQ_REGION_FREE) /* pairs with R6 */
-			return;
-		size = load_relaxed(&rh->size);
-		if (!size || size % SHMQ_ARENA_ALIGN || size > a - off || size > t - h)
-			return; /* corrupt: stop here rather than skip into the unknown */
 		/* R7: release, pairs with A12: whatever read these bytes is done */
 		atomic_compare_exchange_strong_explicit(&r->q->arena_head, &h, h + size,
 							memory_order_release, memory_order_relaxed);
@@ -994,12 +1011,10 @@ static const unsigned char *large_take(struct shmq_ring *r, uint32_t pos, uint32
 	return (const unsigned char *)(rh + 1);
 }
 
-/* May tag @who be a session that is gone (its record free, or none)? */
+/* May slot tag @who be a session that is gone (a handle without a record never is)? */
 static bool tag_is_gone(const struct shmq_segment *seg, uint32_t who)
 {
-	return who && who < TAG_NO_SESSION &&
-	       (who > seg->n_sessions ||
-		load_relaxed(&shmq__session_at(seg, who - 1)->state) == SHMQ_SESSION_FREE);
+	return who && who < TAG_NO_SESSION && shmq__session_tag_free(seg, who);
 }
 
 uint32_t shmq__ring_arena_repair(struct shmq_ring *r, const struct shmq_segment *seg, uint32_t tag)
@@ -1034,13 +1049,10 @@ uint32_t shmq__ring_arena_repair(struct shmq_ring *r, const struct shmq_segment 
 	p = h;
 	for (uint32_t i = 0; i < a / SHMQ_ARENA_ALIGN && p != t; i++) {
 		struct shmq_region_hdr *rh = region_at(r, p);
-		uint32_t size, st, own, who;
+		uint32_t size = region_size_at(r, p, t), st, own, who;
 
-		if (p % SHMQ_ARENA_ALIGN || load_acquire(&rh->start) != p)
-			break; /* being reserved right now, or corrupt: the next sweep goes on */
-		size = load_relaxed(&rh->size);
-		if (!size || size % SHMQ_ARENA_ALIGN || size > t - p)
-			break;
+		if (!size)
+			break;		       /* corrupt: the next sweep goes no further either */
 		st = load_acquire(&rh->state); /* A14: the dead process's last release */
 		own = st & (SHMQ_OWNER_WRITING | SHMQ_OWNER_READING);
 		who = st & SHMQ_OWNER_TAG_MASK;
@@ -1093,11 +1105,9 @@ static int arena_check(const struct shmq_ring *r)
 		return -EBADMSG;
 	for (p = h; p != t;) {
 		const struct shmq_region_hdr *rh = region_at(r, p);
-		uint32_t size = load_relaxed(&rh->size), st = load_relaxed(&rh->state);
+		uint32_t size = region_size_at(r, p, t), st = load_relaxed(&rh->state);
 
-		if (load_relaxed(&rh->start) != p || !size || size % SHMQ_ARENA_ALIGN ||
-		    size > t - p || size > a - (uint32_t)(p % a) ||
-		    (st != SHMQ_REGION_FREE && st != SHMQ_REGION_FULL) ||
+		if (!size || (st != SHMQ_REGION_FREE && st != SHMQ_REGION_FULL) ||
 		    (st == SHMQ_REGION_FULL && region_size(load_relaxed(&rh->len)) != size))
 			return -EBADMSG;
 		p += size;
