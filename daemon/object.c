@@ -388,7 +388,7 @@ void shmqd_object_count(struct shmqd_object *o, uint32_t flags, int delta)
 	if (flags & ~SHMQ_OPEN_VIEW)
 		o->n_users += n;
 	if (flags & SHMQ_OPEN_USE)
-		o->n_ends[(flags & SHMQ_OPEN_END1) ? 1 : 0] += n;
+		o->n_ends[shmq__open_end(flags)] += n;
 }
 
 int shmqd_object_attach(struct shmqd *d, struct shmqd_session *s, struct shmqd_object *o,
@@ -437,7 +437,7 @@ int shmqd_object_attach(struct shmqd *d, struct shmqd_session *s, struct shmqd_o
 	}
 	a->attach_id = d->next_attach_id++;
 	a->obj = o;
-	a->flags = flags & (SHMQ_OPEN_ROLES | SHMQ_OPEN_END1);
+	a->flags = flags & SHMQ_OPEN_GRANTS;
 	a->session_index = index;
 	r = shmqd_store_attach_add(d, s, a);
 	if (r < 0) {

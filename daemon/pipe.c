@@ -40,7 +40,7 @@ static void pipe_describe(const struct shmqd_object *o, char *buf, size_t size)
 /* One holder per end (so each ring is SPSC), and a closed end stays closed. */
 static int pipe_admit(const struct shmqd_object *o, const struct shmqd_session *s, uint32_t flags)
 {
-	uint32_t end = (flags & SHMQ_OPEN_END1) ? 1 : 0;
+	uint32_t end = shmq__open_end(flags);
 
 	if (!(flags & SHMQ_OPEN_USE))
 		return 0; /* a view */
@@ -76,11 +76,12 @@ static void pipe_log_repair(const struct shmqd_object *o, int32_t pid, const cha
 /* A holder that detached without closing (or died: the repair did it) leaves its end closed. */
 static void pipe_detached(struct shmqd_object *o, const struct shmqd_attach *a)
 {
+	uint32_t end = shmq__open_end(a->flags);
+
 	if (!(a->flags & SHMQ_OPEN_USE))
 		return;
-	if (shmq__pipe_close_end(&o->seg, (a->flags & SHMQ_OPEN_END1) ? 1 : 0) > 0)
-		log_debug("pipe '%s': closed end %d for its holder", o->name,
-			  (a->flags & SHMQ_OPEN_END1) ? 1 : 0);
+	if (shmq__pipe_close_end(&o->seg, end) > 0)
+		log_debug("pipe '%s': closed end %" PRIu32 " for its holder", o->name, end);
 }
 
 static uint32_t pipe_check_cost(const union shmq_geom *g)

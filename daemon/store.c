@@ -88,7 +88,7 @@ int shmqd_reg_object_check(const struct shmqd_reg_object *r)
 
 int shmqd_reg_attach_check(const struct shmqd_reg_attach *r)
 {
-	const uint32_t roles = SHMQ_OPEN_ROLES | SHMQ_OPEN_END1;
+	const uint32_t roles = SHMQ_OPEN_GRANTS;
 
 	if (!r->attach_id || !r->object_id || !load_relaxed(&r->session_id) || r->pid <= 0 ||
 	    !r->flags || (r->flags & ~roles) ||

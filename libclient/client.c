@@ -532,7 +532,7 @@ static int reattach_all(struct shmq_client *c)
 			.attach_id = o->attach_id,
 			.object_id = o->object_id,
 			.session_index = o->session,
-			.flags = o->granted & (SHMQ_OPEN_ROLES | SHMQ_OPEN_END1),
+			.flags = o->granted & SHMQ_OPEN_GRANTS,
 		};
 
 		if (!o->attach_id || o->conn_gen == c->conn_gen)

@@ -63,7 +63,7 @@ int shmq__object_open_named(struct shmq_client *c, const char *name, unsigned in
 static int map(const struct shmq_req_open *req, const struct shmq_rep_open *rep, int fd,
 	       struct shmq_object *o)
 {
-	const uint32_t roles = SHMQ_OPEN_ROLES | SHMQ_OPEN_END1;
+	const uint32_t roles = SHMQ_OPEN_GRANTS;
 	bool view = req->flags & SHMQ_OPEN_VIEW;
 	struct shmq_segment seg;
 	struct stat st;

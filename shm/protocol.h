@@ -95,6 +95,14 @@ struct shmq_rep_hello {
 /* The role flags: what an attachment may do (one set per attachment). */
 #define SHMQ_OPEN_ROLES \
 	(SHMQ_OPEN_SEND | SHMQ_OPEN_RECV | SHMQ_OPEN_SEM | SHMQ_OPEN_USE | SHMQ_OPEN_VIEW)
+/* What an attachment is granted and records, and REATTACH names: its roles and a pipe's end. */
+#define SHMQ_OPEN_GRANTS (SHMQ_OPEN_ROLES | SHMQ_OPEN_END1)
+
+/* The pipe end (0 or 1) that open flags name. */
+static inline uint32_t shmq__open_end(uint32_t flags)
+{
+	return (flags & SHMQ_OPEN_END1) ? 1 : 0;
+}
 
 /*
  * struct shmq_req_open.kind of an OPEN of a view (no create): whatever
