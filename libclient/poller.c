@@ -935,6 +935,31 @@ SHMQ_API void shmq_watch_free(struct shmq_watch *w)
 		op_free(&w->op);
 }
 
+/*
+ * A future on @obj for @events, of kind @fut, calling @fn(@arg) when done:
+ * the part every future's constructor shares.  The caller sets what its
+ * attempt needs, then start_obj().
+ * Return: 0 and *@ret; what shmq__waiter_check_object() says; -ENOMEM.
+ */
+static int future_new(struct shmq_poller *p, struct shmq_object *obj, unsigned int events,
+		      enum op_fut fut, shmq_future_fn *fn, void *arg, struct op **ret)
+{
+	int r = shmq__waiter_check_object(obj, events);
+	struct op *op;
+
+	if (r < 0)
+		return r;
+	op = op_new(p, sizeof(struct shmq_future), SRC_OBJECT, fut);
+	if (!op)
+		return -ENOMEM;
+	op->obj = obj;
+	op->events = events;
+	op->ffn = fn;
+	op->arg = arg;
+	*ret = op;
+	return 0;
+}
+
 SHMQ_API int shmq_poller_recv(struct shmq_poller *p, struct shmq_queue *q, void *buf, size_t size,
 			      uint64_t deadline_ns, shmq_future_fn *fn, void *arg,
 			      struct shmq_future **ret)
@@ -944,19 +969,12 @@ SHMQ_API int shmq_poller_recv(struct shmq_poller *p, struct shmq_queue *q, void 
 
 	if (!p || !ret || (!buf && size))
 		return -EINVAL;
-	r = shmq__waiter_check_object(shmq_queue_object(q), SHMQ_POLL_RECV);
+	r = future_new(p, shmq_queue_object(q), SHMQ_POLL_RECV, FUT_RECV, fn, arg, &op);
 	if (r < 0)
 		return r;
-	op = op_new(p, sizeof(struct shmq_future), SRC_OBJECT, FUT_RECV);
-	if (!op)
-		return -ENOMEM;
 	op->q = q;
-	op->obj = shmq_queue_object(q);
-	op->events = SHMQ_POLL_RECV;
 	op->buf = buf;
 	op->size = size;
-	op->ffn = fn;
-	op->arg = arg;
 	return start_obj(p, op, deadline_ns, (void **)ret);
 }
 
@@ -972,19 +990,12 @@ SHMQ_API int shmq_poller_recv_batch(struct shmq_poller *p, struct shmq_queue *q,
 	for (unsigned int i = 0; i < n; i++)
 		if (!msgs[i].iov_base && msgs[i].iov_len)
 			return -EINVAL;
-	r = shmq__waiter_check_object(shmq_queue_object(q), SHMQ_POLL_RECV);
+	r = future_new(p, shmq_queue_object(q), SHMQ_POLL_RECV, FUT_RECV_BATCH, fn, arg, &op);
 	if (r < 0)
 		return r;
-	op = op_new(p, sizeof(struct shmq_future), SRC_OBJECT, FUT_RECV_BATCH);
-	if (!op)
-		return -ENOMEM;
 	op->q = q;
-	op->obj = shmq_queue_object(q);
-	op->events = SHMQ_POLL_RECV;
 	op->iov = msgs;
 	op->n = n;
-	op->ffn = fn;
-	op->arg = arg;
 	return start_obj(p, op, deadline_ns, (void **)ret);
 }
 
@@ -996,17 +1007,10 @@ SHMQ_API int shmq_poller_acquire(struct shmq_poller *p, struct shmq_sem *s, uint
 
 	if (!p || !ret)
 		return -EINVAL;
-	r = shmq__waiter_check_object(shmq_sem_object(s), SHMQ_POLL_RECV);
+	r = future_new(p, shmq_sem_object(s), SHMQ_POLL_RECV, FUT_ACQUIRE, fn, arg, &op);
 	if (r < 0)
 		return r;
-	op = op_new(p, sizeof(struct shmq_future), SRC_OBJECT, FUT_ACQUIRE);
-	if (!op)
-		return -ENOMEM;
 	op->s = s;
-	op->obj = shmq_sem_object(s);
-	op->events = SHMQ_POLL_RECV;
-	op->ffn = fn;
-	op->arg = arg;
 	return start_obj(p, op, deadline_ns, (void **)ret);
 }
 
@@ -1019,17 +1023,10 @@ SHMQ_API int shmq_poller_ready(struct shmq_poller *p, struct shmq_queue *q, unsi
 
 	if (!p || !ret)
 		return -EINVAL;
-	r = shmq__waiter_check_object(shmq_queue_object(q), events);
+	r = future_new(p, shmq_queue_object(q), events, FUT_READY, fn, arg, &op);
 	if (r < 0)
 		return r;
-	op = op_new(p, sizeof(struct shmq_future), SRC_OBJECT, FUT_READY);
-	if (!op)
-		return -ENOMEM;
 	op->q = q;
-	op->obj = shmq_queue_object(q);
-	op->events = events;
-	op->ffn = fn;
-	op->arg = arg;
 	return start_obj(p, op, deadline_ns, (void **)ret);
 }
 
