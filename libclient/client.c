@@ -26,10 +26,15 @@
  * its registry for this process (daemon/store.c).  Then the call goes on:
  * a request that never reached the daemon is sent again; one whose reply
  * was lost is sent again only if doing it twice is harmless (not CREATE,
- * UNLINK or PURGE: those answer -ECONNRESET, their outcome unknown).  If no
- * daemon answers, the call fails with -ECONNRESET and later calls fail at
- * once for SHMQ_RECONNECT_BACKOFF_NS before the next attempt, so closing
- * handles of a dead daemon never waits.
+ * UNLINK or PURGE: those answer -ECONNRESET, their outcome unknown).  A
+ * reconnect that is itself cut off (the next daemon dies with our HELLO
+ * unanswered) is tried again: the call keeps going for its whole budget
+ * while a daemon can appear.  If none answers within it, the call fails
+ * with -ECONNRESET, and for SHMQ_RECONNECT_BACKOFF_NS afterwards a call
+ * tries one connect without waiting, so a program making calls after the
+ * daemon is gone for good does not stall on each, and one whose daemon is
+ * back gets it at once.  Closing a handle never waits for a daemon at all
+ * (object.c).
  *
  * Nothing the daemon sends is trusted: header fields, sizes, status values
  * and descriptors are all checked, and every descriptor that is not handed
@@ -58,6 +63,9 @@
 #define REPLY_FDS_MAX 8
 /* Largest errno a reply may carry (the kernel's MAX_ERRNO). */
 #define STATUS_MIN (-4095)
+
+/* Between two connects to a restarting daemon, and between two tries of one call. */
+#define RETRY_PAUSE_NS (10 * 1000000)
 
 /*
  * Replies are received into c->rx, SHMQ_MSG_MAX bytes allocated at connect:
@@ -301,16 +309,29 @@ static int call(struct shmq_client *c, uint16_t op, const void *body, size_t bod
 	    ret_size > sizeof(rep->bytes) - sizeof(rep->hdr))
 		return -EINVAL;
 
-	/* At most two reconnects: the daemon restarting twice within one call is enough. */
-	for (int attempt = 0;; attempt++) {
+	for (bool again = false;; again = true) {
 		/*
 		 * Never a HELLO: the reconnect that a retry makes says HELLO
 		 * itself, and a replayed one is a second HELLO (-EINVAL).
-		 * shmq_client_connect() retries its first one whole.
+		 * shmq_client_connect() retries its first one whole.  Every
+		 * retry stays inside the one deadline.
 		 */
-		bool retry = !c->reconnecting && attempt < 2 && op != SHMQ_OP_HELLO;
+		bool retry =
+			!c->reconnecting && op != SHMQ_OP_HELLO && shmq__now_ns() < deadline_ns;
 
+		if (again) {
+			/* A daemon that hangs up at once must not make this a busy loop. */
+			struct timespec pause = {.tv_nsec = RETRY_PAUSE_NS};
+
+			nanosleep(&pause, NULL);
+		}
 		r = ensure_session(c, deadline_ns);
+		/*
+		 * Cut off again while reconnecting: go on within the budget,
+		 * unless this was the back-off's single try (reconnect()).
+		 */
+		if (r == -ECONNRESET && retry && shmq__now_ns() >= c->retry_after_ns)
+			continue;
 		if (r < 0)
 			return r;
 		req.hdr = (struct shmq_msg_hdr){
@@ -483,7 +504,7 @@ static int connect_until(int fd, const struct sockaddr_un *sa, uint64_t deadline
 		if (connect(fd, (const struct sockaddr *)sa, sizeof(*sa)) == 0 || errno == EISCONN)
 			return 0;
 		if (restarting && (errno == ENOENT || errno == ECONNREFUSED))
-			pause.tv_nsec = 10 * 1000000;
+			pause.tv_nsec = RETRY_PAUSE_NS;
 		else if (errno != EAGAIN && errno != EINTR)
 			return -errno;
 		if (shmq__now_ns() >= deadline_ns)
@@ -553,21 +574,28 @@ static int reattach_all(struct shmq_client *c)
 	return r;
 }
 
+/*
+ * Connect and say HELLO again.  Return: 0; -ECONNRESET no daemon (the
+ * back-off's single try, or none within @deadline_ns: then the back-off
+ * starts) or it hung up during HELLO (the caller may try again); another
+ * -errno from HELLO.
+ */
 static int reconnect(struct shmq_client *c, uint64_t deadline_ns)
 {
+	/* Waiting for a daemon to appear is for calls outside the back-off. */
+	bool wait = shmq__now_ns() >= c->retry_after_ns;
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	int fd, r;
 
-	if (shmq__now_ns() < c->retry_after_ns)
-		return c->dead;
 	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
 		return -errno;
 	memcpy(sa.sun_path, c->path, strlen(c->path) + 1);
-	r = connect_until(fd, &sa, deadline_ns, true);
+	r = connect_until(fd, &sa, deadline_ns, wait);
 	if (r < 0) {
 		close(fd);
-		c->retry_after_ns = shmq__now_ns() + SHMQ_RECONNECT_BACKOFF_NS;
+		if (wait)
+			c->retry_after_ns = shmq__now_ns() + SHMQ_RECONNECT_BACKOFF_NS;
 		return c->dead;
 	}
 	close(c->fd);
@@ -578,11 +606,18 @@ static int reconnect(struct shmq_client *c, uint64_t deadline_ns)
 	r = hello(c);
 	c->reconnecting = false;
 	if (r < 0) {
-		/* Leave it for the next call; nothing was attached on this connection yet. */
+		/*
+		 * Nothing was attached on this connection yet.  A hang-up is
+		 * retried within the caller's budget; a daemon that answers
+		 * nothing for the whole budget starts the back-off like an
+		 * absent one.
+		 */
 		c->dead = -ECONNRESET;
-		c->retry_after_ns = shmq__now_ns() + SHMQ_RECONNECT_BACKOFF_NS;
-		return r == -ETIMEDOUT || r == -EPROTO ? -ECONNRESET : r;
+		if (r == -ETIMEDOUT)
+			c->retry_after_ns = shmq__now_ns() + SHMQ_RECONNECT_BACKOFF_NS;
+		return r == -ETIMEDOUT ? -ECONNRESET : r;
 	}
+	c->retry_after_ns = 0;
 	c->reattach_pending = c->objects != NULL;
 	return 0;
 }

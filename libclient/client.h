@@ -19,7 +19,10 @@
 /* Attachments whose OPEN reply arrived after we gave up on it: see client.c. */
 #define SHMQ_CLIENT_ORPHANS_MAX 16
 
-/* After a failed reconnect, calls fail at once for this long before trying again. */
+/*
+ * After a call found no daemon for its whole time, calls try one connect
+ * without waiting for this long (client.c).
+ */
 #define SHMQ_RECONNECT_BACKOFF_NS (UINT64_C(1) * 1000000000)
 
 struct shmq_object;
@@ -71,8 +74,8 @@ void shmq__client_unlock(struct shmq_client *c);
  *
  * Return: the reply's status when it is 0 or a -errno from the daemon;
  *         -ECONNRESET the daemon hung up and no daemon answers again within
- *         the call's time (then calls fail at once for
- *         SHMQ_RECONNECT_BACKOFF_NS), or it hung up on a request that is
+ *         the call's time (then, for SHMQ_RECONNECT_BACKOFF_NS, calls try
+ *         one connect without waiting), or it hung up on a request that is
  *         not safe to repeat; -ETIMEDOUT no reply within
  *         SHMQ_CONTROL_TIMEOUT_NS; -EPROTO a malformed reply.  Outputs
  *         untouched on failure.

@@ -985,3 +985,99 @@ Test(restart, a_connect_cut_off_by_the_daemons_death_says_hello_to_the_next_one)
 	t_daemon_fini(&d);
 	rm_state();
 }
+
+/* --- A control call while daemons come and go --- */
+
+struct caller {
+	const char *sock;
+	int go;	   /* set by the test: make the call now */
+	int r;	   /* the call's result */
+	int ready; /* connected, waiting for go */
+};
+
+/* Connect, wait for the word, then make one retry-safe call (a STATUS). */
+static int call_on_go(void *arg)
+{
+	struct caller *k = arg;
+	struct shmq_daemon_status st = {.size = sizeof(st)};
+	struct shmq_client *c;
+	int r = shmq_client_connect(k->sock, &c);
+
+	if (r < 0) {
+		k->r = r;
+		store_release(&k->ready, 1);
+		return 0;
+	}
+	store_release(&k->ready, 1);
+	while (!load_acquire(&k->go))
+		t_sleep_ms(1);
+	k->r = shmq_daemon_status(c, &st);
+	shmq_client_close(c);
+	return 0;
+}
+
+/*
+ * The daemon dies with a call in flight; the daemon that comes up next is
+ * stopped at once, so the call's reconnect lands on it and its HELLO goes
+ * unanswered; that one is killed too and a third answers.  The call keeps
+ * going within its 5 s budget and gets the third daemon's answer.  Five
+ * rounds: the reconnect reaches the stopped daemon in nearly every one.
+ */
+Test(restart, a_call_whose_reconnect_is_cut_off_too_is_answered_by_the_next_daemon)
+{
+	for (int round = 0; round < 5; round++) {
+		struct caller *k = t_shared_alloc(sizeof(*k));
+		pid_t pid;
+
+		*k = (struct caller){.sock = d.sock, .r = 1};
+		pid = t_fork_child(call_on_go, k);
+		while (!load_acquire(&k->ready))
+			t_sleep_ms(1);
+		cr_assert(eq(int, k->r, 1), "round %d: connect: %s", round, strerror(-k->r));
+		t_daemon_signal(&d, SIGSTOP);
+		store_release(&k->go, 1);
+		t_sleep_ms(50); /* the STATUS is in, unanswered */
+		t_daemon_kill(&d);
+		t_daemon_restart(&d);
+		t_daemon_signal(&d, SIGSTOP); /* the reconnect's HELLO queues here */
+		t_sleep_ms(100);
+		t_daemon_kill(&d);
+		t_sleep_ms(200);
+		t_daemon_restart(&d);
+		cr_assert(eq(int, t_wait_peer_ms(pid, CHILD_MS), 0));
+		cr_assert(eq(int, k->r, 0), "round %d: the call: %s", round, strerror(-k->r));
+	}
+	t_daemon_fini(&d);
+	rm_state();
+}
+
+/*
+ * No daemon for a call's whole budget: it fails with -ECONNRESET.  A
+ * daemon that is back by the next call answers it, back-off or not, and
+ * the handle opened before is taken back.
+ */
+Test(restart, a_call_after_one_that_found_no_daemon_reaches_a_daemon_that_is_back)
+{
+	struct shmq_queue_attr a = qattr(16);
+	struct shmq_daemon_status st = {.size = sizeof(st)};
+	struct shmq_client *c;
+	struct shmq_queue *q;
+	uint64_t t0;
+
+	T_OK(shmq_client_connect(d.sock, &c));
+	T_OK(shmq_queue_open(c, "back", SHMQ_CREATE | SHMQ_SEND | SHMQ_RECV, &a, &q));
+	t_daemon_kill(&d);
+	t0 = t_now_ns();
+	cr_assert(eq(int, shmq_daemon_status(c, &st), -ECONNRESET));
+	cr_assert(t_now_ns() - t0 >= 4000000000ull, "gave up after %llu ms, not its budget",
+		  (unsigned long long)((t_now_ns() - t0) / 1000000));
+	t_daemon_restart(&d);
+	T_OK(shmq_daemon_status(c, &st));
+	cr_assert(eq(u32, st.n_objects, 1), "the restarted daemon lost the queue");
+	send_seq(q, 0, 4);
+	recv_seq(q, 0, 4);
+	shmq_queue_close(q);
+	shmq_client_close(c);
+	t_daemon_fini(&d);
+	rm_state();
+}
