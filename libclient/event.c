@@ -108,7 +108,11 @@ SHMQ_API int shmq_event_wait(struct shmq_event *e, uint64_t deadline_ns)
 {
 	int r = usable(e);
 
-	return r < 0 ? r : shmq__event_wait(e, deadline_ns);
+	if (r < 0)
+		return r;
+	if (deadline_ns == 0) /* the try form (shmq.h) */
+		return shmq__event_is_set(e) ? 0 : -EAGAIN;
+	return shmq__event_wait(e, deadline_ns);
 }
 
 SHMQ_API int shmq_event_set_spin(struct shmq_event *e, uint64_t spin_ns)

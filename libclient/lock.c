@@ -81,7 +81,11 @@ SHMQ_API int shmq_lock_acquire(struct shmq_lock *l, uint64_t deadline_ns)
 {
 	int r = usable(l);
 
-	return r < 0 ? r : shmq__lock_acquire(l, deadline_ns);
+	if (r < 0)
+		return r;
+	r = shmq__lock_acquire(l, deadline_ns);
+	/* deadline 0 is the try form (shmq.h): one try, no spin */
+	return r == -ETIMEDOUT && deadline_ns == 0 ? -EAGAIN : r;
 }
 
 SHMQ_API int shmq_lock_try_acquire(struct shmq_lock *l)
@@ -90,8 +94,7 @@ SHMQ_API int shmq_lock_try_acquire(struct shmq_lock *l)
 
 	if (r < 0)
 		return r;
-	r = shmq__lock_acquire(l, 0); /* a past deadline: one try, no spin */
-	return r == -ETIMEDOUT ? -EAGAIN : r;
+	return shmq_lock_acquire(l, 0);
 }
 
 SHMQ_API int shmq_lock_release(struct shmq_lock *l)

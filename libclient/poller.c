@@ -663,10 +663,15 @@ static int run_timers(struct shmq_poller *p)
 			(void)call_watch(p, op, k > INT32_MAX ? INT32_MAX : (int)k);
 			n++;
 		} else {
-			/* One last look: never time out past a message that is there. */
+			/*
+			 * One last look: never time out past a message that is
+			 * there.  Deadline 0 is the try form (shmq.h): -EAGAIN.
+			 */
 			int r = attempt(op);
 
-			complete(p, op, r == -EAGAIN ? -ETIMEDOUT : r);
+			if (r == -EAGAIN && op->deadline_ns != 0)
+				r = -ETIMEDOUT;
+			complete(p, op, r);
 		}
 	}
 	return n;

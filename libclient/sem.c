@@ -152,6 +152,8 @@ SHMQ_API int shmq_sem_wait(struct shmq_sem *s, uint64_t deadline_ns)
 		return -EINVAL;
 	if (!shmq__sem_handle_of(s)->can_wait)
 		return -EBADF;
+	if (deadline_ns == 0)
+		return shmq__sem_try_wait(s); /* the try form (shmq.h) */
 	return shmq__sem_wait(s, deadline_ns);
 }
 

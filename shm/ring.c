@@ -1542,6 +1542,8 @@ static int wait_loop(struct shmq_ring *r, const struct ring_call *c, uint64_t de
 		return rc;
 	if (c->op != OP_READY_SEND && c->op != OP_READY_RECV) /* a poll is not an attempt */
 		counter_inc(sender ? &r->c->full : &r->c->empty, 1);
+	if (deadline_ns == 0)
+		return -EAGAIN; /* deadline 0 is the try form (shmq.h) */
 
 	if (r->spin_ns) {
 		uint64_t now = shmq__now_ns();

@@ -14,14 +14,19 @@
  *  - output parameters are named ret_* and come last; untouched on failure;
  *  - blocking calls take an absolute CLOCK_MONOTONIC deadline in
  *    nanoseconds (shmq_deadline_after(), SHMQ_FOREVER) and never return
- *    -EINTR;
+ *    -EINTR.  A deadline of 0 is the call's try form: it never waits, and
+ *    where it would have to it returns -EAGAIN with nothing changed; a
+ *    deadline that passes while waiting (any other past one included)
+ *    gives -ETIMEDOUT.  shmq_cond_wait() and shmq_barrier_wait(), whose
+ *    waiting is their effect, take 0 as a past deadline: -ETIMEDOUT;
  *  - a NULL handle or a NULL pointer where one is needed gives -EINVAL;
  *  - a control call (connect, open, unlink) waits at most 5 s per round
  *    trip for the daemon: -ETIMEDOUT, never a hang;
  *  - the library never logs and never calls exit().
  *
  * Errors used throughout (each function lists its own):
- *   -EAGAIN      would block: queue full or empty, semaphore at zero (try forms)
+ *   -EAGAIN      would block: queue full or empty, semaphore at zero (try
+ *                forms, and deadline 0)
  *   -ETIMEDOUT   the deadline passed
  *   -EINVAL      bad argument
  *   -EMSGSIZE    message larger than the queue's slot size
@@ -333,11 +338,11 @@ SHMQ_API int shmq_queue_send(struct shmq_queue *q, const void *msg, size_t len);
  * @q:		queue opened with SHMQ_SEND
  * @msg:	message bytes
  * @len:	0..shmq_queue_max_msg(q)
- * @deadline_ns: absolute CLOCK_MONOTONIC, or SHMQ_FOREVER
+ * @deadline_ns: 0 for never block, else absolute CLOCK_MONOTONIC or SHMQ_FOREVER
  *
  * Spins briefly, then sleeps on a futex; never returns -EINTR.
  * Context: one sending thread per handle; may block.
- * Return: 0; -ETIMEDOUT; -EMSGSIZE; -EBADF; -EINVAL as shmq_queue_send();
+ * Return: 0; -EAGAIN (deadline 0); -ETIMEDOUT; -EMSGSIZE; -EBADF; -EINVAL as shmq_queue_send();
  *         -EBADMSG.
  */
 SHMQ_API int shmq_queue_send_wait(struct shmq_queue *q, const void *msg, size_t len,
@@ -361,11 +366,11 @@ SHMQ_API int shmq_queue_recv(struct shmq_queue *q, void *buf, size_t size);
  * @q:		queue opened with SHMQ_RECV
  * @buf:	where to copy the message
  * @size:	bytes at @buf
- * @deadline_ns: absolute CLOCK_MONOTONIC, or SHMQ_FOREVER
+ * @deadline_ns: 0 for never block, else absolute CLOCK_MONOTONIC or SHMQ_FOREVER
  *
  * Context: one receiving thread per handle; may block.  An idle waiter
  * past its spin budget sleeps in the kernel and uses no CPU.
- * Return: the message length; -ETIMEDOUT; -EMSGSIZE; -EBADF; -EINVAL as
+ * Return: the message length; -EAGAIN (deadline 0); -ETIMEDOUT; -EMSGSIZE; -EBADF; -EINVAL as
  *         shmq_queue_recv(); -EBADMSG.
  */
 SHMQ_API int shmq_queue_recv_wait(struct shmq_queue *q, void *buf, size_t size,
@@ -484,13 +489,13 @@ SHMQ_API int shmq_queue_unfinished(const struct shmq_queue *q);
  * @q:		queue opened with SHMQ_SEND
  * @msgs:	the messages
  * @n:		how many, at least 1
- * @deadline_ns: absolute CLOCK_MONOTONIC, or SHMQ_FOREVER
+ * @deadline_ns: 0 for never block, else absolute CLOCK_MONOTONIC or SHMQ_FOREVER
  *
  * Spins briefly, then sleeps, until at least one message fits; then sends
  * as many as fit, in order, waking receivers once.  A producer with a
  * burst sends it with one call, and one wake-up, per run of free slots.
  * Context: one sending thread per handle; may block; never -EINTR.
- * Return: number sent (1..n); -ETIMEDOUT; -EMSGSIZE the first is too large;
+ * Return: number sent (1..n); -EAGAIN (deadline 0); -ETIMEDOUT; -EMSGSIZE the first is too large;
  *         -EINVAL @msgs NULL, @n == 0, an iov_base NULL with iov_len > 0,
  *         or a reservation is open; -EBADF; -EBADMSG.
  */
@@ -502,13 +507,13 @@ SHMQ_API int shmq_queue_send_batch_wait(struct shmq_queue *q, const struct iovec
  * @q:		queue opened with SHMQ_RECV
  * @msgs:	iov_len is the buffer size on entry, the message length on return
  * @n:		how many, at least 1
- * @deadline_ns: absolute CLOCK_MONOTONIC, or SHMQ_FOREVER
+ * @deadline_ns: 0 for never block, else absolute CLOCK_MONOTONIC or SHMQ_FOREVER
  *
  * Spins briefly, then sleeps, until a message is there; then takes what is
  * queued, up to @n, waking senders once: a consumer drains a burst with one
  * call.
  * Context: one receiving thread per handle; may block; never -EINTR.
- * Return: number received (1..n); -ETIMEDOUT; -EMSGSIZE/-EBADMSG for a bad
+ * Return: number received (1..n); -EAGAIN (deadline 0); -ETIMEDOUT; -EMSGSIZE/-EBADMSG for a bad
  *         first message (consumed); -EINVAL as shmq_queue_send_batch_wait(),
  *         or a peek is open; -EBADF.
  */
@@ -636,11 +641,11 @@ SHMQ_API int shmq_sem_try_wait(struct shmq_sem *s);
 /**
  * shmq_sem_wait() - take one token, waiting until @deadline_ns.
  * @s:		semaphore
- * @deadline_ns: absolute CLOCK_MONOTONIC, or SHMQ_FOREVER
+ * @deadline_ns: 0 for never block, else absolute CLOCK_MONOTONIC or SHMQ_FOREVER
  *
  * A post happens-before the wait that takes its token.
  * Context: may block; never -EINTR.
- * Return: 0; -ETIMEDOUT; -EBADF.
+ * Return: 0; -EAGAIN (deadline 0); -ETIMEDOUT; -EBADF.
  */
 SHMQ_API int shmq_sem_wait(struct shmq_sem *s, uint64_t deadline_ns);
 
@@ -741,13 +746,13 @@ SHMQ_API int shmq_event_try_wait(struct shmq_event *e);
 /**
  * shmq_event_wait() - wait until the flag is set, or until @deadline_ns.
  * @e:		event
- * @deadline_ns: absolute CLOCK_MONOTONIC, or SHMQ_FOREVER
+ * @deadline_ns: 0 for never block, else absolute CLOCK_MONOTONIC or SHMQ_FOREVER
  *
  * Returns 0 at once if the flag is set; else spins briefly, then sleeps,
  * and returns 0 once a set happened since the call began, whatever
  * clear() did afterwards.
  * Context: may block; never -EINTR.
- * Return: 0; -ETIMEDOUT; -EINVAL; -EBADF a view.
+ * Return: 0; -EAGAIN (deadline 0); -ETIMEDOUT; -EINVAL; -EBADF a view.
  */
 SHMQ_API int shmq_event_wait(struct shmq_event *e, uint64_t deadline_ns);
 
@@ -829,13 +834,13 @@ SHMQ_API int shmq_lock_close(struct shmq_lock *l);
 /**
  * shmq_lock_acquire() - take the lock, waiting until @deadline_ns.
  * @l:		lock
- * @deadline_ns: absolute CLOCK_MONOTONIC, or SHMQ_FOREVER
+ * @deadline_ns: 0 for never block, else absolute CLOCK_MONOTONIC or SHMQ_FOREVER
  *
  * Spins briefly, then sleeps.  An RLock its holder acquires again is
  * counted and returns at once.
  * Context: may block; never -EINTR.
  * Return: 0 held; -EOWNERDEAD held, and a holder died holding it (see
- *         above); -ETIMEDOUT; -EDEADLK a plain lock the calling thread
+ *         above); -EAGAIN held (deadline 0); -ETIMEDOUT; -EDEADLK a plain lock the calling thread
  *         holds; -EAGAIN an RLock held 2^31 - 1 times; -EINVAL; -EBADF a view.
  */
 SHMQ_API int shmq_lock_acquire(struct shmq_lock *l, uint64_t deadline_ns);
@@ -972,8 +977,9 @@ SHMQ_API int shmq_cond_close(struct shmq_cond *cv);
 /**
  * shmq_cond_wait() - give the lock up, wait for a notify, take it back.
  * @cv:		condition; the calling thread holds its lock
- * @deadline_ns: absolute CLOCK_MONOTONIC, or SHMQ_FOREVER; a past one
- *		returns -ETIMEDOUT at once, keeping the lock
+ * @deadline_ns: absolute CLOCK_MONOTONIC, or SHMQ_FOREVER; a past one (0
+ *		too: a wait has no try form) returns -ETIMEDOUT at once,
+ *		keeping the lock
  *
  * The lock is held again, at the same depth, on every return but -EPERM,
  * -EINVAL and -EBADF.  A notify that races the deadline wins.
@@ -1126,7 +1132,9 @@ SHMQ_API int shmq_barrier_close(struct shmq_barrier *b);
 /**
  * shmq_barrier_wait() - arrive, and wait for the other parties of the cycle.
  * @b:		barrier
- * @deadline_ns: absolute CLOCK_MONOTONIC, or SHMQ_FOREVER
+ * @deadline_ns: absolute CLOCK_MONOTONIC, or SHMQ_FOREVER; 0 is a deadline
+ *		that has passed (arriving is the call's effect: it has no
+ *		try form), so a party that is not the last times out
  *
  * Everything any party did before its wait of a cycle happens-before what
  * each of them does after it returns.
@@ -2080,7 +2088,7 @@ SHMQ_API void shmq_watch_free(struct shmq_watch *w);
  * @q:		queue opened with SHMQ_RECV
  * @buf:	where the message goes; must stay valid until the future is done
  * @size:	bytes at @buf
- * @deadline_ns: absolute CLOCK_MONOTONIC, or SHMQ_FOREVER
+ * @deadline_ns: 0 for never block, else absolute CLOCK_MONOTONIC or SHMQ_FOREVER
  * @fn:		called when done, or NULL
  * @arg:	for @fn
  * @ret:	the future
@@ -2089,7 +2097,7 @@ SHMQ_API void shmq_watch_free(struct shmq_watch *w);
  * shmq_queue_recv()): the future's result is its length.  A message that is
  * already there completes the future on the next loop iteration.
  * Return: 0; -EINVAL; -EBADF not opened for receiving; -ENOMEM.
- *         The future's result: the length (>= 0); -ETIMEDOUT; -ECANCELED;
+ *         The future's result: the length (>= 0); -EAGAIN (deadline 0); -ETIMEDOUT; -ECANCELED;
  *         -EMSGSIZE (consumed); -EBADMSG.
  */
 SHMQ_API int shmq_poller_recv(struct shmq_poller *p, struct shmq_queue *q, void *buf, size_t size,
@@ -2104,7 +2112,7 @@ SHMQ_API int shmq_poller_recv(struct shmq_poller *p, struct shmq_queue *q, void 
  * @msgs:	@n buffers (iov_len: the size on entry, the message's length
  *		when done); must stay valid until the future is done
  * @n:		at least 1
- * @deadline_ns: absolute CLOCK_MONOTONIC, or SHMQ_FOREVER
+ * @deadline_ns: 0 for never block, else absolute CLOCK_MONOTONIC or SHMQ_FOREVER
  * @fn:		called when done, or NULL
  * @arg:	for @fn
  * @ret:	the future
@@ -2112,7 +2120,7 @@ SHMQ_API int shmq_poller_recv(struct shmq_poller *p, struct shmq_queue *q, void 
  * As shmq_queue_recv_batch() once a message is there: a consumer that
  * awaits one future per burst pays one completion, not one per message.
  * Return: 0; -EINVAL; -EBADF not opened for receiving; -ENOMEM.
- *         The future's result: how many (1..@n); -ETIMEDOUT; -ECANCELED;
+ *         The future's result: how many (1..@n); -EAGAIN (deadline 0); -ETIMEDOUT; -ECANCELED;
  *         -EMSGSIZE, -EBADMSG (the first message, consumed); -EPIPE.
  */
 SHMQ_API int shmq_poller_recv_batch(struct shmq_poller *p, struct shmq_queue *q, struct iovec *msgs,
@@ -2123,7 +2131,7 @@ SHMQ_API int shmq_poller_recv_batch(struct shmq_poller *p, struct shmq_queue *q,
  * shmq_poller_acquire() - a future that takes one token of a semaphore.
  * @p:		poller
  * @s:		semaphore (not a view)
- * @deadline_ns: absolute CLOCK_MONOTONIC, or SHMQ_FOREVER
+ * @deadline_ns: 0 for never block, else absolute CLOCK_MONOTONIC or SHMQ_FOREVER
  * @fn:		called when done, or NULL
  * @arg:	for @fn
  * @ret:	the future
@@ -2131,7 +2139,7 @@ SHMQ_API int shmq_poller_recv_batch(struct shmq_poller *p, struct shmq_queue *q,
  * A result of 0 means the token is the caller's, as after shmq_sem_wait()
  * (counted for SHMQ_SEM_ATTR_UNDO); give it back with shmq_sem_post().
  * Return: 0; -EINVAL; -EBADF a view; -ENOMEM.
- *         The future's result: 0; -ETIMEDOUT; -ECANCELED.
+ *         The future's result: 0; -EAGAIN (deadline 0); -ETIMEDOUT; -ECANCELED.
  */
 SHMQ_API int shmq_poller_acquire(struct shmq_poller *p, struct shmq_sem *s, uint64_t deadline_ns,
 				 shmq_future_fn *fn, void *arg, struct shmq_future **ret);
@@ -2141,14 +2149,14 @@ SHMQ_API int shmq_poller_acquire(struct shmq_poller *p, struct shmq_sem *s, uint
  * @p:		poller
  * @q:		queue
  * @events:	SHMQ_POLL_RECV or SHMQ_POLL_SEND
- * @deadline_ns: absolute CLOCK_MONOTONIC, or SHMQ_FOREVER
+ * @deadline_ns: 0 for never block, else absolute CLOCK_MONOTONIC or SHMQ_FOREVER
  * @fn:		called when done, or NULL
  * @arg:	for @fn
  * @ret:	the future
  *
  * The multiprocessing.connection.wait() building block: nothing is taken.
  * Return: 0; -EINVAL; -EBADF; -ENOMEM.
- *         The future's result: @events; -ETIMEDOUT; -ECANCELED.
+ *         The future's result: @events; -EAGAIN (deadline 0); -ETIMEDOUT; -ECANCELED.
  */
 SHMQ_API int shmq_poller_ready(struct shmq_poller *p, struct shmq_queue *q, unsigned int events,
 			       uint64_t deadline_ns, shmq_future_fn *fn, void *arg,

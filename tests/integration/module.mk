@@ -26,6 +26,7 @@ INTEG_SRC  := tests/integration/daemon.c \
 	      tests/integration/test_protocol.c \
 	      tests/integration/test_quarantine.c \
 	      tests/integration/test_restart.c \
+	      tests/integration/test_rules.c \
 	      tests/integration/test_shmqctl.c \
 	      tests/integration/test_systemd.c
 

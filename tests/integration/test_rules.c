@@ -1,0 +1,171 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Integration: the rules every call of shmq.h follows, checked across the
+ * kinds in one place so that a kind cannot quietly keep a rule of its own.
+ *
+ *   - a deadline of 0 is the call's try form: -EAGAIN, nothing changed;
+ *     a deadline that passes while waiting is -ETIMEDOUT; the condition
+ *     and barrier waits, whose waiting is their effect, take 0 as a past
+ *     deadline (-ETIMEDOUT).
+ */
+#include <criterion/criterion.h>
+#include <criterion/new/assert.h>
+#include <errno.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/uio.h>
+
+#include <shmq/shmq.h>
+
+#include "tests/helpers.h"
+#include "tests/integration/daemon.h"
+
+static struct t_daemon d;
+
+static void setup(void)
+{
+	t_daemon_start(&d, NULL, NULL);
+}
+
+TestSuite(rules, .init = setup, .fini = t_daemon_cleanup_all, .timeout = 60);
+
+static struct shmq_queue_attr qattr(uint32_t n_slots)
+{
+	return (struct shmq_queue_attr){
+		.size = sizeof(struct shmq_queue_attr),
+		.n_slots = n_slots,
+		.slot_size = 64,
+		.mode = SHMQ_MPMC,
+		.numa_node = -1,
+	};
+}
+
+/* --- Deadline 0 --- */
+
+static int no_result(struct shmq_future *f, int result, void *arg)
+{
+	(void)f;
+	(void)result;
+	(void)arg;
+	return 0;
+}
+
+Test(rules, deadline_0_is_the_try_form_of_every_call_that_has_one)
+{
+	struct shmq_client *c = t_connect(&d);
+	struct shmq_queue_attr a = qattr(2);
+	struct shmq_sem_attr sa = {.size = sizeof(sa)};
+	struct shmq_queue *q, *other;
+	struct shmq_sem *s;
+	struct shmq_event *e;
+	struct shmq_lock *l, *l2;
+	struct shmq_pipe *p;
+	struct shmq_poller *pl;
+	struct shmq_future *f;
+	struct shmq_queue_stats st = {.size = sizeof(st)};
+	char buf[64] = "x";
+	struct iovec iov[2] = {{buf, sizeof(buf)}, {buf, sizeof(buf)}};
+	const void *msg;
+	void *slot;
+	uint64_t t0;
+
+	a.flags = SHMQ_QUEUE_JOINABLE;
+	T_OK(shmq_queue_open(c, "rq", SHMQ_CREATE | SHMQ_SEND | SHMQ_RECV, &a, &q));
+	a.flags = 0;
+	T_OK(shmq_sem_open(c, "rs", SHMQ_CREATE, &sa, &s));
+	T_OK(shmq_event_open(c, "re", SHMQ_CREATE, NULL, &e));
+	T_OK(shmq_lock_open(c, "rl", SHMQ_CREATE, NULL, &l));
+	T_OK(shmq_lock_open(c, "rl", 0, NULL, &l2));
+	T_OK(shmq_pipe_open(c, "rp", 0, SHMQ_CREATE, NULL, &p));
+
+	/* Empty, clear, zero, held by another handle: each would wait. */
+	t0 = t_now_ns();
+	cr_assert(eq(int, shmq_queue_recv_wait(q, buf, sizeof(buf), 0), -EAGAIN));
+	cr_assert(eq(int, shmq_queue_recv_batch_wait(q, iov, 2, 0), -EAGAIN));
+	cr_assert(eq(int, shmq_queue_peek(q, 0, &msg), -EAGAIN));
+	cr_assert(eq(int, shmq_sem_wait(s, 0), -EAGAIN));
+	cr_assert(eq(int, shmq_event_wait(e, 0), -EAGAIN));
+	T_OK(shmq_lock_acquire(l2, SHMQ_FOREVER));
+	cr_assert(eq(int, shmq_lock_acquire(l, 0), -EAGAIN));
+	cr_assert(eq(int, shmq_pipe_recv(p, buf, sizeof(buf), 0), -EAGAIN));
+	cr_assert(eq(int, shmq_pipe_poll(p, 0), 0));
+	T_OK(shmq_queue_send(q, "t", 1));
+	cr_assert(eq(int, shmq_queue_join(q, 0), -EAGAIN));
+	/* Full. */
+	T_OK(shmq_queue_send(q, "u", 1));
+	cr_assert(eq(int, shmq_queue_send_wait(q, "v", 1, 0), -EAGAIN));
+	cr_assert(eq(int, shmq_queue_send_batch_wait(q, iov, 2, 0), -EAGAIN));
+	cr_assert(eq(int, shmq_queue_reserve(q, 0, &slot), -EAGAIN));
+	/* Nothing slept: a try form never reaches the kernel's futex wait. */
+	cr_assert(lt(u64, t_now_ns() - t0, 2000000000ull));
+	T_OK(shmq_queue_stats(q, &st));
+	cr_assert(eq(u64, st.sleeps, 0), "a deadline-0 call slept %llu times",
+		  (unsigned long long)st.sleeps);
+	cr_assert(eq(u32, st.depth, 2), "a refused call changed the queue");
+
+	/* The poller's futures follow the same rule. */
+	T_OK(shmq_poller_new(0, &pl));
+	T_OK(shmq_queue_open(c, "rq2", SHMQ_CREATE | SHMQ_RECV, &a, &other));
+	T_OK(shmq_poller_recv(pl, other, buf, sizeof(buf), 0, no_result, NULL, &f));
+	cr_assert(eq(int, shmq_poller_wait(pl, &f, 1, SHMQ_WAIT_FIRST, t_deadline_ms(5000)), 1));
+	cr_assert(eq(int, shmq_future_result(f), -EAGAIN));
+	shmq_future_free(f);
+	T_OK(shmq_poller_acquire(pl, s, 0, no_result, NULL, &f));
+	cr_assert(eq(int, shmq_poller_wait(pl, &f, 1, SHMQ_WAIT_FIRST, t_deadline_ms(5000)), 1));
+	cr_assert(eq(int, shmq_future_result(f), -EAGAIN));
+	shmq_future_free(f);
+	/* A past deadline other than 0 is a timeout. */
+	T_OK(shmq_poller_acquire(pl, s, 1, no_result, NULL, &f));
+	cr_assert(eq(int, shmq_poller_wait(pl, &f, 1, SHMQ_WAIT_FIRST, t_deadline_ms(5000)), 1));
+	cr_assert(eq(int, shmq_future_result(f), -ETIMEDOUT));
+	shmq_future_free(f);
+	shmq_poller_free(pl);
+
+	cr_assert(eq(int, shmq_sem_wait(s, 1), -ETIMEDOUT));
+	cr_assert(eq(int, shmq_queue_recv_wait(other, buf, sizeof(buf), 1), -ETIMEDOUT));
+	cr_assert(eq(int, shmq_lock_acquire(l, 1), -ETIMEDOUT));
+	cr_assert(eq(int, shmq_event_wait(e, 1), -ETIMEDOUT));
+
+	/* Ready: deadline 0 does the call. */
+	T_OK(shmq_sem_post(s, 1));
+	T_OK(shmq_sem_wait(s, 0));
+	cr_assert(eq(int, shmq_event_set(e), 1));
+	T_OK(shmq_event_wait(e, 0));
+	T_OK(shmq_lock_release(l2));
+	T_OK(shmq_lock_acquire(l, 0));
+	T_OK(shmq_lock_release(l));
+	cr_assert(eq(int, shmq_queue_recv_wait(q, buf, sizeof(buf), 0), 1));
+	T_OK(shmq_queue_send_wait(q, "w", 1, 0));
+
+	shmq_queue_close(other);
+	shmq_pipe_close(p);
+	shmq_lock_close(l2);
+	shmq_lock_close(l);
+	shmq_event_close(e);
+	shmq_sem_close(s);
+	shmq_queue_close(q);
+	shmq_client_close(c);
+}
+
+Test(rules, deadline_0_is_a_past_deadline_for_the_waits_that_are_their_effect)
+{
+	struct shmq_client *c = t_connect(&d);
+	struct shmq_barrier_attr ba = {.size = sizeof(ba), .parties = 2};
+	struct shmq_lock *l;
+	struct shmq_cond *cv;
+	struct shmq_barrier *b;
+
+	T_OK(shmq_lock_open(c, "rcl", SHMQ_CREATE, NULL, &l));
+	T_OK(shmq_cond_open(c, "rcv", SHMQ_CREATE, l, NULL, &cv));
+	T_OK(shmq_barrier_open(c, "rb", SHMQ_CREATE, &ba, &b));
+	T_OK(shmq_lock_acquire(l, SHMQ_FOREVER));
+	cr_assert(eq(int, shmq_cond_wait(cv, 0), -ETIMEDOUT));
+	cr_assert(eq(int, shmq_lock_is_mine(l), 1), "the lock is held again after the timeout");
+	T_OK(shmq_lock_release(l));
+	cr_assert(eq(int, shmq_barrier_wait(b, 0), -ETIMEDOUT));
+	cr_assert(eq(int, shmq_barrier_is_broken(b), 1));
+	shmq_barrier_close(b);
+	shmq_cond_close(cv);
+	shmq_lock_close(l);
+	shmq_client_close(c);
+}
