@@ -58,12 +58,19 @@ static void cond_idle(struct shmqd_object *o)
 	store_relaxed(&cv->pending, 0);
 }
 
+/* The binding to a lock is checked apart: another lock is -EXDEV (libclient/cond.c). */
+static void cond_shape(union shmq_geom *g)
+{
+	g->cond.lock_id = 0;
+}
+
 const struct shmqd_kind shmqd_kind_cond = {
 	.shm = &shmq__kind_cond,
 	.open_roles = SHMQ_OPEN_USE,
 	.open_roles_all = true,
 	.invalid = "its words fail validation",
 	.create_check = cond_create_check,
+	.shape = cond_shape,
 	.describe = cond_describe,
 	.log_repair = cond_log_repair,
 	.idle = cond_idle,

@@ -45,12 +45,19 @@ static void event_log_repair(const struct shmqd_object *o, int32_t pid, const ch
 			  o->name, pid, index);
 }
 
+/* An event has no shape: set or clear at creation is only where it started. */
+static void event_shape(union shmq_geom *g)
+{
+	g->event.initial = 0;
+}
+
 const struct shmqd_kind shmqd_kind_event = {
 	.shm = &shmq__kind_event,
 	.open_roles = SHMQ_OPEN_USE,
 	.open_roles_all = true,
 	.invalid = "its words fail validation",
 	.create_check = event_create_check,
+	.shape = event_shape,
 	.describe = event_describe,
 	.log_repair = event_log_repair,
 };

@@ -40,6 +40,14 @@ struct shmqd_kind {
 	 */
 	int (*create_check)(const struct shmqd_config *cfg, const struct shmqd_session *s,
 			    union shmq_geom *g);
+	/*
+	 * Clear the fields of @g that are a starting state or a placement,
+	 * not a shape (a semaphore's initial value, a queue's NUMA node and
+	 * what the daemon derives): a CREATE with SHMQ_OPEN_SHAPE opens an
+	 * existing object only if what is left is equal.  NULL: every field
+	 * is shape.
+	 */
+	void (*shape)(union shmq_geom *g);
 	/* The NUMA node a created segment is bound to; NULL: none (-1). */
 	int32_t (*numa_node)(const union shmq_geom *g);
 	/* The creation log line's details: "64 slots of 256 B, spsc". */

@@ -84,6 +84,11 @@ static void pipe_detached(struct shmqd_object *o, const struct shmqd_attach *a)
 		log_debug("pipe '%s': closed end %" PRIu32 " for its holder", o->name, end);
 }
 
+static void pipe_shape(union shmq_geom *g)
+{
+	g->pipe.slot_stride = 0;
+}
+
 static uint32_t pipe_check_cost(const union shmq_geom *g)
 {
 	return shmq__pipe_dirs(&g->pipe) * g->pipe.n_slots;
@@ -96,6 +101,7 @@ const struct shmqd_kind shmqd_kind_pipe = {
 	.ends = true,
 	.invalid = "its rings or closed ends fail validation",
 	.create_check = pipe_create_check,
+	.shape = pipe_shape,
 	.describe = pipe_describe,
 	.admit = pipe_admit,
 	.log_repair = pipe_log_repair,

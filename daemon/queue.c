@@ -69,6 +69,13 @@ static int queue_create_check(const struct shmqd_config *cfg, const struct shmqd
 	return 0;
 }
 
+static void queue_shape(union shmq_geom *g)
+{
+	g->queue.slot_stride = 0;
+	g->queue.numa_node = 0;
+	g->queue.arena_pages = 0;
+}
+
 static int32_t queue_numa_node(const union shmq_geom *g)
 {
 	return g->queue.numa_node;
@@ -236,6 +243,7 @@ const struct shmqd_kind shmqd_kind_queue = {
 	.hugepages = true,
 	.invalid = "its ring indices or slot turns fail validation",
 	.create_check = queue_create_check,
+	.shape = queue_shape,
 	.numa_node = queue_numa_node,
 	.describe = queue_describe,
 	.admit = queue_admit,

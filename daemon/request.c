@@ -122,6 +122,8 @@ static int open_check(const struct shmqd *d, const struct shmqd_session *s, uint
 	if ((q->flags & SHMQ_OPEN_END1) && (!k->ends || roles == SHMQ_OPEN_VIEW))
 		return bad(s, "SHMQ_OPEN_END1 names an end of a pipe, not %s",
 			   k->ends ? "a view" : k->shm->name);
+	if ((q->flags & SHMQ_OPEN_SHAPE) && !(q->flags & SHMQ_OPEN_CREATE))
+		return bad(s, "SHMQ_OPEN_SHAPE needs SHMQ_OPEN_CREATE");
 	if ((q->flags & SHMQ_OPEN_HUGEPAGE) && (!create || !k->hugepages))
 		return bad(s, "SHMQ_OPEN_HUGEPAGE needs a queue create");
 	if (q->mode & ~0777u)
@@ -135,6 +137,19 @@ static int open_check(const struct shmqd *d, const struct shmqd_session *s, uint
 	if (!create)
 		return 0;
 	return k->create_check(&d->cfg, s, &c->geom);
+}
+
+/* Whether @o has the shape @c asks for: its kind's shape() of both geometries, and huge pages. */
+static bool same_shape(const struct shmqd_object *o, const struct shmqd_create *c)
+{
+	const struct shmqd_kind *k = shmqd_kind(o->kind);
+	union shmq_geom have = o->geom, want = c->geom;
+
+	if (k->shape) {
+		k->shape(&have);
+		k->shape(&want);
+	}
+	return memcmp(&have, &want, sizeof(have)) == 0 && o->hugetlb == c->hugetlb;
 }
 
 static int on_request_open(struct shmqd *d, struct shmqd_session *s, uint16_t op,
@@ -158,6 +173,13 @@ static int on_request_open(struct shmqd *d, struct shmqd_session *s, uint16_t op
 			return reject(s, LOG_DEBUG, -EEXIST, "'%s' exists", q->name);
 		if (o->kind != q->kind && q->kind != SHMQ_KIND_ANY)
 			return bad(s, "'%s' is of kind %s", q->name, shmqd_kind_name(o->kind));
+		if ((q->flags & SHMQ_OPEN_SHAPE) && !same_shape(o, &c)) {
+			char have[128];
+
+			shmqd_kind(o->kind)->describe(o, have, sizeof(have));
+			return reject(s, LOG_DEBUG, -EEXIST, "'%s' exists with another shape: %s%s",
+				      q->name, have, o->hugetlb ? ", huge pages" : "");
+		}
 		r = shmqd_object_check_access(s, o, roles == SHMQ_OPEN_VIEW ? 4 : 2);
 		if (r < 0)
 			return r;

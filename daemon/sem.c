@@ -117,12 +117,19 @@ static const char *sem_heartbeat(struct shmqd_object *o)
 	return NULL;
 }
 
+/* Bound and flags are the shape; the initial value is where it started. */
+static void sem_shape(union shmq_geom *g)
+{
+	g->sem.initial = 0;
+}
+
 const struct shmqd_kind shmqd_kind_sem = {
 	.shm = &shmq__kind_sem,
 	.open_roles = SHMQ_OPEN_SEM,
 	.open_roles_all = true,
 	.invalid = "its semaphore words fail validation",
 	.create_check = sem_create_check,
+	.shape = sem_shape,
 	.describe = sem_describe,
 	.log_repair = sem_log_repair,
 	.heartbeat = sem_heartbeat,

@@ -32,7 +32,7 @@ static int geom_from_attr(const struct shmq_barrier_attr *a, struct shmq_req_ope
 
 	if (!a)
 		return -EINVAL; /* the parties have no default */
-	r = shmq__object_check_attr(a, sizeof(*a));
+	r = shmq__object_take_attr(a, sizeof(*a), req);
 	if (r < 0)
 		return r;
 	if (a->parties < 1 || a->parties > SHMQ_BARRIER_PARTIES_MAX || (a->perm & ~0777u))

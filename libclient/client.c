@@ -534,6 +534,7 @@ static int hello(struct shmq_client *c)
 	if (rp.proto_version != SHMQ_PROTO_VERSION || rp.layout_major != SHMQ_LAYOUT_MAJOR)
 		return -EPROTO;
 	c->session_id = rp.session_id;
+	c->daemon_layout_minor = rp.layout_minor;
 	return 0;
 }
 

@@ -28,15 +28,16 @@
 struct shmq_object;
 
 struct shmq_client {
-	pthread_mutex_t lock;  /* serializes control calls and the fields below */
-	int fd;		       /* SOCK_SEQPACKET, non-blocking, CLOEXEC */
-	int dead;	       /* 0, or -ECONNRESET while the daemon is gone */
-	bool reconnecting;     /* inside reconnect(): its own calls must not recurse */
-	bool reattach_pending; /* connected, but some handles are not taken back yet */
-	uint32_t conn_gen;     /* connections made so far */
-	uint32_t seq;	       /* of the last request sent */
-	void *rx;	       /* SHMQ_MSG_MAX bytes: the last reply (client.c) */
-	uint64_t session_id;   /* the daemon's name for this connection */
+	pthread_mutex_t lock;	      /* serializes control calls and the fields below */
+	int fd;			      /* SOCK_SEQPACKET, non-blocking, CLOEXEC */
+	int dead;		      /* 0, or -ECONNRESET while the daemon is gone */
+	bool reconnecting;	      /* inside reconnect(): its own calls must not recurse */
+	bool reattach_pending;	      /* connected, but some handles are not taken back yet */
+	uint32_t conn_gen;	      /* connections made so far */
+	uint32_t seq;		      /* of the last request sent */
+	void *rx;		      /* SHMQ_MSG_MAX bytes: the last reply (client.c) */
+	uint64_t session_id;	      /* the daemon's name for this connection */
+	uint16_t daemon_layout_minor; /* its HELLO's: what the daemon knows of the protocol */
 	uint64_t retry_after_ns;
 	char path[108];		     /* the socket, to reconnect after a daemon restart */
 	struct shmq_object *objects; /* open handles, for REATTACH (object.c) */

@@ -27,7 +27,7 @@ static struct cond_handle *handle_of(const struct shmq_cond *cv)
 
 static int check_attr(const struct shmq_cond_attr *a, struct shmq_req_open *req)
 {
-	int r = shmq__object_check_attr(a, sizeof(*a));
+	int r = shmq__object_take_attr(a, sizeof(*a), req);
 
 	if (r < 0)
 		return r;

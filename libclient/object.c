@@ -23,7 +23,7 @@
 #include "libclient/object.h"
 #include "shm/atomic.h"
 
-int shmq__object_check_attr(const void *attr, size_t known)
+int shmq__object_take_attr(const void *attr, size_t known, struct shmq_req_open *req)
 {
 	const unsigned char *p = attr;
 	uint32_t size;
@@ -34,6 +34,7 @@ int shmq__object_check_attr(const void *attr, size_t known)
 	for (size_t i = known; i < size; i++)
 		if (p[i])
 			return -EINVAL;
+	req->flags |= SHMQ_OPEN_SHAPE;
 	return 0;
 }
 
@@ -41,6 +42,9 @@ uint16_t shmq__object_request(struct shmq_req_open *req, const char *name, unsig
 {
 	uint16_t op = SHMQ_OP_OPEN;
 
+	/* An exclusive create has nothing to match; SHMQ_ANY_GEOMETRY takes what is there. */
+	if (!(flags & SHMQ_CREATE) || (flags & (SHMQ_EXCL | SHMQ_ANY_GEOMETRY)))
+		req->flags &= ~SHMQ_OPEN_SHAPE;
 	if (flags & SHMQ_EXCL)
 		op = SHMQ_OP_CREATE;
 	else if (flags & SHMQ_CREATE)
@@ -54,7 +58,8 @@ int shmq__object_open_named(struct shmq_client *c, const char *name, unsigned in
 {
 	uint16_t op;
 
-	if (!c || !shmq__name_is_valid(name) || ((flags & SHMQ_EXCL) && !(flags & SHMQ_CREATE)))
+	if (!c || !shmq__name_is_valid(name) ||
+	    ((flags & (SHMQ_EXCL | SHMQ_ANY_GEOMETRY)) && !(flags & SHMQ_CREATE)))
 		return -EINVAL;
 	op = shmq__object_request(req, name, flags);
 	return shmq__object_open(c, op, req, obj);
@@ -120,12 +125,16 @@ int shmq__object_open(struct shmq_client *c, uint16_t op, const struct shmq_req_
 		      struct shmq_object *ret)
 {
 	struct shmq_object o = {.client = c};
+	struct shmq_req_open rq = *req;
 	struct shmq_rep_open rep;
 	int fd = -1;
 	int r;
 
 	shmq__client_lock(c);
-	r = shmq__client_call(c, op, req, sizeof(*req), &rep, sizeof(rep), &fd);
+	/* An older daemon has no shape rule, and would refuse the bit it does not know. */
+	if (c->daemon_layout_minor < SHMQ_SHAPE_LAYOUT_MINOR)
+		rq.flags &= ~SHMQ_OPEN_SHAPE;
+	r = shmq__client_call(c, op, &rq, sizeof(rq), &rep, sizeof(rep), &fd);
 	if (r == 0) {
 		r = map(req, &rep, fd, &o);
 		/* The mapping keeps the memory; the descriptor is not needed any more. */
@@ -177,7 +186,7 @@ int shmq__sync_new(struct shmq_client *c, const char *name, unsigned int flags,
 		   struct shmq_req_open *req, const struct shmq_kind *kind, size_t size,
 		   size_t sync_off, void **ret)
 {
-	const unsigned int known = SHMQ_CREATE | SHMQ_EXCL | SHMQ_VIEW;
+	const unsigned int known = SHMQ_CREATE | SHMQ_EXCL | SHMQ_ANY_GEOMETRY | SHMQ_VIEW;
 	struct shmq_sync *h;
 	void *algo;
 	int r;
@@ -188,7 +197,7 @@ int shmq__sync_new(struct shmq_client *c, const char *name, unsigned int flags,
 	if (!algo)
 		return -ENOMEM;
 	h = (struct shmq_sync *)((char *)algo + sync_off);
-	req->flags = flags & SHMQ_VIEW ? SHMQ_OPEN_VIEW : SHMQ_OPEN_USE;
+	req->flags |= flags & SHMQ_VIEW ? SHMQ_OPEN_VIEW : SHMQ_OPEN_USE;
 	r = shmq__object_open_named(c, name, flags, req, &h->obj);
 	if (r < 0) {
 		free(algo);

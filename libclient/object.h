@@ -40,14 +40,17 @@ struct shmq_object {
 };
 
 /**
- * shmq__object_check_attr() - the extensible-struct rule for attributes.
+ * shmq__object_take_attr() - the extensible-struct rule for attributes.
  * @attr:	caller's struct; its first member is its size in bytes
  * @known:	sizeof the struct this build knows
+ * @req:	the request it goes into: marked SHMQ_OPEN_SHAPE, for an
+ *		attribute given is a geometry asked for (shmq__object_request()
+ *		drops the mark where it does not apply)
  *
  * Return: 0; -EINVAL the size is smaller than @known or absurd, or bytes
  *         past @known (from a newer caller) are not zero.
  */
-int shmq__object_check_attr(const void *attr, size_t known);
+int shmq__object_take_attr(const void *attr, size_t known, struct shmq_req_open *req);
 
 /**
  * shmq__object_request() - the part of an OPEN/CREATE request that queues

@@ -31,7 +31,7 @@ static struct pipe_handle *handle_of(const struct shmq_pipe *p)
 
 static int geom_from_attr(const struct shmq_pipe_attr *a, struct shmq_req_open *req)
 {
-	int r = shmq__object_check_attr(a, sizeof(*a));
+	int r = shmq__object_take_attr(a, sizeof(*a), req);
 
 	if (r < 0)
 		return r;
@@ -58,14 +58,15 @@ SHMQ_API int shmq_pipe_open(struct shmq_client *c, const char *name, unsigned in
 
 	bool view = flags & SHMQ_VIEW;
 
-	if (!ret || end > 1 || (view && end) || (flags & ~(SHMQ_CREATE | SHMQ_EXCL | SHMQ_VIEW)))
+	if (!ret || end > 1 || (view && end) ||
+	    (flags & ~(SHMQ_CREATE | SHMQ_EXCL | SHMQ_ANY_GEOMETRY | SHMQ_VIEW)))
 		return -EINVAL;
 	if ((flags & SHMQ_CREATE) && attr) {
 		r = geom_from_attr(attr, &req);
 		if (r < 0)
 			return r;
 	}
-	req.flags = view ? SHMQ_OPEN_VIEW : SHMQ_OPEN_USE | (end ? SHMQ_OPEN_END1 : 0);
+	req.flags |= view ? SHMQ_OPEN_VIEW : SHMQ_OPEN_USE | (end ? SHMQ_OPEN_END1 : 0);
 	h = calloc(1, sizeof(*h));
 	if (!h)
 		return -ENOMEM;

@@ -33,7 +33,7 @@ static_assert(SHMQ_QUEUE_UNFINISHED_LIMIT == SHMQ_QUEUE_UNFINISHED_MAX,
 
 static int geom_from_attr(const struct shmq_queue_attr *a, struct shmq_req_open *req)
 {
-	int r = shmq__object_check_attr(a, sizeof(*a));
+	int r = shmq__object_take_attr(a, sizeof(*a), req);
 
 	if (r < 0)
 		return r;
@@ -69,8 +69,8 @@ static void queue_set_roles(struct shmq_queue *q, unsigned int flags)
 SHMQ_API int shmq_queue_open(struct shmq_client *c, const char *name, unsigned int flags,
 			     const struct shmq_queue_attr *attr, struct shmq_queue **ret)
 {
-	const unsigned int known =
-		SHMQ_CREATE | SHMQ_EXCL | SHMQ_SEND | SHMQ_RECV | SHMQ_VIEW | SHMQ_HUGEPAGES;
+	const unsigned int known = SHMQ_CREATE | SHMQ_EXCL | SHMQ_ANY_GEOMETRY | SHMQ_SEND |
+				   SHMQ_RECV | SHMQ_VIEW | SHMQ_HUGEPAGES;
 	struct shmq_req_open req = {.kind = SHMQ_KIND_QUEUE, .mode = 0600};
 	bool create = flags & SHMQ_CREATE;
 	struct shmq_queue *q;

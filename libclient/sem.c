@@ -34,7 +34,7 @@ static_assert(SHMQ_SEM_VALUE_MAX <= INT_MAX, "shmq_sem_value() returns int");
 static int geom_from_attr(const struct shmq_sem_attr *a, struct shmq_req_open *req)
 {
 	const uint32_t known = SHMQ_SEM_ATTR_BOUNDED | SHMQ_SEM_ATTR_UNDO;
-	int r = shmq__object_check_attr(a, sizeof(*a));
+	int r = shmq__object_take_attr(a, sizeof(*a), req);
 
 	if (r < 0)
 		return r;
@@ -67,7 +67,7 @@ static void sem_set_roles(struct sem_handle *h, bool can_wait)
 SHMQ_API int shmq_sem_open(struct shmq_client *c, const char *name, unsigned int flags,
 			   const struct shmq_sem_attr *attr, struct shmq_sem **ret)
 {
-	const unsigned int known = SHMQ_CREATE | SHMQ_EXCL | SHMQ_VIEW;
+	const unsigned int known = SHMQ_CREATE | SHMQ_EXCL | SHMQ_ANY_GEOMETRY | SHMQ_VIEW;
 	struct shmq_req_open req = {.kind = SHMQ_KIND_SEM, .mode = 0600};
 	struct sem_handle *h;
 	int r;
@@ -79,7 +79,7 @@ SHMQ_API int shmq_sem_open(struct shmq_client *c, const char *name, unsigned int
 		if (r < 0)
 			return r;
 	}
-	req.flags = flags & SHMQ_VIEW ? SHMQ_OPEN_VIEW : SHMQ_OPEN_SEM;
+	req.flags |= flags & SHMQ_VIEW ? SHMQ_OPEN_VIEW : SHMQ_OPEN_SEM;
 	h = calloc(1, sizeof(*h));
 	if (!h)
 		return -ENOMEM;

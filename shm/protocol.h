@@ -83,15 +83,23 @@ struct shmq_rep_hello {
 /* --- CREATE / OPEN --- */
 
 /* struct shmq_req_open.flags */
-#define SHMQ_OPEN_CREATE    (UINT32_C(1) << 0) /* OPEN: create if missing */
-#define SHMQ_OPEN_SEND	    (UINT32_C(1) << 1) /* queue: will send (needs write) */
-#define SHMQ_OPEN_RECV	    (UINT32_C(1) << 2) /* queue: will receive (needs write) */
-#define SHMQ_OPEN_VIEW	    (UINT32_C(1) << 3) /* read-only view (needs read) */
-#define SHMQ_OPEN_SEM	    (UINT32_C(1) << 4) /* semaphore: wait/post (needs write) */
-#define SHMQ_OPEN_HUGEPAGE  (UINT32_C(1) << 5) /* create: back with hugetlb pages */
-#define SHMQ_OPEN_USE	    (UINT32_C(1) << 6) /* event: set/clear/wait (needs write) */
-#define SHMQ_OPEN_END1	    (UINT32_C(1) << 7) /* pipe (with USE): end 1, else end 0 (1.6) */
-#define SHMQ_OPEN_ALL_FLAGS (UINT32_C(0xff))
+#define SHMQ_OPEN_CREATE   (UINT32_C(1) << 0) /* OPEN: create if missing */
+#define SHMQ_OPEN_SEND	   (UINT32_C(1) << 1) /* queue: will send (needs write) */
+#define SHMQ_OPEN_RECV	   (UINT32_C(1) << 2) /* queue: will receive (needs write) */
+#define SHMQ_OPEN_VIEW	   (UINT32_C(1) << 3) /* read-only view (needs read) */
+#define SHMQ_OPEN_SEM	   (UINT32_C(1) << 4) /* semaphore: wait/post (needs write) */
+#define SHMQ_OPEN_HUGEPAGE (UINT32_C(1) << 5) /* create: back with hugetlb pages */
+#define SHMQ_OPEN_USE	   (UINT32_C(1) << 6) /* event: set/clear/wait (needs write) */
+#define SHMQ_OPEN_END1	   (UINT32_C(1) << 7) /* pipe (with USE): end 1, else end 0 (1.6) */
+/*
+ * OPEN with SHMQ_OPEN_CREATE: the geometry is a requirement.  An existing
+ * object whose shape (the kind's shape(), daemon/kind.h) or huge pages
+ * differ is -EEXIST, not opened as it is (1.9).
+ */
+#define SHMQ_OPEN_SHAPE (UINT32_C(1) << 8)
+/* The first layout minor whose daemons know SHMQ_OPEN_SHAPE (1.1): older ones refuse the bit. */
+#define SHMQ_SHAPE_LAYOUT_MINOR 8
+#define SHMQ_OPEN_ALL_FLAGS	(UINT32_C(0x1ff))
 /* The role flags: what an attachment may do (one set per attachment). */
 #define SHMQ_OPEN_ROLES \
 	(SHMQ_OPEN_SEND | SHMQ_OPEN_RECV | SHMQ_OPEN_SEM | SHMQ_OPEN_USE | SHMQ_OPEN_VIEW)

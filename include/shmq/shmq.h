@@ -80,6 +80,12 @@ struct shmq_lock;
  */
 #define SHMQ_VIEW      (1u << 4)
 #define SHMQ_HUGEPAGES (1u << 5) /* create: back the queue with huge pages */
+/*
+ * With SHMQ_CREATE: open an existing object whatever its geometry (the
+ * attr shapes only a new one).  Without it, SHMQ_CREATE with an attr
+ * opens an existing object only if it has the attr's shape (since 1.1).
+ */
+#define SHMQ_ANY_GEOMETRY (1u << 6)
 
 /* Queue modes (struct shmq_queue_attr.mode). */
 #define SHMQ_MPMC 0 /* many producers, many consumers (default) */
@@ -285,18 +291,32 @@ SHMQ_API int shmq_unlink(struct shmq_client *c, const char *name);
  * @c:		client
  * @name:	1-63 bytes of [A-Za-z0-9._-]
  * @flags:	SHMQ_SEND and/or SHMQ_RECV, or SHMQ_VIEW; SHMQ_CREATE,
- *		SHMQ_EXCL, SHMQ_HUGEPAGES (with SHMQ_CREATE only: -EINVAL
- *		without, where it could only be ignored)
+ *		SHMQ_EXCL, SHMQ_ANY_GEOMETRY, SHMQ_HUGEPAGES (these with
+ *		SHMQ_CREATE only: -EINVAL without, where they could only be
+ *		ignored)
  * @attr:	with SHMQ_CREATE: geometry and permissions (NULL: defaults);
  *		ignored without SHMQ_CREATE
  * @ret:	the new handle
+ *
+ * SHMQ_CREATE with an @attr asks for its shape, whichever process comes
+ * first (this holds for every kind's open): an existing object is opened
+ * only if it has that shape after defaults (a queue's slots, slot size,
+ * mode, flags, max_msg and huge pages; a semaphore's bound and flags; a
+ * lock's flags; a barrier's parties; a pipe's slots, slot size and
+ * flags), else -EEXIST.  A starting state (a semaphore's or an event's
+ * initial value), a placement (the NUMA node) and the permissions are no
+ * shape: the existing object's stay.  With SHMQ_ANY_GEOMETRY, or a NULL
+ * @attr, an existing object is opened as it is.  Permissions: @attr->perm
+ * 0 means the default, 0600; an object no one may open (mode 0000) cannot
+ * be asked for.
  *
  * Sending and receiving need write permission, a view needs read.  An SPSC
  * queue admits one sending and one receiving handle at a time (-EBUSY).
  * @attr->size must be at least the size of the struct this library knows;
  * a larger one (from a newer header) is accepted if the extra bytes are zero.
  * Context: blocks for one round trip; maps the queue.
- * Return: 0; -ENOENT; -EEXIST; -EACCES; -EINVAL bad name, flags, size or
+ * Return: 0; -ENOENT; -EEXIST it exists and SHMQ_EXCL was given, or it has
+ *         another shape (above); -EACCES; -EINVAL bad name, flags, size or
  *         geometry, or the name is a semaphore; -EBUSY; -ENOSPC limit;
  *         -ENODEV no such NUMA node; -ENOMEM (also: no huge pages);
  *         -EMFILE the process has no free descriptor for the queue's memory
@@ -610,7 +630,7 @@ SHMQ_API int shmq_queue_set_spin(struct shmq_queue *q, uint64_t spin_ns);
  * shmq_sem_open() - open (or create) a counting semaphore by name.
  * @c:		client
  * @name:	1-63 bytes of [A-Za-z0-9._-]
- * @flags:	0, or SHMQ_CREATE [| SHMQ_EXCL]; SHMQ_VIEW for read-only
+ * @flags:	0, or SHMQ_CREATE [| SHMQ_EXCL or SHMQ_ANY_GEOMETRY]; SHMQ_VIEW for read-only
  * @attr:	with SHMQ_CREATE: initial value, bound, flags (NULL: 0, unbounded)
  * @ret:	the new handle
  *
@@ -689,7 +709,7 @@ SHMQ_API int shmq_sem_value(const struct shmq_sem *s);
  * shmq_event_open() - open (or create) an event by name.
  * @c:		client
  * @name:	1-63 bytes of [A-Za-z0-9._-]
- * @flags:	0, or SHMQ_CREATE [| SHMQ_EXCL]; SHMQ_VIEW for read-only
+ * @flags:	0, or SHMQ_CREATE [| SHMQ_EXCL or SHMQ_ANY_GEOMETRY]; SHMQ_VIEW for read-only
  * @attr:	with SHMQ_CREATE: the initial state (NULL: clear)
  * @ret:	the new handle
  *
@@ -810,7 +830,7 @@ struct shmq_lock_attr {
  * shmq_lock_open() - open (or create) a lock by name.
  * @c:		client
  * @name:	1-63 bytes of [A-Za-z0-9._-]
- * @flags:	0, or SHMQ_CREATE [| SHMQ_EXCL]; SHMQ_VIEW for read-only
+ * @flags:	0, or SHMQ_CREATE [| SHMQ_EXCL or SHMQ_ANY_GEOMETRY]; SHMQ_VIEW for read-only
  * @attr:	with SHMQ_CREATE: plain or recursive (NULL: plain)
  * @ret:	the new handle
  *
@@ -950,7 +970,7 @@ struct shmq_cond_attr {
  * shmq_cond_open() - open (or create) a condition by name, bound to @lock.
  * @c:		client
  * @name:	1-63 bytes of [A-Za-z0-9._-]
- * @flags:	0, or SHMQ_CREATE [| SHMQ_EXCL]; SHMQ_VIEW for read-only
+ * @flags:	0, or SHMQ_CREATE [| SHMQ_EXCL or SHMQ_ANY_GEOMETRY]; SHMQ_VIEW for read-only
  * @lock:	a handle (not a view) of the condition's lock; NULL for a view
  * @attr:	with SHMQ_CREATE: permissions (NULL: 0600)
  * @ret:	the new handle
@@ -1110,7 +1130,7 @@ struct shmq_barrier_attr {
  * shmq_barrier_open() - open (or create) a barrier by name.
  * @c:		client
  * @name:	1-63 bytes of [A-Za-z0-9._-]
- * @flags:	0, or SHMQ_CREATE [| SHMQ_EXCL]; SHMQ_VIEW for read-only
+ * @flags:	0, or SHMQ_CREATE [| SHMQ_EXCL or SHMQ_ANY_GEOMETRY]; SHMQ_VIEW for read-only
  * @attr:	with SHMQ_CREATE: required (the parties)
  * @ret:	the new handle
  *
@@ -1274,7 +1294,7 @@ struct shmq_pipe_attr {
  * @c:		client
  * @name:	1-63 bytes of [A-Za-z0-9._-]
  * @end:	0 or 1 (0 with SHMQ_VIEW)
- * @flags:	0, or SHMQ_CREATE [| SHMQ_EXCL]; SHMQ_VIEW to hold no end (a
+ * @flags:	0, or SHMQ_CREATE [| SHMQ_EXCL or SHMQ_ANY_GEOMETRY]; SHMQ_VIEW to hold no end (a
  *		read-only handle that can neither send nor receive: how a pipe
  *		is created for two other processes, as shmqctl create pipe does)
  * @attr:	with SHMQ_CREATE: geometry, or NULL for the defaults

@@ -6,7 +6,11 @@
  *   - a deadline of 0 is the call's try form: -EAGAIN, nothing changed;
  *     a deadline that passes while waiting is -ETIMEDOUT; the condition
  *     and barrier waits, whose waiting is their effect, take 0 as a past
- *     deadline (-ETIMEDOUT).
+ *     deadline (-ETIMEDOUT);
+ *   - SHMQ_CREATE with an attr asks for that shape: an existing object of
+ *     another shape is -EEXIST, unless SHMQ_ANY_GEOMETRY takes it as it
+ *     is; a NULL attr asks for nothing; a starting state (a semaphore's
+ *     initial value, an event's) or a placement (a NUMA node) is no shape.
  */
 #include <criterion/criterion.h>
 #include <criterion/new/assert.h>
@@ -167,5 +171,110 @@ Test(rules, deadline_0_is_a_past_deadline_for_the_waits_that_are_their_effect)
 	shmq_barrier_close(b);
 	shmq_cond_close(cv);
 	shmq_lock_close(l);
+	shmq_client_close(c);
+}
+
+/* --- The shape a create asks for --- */
+
+Test(rules, a_create_meets_an_existing_object_of_another_shape_with_eexist)
+{
+	struct shmq_client *c = t_connect(&d);
+	struct shmq_queue_attr a = qattr(64), b;
+	struct shmq_sem_attr sa = {
+		.size = sizeof(sa), .initial = 1, .max = 4, .flags = SHMQ_SEM_ATTR_BOUNDED};
+	struct shmq_sem_attr sb = sa;
+	struct shmq_event_attr ea = {.size = sizeof(ea), .initial = 1};
+	struct shmq_lock_attr la = {.size = sizeof(la), .flags = SHMQ_LOCK_ATTR_RECURSIVE};
+	struct shmq_lock_attr lb = {.size = sizeof(lb)};
+	struct shmq_barrier_attr ba = {.size = sizeof(ba), .parties = 3};
+	struct shmq_barrier_attr bb = {.size = sizeof(bb), .parties = 2};
+	struct shmq_pipe_attr pa = {.size = sizeof(pa), .n_slots = 8, .slot_size = 64};
+	struct shmq_pipe_attr pb = pa;
+	const unsigned int cq = SHMQ_CREATE | SHMQ_SEND;
+	struct shmq_queue *q, *q2;
+	struct shmq_sem *s, *s2;
+	struct shmq_event *e, *e2;
+	struct shmq_lock *l, *l2;
+	struct shmq_barrier *br, *br2;
+	struct shmq_pipe *p, *p2;
+
+	T_OK(shmq_queue_open(c, "shape", cq, &a, &q));
+	/* The same shape, no shape, or any: opened. */
+	T_OK(shmq_queue_open(c, "shape", cq, &a, &q2));
+	shmq_queue_close(q2);
+	T_OK(shmq_queue_open(c, "shape", cq, NULL, &q2));
+	shmq_queue_close(q2);
+	b = qattr(128);
+	cr_assert(eq(int, shmq_queue_open(c, "shape", cq, &b, &q2), -EEXIST), "another n_slots");
+	T_OK(shmq_queue_open(c, "shape", cq | SHMQ_ANY_GEOMETRY, &b, &q2));
+	shmq_queue_close(q2);
+	b = qattr(64);
+	b.slot_size = 128;
+	cr_assert(eq(int, shmq_queue_open(c, "shape", cq, &b, &q2), -EEXIST), "another slot_size");
+	b = qattr(64);
+	b.mode = SHMQ_SPSC;
+	cr_assert(eq(int, shmq_queue_open(c, "shape", cq, &b, &q2), -EEXIST), "another mode");
+	b = qattr(64);
+	b.flags = SHMQ_QUEUE_JOINABLE;
+	cr_assert(eq(int, shmq_queue_open(c, "shape", cq, &b, &q2), -EEXIST), "joinable");
+	b = qattr(64);
+	b.max_msg = 1 << 20;
+	cr_assert(eq(int, shmq_queue_open(c, "shape", cq, &b, &q2), -EEXIST), "another max_msg");
+	/* A max_msg a slot holds anyway is no arena: the same shape. */
+	b.max_msg = 64;
+	T_OK(shmq_queue_open(c, "shape", cq, &b, &q2));
+	shmq_queue_close(q2);
+	/* Placement and permissions are no shape. */
+	b = qattr(64);
+	b.flags = SHMQ_QUEUE_NUMA;
+	b.numa_node = 0;
+	b.perm = 0644;
+	T_OK(shmq_queue_open(c, "shape", cq, &b, &q2));
+	shmq_queue_close(q2);
+	/* Exclusive: -EEXIST whatever the shape.  SHMQ_ANY_GEOMETRY alone asks nothing. */
+	cr_assert(eq(int, shmq_queue_open(c, "shape", cq | SHMQ_EXCL, &a, &q2), -EEXIST));
+	cr_assert(eq(int, shmq_queue_open(c, "shape", SHMQ_SEND | SHMQ_ANY_GEOMETRY, NULL, &q2),
+		     -EINVAL));
+
+	T_OK(shmq_sem_open(c, "shape-s", SHMQ_CREATE, &sa, &s));
+	sb.initial = 3; /* where it starts, not what it is */
+	T_OK(shmq_sem_open(c, "shape-s", SHMQ_CREATE, &sb, &s2));
+	shmq_sem_close(s2);
+	sb.max = 5;
+	cr_assert(eq(int, shmq_sem_open(c, "shape-s", SHMQ_CREATE, &sb, &s2), -EEXIST));
+	sb = sa;
+	sb.flags = 0;
+	sb.max = 0;
+	cr_assert(eq(int, shmq_sem_open(c, "shape-s", SHMQ_CREATE, &sb, &s2), -EEXIST));
+
+	T_OK(shmq_event_open(c, "shape-e", SHMQ_CREATE, &ea, &e));
+	ea.initial = 0;
+	T_OK(shmq_event_open(c, "shape-e", SHMQ_CREATE, &ea, &e2));
+	shmq_event_close(e2);
+
+	T_OK(shmq_lock_open(c, "shape-l", SHMQ_CREATE, &la, &l));
+	cr_assert(eq(int, shmq_lock_open(c, "shape-l", SHMQ_CREATE, &lb, &l2), -EEXIST));
+	T_OK(shmq_lock_open(c, "shape-l", SHMQ_CREATE, NULL, &l2));
+	shmq_lock_close(l2);
+
+	T_OK(shmq_barrier_open(c, "shape-b", SHMQ_CREATE, &ba, &br));
+	cr_assert(eq(int, shmq_barrier_open(c, "shape-b", SHMQ_CREATE, &bb, &br2), -EEXIST));
+	T_OK(shmq_barrier_open(c, "shape-b", SHMQ_CREATE | SHMQ_ANY_GEOMETRY, &bb, &br2));
+	cr_assert(eq(int, shmq_barrier_parties(br2), 3));
+	shmq_barrier_close(br2);
+
+	T_OK(shmq_pipe_open(c, "shape-p", 0, SHMQ_CREATE, &pa, &p));
+	pb.flags = SHMQ_PIPE_ATTR_ONEWAY;
+	cr_assert(eq(int, shmq_pipe_open(c, "shape-p", 1, SHMQ_CREATE, &pb, &p2), -EEXIST));
+	pb = pa;
+	T_OK(shmq_pipe_open(c, "shape-p", 1, SHMQ_CREATE, &pb, &p2));
+	shmq_pipe_close(p2);
+
+	shmq_pipe_close(p);
+	shmq_barrier_close(br);
+	shmq_lock_close(l);
+	shmq_event_close(e);
+	shmq_sem_close(s);
+	shmq_queue_close(q);
 	shmq_client_close(c);
 }
