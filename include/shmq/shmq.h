@@ -163,6 +163,13 @@ struct shmq_event_attr {
 
 /**
  * struct shmq_queue_stats - counters of one queue, summed over all sessions.
+ *
+ * depth comes from the ring's indices and is always exact.  The counters
+ * are each a store after the operation they count, by the process that
+ * did it: exact while nobody dies, and a process killed between a publish
+ * (or a consume) and its count leaves sent (or received) short by that
+ * operation, a batch by up to its size: never over.  A peek counts as
+ * received at its release, so a re-delivery after a death is counted once.
  */
 struct shmq_queue_stats {
 	uint32_t size;	   /* in: sizeof(struct shmq_queue_stats) */

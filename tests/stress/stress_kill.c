@@ -368,6 +368,8 @@ struct storm {
 	struct shmq_sem *sem;
 	/* tallies of the victims */
 	uint32_t killed_prod, killed_cons, recv_victims, hold_victims, sem_victims;
+	/* account()'s figures, for the queue's own counters */
+	uint64_t distinct, received, lost_in_send, lost_unexplained;
 };
 
 static uint32_t spawn(struct storm *st, enum role role)
@@ -521,6 +523,7 @@ static void wait_reaped(struct storm *st)
 static void account(struct storm *st)
 {
 	uint64_t sent = 0, received = 0, lost_in_send = 0, lost_unexplained = 0, dups = 0;
+	uint64_t distinct = 0;
 
 	for (uint32_t p = 0; p < st->next_row; p++) {
 		struct worker *w = &lg->w[p];
@@ -540,6 +543,7 @@ static void account(struct storm *st)
 			uint32_t k = atomic_load(&cnt[s]);
 
 			received += k;
+			distinct += k != 0;
 			if (s >= n_sent && !(sending && s == sending - 1)) {
 				if (k)
 					cr_fail("SHMQ_SEED=%" PRIu64 " %s: producer %u seq %u "
@@ -575,6 +579,10 @@ static void account(struct storm *st)
 		  "SHMQ_SEED=%" PRIu64 " %s: %" PRIu64 " sent messages never received; "
 		  "only %u receivers died mid-receive",
 		  seed, st->what, lost_unexplained, st->recv_victims);
+	st->distinct = distinct;
+	st->received = received;
+	st->lost_in_send = lost_in_send;
+	st->lost_unexplained = lost_unexplained;
 	/* A consumer killed between its two increments leaves delivered one behind. */
 	cr_assert(received >= atomic_load(&lg->delivered) &&
 			  received - atomic_load(&lg->delivered) <= st->killed_cons,
@@ -712,10 +720,30 @@ static void run_storm(uint32_t mode, uint32_t n_prod, uint32_t n_cons, uint32_t 
 		  "died inside a semaphore call",
 		  seed, what, r, SEM_INITIAL, st.sem_victims);
 	T_OK(shmq_queue_stats(st.view, &qs));
+	/*
+	 * The queue's counters (shmq.h, struct shmq_queue_stats): a counter is
+	 * a store after the publish or consume it counts, so each death may
+	 * leave it one short, never over.  Published messages number at least
+	 * the distinct ones received, at most those plus the ones a dead
+	 * receiver took or a dead producer was sending; consumed ones are the
+	 * receipts plus what dead receivers took.
+	 */
+	cr_assert(qs.sent <= st.distinct + st.lost_unexplained + st.lost_in_send &&
+			  qs.sent + st.killed_prod >= st.distinct,
+		  "SHMQ_SEED=%" PRIu64 " %s: the queue counted %" PRIu64 " sent; %" PRIu64
+		  " distinct messages arrived, %u producers died",
+		  seed, what, qs.sent, st.distinct, st.killed_prod);
+	cr_assert(qs.received <= st.received + st.lost_unexplained &&
+			  qs.received + st.killed_cons >= st.received,
+		  "SHMQ_SEED=%" PRIu64 " %s: the queue counted %" PRIu64 " received; %" PRIu64
+		  " receipts, %u consumers died",
+		  seed, what, qs.received, st.received, st.killed_cons);
 	fprintf(stderr,
 		"kill_storm %s: semaphore %d of %d (%u victims inside a semaphore call); queue "
-		"repairs %u\n",
-		what, r, SEM_INITIAL, st.sem_victims, qs.repairs);
+		"repairs %u; its counters %" PRIu64 " sent, %" PRIu64 " received (%" PRIu64
+		" distinct messages arrived, %" PRIu64 " receipts)\n",
+		what, r, SEM_INITIAL, st.sem_victims, qs.repairs, qs.sent, qs.received,
+		st.distinct, st.received);
 
 	T_OK(shmq_sem_close(st.sem));
 	T_OK(shmq_queue_close(st.view));
