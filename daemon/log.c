@@ -21,22 +21,37 @@
 #define LINE_MAX_BYTES 2048
 
 /*
- * Client-triggered lines: at most RATELIMIT_BURST per RATELIMIT_INTERVAL_NS
- * in total.  The daemon serves every client from one thread, so a client
- * sending bad requests as fast as it can must not be able to fill the disk
- * through the journal.
+ * Client-caused lines: at most RATELIMIT_BURST per RATELIMIT_INTERVAL_NS
+ * per uid.  The daemon serves every client from one thread, so a client
+ * sending requests (good or bad) as fast as it can must not be able to fill
+ * the disk through the journal, nor drown another user's lines: each uid
+ * has its own bucket, and RATELIMIT_UIDS buckets bound the total.  Lines
+ * marked client-caused that come with no uid (no request being served)
+ * share one more bucket.
  */
 #define RATELIMIT_INTERVAL_NS (UINT64_C(10) * 1000000000)
 #define RATELIMIT_BURST	      200
+#define RATELIMIT_UIDS	      64
 
 static int log_level = SHMQD_LOG_DEFAULT;
 static bool to_journal;
 
-static struct {
-	uint64_t begin_ns;
+struct bucket {
+	uint64_t begin_ns; /* 0: unused */
+	uint32_t uid;
+	bool has_uid;
 	unsigned int n;
 	unsigned int suppressed;
-} rl;
+};
+
+static struct bucket buckets[RATELIMIT_UIDS];
+static struct bucket anonymous;
+
+/* The uid whose request (or session's end) is being handled; see shmqd_log_client_begin(). */
+static struct {
+	bool set;
+	uint32_t uid;
+} ctx;
 
 static const char *const level_names[] = {
 	[LOG_EMERG] = "emerg", [LOG_ALERT] = "alert",	  [LOG_CRIT] = "crit",
@@ -112,29 +127,82 @@ static void emit(int level, const char *msg)
 		return;
 }
 
-/* Return: true if a client-triggered line may be written now. */
+/* Say how many lines @b held back, and start its next interval at @now. */
+static void bucket_roll(struct bucket *b, uint64_t now)
+{
+	if (b->suppressed) {
+		char msg[128];
+
+		if (b->has_uid)
+			snprintf(msg, sizeof(msg),
+				 "uid %" PRIu32 ": %u messages suppressed by the rate limit",
+				 b->uid, b->suppressed);
+		else
+			snprintf(msg, sizeof(msg),
+				 "%u client messages suppressed by the rate limit", b->suppressed);
+		emit(LOG_NOTICE, msg);
+	}
+	b->begin_ns = now;
+	b->n = 0;
+	b->suppressed = 0;
+}
+
+/* @uid's bucket: its own, a free one, or the one idle longest (after its summary). */
+static struct bucket *bucket_of(uint32_t uid, uint64_t now)
+{
+	struct bucket *oldest = &buckets[0];
+
+	for (unsigned int i = 0; i < RATELIMIT_UIDS; i++) {
+		struct bucket *b = &buckets[i];
+
+		if (b->begin_ns && b->uid == uid)
+			return b;
+		if (b->begin_ns < oldest->begin_ns)
+			oldest = b;
+	}
+	if (oldest->begin_ns)
+		bucket_roll(oldest, now);
+	*oldest = (struct bucket){.begin_ns = now, .uid = uid, .has_uid = true};
+	return oldest;
+}
+
+/* Return: true if a client-caused line may be written now. */
 static bool ratelimit_pass(void)
 {
 	uint64_t now = mono_ns();
+	struct bucket *b = ctx.set ? bucket_of(ctx.uid, now) : &anonymous;
 
-	if (now - rl.begin_ns >= RATELIMIT_INTERVAL_NS) {
-		if (rl.suppressed) {
-			char msg[96];
-
-			snprintf(msg, sizeof(msg),
-				 "%u client messages suppressed by the rate limit", rl.suppressed);
-			emit(LOG_NOTICE, msg);
-		}
-		rl.begin_ns = now;
-		rl.n = 0;
-		rl.suppressed = 0;
-	}
-	if (rl.n >= RATELIMIT_BURST) {
-		rl.suppressed++;
+	if (now - b->begin_ns >= RATELIMIT_INTERVAL_NS)
+		bucket_roll(b, now);
+	if (b->n >= RATELIMIT_BURST) {
+		b->suppressed++;
 		return false;
 	}
-	rl.n++;
+	b->n++;
 	return true;
+}
+
+void shmqd_log_client_begin(uint32_t uid)
+{
+	ctx.set = true;
+	ctx.uid = uid;
+}
+
+void shmqd_log_client_end(void)
+{
+	ctx.set = false;
+}
+
+void shmqd_log_tick(void)
+{
+	uint64_t now = mono_ns();
+
+	/* A bucket that held lines back and then fell quiet still owes its summary. */
+	for (unsigned int i = 0; i < RATELIMIT_UIDS; i++)
+		if (buckets[i].suppressed && now - buckets[i].begin_ns >= RATELIMIT_INTERVAL_NS)
+			bucket_roll(&buckets[i], now);
+	if (anonymous.suppressed && now - anonymous.begin_ns >= RATELIMIT_INTERVAL_NS)
+		bucket_roll(&anonymous, now);
 }
 
 int shmqd_log_internal(int level, int error, bool ratelimited, const char *fmt, ...)
@@ -146,7 +214,12 @@ int shmqd_log_internal(int level, int error, bool ratelimited, const char *fmt, 
 
 	if (level > log_level)
 		return error;
-	if (ratelimited && !ratelimit_pass())
+	/*
+	 * While a client's request or end is handled, every line but an
+	 * error is that client's doing: its uid's bucket.  An error is the
+	 * daemon's own trouble, and always written.
+	 */
+	if ((ratelimited || (ctx.set && level > LOG_ERR)) && !ratelimit_pass())
 		return error;
 
 	va_start(ap, fmt);

@@ -11,9 +11,10 @@
  *	return log_errno(r, "mapping segment for pid %d", pid);
  *
  * log_*_errno() append ": <strerror>" and return @r (negative errno), so the
- * caller passes it on unchanged.  Messages caused by a client request go
- * through log_client_*(), which a shared rate limit keeps a flooding
- * client from turning into a flood of log lines.
+ * caller passes it on unchanged.  Messages caused by a client go through a
+ * per-uid rate limit, which keeps a flooding client from turning into a
+ * flood of log lines: log_client_*() anywhere, and every line below
+ * LOG_ERR while shmqd_log_client_begin() names the uid being served.
  */
 #ifndef SHMQD_LOG_H
 #define SHMQD_LOG_H
@@ -47,8 +48,22 @@ int shmqd_log_internal(int level, int error, bool ratelimited, const char *fmt, 
 #define log_info(...)	 ((void)log_full_errno(LOG_INFO, 0, __VA_ARGS__))
 #define log_debug(...)	 ((void)log_full_errno(LOG_DEBUG, 0, __VA_ARGS__))
 
-/* Client-triggered messages: rate limited across all clients together. */
+/*
+ * Client-caused messages: rate limited per uid (that of the request being
+ * handled, see below), or, with none, in one shared bucket.
+ */
 #define log_client_errno(level, r, ...) shmqd_log_internal((level), (r), true, __VA_ARGS__)
 #define log_client(level, ...)		((void)shmqd_log_internal((level), 0, true, __VA_ARGS__))
+
+/*
+ * Between these two, the daemon handles something uid @uid caused (a
+ * request, a connect, a session's end and its repairs): every line below
+ * LOG_ERR counts against that uid's rate limit, whatever macro wrote it.
+ */
+void shmqd_log_client_begin(uint32_t uid);
+void shmqd_log_client_end(void);
+
+/* Housekeeping tick: write the summary a quiet, rate-limited uid still owes. */
+void shmqd_log_tick(void);
 
 #endif /* SHMQD_LOG_H */

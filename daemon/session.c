@@ -130,31 +130,24 @@ static uint32_t sessions_of_uid(struct shmqd *d, uint32_t uid)
 	return n;
 }
 
-void shmqd_session_accept(struct shmqd *d, int fd)
+static void accept_peer(struct shmqd *d, int fd, const struct ucred *peer)
 {
-	struct ucred cred;
-	socklen_t len = sizeof(cred);
 	struct shmqd_session *s;
 	const char *limit = NULL;
 	uint32_t limit_value = 0;
 	int r;
 
-	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
-		log_warning_errno(-errno, "SO_PEERCRED of a new connection");
-		close(fd);
-		return;
-	}
 	s = calloc(1, sizeof(*s));
 	if (!s) {
-		log_warning_errno(-ENOMEM, "allocating a session for pid %d", (int)cred.pid);
+		log_warning_errno(-ENOMEM, "allocating a session for pid %d", (int)peer->pid);
 		close(fd);
 		return;
 	}
 	s->fd = fd;
 	s->pidfd = -1;
-	s->pid = cred.pid;
-	s->uid = cred.uid;
-	s->gid = cred.gid;
+	s->pid = peer->pid;
+	s->uid = peer->uid;
+	s->gid = peer->gid;
 	s->sock_watch.source = SHMQD_SRC_CLIENT;
 	s->pid_watch.source = SHMQD_SRC_PIDFD;
 	s->session_id = d->next_session_id++;
@@ -216,6 +209,22 @@ void shmqd_session_accept(struct shmqd *d, int fd)
 	d->n_sessions++;
 	log_debug("session %" PRIu64 ": pid %" PRId32 " uid %" PRIu32 " gid %" PRIu32 " connected",
 		  s->session_id, s->pid, s->uid, s->gid);
+}
+
+void shmqd_session_accept(struct shmqd *d, int fd)
+{
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
+		log_warning_errno(-errno, "SO_PEERCRED of a new connection");
+		close(fd);
+		return;
+	}
+	/* What a connect costs in log lines counts against its uid's rate limit. */
+	shmqd_log_client_begin(cred.uid);
+	accept_peer(d, fd, &cred);
+	shmqd_log_client_end();
 }
 
 /* --- Adopted sessions: clients of the daemon before a restart --- */
@@ -322,6 +331,8 @@ void shmqd_session_reap_dead(struct shmqd *d)
 		struct shmqd_list *apos, *atmp;
 		uint32_t n = s->n_attached;
 
+		/* Its repairs and its last line count against its uid's rate limit. */
+		shmqd_log_client_begin(s->uid);
 		list_for_each_safe(apos, atmp, &s->attachments) shmqd_object_detach(
 			d, s, container_of(apos, struct shmqd_attach, link), true);
 		if (!s->over_limit)
@@ -333,6 +344,7 @@ void shmqd_session_reap_dead(struct shmqd *d)
 				       s->client_name[0] ? "'" : "", s->death, n);
 		list_del(&s->link);
 		session_free(s);
+		shmqd_log_client_end();
 	}
 }
 
@@ -616,8 +628,10 @@ void shmqd_session_on_event(struct shmqd *d, struct shmqd_watch *w, uint32_t eve
 		return;
 	}
 	s = container_of(w, struct shmqd_session, sock_watch);
+	shmqd_log_client_begin(s->uid);
 	if (!s->dead && (events & EPOLLIN))
 		on_client_request(d, s);
 	if (!s->dead && (events & (EPOLLHUP | EPOLLRDHUP | EPOLLERR)))
 		on_client_hangup(d, s);
+	shmqd_log_client_end();
 }

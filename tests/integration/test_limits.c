@@ -290,3 +290,81 @@ Test(limits, attach_beyond_the_segments_session_records_returns_enospc)
 	T_OK(shmq_client_close(c));
 	t_daemon_fini(&d);
 }
+
+/* --- Log volume: a per-uid rate limit on every line a client causes --- */
+
+#define FLOOD_CYCLES 1000
+#define LOG_BURST    200 /* daemon/log.c RATELIMIT_BURST, per uid per 10 s */
+
+TestSuite(lograte, .fini = t_daemon_cleanup_all, .timeout = 60);
+
+struct flood {
+	const char *sock;
+	int r;
+};
+
+/* Create and unlink as fast as the daemon answers: two info lines a cycle, unlimited. */
+static int flood(void *arg)
+{
+	struct flood *f = arg;
+	struct shmq_queue_attr a = {.size = sizeof(a), .n_slots = 2, .slot_size = 8};
+	struct shmq_client *c;
+	struct shmq_queue *q;
+
+	f->r = shmq_client_connect(f->sock, &c);
+	for (int i = 0; i < FLOOD_CYCLES && f->r == 0; i++) {
+		f->r = shmq_queue_open(c, "flood", SHMQ_CREATE | SHMQ_EXCL | SHMQ_SEND, &a, &q);
+		if (f->r == 0) {
+			shmq_queue_close(q);
+			f->r = shmq_unlink(c, "flood");
+		}
+	}
+	if (f->r == 0)
+		shmq_client_close(c);
+	return 0;
+}
+
+static unsigned int count_of(const char *log, const char *what)
+{
+	unsigned int n = 0;
+
+	for (const char *p = log; (p = strstr(p, what)); p += strlen(what))
+		n++;
+	return n;
+}
+
+Test(lograte, one_uid_flooding_requests_is_limited_and_another_uid_still_logged)
+{
+	static struct t_daemon dl;
+	static char log[4 << 20];
+	struct flood *f = t_shared_alloc(sizeof(*f));
+	struct shmq_client *c;
+	struct shmq_sem *s;
+	unsigned int created;
+
+	t_need_root("the flood runs as a second uid");
+	t_daemon_start(&dl, NULL, NULL);
+	*f = (struct flood){.sock = dl.sock, .r = 1};
+	cr_assert(eq(int, t_wait_peer_ms(t_fork_as(T_UNPRIVILEGED_ID, T_UNPRIVILEGED_ID, flood, f),
+					 30000),
+		     0));
+	cr_assert(eq(int, f->r, 0), "the flood: %s", strerror(-f->r));
+	/* Another uid's line is its own bucket's: written at once. */
+	c = t_connect(&dl);
+	T_OK(shmq_sem_open(c, "after-flood", SHMQ_CREATE | SHMQ_EXCL, NULL, &s));
+	t_daemon_read_log(&dl, log, sizeof(log));
+	created = count_of(log, "'flood' created");
+	/* The flood fits one interval on any healthy machine; two at most. */
+	cr_assert(le(uint, created, 2 * LOG_BURST), "%u of %d creates logged", created,
+		  FLOOD_CYCLES);
+	cr_assert(ge(uint, created, 1));
+	cr_assert(strstr(log, "'after-flood' created") != NULL, "root's create was not logged");
+	/* The summary comes with the next tick after the interval, without another line. */
+	t_sleep_ms(11500);
+	t_daemon_read_log(&dl, log, sizeof(log));
+	cr_assert(strstr(log, "uid 65534: ") != NULL && strstr(log, "suppressed by the rate limit"),
+		  "no summary of the suppressed lines");
+	shmq_sem_close(s);
+	shmq_client_close(c);
+	t_daemon_fini(&dl);
+}

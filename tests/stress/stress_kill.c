@@ -742,8 +742,8 @@ static void run_storm(uint32_t mode, uint32_t n_prod, uint32_t n_cons, uint32_t 
 		"kill_storm %s: semaphore %d of %d (%u victims inside a semaphore call); queue "
 		"repairs %u; its counters %" PRIu64 " sent, %" PRIu64 " received (%" PRIu64
 		" distinct messages arrived, %" PRIu64 " receipts)\n",
-		what, r, SEM_INITIAL, st.sem_victims, qs.repairs, qs.sent, qs.received,
-		st.distinct, st.received);
+		what, r, SEM_INITIAL, st.sem_victims, qs.repairs, qs.sent, qs.received, st.distinct,
+		st.received);
 
 	T_OK(shmq_sem_close(st.sem));
 	T_OK(shmq_queue_close(st.view));
