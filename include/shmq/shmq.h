@@ -95,7 +95,16 @@ struct shmq_lock;
 
 /* Semaphore flags (struct shmq_sem_attr.flags). */
 #define SHMQ_SEM_ATTR_BOUNDED (1u << 0) /* post above max fails with -EOVERFLOW */
-#define SHMQ_SEM_ATTR_UNDO    (1u << 1) /* holds of a dead process are posted back */
+/*
+ * Holds of a dead process are posted back: the tokens it took and did not
+ * post back itself.  A post by a process beyond what it holds adds new
+ * tokens (a producer's post), never returns another's: a token taken by A
+ * and posted by B is posted again if A then dies.  Hand a token from
+ * process to process on a semaphore without this flag.  (SysV's semadj
+ * would instead revert B's post when B exits, which takes a producer's
+ * tokens away with it.)
+ */
+#define SHMQ_SEM_ATTR_UNDO (1u << 1)
 
 /* struct shmq_queue_attr.flags */
 #define SHMQ_QUEUE_NUMA	    (1u << 0) /* bind the memory to numa_node */

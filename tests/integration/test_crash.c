@@ -571,6 +571,69 @@ Test(crash, killed_holder_of_an_undo_semaphore_has_exactly_its_holds_posted_back
 	t_daemon_fini(&d);
 }
 
+/* Child: take one token of "handoff", report, and wait to be killed. */
+static int take_one_and_hang(void *arg)
+{
+	struct holder *h = arg;
+	struct shmq_client *c;
+	struct shmq_sem *s;
+
+	if (shmq_client_connect(h->sock, &c) || shmq_sem_open(c, "handoff", 0, NULL, &s))
+		return 1;
+	if (shmq_sem_wait(s, shmq_deadline_after(RECV_MS * 1000000ull)))
+		return 2;
+	notify(h->pipe_w, 0);
+	for (;;)
+		pause();
+}
+
+/*
+ * The undo rule for a token handed off (shmq.h, SHMQ_SEM_ATTR_UNDO): A
+ * takes it, B posts it, A dies.  Undo returns what A took and did not post
+ * itself, so on an undo semaphore the value ends one above: B's post was a
+ * producer's, a new token.  A semaphore without undo keeps the hand-off
+ * exact, which is why hand-off patterns use one.
+ */
+Test(crash, a_token_taken_by_one_process_and_posted_by_another_follows_the_undo_rule)
+{
+	for (int undo = 1; undo >= 0; undo--) {
+		struct shmq_sem_attr a = {.size = sizeof(a),
+					  .initial = 1,
+					  .flags = undo ? SHMQ_SEM_ATTR_UNDO : 0};
+		struct holder *h = t_shared_alloc(sizeof(*h));
+		struct shmq_client *c = t_connect(&d);
+		struct shmq_sem *s;
+		uint64_t deadline;
+		int sv[2], v;
+		pid_t pid;
+
+		T_OK(shmq_sem_open(c, "handoff", SHMQ_CREATE | SHMQ_EXCL, &a, &s));
+		cr_assert(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) == 0);
+		h->sock = d.sock;
+		h->pipe_w = sv[1];
+		pid = t_fork_child(take_one_and_hang, h);
+		T_OK(wait_notify(sv[0]));
+		cr_assert(eq(int, shmq_sem_value(s), 0));
+		T_OK(shmq_sem_post(s, 1)); /* the hand-off: this process holds nothing */
+		kill(pid, SIGKILL);
+		cr_assert(eq(int, t_wait_peer(pid), 128 + SIGKILL));
+		/* Wait for the repair: the daemon drops the dead session once it is done. */
+		deadline = t_now_ns() + REAP_MS * 1000000ull;
+		while ((v = shmq_sem_value(s)) < 1 + undo && t_now_ns() < deadline)
+			t_sleep_ms(2);
+		t_sleep_ms(50); /* a repair that would post more has had its chance */
+		v = shmq_sem_value(s);
+		cr_assert(eq(int, v, 1 + undo), "%s semaphore: value %d after the taker died",
+			  undo ? "an undo" : "a plain", v);
+		close(sv[0]);
+		close(sv[1]);
+		T_OK(shmq_sem_close(s));
+		T_OK(shmq_unlink(c, "handoff"));
+		T_OK(shmq_client_close(c));
+	}
+	t_daemon_fini(&d);
+}
+
 /* --- Waiters killed asleep leave no announcement behind --- */
 
 struct sleeper {
