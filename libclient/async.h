@@ -55,6 +55,14 @@ struct shmq_waiter {
 int shmq__waiter_init(struct shmq_waiter *w, const struct shmq_kind *kind, void *handle,
 		      uint32_t events, _Atomic unsigned int *n_users);
 
+/*
+ * shmq__waiter_init() on a backend chosen already (@helper: the helper
+ * thread, else io_uring FUTEX_WAIT): a poller's, probed once at its
+ * creation, so that a future costs no probe (and no getenv()).
+ */
+int shmq__waiter_init_on(struct shmq_waiter *w, const struct shmq_kind *kind, void *handle,
+			 uint32_t events, _Atomic unsigned int *n_users, bool helper);
+
 /* The same for a ring (@sender: wait for room, else for a message) or a semaphore. */
 static inline int shmq__waiter_init_ring(struct shmq_waiter *w, struct shmq_ring *r, bool sender,
 					 _Atomic unsigned int *n_users)

@@ -49,7 +49,9 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <stddef.h>
 #include <string.h>
+#include <assert.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -66,6 +68,7 @@
 #define HEAP_NONE      SIZE_MAX
 #define CANCEL_WAIT_NS (UINT64_C(1000) * 1000000) /* a cancel completes inside submit */
 #define UD_IGNORE      UINT64_C(0)
+#define SPARE_MAX      64 /* destroyed ops kept for reuse: a future costs no malloc */
 
 struct list {
 	struct list *prev, *next;
@@ -117,6 +120,10 @@ struct shmq_future {
 	struct op op;
 };
 
+static_assert(sizeof(struct shmq_watch) == sizeof(struct op) &&
+		      sizeof(struct shmq_future) == sizeof(struct op),
+	      "a spare op serves as either");
+
 struct shmq_poller {
 	struct io_uring ring;
 	int backend;
@@ -134,6 +141,8 @@ struct shmq_poller {
 	struct op **heap;
 	size_t heap_len;
 	size_t heap_cap;
+	struct op *spare[SPARE_MAX]; /* destroyed ops, for op_new() */
+	unsigned int n_spare;
 };
 
 /* --- Lists --- */
@@ -285,7 +294,10 @@ static void op_destroy(struct op *op)
 			(void)shmq__waiter_complete(&op->wt, -ECANCELED);
 		(void)shmq__waiter_fini(&op->wt);
 	}
-	free(op);
+	if (p->n_spare < SPARE_MAX && !p->closing)
+		p->spare[p->n_spare++] = op;
+	else
+		free(op);
 }
 
 static void complete(struct shmq_poller *p, struct op *op, int res);
@@ -381,12 +393,48 @@ static void cancel_sync(struct shmq_poller *p, struct op *op)
 
 /* --- Ops --- */
 
+/*
+ * A spare op as calloc() would give it, but for the waiter, which
+ * attach_waiter() sets whole before anything reads it (has_waiter).  Field
+ * by field: a memset of the op compiles to a string store whose start-up
+ * costs a tenth of a future on some CPUs.
+ */
+static void op_reset(struct op *op)
+{
+	static_assert(sizeof(void *) != 8 || sizeof(struct op) == 240,
+		      "a new field of struct op: reset it here");
+	op->inflight = op->has_waiter = op->dying = op->dead = false;
+	op->in_cb = op->stopped = op->done = op->fired = false;
+	op->err = op->revents = 0;
+	op->deadline_ns = op->interval_ns = 0;
+	op->obj = NULL;
+	op->q = NULL;
+	op->iov = NULL;
+	op->n = 0;
+	op->s = NULL;
+	op->events = 0;
+	op->buf = NULL;
+	op->size = 0;
+	op->result = 0;
+	op->wfn = NULL;
+	op->ffn = NULL;
+	op->arg = NULL;
+}
+
 static struct op *op_new(struct shmq_poller *p, size_t size, uint8_t src, uint8_t fut)
 {
-	struct op *op = calloc(1, size);
+	struct op *op;
 
-	if (!op)
-		return NULL;
+	/* Watches and futures are both a bare struct op: any spare one fits. */
+	assert(size == sizeof(struct op));
+	if (p->n_spare) {
+		op = p->spare[--p->n_spare];
+		op_reset(op);
+	} else {
+		op = calloc(1, size);
+		if (!op)
+			return NULL;
+	}
 	op->p = p;
 	op->src = src;
 	op->fut = fut;
@@ -420,8 +468,8 @@ static int attach_waiter(struct op *op)
 {
 	int r;
 
-	r = shmq__waiter_init(&op->wt, op->obj->kind, op->obj->algo, op->events,
-			      op->obj->n_waiters);
+	r = shmq__waiter_init_on(&op->wt, op->obj->kind, op->obj->algo, op->events,
+				 op->obj->n_waiters, op->p->backend == SHMQ_BACKEND_HELPER_THREAD);
 	op->has_waiter = r == 0;
 	return r;
 }
@@ -644,9 +692,12 @@ static int run_due(struct shmq_poller *p)
 
 static int run_timers(struct shmq_poller *p)
 {
-	uint64_t now = shmq__now_ns();
+	uint64_t now;
 	int n = 0;
 
+	if (!p->heap_len)
+		return 0; /* no clock read: a stream of futures without deadlines reads none */
+	now = shmq__now_ns();
 	while (p->heap_len && p->heap[0]->deadline_ns <= now && !p->cb_err) {
 		struct op *op = p->heap[0];
 
@@ -826,6 +877,8 @@ SHMQ_API void shmq_poller_free(struct shmq_poller *p)
 	/* The kernel cancels whatever is left (nothing, normally) as the ring goes away. */
 	io_uring_queue_exit(&p->ring);
 	close(p->wake_efd);
+	while (p->n_spare)
+		free(p->spare[--p->n_spare]);
 	free(p->heap);
 	free(p);
 }
@@ -838,7 +891,23 @@ SHMQ_API int shmq_poller_backend(const struct shmq_poller *p)
 /* Common tail of every constructor: waiter, registration, or undo. */
 static int start_obj(struct shmq_poller *p, struct op *op, uint64_t deadline_ns, void **ret)
 {
-	int r = attach_waiter(op);
+	int r;
+
+	/*
+	 * Ready now (a message queued, a token free): done at once, with no
+	 * waiter, no system call and no clock read; its callback still runs
+	 * from the loop, like any other.
+	 */
+	if (op->fut != FUT_READY && op->fut != FUT_NONE && !p->closing &&
+	    (r = attempt(op)) != -EAGAIN) {
+		op->done = true;
+		op->result = r;
+		list_add_tail(&p->ops, &op->all);
+		list_add_tail(&p->due, &op->link);
+		*ret = op;
+		return 0;
+	}
+	r = attach_waiter(op);
 
 	if (r == 0)
 		r = op_start(p, op, deadline_ns);
@@ -1180,7 +1249,7 @@ SHMQ_API int shmq_poller_wait(struct shmq_poller *p, struct shmq_future *const *
 			r = (int)done;
 			break;
 		}
-		if (shmq__now_ns() >= deadline_ns) {
+		if (deadline_ns != SHMQ_FOREVER && shmq__now_ns() >= deadline_ns) {
 			r = -ETIMEDOUT;
 			break;
 		}

@@ -48,29 +48,35 @@ static_assert(SHMQ_BACKEND_URING_FUTEX == SHMQ__BACKEND_URING_FUTEX &&
 		      SHMQ_BACKEND_HELPER_THREAD == SHMQ__BACKEND_HELPER_THREAD,
 	      "public backend names are the internal ones");
 
-static int init_common(struct shmq_waiter *w, _Atomic unsigned int *n_users)
+static void init_common(struct shmq_waiter *w, _Atomic unsigned int *n_users, bool helper)
 {
-	int r = shmq__uring_futex_probe();
-
-	if (r < 0)
-		return r;
-	w->helper = r == 0;
+	w->helper = helper;
 	w->efd = -1;
 	w->n_users = n_users;
 	if (n_users)
 		fetch_add_relaxed(n_users, 1); /* read by close in this process only */
-	return 0;
 }
 
-int shmq__waiter_init(struct shmq_waiter *w, const struct shmq_kind *kind, void *handle,
-		      uint32_t events, _Atomic unsigned int *n_users)
+int shmq__waiter_init_on(struct shmq_waiter *w, const struct shmq_kind *kind, void *handle,
+			 uint32_t events, _Atomic unsigned int *n_users, bool helper)
 {
 	/* One direction per waiter, and one the kind can wait for. */
 	if (!kind || !handle || (events != SHMQ_KIND_EV_RECV && events != SHMQ_KIND_EV_SEND) ||
 	    !(kind->events & events))
 		return -EINVAL;
 	*w = (struct shmq_waiter){.kind = kind, .handle = handle, .events = events};
-	return init_common(w, n_users);
+	init_common(w, n_users, helper);
+	return 0;
+}
+
+int shmq__waiter_init(struct shmq_waiter *w, const struct shmq_kind *kind, void *handle,
+		      uint32_t events, _Atomic unsigned int *n_users)
+{
+	int r = shmq__uring_futex_probe();
+
+	if (r < 0)
+		return r;
+	return shmq__waiter_init_on(w, kind, handle, events, n_users, r == 0);
 }
 
 int shmq__waiter_fini(struct shmq_waiter *w)

@@ -2131,7 +2131,10 @@ SHMQ_API void shmq_watch_free(struct shmq_watch *w);
  *
  * The message is taken from the queue only when it fits the future (as
  * shmq_queue_recv()): the future's result is its length.  A message that is
- * already there completes the future on the next loop iteration.
+ * already there completes the future at once, in this call, with no system
+ * call and (past the first few futures) no allocation; @fn still runs from
+ * the loop, on its next step.  The same holds for shmq_poller_recv_batch()
+ * and, with a token free, shmq_poller_acquire().
  * Return: 0; -EINVAL; -EBADF not opened for receiving; -ENOMEM.
  *         The future's result: the length (>= 0); -EAGAIN (deadline 0); -ETIMEDOUT; -ECANCELED;
  *         -EMSGSIZE (consumed); -EBADMSG.
