@@ -1186,6 +1186,49 @@ int shmq__ring_try_send(struct shmq_ring *r, const void *msg, size_t len)
 }
 
 /* Up to @n sends, one wake.  Return: how many (> 0), or the first one's -errno (-EAGAIN full). */
+/*
+ * SPSC batch send: write a run of messages into free slots, then publish
+ * their turns.  The consumer sees the run's first message only once all
+ * of it is written, so it reads the run's lines one after the other while
+ * we write the next run's, instead of chasing us a line at a time (the
+ * chase costs one cache-line round trip per message: design.md).  tail is
+ * stored after each turn, so it lags by one at most, as after a send.
+ * Plain messages only: the run stops before one that needs the arena.
+ * Return: how many (0: the first needs send_one()); -EAGAIN full; -EPIPE;
+ * -EBADMSG.
+ */
+static int spsc_send_run(struct shmq_ring *r, const struct iovec *msgs, unsigned int n)
+{
+	uint32_t pos, k;
+	int rc;
+
+	if (msgs[0].iov_len > r->slot_size)
+		return 0;
+	rc = next_write(r, &pos);
+	if (rc < 0)
+		return rc;
+	for (k = 0; k < n && msgs[k].iov_len <= r->slot_size; k++) {
+		struct shmq_slot_hdr *h = slot_at(r, pos + k);
+
+		/* A3: pairs with R4; next_write() checked the first one */
+		if (k && load_acquire(&h->state) != TURN(pos + k, 0))
+			break; /* full there (or odd: the next call's next_write() says so) */
+		copy_bytes(payload(h), msgs[k].iov_base, msgs[k].iov_len);
+		store_relaxed(&h->len, (uint32_t)msgs[k].iov_len); /* ordered by R1 */
+		store_relaxed(&h->flags, 0);
+	}
+	for (uint32_t j = 0; j < k; j++) {
+		/* R1: pairs with A1 in spsc_next_full() and spsc_recv_run() */
+		store_release(&slot_at(r, pos + j)->state, TURN(pos + j + 1, 0));
+		store_relaxed(&r->q->tail, pos + j + 1); /* observers only */
+	}
+	r->prod_pos = pos + k;
+	if ((pos + k) / 64 != pos / 64)				  /* sample depth, as send_one() */
+		hwm_note(r, pos + k - load_relaxed(&r->q->head)); /* statistic */
+	counter_inc(&r->c->sent, k);
+	return (int)k;
+}
+
 static int send_batch_once(struct shmq_ring *r, const struct iovec *msgs, unsigned int n)
 {
 	unsigned int i = 0;
@@ -1193,6 +1236,12 @@ static int send_batch_once(struct shmq_ring *r, const struct iovec *msgs, unsign
 
 	if (r->rsv_active)
 		return -EINVAL;
+	if (is_spsc(r) && !r->joinable) {
+		rc = spsc_send_run(r, msgs, n);
+		if (rc < 0)
+			return rc;
+		i = (unsigned int)rc;
+	}
 	for (; i < n; i++) {
 		rc = send_one(r, msgs[i].iov_base, msgs[i].iov_len);
 		if (rc < 0)
@@ -1395,6 +1444,44 @@ int shmq__ring_try_recv(struct shmq_ring *r, void *buf, size_t buf_size)
  * Up to @n receives, one wake.  Return: how many (> 0), or the first one's
  * -errno (-EAGAIN empty; -EBADMSG, -EMSGSIZE consumed it).
  */
+/*
+ * SPSC batch receive: copy out a run of published plain messages, then
+ * free their turns: the producer finds the run's slots free together, and
+ * writes them while we read on.  head is stored after each turn (lagging
+ * by one at most).  The run stops before anything recv_one() must judge:
+ * an unpublished or skipped turn, a tombstone, an arena message, one too
+ * long for its buffer.  Return: how many (0: let recv_one() take the
+ * first); -EPIPE shut down immediately.
+ */
+static int spsc_recv_run(struct shmq_ring *r, struct iovec *msgs, unsigned int n)
+{
+	uint32_t pos = r->cons_pos, k;
+
+	/* A5, as take(): what was sent before an immediate shutdown is not received */
+	if (load_acquire(&r->q->shutdown) == SHMQ_QUEUE_SHUTDOWN_IMMEDIATE)
+		return -EPIPE;
+	for (k = 0; k < n; k++) {
+		struct shmq_slot_hdr *h = slot_at(r, pos + k);
+		uint32_t len;
+
+		if (load_acquire(&h->state) != TURN(pos + k + 1, 0)) /* A1: pairs with R1 */
+			break;
+		/* Read once: a peer could change them under us (no double fetch). */
+		len = load_relaxed(&h->len);
+		if (load_relaxed(&h->flags) || len > r->slot_size || len > msgs[k].iov_len)
+			break;
+		copy_bytes(msgs[k].iov_base, payload(h), len);
+		msgs[k].iov_len = len;
+	}
+	for (uint32_t j = 0; j < k; j++) {
+		turn_free(r, pos + j);			 /* R4 */
+		store_relaxed(&r->q->head, pos + j + 1); /* observers only */
+	}
+	r->cons_pos = pos + k;
+	counter_inc(&r->c->received, k);
+	return (int)k;
+}
+
 static int recv_batch_once(struct shmq_ring *r, struct iovec *msgs, unsigned int n)
 {
 	unsigned int i = 0;
@@ -1402,6 +1489,12 @@ static int recv_batch_once(struct shmq_ring *r, struct iovec *msgs, unsigned int
 
 	if (r->peek_active)
 		return -EINVAL;
+	if (is_spsc(r) && !r->joinable) {
+		rc = spsc_recv_run(r, msgs, n);
+		if (rc < 0)
+			return rc;
+		i = (unsigned int)rc;
+	}
 	for (; i < n; i++) {
 		uint32_t fit = i == 0			      ? UINT32_MAX
 			       : msgs[i].iov_len > UINT32_MAX ? UINT32_MAX - 1
