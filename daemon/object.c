@@ -424,6 +424,14 @@ int shmqd_object_attach(struct shmqd *d, struct shmqd_session *s, struct shmqd_o
 	a = calloc(1, sizeof(*a));
 	if (!a)
 		return log_client_errno(LOG_WARNING, -ENOMEM, "allocating an attachment");
+	/*
+	 * A client from before layout 1.9 may skip the fence before its
+	 * sleeper check (1.0 did by default) without setting the flag that
+	 * makes sleepers pay the heavy barrier (shm/fence.h): set it for it,
+	 * before it gets the memory.  Sticky, like the client's own.
+	 */
+	if (role && s->client_layout_minor < 9 && o->seg.layout_minor >= 9)
+		store_seq_cst(&o->seg.hdr->asym_fence, 1);
 	/* A view never writes, so it needs no record and no repair. */
 	if (role) {
 		r = shmq__session_claim(&o->seg, role, s->pid, s->uid, &index);

@@ -76,6 +76,7 @@ static int on_request_hello(struct shmqd_session *s, const struct shmq_req_hello
 			return bad(s, "client_name has unprintable bytes");
 
 	s->hello_done = true;
+	s->client_layout_minor = q->layout_minor;
 	memcpy(s->client_name, q->client_name, sizeof(s->client_name));
 	memset(out, 0, sizeof(*out));
 	out->proto_version = SHMQ_PROTO_VERSION;

@@ -156,6 +156,7 @@ struct shmqd_session {
 	uint64_t session_id;
 	uint64_t connected_ns;
 	bool hello_done;
+	uint16_t client_layout_minor; /* its HELLO's: before 9, it cannot say how it fences */
 	bool over_limit; /* past max-clients(-per-uid): answered -ENOSPC, then dropped */
 	bool dead;
 	bool adopted;	    /* from the registry after a restart: no socket, pidfd only */

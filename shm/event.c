@@ -64,7 +64,7 @@ int shmq__event_attach(struct shmq_event *ev, const struct shmq_segment *seg, ui
 	ev->e = seg->object;
 	ev->c = rec ? &rec->c : &ev->private_counters;
 	ev->spin_ns = SHMQ_EVENT_SPIN_NS_DEFAULT;
-	ev->asym = shmq__fence_register();
+	shmq__fence_user_init(&ev->fence, shmq__segment_asym_flag(seg));
 	return 0;
 }
 
@@ -78,7 +78,7 @@ int shmq__event_set(struct shmq_event *ev)
 		/* R1: pairs with A1 in the waiters; (c) of the eventcount */
 		if (cas_seq_cst(&ev->e->state, &v, (v + 2) | SHMQ_EVENT_SET)) {
 			counter_inc(&ev->c->sent, 1);
-			if (shmq__ec_notify(&ev->e->ec, ev->asym)) /* (d)..(f) */
+			if (shmq__ec_notify(&ev->e->ec, &ev->fence)) /* (d)..(f) */
 				counter_inc(&ev->c->wakes, 1);
 			return 1;
 		}
@@ -138,7 +138,7 @@ int shmq__event_wait(struct shmq_event *ev, uint64_t deadline_ns)
 	}
 	for (;;) {
 		bool bounded;
-		uint32_t key = shmq__ec_prepare(&ev->e->ec, &bounded); /* (a), H1, F2 */
+		uint32_t key = shmq__ec_prepare(&ev->e->ec, &ev->fence, &bounded); /* (a), H1, F2 */
 
 		if (happened(ev, g)) /* (b) */
 			goto done;
@@ -151,6 +151,8 @@ int shmq__event_wait(struct shmq_event *ev, uint64_t deadline_ns)
 		}
 		if (r < 0)
 			return r;
+		if (happened(ev, g)) /* woken: look before announcing again (ring.c, wait_loop) */
+			goto done;
 	}
 done:
 	counter_inc(&ev->c->received, 1);
@@ -217,7 +219,7 @@ static int event_arm(void *handle, uint32_t events, struct shmq_kind_arm *ret)
 	(void)events;
 	if (shmq__event_is_set(ev))
 		return 1;
-	key = shmq__ec_prepare(&ev->e->ec, &bounded); /* (a), H1, F2 */
+	key = shmq__ec_prepare(&ev->e->ec, &ev->fence, &bounded); /* (a), H1, F2 */
 	if (shmq__event_is_set(ev))
 		return 1; /* (b); the bit stays set: the next set pays one spare wake */
 	counter_inc(&ev->c->sleeps, 1);

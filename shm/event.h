@@ -20,6 +20,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "shm/fence.h"
 #include "shm/layout.h"
 
 #define SHMQ_EVENT_SET		   UINT32_C(1) /* state bit 0 */
@@ -28,9 +29,9 @@
 /* Process-local handle, filled by shmq__event_attach(); must not be copied after. */
 struct shmq_event {
 	struct shmq_event_shm *e;
-	struct shmq_counters *c; /* this session's counters, or &private_counters */
-	uint64_t spin_ns;	 /* spin budget before sleeping; 0: sleep at once */
-	bool asym;		 /* light barrier on set (shm/fence.h) */
+	struct shmq_counters *c;      /* this session's counters, or &private_counters */
+	uint64_t spin_ns;	      /* spin budget before sleeping; 0: sleep at once */
+	struct shmq_fence_user fence; /* light barrier on set (shm/fence.h) */
 	struct shmq_counters private_counters;
 };
 

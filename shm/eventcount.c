@@ -24,13 +24,16 @@ bool shmq__ec_wake_all(_Atomic uint32_t *ec)
 	return (v & SHMQ_EC_WAITERS) && shmq__ec_wake(ec, v);
 }
 
-uint32_t shmq__ec_prepare(_Atomic uint32_t *ec, bool *ret_bounded)
+uint32_t shmq__ec_prepare(_Atomic uint32_t *ec, const struct shmq_fence_user *fu, bool *ret_bounded)
 {
 	/* (a) announce; the returned value is the key the kernel compares. */
 	uint32_t key = fetch_or_seq_cst(ec, SHMQ_EC_WAITERS) | SHMQ_EC_WAITERS;
 
-	/* H1: a full barrier on every publisher; pairs with F1 in shmq__ec_notify(). */
-	*ret_bounded = shmq__fence_heavy() < 0;
+	/*
+	 * H1: a full barrier on every publisher that skips F1's fence; pairs
+	 * with F1 in shmq__ec_notify().  Only if the segment has one (T2).
+	 */
+	*ret_bounded = shmq__fence_sleeper(fu) < 0;
 	fence_seq_cst(); /* F2: orders the caller's re-check (b) after (a) */
 	return key;
 }

@@ -34,9 +34,12 @@
  *   With SHMQ_ASYM_FENCE=1, F1 is a compiler barrier and H1 a
  *   membarrier(2) that makes every running thread of the process execute a
  *   full barrier, which puts F1's fence where it is needed (shm/fence.h,
- *   including why it is opt-in).  Without a heavy barrier the sleep is cut
- *   into slices (SHMQ_FENCE_FALLBACK_SLICE_NS): a wake may be missed, a
- *   sleeper never waits longer than a slice for it.
+ *   including why it is opt-in).  H1 runs only where the segment says a
+ *   publisher relies on it (its asym_fence flag, layout 1.9): by default
+ *   F1 is a real fence and a sleep issues no membarrier(2).  Where H1 is
+ *   needed and fails, the sleep is cut into slices
+ *   (SHMQ_FENCE_FALLBACK_SLICE_NS): a wake may be missed, a sleeper never
+ *   waits longer than a slice for it.
  *
  * Asynchronous waits split (a)..(e) across two places: shmq__ec_prepare()
  * and the re-check run at arm time, and the sleep (e) is an io_uring
@@ -84,15 +87,15 @@ bool shmq__ec_wake_all(_Atomic uint32_t *ec);
 
 /*
  * (d)..(f), after the caller published: wake every sleeper announced on @ec.
- * @asym: this process registered for the asymmetric fence (shm/fence.h).
+ * @fu: the publishing handle's fence state (shm/fence.h).
  * Return: true when a FUTEX_WAKE was issued (for the caller's counters).
  */
-static inline bool shmq__ec_notify(_Atomic uint32_t *ec, bool asym)
+static inline bool shmq__ec_notify(_Atomic uint32_t *ec, struct shmq_fence_user *fu)
 {
 	uint32_t v;
 
 	/* F1: the publish before the sleeper check; pairs with H1/F2 in shmq__ec_prepare(). */
-	shmq__fence_light(asym);
+	shmq__fence_light(shmq__fence_publisher(fu));
 	v = load_relaxed(ec); /* ordered by F1 */
 	if (!(v & SHMQ_EC_WAITERS))
 		return false;
@@ -102,12 +105,15 @@ static inline bool shmq__ec_notify(_Atomic uint32_t *ec, bool asym)
 /*
  * (a), H1, F2: announce a sleeper on @ec.  The caller then re-checks (b)
  * and, if still nothing, sleeps on the returned key (shmq__ec_sleep(), or
- * an asynchronous wait on @ec for that key).
+ * an asynchronous wait on @ec for that key).  @fu: the caller's handle's
+ * fence state; H1 only if its segment says a publisher relies on it
+ * (shmq__fence_sleeper()).
  * @ret_bounded: set when this process has no heavy barrier, so the sleep
  * must be bounded by SHMQ_FENCE_FALLBACK_SLICE_NS.
  * Return: the key.
  */
-uint32_t shmq__ec_prepare(_Atomic uint32_t *ec, bool *ret_bounded);
+uint32_t shmq__ec_prepare(_Atomic uint32_t *ec, const struct shmq_fence_user *fu,
+			  bool *ret_bounded);
 
 /*
  * (e): sleep while *@ec == @key, until the absolute CLOCK_MONOTONIC

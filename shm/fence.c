@@ -45,7 +45,33 @@ bool shmq__fence_register(void)
 	return r == pid;
 }
 
+/* Counted for tests and shmq-bench: a process-local statistic. */
+static _Atomic uint64_t heavy_count;
+
 int shmq__fence_heavy(void)
 {
+	fetch_add_relaxed(&heavy_count, 1);
 	return membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED) < 0 ? -errno : 0;
+}
+
+uint64_t shmq__fence_heavy_count(void)
+{
+	return load_relaxed(&heavy_count);
+}
+
+void shmq__fence_tell(struct shmq_fence_user *u)
+{
+	/* Our own store even when the flag is set: the argument needs T1 ours. */
+	if (u->flag)
+		store_seq_cst(u->flag, 1); /* T1 */
+	fence_seq_cst();		   /* X: see shm/fence.h */
+	u->told = true;
+}
+
+int shmq__fence_sleeper(const struct shmq_fence_user *u)
+{
+	/* T2: pairs with T1 and X in shmq__fence_tell() */
+	if (u->flag && !load_seq_cst(u->flag))
+		return 0;
+	return shmq__fence_heavy(); /* H1 */
 }

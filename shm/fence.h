@@ -32,8 +32,10 @@
  * that CPU and a publisher there is not fenced: a sleeper can then miss
  * its wake-up.  Until that is fixed in the kernel, the default light side
  * is a real fence; enable the asymmetric one only in processes whose
- * threads never exit.  Sleepers always issue the heavy barrier, so opted-in
- * publishers stay correct next to default ones.
+ * threads never exit.  Sleepers issue the heavy barrier wherever an
+ * opted-in publisher said it relies on it (struct shmq_fence_user below),
+ * so opted-in publishers stay correct next to default ones, and by default
+ * a sleep issues no membarrier(2) at all.
  *
  * A process whose registration fails (old kernel, seccomp) uses a real
  * fence on the light side, so it is correct on its own.  A sleeper whose
@@ -70,5 +72,53 @@ static inline void shmq__fence_light(bool asym)
 	else
 		fence_seq_cst();
 }
+
+/*
+ * Who pays the heavy barrier (layout 1.9).  A sleeper issues it only when
+ * its segment's flag (struct shmq_segment_hdr.asym_fence) says that some
+ * publisher relies on it; by default nobody does, and a sleep costs no
+ * membarrier(2).  A publisher that skips the fence sets the flag before
+ * the first check that skips it, then runs one full fence (X):
+ *
+ *   publisher                              sleeper
+ *   T1 store_seq_cst(flag, 1); X fence     (a) fetch_or the eventcount
+ *   (c) publish; F1 compiler barrier      T2 load_seq_cst(flag)
+ *   (d) load the eventcount                 0: no H1; else H1; then F2, (b)
+ *
+ * If T2 reads 0, T2 precedes T1 in the seq_cst order, so (a) precedes the
+ * fence X, which is sequenced before every later (d): each of those sees
+ * the announcement.  If T2 reads 1, H1 runs as before the flag existed.
+ * @flag is NULL for a segment older than 1.9: its sleepers always pay H1.
+ */
+struct shmq_fence_user {
+	_Atomic uint32_t *flag; /* the segment's asym_fence, or NULL */
+	bool asym;		/* this process skips F1's fence (shmq__fence_register()) */
+	bool told;		/* T1 and X are done */
+};
+
+/* A handle of this process on a segment whose flag is @flag (or NULL). */
+static inline void shmq__fence_user_init(struct shmq_fence_user *u, _Atomic uint32_t *flag)
+{
+	u->flag = flag;
+	u->asym = shmq__fence_register();
+	u->told = false;
+}
+
+/* T1 and X, once per handle. */
+void shmq__fence_tell(struct shmq_fence_user *u);
+
+/* Before a publisher's sleeper check: whether F1 may be light (T1, X done if so). */
+static inline bool shmq__fence_publisher(struct shmq_fence_user *u)
+{
+	if (u->asym && !u->told)
+		shmq__fence_tell(u);
+	return u->asym;
+}
+
+/* A sleeper's H1, where a publisher may rely on it.  Return: 0 or -errno of the barrier. */
+int shmq__fence_sleeper(const struct shmq_fence_user *u);
+
+/* How many heavy barriers this process has issued (tests, shmq-bench). */
+uint64_t shmq__fence_heavy_count(void);
 
 #endif /* SHMQ_SHM_FENCE_H */

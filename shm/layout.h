@@ -33,7 +33,7 @@
 
 #define SHMQ_SEGMENT_MAGIC UINT64_C(0x4d474553514d4853) /* "SHMQSEGM" in memory */
 #define SHMQ_LAYOUT_MAJOR  1
-#define SHMQ_LAYOUT_MINOR  8
+#define SHMQ_LAYOUT_MINOR  9
 
 /* Two cache lines: the adjacent-line prefetcher pulls lines in pairs. */
 #define SHMQ_FALSE_SHARING_ALIGN 128
@@ -209,7 +209,14 @@ struct shmq_segment_hdr {
 	_Atomic uint32_t state;		      /* 176 SHMQ_SEG_*; R0: PUBLISHED written last */
 	uint32_t reserved0;		      /* 180 */
 	_Atomic uint64_t daemon_heartbeat_ns; /* 184 CLOCK_MONOTONIC; shmqd writes */
-	uint8_t reserved[64];		      /* 192 zero; room for minor additions */
+	/*
+	 * 192 (1.9): nonzero once a publisher that skips the full fence before
+	 * its sleeper check (SHMQ_ASYM_FENCE=1, shm/fence.h), or a client too
+	 * old to say whether it does, has used the object: its sleepers then
+	 * issue the heavy barrier.  Never cleared.
+	 */
+	_Atomic uint32_t asym_fence;
+	uint8_t reserved[60]; /* 196 zero; room for minor additions */
 };
 
 /* struct shmq_session_shm.state */
@@ -546,6 +553,15 @@ struct shmq_segment {
 	unsigned char *slots; /* the area after it (a queue's slots), or NULL */
 	char name[SHMQ_NAME_MAX + 1];
 };
+
+/*
+ * The segment's asym_fence flag (shm/fence.h), or NULL for a segment older
+ * than layout 1.9, whose sleepers must assume a publisher relies on them.
+ */
+static inline _Atomic uint32_t *shmq__segment_asym_flag(const struct shmq_segment *seg)
+{
+	return seg->layout_minor >= 9 ? &seg->hdr->asym_fence : NULL;
+}
 
 bool shmq__name_is_valid(const char *name);
 int shmq__segment_size(const struct shmq_segment_params *p, uint64_t *ret_size);

@@ -156,7 +156,7 @@ int shmq__ring_attach_at(struct shmq_ring *r, const struct shmq_segment *seg, ui
 	 */
 	r->cons_pos = load_relaxed(&r->q->head); /* a hint: the turns are authoritative */
 	r->prod_pos = load_relaxed(&r->q->tail);
-	r->asym = shmq__fence_register();
+	shmq__fence_user_init(&r->fence, shmq__segment_asym_flag(seg));
 	r->arena = part->arena;
 	r->arena_size = part->arena ? part->arena_size : 0;
 	r->max_msg =
@@ -211,7 +211,7 @@ static void hwm_note(struct shmq_ring *r, uint32_t depth)
 /* After a publish or a free: wake the other side's sleepers (shm/eventcount.h). */
 static inline void ec_notify(struct shmq_ring *r, _Atomic uint32_t *ec)
 {
-	if (shmq__ec_notify(ec, r->asym))
+	if (shmq__ec_notify(ec, &r->fence))
 		counter_inc(&r->c->wakes, 1);
 }
 
@@ -656,8 +656,8 @@ int shmq__ring_join(struct shmq_ring *r, uint64_t deadline_ns)
 		rc = join_ready(r);
 		if (rc != -EAGAIN)
 			return rc;
-		key = shmq__ec_prepare(ec, &bounded); /* (a), H1, F2 */
-		rc = join_ready(r);		      /* (b) */
+		key = shmq__ec_prepare(ec, &r->fence, &bounded); /* (a), H1, F2 */
+		rc = join_ready(r);				 /* (b) */
 		if (rc != -EAGAIN)
 			return rc;
 		counter_inc(&r->c->sleeps, 1);
@@ -1656,7 +1656,7 @@ static int wait_loop(struct shmq_ring *r, const struct ring_call *c, uint64_t de
 
 	for (;;) {
 		bool bounded;
-		uint32_t key = shmq__ec_prepare(ec, &bounded); /* (a), H1, F2 */
+		uint32_t key = shmq__ec_prepare(ec, &r->fence, &bounded); /* (a), H1, F2 */
 
 		rc = attempt(r, c); /* (b) re-check after announcing */
 		if (rc != -EAGAIN)
@@ -1668,6 +1668,14 @@ static int wait_loop(struct shmq_ring *r, const struct ring_call *c, uint64_t de
 			return rc == -EAGAIN ? -ETIMEDOUT : rc;
 		}
 		if (rc < 0)
+			return rc;
+		/*
+		 * Woken, or the word moved: look before announcing again.  An
+		 * announcement made when the message is already there stays
+		 * behind, and the next publish pays a FUTEX_WAKE of nobody.
+		 */
+		rc = attempt(r, c);
+		if (rc != -EAGAIN)
 			return rc;
 	}
 }
@@ -1802,7 +1810,7 @@ int shmq__ring_arm(struct shmq_ring *r, bool sender, struct shmq_ring_arm *ret)
 	if (shmq__ring_is_ready(r, sender))
 		return 1; /* no announcement needed: the caller attempts at once */
 
-	key = shmq__ec_prepare(ec, &bounded); /* (a), H1, F2 */
+	key = shmq__ec_prepare(ec, &r->fence, &bounded); /* (a), H1, F2 */
 	if (shmq__ring_is_ready(r, sender))
 		return 1; /* (b); WAITERS stays set: the next waker pays one spare wake */
 

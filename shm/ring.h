@@ -38,6 +38,7 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
+#include "shm/fence.h"
 #include "shm/layout.h"
 #include "shm/owner.h"
 
@@ -55,9 +56,9 @@ struct shmq_ring { /* process-local; validated at attach */
 	uint32_t tag;	  /* session index + 1: owner tag in slot claims */
 	uint64_t spin_ns; /* spin budget before sleeping; 0: sleep at once */
 	/* SPSC: own indices live here (the shm copy is for observers, never read back). */
-	uint32_t prod_pos; /* producer: next position to write */
-	uint32_t cons_pos; /* consumer: next position to read */
-	bool asym;	   /* light barrier on publish: see shm/fence.h */
+	uint32_t prod_pos;	      /* producer: next position to write */
+	uint32_t cons_pos;	      /* consumer: next position to read */
+	struct shmq_fence_user fence; /* light barrier on publish: see shm/fence.h */
 	/* Zero-copy state: at most one reservation and one peek per handle. */
 	uint32_t rsv_pos;
 	uint32_t peek_pos;

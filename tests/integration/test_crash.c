@@ -597,9 +597,8 @@ static int take_one_and_hang(void *arg)
 Test(crash, a_token_taken_by_one_process_and_posted_by_another_follows_the_undo_rule)
 {
 	for (int undo = 1; undo >= 0; undo--) {
-		struct shmq_sem_attr a = {.size = sizeof(a),
-					  .initial = 1,
-					  .flags = undo ? SHMQ_SEM_ATTR_UNDO : 0};
+		struct shmq_sem_attr a = {
+			.size = sizeof(a), .initial = 1, .flags = undo ? SHMQ_SEM_ATTR_UNDO : 0};
 		struct holder *h = t_shared_alloc(sizeof(*h));
 		struct shmq_client *c = t_connect(&d);
 		struct shmq_sem *s;

@@ -345,9 +345,10 @@ Test(lograte, one_uid_flooding_requests_is_limited_and_another_uid_still_logged)
 	t_need_root("the flood runs as a second uid");
 	t_daemon_start(&dl, NULL, NULL);
 	*f = (struct flood){.sock = dl.sock, .r = 1};
-	cr_assert(eq(int, t_wait_peer_ms(t_fork_as(T_UNPRIVILEGED_ID, T_UNPRIVILEGED_ID, flood, f),
-					 30000),
-		     0));
+	cr_assert(
+		eq(int,
+		   t_wait_peer_ms(t_fork_as(T_UNPRIVILEGED_ID, T_UNPRIVILEGED_ID, flood, f), 30000),
+		   0));
 	cr_assert(eq(int, f->r, 0), "the flood: %s", strerror(-f->r));
 	/* Another uid's line is its own bucket's: written at once. */
 	c = t_connect(&dl);

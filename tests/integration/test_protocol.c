@@ -16,6 +16,8 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdatomic.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -636,4 +638,61 @@ Test(protocol, hello_with_an_unterminated_or_unprintable_client_name_gets_einval
 	       "HELLO with control characters in the client name");
 	close(fd);
 	finish();
+}
+
+/* --- The asymmetric fence flag for clients that predate it --- */
+
+/* OPEN "@name" with @flags on a session whose HELLO says layout minor @minor; map its memory. */
+static const struct shmq_segment_hdr *open_as(int minor, const char *name, uint32_t flags,
+					      int *ret_fd)
+{
+	struct shmq_req_hello h = {
+		.proto_version = SHMQ_PROTO_VERSION,
+		.layout_major = SHMQ_LAYOUT_MAJOR,
+		.layout_minor = (uint16_t)minor,
+		.client_name = "old-client",
+	};
+	struct shmq_req_open req;
+	struct shmq_rep_open ro;
+	struct t_reply *r = malloc(sizeof(*r));
+	void *base;
+	int fd = t_raw_connect(d.sock);
+
+	cr_assert(r && fd >= 0);
+	T_OK(t_raw_call(fd, SHMQ_OP_HELLO, &h, sizeof(h), r));
+	t_raw_queue_req(&req, name, SHMQ_OPEN_CREATE | flags, 8, 64, SHMQ_QMODE_SPSC, 0600);
+	T_OK(t_raw_call(fd, SHMQ_OP_OPEN, &req, sizeof(req), r));
+	memcpy(&ro, r->body, sizeof(ro));
+	cr_assert(r->fd >= 0);
+	base = mmap(NULL, (size_t)ro.size, PROT_READ, MAP_SHARED, r->fd, 0);
+	cr_assert(base != MAP_FAILED);
+	close(r->fd);
+	free(r);
+	*ret_fd = fd;
+	return base;
+}
+
+/*
+ * A client from before layout 1.9 may skip the fence before its sleeper
+ * check without knowing the segment flag that makes sleepers pay for it
+ * (shm/fence.h): shmqd sets the flag for it at attach.  A current client's
+ * attach leaves it to the client, and a view never publishes.
+ */
+Test(protocol, an_attach_by_a_client_older_than_layout_1_9_sets_the_asym_fence_flag)
+{
+	const struct shmq_segment_hdr *now, *view, *old;
+	int fd1, fd2, fd3;
+
+	now = open_as(SHMQ_LAYOUT_MINOR, "fence-now", SHMQ_OPEN_SEND, &fd1);
+	cr_assert(eq(u32, atomic_load(&now->asym_fence), 0));
+	cr_assert(eq(u32, now->layout_minor, SHMQ_LAYOUT_MINOR));
+	view = open_as(1, "fence-now", SHMQ_OPEN_VIEW, &fd2);
+	cr_assert(eq(u32, atomic_load(&view->asym_fence), 0), "a view set the flag");
+	old = open_as(1, "fence-now", SHMQ_OPEN_RECV, &fd3);
+	cr_assert(eq(u32, atomic_load(&old->asym_fence), 1),
+		  "an old client's attach left it clear");
+	cr_assert(eq(u32, atomic_load(&now->asym_fence), 1), "one segment, one flag");
+	close(fd1);
+	close(fd2);
+	close(fd3);
 }

@@ -32,6 +32,7 @@
 
 #include "libclient/async.h"
 #include "shm/atomic.h"
+#include "shm/eventcount.h"
 #include "shm/futex.h"
 #include "shm/ring.h"
 #include "shm/sem.h"
@@ -661,7 +662,9 @@ Test(async, waiter_without_a_heavy_barrier_sleeps_in_bounded_slices_on_a_helper)
 	struct shmq_waiter w;
 	uint64_t t0;
 
-	queue_new(4, SHMQ_QMODE_MPMC); /* attach registered the light side: publishers trust us */
+	queue_new(4, SHMQ_QMODE_MPMC);
+	/* A publisher that relies on our heavy barrier has said so (shm/fence.h). */
+	atomic_store(&fx.seg.hdr->asym_fence, 1);
 	refuse_membarrier();
 	cr_assert(eq(int, shmq__ring_arm(&rx, false, &a), 0));
 	cr_assert(a.bounded, "a refused heavy barrier must bound the sleep");
@@ -674,6 +677,83 @@ Test(async, waiter_without_a_heavy_barrier_sleeps_in_bounded_slices_on_a_helper)
 	cr_assert(eq(int, shmq__waiter_complete(&w, reap(REAP_MS, NULL)), 0));
 	cr_assert(lt(u64, shmq__now_ns() - t0, UINT64_C(500000000)));
 	cr_assert(eq(int, shmq__waiter_fini(&w), 0));
+}
+
+/*
+ * The heavy barrier is paid only where a publisher relies on it (layout
+ * 1.9, shm/fence.h): by default a sleep issues no membarrier(2), and even
+ * a refused one does not bound it.
+ */
+Test(async, a_default_sleeper_issues_no_heavy_barrier_and_sleeps_unbounded)
+{
+	struct shmq_ring_arm a;
+	uint64_t before;
+	char buf[64];
+
+	queue_new(4, SHMQ_QMODE_MPMC);
+	before = shmq__fence_heavy_count();
+	cr_assert(eq(int,
+		     shmq__ring_recv_wait(&rx, buf, sizeof(buf), shmq__deadline_after_ns(2000000)),
+		     -ETIMEDOUT));
+	cr_assert(eq(int, shmq__ring_arm(&rx, false, &a), 0));
+	cr_assert(eq(u64, shmq__fence_heavy_count(), before), "a default sleep paid a membarrier");
+	refuse_membarrier();
+	cr_assert(eq(int, shmq__ring_arm(&rx, false, &a), 0));
+	cr_assert(a.bounded == false, "no publisher relies on the heavy barrier: nothing to bound");
+	/* Once one does, every sleeper pays it. */
+	atomic_store(&fx.seg.hdr->asym_fence, 1);
+	cr_assert(eq(int, shmq__ring_arm(&rx, false, &a), 0));
+	cr_assert(a.bounded);
+	cr_assert(eq(u64, shmq__fence_heavy_count(), before + 1));
+}
+
+/* Child: attach with the asymmetric fence opted in, wait for the sleeper, send one. */
+static int asym_publisher(void *arg)
+{
+	struct shmq_ring ring;
+	uint32_t v = 42;
+
+	(void)arg;
+	setenv("SHMQ_ASYM_FENCE", "1", 1);
+	if (shmq__ring_attach(&ring, &fx.seg, UINT32_MAX) < 0 || !ring.fence.asym)
+		return 1;
+	/* Until the parent announced its sleep: the flag is still clear then. */
+	while (!(atomic_load(&((struct shmq_queue_shm *)fx.seg.object)->ec_recv) & SHMQ_EC_WAITERS))
+		;
+	t_sleep_ms(20); /* into the kernel's futex wait */
+	return shmq__ring_try_send(&ring, &v, sizeof(v)) == 0 ? 0 : 2;
+}
+
+/*
+ * A publisher that skips the fence, next to a default sleeper that skipped
+ * the heavy barrier because the flag was clear when it announced: the
+ * publisher's first check sets the flag behind a full fence (T1, X), so it
+ * sees the sleeper and wakes it at once, and later sleepers pay H1.
+ */
+Test(async, an_asymmetric_publisher_wakes_a_sleeper_that_paid_no_heavy_barrier)
+{
+	uint64_t before, t0;
+	uint32_t v = 0;
+	pid_t pid;
+
+	queue_new(4, SHMQ_QMODE_SPSC);
+	before = shmq__fence_heavy_count();
+	pid = t_fork_peer(asym_publisher, NULL);
+	t0 = shmq__now_ns();
+	cr_assert(eq(int,
+		     shmq__ring_recv_wait(&rx, &v, sizeof(v),
+					  shmq__deadline_after_ns(UINT64_C(5000000000))),
+		     (int)sizeof(v)));
+	cr_assert(eq(u32, v, 42));
+	cr_assert(lt(u64, shmq__now_ns() - t0, UINT64_C(2000000000)));
+	cr_assert(eq(int, t_wait_peer(pid), 0));
+	cr_assert(eq(u64, shmq__fence_heavy_count(), before),
+		  "the sleep before the flag paid H1, or its wake announced again");
+	cr_assert(eq(u32, atomic_load(&fx.seg.hdr->asym_fence), 1), "the publisher set the flag");
+	cr_assert(eq(int,
+		     shmq__ring_recv_wait(&rx, &v, sizeof(v), shmq__deadline_after_ns(1000000)),
+		     -ETIMEDOUT));
+	cr_assert(gt(u64, shmq__fence_heavy_count(), before), "a sleep after the flag pays H1");
 }
 
 /* --- Round trips between two threads, each on its own ring --- */

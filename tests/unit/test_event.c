@@ -204,7 +204,8 @@ Test(event, a_sleeper_bit_left_by_a_dead_session_is_cleared_by_the_repair)
 	bool bounded;
 
 	event_new(0);
-	(void)shmq__ec_prepare(&shm()->ec, &bounded); /* a sleeper that will never wake up */
+	(void)shmq__ec_prepare(&shm()->ec, &ev.fence,
+			       &bounded); /* a sleeper that will never wake up */
 	cr_assert(load_relaxed(&shm()->ec) & SHMQ_EC_WAITERS);
 	cr_assert(eq(int, shmq__kind_event.repair(&fx.seg, 0, &rep), 1));
 	cr_assert(eq(u32, rep.woken, 1));
