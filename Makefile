@@ -50,11 +50,14 @@ tmpfilesdir ?= $(prefix)/lib/tmpfiles.d
 # printed and make stops (exit 2).  Building the daemon, library and tools
 # needs only DEPS_BUILD; the test, fuzz and format tools are needed only by
 # their goals.
-DEPS_BUILD := gcc make pkg-config liburing-dev libnuma-dev libsystemd-dev
-# The tests parse shmqctl --json with python3, check the units with
+DEPS_BUILD := gcc make pkg-config liburing-dev libnuma-dev libsystemd-dev python3-dev
+# The Python module (libclient/python) builds against python3-dev.
+# The tests parse shmqctl --json with python3, run tests/python with
+# python3-pytest, check the units with
 # systemd-analyze, the daemon's system calls with strace and the man pages
 # with groff; numactl shows the NUMA nodes the memory tests bind to.
-DEPS_TEST  := $(DEPS_BUILD) libcriterion-dev numactl python3 systemd strace groff-base
+DEPS_TEST  := $(DEPS_BUILD) libcriterion-dev numactl python3 python3-pytest systemd strace \
+	      groff-base
 DEPS_FUZZ  := $(DEPS_BUILD) clang libclang-rt-14-dev
 DEPS_FORMAT := clang-format
 DEPS_ALL   := $(sort $(DEPS_TEST) $(DEPS_FUZZ) $(DEPS_FORMAT))
@@ -259,6 +262,7 @@ TEST_RUNS  :=
 .DEFAULT_GOAL := all
 
 -include libclient/module.mk
+-include libclient/python/module.mk
 -include daemon/module.mk
 -include examples/module.mk
 -include tools/module.mk
@@ -352,7 +356,7 @@ MAN_PAGES  := man/shmq-bench.1 man/shmqctl.1 man/libshmq.3 man/shmqd.8
 SHMQD_CONFIG_ARG := $(if $(filter /etc,$(sysconfdir)),, --config=$(sysconfdir)/shmq/shmqd.conf)
 
 # Only what is installed: a packaging build need not build the tests.
-install: $(DAEMON_BIN) $(CTL_BIN) $(BENCH_BIN) $(LIB_SO) $(LIB_A) $(VERSION_H)
+install: $(DAEMON_BIN) $(CTL_BIN) $(BENCH_BIN) $(LIB_SO) $(LIB_A) $(VERSION_H) $(INSTALL_EXTRA)
 	$(INSTALL) -d $(DESTDIR)$(sbindir) $(DESTDIR)$(bindir) $(DESTDIR)$(libdir) \
 		$(DESTDIR)$(pkgconfigdir) $(DESTDIR)$(includedir)/shmq $(DESTDIR)$(unitdir) \
 		$(DESTDIR)$(sysusersdir) $(DESTDIR)$(tmpfilesdir) $(DESTDIR)$(sysconfdir)/shmq \
@@ -378,7 +382,7 @@ install: $(DAEMON_BIN) $(CTL_BIN) $(BENCH_BIN) $(LIB_SO) $(LIB_A) $(VERSION_H)
 	$(INSTALL) -m 0644 man/libshmq.3 $(DESTDIR)$(mandir)/man3/
 	$(INSTALL) -m 0644 man/shmqd.8 $(DESTDIR)$(mandir)/man8/
 
-uninstall:
+uninstall: $(UNINSTALL_EXTRA)
 	rm -f $(DESTDIR)$(sbindir)/shmqd $(DESTDIR)$(bindir)/shmqctl $(DESTDIR)$(bindir)/shmq-bench \
 		$(DESTDIR)$(libdir)/libshmq.so.$(VERSION) $(DESTDIR)$(libdir)/$(LIB_SONAME) \
 		$(DESTDIR)$(libdir)/libshmq.so $(DESTDIR)$(libdir)/libshmq.a \

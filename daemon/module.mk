@@ -37,7 +37,8 @@ $(DAEMON_BIN): $(DAEMON_OBJ) $(SHM_LIB)
 
 # /dev/null as the config file: the built-in defaults, whatever /etc holds.
 SHMQD_RUN_ARGS ?=
-run: $(DAEMON_BIN)
+run: $(DAEMON_BIN) $(PY_TARGETS)
+	@echo 'shmqd starting; Python clients: PYTHONPATH=$(CURDIR)/$(B)/python /usr/bin/python3'
 	$(DAEMON_BIN) --config=/dev/null $(SHMQD_RUN_ARGS)
 
 .PHONY: run

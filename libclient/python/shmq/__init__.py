@@ -1,0 +1,671 @@
+# SPDX-License-Identifier: MIT
+"""multiprocessing's queues and locks between any processes on the host.
+
+shmq objects live in shmqd and are named: any process (a child, or one
+started on its own) opens the same object by its name, and the death of
+a process wedges nothing (shmqd repairs what it held).  The names and
+signatures are multiprocessing's where the concept exists:
+
+    import shmq
+    q = shmq.Queue("jobs", maxsize=64)      # create, or open the existing one
+    q.put({"n": 1}); q.get(timeout=1.0)
+    q2 = shmq.Queue.open("jobs")            # elsewhere: open by name only
+
+Objects pickle by name, so they can be handed to multiprocessing.Process
+children or sent to unrelated processes.  Messages are pickled with
+protocol 5; put_bytes()/get_bytes() skip pickling.  Errors from shmqd are
+OSError subclasses (FileNotFoundError for a missing name, PermissionError,
+...), except where multiprocessing raises something else (queue.Full,
+queue.Empty, EOFError, ValueError for an over-released semaphore,
+threading.BrokenBarrierError).
+
+The connection to shmqd is made on first use, once per process, on
+$SHMQ_SOCKET or libshmq's default socket.  A forked child opens every
+object again, lazily, as its own: what the parent held stays the
+parent's, so a child's death is repaired as the child's.
+"""
+
+import errno as _errno
+import itertools as _itertools
+import os as _os
+import pickle as _pickle
+import threading as _threading
+import time as _time
+import weakref as _weakref
+from queue import Empty, Full
+from threading import BrokenBarrierError
+
+from . import _shmq
+
+__all__ = [
+    "BrokenBarrierError",
+    "Empty",
+    "Full",
+    "Queue",
+    "SimpleQueue",
+    "JoinableQueue",
+    "Pipe",
+    "Connection",
+    "Lock",
+    "RLock",
+    "Semaphore",
+    "BoundedSemaphore",
+    "Event",
+    "Barrier",
+    "unlink",
+    "version",
+]
+
+# A queue made without a size: multiprocessing's is unbounded, a ring is
+# not.  4096 slots of 512 bytes, messages up to 1 MiB through the arena.
+DEFAULT_SLOTS = 4096
+DEFAULT_SLOT_SIZE = 512
+DEFAULT_MAX_MSG = 1 << 20
+# A pipe: 64 messages of up to 64 KiB each way.
+PIPE_SLOTS = 64
+PIPE_SLOT_SIZE = 64 << 10
+
+_client = None
+_client_lock = _threading.Lock()
+_names = _itertools.count()
+# Bumped in every forked child: handles made before it are the parent's.
+_generation = 0
+# What a forked child inherited and must never close (closing would detach
+# the parent's attachments through the parent's connection): kept alive.
+_inherited = []
+
+
+def _after_fork_in_child():
+    global _client, _generation, _client_lock
+    _generation += 1
+    _client_lock = _threading.Lock()
+    if _client is not None:
+        _inherited.append(_client)
+        _client = None
+
+
+_os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _connection():
+    """This process's connection to shmqd."""
+    global _client
+    with _client_lock:
+        if _client is None:
+            _client = _shmq.Client(None)
+        return _client
+
+
+def version():
+    """libshmq's version, "MAJOR.MINOR.PATCH"."""
+    return _shmq.version()
+
+
+def unlink(name):
+    """Remove a name: users attached keep the object until they close it."""
+    _connection().unlink(name)
+
+
+def _anonymous(kind):
+    """A name for an object made without one: unique on this host."""
+    return "py-%s-%d-%d-%s" % (kind, _os.getpid(), next(_names), _os.urandom(4).hex())
+
+
+def _unlink_if_maker(name, pid):
+    """An anonymous object goes with its maker, not with a forked copy of it."""
+    if _os.getpid() != pid:
+        return
+    try:
+        unlink(name)
+    except OSError:
+        pass  # gone already, or shmqd is: nothing to clean
+
+
+def _slots_for(maxsize):
+    """The ring's capacity for multiprocessing's maxsize: a power of two."""
+    if maxsize <= 0:
+        return DEFAULT_SLOTS
+    n = 2
+    while n < maxsize:
+        n *= 2
+    return n
+
+
+def _timeout(block, timeout):
+    """queue's (block, timeout) as the module's timeout: None forever, 0 never."""
+    if not block:
+        return 0
+    if timeout is not None and timeout < 0:
+        raise ValueError("'timeout' must be a non-negative number")
+    return timeout
+
+
+class _Named:
+    """A named object: pickles by name, reopens itself in a forked child."""
+
+    _kind = "object"
+
+    def _setup(self, name, create):
+        anonymous = name is None
+        if anonymous:
+            name = _anonymous(self._kind)
+        self._name = name
+        self._gen = _generation
+        self._closed = False
+        # An object made without a name goes when its maker drops it (users
+        # attached keep it until they close); a named one stays until
+        # unlink(), like a file.
+        self._finalizer = (
+            _weakref.finalize(self, _unlink_if_maker, name, _os.getpid())
+            if anonymous and create else None
+        )
+        self._open(_connection(), create)
+
+    def _open(self, client, create):
+        raise NotImplementedError
+
+    def _handles(self):
+        """The handles to use: this process's own (opened again after a fork)."""
+        if self._closed:
+            raise ValueError("%r is closed" % self)
+        if self._gen != _generation:
+            _inherited.append(self._release())
+            self._gen = _generation
+            self._open(_connection(), False)
+
+    def _release(self):
+        """Detach the handles from self without closing them; return them."""
+        raise NotImplementedError
+
+    @classmethod
+    def open(cls, name):
+        """Open an existing object by name (FileNotFoundError if there is none)."""
+        obj = cls.__new__(cls)
+        obj._setup(name, False)
+        return obj
+
+    def __reduce__(self):
+        return (_reopen, (type(self), self._name))
+
+    @property
+    def name(self):
+        return self._name
+
+    def unlink(self):
+        """Remove the name (attached users keep the object)."""
+        if self._finalizer is not None:
+            self._finalizer.detach()
+        unlink(self._name)
+
+    def __repr__(self):
+        return "<shmq.%s %r>" % (type(self).__name__, self._name)
+
+
+def _reopen(cls, name):
+    return cls.open(name)
+
+
+class Queue(_Named):
+    """multiprocessing.Queue, between any processes: Queue(name=None, maxsize=0).
+
+    The capacity is maxsize rounded up to a power of two (a ring's), or
+    DEFAULT_SLOTS when maxsize <= 0.  Messages up to max_msg bytes once
+    pickled (1 MiB by default).
+    """
+
+    _kind = "queue"
+    _joinable = False
+
+    def __init__(self, name=None, maxsize=0, *, slot_size=DEFAULT_SLOT_SIZE,
+                 max_msg=DEFAULT_MAX_MSG):
+        self._geometry = (_slots_for(maxsize), slot_size,
+                          max_msg if max_msg > slot_size else 0)
+        self._setup(name, True)
+
+    def _open(self, client, create):
+        slots, slot_size, max_msg = getattr(self, "_geometry", (0, 0, 0))
+        self._tx = _shmq.Queue(client, self._name, True, create, slots if create else 0,
+                               slot_size if create else 0, max_msg if create else 0,
+                               self._joinable)
+        self._rx = _shmq.Queue(client, self._name, False)
+
+    def _release(self):
+        h = (self._tx, self._rx)
+        self._tx = self._rx = None
+        return h
+
+    # --- bytes: no pickling ---
+
+    def put_bytes(self, data, block=True, timeout=None):
+        self._handles()
+        try:
+            self._tx.send(data, _timeout(block, timeout))
+        except (BlockingIOError, TimeoutError):
+            raise Full from None
+
+    def get_bytes(self, block=True, timeout=None):
+        self._handles()
+        try:
+            return self._rx.recv(_timeout(block, timeout))
+        except (BlockingIOError, TimeoutError):
+            raise Empty from None
+
+    # --- multiprocessing.Queue ---
+
+    def put(self, obj, block=True, timeout=None):
+        self.put_bytes(_pickle.dumps(obj, protocol=5), block, timeout)
+
+    def get(self, block=True, timeout=None):
+        return _pickle.loads(self.get_bytes(block, timeout))
+
+    def put_nowait(self, obj):
+        self.put(obj, False)
+
+    def get_nowait(self):
+        return self.get(False)
+
+    def put_bytes_many(self, datas, block=True, timeout=None):
+        """Put every bytes-like of datas, in batches; Full if the timeout passed first."""
+        self._handles()
+        datas = datas if isinstance(datas, (list, tuple)) else list(datas)
+        if self._tx.send_many(datas, _timeout(block, timeout)) < len(datas):
+            raise Full
+
+    def get_bytes_many(self, n, block=True, timeout=None):
+        """1..n messages: waits for the first as get_bytes(), takes the rest if queued."""
+        self._handles()
+        try:
+            return self._rx.recv_many(n, _timeout(block, timeout))
+        except (BlockingIOError, TimeoutError):
+            raise Empty from None
+
+    def put_many(self, objs, block=True, timeout=None):
+        """put() for each of objs, in batches; Full if the timeout passed first."""
+        self.put_bytes_many([_pickle.dumps(o, protocol=5) for o in objs], block, timeout)
+
+    def get_many(self, n, block=True, timeout=None):
+        """1..n objects: waits for the first as get(), takes the rest only if queued."""
+        return [_pickle.loads(b) for b in self.get_bytes_many(n, block, timeout)]
+
+    def qsize(self):
+        self._handles()
+        return self._rx.stats()["depth"]
+
+    def empty(self):
+        return self.qsize() == 0
+
+    def full(self):
+        self._handles()
+        st = self._rx.stats()
+        return st["depth"] >= st["capacity"]
+
+    def close(self):
+        """Detach this process from the queue (as multiprocessing's close())."""
+        if not self._closed:
+            self._closed = True
+            if self._gen == _generation:
+                self._tx.close()
+                self._rx.close()
+
+    def join_thread(self):
+        """multiprocessing's: nothing to wait for, puts are done when put() returns."""
+
+    def cancel_join_thread(self):
+        """multiprocessing's: nothing to cancel."""
+
+
+class SimpleQueue(Queue):
+    """multiprocessing.SimpleQueue: put, get, empty, close."""
+
+    _kind = "squeue"
+
+    def __init__(self, name=None, **kw):
+        super().__init__(name, 0, **kw)
+
+
+class JoinableQueue(Queue):
+    """multiprocessing.JoinableQueue: task_done() and join().
+
+    Every message put is an unfinished task until a task_done() for it; a
+    consumer that dies holding tasks it took has them counted done by
+    shmqd (docs/design.md, joinable queues).  task_done() more often than
+    this process received tasks is a ValueError, as in Python.
+    """
+
+    _kind = "jqueue"
+    _joinable = True
+
+    def task_done(self):
+        self._handles()
+        try:
+            self._rx.task_done()
+        except OSError as e:
+            if e.errno == _errno.EINVAL:
+                raise ValueError("task_done() called too many times") from None
+            raise
+
+    def join(self, timeout=None):
+        """Wait until every task put is done.  Returns False if timeout passed first."""
+        self._handles()
+        return self._tx.join(timeout)
+
+
+class _LockBase(_Named):
+    _recursive = False
+
+    def __init__(self, name=None):
+        self._setup(name, True)
+
+    def _open(self, client, create):
+        self._l = _shmq.Lock(client, self._name, create, self._recursive)
+
+    def _release(self):
+        h, self._l = self._l, None
+        return h
+
+    def acquire(self, block=True, timeout=None):
+        self._handles()
+        if not block:
+            timeout = 0
+        elif timeout is not None and timeout < 0:
+            raise ValueError("timeout value must be positive")
+        try:
+            return self._l.acquire(timeout)
+        except OSError as e:
+            if e.errno != _errno.EDEADLK:
+                raise
+        # This thread holds the (plain) lock: nobody else can free it.  As
+        # multiprocessing: no for a try, no after the timeout; waiting
+        # forever would never end, so that is an error instead.
+        if timeout is None:
+            raise RuntimeError("deadlock: this thread already holds %r" % self) from None
+        _time.sleep(timeout)
+        return False
+
+    def release(self):
+        self._handles()
+        try:
+            self._l.release()
+        except PermissionError:
+            raise ValueError("lock released by a thread that does not hold it") from None
+
+    def __enter__(self):
+        return self.acquire()
+
+    def __exit__(self, *exc):
+        self.release()
+
+
+class Lock(_LockBase):
+    """multiprocessing.Lock: a holder's death frees it for the next one."""
+
+    _kind = "lock"
+
+
+class RLock(_LockBase):
+    """multiprocessing.RLock: its holder may acquire it again."""
+
+    _kind = "rlock"
+    _recursive = True
+
+
+class Semaphore(_Named):
+    """multiprocessing.Semaphore(value=1)."""
+
+    _kind = "sem"
+    _bounded = False
+
+    def __init__(self, value=1, name=None):
+        if value < 0:
+            raise ValueError("semaphore initial value must be >= 0")
+        self._value = value
+        self._setup(name, True)
+
+    def _open(self, client, create):
+        value = getattr(self, "_value", 0)
+        self._s = _shmq.Semaphore(client, self._name, create, value,
+                                  value if self._bounded else 0)
+
+    def _release(self):
+        h, self._s = self._s, None
+        return h
+
+    def acquire(self, block=True, timeout=None):
+        self._handles()
+        return self._s.acquire(timeout if block else 0)
+
+    def release(self, n=1):
+        self._handles()
+        try:
+            self._s.release(n)
+        except OSError as e:
+            if e.errno == _errno.EOVERFLOW:
+                raise ValueError("Semaphore released too many times") from None
+            raise
+
+    def get_value(self):
+        self._handles()
+        return self._s.value()
+
+    def __enter__(self):
+        return self.acquire()
+
+    def __exit__(self, *exc):
+        self.release()
+
+
+class BoundedSemaphore(Semaphore):
+    """multiprocessing.BoundedSemaphore(value=1): ValueError above value."""
+
+    _kind = "bsem"
+    _bounded = True
+
+
+class Event(_Named):
+    """multiprocessing.Event."""
+
+    _kind = "event"
+
+    def __init__(self, name=None):
+        self._setup(name, True)
+
+    def _open(self, client, create):
+        self._e = _shmq.Event(client, self._name, create)
+
+    def _release(self):
+        h, self._e = self._e, None
+        return h
+
+    def is_set(self):
+        self._handles()
+        return self._e.is_set()
+
+    def set(self):
+        self._handles()
+        self._e.set()
+
+    def clear(self):
+        self._handles()
+        self._e.clear()
+
+    def wait(self, timeout=None):
+        self._handles()
+        return self._e.wait(timeout)
+
+
+class Barrier(_Named):
+    """multiprocessing.Barrier(parties, action=None, timeout=None).
+
+    A wait that times out, an abort() and the death of a party waiting
+    all break it: every wait then raises BrokenBarrierError until reset().
+    """
+
+    _kind = "barrier"
+
+    def __init__(self, parties, action=None, timeout=None, name=None):
+        if parties < 1:
+            raise ValueError("parties must be > 0")
+        self._parties_asked = parties
+        self._action = action
+        self._timeout = timeout
+        self._setup(name, True)
+
+    def _open(self, client, create):
+        self._b = _shmq.Barrier(client, self._name, create, getattr(self, "_parties_asked", 0))
+
+    def _release(self):
+        h, self._b = self._b, None
+        return h
+
+    def wait(self, timeout=None):
+        """The arrival index, 0..parties-1; parties-1 runs the action."""
+        self._handles()
+        if timeout is None:
+            timeout = getattr(self, "_timeout", None)
+        try:
+            index = self._b.wait(timeout)
+        except (BrokenPipeError, TimeoutError):
+            raise BrokenBarrierError from None
+        action = getattr(self, "_action", None)
+        if action is not None and index == self.parties - 1:
+            try:
+                action()
+            except BaseException:
+                self.abort()
+                raise
+        return index
+
+    def abort(self):
+        self._handles()
+        self._b.abort()
+
+    def reset(self):
+        self._handles()
+        self._b.reset()
+
+    @property
+    def parties(self):
+        self._handles()
+        return self._b.info()[0]
+
+    @property
+    def n_waiting(self):
+        self._handles()
+        return self._b.info()[1]
+
+    @property
+    def broken(self):
+        self._handles()
+        return bool(self._b.info()[2])
+
+
+class Connection:
+    """One end of a Pipe: multiprocessing.connection.Connection's methods.
+
+    An end is held by one process at a time: it is opened in the process
+    that first uses it, so one made by Pipe() and handed to a child is the
+    child's as long as the maker has not used it.  close() ends it for
+    good: the other end then reads what is left, then EOFError.
+    """
+
+    def __init__(self, name, end, readable, writable):
+        self._name = name
+        self._end = end
+        self.readable = readable
+        self.writable = writable
+        self._p = None
+        self._gen = _generation
+        self._closed = False
+
+    def __reduce__(self):
+        if self._p is not None and self._gen == _generation:
+            raise TypeError("this end is held by this process: pass it on before using it")
+        return (Connection, (self._name, self._end, self.readable, self.writable))
+
+    def _h(self):
+        if self._closed:
+            raise OSError("handle is closed")
+        if self._p is None or self._gen != _generation:
+            if self._p is not None:
+                _inherited.append(self._p)
+            self._gen = _generation
+            self._p = _shmq.Pipe(_connection(), self._name, self._end)
+        return self._p
+
+    @property
+    def closed(self):
+        return self._closed
+
+    def send_bytes(self, buf, offset=0, size=None):
+        mv = memoryview(buf).cast("B")
+        if offset < 0 or offset > len(mv):
+            raise ValueError("offset out of range")
+        if size is None:
+            size = len(mv) - offset
+        if size < 0 or offset + size > len(mv):
+            raise ValueError("size out of range")
+        self._h().send(mv[offset:offset + size])
+
+    def recv_bytes(self, maxlength=None):
+        try:
+            data = self._h().recv(None)
+        except BrokenPipeError:
+            raise EOFError from None
+        if maxlength is not None and len(data) > maxlength:
+            raise OSError("bad message length")
+        return data
+
+    def send(self, obj):
+        self.send_bytes(_pickle.dumps(obj, protocol=5))
+
+    def recv(self):
+        return _pickle.loads(self.recv_bytes())
+
+    def poll(self, timeout=0.0):
+        return self._h().poll(timeout)
+
+    def close(self):
+        if not self._closed:
+            self._closed = True
+            if self._p is not None and self._gen == _generation:
+                self._p.close()
+            self._p = None
+
+    def fileno(self):
+        raise OSError("a shmq pipe end has no file descriptor")
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __repr__(self):
+        return "<shmq.Connection %r end %d>" % (self._name, self._end)
+
+
+def Pipe(duplex=True, name=None):
+    """multiprocessing.Pipe: (conn1, conn2); with duplex=False, conn1 only
+    receives and conn2 only sends.  Made without a name, it is unlinked
+    right away: its ends still open, since the name is only for opening.
+    """
+    anonymous = name is None
+    if anonymous:
+        name = _anonymous("pipe")
+    # Made here as a view, holding neither end, so each Connection opens
+    # its end where it is first used.
+    _shmq.Pipe(_connection(), name, 0, True, PIPE_SLOTS, PIPE_SLOT_SIZE, not duplex,
+               view=True).close()
+    a = Connection(name, 0, True, duplex)
+    b = Connection(name, 1, duplex, True)
+    if anonymous:
+        # The name goes once both ends are dropped here (the processes they
+        # went to have opened them by then, or hold a copy that keeps them).
+        token = _PipeName()
+        a._token = b._token = token
+        _weakref.finalize(token, _unlink_if_maker, name, _os.getpid())
+    return a, b
+
+
+class _PipeName:
+    """Kept by both ends of an anonymous Pipe: its finalizer removes the name."""

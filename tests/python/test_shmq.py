@@ -1,0 +1,203 @@
+# SPDX-License-Identifier: MIT
+"""What shmq adds to multiprocessing, and what it promises that it does not."""
+
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+import shmq
+from conftest import objects, run_python
+
+
+def test_unrelated_processes_meet_by_name(shmqd):
+    q = shmq.Queue("py-jobs", maxsize=8)
+    try:
+        r = run_python(
+            "import shmq\n"
+            "shmq.Queue.open('py-jobs').put(('from', 'a stranger'))\n"
+        )
+        assert r.returncode == 0, r.stderr
+        assert q.get(timeout=10) == ("from", "a stranger")
+        q.put("reply")
+        r = run_python(
+            "import shmq\n"
+            "print(shmq.Queue.open('py-jobs').get(timeout=10))\n"
+        )
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.strip() == "reply"
+    finally:
+        q.close()
+        shmq.unlink("py-jobs")
+
+
+def test_a_queue_pickles_by_name_and_the_copy_reaches_the_same_object():
+    q = shmq.Queue()
+    q2 = pickle.loads(pickle.dumps(q))
+    assert q2.name == q.name
+    q2.put("through the copy")
+    assert q.get(timeout=5) == "through the copy"
+
+
+def test_bytes_skip_pickling_and_large_messages_go_through_the_arena():
+    q = shmq.Queue(maxsize=4)
+    q.put_bytes(b"raw")
+    assert q.get_bytes(timeout=5) == b"raw"
+    big = os.urandom(300_000)
+    q.put_bytes(big)
+    assert q.get_bytes(timeout=5) == big
+    q.put({"k": big})
+    assert q.get(timeout=5) == {"k": big}
+
+
+def test_put_many_and_get_many():
+    q = shmq.Queue(maxsize=64)
+    q.put_many(range(10))
+    assert q.qsize() == 10
+    assert q.get_many(4) == [0, 1, 2, 3]
+    assert q.get_many(100, timeout=1) == [4, 5, 6, 7, 8, 9]
+
+
+def test_opening_a_missing_name_is_file_not_found():
+    with pytest.raises(FileNotFoundError):
+        shmq.Queue.open("py-no-such-queue")
+    with pytest.raises(FileNotFoundError):
+        shmq.Lock.open("py-no-such-lock")
+
+
+def test_a_lock_holder_killed_with_sigkill_does_not_wedge_the_lock():
+    lock = shmq.Lock("py-lock-victim")
+    try:
+        child = subprocess.Popen(
+            [sys.executable, "-c",
+             "import shmq, sys, time\n"
+             "l = shmq.Lock.open('py-lock-victim')\n"
+             "l.acquire()\n"
+             "print('held', flush=True)\n"
+             "time.sleep(60)\n"],
+            stdout=subprocess.PIPE, text=True,
+        )
+        assert child.stdout.readline().strip() == "held"
+        assert lock.acquire(False) is False
+        child.kill()
+        child.wait(10)
+        assert lock.acquire(timeout=10), "the dead holder's lock was never freed"
+        lock.release()
+    finally:
+        shmq.unlink("py-lock-victim")
+
+
+def test_ctrl_c_ends_a_get_blocked_forever():
+    child = subprocess.Popen(
+        [sys.executable, "-c",
+         "import shmq\n"
+         "q = shmq.Queue()\n"
+         "print('waiting', flush=True)\n"
+         "try:\n"
+         "    q.get()\n"
+         "except KeyboardInterrupt:\n"
+         "    print('interrupted', flush=True)\n"],
+        stdout=subprocess.PIPE, text=True,
+    )
+    assert child.stdout.readline().strip() == "waiting"
+    time.sleep(0.2)  # well into the wait
+    child.send_signal(signal.SIGINT)
+    assert child.stdout.readline().strip() == "interrupted"
+    assert child.wait(10) == 0
+
+
+def test_a_sender_killed_mid_stream_loses_nothing_it_was_told_was_sent():
+    q = shmq.Queue("py-mid-put", maxsize=1024)
+    try:
+        child = subprocess.Popen(
+            [sys.executable, "-c",
+             "import shmq, sys\n"
+             "q = shmq.Queue.open('py-mid-put')\n"
+             "i = 0\n"
+             "while True:\n"
+             "    q.put(i)\n"
+             "    sys.stdout.write('%d\\n' % i); sys.stdout.flush()\n"
+             "    i += 1\n"],
+            stdout=subprocess.PIPE, text=True,
+        )
+        acked = -1
+        for _ in range(200):
+            acked = int(child.stdout.readline())
+        child.kill()
+        child.wait(10)
+        got = []
+        while True:
+            try:
+                got.append(q.get(timeout=0.5))
+            except shmq.Empty:
+                break
+        assert got == list(range(len(got))), "out of order or duplicated"
+        assert len(got) >= acked + 1, "a put that returned was lost"
+    finally:
+        q.close()
+        shmq.unlink("py-mid-put")
+
+
+def test_errors_are_oserrors_with_the_errno_and_the_reason():
+    with pytest.raises(OSError) as e:
+        shmq.Queue("bad/name")
+    assert e.value.errno is not None
+
+
+def test_a_joinable_consumer_killed_holding_a_task_does_not_wedge_join():
+    jq = shmq.JoinableQueue("py-jq-victim", maxsize=8)
+    try:
+        jq.put("task")
+        child = subprocess.Popen(
+            [sys.executable, "-c",
+             "import shmq, time\n"
+             "jq = shmq.JoinableQueue.open('py-jq-victim')\n"
+             "jq.get(timeout=10)\n"
+             "print('took it', flush=True)\n"
+             "time.sleep(60)\n"],
+            stdout=subprocess.PIPE, text=True,
+        )
+        assert child.stdout.readline().strip() == "took it"
+        assert jq.join(timeout=0.1) is False, "the task is still being worked on"
+        child.kill()
+        child.wait(10)
+        assert jq.join(timeout=10), "the dead consumer's task was never counted done"
+    finally:
+        jq.close()
+        shmq.unlink("py-jq-victim")
+
+
+def test_a_pipe_end_whose_holder_is_killed_reads_as_end_of_file():
+    a, b = shmq.Pipe(name="py-pipe-victim")
+    try:
+        child = subprocess.Popen(
+            [sys.executable, "-c",
+             "import pickle, sys, time\n"
+             "b = pickle.loads(bytes.fromhex(sys.argv[1]))\n"
+             "b.send('hello')\n"
+             "time.sleep(60)\n",
+             pickle.dumps(b).hex()],
+        )
+        assert a.recv() == "hello"
+        child.kill()
+        child.wait(10)
+        with pytest.raises(EOFError):
+            a.recv()
+        with pytest.raises(BrokenPipeError):
+            a.send("anyone?")
+    finally:
+        a.close()
+        shmq.unlink("py-pipe-victim")
+
+
+def test_no_objects_are_left_behind(shmqd):
+    """The anonymous objects of the tests above went with their makers."""
+    import gc
+
+    gc.collect()
+    names = [o.get("name") for o in objects(shmqd)]
+    assert names == [], "left behind: %s" % names
