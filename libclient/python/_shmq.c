@@ -1060,6 +1060,153 @@ static PyTypeObject EventType = {
 	.tp_methods = Event_methods,
 };
 
+/* --- Condition: bound to a Lock --- */
+
+typedef struct {
+	PyObject_HEAD PyObject *lock; /* the _shmq.Lock it is bound to: kept alive while this is */
+	struct shmq_cond *cv;
+} CondObject;
+
+static int Cond_init(CondObject *self, PyObject *args, PyObject *kwds)
+{
+	static char *kwlist[] = {"client", "name", "lock", "create", NULL};
+	struct shmq_cond_attr a = {.size = sizeof(a)};
+	struct shmq_client *c;
+	PyObject *client, *lock;
+	const char *name;
+	int create = 0, r;
+
+	if (!PyArg_ParseTupleAndKeywords(args, kwds, "OsO!|p", kwlist, &client, &name, &LockType,
+					 &lock, &create))
+		return -1;
+	c = client_arg(client);
+	if (!c)
+		return -1;
+	if (self->cv) {
+		PyErr_SetString(PyExc_RuntimeError, "condition already open");
+		return -1;
+	}
+	if (!((LockObject *)lock)->l) {
+		PyErr_SetString(PyExc_ValueError, "lock is closed");
+		return -1;
+	}
+	Py_BEGIN_ALLOW_THREADS
+	r = shmq_cond_open(c, name, create ? SHMQ_CREATE : 0, ((LockObject *)lock)->l,
+			   create ? &a : NULL, &self->cv);
+	Py_END_ALLOW_THREADS
+	if (r < 0) {
+		self->cv = NULL;
+		raise_errno(r);
+		return -1;
+	}
+	Py_INCREF(lock);
+	self->lock = lock;
+	return 0;
+}
+
+static void Cond_dealloc(CondObject *self)
+{
+	if (self->cv)
+		shmq_cond_close(self->cv);
+	Py_XDECREF(self->lock);
+	Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/*
+ * wait(timeout=None) -> bool: False when the timeout passed first.  Cut
+ * into slices like every wait: between two, this thread holds the lock
+ * again, and a notify needs the lock (-EPERM without it), so no notify can
+ * fall between the slices and be lost.
+ */
+static PyObject *Cond_wait(CondObject *self, PyObject *args)
+{
+	PyObject *timeout = Py_None;
+	uint64_t deadline;
+	int r;
+
+	if (!self->cv) {
+		PyErr_SetString(PyExc_ValueError, "condition is closed");
+		return NULL;
+	}
+	if (!PyArg_ParseTuple(args, "|O", &timeout) || deadline_of(timeout, &deadline) < 0)
+		return NULL;
+	for (;;) {
+		uint64_t slice = deadline;
+
+		if (deadline != 0) {
+			uint64_t end = now_ns() + SLICE_NS;
+
+			if (end < deadline)
+				slice = end;
+		}
+		Py_BEGIN_ALLOW_THREADS
+		r = shmq_cond_wait(self->cv, slice);
+		/* The lock came back from a dead holder: ours now, as for acquire(). */
+		if (r == -EOWNERDEAD)
+			r = shmq_lock_consistent(((LockObject *)self->lock)->l);
+		Py_END_ALLOW_THREADS
+		if (r != -ETIMEDOUT || slice == deadline)
+			break;
+		if (PyErr_CheckSignals() < 0)
+			return NULL;
+	}
+	if (r == -ETIMEDOUT)
+		Py_RETURN_FALSE;
+	if (r < 0)
+		return raise_errno(r);
+	Py_RETURN_TRUE;
+}
+
+static PyObject *Cond_notify(CondObject *self, PyObject *args)
+{
+	unsigned int n = 1;
+	int r;
+
+	if (!self->cv) {
+		PyErr_SetString(PyExc_ValueError, "condition is closed");
+		return NULL;
+	}
+	if (!PyArg_ParseTuple(args, "|I", &n))
+		return NULL;
+	r = n ? shmq_cond_notify(self->cv, n) : 0;
+	if (r < 0)
+		return raise_errno(r);
+	return PyLong_FromLong(r);
+}
+
+static PyObject *Cond_notify_all(CondObject *self, PyObject *unused)
+{
+	int r;
+
+	(void)unused;
+	if (!self->cv) {
+		PyErr_SetString(PyExc_ValueError, "condition is closed");
+		return NULL;
+	}
+	r = shmq_cond_notify_all(self->cv);
+	if (r < 0)
+		return raise_errno(r);
+	return PyLong_FromLong(r);
+}
+
+static PyMethodDef Cond_methods[] = {
+	{"wait", (PyCFunction)Cond_wait, METH_VARARGS, "wait(timeout=None) -> bool"},
+	{"notify", (PyCFunction)Cond_notify, METH_VARARGS, "notify(n=1) -> waiters counted"},
+	{"notify_all", (PyCFunction)Cond_notify_all, METH_NOARGS, "notify_all()"},
+	{NULL},
+};
+
+static PyTypeObject CondType = {
+	PyVarObject_HEAD_INIT(NULL, 0).tp_name = "_shmq.Condition",
+	.tp_basicsize = sizeof(CondObject),
+	.tp_flags = Py_TPFLAGS_DEFAULT,
+	.tp_doc = "Condition(client, name, lock, create=False)",
+	.tp_new = PyType_GenericNew,
+	.tp_init = (initproc)Cond_init,
+	.tp_dealloc = (destructor)Cond_dealloc,
+	.tp_methods = Cond_methods,
+};
+
 /* --- Pipe: one end --- */
 
 typedef struct {
@@ -1437,9 +1584,10 @@ static struct PyModuleDef shmq_module = {
 
 PyMODINIT_FUNC PyInit__shmq(void)
 {
-	PyTypeObject *types[] = {&ClientType, &QueueType, &SemType,    &LockType,
-				 &EventType,  &PipeType,  &BarrierType};
-	const char *names[] = {"Client", "Queue", "Semaphore", "Lock", "Event", "Pipe", "Barrier"};
+	PyTypeObject *types[] = {&ClientType, &QueueType, &SemType,	&LockType,
+				 &EventType,  &PipeType,  &BarrierType, &CondType};
+	const char *names[] = {"Client", "Queue", "Semaphore", "Lock",
+			       "Event",	 "Pipe",  "Barrier",   "Condition"};
 	PyObject *m;
 
 	for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++)

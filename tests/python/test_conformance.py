@@ -33,6 +33,7 @@ class MP:
     Pipe = staticmethod(ctx.Pipe)
     Barrier = staticmethod(ctx.Barrier)
     BrokenBarrierError = threading.BrokenBarrierError
+    Condition = staticmethod(ctx.Condition)
 
 
 class SHMQ:
@@ -47,6 +48,7 @@ class SHMQ:
     Pipe = staticmethod(shmq.Pipe)
     Barrier = staticmethod(shmq.Barrier)
     BrokenBarrierError = shmq.BrokenBarrierError
+    Condition = staticmethod(shmq.Condition)
 
 
 @pytest.fixture(params=[MP, SHMQ], ids=["multiprocessing", "shmq"])
@@ -288,3 +290,33 @@ def test_a_barrier_wait_that_times_out_breaks_it(mp):
     assert b.broken
     b.reset()
     assert not b.broken
+
+
+def _turns(cond, state, me, n):
+    for _ in range(n):
+        with cond:
+            cond.wait_for(lambda: state.value % 2 == me, timeout=20)
+            state.value += 1
+            cond.notify_all()
+
+
+def test_a_condition_passes_turns_between_processes(mp):
+    cond = mp.Condition()
+    state = ctx.Value("i", 0, lock=False)
+    ps = [ctx.Process(target=_turns, args=(cond, state, me, 50)) for me in (0, 1)]
+    for p in ps:
+        p.start()
+    for p in ps:
+        p.join(30)
+        assert p.exitcode == 0
+    assert state.value == 100
+
+
+def test_a_condition_wait_times_out_holding_the_lock_again(mp):
+    cond = mp.Condition()
+    with cond:
+        t0 = time.monotonic()
+        assert cond.wait(0.1) is False
+        assert time.monotonic() - t0 >= 0.09
+    with pytest.raises(AssertionError):
+        cond.notify()

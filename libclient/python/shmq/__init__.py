@@ -51,6 +51,7 @@ __all__ = [
     "Semaphore",
     "BoundedSemaphore",
     "Event",
+    "Condition",
     "Barrier",
     "unlink",
     "version",
@@ -491,6 +492,103 @@ class Event(_Named):
     def wait(self, timeout=None):
         self._handles()
         return self._e.wait(timeout)
+
+
+class Condition(_Named):
+    """multiprocessing.Condition(lock=None): bound to a shmq Lock or RLock.
+
+    Made without a lock, it makes an RLock of its own (named after it).
+    notify() and notify_all() need the lock held: AssertionError, as in
+    multiprocessing.
+    """
+
+    _kind = "cond"
+
+    def __init__(self, lock=None, name=None):
+        if lock is None:
+            lock = RLock(None if name is None else name + ".lock")
+        if not isinstance(lock, _LockBase):
+            raise TypeError("a shmq Condition needs a shmq Lock or RLock")
+        self._lock = lock
+        self._setup(name, True)
+
+    @classmethod
+    def open(cls, name, lock):
+        """Open an existing condition by name, with (a handle of) its lock."""
+        obj = cls.__new__(cls)
+        obj._lock = lock
+        obj._setup(name, False)
+        return obj
+
+    def __reduce__(self):
+        return (_reopen_cond, (self._name, self._lock))
+
+    def _open(self, client, create):
+        self._lock._handles()
+        self._cv = _shmq.Condition(client, self._name, self._lock._l, create)
+
+    def _release(self):
+        h, self._cv = self._cv, None
+        return h
+
+    def _handles(self):
+        # The lock's handle first: after a fork both are opened again.
+        self._lock._handles()
+        super()._handles()
+
+    def acquire(self, *args, **kw):
+        return self._lock.acquire(*args, **kw)
+
+    def release(self):
+        self._lock.release()
+
+    def __enter__(self):
+        return self._lock.__enter__()
+
+    def __exit__(self, *exc):
+        return self._lock.__exit__(*exc)
+
+    def wait(self, timeout=None):
+        self._handles()
+        try:
+            return self._cv.wait(timeout)
+        except PermissionError:
+            # multiprocessing's own words, and its exception
+            raise AssertionError("must acquire() condition before using wait()") from None
+
+    def wait_for(self, predicate, timeout=None):
+        endtime = None
+        waittime = timeout
+        result = predicate()
+        while not result:
+            if waittime is not None:
+                if endtime is None:
+                    endtime = _time.monotonic() + waittime
+                else:
+                    waittime = endtime - _time.monotonic()
+                    if waittime <= 0:
+                        break
+            self.wait(waittime)
+            result = predicate()
+        return result
+
+    def notify(self, n=1):
+        self._handles()
+        try:
+            self._cv.notify(n)
+        except PermissionError:
+            raise AssertionError("lock is not owned") from None
+
+    def notify_all(self):
+        self._handles()
+        try:
+            self._cv.notify_all()
+        except PermissionError:
+            raise AssertionError("lock is not owned") from None
+
+
+def _reopen_cond(name, lock):
+    return Condition.open(name, lock)
 
 
 class Barrier(_Named):
