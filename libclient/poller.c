@@ -888,6 +888,12 @@ SHMQ_API int shmq_poller_backend(const struct shmq_poller *p)
 	return p ? p->backend : -EINVAL;
 }
 
+SHMQ_API int shmq_poller_fd(const struct shmq_poller *p)
+{
+	/* The ring's: readable while its completion queue holds entries (io_uring(7)). */
+	return p ? p->ring.ring_fd : -EINVAL;
+}
+
 /* Common tail of every constructor: waiter, registration, or undo. */
 static int start_obj(struct shmq_poller *p, struct op *op, uint64_t deadline_ns, void **ret)
 {
@@ -1163,10 +1169,22 @@ SHMQ_API int shmq_poller_run_once(struct shmq_poller *p, uint64_t deadline_ns)
 	r = run_enter(p);
 	if (r < 0)
 		return r;
-	for (;;) {
+	for (bool again = true;;) {
 		n = step(p, deadline_ns, true);
-		if (n != 0 || p->cb_err || take_stop(p) || shmq__now_ns() >= deadline_ns)
+		if (n != 0 || p->cb_err || take_stop(p))
 			break;
+		if (shmq__now_ns() >= deadline_ns) {
+			/*
+			 * A step reaps last: what its reap made ready is looked at
+			 * by the next one.  Dispatch it before returning, once (an
+			 * op that keeps losing races must not hold us here).
+			 */
+			if (again && !list_empty(&p->pending)) {
+				again = false;
+				continue;
+			}
+			break;
+		}
 	}
 	return run_leave(p, n);
 }

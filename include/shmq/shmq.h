@@ -2031,6 +2031,21 @@ SHMQ_API void shmq_poller_free(struct shmq_poller *p);
 SHMQ_API int shmq_poller_backend(const struct shmq_poller *p);
 
 /**
+ * shmq_poller_fd() - a descriptor for another event loop (epoll, asyncio).
+ * @p:		poller
+ *
+ * It becomes readable when a wait of @p has completed: call
+ * shmq_poller_run_once(@p, 0) then, which dispatches without sleeping.
+ * Work that needs no wait (a future done at once, a callback due) does
+ * not make it readable, so call shmq_poller_run_once(@p, 0) also after
+ * adding a watch or a future: that arms their waits.  Never read it or
+ * close it.
+ * Context: since 1.1.
+ * Return: the descriptor; -EINVAL.
+ */
+SHMQ_API int shmq_poller_fd(const struct shmq_poller *p);
+
+/**
  * shmq_poller_add() - call @fn whenever any object is ready.
  * @p:		poller
  * @obj:	object (shmq_queue_object(), shmq_sem_object())

@@ -1560,6 +1560,221 @@ static PyTypeObject BarrierType = {
 	.tp_methods = Barrier_methods,
 };
 
+/* --- Poller: waits for another event loop (asyncio) --- */
+
+typedef struct {
+	PyObject_HEAD struct shmq_poller *p;
+	PyObject *watches; /* set of live Watch objects, freed with the poller */
+} PollerObject;
+
+typedef struct {
+	PyObject_HEAD PollerObject *poller; /* NULL once freed */
+	PyObject *handle;		    /* the _shmq object watched: kept open while watched */
+	PyObject *callback;
+	struct shmq_watch *w;
+} WatchObject;
+
+static PyTypeObject WatchType;
+
+static void watch_free(WatchObject *self)
+{
+	if (self->w) {
+		shmq_watch_free(self->w);
+		self->w = NULL;
+	}
+	if (self->poller) {
+		(void)PySet_Discard(self->poller->watches, (PyObject *)self);
+		self->poller = NULL;
+	}
+	Py_CLEAR(self->handle);
+	Py_CLEAR(self->callback);
+}
+
+static void Watch_dealloc(WatchObject *self)
+{
+	watch_free(self);
+	Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *Watch_free(WatchObject *self, PyObject *unused)
+{
+	(void)unused;
+	watch_free(self);
+	Py_RETURN_NONE;
+}
+
+static PyMethodDef Watch_methods[] = {
+	{"free", (PyCFunction)Watch_free, METH_NOARGS, "stop watching"},
+	{NULL},
+};
+
+static PyTypeObject WatchType = {
+	PyVarObject_HEAD_INIT(NULL, 0).tp_name = "_shmq.Watch",
+	.tp_basicsize = sizeof(WatchObject),
+	.tp_flags = Py_TPFLAGS_DEFAULT,
+	.tp_doc = "A watch of Poller.watch(): free() it when done.",
+	.tp_dealloc = (destructor)Watch_dealloc,
+	.tp_methods = Watch_methods,
+};
+
+static int Poller_init(PollerObject *self, PyObject *args, PyObject *kwds)
+{
+	int r;
+
+	if (!PyArg_ParseTuple(args, "") || (kwds && PyDict_Size(kwds))) {
+		if (!PyErr_Occurred())
+			PyErr_SetString(PyExc_TypeError, "Poller() takes no arguments");
+		return -1;
+	}
+	if (self->p) {
+		PyErr_SetString(PyExc_RuntimeError, "poller already made");
+		return -1;
+	}
+	self->watches = PySet_New(NULL);
+	if (!self->watches)
+		return -1;
+	r = shmq_poller_new(0, &self->p);
+	if (r < 0) {
+		self->p = NULL;
+		raise_errno(r);
+		return -1;
+	}
+	return 0;
+}
+
+static void Poller_dealloc(PollerObject *self)
+{
+	if (self->watches) {
+		PyObject *it = PyObject_GetIter(self->watches), *w;
+
+		/* Every watch dies with the poller: make their handles say so. */
+		while (it && (w = PyIter_Next(it))) {
+			((WatchObject *)w)->w = NULL;
+			((WatchObject *)w)->poller = NULL;
+			Py_DECREF(w);
+		}
+		Py_XDECREF(it);
+		PyErr_Clear();
+		Py_CLEAR(self->watches);
+	}
+	if (self->p)
+		shmq_poller_free(self->p);
+	Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *Poller_fd(PollerObject *self, PyObject *unused)
+{
+	(void)unused;
+	return PyLong_FromLong(shmq_poller_fd(self->p));
+}
+
+/* run() -> callbacks run: dispatch what is ready, never sleeping. */
+static PyObject *Poller_run(PollerObject *self, PyObject *unused)
+{
+	int r;
+
+	(void)unused;
+	r = shmq_poller_run_once(self->p, 0);
+	if (r < 0 && PyErr_Occurred())
+		return NULL; /* a callback raised */
+	if (r < 0)
+		return raise_errno(r);
+	return PyLong_FromLong(r);
+}
+
+static int watch_cb(struct shmq_watch *w, int events, void *arg)
+{
+	WatchObject *self = arg;
+	PyObject *cb = self->callback, *res;
+
+	(void)w;
+	if (!cb)
+		return 0;
+	Py_INCREF(cb);
+	res = PyObject_CallFunction(cb, "i", events);
+	Py_DECREF(cb);
+	if (!res)
+		return -ECANCELED; /* ends the run call; Poller_run() raises it */
+	Py_DECREF(res);
+	return 0;
+}
+
+static struct shmq_object *object_of(PyObject *h)
+{
+	if (PyObject_TypeCheck(h, &QueueType) && ((QueueObject *)h)->q)
+		return shmq_queue_object(((QueueObject *)h)->q);
+	if (PyObject_TypeCheck(h, &SemType) && ((SemObject *)h)->s)
+		return shmq_sem_object(((SemObject *)h)->s);
+	if (PyObject_TypeCheck(h, &LockType) && ((LockObject *)h)->l)
+		return shmq_lock_object(((LockObject *)h)->l);
+	if (PyObject_TypeCheck(h, &EventType) && ((EventObject *)h)->e)
+		return shmq_event_object(((EventObject *)h)->e);
+	PyErr_SetString(PyExc_TypeError, "expected an open _shmq Queue, Semaphore, Lock or Event");
+	return NULL;
+}
+
+/*
+ * watch(handle, events, callback) -> Watch: callback(events) from run()
+ * while the object is ready (level-triggered); free() the watch to stop.
+ */
+static PyObject *Poller_watch(PollerObject *self, PyObject *args)
+{
+	PyObject *handle, *callback;
+	struct shmq_object *obj;
+	unsigned int events;
+	WatchObject *w;
+	int r;
+
+	if (!PyArg_ParseTuple(args, "OIO", &handle, &events, &callback))
+		return NULL;
+	if (!PyCallable_Check(callback)) {
+		PyErr_SetString(PyExc_TypeError, "callback is not callable");
+		return NULL;
+	}
+	obj = object_of(handle);
+	if (!obj)
+		return NULL;
+	w = PyObject_New(WatchObject, &WatchType);
+	if (!w)
+		return NULL;
+	w->poller = NULL;
+	w->w = NULL;
+	Py_INCREF(handle);
+	w->handle = handle;
+	Py_INCREF(callback);
+	w->callback = callback;
+	r = shmq_poller_add(self->p, obj, events, watch_cb, w, &w->w);
+	if (r < 0) {
+		w->w = NULL;
+		Py_DECREF(w);
+		return raise_errno(r);
+	}
+	if (PySet_Add(self->watches, (PyObject *)w) < 0) {
+		Py_DECREF(w);
+		return NULL;
+	}
+	w->poller = self;
+	return (PyObject *)w;
+}
+
+static PyMethodDef Poller_methods[] = {
+	{"fd", (PyCFunction)Poller_fd, METH_NOARGS, "the descriptor for another loop"},
+	{"run", (PyCFunction)Poller_run, METH_NOARGS, "dispatch what is ready, never sleep"},
+	{"watch", (PyCFunction)Poller_watch, METH_VARARGS, "watch(handle, events, callback)"},
+	{NULL},
+};
+
+static PyTypeObject PollerType = {
+	PyVarObject_HEAD_INIT(NULL, 0).tp_name = "_shmq.Poller",
+	.tp_basicsize = sizeof(PollerObject),
+	.tp_flags = Py_TPFLAGS_DEFAULT,
+	.tp_doc = "Poller(): watches driven by another event loop through fd().",
+	.tp_new = PyType_GenericNew,
+	.tp_init = (initproc)Poller_init,
+	.tp_dealloc = (destructor)Poller_dealloc,
+	.tp_methods = Poller_methods,
+};
+
 /* --- Module --- */
 
 static PyObject *mod_version(PyObject *self, PyObject *unused)
@@ -1584,10 +1799,10 @@ static struct PyModuleDef shmq_module = {
 
 PyMODINIT_FUNC PyInit__shmq(void)
 {
-	PyTypeObject *types[] = {&ClientType, &QueueType, &SemType,	&LockType,
-				 &EventType,  &PipeType,  &BarrierType, &CondType};
-	const char *names[] = {"Client", "Queue", "Semaphore", "Lock",
-			       "Event",	 "Pipe",  "Barrier",   "Condition"};
+	PyTypeObject *types[] = {&ClientType, &QueueType,   &SemType,  &LockType,   &EventType,
+				 &PipeType,   &BarrierType, &CondType, &PollerType, &WatchType};
+	const char *names[] = {"Client", "Queue",   "Semaphore", "Lock",   "Event",
+			       "Pipe",	 "Barrier", "Condition", "Poller", "Watch"};
 	PyObject *m;
 
 	for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++)

@@ -1020,3 +1020,30 @@ Test(async_poller, async_server_example_exits_1_when_no_daemon_answers)
 		  example_out);
 	finish();
 }
+
+/*
+ * Another event loop (asyncio, epoll) waits on shmq_poller_fd(): readable
+ * once a wait has completed, and shmq_poller_run_once(p, 0) then
+ * dispatches without sleeping.
+ */
+Test(async_poller, the_poller_fd_becomes_readable_when_a_wait_completes)
+{
+	struct shmq_queue *q = queue("by-fd", SHMQ_RECV | SHMQ_SEND, SHMQ_SPSC);
+	struct pollfd pfd = {.fd = shmq_poller_fd(p), .events = POLLIN};
+	struct shmq_future *f;
+	char buf[64];
+
+	cr_assert(ge(int, pfd.fd, 0));
+	T_ERR(shmq_poller_fd(NULL), -EINVAL);
+	T_OK(shmq_poller_recv(p, q, buf, sizeof(buf), SHMQ_FOREVER, NULL, NULL, &f));
+	cr_assert(eq(int, shmq_poller_run_once(p, 0), 0), "arms the wait, sleeps not");
+	cr_assert(eq(int, poll(&pfd, 1, 0), 0), "nothing completed yet");
+	T_ERR(shmq_future_result(f), -EINPROGRESS);
+	T_OK(shmq_queue_send(q, "fd", 2));
+	cr_assert(eq(int, poll(&pfd, 1, RUN_MS), 1), "the wait's completion shows on the fd");
+	cr_assert(ge(int, shmq_poller_run_once(p, 0), 1));
+	cr_assert(eq(int, shmq_future_result(f), 2));
+	shmq_future_free(f);
+	T_OK(shmq_queue_close(q));
+	finish();
+}

@@ -25,6 +25,7 @@ object again, lazily, as its own: what the parent held stays the
 parent's, so a child's death is repaired as the child's.
 """
 
+import asyncio as _asyncio
 import errno as _errno
 import itertools as _itertools
 import os as _os
@@ -767,3 +768,103 @@ def Pipe(duplex=True, name=None):
 
 class _PipeName:
     """Kept by both ends of an anonymous Pipe: its finalizer removes the name."""
+
+
+# --- asyncio ---
+#
+# One _shmq.Poller per event loop, its descriptor added with
+# loop.add_reader(): no thread per wait.  An awaiting call first tries the
+# operation; only if it would block does it watch the object, await its
+# readiness, and try again (another process may have been quicker).
+# Cancelling the awaiting task frees the watch, which cancels the wait.
+
+_POLL_RECV = 1
+_POLL_SEND = 2
+_loop_pollers = _weakref.WeakKeyDictionary()
+
+
+class _LoopPoller:
+    def __init__(self, loop):
+        self._p = _shmq.Poller()
+        self._fd = self._p.fd()
+        self._gen = _generation
+        loop.add_reader(self._fd, self._p.run)
+        _weakref.finalize(self, loop.remove_reader, self._fd)
+
+    async def ready(self, handle, events):
+        loop = _asyncio.get_running_loop()
+        fut = loop.create_future()
+
+        def fired(ev):
+            if not fut.done():
+                fut.set_result(ev)
+
+        w = self._p.watch(handle, events, fired)
+        try:
+            self._p.run()  # arms the wait (or finds it ready already)
+            return await fut
+        finally:
+            w.free()
+
+
+def _poller():
+    loop = _asyncio.get_running_loop()
+    lp = _loop_pollers.get(loop)
+    if lp is None or lp._gen != _generation:
+        lp = _loop_pollers[loop] = _LoopPoller(loop)
+    return lp
+
+
+async def _queue_get_async(self):
+    """await q.get_async(): get() without blocking the event loop."""
+    while True:
+        try:
+            return self.get(False)
+        except Empty:
+            await _poller().ready(self._rx, _POLL_RECV)
+
+
+async def _queue_put_async(self, obj):
+    """await q.put_async(obj): put() without blocking the event loop."""
+    data = _pickle.dumps(obj, protocol=5)
+    while True:
+        try:
+            return self.put_bytes(data, False)
+        except Full:
+            await _poller().ready(self._tx, _POLL_SEND)
+
+
+async def _queue_get_bytes_async(self):
+    while True:
+        try:
+            return self.get_bytes(False)
+        except Empty:
+            await _poller().ready(self._rx, _POLL_RECV)
+
+
+async def _lock_acquire_async(self):
+    """await lock.acquire_async(): acquire() without blocking the event loop."""
+    while not self.acquire(False):
+        await _poller().ready(self._l, _POLL_RECV)
+    return True
+
+
+async def _sem_acquire_async(self):
+    while not self.acquire(False):
+        await _poller().ready(self._s, _POLL_RECV)
+    return True
+
+
+async def _event_wait_async(self):
+    """await event.wait_async(): wait() without blocking the event loop."""
+    while not self.is_set():
+        await _poller().ready(self._e, _POLL_RECV)
+    return True
+
+
+Queue.get_async = _queue_get_async
+Queue.put_async = _queue_put_async
+Queue.get_bytes_async = _queue_get_bytes_async
+_LockBase.acquire_async = _lock_acquire_async
+Semaphore.acquire_async = _sem_acquire_async
+Event.wait_async = _event_wait_async
