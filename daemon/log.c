@@ -47,6 +47,9 @@ struct bucket {
 static struct bucket buckets[RATELIMIT_UIDS];
 static struct bucket anonymous;
 
+/* The current request's reason (shmqd_log_reason()): SHMQ_REASON_MAX bytes with the NUL. */
+static char reason[256];
+
 /* The uid whose request (or session's end) is being handled; see shmqd_log_client_begin(). */
 static struct {
 	bool set;
@@ -182,6 +185,31 @@ static bool ratelimit_pass(void)
 	return true;
 }
 
+void shmqd_log_reason_clear(void)
+{
+	reason[0] = '\0';
+}
+
+void shmqd_log_set_reason(const char *text)
+{
+	/* The first reason is the cause; later lines are consequences. */
+	size_t n = strnlen(text, sizeof(reason) - 1);
+
+	if (reason[0])
+		return;
+	memcpy(reason, text, n); /* cut at the reply's bound (protocol.h) */
+	reason[n] = '\0';
+	/* It goes to the client as printable ASCII (protocol.h). */
+	for (char *p = reason; *p; p++)
+		if (*p < 0x20 || *p > 0x7e)
+			*p = '?';
+}
+
+const char *shmqd_log_reason(void)
+{
+	return reason;
+}
+
 void shmqd_log_client_begin(uint32_t uid)
 {
 	ctx.set = true;
@@ -212,6 +240,13 @@ int shmqd_log_internal(int level, int error, bool ratelimited, const char *fmt, 
 	va_list ap;
 	int n;
 
+	if (error < 0 && ctx.set && !reason[0]) {
+		va_start(ap, fmt);
+		n = vsnprintf(msg, sizeof(msg), fmt, ap);
+		va_end(ap);
+		if (n >= 0)
+			shmqd_log_set_reason(msg);
+	}
 	if (level > log_level)
 		return error;
 	/*

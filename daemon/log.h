@@ -63,6 +63,16 @@ int shmqd_log_internal(int level, int error, bool ratelimited, const char *fmt, 
 void shmqd_log_client_begin(uint32_t uid);
 void shmqd_log_client_end(void);
 
+/*
+ * The reason for the current request's failure, for its error reply: the
+ * first client-caused line with an error while a uid is being served
+ * (written or not: rate limits and log levels do not drop it), or one set
+ * explicitly.  Cleared before each request.
+ */
+void shmqd_log_reason_clear(void);
+void shmqd_log_set_reason(const char *text);
+const char *shmqd_log_reason(void);
+
 /* Housekeeping tick: write the summary a quiet, rate-limited uid still owes. */
 void shmqd_log_tick(void);
 

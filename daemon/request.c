@@ -33,6 +33,7 @@ int shmqd_reject(const struct shmqd_session *s, int level, int r, const char *fm
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	shmqd_log_set_reason(msg); /* the client's error reply says it, without our prefix */
 	return log_client_errno(level, r, "pid %" PRId32 " uid %" PRIu32 ": %s", s->pid, s->uid,
 				msg);
 }

@@ -551,7 +551,18 @@ static void handle_datagram(struct shmqd *d, struct shmqd_session *s, size_t n, 
 		shmqd_session_kill(d, s, "refused: client limit");
 		return;
 	}
+	shmqd_log_reason_clear();
 	r = shmqd_session_request(d, s, n, control, truncated, &h, &rep);
+	if (r < 0 && shmqd_log_reason()[0]) {
+		/* The error reply's body: why, for the client to show (protocol.h). */
+		size_t len = strlen(shmqd_log_reason()) + 1;
+
+		if (len > SHMQ_REASON_MAX)
+			len = SHMQ_REASON_MAX;
+		memcpy(d->tx + sizeof(h), shmqd_log_reason(), len - 1);
+		d->tx[sizeof(h) + len - 1] = '\0';
+		rep.len = len;
+	}
 	send_reply(d, s, h.op & ~SHMQ_OP_REPLY, h.seq, r, rep.len, rep.fd);
 	if (rep.fd_owned && rep.fd >= 0)
 		close(rep.fd);

@@ -268,6 +268,33 @@ static void stale_reply(struct shmq_client *c, const union reply *rep, size_t le
 	shmq__client_defer_close(c, ro.attach_id);
 }
 
+/*
+ * The daemon's reason for this thread's last failed control call
+ * (shmq_last_error()).  Thread-local: calls on one client from several
+ * threads each keep their own.
+ */
+static __thread char last_error[SHMQ_REASON_MAX];
+
+void shmq__set_last_error(const char *text)
+{
+	snprintf(last_error, sizeof(last_error), "%s", text);
+}
+
+/* An error reply's body, untrusted: printable ASCII up to its NUL, within @len. */
+static void keep_reason(const unsigned char *body, size_t len)
+{
+	size_t i = 0;
+
+	for (; i < len && i < sizeof(last_error) - 1 && body[i]; i++)
+		last_error[i] = body[i] >= 0x20 && body[i] <= 0x7e ? (char)body[i] : '?';
+	last_error[i] = '\0';
+}
+
+SHMQ_API const char *shmq_last_error(void)
+{
+	return last_error;
+}
+
 /* Requests the daemon may safely see twice, if the reply to the first was lost. */
 static bool retry_safe(uint16_t op)
 {
@@ -308,6 +335,8 @@ static int call(struct shmq_client *c, uint16_t op, const void *body, size_t bod
 	if (body_size > sizeof(req.bytes) - sizeof(req.hdr) ||
 	    ret_size > sizeof(rep->bytes) - sizeof(rep->hdr))
 		return -EINVAL;
+	if (!c->reconnecting)
+		last_error[0] = '\0'; /* a reason belongs to the call that failed */
 
 	for (bool again = false;; again = true) {
 		/*
@@ -370,11 +399,12 @@ static int call(struct shmq_client *c, uint16_t op, const void *body, size_t bod
 		break;
 	}
 
-	if (rep->hdr.op != (uint16_t)(op | SHMQ_OP_REPLY))
+	if (rep->hdr.op != (uint16_t)(op | SHMQ_OP_REPLY)) {
 		r = -EPROTO;
-	else if (rep->hdr.status < 0)
+	} else if (rep->hdr.status < 0) {
 		r = rep->hdr.status;
-	else if (fds.truncated) {
+		keep_reason(rep->bytes + sizeof(rep->hdr), len - sizeof(rep->hdr));
+	} else if (fds.truncated) {
 		/* Granted, but unusable without its descriptor: CLOSE it like a stale grant. */
 		stale_reply(c, rep, len);
 		r = -EMFILE;

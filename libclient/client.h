@@ -53,6 +53,9 @@ void shmq__client_unlink(struct shmq_client *c, struct shmq_object *o);
 /* An attachment to close at the next chance (after a reconnect). Caller holds the lock. */
 void shmq__client_defer_close(struct shmq_client *c, uint64_t attach_id);
 
+/* Set this thread's shmq_last_error() for a failure found in the library itself. */
+void shmq__set_last_error(const char *text);
+
 void shmq__client_lock(struct shmq_client *c);
 void shmq__client_unlock(struct shmq_client *c);
 

@@ -25,6 +25,7 @@
 
 int shmq__object_take_attr(const void *attr, size_t known, struct shmq_req_open *req)
 {
+	shmq__set_last_error(""); /* an open starts without a reason, even before its call */
 	const unsigned char *p = attr;
 	uint32_t size;
 
@@ -58,9 +59,16 @@ int shmq__object_open_named(struct shmq_client *c, const char *name, unsigned in
 {
 	uint16_t op;
 
-	if (!c || !shmq__name_is_valid(name) ||
-	    ((flags & (SHMQ_EXCL | SHMQ_ANY_GEOMETRY)) && !(flags & SHMQ_CREATE)))
+	if (!c || !name)
 		return -EINVAL;
+	if (!shmq__name_is_valid(name)) {
+		shmq__set_last_error("invalid name: 1-63 bytes of [A-Za-z0-9._-]");
+		return -EINVAL;
+	}
+	if ((flags & (SHMQ_EXCL | SHMQ_ANY_GEOMETRY)) && !(flags & SHMQ_CREATE)) {
+		shmq__set_last_error("SHMQ_EXCL and SHMQ_ANY_GEOMETRY need SHMQ_CREATE");
+		return -EINVAL;
+	}
 	op = shmq__object_request(req, name, flags);
 	return shmq__object_open(c, op, req, obj);
 }

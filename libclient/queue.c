@@ -10,6 +10,7 @@
  */
 #include <assert.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,8 +39,15 @@ static int geom_from_attr(const struct shmq_queue_attr *a, struct shmq_req_open 
 	if (r < 0)
 		return r;
 	/* 0 asks for the daemon's default; anything else is checked again there. */
-	if ((a->n_slots & (a->n_slots - 1)) || a->n_slots > SHMQ_SLOTS_MAX ||
-	    a->slot_size > SHMQ_SLOT_SIZE_MAX || a->mode >= SHMQ_QMODE_COUNT ||
+	if ((a->n_slots & (a->n_slots - 1)) || a->n_slots > SHMQ_SLOTS_MAX) {
+		char why[96];
+
+		snprintf(why, sizeof(why), "n_slots %u is not a power of two in [2, %u]",
+			 (unsigned int)a->n_slots, (unsigned int)SHMQ_SLOTS_MAX);
+		shmq__set_last_error(why);
+		return -EINVAL;
+	}
+	if (a->slot_size > SHMQ_SLOT_SIZE_MAX || a->mode >= SHMQ_QMODE_COUNT ||
 	    (a->perm & ~0777u) || (a->flags & ~(SHMQ_QUEUE_NUMA | SHMQ_QUEUE_JOINABLE)) ||
 	    a->max_msg > SHMQ_MSG_SIZE_MAX || ((a->flags & SHMQ_QUEUE_NUMA) && a->numa_node < 0))
 		return -EINVAL;

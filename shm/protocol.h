@@ -30,6 +30,12 @@
 #define SHMQ_PROTO_MAGIC   UINT32_C(0x51514d53) /* "SMQQ" in memory */
 #define SHMQ_PROTO_VERSION 1
 #define SHMQ_MSG_MAX	   65536 /* bytes, largest datagram either way */
+/*
+ * An error reply may carry a body (1.1): the daemon's reason, printable
+ * ASCII, NUL-terminated, at most SHMQ_REASON_MAX bytes with the NUL.  A
+ * client ignores it or shows it; 1.0 clients ignore every error body.
+ */
+#define SHMQ_REASON_MAX 256
 
 /* struct shmq_msg_hdr.op; a reply carries the request's op | SHMQ_OP_REPLY. */
 #define SHMQ_OP_HELLO	    1  /* versions both ways; must be the first request */

@@ -215,6 +215,21 @@ SHMQ_API const char *shmq_version(void);
 SHMQ_API const char *shmq_strerror(int r);
 
 /**
+ * shmq_last_error() - why this thread's last failed control call failed.
+ *
+ * The daemon's reason, as its log gives it ("4337664 more bytes would
+ * exceed max-memory-per-uid (0 in use of 1048576)", "'s1' is of kind
+ * semaphore"), or the library's for a request it refused itself; an
+ * empty string when the failure came with none (a daemon before 1.1, a
+ * lost connection) or the last call succeeded.  Print it after
+ * shmq_strerror().
+ * Context: thread-local; since 1.1.
+ * Return: a string owned by the library, valid until this thread's next
+ *         control call.
+ */
+SHMQ_API const char *shmq_last_error(void);
+
+/**
  * shmq_deadline_after() - absolute deadline @timeout_ns from now.
  * @timeout_ns:	nanoseconds; saturates at SHMQ_FOREVER
  *

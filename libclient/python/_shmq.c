@@ -37,6 +37,25 @@
 
 #define SLICE_NS (UINT64_C(50) * 1000000) /* how often a blocked call looks at signals */
 
+/*
+ * A control call's failure: OSError(errno, "strerror: the daemon's
+ * reason") when it gave one (shmq_last_error()).
+ */
+static PyObject *raise_ctl_errno(int r)
+{
+	const char *why = shmq_last_error();
+	PyObject *text = why[0] ? PyUnicode_FromFormat("%s: %s", shmq_strerror(r), why)
+				: PyUnicode_FromString(shmq_strerror(r));
+	PyObject *args = text ? Py_BuildValue("(iN)", -r, text) : NULL; /* N: takes text */
+
+	if (args) {
+		PyErr_SetObject(PyExc_OSError, args);
+		Py_DECREF(args);
+	}
+	return NULL;
+}
+
+/* A data-path failure: OSError(errno, strerror); no daemon was asked. */
 static PyObject *raise_errno(int r)
 {
 	PyObject *args = Py_BuildValue("(is)", -r, shmq_strerror(r));
@@ -139,7 +158,7 @@ static int Client_init(ClientObject *self, PyObject *args, PyObject *kwds)
 	Py_END_ALLOW_THREADS
 	if (r < 0) {
 		self->c = NULL;
-		raise_errno(r);
+		raise_ctl_errno(r);
 		return -1;
 	}
 	return 0;
@@ -171,7 +190,7 @@ static PyObject *Client_unlink(ClientObject *self, PyObject *args)
 	r = shmq_unlink(c, name);
 	Py_END_ALLOW_THREADS
 	if (r < 0)
-		return raise_errno(r);
+		return raise_ctl_errno(r);
 	Py_RETURN_NONE;
 }
 
@@ -242,7 +261,7 @@ static int Queue_init(QueueObject *self, PyObject *args, PyObject *kwds)
 	Py_END_ALLOW_THREADS
 	if (r < 0) {
 		self->q = NULL;
-		raise_errno(r);
+		raise_ctl_errno(r);
 		return -1;
 	}
 	pthread_mutex_init(&self->lock, NULL);
@@ -659,7 +678,7 @@ static int Sem_init(SemObject *self, PyObject *args, PyObject *kwds)
 	Py_END_ALLOW_THREADS
 	if (r < 0) {
 		self->s = NULL;
-		raise_errno(r);
+		raise_ctl_errno(r);
 		return -1;
 	}
 	pthread_mutex_init(&self->lock, NULL);
@@ -790,7 +809,7 @@ static int Lock_init(LockObject *self, PyObject *args, PyObject *kwds)
 	Py_END_ALLOW_THREADS
 	if (r < 0) {
 		self->l = NULL;
-		raise_errno(r);
+		raise_ctl_errno(r);
 		return -1;
 	}
 	pthread_mutex_init(&self->lock, NULL);
@@ -949,7 +968,7 @@ static int Event_init(EventObject *self, PyObject *args, PyObject *kwds)
 	Py_END_ALLOW_THREADS
 	if (r < 0) {
 		self->e = NULL;
-		raise_errno(r);
+		raise_ctl_errno(r);
 		return -1;
 	}
 	pthread_mutex_init(&self->lock, NULL);
@@ -1096,7 +1115,7 @@ static int Cond_init(CondObject *self, PyObject *args, PyObject *kwds)
 	Py_END_ALLOW_THREADS
 	if (r < 0) {
 		self->cv = NULL;
-		raise_errno(r);
+		raise_ctl_errno(r);
 		return -1;
 	}
 	Py_INCREF(lock);
@@ -1245,7 +1264,7 @@ static int Pipe_init(PipeObject *self, PyObject *args, PyObject *kwds)
 	Py_END_ALLOW_THREADS
 	if (r < 0) {
 		self->p = NULL;
-		raise_errno(r);
+		raise_ctl_errno(r);
 		return -1;
 	}
 	pthread_mutex_init(&self->send_lock, NULL);
@@ -1462,7 +1481,7 @@ static int Barrier_init(BarrierObject *self, PyObject *args, PyObject *kwds)
 	Py_END_ALLOW_THREADS
 	if (r < 0) {
 		self->b = NULL;
-		raise_errno(r);
+		raise_ctl_errno(r);
 		return -1;
 	}
 	Py_INCREF(client);
@@ -1636,7 +1655,7 @@ static int Poller_init(PollerObject *self, PyObject *args, PyObject *kwds)
 	r = shmq_poller_new(0, &self->p);
 	if (r < 0) {
 		self->p = NULL;
-		raise_errno(r);
+		raise_ctl_errno(r);
 		return -1;
 	}
 	return 0;

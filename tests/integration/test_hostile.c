@@ -753,7 +753,10 @@ static int reply_status(int fd)
 		return r == 0 ? -ECONNRESET : r;
 	if (rep.fd >= 0)
 		close(rep.fd);
-	if (rep.n_fds || rep.len != sizeof(rep.hdr) || rep.hdr.magic != SHMQ_PROTO_MAGIC)
+	/* A bare header, or one with a NUL-terminated reason (protocol.h). */
+	if (rep.n_fds || rep.len < sizeof(rep.hdr) || rep.len > sizeof(rep.hdr) + SHMQ_REASON_MAX ||
+	    rep.hdr.magic != SHMQ_PROTO_MAGIC ||
+	    (rep.len > sizeof(rep.hdr) && rep.body[rep.len - sizeof(rep.hdr) - 1] != '\0'))
 		return T_RAW_BAD_REPLY;
 	return rep.hdr.status;
 }
@@ -1065,8 +1068,12 @@ Test(hostile, malformed_datagrams_each_get_their_documented_error_and_the_daemon
 			cr_assert(r == 0, "%s: send: %s", cases[i].what, strerror(-r));
 			r = t_raw_recv(cfd, &rep, T_RAW_TIMEOUT_MS);
 			cr_assert(r > 0, "%s: no reply (%d)", cases[i].what, r);
-			cr_assert(rep.len == sizeof(rep.hdr) && rep.hdr.size == sizeof(rep.hdr) &&
-					  rep.n_fds == 0,
+			/* The header, and at most a NUL-terminated reason (protocol.h). */
+			cr_assert(rep.len >= sizeof(rep.hdr) &&
+					  rep.len <= sizeof(rep.hdr) + SHMQ_REASON_MAX &&
+					  rep.hdr.size == rep.len && rep.n_fds == 0 &&
+					  (rep.len == sizeof(rep.hdr) ||
+					   rep.body[rep.len - sizeof(rep.hdr) - 1] == '\0'),
 				  "%s: an error reply of %zu bytes", cases[i].what, rep.len);
 			cr_assert(rep.hdr.status == cases[i].want, "%s: %d (%s), want %d (%s)",
 				  cases[i].what, rep.hdr.status, strerror(-rep.hdr.status),

@@ -100,8 +100,15 @@ static void expect(int fd, size_t len, int pass_fd, int want, bool echo, bool he
 	if (rep.fd >= 0)
 		close(rep.fd);
 	cr_assert(rep.n_fds == 0, "%s: an error reply carried a descriptor", what);
-	cr_assert(eq(sz, rep.len, sizeof(rep.hdr)), "%s: an error reply of %zu bytes", what,
-		  rep.len);
+	/* The header, and at most a reason: printable ASCII up to its NUL (protocol.h). */
+	cr_assert(rep.len == sizeof(rep.hdr) ||
+			  (rep.len <= sizeof(rep.hdr) + SHMQ_REASON_MAX &&
+			   memchr(rep.body, '\0', rep.len - sizeof(rep.hdr)) ==
+				   rep.body + rep.len - sizeof(rep.hdr) - 1),
+		  "%s: an error reply of %zu bytes", what, rep.len);
+	for (size_t i = 0; i + 1 < rep.len - sizeof(rep.hdr); i++)
+		cr_assert(rep.body[i] >= 0x20 && rep.body[i] <= 0x7e, "%s: reason byte %#x", what,
+			  rep.body[i]);
 	cr_assert(rep.hdr.magic == SHMQ_PROTO_MAGIC && rep.hdr.version == 1,
 		  "%s: reply header magic %#x version %u", what, rep.hdr.magic, rep.hdr.version);
 	cr_assert(ne(u32, rep.hdr.op & SHMQ_OP_REPLY, 0), "%s: reply op %#x", what, rep.hdr.op);

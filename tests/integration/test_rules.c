@@ -278,3 +278,58 @@ Test(rules, a_create_meets_an_existing_object_of_another_shape_with_eexist)
 	shmq_queue_close(q);
 	shmq_client_close(c);
 }
+
+/* --- Errors say why --- */
+
+static void says(int r, int want, const char *what)
+{
+	cr_assert(eq(int, r, want), "%s: %s", what, strerror(-r));
+	cr_assert(strstr(shmq_last_error(), what) != NULL, "the reason '%s' lacks '%s'",
+		  shmq_last_error(), what);
+}
+
+Test(rules, a_failed_control_call_says_why_and_a_good_one_clears_it)
+{
+	struct shmq_client *c = t_connect(&d);
+	struct shmq_queue_attr a = qattr(1000), b = qattr(64);
+	struct shmq_sem *s;
+	struct shmq_queue *q;
+
+	says(shmq_queue_open(c, "bad/name", SHMQ_CREATE | SHMQ_SEND, &b, &q), -EINVAL,
+	     "invalid name");
+	says(shmq_queue_open(c, "odd", SHMQ_CREATE | SHMQ_SEND, &a, &q), -EINVAL,
+	     "not a power of two");
+	T_OK(shmq_sem_open(c, "why-s1", SHMQ_CREATE, NULL, &s));
+	cr_assert(shmq_last_error()[0] == '\0', "a good call leaves no reason");
+	says(shmq_queue_purge(c, "why-s1"), -EINVAL, "semaphore");
+	says(shmq_queue_open(c, "why-s1", SHMQ_SEND, NULL, &q), -EINVAL, "is of kind semaphore");
+	T_OK(shmq_queue_open(c, "why-q", SHMQ_CREATE | SHMQ_SEND, &b, &q));
+	b.n_slots = 128;
+	{
+		struct shmq_queue *q2;
+
+		says(shmq_queue_open(c, "why-q", SHMQ_CREATE | SHMQ_SEND, &b, &q2), -EEXIST,
+		     "another shape");
+	}
+	says(shmq_unlink(c, "why-nothing"), -ENOENT, "why-nothing");
+	shmq_queue_close(q);
+	shmq_sem_close(s);
+	shmq_client_close(c);
+}
+
+Test(rules, a_limit_says_which_limit_and_by_how_much)
+{
+	static const char *args[] = {"--max-memory-per-uid=1048576", NULL};
+	struct shmq_queue_attr a = qattr(4096);
+	struct t_daemon lim;
+	struct shmq_client *c;
+	struct shmq_queue *q;
+
+	a.slot_size = 1024;
+	t_daemon_start(&lim, args, NULL);
+	c = t_connect(&lim);
+	says(shmq_queue_open(c, "big", SHMQ_CREATE | SHMQ_SEND, &a, &q), -ENOSPC,
+	     "max-memory-per-uid");
+	shmq_client_close(c);
+	t_daemon_fini(&lim);
+}

@@ -801,3 +801,16 @@ Test(shmqctl, a_shutdown_wakes_an_asynchronous_waiter_too)
 	T_OK(shmq_queue_close(q));
 	finish();
 }
+
+/* --- Errors carry the daemon's reason --- */
+
+Test(shmqctl, a_refused_verb_prints_the_daemons_reason)
+{
+	cr_assert(eq(int, ctl("create", "sem", "why-s1", NULL), 0), "%s", out);
+	cr_assert(eq(int, ctl("purge", "why-s1", NULL), 1), "%s", out);
+	cr_assert(strstr(out, "Invalid argument: ") != NULL && strstr(out, "semaphore") != NULL,
+		  "no reason after the errno: %s", out);
+	cr_assert(eq(int, ctl("create", "queue", "why-q", "--slots", "1000", NULL), 1), "%s", out);
+	cr_assert(strstr(out, "power of two") != NULL, "no reason for --slots 1000: %s", out);
+	cr_assert(eq(int, ctl("rm", "why-s1", NULL), 0), "%s", out);
+}

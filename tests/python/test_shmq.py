@@ -145,7 +145,15 @@ def test_a_sender_killed_mid_stream_loses_nothing_it_was_told_was_sent():
 def test_errors_are_oserrors_with_the_errno_and_the_reason():
     with pytest.raises(OSError) as e:
         shmq.Queue("bad/name")
-    assert e.value.errno is not None
+    assert e.value.errno == 22
+    assert "invalid name" in str(e.value)
+    shmq.Semaphore(1, "py-why-sem")
+    try:
+        with pytest.raises(OSError) as e:
+            shmq.Queue.open("py-why-sem")
+        assert "is of kind semaphore" in str(e.value), str(e.value)
+    finally:
+        shmq.unlink("py-why-sem")
 
 
 def test_a_joinable_consumer_killed_holding_a_task_does_not_wedge_join():

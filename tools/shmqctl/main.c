@@ -214,7 +214,11 @@ int ctl_error(int r, const char *what, ...)
 	va_start(ap, what);
 	vfprintf(stderr, what, ap);
 	va_end(ap);
-	fprintf(stderr, ": %s\n", shmq_strerror(r));
+	/* The daemon's reason, when it gave one (shmq_last_error()). */
+	if (shmq_last_error()[0])
+		fprintf(stderr, ": %s: %s\n", shmq_strerror(r), shmq_last_error());
+	else
+		fprintf(stderr, ": %s\n", shmq_strerror(r));
 	return r;
 }
 
