@@ -103,11 +103,23 @@ static int deadline_of(PyObject *timeout, uint64_t *ret)
 	return 0;
 }
 
+/* The deadline of the next slice of a wait until @deadline_ns (0: the try form, no slice). */
+static uint64_t slice_end(uint64_t deadline_ns)
+{
+	uint64_t end;
+
+	if (deadline_ns == 0)
+		return 0;
+	end = now_ns() + SLICE_NS;
+	return end < deadline_ns ? end : deadline_ns;
+}
+
 /*
  * Run @fn(@arg, deadline) with the GIL released, in slices, until it
  * returns anything but -ETIMEDOUT for a slice, or @deadline_ns passes.
- * @lock: the handle's mutex, held across the calls.  Return: @fn's result;
- * INT32_MIN when a signal handler raised (the exception is set).
+ * @lock: the handle's mutex, held across each call, or NULL where calls
+ * may run side by side.  Return: @fn's result; INT32_MIN when a signal
+ * handler raised (the exception is set).
  */
 static int wait_sliced(pthread_mutex_t *lock, int (*fn)(void *arg, uint64_t deadline_ns), void *arg,
 		       uint64_t deadline_ns)
@@ -115,18 +127,14 @@ static int wait_sliced(pthread_mutex_t *lock, int (*fn)(void *arg, uint64_t dead
 	int r;
 
 	for (;;) {
-		uint64_t slice = deadline_ns;
+		uint64_t slice = slice_end(deadline_ns);
 
-		if (deadline_ns != 0) {
-			uint64_t end = now_ns() + SLICE_NS;
-
-			if (end < deadline_ns)
-				slice = end;
-		}
 		Py_BEGIN_ALLOW_THREADS
-		pthread_mutex_lock(lock);
+		if (lock)
+			pthread_mutex_lock(lock);
 		r = fn(arg, slice);
-		pthread_mutex_unlock(lock);
+		if (lock)
+			pthread_mutex_unlock(lock);
 		Py_END_ALLOW_THREADS
 		if (r != -ETIMEDOUT || slice == deadline_ns)
 			return r;
@@ -298,8 +306,9 @@ static struct shmq_queue *queue_of(QueueObject *self)
 	return self->q;
 }
 
+/* A send for wait_sliced(): @h the queue or the pipe end, one message. */
 struct send_call {
-	struct shmq_queue *q;
+	void *h;
 	const void *buf;
 	size_t len;
 };
@@ -308,7 +317,7 @@ static int send_fn(void *arg, uint64_t deadline_ns)
 {
 	struct send_call *s = arg;
 
-	return shmq_queue_send_wait(s->q, s->buf, s->len, deadline_ns);
+	return shmq_queue_send_wait(s->h, s->buf, s->len, deadline_ns);
 }
 
 static PyObject *Queue_send(QueueObject *self, PyObject *args)
@@ -334,7 +343,7 @@ static PyObject *Queue_send(QueueObject *self, PyObject *args)
 		pthread_mutex_unlock(&self->lock);
 	}
 	if (r == -EAGAIN && deadline != 0) {
-		s = (struct send_call){.q = self->q, .buf = view.buf, .len = (size_t)view.len};
+		s = (struct send_call){.h = self->q, .buf = view.buf, .len = (size_t)view.len};
 		r = wait_sliced(&self->lock, send_fn, &s, deadline);
 	}
 	PyBuffer_Release(&view);
@@ -385,14 +394,8 @@ static PyObject *Queue_recv(QueueObject *self, PyObject *args)
 	}
 	/* The mutex stays held from the peek to the release: the slot is this handle's. */
 	for (;;) {
-		uint64_t slice = deadline;
+		uint64_t slice = slice_end(deadline);
 
-		if (deadline != 0) {
-			uint64_t end = now_ns() + SLICE_NS;
-
-			if (end < deadline)
-				slice = end;
-		}
 		Py_BEGIN_ALLOW_THREADS
 		pthread_mutex_lock(&self->lock);
 		r = peek_fn(&p, slice);
@@ -590,15 +593,14 @@ static int join_fn(void *arg, uint64_t deadline_ns)
 static PyObject *Queue_join(QueueObject *self, PyObject *args)
 {
 	PyObject *timeout = Py_None;
-	pthread_mutex_t own = PTHREAD_MUTEX_INITIALIZER;
 	uint64_t deadline;
 	int r;
 
 	if (!queue_of(self) || !PyArg_ParseTuple(args, "|O", &timeout) ||
 	    deadline_of(timeout, &deadline) < 0)
 		return NULL;
-	/* Joins may run side by side with anything on the handle: no shared mutex. */
-	r = wait_sliced(&own, join_fn, self->q, deadline);
+	/* Joins may run side by side with anything on the handle: no mutex. */
+	r = wait_sliced(NULL, join_fn, self->q, deadline);
 	if (r == INT32_MIN)
 		return NULL;
 	if (r == -EAGAIN || r == -ETIMEDOUT)
@@ -859,23 +861,9 @@ static PyObject *Lock_acquire(LockObject *self, PyObject *args)
 	 * Not under the handle's mutex: the lock itself serialises its
 	 * threads, and a thread waiting here must not keep release() out.
 	 */
-	for (;;) {
-		uint64_t slice = deadline;
-
-		if (deadline != 0) {
-			uint64_t end = now_ns() + SLICE_NS;
-
-			if (end < deadline)
-				slice = end;
-		}
-		Py_BEGIN_ALLOW_THREADS
-		r = lock_fn(self->l, slice);
-		Py_END_ALLOW_THREADS
-		if (r != -ETIMEDOUT || slice == deadline)
-			break;
-		if (PyErr_CheckSignals() < 0)
-			return NULL;
-	}
+	r = wait_sliced(NULL, lock_fn, self->l, deadline);
+	if (r == INT32_MIN)
+		return NULL;
 	if (r == -EAGAIN || r == -ETIMEDOUT)
 		Py_RETURN_FALSE;
 	if (r < 0)
@@ -1004,14 +992,13 @@ static PyObject *Event_wait(EventObject *self, PyObject *args)
 {
 	PyObject *timeout = Py_None;
 	uint64_t deadline;
-	pthread_mutex_t none = PTHREAD_MUTEX_INITIALIZER;
 	int r;
 
 	if (!event_of(self) || !PyArg_ParseTuple(args, "|O", &timeout) ||
 	    deadline_of(timeout, &deadline) < 0)
 		return NULL;
-	/* Waits on one handle may run side by side: a private mutex serialises nothing. */
-	r = wait_sliced(&none, event_wait_fn, self->e, deadline);
+	/* Waits on one handle may run side by side: no mutex. */
+	r = wait_sliced(NULL, event_wait_fn, self->e, deadline);
 	if (r == INT32_MIN)
 		return NULL;
 	if (r == -EAGAIN || r == -ETIMEDOUT)
@@ -1131,6 +1118,15 @@ static void Cond_dealloc(CondObject *self)
 	Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
+static int cond_fn(void *arg, uint64_t deadline_ns)
+{
+	CondObject *self = arg;
+	int r = shmq_cond_wait(self->cv, deadline_ns);
+
+	/* The lock came back from a dead holder: ours now, as for acquire(). */
+	return r == -EOWNERDEAD ? shmq_lock_consistent(((LockObject *)self->lock)->l) : r;
+}
+
 /*
  * wait(timeout=None) -> bool: False when the timeout passed first.  Cut
  * into slices like every wait: between two, this thread holds the lock
@@ -1149,26 +1145,9 @@ static PyObject *Cond_wait(CondObject *self, PyObject *args)
 	}
 	if (!PyArg_ParseTuple(args, "|O", &timeout) || deadline_of(timeout, &deadline) < 0)
 		return NULL;
-	for (;;) {
-		uint64_t slice = deadline;
-
-		if (deadline != 0) {
-			uint64_t end = now_ns() + SLICE_NS;
-
-			if (end < deadline)
-				slice = end;
-		}
-		Py_BEGIN_ALLOW_THREADS
-		r = shmq_cond_wait(self->cv, slice);
-		/* The lock came back from a dead holder: ours now, as for acquire(). */
-		if (r == -EOWNERDEAD)
-			r = shmq_lock_consistent(((LockObject *)self->lock)->l);
-		Py_END_ALLOW_THREADS
-		if (r != -ETIMEDOUT || slice == deadline)
-			break;
-		if (PyErr_CheckSignals() < 0)
-			return NULL;
-	}
+	r = wait_sliced(NULL, cond_fn, self, deadline);
+	if (r == INT32_MIN)
+		return NULL;
 	if (r == -ETIMEDOUT)
 		Py_RETURN_FALSE;
 	if (r < 0)
@@ -1304,23 +1283,17 @@ static struct shmq_pipe *pipe_of(PipeObject *self)
 	return self->p;
 }
 
-struct pipe_send_call {
-	struct shmq_pipe *p;
-	const void *buf;
-	size_t len;
-};
-
 static int pipe_send_fn(void *arg, uint64_t deadline_ns)
 {
-	struct pipe_send_call *s = arg;
+	struct send_call *s = arg;
 
-	return shmq_pipe_send(s->p, s->buf, s->len, deadline_ns);
+	return shmq_pipe_send(s->h, s->buf, s->len, deadline_ns);
 }
 
 static PyObject *Pipe_send(PipeObject *self, PyObject *args)
 {
 	PyObject *timeout = Py_None;
-	struct pipe_send_call s;
+	struct send_call s;
 	uint64_t deadline;
 	Py_buffer view;
 	int r;
@@ -1331,7 +1304,7 @@ static PyObject *Pipe_send(PipeObject *self, PyObject *args)
 		PyBuffer_Release(&view);
 		return NULL;
 	}
-	s = (struct pipe_send_call){.p = self->p, .buf = view.buf, .len = (size_t)view.len};
+	s = (struct send_call){.h = self->p, .buf = view.buf, .len = (size_t)view.len};
 	r = wait_sliced(&self->send_lock, pipe_send_fn, &s, deadline);
 	PyBuffer_Release(&view);
 	if (r == INT32_MIN)
@@ -1394,7 +1367,6 @@ static int pipe_poll_fn(void *arg, uint64_t deadline_ns)
 static PyObject *Pipe_poll(PipeObject *self, PyObject *args)
 {
 	PyObject *timeout = NULL;
-	pthread_mutex_t own = PTHREAD_MUTEX_INITIALIZER;
 	uint64_t deadline = 0;
 	int r;
 
@@ -1402,7 +1374,7 @@ static PyObject *Pipe_poll(PipeObject *self, PyObject *args)
 		return NULL;
 	if (timeout && deadline_of(timeout, &deadline) < 0)
 		return NULL;
-	r = wait_sliced(&own, pipe_poll_fn, self->p, deadline);
+	r = wait_sliced(NULL, pipe_poll_fn, self->p, deadline);
 	if (r == INT32_MIN)
 		return NULL;
 	if (r == -ETIMEDOUT || r == 0)
