@@ -421,17 +421,16 @@ static void op_reset(struct op *op)
 	op->arg = NULL;
 }
 
-static struct op *op_new(struct shmq_poller *p, size_t size, uint8_t src, uint8_t fut)
+/* A watch or a future: both are a bare struct op (static_assert above), so any spare fits. */
+static struct op *op_new(struct shmq_poller *p, uint8_t src, uint8_t fut)
 {
 	struct op *op;
 
-	/* Watches and futures are both a bare struct op: any spare one fits. */
-	assert(size == sizeof(struct op));
 	if (p->n_spare) {
 		op = p->spare[--p->n_spare];
 		op_reset(op);
 	} else {
-		op = calloc(1, size);
+		op = calloc(1, sizeof(*op));
 		if (!op)
 			return NULL;
 	}
@@ -939,7 +938,7 @@ SHMQ_API int shmq_poller_add(struct shmq_poller *p, struct shmq_object *obj, uns
 	r = shmq__waiter_check_object(obj, events);
 	if (r < 0)
 		return r;
-	op = op_new(p, sizeof(struct shmq_watch), SRC_OBJECT, FUT_NONE);
+	op = op_new(p, SRC_OBJECT, FUT_NONE);
 	if (!op)
 		return -ENOMEM;
 	op->obj = obj;
@@ -969,7 +968,7 @@ SHMQ_API int shmq_poller_add_fd(struct shmq_poller *p, int fd, unsigned int even
 
 	if (!p || fd < 0 || !events || (events & ~0xffffu) || !fn || !ret)
 		return -EINVAL;
-	op = op_new(p, sizeof(struct shmq_watch), SRC_FD, FUT_NONE);
+	op = op_new(p, SRC_FD, FUT_NONE);
 	if (!op)
 		return -ENOMEM;
 	op->fd = fd;
@@ -994,7 +993,7 @@ SHMQ_API int shmq_poller_add_timer(struct shmq_poller *p, uint64_t deadline_ns,
 
 	if (!p || !fn || !ret || deadline_ns == SHMQ_FOREVER)
 		return -EINVAL;
-	op = op_new(p, sizeof(struct shmq_watch), SRC_TIMER, FUT_NONE);
+	op = op_new(p, SRC_TIMER, FUT_NONE);
 	if (!op)
 		return -ENOMEM;
 	op->interval_ns = interval_ns;
@@ -1029,7 +1028,7 @@ static int future_new(struct shmq_poller *p, struct shmq_object *obj, unsigned i
 
 	if (r < 0)
 		return r;
-	op = op_new(p, sizeof(struct shmq_future), SRC_OBJECT, fut);
+	op = op_new(p, SRC_OBJECT, fut);
 	if (!op)
 		return -ENOMEM;
 	op->obj = obj;

@@ -48,15 +48,6 @@ static_assert(SHMQ_BACKEND_URING_FUTEX == SHMQ__BACKEND_URING_FUTEX &&
 		      SHMQ_BACKEND_HELPER_THREAD == SHMQ__BACKEND_HELPER_THREAD,
 	      "public backend names are the internal ones");
 
-static void init_common(struct shmq_waiter *w, _Atomic unsigned int *n_users, bool helper)
-{
-	w->helper = helper;
-	w->efd = -1;
-	w->n_users = n_users;
-	if (n_users)
-		fetch_add_relaxed(n_users, 1); /* read by close in this process only */
-}
-
 int shmq__waiter_init_on(struct shmq_waiter *w, const struct shmq_kind *kind, void *handle,
 			 uint32_t events, _Atomic unsigned int *n_users, bool helper)
 {
@@ -64,8 +55,14 @@ int shmq__waiter_init_on(struct shmq_waiter *w, const struct shmq_kind *kind, vo
 	if (!kind || !handle || (events != SHMQ_KIND_EV_RECV && events != SHMQ_KIND_EV_SEND) ||
 	    !(kind->events & events))
 		return -EINVAL;
-	*w = (struct shmq_waiter){.kind = kind, .handle = handle, .events = events};
-	init_common(w, n_users, helper);
+	*w = (struct shmq_waiter){.kind = kind,
+				  .handle = handle,
+				  .events = events,
+				  .n_users = n_users,
+				  .helper = helper,
+				  .efd = -1};
+	if (n_users)
+		fetch_add_relaxed(n_users, 1); /* read by close in this process only */
 	return 0;
 }
 
