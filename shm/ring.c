@@ -1214,15 +1214,10 @@ static int spsc_send_run(struct shmq_ring *r, const struct iovec *msgs, unsigned
 		if (k && load_acquire(&h->state) != TURN(pos + k, 0))
 			break; /* full there (or odd: the next call's next_write() says so) */
 		copy_bytes(payload(h), msgs[k].iov_base, msgs[k].iov_len);
-		store_relaxed(&h->len, (uint32_t)msgs[k].iov_len); /* ordered by R1 */
-		store_relaxed(&h->flags, 0);
 	}
-	for (uint32_t j = 0; j < k; j++) {
-		/* R1: pairs with A1 in spsc_next_full() and spsc_recv_run() */
-		store_release(&slot_at(r, pos + j)->state, TURN(pos + j + 1, 0));
-		store_relaxed(&r->q->tail, pos + j + 1); /* observers only */
-	}
-	r->prod_pos = pos + k;
+	/* R1 for each (pairs with A1 in spsc_next_full() and spsc_recv_run()), tail after it. */
+	for (uint32_t j = 0; j < k; j++)
+		publish(r, pos + j, (uint32_t)msgs[j].iov_len, 0);
 	if ((pos + k) / 64 != pos / 64)				  /* sample depth, as send_one() */
 		hwm_note(r, pos + k - load_relaxed(&r->q->head)); /* statistic */
 	counter_inc(&r->c->sent, k);
@@ -1473,11 +1468,8 @@ static int spsc_recv_run(struct shmq_ring *r, struct iovec *msgs, unsigned int n
 		copy_bytes(msgs[k].iov_base, payload(h), len);
 		msgs[k].iov_len = len;
 	}
-	for (uint32_t j = 0; j < k; j++) {
-		turn_free(r, pos + j);			 /* R4 */
-		store_relaxed(&r->q->head, pos + j + 1); /* observers only */
-	}
-	r->cons_pos = pos + k;
+	for (uint32_t j = 0; j < k; j++)
+		done(r, pos + j); /* R4, then head for observers */
 	counter_inc(&r->c->received, k);
 	return (int)k;
 }
