@@ -200,6 +200,9 @@ struct holder {
 	const char *sock;
 	int pipe_w;
 	int result; /* what the child saw, written to the pipe */
+	/* sem_hold_and_hang(): which semaphore, how many tokens to take and give back */
+	const char *sem;
+	int take, give;
 };
 
 static void msg_name(char *buf, size_t size, int i)
@@ -514,17 +517,19 @@ Test(crash, closing_a_handle_with_an_open_reservation_delivers_nothing_and_the_q
 	t_daemon_fini(&d);
 }
 
-/* Child: take two tokens of "undo", give one back, report, and wait to be killed. */
-static int hold_and_hang(void *arg)
+/* Child: take h->take tokens of h->sem, give h->give back, report, and wait to be killed. */
+static int sem_hold_and_hang(void *arg)
 {
 	struct holder *h = arg;
 	struct shmq_client *c;
 	struct shmq_sem *s;
 
-	if (shmq_client_connect(h->sock, &c) || shmq_sem_open(c, "undo", 0, NULL, &s))
+	if (shmq_client_connect(h->sock, &c) || shmq_sem_open(c, h->sem, 0, NULL, &s))
 		return 1;
-	if (shmq_sem_wait(s, shmq_deadline_after(RECV_MS * 1000000ull)) ||
-	    shmq_sem_wait(s, shmq_deadline_after(RECV_MS * 1000000ull)) || shmq_sem_post(s, 1))
+	for (int i = 0; i < h->take; i++)
+		if (shmq_sem_wait(s, shmq_deadline_after(RECV_MS * 1000000ull)))
+			return 2;
+	if (h->give && shmq_sem_post(s, (unsigned int)h->give))
 		return 2;
 	notify(h->pipe_w, 0);
 	for (;;)
@@ -547,9 +552,8 @@ Test(crash, killed_holder_of_an_undo_semaphore_has_exactly_its_holds_posted_back
 
 	T_OK(shmq_sem_open(c, "undo", SHMQ_CREATE | SHMQ_EXCL, &a, &s));
 	cr_assert(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) == 0);
-	h->sock = d.sock;
-	h->pipe_w = sv[1];
-	pid = t_fork_child(hold_and_hang, h);
+	*h = (struct holder){.sock = d.sock, .pipe_w = sv[1], .sem = "undo", .take = 2, .give = 1};
+	pid = t_fork_child(sem_hold_and_hang, h);
 	T_OK(wait_notify(sv[0]));
 	cr_assert(eq(int, shmq_sem_value(s), 2), "the child holds one token");
 
@@ -569,22 +573,6 @@ Test(crash, killed_holder_of_an_undo_semaphore_has_exactly_its_holds_posted_back
 	T_OK(shmq_sem_close(s));
 	T_OK(shmq_client_close(c));
 	t_daemon_fini(&d);
-}
-
-/* Child: take one token of "handoff", report, and wait to be killed. */
-static int take_one_and_hang(void *arg)
-{
-	struct holder *h = arg;
-	struct shmq_client *c;
-	struct shmq_sem *s;
-
-	if (shmq_client_connect(h->sock, &c) || shmq_sem_open(c, "handoff", 0, NULL, &s))
-		return 1;
-	if (shmq_sem_wait(s, shmq_deadline_after(RECV_MS * 1000000ull)))
-		return 2;
-	notify(h->pipe_w, 0);
-	for (;;)
-		pause();
 }
 
 /*
@@ -608,9 +596,8 @@ Test(crash, a_token_taken_by_one_process_and_posted_by_another_follows_the_undo_
 
 		T_OK(shmq_sem_open(c, "handoff", SHMQ_CREATE | SHMQ_EXCL, &a, &s));
 		cr_assert(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) == 0);
-		h->sock = d.sock;
-		h->pipe_w = sv[1];
-		pid = t_fork_child(take_one_and_hang, h);
+		*h = (struct holder){.sock = d.sock, .pipe_w = sv[1], .sem = "handoff", .take = 1};
+		pid = t_fork_child(sem_hold_and_hang, h);
 		T_OK(wait_notify(sv[0]));
 		cr_assert(eq(int, shmq_sem_value(s), 0));
 		T_OK(shmq_sem_post(s, 1)); /* the hand-off: this process holds nothing */
