@@ -237,13 +237,16 @@ int shmqd_log_internal(int level, int error, bool ratelimited, const char *fmt, 
 {
 	char msg[LINE_MAX_BYTES];
 	int saved_errno = errno;
+	bool formatted = false;
 	va_list ap;
-	int n;
+	int n = 0;
 
+	/* Formatted here only when it is a request's reason: a dropped line costs nothing. */
 	if (error < 0 && ctx.set && !reason[0]) {
 		va_start(ap, fmt);
 		n = vsnprintf(msg, sizeof(msg), fmt, ap);
 		va_end(ap);
+		formatted = true;
 		if (n >= 0)
 			shmqd_log_set_reason(msg);
 	}
@@ -257,9 +260,11 @@ int shmqd_log_internal(int level, int error, bool ratelimited, const char *fmt, 
 	if ((ratelimited || (ctx.set && level > LOG_ERR)) && !ratelimit_pass())
 		return error;
 
-	va_start(ap, fmt);
-	n = vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
+	if (!formatted) {
+		va_start(ap, fmt);
+		n = vsnprintf(msg, sizeof(msg), fmt, ap);
+		va_end(ap);
+	}
 	if (n >= 0 && error < 0 && (size_t)n < sizeof(msg))
 		snprintf(msg + n, sizeof(msg) - (size_t)n, ": %s", strerror(-error));
 	emit(level, msg);
