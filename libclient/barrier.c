@@ -99,6 +99,20 @@ SHMQ_API int shmq_barrier_arrival(struct shmq_barrier *b)
 	return r < 0 ? r : shmq__barrier_arrival(b);
 }
 
+SHMQ_API int shmq_barrier_await(struct shmq_barrier *b, uint64_t deadline_ns)
+{
+	int r = usable(b);
+
+	return r < 0 ? r : shmq__barrier_await(b, deadline_ns);
+}
+
+SHMQ_API int shmq_barrier_cancel(struct shmq_barrier *b)
+{
+	int r = usable(b);
+
+	return r < 0 ? r : shmq__barrier_cancel(b);
+}
+
 SHMQ_API int shmq_barrier_abort(struct shmq_barrier *b)
 {
 	int r = usable(b);

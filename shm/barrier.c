@@ -148,7 +148,13 @@ static int fate(uint64_t s, uint32_t g)
 }
 
 /* A3 after A1 in generation @g, as arrival @idx: spin, then sleep, until the cycle ends. */
-static int await_cycle(struct shmq_barrier *bar, uint32_t g, uint32_t idx, uint64_t deadline_ns)
+/*
+ * Wait for cycle @g, in which this party arrived @idx-th, to end.  A wait
+ * whose deadline passes breaks the cycle when @break_late (a wait's
+ * timeout), or leaves the arrival as it is (an await slice).
+ */
+static int await_cycle(struct shmq_barrier *bar, uint32_t g, uint32_t idx, uint64_t deadline_ns,
+		       bool break_late)
 {
 	_Atomic uint32_t *word = gen_word(bar->b);
 	uint64_t s;
@@ -175,6 +181,8 @@ static int await_cycle(struct shmq_barrier *bar, uint32_t g, uint32_t idx, uint6
 		if (gen_of(s) != g)
 			goto ended;
 		if (r == -ETIMEDOUT) {
+			if (!break_late)
+				return -ETIMEDOUT;
 			if (break_cycle(bar->b, g, true, &s)) {
 				counter_inc(&bar->c->empty, 1);
 				return -ETIMEDOUT;
@@ -241,7 +249,7 @@ int shmq__barrier_wait(struct shmq_barrier *bar, uint64_t deadline_ns)
 	if (!bar->can_wait)
 		return -EINVAL;
 	r = arrive(bar, &g, &idx);
-	return r == -EINPROGRESS ? await_cycle(bar, g, idx, deadline_ns) : r;
+	return r == -EINPROGRESS ? await_cycle(bar, g, idx, deadline_ns, true) : r;
 }
 
 int shmq__barrier_arrive(struct shmq_barrier *bar)
@@ -275,6 +283,36 @@ int shmq__barrier_arrival(struct shmq_barrier *bar)
 		r = (int)bar->pending_idx;
 	}
 	store_release(&bar->pending, false);
+	return r;
+}
+
+int shmq__barrier_await(struct shmq_barrier *bar, uint64_t deadline_ns)
+{
+	int r;
+
+	if (deadline_ns == 0)
+		return shmq__barrier_arrival(bar);
+	if (!load_acquire(&bar->pending))
+		return -EINVAL;
+	r = await_cycle(bar, bar->pending_gen, bar->pending_idx, deadline_ns, false);
+	if (r != -ETIMEDOUT)
+		store_release(&bar->pending, false);
+	return r;
+}
+
+int shmq__barrier_cancel(struct shmq_barrier *bar)
+{
+	uint64_t s;
+	int r;
+
+	if (!load_acquire(&bar->pending))
+		return -EINVAL;
+	(void)break_cycle(bar->b, bar->pending_gen, true, &s); /* only its own cycle */
+	r = shmq__barrier_arrival(bar);
+	if (r == -EAGAIN) {
+		store_release(&bar->pending, false); /* a peer rewrites the word on every try */
+		r = -EPIPE;
+	}
 	return r;
 }
 

@@ -95,6 +95,27 @@ int shmq__barrier_arrive(struct shmq_barrier *bar);
  */
 int shmq__barrier_arrival(struct shmq_barrier *bar);
 
+/**
+ * shmq__barrier_await() - wait for the pending arrival's cycle to end.
+ * @bar:	handle
+ * @deadline_ns: absolute CLOCK_MONOTONIC; 0 is shmq__barrier_arrival()
+ *
+ * Unlike a wait, a deadline that passes breaks nothing: the arrival stays
+ * pending, so a caller may wait in slices (and give up with an abort).
+ * Return: as shmq__barrier_arrival(), or -ETIMEDOUT the deadline passed
+ *         and the arrival is still pending.
+ */
+int shmq__barrier_await(struct shmq_barrier *bar, uint64_t deadline_ns);
+
+/**
+ * shmq__barrier_cancel() - give the pending arrival up.
+ * Its cycle breaks if it has not ended (only that cycle: one that ended
+ * meanwhile is left alone, and so is the next), and nothing is pending
+ * after.  Return: the index, the cycle was released first; -EPIPE it is
+ * broken; -EINVAL no arrival pending.
+ */
+int shmq__barrier_cancel(struct shmq_barrier *bar);
+
 /* Break the barrier: waiters now and later get -EPIPE until a reset.  Return: 0; -EINVAL. */
 int shmq__barrier_abort(struct shmq_barrier *bar);
 

@@ -1137,8 +1137,9 @@ SHMQ_API struct shmq_object *shmq_cond_object(struct shmq_cond *cv);
  * the arrival without waiting; a waiter or poller on shmq_barrier_object()
  * for SHMQ_POLL_RECV completes when that cycle has ended, and
  * shmq_barrier_arrival() gives the arrival index or -EPIPE.  One pending
- * arrival per handle.  An asynchronous party that gives up calls
- * shmq_barrier_abort(), as a timeout would.
+ * arrival per handle.  shmq_barrier_await() waits for it in slices; a
+ * party that gives up calls shmq_barrier_cancel(), and the cycle breaks as
+ * for a timeout.
  */
 
 #define SHMQ_BARRIER_PARTIES_LIMIT 32767
@@ -1216,6 +1217,38 @@ SHMQ_API int shmq_barrier_arrive(struct shmq_barrier *b);
  *         an index or -EPIPE nothing is pending any more.
  */
 SHMQ_API int shmq_barrier_arrival(struct shmq_barrier *b);
+
+/**
+ * shmq_barrier_await() - wait until the handle's pending arrival's cycle ends.
+ * @b:		barrier
+ * @deadline_ns: absolute CLOCK_MONOTONIC, or SHMQ_FOREVER; 0 is the try
+ *		form, shmq_barrier_arrival()
+ *
+ * The blocking half of shmq_barrier_arrive(): with the two, a caller waits
+ * in slices (to look at signals between them) and decides itself what a
+ * deadline means.  A deadline that passes here breaks nothing; a party
+ * that gives up calls shmq_barrier_cancel().
+ * Context: may block; never -EINTR.
+ * Return: as shmq_barrier_arrival() (the index or -EPIPE, and nothing is
+ *         pending any more); -ETIMEDOUT the deadline passed, the arrival
+ *         is still pending; -EAGAIN not ended, for a deadline of 0;
+ *         -EINVAL no arrival pending; -EBADF a view.
+ */
+SHMQ_API int shmq_barrier_await(struct shmq_barrier *b, uint64_t deadline_ns);
+
+/**
+ * shmq_barrier_cancel() - give up the handle's pending arrival, as a timeout would.
+ * @b:		barrier
+ *
+ * Breaks the arrival's cycle if it has not ended yet.  Unlike
+ * shmq_barrier_abort(), it never breaks a later cycle: when the arrival's
+ * cycle was released before the call, the call reports that instead.
+ * Nothing is pending after it.
+ * Return: the arrival index, the cycle was released first; -EPIPE broken
+ *         (by this call or before it); -EINVAL no arrival pending; -EBADF
+ *         a view.
+ */
+SHMQ_API int shmq_barrier_cancel(struct shmq_barrier *b);
 
 /**
  * shmq_barrier_abort() - break the barrier (waiters get -EPIPE).

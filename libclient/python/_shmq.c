@@ -1476,11 +1476,16 @@ static struct shmq_barrier *barrier_of(BarrierObject *self)
 	return self->b;
 }
 
+static int barrier_await_fn(void *arg, uint64_t deadline_ns)
+{
+	return shmq_barrier_await(arg, deadline_ns);
+}
+
 /*
- * wait(timeout=None) -> the arrival index.  One wait, not slices: a timed
- * out wait breaks the barrier, so it cannot be cut and resumed.  Ctrl-C is
- * seen when the wait ends; an interrupt that must end it at once can
- * abort() the barrier from a signal handler in another thread.
+ * wait(timeout=None) -> the arrival index.  An arrival, then its await in
+ * slices (a slice that ends breaks nothing).  As threading.Barrier, a
+ * wait that ends without the cycle, by its timeout or by an exception
+ * from a signal handler, breaks the barrier for the other parties.
  */
 static PyObject *Barrier_wait(BarrierObject *self, PyObject *args)
 {
@@ -1491,9 +1496,17 @@ static PyObject *Barrier_wait(BarrierObject *self, PyObject *args)
 	if (!barrier_of(self) || !PyArg_ParseTuple(args, "|O", &timeout) ||
 	    deadline_of(timeout, &deadline) < 0)
 		return NULL;
-	Py_BEGIN_ALLOW_THREADS
-	r = shmq_barrier_wait(self->b, deadline);
-	Py_END_ALLOW_THREADS
+	r = shmq_barrier_arrive(self->b);
+	if (r == -EINPROGRESS) {
+		/* 0 is a deadline that has passed here, as for shmq_barrier_wait() */
+		r = wait_sliced(NULL, barrier_await_fn, self->b, deadline ? deadline : 1);
+		if (r == INT32_MIN) {
+			(void)shmq_barrier_cancel(self->b);
+			return NULL;
+		}
+		if (r == -ETIMEDOUT)
+			r = shmq_barrier_cancel(self->b); /* -EPIPE, or released after all */
+	}
 	if (r < 0)
 		return raise_errno(r);
 	return PyLong_FromLong(r);

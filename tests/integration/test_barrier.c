@@ -4,8 +4,8 @@
  * processes cycling with distinct arrival indices, a party SIGKILLed while
  * waiting (the daemon breaks the barrier; the others get -EPIPE, never a
  * hang), reset and the fresh start once nobody has it open, a timeout in
- * one process breaking it for another, the refusals, and an asynchronous
- * arrival through the poller.
+ * one process breaking it for another, the refusals, an asynchronous
+ * arrival through the poller, and an await in slices with its cancel.
  */
 #include <criterion/criterion.h>
 #include <criterion/new/assert.h>
@@ -293,6 +293,45 @@ Test(barrier, an_asynchronous_arrival_through_the_poller_learns_its_index)
 	cr_assert(eq(int, t_wait_peer_ms(pid, WAIT_MS), 0), "child: %d", s->result);
 	shmq_watch_free(wt);
 	shmq_poller_free(pl);
+	T_OK(shmq_barrier_close(b));
+	T_OK(shmq_client_close(c));
+	t_daemon_fini(&d);
+}
+
+Test(barrier, an_await_in_slices_breaks_nothing_and_a_cancel_breaks_only_its_own_cycle)
+{
+	struct shared *s = t_shared_alloc(sizeof(*s));
+	struct shmq_client *c = t_connect(&d);
+	struct shmq_barrier *b = barrier_new(c, "b", 2);
+	pid_t pid;
+
+	*s = (struct shared){.sock = d.sock, .result = 99};
+	T_ERR(shmq_barrier_await(b, deadline_ms(10)), -EINVAL); /* nothing pending */
+	T_ERR(shmq_barrier_cancel(b), -EINVAL);
+	T_ERR(shmq_barrier_arrive(b), -EINPROGRESS);
+	T_ERR(shmq_barrier_await(b, deadline_ms(20)), -ETIMEDOUT);
+	T_ERR(shmq_barrier_await(b, 0), -EAGAIN);
+	cr_assert(eq(int, shmq_barrier_is_broken(b), 0), "a slice that ended broke nothing");
+	cr_assert(eq(int, shmq_barrier_n_waiting(b), 1));
+	pid = t_fork_child(child_wait_once, s);
+	T_OK(shmq_barrier_await(b, deadline_ms(WAIT_MS))); /* index 0: the first to arrive */
+	cr_assert(eq(int, t_wait_peer_ms(pid, WAIT_MS), 0), "child: %d", s->result);
+	T_ERR(shmq_barrier_arrival(b), -EINVAL); /* the await ended the arrival */
+
+	/* released before the cancel: the cancel says so and breaks nothing */
+	T_ERR(shmq_barrier_arrive(b), -EINPROGRESS);
+	s->result = 99;
+	pid = t_fork_child(child_wait_once, s);
+	cr_assert(eq(int, t_wait_peer_ms(pid, WAIT_MS), 0), "child: %d", s->result);
+	T_OK(shmq_barrier_cancel(b));
+	cr_assert(eq(int, shmq_barrier_is_broken(b), 0), "the next cycle is not broken");
+
+	/* not released: the cancel breaks the cycle, as a timeout would */
+	T_ERR(shmq_barrier_arrive(b), -EINPROGRESS);
+	T_ERR(shmq_barrier_cancel(b), -EPIPE);
+	cr_assert(eq(int, shmq_barrier_is_broken(b), 1));
+	T_ERR(shmq_barrier_arrival(b), -EINVAL);
+	T_OK(shmq_barrier_reset(b));
 	T_OK(shmq_barrier_close(b));
 	T_OK(shmq_client_close(c));
 	t_daemon_fini(&d);

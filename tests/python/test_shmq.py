@@ -110,6 +110,35 @@ def test_ctrl_c_ends_a_get_blocked_forever():
     assert child.wait(10) == 0
 
 
+def test_ctrl_c_during_a_barrier_wait_raises_and_breaks_it_for_the_others():
+    b = shmq.Barrier(2, name="py-barrier-int")
+    try:
+        child = subprocess.Popen(
+            [sys.executable, "-c",
+             "import shmq\n"
+             "b = shmq.Barrier.open('py-barrier-int')\n"
+             "print('waiting', flush=True)\n"
+             "try:\n"
+             "    b.wait()\n"
+             "except KeyboardInterrupt:\n"
+             "    print('interrupted', b.broken, flush=True)\n"],
+            stdout=subprocess.PIPE, text=True,
+        )
+        assert child.stdout.readline().strip() == "waiting"
+        deadline = time.monotonic() + 10
+        while b.n_waiting == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert b.n_waiting == 1
+        time.sleep(0.2)  # well into the wait
+        child.send_signal(signal.SIGINT)
+        assert child.stdout.readline().strip() == "interrupted True"
+        assert child.wait(10) == 0
+        with pytest.raises(shmq.BrokenBarrierError):
+            b.wait(timeout=5)
+    finally:
+        b.unlink()
+
+
 def test_a_sender_killed_mid_stream_loses_nothing_it_was_told_was_sent():
     q = shmq.Queue("py-mid-put", maxsize=1024)
     try:
