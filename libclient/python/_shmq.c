@@ -1566,6 +1566,12 @@ static PyTypeObject BarrierType = {
 
 /* --- Poller: waits for another event loop (asyncio) --- */
 
+/*
+ * Poller and Watch take part in the cycle collector: a watch's callback
+ * is the loop's (a future's setter, a task's frame) and may lead back to
+ * the poller, whose set holds the watch.  The other types hold only a
+ * Client or a Lock, which hold nothing: they cannot be in a cycle.
+ */
 typedef struct {
 	PyObject_HEAD struct shmq_poller *p;
 	PyObject *watches; /* set of live Watch objects, freed with the poller */
@@ -1587,15 +1593,30 @@ static void watch_free(WatchObject *self)
 		self->w = NULL;
 	}
 	if (self->poller) {
-		(void)PySet_Discard(self->poller->watches, (PyObject *)self);
+		if (self->poller->watches) /* NULL: the collector cleared the poller first */
+			(void)PySet_Discard(self->poller->watches, (PyObject *)self);
 		self->poller = NULL;
 	}
 	Py_CLEAR(self->handle);
 	Py_CLEAR(self->callback);
 }
 
+static int Watch_traverse(WatchObject *self, visitproc visit, void *arg)
+{
+	Py_VISIT(self->handle);
+	Py_VISIT(self->callback);
+	return 0; /* ->poller is not a reference: the poller's set holds the watch */
+}
+
+static int Watch_clear(WatchObject *self)
+{
+	watch_free(self);
+	return 0;
+}
+
 static void Watch_dealloc(WatchObject *self)
 {
+	PyObject_GC_UnTrack(self);
 	watch_free(self);
 	Py_TYPE(self)->tp_free((PyObject *)self);
 }
@@ -1615,8 +1636,11 @@ static PyMethodDef Watch_methods[] = {
 static PyTypeObject WatchType = {
 	PyVarObject_HEAD_INIT(NULL, 0).tp_name = "_shmq.Watch",
 	.tp_basicsize = sizeof(WatchObject),
-	.tp_flags = Py_TPFLAGS_DEFAULT,
+	.tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
 	.tp_doc = "A watch of Poller.watch(): free() it when done.",
+	.tp_traverse = (traverseproc)Watch_traverse,
+	.tp_clear = (inquiry)Watch_clear,
+	.tp_free = PyObject_GC_Del,
 	.tp_dealloc = (destructor)Watch_dealloc,
 	.tp_methods = Watch_methods,
 };
@@ -1646,21 +1670,40 @@ static int Poller_init(PollerObject *self, PyObject *args, PyObject *kwds)
 	return 0;
 }
 
-static void Poller_dealloc(PollerObject *self)
+/*
+ * Every watch ends with the poller: its wait is cancelled now (the
+ * collector may free the Watch before the poller), and its handle says so.
+ */
+static int Poller_clear(PollerObject *self)
 {
 	if (self->watches) {
-		PyObject *it = PyObject_GetIter(self->watches), *w;
+		PyObject *it = PyObject_GetIter(self->watches), *o;
 
-		/* Every watch dies with the poller: make their handles say so. */
-		while (it && (w = PyIter_Next(it))) {
-			((WatchObject *)w)->w = NULL;
-			((WatchObject *)w)->poller = NULL;
-			Py_DECREF(w);
+		while (it && (o = PyIter_Next(it))) {
+			WatchObject *w = (WatchObject *)o;
+
+			shmq_watch_free(w->w);
+			w->w = NULL;
+			w->poller = NULL;
+			Py_DECREF(o);
 		}
 		Py_XDECREF(it);
 		PyErr_Clear();
 		Py_CLEAR(self->watches);
 	}
+	return 0;
+}
+
+static int Poller_traverse(PollerObject *self, visitproc visit, void *arg)
+{
+	Py_VISIT(self->watches);
+	return 0;
+}
+
+static void Poller_dealloc(PollerObject *self)
+{
+	PyObject_GC_UnTrack(self);
+	(void)Poller_clear(self);
 	if (self->p)
 		shmq_poller_free(self->p);
 	Py_TYPE(self)->tp_free((PyObject *)self);
@@ -1738,7 +1781,7 @@ static PyObject *Poller_watch(PollerObject *self, PyObject *args)
 	obj = object_of(handle);
 	if (!obj)
 		return NULL;
-	w = PyObject_New(WatchObject, &WatchType);
+	w = PyObject_GC_New(WatchObject, &WatchType);
 	if (!w)
 		return NULL;
 	w->poller = NULL;
@@ -1747,6 +1790,7 @@ static PyObject *Poller_watch(PollerObject *self, PyObject *args)
 	w->handle = handle;
 	Py_INCREF(callback);
 	w->callback = callback;
+	PyObject_GC_Track(w);
 	r = shmq_poller_add(self->p, obj, events, watch_cb, w, &w->w);
 	if (r < 0) {
 		w->w = NULL;
@@ -1771,8 +1815,11 @@ static PyMethodDef Poller_methods[] = {
 static PyTypeObject PollerType = {
 	PyVarObject_HEAD_INIT(NULL, 0).tp_name = "_shmq.Poller",
 	.tp_basicsize = sizeof(PollerObject),
-	.tp_flags = Py_TPFLAGS_DEFAULT,
+	.tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
 	.tp_doc = "Poller(): watches driven by another event loop through fd().",
+	.tp_traverse = (traverseproc)Poller_traverse,
+	.tp_clear = (inquiry)Poller_clear,
+	.tp_free = PyObject_GC_Del,
 	.tp_new = PyType_GenericNew,
 	.tp_init = (initproc)Poller_init,
 	.tp_dealloc = (destructor)Poller_dealloc,

@@ -80,3 +80,20 @@ def test_cancelling_a_waiting_task_cancels_the_wait_and_takes_nothing():
         assert q.get(timeout=5) == "after", "the cancelled wait took it"
 
     asyncio.run(main())
+
+
+def test_a_poller_in_a_cycle_with_its_watch_is_collected():
+    import gc
+    from shmq import _shmq
+
+    q = shmq.Queue()
+    handle = q._rx
+    before = sys.getrefcount(handle)
+    p = _shmq.Poller()
+    p.watch(handle, 1, lambda ev, p=p: None)  # poller -> watch -> callback -> poller
+    assert sys.getrefcount(handle) == before + 1
+    del p
+    gc.collect()
+    assert sys.getrefcount(handle) == before, "the cycle was never collected"
+    q.put(1)
+    assert q.get(timeout=5) == 1  # the handle still works, its wait was cancelled
