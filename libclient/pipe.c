@@ -121,6 +121,16 @@ SHMQ_API int shmq_pipe_send(struct shmq_pipe *p, const void *msg, size_t len, ui
 	return shmq__ring_send_wait(&p->out, msg, len, deadline_ns);
 }
 
+SHMQ_API int shmq_pipe_sendv(struct shmq_pipe *p, const struct iovec *parts, unsigned int n,
+			     uint64_t deadline_ns)
+{
+	if (!p)
+		return -EINVAL;
+	if (!p->can_send)
+		return -EBADF;
+	return shmq__ring_sendv_wait(&p->out, parts, n, deadline_ns);
+}
+
 SHMQ_API int shmq_pipe_recv(struct shmq_pipe *p, void *buf, size_t size, uint64_t deadline_ns)
 {
 	if (!p || (!buf && size))

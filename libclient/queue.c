@@ -186,6 +186,16 @@ SHMQ_API int shmq_queue_send_wait(struct shmq_queue *q, const void *msg, size_t 
 	return shmq__ring_send_wait(&q->ring, msg, len, deadline_ns);
 }
 
+SHMQ_API int shmq_queue_sendv(struct shmq_queue *q, const struct iovec *parts, unsigned int n,
+			      uint64_t deadline_ns)
+{
+	if (!q)
+		return -EINVAL;
+	if (!q->can_send)
+		return -EBADF;
+	return shmq__ring_sendv_wait(&q->ring, parts, n, deadline_ns);
+}
+
 SHMQ_API int shmq_queue_recv(struct shmq_queue *q, void *buf, size_t size)
 {
 	if (!q || (!buf && size))

@@ -114,6 +114,31 @@ static inline void copy_bytes(void *dst, const void *src, size_t len)
 		memcpy(dst, src, len);
 }
 
+/*
+ * The bytes of one message to send: one buffer, or the parts of a gather
+ * send.  Sums are checked where the message is made (total_of()).
+ */
+struct msg_src {
+	const struct iovec *parts; /* NULL: the one buffer below */
+	unsigned int n_parts;
+	const void *buf;
+	size_t len; /* the whole message */
+};
+
+static inline void copy_src(void *dst, const struct msg_src *m)
+{
+	unsigned char *d = dst;
+
+	if (!m->parts) {
+		copy_bytes(d, m->buf, m->len);
+		return;
+	}
+	for (unsigned int i = 0; i < m->n_parts; i++) {
+		copy_bytes(d, m->parts[i].iov_base, m->parts[i].iov_len);
+		d += m->parts[i].iov_len;
+	}
+}
+
 static inline uint32_t n_slots(const struct shmq_ring *r)
 {
 	return r->mask + 1;
@@ -940,7 +965,7 @@ static int arena_reserve(struct shmq_ring *r, uint32_t len, uint64_t *ret_start)
  * above).  Return: 0; -EAGAIN no region or no slot (nothing kept); -EPIPE;
  * -EOVERFLOW, -EBUSY (joinable); -EBADMSG.
  */
-static int send_large(struct shmq_ring *r, const void *msg, size_t len)
+static int send_large(struct shmq_ring *r, const struct msg_src *m)
 {
 	struct shmq_slot_large d = {0};
 	struct shmq_region_hdr *rh;
@@ -953,11 +978,11 @@ static int send_large(struct shmq_ring *r, const void *msg, size_t len)
 	/* No slot free: do not copy a large message only to give its region back. */
 	if (!shmq__ring_is_ready(r, true))
 		return -EAGAIN;
-	rc = arena_reserve(r, (uint32_t)len, &start);
+	rc = arena_reserve(r, (uint32_t)m->len, &start);
 	if (rc < 0)
 		return rc;
 	rh = region_at(r, start);
-	copy_bytes(rh + 1, msg, len);
+	copy_src(rh + 1, m);
 	rc = next_write(r, &pos);
 	if (rc < 0) {
 		region_free(r, start);
@@ -968,14 +993,14 @@ static int send_large(struct shmq_ring *r, const void *msg, size_t len)
 	d.start = start;
 	memcpy(payload(slot_at(r, pos)), &d, sizeof(d));
 	if (r->joinable) {
-		rc = join_publish(r, pos, (uint32_t)len, SHMQ_SLOT_LARGE);
+		rc = join_publish(r, pos, (uint32_t)m->len, SHMQ_SLOT_LARGE);
 		if (rc < 0) {
 			join_unclaim(r, pos);
 			region_free(r, start);
 			return rc;
 		}
 	} else {
-		publish(r, pos, (uint32_t)len, SHMQ_SLOT_LARGE); /* R1 */
+		publish(r, pos, (uint32_t)m->len, SHMQ_SLOT_LARGE); /* R1 */
 	}
 	return 0;
 }
@@ -1139,8 +1164,9 @@ static void publish(struct shmq_ring *r, uint32_t pos, uint32_t len, uint32_t fl
 	}
 }
 
-static int send_one(struct shmq_ring *r, const void *msg, size_t len)
+static int send_src(struct shmq_ring *r, const struct msg_src *m)
 {
+	size_t len = m->len;
 	uint32_t pos;
 	int rc;
 
@@ -1149,7 +1175,7 @@ static int send_one(struct shmq_ring *r, const void *msg, size_t len)
 	if (r->rsv_active)
 		return -EINVAL;
 	if (len > r->slot_size) {
-		rc = send_large(r, msg, len);
+		rc = send_large(r, m);
 		if (rc == 0)
 			counter_inc(&r->c->sent, 1);
 		return rc;
@@ -1160,7 +1186,7 @@ static int send_one(struct shmq_ring *r, const void *msg, size_t len)
 		return rc;
 	if ((pos & 63) == 0) /* sample depth: reading head on every send costs a miss */
 		hwm_note(r, pos + 1 - load_relaxed(&r->q->head)); /* statistic */
-	copy_bytes(payload(slot_at(r, pos)), msg, len);
+	copy_src(payload(slot_at(r, pos)), m);
 	if (r->joinable) {
 		rc = join_publish(r, pos, (uint32_t)len, 0);
 		if (rc < 0) {
@@ -1172,6 +1198,13 @@ static int send_one(struct shmq_ring *r, const void *msg, size_t len)
 	}
 	counter_inc(&r->c->sent, 1);
 	return 0;
+}
+
+static int send_one(struct shmq_ring *r, const void *msg, size_t len)
+{
+	struct msg_src m = {.buf = msg, .len = len};
+
+	return send_src(r, &m);
 }
 
 int shmq__ring_try_send(struct shmq_ring *r, const void *msg, size_t len)
@@ -1565,6 +1598,7 @@ int shmq__ring_release(struct shmq_ring *r)
 
 enum ring_op {
 	OP_SEND,
+	OP_SENDV,
 	OP_RECV,
 	OP_RESERVE,
 	OP_PEEK,
@@ -1583,6 +1617,7 @@ struct ring_call {
 	const void **ret_msg;
 	struct iovec *iov; /* batches: @n messages */
 	unsigned int n;
+	const struct msg_src *src; /* OP_SENDV */
 };
 
 /* One attempt without touching full/empty counters. -EAGAIN: would block. */
@@ -1592,7 +1627,8 @@ static int attempt(struct shmq_ring *r, const struct ring_call *c)
 
 	switch (c->op) {
 	case OP_SEND:
-		rc = send_one(r, c->msg, c->len);
+	case OP_SENDV:
+		rc = c->op == OP_SEND ? send_one(r, c->msg, c->len) : send_src(r, c->src);
 		if (rc == 0)
 			ec_notify(r, &r->q->ec_recv);
 		return rc;
@@ -1618,8 +1654,8 @@ static int attempt(struct shmq_ring *r, const struct ring_call *c)
 
 static int wait_loop(struct shmq_ring *r, const struct ring_call *c, uint64_t deadline_ns)
 {
-	bool sender = c->op == OP_SEND || c->op == OP_RESERVE || c->op == OP_SEND_BATCH ||
-		      c->op == OP_READY_SEND;
+	bool sender = c->op == OP_SEND || c->op == OP_SENDV || c->op == OP_RESERVE ||
+		      c->op == OP_SEND_BATCH || c->op == OP_READY_SEND;
 	_Atomic uint32_t *ec = sender ? &r->q->ec_send : &r->q->ec_recv;
 	int rc = attempt(r, c);
 
@@ -1677,6 +1713,24 @@ int shmq__ring_send_wait(struct shmq_ring *r, const void *msg, size_t len, uint6
 	struct ring_call c = {.op = OP_SEND, .msg = msg, .len = len};
 
 	return wait_loop(r, &c, deadline_ns);
+}
+
+int shmq__ring_sendv_wait(struct shmq_ring *r, const struct iovec *parts, unsigned int n,
+			  uint64_t deadline_ns)
+{
+	struct msg_src m = {.parts = parts, .n_parts = n};
+	struct ring_call c = {.op = OP_SENDV, .src = &m};
+
+	if (n && !parts)
+		return -EINVAL;
+	for (unsigned int i = 0; i < n; i++) {
+		if (parts[i].iov_len > r->max_msg - m.len)
+			return -EMSGSIZE; /* checked part by part: the sum cannot wrap */
+		if (parts[i].iov_len && !parts[i].iov_base)
+			return -EINVAL;
+		m.len += parts[i].iov_len;
+	}
+	return wait_loop(r, &c, deadline_ns); /* deadline 0: one attempt */
 }
 
 int shmq__ring_recv_wait(struct shmq_ring *r, void *buf, size_t buf_size, uint64_t deadline_ns)

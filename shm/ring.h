@@ -137,6 +137,15 @@ int shmq__ring_try_recv(struct shmq_ring *r, void *buf, size_t buf_size);
  * Never -EINTR.  Return: as the try forms, or -ETIMEDOUT instead of -EAGAIN.
  */
 int shmq__ring_send_wait(struct shmq_ring *r, const void *msg, size_t len, uint64_t deadline_ns);
+
+/*
+ * One message gathered from @n @parts (0: an empty message), as one send:
+ * a receiver sees all of it or none.  @deadline_ns 0 is the try form.
+ * Return: as shmq__ring_send_wait(); -EMSGSIZE the parts sum past max_msg;
+ * -EINVAL a part without a base.
+ */
+int shmq__ring_sendv_wait(struct shmq_ring *r, const struct iovec *parts, unsigned int n,
+			  uint64_t deadline_ns);
 int shmq__ring_recv_wait(struct shmq_ring *r, void *buf, size_t buf_size, uint64_t deadline_ns);
 
 /*

@@ -400,6 +400,25 @@ SHMQ_API int shmq_queue_send_wait(struct shmq_queue *q, const void *msg, size_t 
 				  uint64_t deadline_ns);
 
 /**
+ * shmq_queue_sendv() - send one message gathered from several buffers.
+ * @q:		queue opened with SHMQ_SEND
+ * @parts:	@n buffers, copied one after the other into the message
+ * @n:		number of parts; 0 sends an empty message
+ * @deadline_ns: 0 for never block, else absolute CLOCK_MONOTONIC or SHMQ_FOREVER
+ *
+ * As shmq_queue_send_wait() of the parts joined (a header and a body,
+ * say), without joining them first: the bytes are copied once, straight
+ * into the slot or the arena, and a receiver gets the whole message or
+ * nothing of it.
+ * Context: one sending thread per handle; may block.
+ * Return: as shmq_queue_send_wait(); -EMSGSIZE the parts add up to more
+ *         than shmq_queue_max_msg(q); -EINVAL @parts NULL with @n > 0, or
+ *         a part with a NULL base and a length.
+ */
+SHMQ_API int shmq_queue_sendv(struct shmq_queue *q, const struct iovec *parts, unsigned int n,
+			      uint64_t deadline_ns);
+
+/**
  * shmq_queue_recv() - take one message; never blocks.
  * @q:		queue opened with SHMQ_RECV
  * @buf:	where to copy it
@@ -1391,6 +1410,19 @@ SHMQ_API int shmq_pipe_close(struct shmq_pipe *p);
  *         has closed; -EMSGSIZE; -EBADF this end only receives; -EINVAL.
  */
 SHMQ_API int shmq_pipe_send(struct shmq_pipe *p, const void *msg, size_t len, uint64_t deadline_ns);
+
+/**
+ * shmq_pipe_sendv() - send one message gathered from @n @parts (shmq_queue_sendv()).
+ * @p:		pipe end that may send
+ * @parts:	@n buffers
+ * @n:		number of parts; 0 sends an empty message
+ * @deadline_ns: 0 for never block, else absolute CLOCK_MONOTONIC or SHMQ_FOREVER
+ *
+ * Return: as shmq_pipe_send(); -EMSGSIZE the parts add up to more than
+ *         shmq_pipe_max_msg().
+ */
+SHMQ_API int shmq_pipe_sendv(struct shmq_pipe *p, const struct iovec *parts, unsigned int n,
+			     uint64_t deadline_ns);
 
 /**
  * shmq_pipe_recv() - receive the next message from the other end.

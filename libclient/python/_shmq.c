@@ -354,6 +354,103 @@ static PyObject *Queue_send(QueueObject *self, PyObject *args)
 	Py_RETURN_NONE;
 }
 
+/*
+ * A gathered send: @n parts of one message, each a contiguous buffer of
+ * the caller's (kept by @views until parts_release()).
+ */
+struct parts_call {
+	void *h;
+	int (*sendv)(void *h, const struct iovec *parts, unsigned int n, uint64_t deadline_ns);
+	struct iovec *iov;
+	Py_buffer *views;
+	unsigned int n;
+};
+
+static void parts_release(struct parts_call *c)
+{
+	for (unsigned int i = 0; i < c->n; i++)
+		PyBuffer_Release(&c->views[i]);
+	PyMem_Free(c->views);
+	PyMem_Free(c->iov);
+}
+
+/* Take the buffers of the sequence @seq.  Return: 0; -1 with the exception set. */
+static int parts_get(struct parts_call *c, PyObject *seq)
+{
+	PyObject *fast = PySequence_Fast(seq, "parts must be a sequence of buffers");
+	Py_ssize_t n;
+
+	if (!fast)
+		return -1;
+	n = PySequence_Fast_GET_SIZE(fast);
+	if (n > (Py_ssize_t)UINT16_MAX) {
+		Py_DECREF(fast);
+		PyErr_SetString(PyExc_ValueError, "too many parts");
+		return -1;
+	}
+	c->n = 0;
+	c->views = PyMem_Calloc((size_t)n + 1, sizeof(*c->views));
+	c->iov = PyMem_Calloc((size_t)n + 1, sizeof(*c->iov));
+	if (!c->views || !c->iov) {
+		Py_DECREF(fast);
+		parts_release(c);
+		PyErr_NoMemory();
+		return -1;
+	}
+	for (Py_ssize_t i = 0; i < n; i++) {
+		if (PyObject_GetBuffer(PySequence_Fast_GET_ITEM(fast, i), &c->views[i],
+				       PyBUF_SIMPLE) < 0) {
+			Py_DECREF(fast);
+			parts_release(c);
+			return -1;
+		}
+		c->n++;
+		c->iov[i] = (struct iovec){.iov_base = c->views[i].buf,
+					   .iov_len = (size_t)c->views[i].len};
+	}
+	Py_DECREF(fast);
+	return 0;
+}
+
+static int parts_fn(void *arg, uint64_t deadline_ns)
+{
+	struct parts_call *c = arg;
+
+	return c->sendv(c->h, c->iov, c->n, deadline_ns);
+}
+
+/* send_parts(parts, timeout=None): one message made of the buffers of @parts, copied once. */
+static PyObject *send_parts(void *h, pthread_mutex_t *lock,
+			    int (*sendv)(void *, const struct iovec *, unsigned int, uint64_t),
+			    PyObject *args)
+{
+	PyObject *seq, *timeout = Py_None;
+	struct parts_call c = {.h = h, .sendv = sendv};
+	uint64_t deadline;
+	int r;
+
+	if (!PyArg_ParseTuple(args, "O|O", &seq, &timeout) || deadline_of(timeout, &deadline) < 0 ||
+	    parts_get(&c, seq) < 0)
+		return NULL;
+	r = wait_sliced(lock, parts_fn, &c, deadline);
+	parts_release(&c);
+	if (r == INT32_MIN)
+		return NULL;
+	if (r < 0)
+		return raise_errno(r);
+	Py_RETURN_NONE;
+}
+
+static int queue_sendv(void *h, const struct iovec *parts, unsigned int n, uint64_t deadline_ns)
+{
+	return shmq_queue_sendv(h, parts, n, deadline_ns);
+}
+
+static PyObject *Queue_send_parts(QueueObject *self, PyObject *args)
+{
+	return queue_of(self) ? send_parts(self->q, &self->lock, queue_sendv, args) : NULL;
+}
+
 struct peek_call {
 	struct shmq_queue *q;
 	const void *msg;
@@ -367,18 +464,35 @@ static int peek_fn(void *arg, uint64_t deadline_ns)
 }
 
 /*
- * recv(timeout=None) -> bytes.  The message is read in place (a peek),
- * copied once into the bytes object, then released: a process killed in
- * between has it delivered again to another receiver.
+ * The first byte of a message the shmq package framed with out-of-band
+ * pickle buffers (shmq/__init__.py, _OOB_MARK): a plain pickle starts with
+ * 0x80, the PROTO opcode.  Such a message is received into a bytearray,
+ * so the buffers unpickled over it are writable, as they were when dumped.
+ */
+#define OOB_MARK 0x01
+
+/* A received message as a Python object: bytes, or a bytearray for an @oob frame. */
+static PyObject *msg_object(const void *msg, int len, bool oob)
+{
+	if (oob && len > 0 && *(const unsigned char *)msg == OOB_MARK)
+		return PyByteArray_FromStringAndSize(msg, len);
+	return PyBytes_FromStringAndSize(msg, len);
+}
+
+/*
+ * recv(timeout=None, oob=False) -> bytes (a bytearray for an out-of-band
+ * frame, when @oob).  The message is read in place (a peek), copied once
+ * into the object, then released: a process killed in between has it
+ * delivered again to another receiver.
  */
 static PyObject *Queue_recv(QueueObject *self, PyObject *args)
 {
 	PyObject *timeout = Py_None, *out;
 	struct peek_call p;
 	uint64_t deadline;
-	int r;
+	int r, oob = 0;
 
-	if (!queue_of(self) || !PyArg_ParseTuple(args, "|O", &timeout))
+	if (!queue_of(self) || !PyArg_ParseTuple(args, "|Op", &timeout, &oob))
 		return NULL;
 	if (deadline_of(timeout, &deadline) < 0)
 		return NULL;
@@ -410,7 +524,7 @@ static PyObject *Queue_recv(QueueObject *self, PyObject *args)
 	if (r < 0)
 		return raise_errno(r);
 got:
-	out = PyBytes_FromStringAndSize(p.msg, r);
+	out = msg_object(p.msg, r, oob);
 	shmq_queue_release(self->q);
 	pthread_mutex_unlock(&self->lock);
 	return out;
@@ -485,7 +599,7 @@ static PyObject *Queue_send_many(QueueObject *self, PyObject *args)
 }
 
 /*
- * recv_many(n, timeout=None) -> list of bytes, 1..n of them: waits for
+ * recv_many(n, timeout=None, oob=False) -> list of bytes (as recv()), 1..n of them: waits for
  * the first as recv() does, then takes what is queued behind it, up to n,
  * each read in place and copied once, all under one hold of the handle's
  * mutex and the GIL: no system call and no GIL hand-over per message.
@@ -494,12 +608,13 @@ static PyObject *Queue_recv_many(QueueObject *self, PyObject *args)
 {
 	PyObject *timeout = Py_None, *first_args, *first, *out;
 	unsigned int n;
+	int oob = 0;
 
-	if (!queue_of(self) || !PyArg_ParseTuple(args, "I|O", &n, &timeout))
+	if (!queue_of(self) || !PyArg_ParseTuple(args, "I|Op", &n, &timeout, &oob))
 		return NULL;
 	if (n == 0)
 		return PyList_New(0);
-	first_args = PyTuple_Pack(1, timeout);
+	first_args = Py_BuildValue("(OO)", timeout, oob ? Py_True : Py_False);
 	if (!first_args)
 		return NULL;
 	first = Queue_recv(self, first_args);
@@ -521,7 +636,7 @@ static PyObject *Queue_recv_many(QueueObject *self, PyObject *args)
 
 		if (r < 0)
 			break; /* empty (or a bad message, which the next recv() reports) */
-		b = PyBytes_FromStringAndSize(msg, r);
+		b = msg_object(msg, r, oob);
 		shmq_queue_release(self->q);
 		if (!b || PyList_Append(out, b) < 0) {
 			Py_XDECREF(b);
@@ -619,11 +734,13 @@ static PyObject *Queue_close(QueueObject *self, PyObject *unused)
 
 static PyMethodDef Queue_methods[] = {
 	{"send", (PyCFunction)Queue_send, METH_VARARGS, "send(data, timeout=None)"},
-	{"recv", (PyCFunction)Queue_recv, METH_VARARGS, "recv(timeout=None) -> bytes"},
+	{"recv", (PyCFunction)Queue_recv, METH_VARARGS, "recv(timeout=None, oob=False) -> bytes"},
+	{"send_parts", (PyCFunction)Queue_send_parts, METH_VARARGS,
+	 "send_parts(parts, timeout=None): one message gathered from buffers"},
 	{"send_many", (PyCFunction)Queue_send_many, METH_VARARGS,
 	 "send_many(seq, timeout=None) -> count sent"},
 	{"recv_many", (PyCFunction)Queue_recv_many, METH_VARARGS,
-	 "recv_many(n, timeout=None) -> [bytes, ...]"},
+	 "recv_many(n, timeout=None, oob=False) -> [bytes, ...]"},
 	{"stats", (PyCFunction)Queue_stats, METH_NOARGS, "depth, capacity and counters"},
 	{"max_msg", (PyCFunction)Queue_max_msg, METH_NOARGS, "largest message, bytes"},
 	{"shutdown", (PyCFunction)Queue_shutdown, METH_VARARGS, "shutdown(immediate=False)"},
@@ -1314,6 +1431,16 @@ static PyObject *Pipe_send(PipeObject *self, PyObject *args)
 	Py_RETURN_NONE;
 }
 
+static int pipe_sendv(void *h, const struct iovec *parts, unsigned int n, uint64_t deadline_ns)
+{
+	return shmq_pipe_sendv(h, parts, n, deadline_ns);
+}
+
+static PyObject *Pipe_send_parts(PipeObject *self, PyObject *args)
+{
+	return pipe_of(self) ? send_parts(self->p, &self->send_lock, pipe_sendv, args) : NULL;
+}
+
 struct pipe_recv_call {
 	struct shmq_pipe *p;
 	char *buf;
@@ -1401,6 +1528,8 @@ static PyObject *Pipe_max_msg(PipeObject *self, PyObject *unused)
 
 static PyMethodDef Pipe_methods[] = {
 	{"send", (PyCFunction)Pipe_send, METH_VARARGS, "send(data, timeout=None)"},
+	{"send_parts", (PyCFunction)Pipe_send_parts, METH_VARARGS,
+	 "send_parts(parts, timeout=None): one message gathered from buffers"},
 	{"recv", (PyCFunction)Pipe_recv, METH_VARARGS, "recv(timeout=None) -> bytes"},
 	{"poll", (PyCFunction)Pipe_poll, METH_VARARGS, "poll(timeout=0) -> bool"},
 	{"max_msg", (PyCFunction)Pipe_max_msg, METH_NOARGS, "largest message, bytes"},

@@ -238,3 +238,80 @@ def test_no_objects_are_left_behind(shmqd):
     gc.collect()
     names = [o.get("name") for o in objects(shmqd)]
     assert names == [], "left behind: %s" % names
+
+
+class Blob:
+    """An object with a buffer, pickled as NumPy arrays are: a PickleBuffer in protocol 5."""
+
+    def __init__(self, data):
+        self.data = data
+
+    def __reduce_ex__(self, protocol):
+        if protocol >= 5:
+            return Blob, (pickle.PickleBuffer(self.data),)
+        return Blob, (bytes(self.data),)
+
+
+def test_large_buffers_travel_out_of_band_and_come_back_writable():
+    q = shmq.Queue(maxsize=8)
+    data = bytearray(os.urandom(100_000))
+    q.put(Blob(data))
+    raw = q.get_bytes(timeout=5)
+    assert type(raw) is bytes and raw[0] == 1, "a frame, not a pickle"
+    assert len(raw) < len(data) + 512, "the buffer is in the message once"
+    at = raw.index(bytes(data[:64]))
+    assert at % 64 == 0 and raw[at:at + len(data)] == data
+
+    q.put(Blob(data))
+    got = q.get(timeout=5)
+    assert bytes(got.data) == data
+    view = memoryview(got.data)
+    assert not view.readonly, "unpickled over writable memory, as it was dumped"
+    view[0] ^= 0xFF  # and it is its own memory, not the sender's
+    assert data[0] != view[0]
+
+
+def test_small_buffers_stay_in_the_pickle():
+    q = shmq.Queue(maxsize=8)
+    q.put(Blob(bytearray(b"x" * 100)))
+    assert q.get_bytes(timeout=5)[:1] == b"\x80"
+    q.put(Blob(bytearray(b"y" * 100)))
+    assert bytes(q.get(timeout=5).data) == b"y" * 100
+
+
+def test_frames_mixed_with_plain_messages_keep_their_order():
+    q = shmq.Queue(maxsize=64)
+    big = bytearray(range(256)) * 64
+    objs = [1, Blob(big), "two", Blob(big), Blob(bytearray(3)), None]
+    q.put_many(objs)
+    got = q.get_many(len(objs), timeout=5)
+    while len(got) < len(objs):
+        got += q.get_many(len(objs), timeout=5)
+    assert got[0] == 1 and got[2] == "two" and got[5] is None
+    assert bytes(got[1].data) == big and bytes(got[3].data) == big
+    assert bytes(got[4].data) == bytes(3)
+
+
+def test_bytes_that_look_like_a_frame_stay_bytes_and_bad_frames_raise():
+    q = shmq.Queue(maxsize=8)
+    q.put_bytes(b"\x01abc")
+    got = q.get_bytes(timeout=5)
+    assert type(got) is bytes and got == b"\x01abc"
+    for bad in (b"\x01abc",                                          # truncated header
+                b"\x01\0\0\0\xff\xff\xff\xff",                       # 2**32-1 buffers
+                b"\x01\0\0\0\0\0\0\0" + (10**6).to_bytes(8, "little"),  # pickle past the end
+                b"\x01\0\0\0\1\0\0\0" + (1).to_bytes(8, "little")
+                + (10**9).to_bytes(8, "little") + b"N"):             # buffer past the end
+        q.put_bytes(bad)
+        with pytest.raises(pickle.UnpicklingError):
+            q.get(timeout=5)
+
+
+def test_a_pipe_carries_large_buffers_out_of_band_too():
+    a, b = shmq.Pipe()
+    data = bytearray(os.urandom(50_000))
+    a.send(Blob(data))
+    got = b.recv()
+    assert bytes(got.data) == data and not memoryview(got.data).readonly
+    a.send({"small": 1})
+    assert b.recv() == {"small": 1}

@@ -153,6 +153,75 @@ Test(large, a_full_arena_refuses_then_takes_again_and_the_limits_hold)
 	cr_assert(eq(u64, load_relaxed(&shm()->arena_head), load_relaxed(&shm()->arena_tail)));
 }
 
+/* @len bytes of fill(seed) cut into @n parts at the cut points of @cuts. */
+static int sendv_cut(struct shmq_ring *p, const unsigned char *msg, size_t len, const size_t *cuts,
+		     unsigned int n, uint64_t deadline_ns)
+{
+	struct iovec parts[8];
+	size_t at = 0;
+
+	for (unsigned int i = 0; i < n; i++) {
+		size_t end = i + 1 == n ? len : cuts[i];
+
+		parts[i] = (struct iovec){.iov_base = (void *)(msg + at), .iov_len = end - at};
+		at = end;
+	}
+	return shmq__ring_sendv_wait(p, parts, n, deadline_ns);
+}
+
+Test(large, a_gathered_send_arrives_as_one_message_in_a_slot_or_the_arena)
+{
+	static unsigned char out[MAX_MSG], in[MAX_MSG];
+	static const struct {
+		size_t len;
+		size_t cuts[3];
+		unsigned int n;
+	} cases[] = {
+		{40, {0, 10, 40}, 4},	  /* empty parts at both ends */
+		{64, {30}, 2},		  /* exactly a slot */
+		{65, {64}, 2},		  /* one byte past it: the arena */
+		{MAX_MSG, {1, 70000}, 3}, /* the largest */
+		{5000, {0}, 1},
+	};
+	struct iovec huge[2] = {{.iov_base = out, .iov_len = SIZE_MAX},
+				{.iov_base = out, .iov_len = 2}};
+	struct iovec nobase = {.iov_base = NULL, .iov_len = 1};
+	struct shmq_ring p, c;
+
+	new_queue(SHMQ_QMODE_MPMC, 16);
+	handle(&p, SHMQ_ROLE_PRODUCER);
+	handle(&c, SHMQ_ROLE_CONSUMER);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		fill(out, cases[i].len, (uint32_t)i);
+		cr_assert(
+			eq(int, sendv_cut(&p, out, cases[i].len, cases[i].cuts, cases[i].n, 0), 0),
+			"case %zu", i);
+		memset(in, 0, sizeof(in));
+		cr_assert(eq(int, shmq__ring_try_recv(&c, in, sizeof(in)), (int)cases[i].len),
+			  "case %zu", i);
+		cr_assert(same(in, cases[i].len, (uint32_t)i), "torn: case %zu", i);
+	}
+	cr_assert(eq(int, shmq__ring_sendv_wait(&p, NULL, 0, 0), 0), "no parts: an empty message");
+	cr_assert(eq(int, shmq__ring_try_recv(&c, in, sizeof(in)), 0));
+	cr_assert(eq(int, sendv_cut(&p, out, MAX_MSG + 1, (size_t[]){MAX_MSG}, 2, 0), -EMSGSIZE));
+	cr_assert(eq(int, shmq__ring_sendv_wait(&p, huge, 2, 0), -EMSGSIZE), "a sum that wraps");
+	cr_assert(eq(int, shmq__ring_sendv_wait(&p, &nobase, 1, 0), -EINVAL));
+	cr_assert(eq(int, shmq__ring_sendv_wait(&p, NULL, 1, 0), -EINVAL));
+	/* the arena full: the try form refuses, a deadline times out */
+	fill(out, MAX_MSG, 7);
+	cr_assert(eq(int, sendv_cut(&p, out, MAX_MSG, (size_t[]){100}, 2, 0), 0));
+	cr_assert(eq(int, sendv_cut(&p, out, MAX_MSG, (size_t[]){100}, 2, 0), 0));
+	cr_assert(eq(int, sendv_cut(&p, out, MAX_MSG, (size_t[]){100}, 2, 0), -EAGAIN));
+	cr_assert(eq(int, sendv_cut(&p, out, MAX_MSG, (size_t[]){100}, 2, t_deadline_ms(20)),
+		     -ETIMEDOUT));
+	for (int k = 0; k < 2; k++) {
+		cr_assert(eq(int, shmq__ring_try_recv(&c, in, sizeof(in)), (int)MAX_MSG));
+		cr_assert(same(in, MAX_MSG, 7));
+	}
+	cr_assert(eq(u64, load_relaxed(&shm()->arena_head), load_relaxed(&shm()->arena_tail)));
+	cr_assert(eq(int, shmq__kind_queue.check(&fx.seg, true), 0));
+}
+
 static bool msg_in_arena(const void *msg)
 {
 	return (const unsigned char *)msg > fx.seg.slots;

@@ -2,9 +2,10 @@
 """shmq's Python module against multiprocessing, in one run: `make bench-python`.
 
 Two processes (the parent and a forked child, pinned to CPUs 0 and 1 when
-there are two): one-way message rates of small pickled objects and of
-64-byte bytes through multiprocessing.Queue, SimpleQueue and Pipe and
-through shmq.Queue; round trips through multiprocessing.Pipe and
+there are two): one-way message rates of small pickled objects, of
+64-byte bytes and of objects with a 256 KiB buffer (out of band in
+shmq, and in the pickle for comparison) through multiprocessing.Queue,
+SimpleQueue and Pipe and through shmq.Queue; round trips through multiprocessing.Pipe and
 shmq.Pipe.  Each figure is the median of --reps repetitions; every message
 is checked by its sequence number.  Targets (ratios within this run):
 shmq.Queue >= 10x multiprocessing.Queue's rate for small pickled objects,
@@ -16,6 +17,7 @@ multiprocessing.Pipe's.  A private shmqd is started on a temporary socket
 import argparse
 import multiprocessing
 import os
+import pickle
 import shutil
 import statistics
 import subprocess
@@ -55,10 +57,36 @@ def start_daemon():
 # --- one-way rates ---
 
 BATCH = 64  # messages per put_many()/get_many() call
+LARGE = 256 * 1024  # a "large" message's buffer
+LARGE_SHARE = 50  # large messages are n / LARGE_SHARE per run
+
+
+class Block:
+    """A buffer that pickles as NumPy arrays do: a PickleBuffer in protocol 5."""
+
+    def __init__(self, data):
+        self.data = data
+
+    def __reduce_ex__(self, protocol):
+        return Block, (pickle.PickleBuffer(self.data) if protocol >= 5 else bytes(self.data),)
 
 
 def _message(i, kind):
-    return i.to_bytes(8, "little") + b"x" * 56 if kind == "bytes" else (i, "payload")
+    if kind == "bytes":
+        return i.to_bytes(8, "little") + b"x" * 56
+    if kind == "large":
+        b = bytearray(LARGE)
+        b[:8] = i.to_bytes(8, "little")
+        return Block(b)
+    return (i, "payload")
+
+
+def _seq(m, kind):
+    if kind == "bytes":
+        return int.from_bytes(m[:8], "little")
+    if kind == "large":
+        return int.from_bytes(m.data[:8], "little")
+    return m[0]
 
 
 def _produce(make_put, q, n, kind, batch):
@@ -73,6 +101,8 @@ def _produce(make_put, q, n, kind, batch):
 
 
 def rate(make_q, make_put, make_get, n, kind, batch=False):
+    if kind == "large":
+        n = max(1, n // LARGE_SHARE)
     q = make_q()
     p = CTX.Process(target=_produce, args=(make_put, q, n, kind, batch))
     get = make_get(q)
@@ -81,7 +111,7 @@ def rate(make_q, make_put, make_get, n, kind, batch=False):
     i = 0
     while i < n:
         for m in (get(BATCH) if batch else (get(),)):
-            seq = int.from_bytes(m[:8], "little") if kind == "bytes" else m[0]
+            seq = _seq(m, kind)
             if seq != i:
                 raise SystemExit("pybench: message %d arrived as %d" % (i, seq))
             i += 1
@@ -143,6 +173,12 @@ def main():
     def sq():
         return shmq.Queue(maxsize=1024)
 
+    def in_band_put(q):
+        return lambda obj: q.put_bytes(pickle.dumps(obj, protocol=5))
+
+    def in_band_get(q):
+        return lambda: pickle.loads(q.get_bytes())
+
     rows = {
         ("multiprocessing.Queue", "pickled"): (mpq, lambda q: q.put, lambda q: q.get),
         ("multiprocessing.SimpleQueue", "pickled"): (mpsq, lambda q: q.put, lambda q: q.get),
@@ -154,6 +190,9 @@ def main():
                                                  lambda q: q.get_many),
         ("shmq.Queue put/get_bytes_many", "bytes"): (sq, lambda q: q.put_bytes_many,
                                                      lambda q: q.get_bytes_many),
+        ("multiprocessing.Queue", "large"): (mpq, lambda q: q.put, lambda q: q.get),
+        ("shmq.Queue, buffer in the pickle", "large"): (sq, in_band_put, in_band_get),
+        ("shmq.Queue", "large"): (sq, lambda q: q.put, lambda q: q.get),
     }
     rates = {k: [] for k in rows}
     rtts = {"multiprocessing.Pipe": [], "shmq.Pipe": []}
@@ -172,6 +211,8 @@ def main():
     print("python %s, shmq %s, %d reps (medians), %d messages, %d round trips"
           % (sys.version.split()[0], shmq.version(), args.reps, args.n, args.rtt))
     print("%-32s %-8s %14s %16s" % ("one way", "message", "msg/s", "vs mp.Queue"))
+    print("(large: an object with a %d KiB buffer, %d per run)"
+          % (LARGE // 1024, max(1, args.n // LARGE_SHARE)))
     for k, v in med.items():
         print("%-32s %-8s %14.0f %15.1fx" % (k[0], k[1], v,
                                             v / med[("multiprocessing.Queue", k[1])]))
