@@ -326,17 +326,21 @@ export LSAN_OPTIONS ?= suppressions=$(CURDIR)/tests/lsan.supp
 
 # The async suites run twice: as the kernel allows (io_uring FUTEX_WAIT on
 # 6.7+), and on the helper-thread fallback that SHMQ_URING_FUTEX=0 forces.
+# tests/logged repeats a failing run's failures at the end of its output.
+LOGGED := tests/logged
+
 test: $(BUILD_TARGETS) $(TEST_TARGETS)
-	$(UNIT_BIN) $(CRITERION_FLAGS)
-	SHMQ_URING_FUTEX=0 $(UNIT_BIN) $(CRITERION_FLAGS) --filter 'async/*'
-	$(foreach t,$(TEST_RUNS),$(t) &&) true
+	$(LOGGED) $(UNIT_BIN) $(CRITERION_FLAGS)
+	SHMQ_URING_FUTEX=0 $(LOGGED) $(UNIT_BIN) $(CRITERION_FLAGS) --filter 'async/*'
+	$(foreach t,$(TEST_RUNS),$(LOGGED) $(t) &&) true
 	SHMQD=$(CURDIR)/$(DAEMON_BIN) SHMQ_STRESS_SECONDS=2 SHMQ_STORM_KILLS=$(SHMQ_STORM_KILLS_SHORT) \
-		$(STRESS_BIN) --jobs 1
-	SHMQ_URING_FUTEX=0 SHMQ_STRESS_SECONDS=2 $(STRESS_BIN) --jobs 1 --filter 'stress_async/*'
+		$(LOGGED) $(STRESS_BIN) --jobs 1
+	SHMQ_URING_FUTEX=0 SHMQ_STRESS_SECONDS=2 $(LOGGED) $(STRESS_BIN) --jobs 1 --filter 'stress_async/*'
 
 test-stress: $(STRESS_BIN) $(DAEMON_BIN)
-	SHMQD=$(CURDIR)/$(DAEMON_BIN) SHMQ_STRESS_SECONDS=$(SHMQ_STRESS_SECONDS) $(STRESS_BIN) --jobs 1
-	SHMQ_URING_FUTEX=0 SHMQ_STRESS_SECONDS=$(SHMQ_STRESS_SECONDS) $(STRESS_BIN) --jobs 1 \
+	SHMQD=$(CURDIR)/$(DAEMON_BIN) SHMQ_STRESS_SECONDS=$(SHMQ_STRESS_SECONDS) \
+		$(LOGGED) $(STRESS_BIN) --jobs 1
+	SHMQ_URING_FUTEX=0 SHMQ_STRESS_SECONDS=$(SHMQ_STRESS_SECONDS) $(LOGGED) $(STRESS_BIN) --jobs 1 \
 		--filter 'stress_async/*'
 
 BENCH_ARGS ?=
