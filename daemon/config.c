@@ -13,6 +13,7 @@
  * configuration stays.
  */
 #include <errno.h>
+#include <grp.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stddef.h>
@@ -42,6 +43,7 @@ enum opt_type {
 	OPT_LEVEL, /* log level name */
 	OPT_PATH,  /* absolute path or empty */
 	OPT_BOOL,  /* yes/no, true/false, on/off, 1/0; uint32_t 0 or 1 */
+	OPT_GROUP, /* a group that exists, by name or gid, or empty */
 };
 
 struct config_option {
@@ -67,6 +69,10 @@ static const struct config_option options[] = {
 	{"socket-mode", OPT_MODE, CFG_FIELD(socket_mode), 0666, 0, 0777, true,
 	 "permission bits of the control socket; access to each object is checked by the daemon "
 	 "against the object's own owner and mode, like SysV IPC"},
+	{"socket-group", OPT_GROUP, CFG_FIELD(socket_group), 0, 0, SHMQD_GROUP_MAX - 1, true,
+	 "group of the control socket the daemon binds itself, by name or gid (members may "
+	 "connect when socket-mode gives the group rw); empty: the daemon's own group. `make run` "
+	 "as root uses 0660 and group shmq, as shmqd.socket does"},
 	{"log-level", OPT_LEVEL, CFG_FIELD(log_level), LOG_INFO, LOG_ERR, LOG_DEBUG, false,
 	 "err, warning, notice, info or debug"},
 	{"max-clients", OPT_U32, CFG_FIELD(max_clients), 1024, 1, 65536, false,
@@ -147,6 +153,7 @@ static void set_defaults(struct shmqd_config *c)
 			*(uint64_t *)field(c, o) = o->def;
 			break;
 		case OPT_PATH:
+		case OPT_GROUP:
 			break; /* "" */
 		}
 	}
@@ -266,6 +273,18 @@ static int option_set(struct shmqd_config *c, const struct config_option *o, con
 		}
 		strcpy(field(c, o), value); /* length checked against the field above */
 		return 0;
+	case OPT_GROUP:
+		if (strlen(value) > o->max) {
+			snprintf(why, why_size, "group longer than %" PRIu64 " bytes", o->max);
+			return -EINVAL;
+		}
+		r = *value ? shmqd_config_group_id(value, NULL) : 0;
+		if (r < 0) {
+			snprintf(why, why_size, "'%s' is not a group on this system", value);
+			return r;
+		}
+		strcpy(field(c, o), value);
+		return 0;
 	}
 	if (r < 0) {
 		snprintf(why, why_size, "'%s' is not a valid %s", value,
@@ -283,6 +302,27 @@ static int option_set(struct shmqd_config *c, const struct config_option *o, con
 		*(uint64_t *)field(c, o) = v;
 	else
 		*(uint32_t *)field(c, o) = (uint32_t)v;
+	return 0;
+}
+
+int shmqd_config_group_id(const char *group, uint32_t *ret_gid)
+{
+	struct group gr, *found = NULL;
+	char buf[4096];
+	uint64_t v;
+	const char *end;
+
+	if (parse_u64(group, 10, &v, &end) == 0 && !*end) {
+		if (v >= UINT32_MAX)
+			return -ERANGE; /* (gid_t)-1 means "no change" to chown() */
+		if (ret_gid)
+			*ret_gid = (uint32_t)v;
+		return 0;
+	}
+	if (getgrnam_r(group, &gr, buf, sizeof(buf), &found) != 0 || !found)
+		return -ENOENT;
+	if (ret_gid)
+		*ret_gid = (uint32_t)gr.gr_gid;
 	return 0;
 }
 
@@ -305,6 +345,7 @@ static void format_value(const struct shmqd_config *c, const struct config_optio
 		snprintf(buf, size, "%s", *u ? "yes" : "no");
 		break;
 	case OPT_PATH:
+	case OPT_GROUP:
 		snprintf(buf, size, "%s", (const char *)field_const(c, o));
 		break;
 	case OPT_SIZE: {
@@ -371,6 +412,7 @@ static void print_help(const char *argv0)
 		format_value(&d, o, def, sizeof(def));
 		printf("  --%s=%s\n", o->name,
 		       o->type == OPT_PATH    ? "PATH"
+		       : o->type == OPT_GROUP ? "GROUP"
 		       : o->type == OPT_SIZE  ? "BYTES"
 		       : o->type == OPT_MODE  ? "MODE"
 		       : o->type == OPT_LEVEL ? "LEVEL"
@@ -380,7 +422,7 @@ static void print_help(const char *argv0)
 		if (o->type == OPT_U32 || o->type == OPT_SIZE)
 			printf("      Default %s; %" PRIu64 "..%" PRIu64 ".%s\n", def, o->min,
 			       o->max, o->restart ? " Needs a restart to change." : "");
-		else if (o->type == OPT_PATH)
+		else if (o->type == OPT_PATH || o->type == OPT_GROUP)
 			printf("      Default: empty.%s\n",
 			       o->restart ? " Needs a restart to change." : "");
 		else
@@ -637,7 +679,8 @@ void shmqd_config_apply_reload(const struct shmqd_config *old, struct shmqd_conf
 			log_notice("config: %s: '%s' -> '%s' needs a restart; keeping '%s'",
 				   o->name, was, now, was);
 			memcpy(field(new, o), field_const(old, o),
-			       o->type == OPT_PATH   ? (size_t)o->max + 1 /* the field's size */
+			       o->type == OPT_PATH || o->type == OPT_GROUP
+				       ? (size_t)o->max + 1 /* the field's size */
 			       : o->type == OPT_SIZE ? sizeof(uint64_t)
 						     : sizeof(uint32_t));
 			continue;

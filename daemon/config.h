@@ -15,13 +15,15 @@
 
 #define SHMQD_CONFIG_PATH_DEFAULT "/etc/shmq/shmqd.conf"
 #define SHMQD_SOCKET_PATH_MAX	  sizeof(((struct sockaddr_un *)0)->sun_path)
-#define SHMQD_N_OPTIONS		  16
+#define SHMQD_N_OPTIONS		  17
 #define SHMQD_STATE_DIR_MAX	  256 /* bytes, with the NUL */
+#define SHMQD_GROUP_MAX		  64  /* a group name or gid, with the NUL */
 
 struct shmqd_config {
 	char socket[SHMQD_SOCKET_PATH_MAX]; /* "" = the default for this user */
 	uint32_t socket_mode;
-	uint32_t log_level; /* LOG_ERR..LOG_DEBUG */
+	char socket_group[SHMQD_GROUP_MAX]; /* "" = the daemon's own group */
+	uint32_t log_level;		    /* LOG_ERR..LOG_DEBUG */
 	uint32_t max_clients;
 	uint32_t max_clients_per_uid; /* uid 0 exempt */
 	uint32_t max_objects;
@@ -67,6 +69,9 @@ bool shmqd_config_socket_from_argv(const struct shmqd_args *a);
  * NUL, like snprintf().
  */
 size_t shmqd_config_format(const struct shmqd_config *c, char *buf, size_t size);
+
+/* @group, a name or a decimal gid, as a gid.  Return: 0; -ENOENT no such group; -ERANGE. */
+int shmqd_config_group_id(const char *group, uint32_t *ret_gid);
 
 /* Every option with its value, in config-file format. */
 void shmqd_config_dump(const struct shmqd_config *c, FILE *f);

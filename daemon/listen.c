@@ -164,6 +164,30 @@ static int bind_listen(int fd, const char *path, uint32_t mode)
 }
 
 /*
+ * Give the socket at @path the configured group (none: the daemon's own),
+ * before it has its public name: a client never finds it with another.
+ */
+static int socket_group(const char *path, const char *group)
+{
+	uint32_t gid;
+	int r;
+
+	if (!*group)
+		return 0;
+	r = shmqd_config_group_id(group, &gid);
+	if (r < 0) {
+		unlink(path);
+		return log_errno(r, "socket-group '%s'", group);
+	}
+	if (chown(path, (uid_t)-1, (gid_t)gid) < 0) {
+		r = log_errno(-errno, "giving %s to group %s (gid %" PRIu32 ")", path, group, gid);
+		unlink(path);
+		return r;
+	}
+	return 0;
+}
+
+/*
  * Move the listening socket from @tmp to @path, failing if @path exists as
  * bind() would.  The kernel may lack RENAME_NOREPLACE for this file system:
  * then a hard link does the same, with both names briefly present.
@@ -216,6 +240,8 @@ static int bind_own(struct shmqd *d)
 	n = snprintf(tmp, sizeof(tmp), "%s.%d.new", d->socket_path, (int)getpid());
 	staged = n > 0 && (size_t)n < sizeof(tmp);
 	r = bind_listen(fd, staged ? tmp : d->socket_path, d->cfg.socket_mode);
+	if (r == 0)
+		r = socket_group(staged ? tmp : d->socket_path, d->cfg.socket_group);
 	if (r == 0 && staged)
 		r = publish(tmp, d->socket_path);
 	if (r < 0) {
@@ -228,7 +254,8 @@ static int bind_own(struct shmqd *d)
 	}
 	d->listen_bound = true;
 	d->listen_fd = fd;
-	log_info("listening on %s (mode %04" PRIo32 ")", d->socket_path, d->cfg.socket_mode);
+	log_info("listening on %s (mode %04" PRIo32 "%s%s)", d->socket_path, d->cfg.socket_mode,
+		 d->cfg.socket_group[0] ? ", group " : "", d->cfg.socket_group);
 	return 0;
 }
 

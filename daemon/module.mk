@@ -36,9 +36,19 @@ $(DAEMON_BIN): $(DAEMON_OBJ) $(SHM_LIB)
 	$(QUIET_LINK)$(CC) -o $@ $^ $(LDFLAGS) $(DAEMON_LIBS)
 
 # /dev/null as the config file: the built-in defaults, whatever /etc holds.
+# As root, the socket is the system one (/run/shmq/shmqd.sock): mode 0660
+# and group shmq, as shmqd.socket makes it, with the group made if missing
+# (what systemd-sysusers does with systemd/shmq.sysusers).
 SHMQD_RUN_ARGS ?=
+ifeq ($(shell id -u),0)
+SHMQD_RUN_SOCKET := --socket-mode=0660 --socket-group=shmq
+endif
 run: $(DAEMON_BIN) $(PY_TARGETS)
+ifeq ($(shell id -u),0)
+	@getent group shmq >/dev/null || { groupadd --system shmq && \
+		echo 'made the system group shmq: its members may connect'; }
+endif
 	@echo 'shmqd starting; Python clients: PYTHONPATH=$(CURDIR)/$(B)/python /usr/bin/python3'
-	$(DAEMON_BIN) --config=/dev/null $(SHMQD_RUN_ARGS)
+	$(DAEMON_BIN) --config=/dev/null $(SHMQD_RUN_SOCKET) $(SHMQD_RUN_ARGS)
 
 .PHONY: run

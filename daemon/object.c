@@ -352,19 +352,28 @@ static bool in_group(const struct shmqd_session *s, uint32_t gid)
 	return false;
 }
 
+/* The rwx bits @o grants @s (root: all), as SysV ipc_perm: owner, else group, else other. */
+static uint32_t granted_to(const struct shmqd_session *s, const struct shmqd_object *o)
+{
+	if (s->uid == 0)
+		return 7;
+	if (s->uid == o->owner_uid)
+		return (o->mode >> 6) & 7;
+	if (in_group(s, o->owner_gid))
+		return (o->mode >> 3) & 7;
+	return o->mode & 7;
+}
+
+bool shmqd_object_visible(const struct shmqd_session *s, const struct shmqd_object *o)
+{
+	return granted_to(s, o) & 4;
+}
+
 int shmqd_object_check_access(const struct shmqd_session *s, const struct shmqd_object *o,
 			      uint32_t need)
 {
-	uint32_t granted;
+	uint32_t granted = granted_to(s, o);
 
-	if (s->uid == 0)
-		return 0;
-	if (s->uid == o->owner_uid)
-		granted = o->mode >> 6;
-	else if (in_group(s, o->owner_gid))
-		granted = o->mode >> 3;
-	else
-		granted = o->mode;
 	if (need & ~granted & 7)
 		return log_client_errno(LOG_INFO, -EACCES,
 					"pid %" PRId32 " uid %" PRIu32

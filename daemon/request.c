@@ -291,6 +291,14 @@ static int on_request_unlink(struct shmqd *d, struct shmqd_session *s,
 	return 0;
 }
 
+/* A look at an object @s may not read: refused, naming the owner and mode that keep it out. */
+static int hidden(const struct shmqd_session *s, const char *what, const struct shmqd_object *o)
+{
+	return reject(s, LOG_INFO, -EACCES,
+		      "%s '%s': no read access (owner %" PRIu32 ":%" PRIu32 ", mode %04" PRIo32 ")",
+		      what, o->name, o->owner_uid, o->owner_gid, o->mode);
+}
+
 static int on_request_stat(struct shmqd *d, struct shmqd_session *s, const struct shmq_req_name *q,
 			   struct shmqd_reply *rep)
 {
@@ -302,6 +310,8 @@ static int on_request_stat(struct shmqd *d, struct shmqd_session *s, const struc
 	o = shmqd_object_find(d, q->name);
 	if (!o)
 		return reject(s, LOG_DEBUG, -ENOENT, "STAT: no object '%s'", q->name);
+	if (!shmqd_object_visible(s, o))
+		return hidden(s, "STAT", o);
 	shmqd_object_info(o, rep->body);
 	rep->len = sizeof(struct shmq_obj_info);
 	return 0;
@@ -318,16 +328,19 @@ static int on_request_list(struct shmqd *d, struct shmqd_session *s, const struc
 
 	if (q->reserved0)
 		return bad(s, "LIST reserved0 not zero");
-	out->total = d->n_objects;
+	out->total = 0;
 	out->count = 0;
+	/* Only what @s may read, counted in total too, so that pages add up. */
 	list_for_each_safe(pos, tmp, &d->objects)
 	{
-		if (out->count == SHMQ_LIST_PAGE)
-			break;
-		if (i++ < q->offset)
+		const struct shmqd_object *o = container_of(pos, struct shmqd_object, link);
+
+		if (!shmqd_object_visible(s, o))
 			continue;
-		shmqd_object_info(container_of(pos, struct shmqd_object, link),
-				  &out->items[out->count++]);
+		out->total++;
+		if (i++ < q->offset || out->count == SHMQ_LIST_PAGE)
+			continue;
+		shmqd_object_info(o, &out->items[out->count++]);
 	}
 	rep->len = sizeof(*out) + out->count * sizeof(out->items[0]);
 	return 0;
@@ -342,16 +355,18 @@ static int on_request_sessions(struct shmqd *d, struct shmqd_session *s,
 
 	if (q->reserved0)
 		return bad(s, "SESSIONS reserved0 not zero");
-	out->total = d->n_sessions;
+	out->total = 0;
 	out->count = 0;
+	/* A user sees their own sessions; root every one. */
 	list_for_each_safe(pos, tmp, &d->sessions)
 	{
 		const struct shmqd_session *t = container_of(pos, struct shmqd_session, link);
 		struct shmq_session_info *it;
 
-		if (out->count == SHMQ_SESSIONS_PAGE)
-			break;
-		if (i++ < q->offset)
+		if (s->uid != 0 && t->uid != s->uid)
+			continue;
+		out->total++;
+		if (i++ < q->offset || out->count == SHMQ_SESSIONS_PAGE)
 			continue;
 		it = &out->items[out->count++];
 		memset(it, 0, sizeof(*it));
@@ -475,6 +490,8 @@ static int on_request_attachments(struct shmqd *d, struct shmqd_session *s,
 	o = shmqd_object_find(d, q->name);
 	if (!o)
 		return reject(s, LOG_DEBUG, -ENOENT, "ATTACHMENTS: no object '%s'", q->name);
+	if (!shmqd_object_visible(s, o))
+		return hidden(s, "ATTACHMENTS", o);
 
 	out->total = o->n_attached;
 	out->count = 0;

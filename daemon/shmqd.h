@@ -309,6 +309,11 @@ int shmqd_object_create(struct shmqd *d, const struct shmqd_session *s,
 void shmqd_object_unlink(struct shmqd *d, struct shmqd_object *o);
 int shmqd_object_check_access(const struct shmqd_session *s, const struct shmqd_object *o,
 			      uint32_t need);
+/*
+ * Whether @s may see @o in listings and look at it (STAT, ATTACHMENTS):
+ * read permission, as ipcs shows a non-root user only what they may read.
+ */
+bool shmqd_object_visible(const struct shmqd_session *s, const struct shmqd_object *o);
 /* Count an attachment with @flags in (@delta 1) or out (-1) of @o's totals. */
 void shmqd_object_count(struct shmqd_object *o, uint32_t flags, int delta);
 int shmqd_object_attach(struct shmqd *d, struct shmqd_session *s, struct shmqd_object *o,

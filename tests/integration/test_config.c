@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <shmq/shmq.h>
@@ -155,6 +156,31 @@ Test(config, out_of_range_value_in_the_config_file_exits_1_naming_the_line)
 	expect_bad_config("max-clients = 0\n", 1);
 	expect_bad_config("log-level = info\nmax-clients = 99999999\n", 2);
 	expect_bad_config("\n\n\nmax-memory-per-uid = 1E\n", 4);
+}
+
+Test(config, a_socket_group_that_does_not_exist_exits_1_naming_the_line_and_the_group)
+{
+	expect_bad_config("socket-mode = 0660\nsocket-group = no-such-group-here\n", 2);
+	cr_assert(strstr(out, "'no-such-group-here' is not a group on this system") != NULL, "%s",
+		  out);
+}
+
+Test(config, the_socket_gets_the_configured_group_by_name_or_gid)
+{
+	static const char *const by_gid[] = {"--socket-mode=0660", "--socket-group=65534", NULL};
+	static const char *const by_name[] = {"--socket-mode=0660", "--socket-group=root", NULL};
+	struct stat st;
+
+	t_need_root("giving the socket to another group");
+	t_daemon_start(&d, by_gid, NULL);
+	cr_assert(lstat(d.sock, &st) == 0);
+	cr_assert(eq(u32, st.st_mode & 07777, 0660), "mode %04o", st.st_mode & 07777);
+	cr_assert(eq(u32, st.st_gid, 65534), "group %u", st.st_gid);
+	t_daemon_fini(&d);
+	t_daemon_start(&d, by_name, NULL);
+	cr_assert(lstat(d.sock, &st) == 0);
+	cr_assert(eq(u32, st.st_gid, 0), "group %u", st.st_gid);
+	t_daemon_fini(&d);
 }
 
 Test(config, unknown_option_in_the_config_file_exits_1_naming_the_line)

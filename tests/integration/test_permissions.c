@@ -430,3 +430,96 @@ Test(permissions, a_views_descriptor_cannot_be_reopened_writable_through_proc)
 	T_OK(shmq_client_close(c));
 	t_daemon_fini(&d);
 }
+
+/* What a child of another uid saw of the listings. */
+struct looks {
+	const char *sock;
+	int connect;
+	int n_objects;	 /* shmq_object_list()'s count */
+	int saw_secret;	 /* the 0600 object came up in the list */
+	int saw_shared;	 /* the 0644 one did */
+	int stat_secret; /* shmq_object_stat() of each */
+	int stat_shared;
+	int att_secret; /* shmq_object_attachments() of each */
+	int att_shared;
+	int n_clients;	    /* shmq_daemon_clients()'s count */
+	int foreign_client; /* a session of another uid came up */
+	char reason[SHMQ_REASON_MAX];
+};
+
+static int on_object(void *arg, const struct shmq_object_info *o)
+{
+	struct looks *l = arg;
+
+	l->saw_secret |= !strcmp(o->name, "secret");
+	l->saw_shared |= !strcmp(o->name, "shared");
+	return 0;
+}
+
+static int on_client(void *arg, const struct shmq_client_info *ci)
+{
+	struct looks *l = arg;
+
+	l->foreign_client |= ci->uid != NOBODY;
+	return 0;
+}
+
+static int on_attach(void *arg, const struct shmq_attach_info *a)
+{
+	(void)arg;
+	(void)a;
+	return 0;
+}
+
+static int probe_looks(void *arg)
+{
+	struct looks *l = arg;
+	struct shmq_object_info info = {.size = sizeof(info)};
+	struct shmq_client *c;
+
+	l->connect = shmq_client_connect(l->sock, &c);
+	if (l->connect < 0)
+		return 0;
+	l->n_objects = shmq_object_list(c, on_object, l);
+	l->stat_secret = shmq_object_stat(c, "secret", &info);
+	snprintf(l->reason, sizeof(l->reason), "%s", shmq_last_error());
+	l->stat_shared = shmq_object_stat(c, "shared", &info);
+	l->att_secret = shmq_object_attachments(c, "secret", on_attach, l);
+	l->att_shared = shmq_object_attachments(c, "shared", on_attach, l);
+	l->n_clients = shmq_daemon_clients(c, on_client, l);
+	shmq_client_close(c);
+	return 0;
+}
+
+Test(permissions, another_user_sees_only_the_objects_they_may_read_and_their_own_sessions)
+{
+	struct looks *l = t_shared_alloc(sizeof(*l));
+	struct shmq_client *c = t_connect(&d);
+	struct shmq_queue *secret = create_queue(c, "secret", 0600);
+	struct shmq_queue *shared = create_queue(c, "shared", 0644);
+	int st;
+
+	*l = (struct looks){.sock = d.sock};
+	st = t_wait_peer_ms(t_fork_as(NOBODY, NOGROUP, probe_looks, l), CHILD_MS);
+	cr_assert(eq(int, st, 0), "child: %d", st);
+	T_OK(l->connect);
+	cr_assert(eq(int, l->n_objects, 1), "listed %d objects", l->n_objects);
+	cr_assert(l->saw_shared && !l->saw_secret, "saw shared %d, secret %d", l->saw_shared,
+		  l->saw_secret);
+	T_ERR(l->stat_secret, -EACCES);
+	cr_assert(strstr(l->reason, "no read access") && strstr(l->reason, "0600"), "reason: %s",
+		  l->reason);
+	T_OK(l->stat_shared);
+	T_ERR(l->att_secret, -EACCES);
+	cr_assert(eq(int, l->att_shared, 1), "a readable object's attachments are listed");
+	cr_assert(eq(int, l->n_clients, 1), "listed %d sessions", l->n_clients);
+	cr_assert(eq(int, l->foreign_client, 0), "root's session was listed to nobody");
+
+	/* root still sees everything */
+	T_OK(shmq_object_stat(c, "secret",
+			      &(struct shmq_object_info){.size = sizeof(struct shmq_object_info)}));
+	T_OK(shmq_queue_close(secret));
+	T_OK(shmq_queue_close(shared));
+	T_OK(shmq_client_close(c));
+	t_daemon_fini(&d);
+}

@@ -58,18 +58,17 @@ static const struct verb verbs[V_COUNT] = {
 		      "and memory, and the configuration in force.  The default verb.\n"},
 	[V_CONFIG] = {"config", 0, 0, verb_config, "config", "the configuration in force",
 		      "Show the daemon's configuration in force, one `name = value` per option.\n"},
-	[V_LS] = {"ls", 0, 0, verb_ls, "ls", "every object, with its live depth",
-		  "List every object: name, kind, type, owner, permissions, capacity, slot\n"
-		  "size, depth (a semaphore's value), high-water mark, producers, consumers,\n"
-		  "sleepers and NUMA node.  Live columns need read permission on the object\n"
-		  "and show '?' without it.\n"},
+	[V_LS] = {"ls", 0, 0, verb_ls, "ls", "every object you may read, with its live depth",
+		  "List every object you may read (root: every object): name, kind, type,\n"
+		  "owner, permissions, capacity, slot size, depth (a semaphore's value),\n"
+		  "high-water mark, producers, consumers, sleepers and NUMA node.\n"},
 	[V_SHOW] = {"show", 1, 1, verb_show, "show NAME", "one object, and every handle on it",
 		    "Show everything about one object: its record in the daemon, its live\n"
 		    "state and counters, and every handle open on it with the pid, uid, role\n"
 		    "and counters of its session record.\n"},
-	[V_CLIENTS] = {"clients", 0, 0, verb_clients, "clients", "the connected clients",
-		       "List the connected clients: session, pid, user, handles open, age and\n"
-		       "program name.\n"},
+	[V_CLIENTS] = {"clients", 0, 0, verb_clients, "clients", "your connected clients",
+		       "List the connected clients of your user (root: every client): session,\n"
+		       "pid, user, handles open, age and program name.\n"},
 	[V_TOP] = {"top", 0, 0, verb_top, "top [--interval S] [--iterations N] [--sort KEY]",
 		   "live per-object rates, until interrupted",
 		   "Refresh per-object send and receive rates, depth and sleepers every\n"
