@@ -129,6 +129,14 @@ static struct shmqd_uid_usage *usage_find(struct shmqd *d, uint32_t uid)
 	return NULL;
 }
 
+void shmqd_usage_of(struct shmqd *d, uint32_t uid, uint32_t *ret_objects, uint64_t *ret_memory)
+{
+	const struct shmqd_uid_usage *u = usage_find(d, uid);
+
+	*ret_objects = u ? u->n_objects : 0;
+	*ret_memory = u ? u->memory : 0;
+}
+
 static int limits_check(struct shmqd *d, uint32_t uid, uint64_t size)
 {
 	const struct shmqd_uid_usage *u = usage_find(d, uid);

@@ -382,6 +382,85 @@ static int on_request_sessions(struct shmqd *d, struct shmqd_session *s,
 	return 0;
 }
 
+/* One USAGE row for @uid, with the limits that apply to it. */
+static void usage_row(struct shmqd *d, uint32_t uid, struct shmq_usage_info *it)
+{
+	memset(it, 0, sizeof(*it));
+	it->uid = uid;
+	shmqd_usage_of(d, uid, &it->n_objects, &it->memory);
+	it->n_clients = shmqd_sessions_of_uid(d, uid);
+	it->max_objects = d->cfg.max_objects_per_uid;
+	it->max_memory = d->cfg.max_memory_per_uid;
+	it->max_clients = uid == 0 ? 0 : d->cfg.max_clients_per_uid;
+}
+
+/* Whether @uid comes up in @d's lists before @upto (a session, or NULL for the end). */
+static bool uid_seen(struct shmqd *d, uint32_t uid, const struct shmqd_list *upto)
+{
+	struct shmqd_list *pos, *tmp;
+
+	list_for_each_safe(pos, tmp, &d->uids)
+	{
+		if (container_of(pos, struct shmqd_uid_usage, link)->uid == uid)
+			return true;
+	}
+	list_for_each_safe(pos, tmp, &d->sessions)
+	{
+		if (pos == upto)
+			break;
+		if (container_of(pos, struct shmqd_session, link)->uid == uid)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * USAGE: a row per uid that owns an object or has a session (root), or
+ * the asker's own row only, even if it has nothing (anyone else): owners
+ * first, in the order they first created, then uids with sessions only.
+ * Admin only: O(uids x sessions) is fine for a listing.
+ */
+static int on_request_usage(struct shmqd *d, struct shmqd_session *s, const struct shmq_req_page *q,
+			    struct shmqd_reply *rep)
+{
+	struct shmq_rep_usage *out = rep->body;
+	struct shmqd_list *pos, *tmp;
+	uint32_t i = 0;
+
+	if (q->reserved0)
+		return bad(s, "USAGE reserved0 not zero");
+	out->total = 0;
+	out->count = 0;
+	if (s->uid != 0) {
+		out->total = 1;
+		if (q->offset == 0)
+			usage_row(d, s->uid, &out->items[out->count++]);
+		rep->len = sizeof(*out) + out->count * sizeof(out->items[0]);
+		return 0;
+	}
+	list_for_each_safe(pos, tmp, &d->uids)
+	{
+		out->total++;
+		if (i++ < q->offset || out->count == SHMQ_USAGE_PAGE)
+			continue;
+		usage_row(d, container_of(pos, struct shmqd_uid_usage, link)->uid,
+			  &out->items[out->count++]);
+	}
+	list_for_each_safe(pos, tmp, &d->sessions)
+	{
+		uint32_t uid = container_of(pos, struct shmqd_session, link)->uid;
+
+		if (uid_seen(d, uid, pos))
+			continue;
+		out->total++;
+		if (i++ < q->offset || out->count == SHMQ_USAGE_PAGE)
+			continue;
+		usage_row(d, uid, &out->items[out->count++]);
+	}
+	rep->len = sizeof(*out) + out->count * sizeof(out->items[0]);
+	return 0;
+}
+
 static int on_request_status(struct shmqd *d, struct shmqd_reply *rep)
 {
 	struct shmq_rep_status *out = rep->body;
@@ -562,6 +641,8 @@ int shmqd_request_handle(struct shmqd *d, struct shmqd_session *s, uint16_t op, 
 		return on_request_stat(d, s, &q.name, ret);
 	case SHMQ_OP_SESSIONS:
 		return on_request_sessions(d, s, &q.page, ret);
+	case SHMQ_OP_USAGE:
+		return on_request_usage(d, s, &q.page, ret);
 	case SHMQ_OP_STATUS:
 		return on_request_status(d, ret);
 	case SHMQ_OP_PURGE:

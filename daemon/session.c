@@ -53,6 +53,7 @@ static const char *const op_names[SHMQ_OP_COUNT] = {
 	[SHMQ_OP_STATUS] = "STATUS",	 [SHMQ_OP_PURGE] = "PURGE",
 	[SHMQ_OP_CONFIG] = "CONFIG",	 [SHMQ_OP_ATTACHMENTS] = "ATTACHMENTS",
 	[SHMQ_OP_REATTACH] = "REATTACH", [SHMQ_OP_SHUTDOWN] = "SHUTDOWN",
+	[SHMQ_OP_USAGE] = "USAGE",
 };
 
 static const char *op_name(uint16_t op)
@@ -117,7 +118,7 @@ static void session_free(struct shmqd_session *s)
  * connection holds a slot as much as a busy one.  A walk per accept is
  * cheap next to the accept itself at the sizes max-clients allows.
  */
-static uint32_t sessions_of_uid(struct shmqd *d, uint32_t uid)
+uint32_t shmqd_sessions_of_uid(struct shmqd *d, uint32_t uid)
 {
 	struct shmqd_list *pos, *tmp;
 	uint32_t n = 0;
@@ -162,7 +163,7 @@ static void accept_peer(struct shmqd *d, int fd, const struct ucred *peer)
 	if (d->n_sessions >= d->cfg.max_clients) {
 		limit = "max-clients";
 		limit_value = d->cfg.max_clients;
-	} else if (s->uid != 0 && sessions_of_uid(d, s->uid) >= d->cfg.max_clients_per_uid) {
+	} else if (s->uid != 0 && shmqd_sessions_of_uid(d, s->uid) >= d->cfg.max_clients_per_uid) {
 		limit = "max-clients-per-uid";
 		limit_value = d->cfg.max_clients_per_uid;
 	}

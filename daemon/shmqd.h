@@ -314,6 +314,10 @@ int shmqd_object_check_access(const struct shmqd_session *s, const struct shmqd_
  * read permission, as ipcs shows a non-root user only what they may read.
  */
 bool shmqd_object_visible(const struct shmqd_session *s, const struct shmqd_object *o);
+/* What @uid owns, as the per-uid limits count it: objects and segment bytes. */
+void shmqd_usage_of(struct shmqd *d, uint32_t uid, uint32_t *ret_objects, uint64_t *ret_memory);
+/* Connected sessions of @uid (as max-clients-per-uid counts them). */
+uint32_t shmqd_sessions_of_uid(struct shmqd *d, uint32_t uid);
 /* Count an attachment with @flags in (@delta 1) or out (-1) of @o's totals. */
 void shmqd_object_count(struct shmqd_object *o, uint32_t flags, int delta);
 int shmqd_object_attach(struct shmqd *d, struct shmqd_session *s, struct shmqd_object *o,

@@ -288,8 +288,21 @@ static void attach_info_from(struct shmq_attach_info *o, const struct shmq_attac
 	name_copy(o->client_name, sizeof(o->client_name), w->client_name, sizeof(w->client_name));
 }
 
+static void usage_from(struct shmq_uid_usage *o, const struct shmq_usage_info *w)
+{
+	memset(o, 0, sizeof(*o));
+	o->size = sizeof(*o);
+	o->uid = w->uid;
+	o->n_objects = w->n_objects;
+	o->max_objects = w->max_objects;
+	o->n_clients = w->n_clients;
+	o->max_clients = w->max_clients;
+	o->memory = w->memory;
+	o->max_memory = w->max_memory;
+}
+
 /* Which listing: the op, its request, its item, and how an item reaches the callback. */
-enum listing { LIST_OBJECTS, LIST_CLIENTS, LIST_ATTACHMENTS };
+enum listing { LIST_OBJECTS, LIST_CLIENTS, LIST_ATTACHMENTS, LIST_USAGE };
 
 struct listing_call {
 	enum listing what;
@@ -298,6 +311,7 @@ struct listing_call {
 		shmq_object_fn *object;
 		shmq_client_fn *client;
 		shmq_attach_fn *attach;
+		shmq_usage_fn *usage;
 	} fn;
 	void *arg;
 };
@@ -328,6 +342,14 @@ static int deliver(const struct listing_call *lc, const unsigned char *item)
 		memcpy(&w, item, sizeof(w));
 		attach_info_from(&o, &w);
 		return lc->fn.attach(lc->arg, &o);
+	}
+	case LIST_USAGE: {
+		struct shmq_usage_info w;
+		struct shmq_uid_usage o;
+
+		memcpy(&w, item, sizeof(w));
+		usage_from(&o, &w);
+		return lc->fn.usage(lc->arg, &o);
 	}
 	}
 	return -EINVAL;
@@ -365,6 +387,13 @@ static int listing(struct shmq_client *c, const struct listing_call *lc)
 			item_size = sizeof(struct shmq_session_info);
 			page_max = SHMQ_SESSIONS_PAGE;
 			break;
+		case LIST_USAGE:
+			op = SHMQ_OP_USAGE;
+			rq.page.offset = offset;
+			rq_size = sizeof(rq.page);
+			item_size = sizeof(struct shmq_usage_info);
+			page_max = SHMQ_USAGE_PAGE;
+			break;
 		default:
 			op = SHMQ_OP_ATTACHMENTS;
 			memcpy(rq.att.name, lc->name, strlen(lc->name) + 1);
@@ -394,6 +423,15 @@ static int listing(struct shmq_client *c, const struct listing_call *lc)
 SHMQ_API int shmq_daemon_clients(struct shmq_client *c, shmq_client_fn *fn, void *arg)
 {
 	struct listing_call lc = {.what = LIST_CLIENTS, .fn.client = fn, .arg = arg};
+
+	if (!c || !fn)
+		return -EINVAL;
+	return listing(c, &lc);
+}
+
+SHMQ_API int shmq_daemon_usage(struct shmq_client *c, shmq_usage_fn *fn, void *arg)
+{
+	struct listing_call lc = {.what = LIST_USAGE, .fn.usage = fn, .arg = arg};
 
 	if (!c || !fn)
 		return -EINVAL;

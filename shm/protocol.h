@@ -52,7 +52,8 @@
 #define SHMQ_OP_ATTACHMENTS 12 /* one object's attachments, paged */
 #define SHMQ_OP_REATTACH    13 /* after a daemon restart: take back one attachment */
 #define SHMQ_OP_SHUTDOWN    14 /* shut a queue down (owner or root) */
-#define SHMQ_OP_COUNT	    15
+#define SHMQ_OP_USAGE	    15 /* per-uid use of the per-uid limits, paged */
+#define SHMQ_OP_COUNT	    16
 #define SHMQ_OP_REPLY	    UINT16_C(0x8000)
 
 struct shmq_msg_hdr {
@@ -214,6 +215,28 @@ struct shmq_rep_sessions {
 	struct shmq_session_info items[];
 };
 
+/* --- USAGE (paged, as LIST) --- */
+
+#define SHMQ_USAGE_PAGE 128 /* rows per USAGE reply */
+
+struct shmq_usage_info {
+	uint32_t uid;
+	uint32_t n_objects;   /* objects it owns, unlinked ones still attached included */
+	uint32_t n_clients;   /* its connected sessions */
+	uint32_t max_objects; /* max-objects-per-uid */
+	uint64_t memory;      /* bytes of the segments it owns */
+	uint64_t max_memory;  /* max-memory-per-uid */
+	uint32_t max_clients; /* max-clients-per-uid; 0: not limited (uid 0) */
+	uint32_t reserved0;
+	uint64_t reserved1;
+};
+
+struct shmq_rep_usage {
+	uint32_t total;
+	uint32_t count;
+	struct shmq_usage_info items[];
+};
+
 /* --- STATUS --- */
 
 struct shmq_rep_status {
@@ -313,6 +336,12 @@ static_assert(sizeof(struct shmq_req_shutdown) == 72, "protocol ABI changed");
 static_assert(sizeof(struct shmq_req_page) == 8, "protocol ABI changed");
 static_assert(sizeof(struct shmq_rep_list) == 8, "protocol ABI changed");
 static_assert(sizeof(struct shmq_rep_sessions) == 8, "protocol ABI changed");
+static_assert(sizeof(struct shmq_usage_info) == 48, "protocol ABI changed");
+static_assert(sizeof(struct shmq_rep_usage) == 8, "protocol ABI changed");
+static_assert(sizeof(struct shmq_rep_usage) + SHMQ_USAGE_PAGE * sizeof(struct shmq_usage_info) +
+			      sizeof(struct shmq_msg_hdr) <=
+		      SHMQ_MSG_MAX,
+	      "a USAGE page must fit in one datagram");
 static_assert(sizeof(struct shmq_rep_status) == 160, "protocol ABI changed");
 static_assert(sizeof(struct shmq_rep_purge) == 8, "protocol ABI changed");
 static_assert(sizeof(struct shmq_req_attachments) == 72, "protocol ABI changed");
@@ -348,6 +377,7 @@ static inline long shmq__proto_req_size(uint16_t op)
 		return sizeof(struct shmq_req_name);
 	case SHMQ_OP_LIST:
 	case SHMQ_OP_SESSIONS:
+	case SHMQ_OP_USAGE:
 		return sizeof(struct shmq_req_page);
 	case SHMQ_OP_STATUS:
 	case SHMQ_OP_CONFIG:

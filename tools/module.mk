@@ -7,6 +7,7 @@
 # plus shm/'s validators and layout for read-only views of the segments.
 
 CTL_SRC    := tools/shmqctl/main.c \
+	      tools/shmqctl/manage.c \
 	      tools/shmqctl/output.c \
 	      tools/shmqctl/snapshot.c \
 	      tools/shmqctl/verbs.c

@@ -1652,7 +1652,30 @@ struct shmq_attach_info {
 	char client_name[32];
 };
 
+/**
+ * struct shmq_uid_usage - what one user has of the daemon's per-user limits.
+ * @size:	bytes of the struct that are filled
+ * @uid:	the user
+ * @n_objects:	objects it owns (unlinked ones still attached included)
+ * @max_objects: max-objects-per-uid
+ * @n_clients:	its connected clients
+ * @max_clients: max-clients-per-uid; 0: not limited (uid 0)
+ * @memory:	bytes of the segments it owns
+ * @max_memory:	max-memory-per-uid
+ */
+struct shmq_uid_usage {
+	uint32_t size;
+	uint32_t uid;
+	uint32_t n_objects;
+	uint32_t max_objects;
+	uint32_t n_clients;
+	uint32_t max_clients;
+	uint64_t memory;
+	uint64_t max_memory;
+};
+
 /* Callbacks of the listing calls: a negative return stops the listing and is returned. */
+typedef int shmq_usage_fn(void *arg, const struct shmq_uid_usage *usage);
 typedef int shmq_object_fn(void *arg, const struct shmq_object_info *info);
 typedef int shmq_client_fn(void *arg, const struct shmq_client_info *info);
 typedef int shmq_attach_fn(void *arg, const struct shmq_attach_info *info);
@@ -1686,13 +1709,31 @@ SHMQ_API int shmq_daemon_status(struct shmq_client *c, struct shmq_daemon_status
 SHMQ_API int shmq_daemon_config(struct shmq_client *c, shmq_config_fn *fn, void *arg);
 
 /**
- * shmq_daemon_clients() - every connected client, in connection order.
+ * shmq_daemon_usage() - each user's use of the per-user limits.
+ * @c:		client
+ * @fn:		called once per user
+ * @arg:	passed to @fn
+ *
+ * Root gets every user that owns an object or has a client connected;
+ * anyone else gets their own row only (zeros included).  Pages as
+ * shmq_daemon_clients() does.
+ * Context: blocks; @fn runs without any lock held and may call libshmq.
+ * Return: the number of rows reported; @fn's negative return; -EINVAL;
+ *         -EOPNOTSUPP a daemon without this call; -ECONNRESET; -ETIMEDOUT;
+ *         -EPROTO; -ENOMEM.
+ */
+SHMQ_API int shmq_daemon_usage(struct shmq_client *c, shmq_usage_fn *fn, void *arg);
+
+/**
+ * shmq_daemon_clients() - the connected clients, in connection order.
  * @c:		client
  * @fn:		called once per client
  * @arg:	passed to @fn
  *
- * Pages through the daemon's list, one round trip per 128 clients; a
- * client that connects or leaves meanwhile may be missed or seen twice.
+ * Root gets every client, anyone else the clients of their own uid (as
+ * ipcs shows a user only their own).  Pages through the daemon's list,
+ * one round trip per 128 clients; a client that connects or leaves
+ * meanwhile may be missed or seen twice.
  * Context: blocks; @fn runs without any lock held and may call libshmq.
  * Return: the number of clients reported; @fn's negative return;
  *         -EINVAL; -ECONNRESET; -ETIMEDOUT; -EPROTO; -ENOMEM.
@@ -1700,12 +1741,14 @@ SHMQ_API int shmq_daemon_config(struct shmq_client *c, shmq_config_fn *fn, void 
 SHMQ_API int shmq_daemon_clients(struct shmq_client *c, shmq_client_fn *fn, void *arg);
 
 /**
- * shmq_object_list() - every live object, in creation order.
+ * shmq_object_list() - every live object one may read, in creation order.
  * @c:		client
  * @fn:		called once per object, unlinked ones still attached included
  * @arg:	passed to @fn
  *
- * Pages as shmq_daemon_clients() does, with the same caveat.
+ * Objects without read permission for the caller are left out (root
+ * reads everything).  Pages as shmq_daemon_clients() does, with the same
+ * caveat.
  * Context: blocks; @fn runs without any lock held and may call libshmq.
  * Return: the number of objects reported; @fn's negative return; -EINVAL;
  *         -ECONNRESET; -ETIMEDOUT; -EPROTO; -ENOMEM.
@@ -1721,8 +1764,8 @@ SHMQ_API int shmq_object_list(struct shmq_client *c, shmq_object_fn *fn, void *a
  *
  * Context: blocks for one round trip.
  * Return: 0; -ENOENT no object has that name (an unlinked one has none);
- *         -EINVAL bad name or @ret->size too small; -ECONNRESET;
- *         -ETIMEDOUT; -EPROTO.
+ *         -EACCES no read permission on it; -EINVAL bad name or @ret->size
+ *         too small; -ECONNRESET; -ETIMEDOUT; -EPROTO.
  */
 SHMQ_API int shmq_object_stat(struct shmq_client *c, const char *name,
 			      struct shmq_object_info *ret);

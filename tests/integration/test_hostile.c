@@ -1017,7 +1017,7 @@ Test(hostile, malformed_datagrams_each_get_their_documented_error_and_the_daemon
 		{24, 4, 1, SHMQ_OP_STATUS, -EINVAL, true, "status set"},
 		{24, 5, 1, SHMQ_OP_STATUS, -EINVAL, true, "reserved set"},
 		{24, 0, 0, 0, -EOPNOTSUPP, true, "op 0"},
-		{24, 0, 0, SHMQ_OP_COUNT, -EOPNOTSUPP, true, "op 13"},
+		{24, 0, 0, SHMQ_OP_COUNT, -EOPNOTSUPP, true, "the first op past the last"},
 		{24, 0, 0, 0x7fff, -EOPNOTSUPP, true, "op 0x7fff"},
 		{24, 0, 0, SHMQ_OP_REPLY | SHMQ_OP_STATUS, -EOPNOTSUPP, true, "a reply as request"},
 		{24, 0, 0, 0xffff, -EOPNOTSUPP, true, "op 0xffff"},

@@ -248,6 +248,7 @@ Test(protocol, body_shorter_than_the_op_needs_gets_ebadmsg)
 		{SHMQ_OP_STAT, SHMQ_NAME_MAX},
 		{SHMQ_OP_LIST, 4},
 		{SHMQ_OP_SESSIONS, 0},
+		{SHMQ_OP_USAGE, 7},
 	};
 	static const unsigned char zeros[sizeof(struct shmq_req_open)] = {'a'};
 	int fd = session();
@@ -427,6 +428,8 @@ Test(protocol, nonzero_reserved_fields_get_einval)
 	fd = session();
 	expect(fd, build(SHMQ_OP_LIST, &page, sizeof(page)), -1, -EINVAL, true, false,
 	       "LIST reserved0");
+	expect(fd, build(SHMQ_OP_USAGE, &page, sizeof(page)), -1, -EINVAL, true, false,
+	       "USAGE reserved0");
 	build(SHMQ_OP_STATUS, NULL, 0);
 	hdr()->reserved = 1;
 	expect(fd, sizeof(struct shmq_msg_hdr), -1, -EINVAL, true, false, "header reserved");

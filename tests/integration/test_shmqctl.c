@@ -136,8 +136,8 @@ static struct shmq_queue *queue_new(const char *name, uint32_t mode, unsigned in
 
 Test(shmqctl, help_and_version_exit_0_and_every_verb_has_its_own_help)
 {
-	static const char *const verbs[] = {"status", "config", "ls",	  "show", "clients",
-					    "top",    "check",	"create", "rm",	  "purge"};
+	static const char *const verbs[] = {"status", "config", "ls", "show",  "clients", "top",
+					    "check",  "create", "rm", "purge", "sem",	  "usage"};
 
 	cr_assert(eq(int, ctl("--help", NULL), 0), "%s", out);
 	for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
@@ -813,4 +813,54 @@ Test(shmqctl, a_refused_verb_prints_the_daemons_reason)
 	cr_assert(eq(int, ctl("create", "queue", "why-q", "--slots", "1000", NULL), 1), "%s", out);
 	cr_assert(strstr(out, "power of two") != NULL, "no reason for --slots 1000: %s", out);
 	cr_assert(eq(int, ctl("rm", "why-s1", NULL), 0), "%s", out);
+}
+
+Test(shmqctl, sem_post_adds_tokens_and_says_why_when_it_cannot)
+{
+	cr_assert(eq(int, ctl("create", "sem", "leaky", "--initial", "0", "--max", "3", NULL), 0),
+		  "%s", out);
+	cr_assert(eq(int, ctl("sem", "post", "leaky", NULL), 0), "%s", out);
+	cr_assert(strstr(out, "posted 1 to 'leaky': value now 1") != NULL, "%s", out);
+	cr_assert(eq(int, ctl("--json", "sem", "post", "leaky", "2", NULL), 0), "%s", out);
+	py_check(out, false, "assert d == {'name': 'leaky', 'posted': 2, 'value': 3}, d\n");
+	cr_assert(eq(int, ctl("sem", "post", "leaky", NULL), 1), "%s", out);
+	cr_assert(strstr(out, "its bound would be passed (value 3); nothing posted") != NULL, "%s",
+		  out);
+	cr_assert(eq(int, ctl("sem", "post", "leaky", "0", NULL), 2), "%s", out);
+	cr_assert(strstr(out, "'0' is not a count of tokens") != NULL, "%s", out);
+	cr_assert(eq(int, ctl("sem", "post", "leaky", "-1", NULL), 2), "%s", out);
+	cr_assert(eq(int, ctl("sem", "take", "leaky", NULL), 2), "%s", out);
+	cr_assert(strstr(out, "'take' is not a sem verb (post)") != NULL, "%s", out);
+	cr_assert(eq(int, ctl("create", "queue", "notsem", NULL), 0), "%s", out);
+	cr_assert(eq(int, ctl("sem", "post", "notsem", NULL), 1), "%s", out);
+	cr_assert(strstr(out, "'notsem' is of kind queue") != NULL, "%s", out);
+	cr_assert(eq(int, ctl("sem", "post", "nosuch", NULL), 1), "%s", out);
+	cr_assert(strstr(out, "opening semaphore 'nosuch'") != NULL, "%s", out);
+	finish();
+}
+
+Test(shmqctl, usage_shows_each_users_objects_memory_and_clients_against_the_limits)
+{
+	struct shmq_queue *q = queue_new("mine", SHMQ_MPMC, SHMQ_SEND);
+
+	cr_assert(eq(int, ctl("--json", "usage", NULL), 0), "%s", out);
+	py_check(out, false,
+		 "rows = {r['uid']: r for r in d['usage']}\n"
+		 "r = rows[0]\n"
+		 "assert r['user'] == 'root' and r['objects'] == 1, r\n"
+		 "assert r['memory_bytes'] > 0 and r['max_memory_bytes'] == 1 << 30, r\n"
+		 "assert r['max_objects'] == 1024 and r['clients'] >= 1, r\n"
+		 "assert r['max_clients'] is None, 'root is not limited'\n");
+	cr_assert(eq(int, ctl("usage", NULL), 0), "%s", out);
+	cr_assert(strstr(out, "OBJECTS") && strstr(out, "MEMORY") && strstr(out, "root"), "%s",
+		  out);
+	/* another user gets their own row, with nothing in it, and nobody else's */
+	cr_assert(eq(int, ctl_as_nobody("usage", NULL), 0), "%s", out);
+	py_check(out, false,
+		 "assert len(d['usage']) == 1, d\n"
+		 "r = d['usage'][0]\n"
+		 "assert r['uid'] == 65534 and r['objects'] == 0 and r['memory_bytes'] == 0, r\n"
+		 "assert r['clients'] == 1 and r['max_clients'] == 512, r\n");
+	shmq_queue_close(q);
+	finish();
 }

@@ -47,6 +47,8 @@ enum verb_id {
 	V_RM,
 	V_PURGE,
 	V_SHUTDOWN,
+	V_SEM,
+	V_USAGE,
 	V_HELP,
 	V_COUNT,
 };
@@ -114,6 +116,18 @@ static const struct verb verbs[V_COUNT] = {
 		 "EPIPE, the end of the queue; --immediate: they get nothing more.  Every\n"
 		 "blocked sender and receiver is woken.  Irreversible: remove the queue and\n"
 		 "create it again.\n"},
+	[V_SEM] = {"sem", 2, 3, verb_sem, "sem post NAME [N]",
+		   "add N tokens (default 1) to a semaphore",
+		   "Add N tokens (1 by default) to a semaphore, as shmq_sem_post(): for a\n"
+		   "token a process leaked (it posts nothing if a bound would be passed).\n"
+		   "Needs write permission on the semaphore, as any poster.  Prints the value\n"
+		   "after the post.\n"},
+	[V_USAGE] = {"usage", 0, 0, verb_quota, "usage", "each user's use of the per-user limits",
+		     "Show what each user has of the daemon's per-user limits: objects owned\n"
+		     "(max-objects-per-uid), bytes of segment memory owned (max-memory-per-uid)\n"
+		     "and connected clients (max-clients-per-uid; '-' for root, who is not\n"
+		     "limited).  Root sees every user that owns an object or has a client;\n"
+		     "anyone else their own row.\n"},
 	[V_HELP] = {"help", 0, 1, NULL, "help [VERB]", "this help, or a verb's",
 		    "Show the help, or a verb's help.\n"},
 };

@@ -72,6 +72,10 @@ int verb_rm(struct ctl *ctl);
 int verb_purge(struct ctl *ctl);
 int verb_shutdown(struct ctl *ctl);
 
+/* Verbs (manage.c). */
+int verb_sem(struct ctl *ctl);
+int verb_quota(struct ctl *ctl);
+
 /* --- JSON writer (output.c) --- */
 
 #define JSON_DEPTH_MAX 16
