@@ -192,6 +192,9 @@ static int adopt_attach(struct shmqd *d, struct shmqd_session *s, struct shmqd_o
 				    o->name, a->session_index, r->pid);
 			store_release(&rec->state, SHMQ_SESSION_ACTIVE); /* claims look for FREE */
 		}
+		/* what it did before the restart is not news to the last-sender fields */
+		a->seen_sent = load_relaxed(&rec->c.sent);
+		a->seen_received = load_relaxed(&rec->c.received);
 	}
 	list_add_tail(&s->attachments, &a->link);
 	s->n_attached++;

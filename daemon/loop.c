@@ -262,6 +262,7 @@ static void on_listen_connect(struct shmqd *d)
 static void on_timer_tick(struct shmqd *d, uint64_t now)
 {
 	shmqd_object_heartbeat(d, now);
+	shmqd_object_sample_use(d);
 	shmqd_log_tick();
 	if (d->watchdog)
 		sd_notify(0, "WATCHDOG=1");

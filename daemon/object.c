@@ -508,6 +508,60 @@ static void repair(int32_t pid, const char *death, struct shmqd_object *o, uint3
 	check_after_repair(o);
 }
 
+static uint64_t realtime_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/*
+ * Last sender and receiver (ipcs -p, -t): if @a's record counted a send or
+ * a receive since the last look, its session's pid and @real_ns go into
+ * the header.  The counters are the client's to write, so a forger can
+ * only name itself, and only for display; relaxed, as every statistic.
+ */
+static void use_sample(const struct shmqd_session *s, struct shmqd_attach *a, uint64_t real_ns)
+{
+	struct shmq_segment_hdr *h = a->obj->seg.hdr;
+	const struct shmq_session_shm *rec;
+	uint64_t sent, received;
+
+	if (a->session_index == UINT32_MAX)
+		return; /* a view counts nothing */
+	rec = shmq__session_at(&a->obj->seg, a->session_index);
+	if (!rec)
+		return;
+	sent = load_relaxed(&rec->c.sent);
+	received = load_relaxed(&rec->c.received);
+	if (sent != a->seen_sent) {
+		a->seen_sent = sent;
+		store_relaxed(&h->last_send_pid, s->pid);
+		store_relaxed(&h->last_send_realtime_ns, real_ns);
+	}
+	if (received != a->seen_received) {
+		a->seen_received = received;
+		store_relaxed(&h->last_recv_pid, s->pid);
+		store_relaxed(&h->last_recv_realtime_ns, real_ns);
+	}
+}
+
+void shmqd_object_sample_use(struct shmqd *d)
+{
+	uint64_t now = realtime_ns();
+	struct shmqd_list *pos, *tmp;
+
+	list_for_each_safe(pos, tmp, &d->sessions)
+	{
+		struct shmqd_session *s = container_of(pos, struct shmqd_session, link);
+		struct shmqd_list *apos, *atmp;
+
+		list_for_each_safe(apos, atmp, &s->attachments)
+			use_sample(s, container_of(apos, struct shmqd_attach, link), now);
+	}
+}
+
 void shmqd_object_detach(struct shmqd *d, struct shmqd_session *s, struct shmqd_attach *a,
 			 bool dead)
 {
@@ -516,6 +570,7 @@ void shmqd_object_detach(struct shmqd *d, struct shmqd_session *s, struct shmqd_
 
 	/* Record first: a restart must never hand back a record we release (store.c). */
 	shmqd_store_attach_remove(d, a);
+	use_sample(s, a, realtime_ns()); /* its last operations, before the record goes */
 	if (a->session_index != UINT32_MAX) {
 		if (dead)
 			repair(s->pid, s->death, o, a->session_index);

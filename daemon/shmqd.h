@@ -138,6 +138,8 @@ struct shmqd_attach {
 	uint32_t flags;		/* granted SHMQ_OPEN_SEND/RECV/SEM/USE/VIEW, END1 */
 	uint32_t session_index; /* record in the segment, UINT32_MAX for a view */
 	uint32_t reg;		/* registry record, UINT32_MAX without a store */
+	uint64_t seen_sent;	/* its record's counters at the last look (last sender) */
+	uint64_t seen_received;
 };
 
 /* --- Sessions --- */
@@ -327,6 +329,8 @@ void shmqd_object_detach(struct shmqd *d, struct shmqd_session *s, struct shmqd_
 int shmqd_object_view_fd(const struct shmqd_object *o);
 void shmqd_object_info(const struct shmqd_object *o, struct shmq_obj_info *ret);
 void shmqd_object_heartbeat(struct shmqd *d, uint64_t now_ns);
+/* Note each object's last sender and receiver (the tick's; see use_sample()). */
+void shmqd_object_sample_use(struct shmqd *d);
 int shmqd_object_validate(struct shmqd_object *o, bool full, const char **ret_what);
 void shmqd_object_quarantine(struct shmqd_object *o, const char *why);
 void shmqd_object_free_all(struct shmqd *d);

@@ -33,7 +33,7 @@
 
 #define SHMQ_SEGMENT_MAGIC UINT64_C(0x4d474553514d4853) /* "SHMQSEGM" in memory */
 #define SHMQ_LAYOUT_MAJOR  1
-#define SHMQ_LAYOUT_MINOR  9
+#define SHMQ_LAYOUT_MINOR  10
 
 /* Two cache lines: the adjacent-line prefetcher pulls lines in pairs. */
 #define SHMQ_FALSE_SHARING_ALIGN 128
@@ -216,7 +216,18 @@ struct shmq_segment_hdr {
 	 * issue the heavy barrier.  Never cleared.
 	 */
 	_Atomic uint32_t asym_fence;
-	uint8_t reserved[60]; /* 196 zero; room for minor additions */
+	/*
+	 * 196 (1.10): who last sent and who last received (posted, took), as
+	 * shmqd sees it on its once-a-second tick and when a handle goes: a
+	 * session whose counters moved.  shmqd writes; display only (ipcs -p
+	 * and -t), 0 before anyone did.
+	 */
+	_Atomic int32_t last_send_pid;		/* 196 */
+	_Atomic int32_t last_recv_pid;		/* 200 */
+	uint32_t reserved1;			/* 204 zero */
+	_Atomic uint64_t last_send_realtime_ns; /* 208 CLOCK_REALTIME */
+	_Atomic uint64_t last_recv_realtime_ns; /* 216 */
+	uint8_t reserved[32];			/* 224 zero; room for minor additions */
 };
 
 /* struct shmq_session_shm.state */
@@ -487,6 +498,10 @@ static_assert(offsetof(struct shmq_segment_hdr, name) == 104, "shm ABI changed")
 static_assert(offsetof(struct shmq_segment_hdr, object_id) == 168, "shm ABI changed");
 static_assert(offsetof(struct shmq_segment_hdr, state) == 176, "shm ABI changed");
 static_assert(offsetof(struct shmq_segment_hdr, daemon_heartbeat_ns) == 184, "shm ABI changed");
+static_assert(offsetof(struct shmq_segment_hdr, last_send_pid) == 196, "shm ABI changed");
+static_assert(offsetof(struct shmq_segment_hdr, last_send_realtime_ns) == 208, "shm ABI changed");
+static_assert(offsetof(struct shmq_segment_hdr, reserved) == 224, "shm ABI changed");
+static_assert(sizeof(struct shmq_segment_hdr) == 256, "shm ABI changed");
 static_assert(sizeof(struct shmq_counters) == 48, "shm ABI changed");
 static_assert(sizeof(struct shmq_session_shm) == 128, "shm ABI changed");
 static_assert(offsetof(struct shmq_session_shm, c) == 24, "shm ABI changed");

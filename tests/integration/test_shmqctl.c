@@ -864,3 +864,46 @@ Test(shmqctl, usage_shows_each_users_objects_memory_and_clients_against_the_limi
 	shmq_queue_close(q);
 	finish();
 }
+
+static int child_sends_three(void *arg)
+{
+	struct shmq_client *cc;
+	struct shmq_queue *q;
+	int r = 0;
+
+	if (shmq_client_connect(arg, &cc) || shmq_queue_open(cc, "lastq", SHMQ_SEND, NULL, &q))
+		return 1;
+	for (int i = 0; i < 3; i++)
+		r |= shmq_queue_send(q, "m", 1);
+	return r || shmq_queue_close(q) || shmq_client_close(cc) ? 2 : 0;
+}
+
+Test(shmqctl, show_names_the_last_sender_and_receiver_with_a_time)
+{
+	struct shmq_queue *rx = queue_new("lastq", SHMQ_MPMC, SHMQ_RECV);
+	char buf[8], check[512];
+	pid_t pid;
+
+	cr_assert(eq(int, ctl("--json", "show", "lastq", NULL), 0), "%s", out);
+	py_check(out, false, "assert d['last_send'] is None and d['last_recv'] is None, d\n");
+	pid = t_fork_child(child_sends_three, (void *)d.sock);
+	cr_assert(eq(int, t_wait_peer_ms(pid, CHILD_MS), 0));
+	/* the sender's handle went: its last sends were noted then, no tick needed */
+	cr_assert(eq(int, ctl("--json", "show", "lastq", NULL), 0), "%s", out);
+	snprintf(check, sizeof(check),
+		 "import time\n"
+		 "s = d['last_send']\n"
+		 "assert s['pid'] == %d, d\n"
+		 "assert abs(s['realtime_ns'] / 1e9 - time.time()) < 60, s\n"
+		 "assert d['last_recv'] is None, d\n",
+		 (int)pid);
+	py_check(out, false, check);
+	cr_assert(eq(int, shmq_queue_recv(rx, buf, sizeof(buf)), 1));
+	T_OK(shmq_queue_close(rx)); /* the receive is noted as the handle goes */
+	cr_assert(eq(int, ctl("show", "lastq", NULL), 0), "%s", out);
+	snprintf(check, sizeof(check), "last send:   pid %d at ", (int)pid);
+	cr_assert(strstr(out, check) != NULL, "%s", out);
+	snprintf(check, sizeof(check), "last recv:   pid %d at ", (int)getpid());
+	cr_assert(strstr(out, check) != NULL, "%s", out);
+	finish();
+}

@@ -207,6 +207,11 @@ struct snapshot {
 	uint32_t producers; /* active records with the producer role (sems: every user) */
 	uint32_t consumers; /* active records with the consumer role (sems: every user) */
 	uint32_t dead;	    /* records of dead processes awaiting repair */
+	/* who last sent and received (took, posted), as shmqd saw it; pid 0: nobody yet */
+	int32_t last_send_pid;
+	int32_t last_recv_pid;
+	uint64_t last_send_realtime_ns;
+	uint64_t last_recv_realtime_ns;
 	struct counters total;
 	uint64_t taken_ns; /* CLOCK_MONOTONIC when the counters were read */
 	/* SNAP_RECORDS */

@@ -294,6 +294,11 @@ int snapshot_take(struct shmq_client *c, const char *name, uint64_t object_id, u
 
 	ret->kind = seg.kind;
 	ret->taken_ns = mono_now_ns();
+	/* shmqd's since layout 1.10 (zero before): display only, any value is valid */
+	ret->last_send_pid = load_relaxed(&seg.hdr->last_send_pid);
+	ret->last_recv_pid = load_relaxed(&seg.hdr->last_recv_pid);
+	ret->last_send_realtime_ns = load_relaxed(&seg.hdr->last_send_realtime_ns);
+	ret->last_recv_realtime_ns = load_relaxed(&seg.hdr->last_recv_realtime_ns);
 	readers[seg.kind](&seg, ret); /* attach validated the kind */
 	records_read(&seg, flags, ret);
 	if (flags & SNAP_CHECK)

@@ -395,6 +395,38 @@ static void kv_bool_or_null(struct json *j, const char *key, bool have, bool v)
 }
 
 /* The fields of one object, shared by ls, show and create (shmqctl(1), JSON OUTPUT). */
+/* {"pid": N, "realtime_ns": T} for a last sender or receiver, null for none (or no view). */
+static void last_use_json(struct json *j, const char *key, bool live, int32_t pid, uint64_t ns)
+{
+	if (!live || pid <= 0) {
+		json_kv_null(j, key);
+		return;
+	}
+	json_key(j, key);
+	json_begin_object(j);
+	json_kv_i64(j, "pid", pid);
+	json_kv_u64(j, "realtime_ns", ns);
+	json_end_object(j);
+}
+
+/* "pid 123 at 2026-12-04 22:10:01 +0000", or "none yet". */
+static void fmt_last_use(char *buf, size_t size, int32_t pid, uint64_t ns)
+{
+	time_t t = (time_t)(ns / 1000000000);
+	char when[48];
+	struct tm tm;
+
+	if (pid <= 0) {
+		snprintf(buf, size, "none yet");
+		return;
+	}
+	if (localtime_r(&t, &tm))
+		strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S %z", &tm);
+	else
+		snprintf(when, sizeof(when), "?");
+	snprintf(buf, size, "pid %" PRId32 " at %s", pid, when);
+}
+
 static void object_json(struct json *j, const struct shmq_object_info *o, const struct snapshot *s)
 {
 	bool live = !s->view_error;
@@ -466,6 +498,8 @@ static void object_json(struct json *j, const struct shmq_object_info *o, const 
 	kv_u64_or_null(j, "pending", live && f.has_pending, s->pending);
 	kv_bool_or_null(j, "broken", live && f.has_broken, s->broken);
 	kv_u64_or_null(j, "generation", live && f.has_broken, s->generation);
+	last_use_json(j, "last_send", live, s->last_send_pid, s->last_send_realtime_ns);
+	last_use_json(j, "last_recv", live, s->last_recv_pid, s->last_recv_realtime_ns);
 	counters_json(j, "counters", live ? &s->total : NULL);
 }
 
@@ -768,7 +802,7 @@ static void show_text(const struct shmq_object_info *o, const struct snapshot *s
 {
 	static const char *const headers[] = {"SESSION", "PID",	 "USER", "ROLE",   "RECORD",
 					      "STATE",	 "SENT", "RECV", "SLEEPS", "CLIENT"};
-	char user[64], group[64], mem[32], when[64];
+	char user[64], group[64], mem[32], when[128];
 	time_t created = (time_t)(o->created_realtime_ns / 1000000000);
 	const struct kind_view *v = view_of(o->kind);
 	struct figures f;
@@ -811,6 +845,10 @@ static void show_text(const struct shmq_object_info *o, const struct snapshot *s
 		       s->total.sleeps, s->total.wakes);
 		if (s->dead)
 			printf("  dead:        %" PRIu32 " records await repair\n", s->dead);
+		fmt_last_use(when, sizeof(when), s->last_send_pid, s->last_send_realtime_ns);
+		printf("  last send:   %s\n", when);
+		fmt_last_use(when, sizeof(when), s->last_recv_pid, s->last_recv_realtime_ns);
+		printf("  last recv:   %s\n", when);
 	}
 	if (!al->n)
 		return;
