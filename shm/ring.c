@@ -1910,6 +1910,82 @@ static bool in_window(uint32_t pos, uint32_t lo, uint32_t n)
 	return pos - lo < n; /* unsigned difference: lo <= pos < lo + n */
 }
 
+/* The arena bytes of a large message at @pos, as large_take() checks them, without taking them. */
+static const unsigned char *large_look(const struct shmq_ring *r, const struct shmq_slot_hdr *h,
+				       uint32_t pos, uint32_t len)
+{
+	struct shmq_slot_large d;
+	const struct shmq_region_hdr *rh;
+	uint64_t ah, at;
+
+	if (!r->arena)
+		return NULL;
+	ah = load_acquire(&r->q->arena_head);
+	at = load_acquire(&r->q->arena_tail);
+	memcpy(&d, payload((struct shmq_slot_hdr *)h), sizeof(d));
+	if (d.start % SHMQ_ARENA_ALIGN || at - ah > r->arena_size || d.start - ah >= at - ah ||
+	    (uint64_t)(d.start % r->arena_size) + region_size(len) > r->arena_size)
+		return NULL;
+	rh = region_at(r, d.start);
+	if (load_acquire(&rh->start) != d.start || load_relaxed(&rh->len) != len ||
+	    load_relaxed(&rh->pos) != pos)
+		return NULL;
+	return (const unsigned char *)(rh + 1);
+}
+
+int shmq__ring_look(const struct shmq_ring *r, uint32_t i, void *buf, size_t size,
+		    struct shmq_ring_look *ret)
+{
+	uint32_t n = n_slots(r), pos = load_acquire(&r->q->head); /* a hint, as for a receive */
+	const struct shmq_slot_hdr *h;
+	const unsigned char *src;
+	uint32_t len, flags, own;
+	uint64_t t;
+
+	/* SPSC stores head after the turn it covers: skip what is taken already. */
+	for (unsigned int k = 0; k < 2; k++) {
+		t = load_acquire(&slot_at(r, pos)->state);
+		if (TURN_SEQ(t) - pos != n)
+			break;
+		pos++;
+	}
+	if (i >= n)
+		return -ENOENT;
+	pos += i;
+	h = slot_at(r, pos);
+	t = load_acquire(&h->state); /* A1: pairs with R1, the publisher's */
+	own = TURN_OWNER(t);
+	if (TURN_SEQ(t) - pos != 1 || (own & SHMQ_OWNER_WRITING))
+		return TURN_SEQ(t) == pos || (own & SHMQ_OWNER_WRITING) ? -ENOENT : -EAGAIN;
+	len = load_relaxed(&h->len); /* ordered by the acquire above */
+	flags = load_relaxed(&h->flags);
+	*ret = (struct shmq_ring_look){
+		.pos = pos,
+		.len = len,
+		.flags = ((flags & SHMQ_SLOT_LARGE) ? SHMQ_LOOK_LARGE : 0) |
+			 ((own & SHMQ_OWNER_READING) ? SHMQ_LOOK_BEING_READ : 0) |
+			 ((flags & SHMQ_SLOT_TOMBSTONE) ? SHMQ_LOOK_TOMBSTONE : 0) |
+			 ((flags & SHMQ_SLOT_REDELIVERED) ? SHMQ_LOOK_REDELIVERED : 0),
+	};
+	if (flags & SHMQ_SLOT_TOMBSTONE)
+		return 0; /* no bytes: a writer died before finishing them */
+	if (flags & SHMQ_SLOT_LARGE) {
+		if (len > r->max_msg || !(src = large_look(r, h, pos, len)))
+			return -EBADMSG;
+	} else {
+		if (len > r->slot_size)
+			return -EBADMSG;
+		src = payload((struct shmq_slot_hdr *)h);
+	}
+	ret->copied = len < size ? len : (uint32_t)size;
+	copy_bytes(buf, src, ret->copied);
+	/* seqlock-style: the copy counts only if the turn is still the one we read */
+	atomic_thread_fence(memory_order_acquire);
+	if (load_relaxed(&h->state) != t)
+		return -EAGAIN;
+	return 0;
+}
+
 int shmq__ring_check(const struct shmq_ring *r)
 {
 	uint32_t head = load_acquire(&r->q->head); /* A5: snapshot, head before tail */

@@ -289,6 +289,37 @@ uint32_t shmq__ring_arena_repair(struct shmq_ring *r, const struct shmq_segment 
 /* Messages queued now (a snapshot; exact when quiescent). */
 uint32_t shmq__ring_depth(const struct shmq_ring *r);
 
+/* struct shmq_ring_look.flags */
+#define SHMQ_LOOK_LARGE	      (1u << 0) /* in the arena */
+#define SHMQ_LOOK_BEING_READ  (1u << 1) /* a receiver holds it (not told in SPSC) */
+#define SHMQ_LOOK_TOMBSTONE   (1u << 2) /* receivers skip it: a dead writer's */
+#define SHMQ_LOOK_REDELIVERED (1u << 3) /* put back after a receiver died */
+
+struct shmq_ring_look {
+	uint32_t pos;	 /* its ring position */
+	uint32_t len;	 /* the whole message's bytes */
+	uint32_t copied; /* bytes copied into the buffer: min(len, size) */
+	uint32_t flags;	 /* SHMQ_LOOK_* */
+};
+
+/*
+ * shmq__ring_look() - a look at a queued message without taking it.
+ * @r:		handle (a view's will do: nothing is written)
+ * @i:		which: 0 the oldest message still queued, 1 the next, ...
+ * @buf:	where up to @size bytes of it go
+ * @ret:	what it is
+ *
+ * For a viewer (shmqctl peek).  The message is read in place and its turn
+ * read again after: a message taken or rewritten meanwhile is -EAGAIN,
+ * never torn bytes reported as a message.  Everything read is checked as
+ * a peer's writes are.
+ * Return: 0; -ENOENT fewer than @i + 1 messages are queued; -EAGAIN the
+ * ring moved under the look (look again); -EBADMSG it does not hold
+ * together (a scribbler's, or an arena message being freed).
+ */
+int shmq__ring_look(const struct shmq_ring *r, uint32_t i, void *buf, size_t size,
+		    struct shmq_ring_look *ret);
+
 /*
  * Validate every invariant of a quiescent ring (indices in range, every slot
  * turn consistent with head and tail, lengths <= slot_size).

@@ -136,8 +136,9 @@ static struct shmq_queue *queue_new(const char *name, uint32_t mode, unsigned in
 
 Test(shmqctl, help_and_version_exit_0_and_every_verb_has_its_own_help)
 {
-	static const char *const verbs[] = {"status", "config", "ls", "show",  "clients", "top",
-					    "check",  "create", "rm", "purge", "sem",	  "usage"};
+	static const char *const verbs[] = {"status", "config", "ls",	  "show", "clients",
+					    "top",    "check",	"create", "rm",	  "purge",
+					    "sem",    "usage",	"peek"};
 
 	cr_assert(eq(int, ctl("--help", NULL), 0), "%s", out);
 	for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
@@ -905,5 +906,60 @@ Test(shmqctl, show_names_the_last_sender_and_receiver_with_a_time)
 	cr_assert(strstr(out, check) != NULL, "%s", out);
 	snprintf(check, sizeof(check), "last recv:   pid %d at ", (int)getpid());
 	cr_assert(strstr(out, check) != NULL, "%s", out);
+	finish();
+}
+
+Test(shmqctl, peek_dumps_queued_messages_in_place_and_takes_none)
+{
+	struct shmq_queue_attr a = {.size = sizeof(a),
+				    .n_slots = 16,
+				    .slot_size = 512,
+				    .mode = SHMQ_MPMC,
+				    .numa_node = -1,
+				    .max_msg = 65536};
+	static char big[40000];
+	struct shmq_queue *q;
+	char buf[64];
+
+	T_OK(shmq_queue_open(c, "peeked", SHMQ_CREATE | SHMQ_EXCL | SHMQ_SEND | SHMQ_RECV, &a, &q));
+	cr_assert(eq(int, ctl("peek", "peeked", NULL), 0), "%s", out);
+	cr_assert(strstr(out, "'peeked' is empty") != NULL, "%s", out);
+	memset(big, 'B', sizeof(big));
+	T_OK(shmq_queue_send(q, "hello, peek", 11));
+	T_OK(shmq_queue_send(q, big, 300));
+	T_OK(shmq_queue_send(q, big, sizeof(big))); /* through the arena */
+	cr_assert(eq(int, ctl("peek", "peeked", NULL), 0), "%s", out);
+	cr_assert(strstr(out, "#0: 11 bytes (position 0)") != NULL, "%s", out);
+	cr_assert(strstr(out, "|hello, peek|") != NULL, "%s", out);
+	cr_assert(strstr(out, "68 65 6c 6c 6f") != NULL, "hex of 'hello': %s", out);
+	cr_assert(strstr(out, "#1: 300 bytes") && strstr(out, "... 44 more bytes"), "%s", out);
+	cr_assert(strstr(out, "#2: 40000 bytes (position 2), in the arena") != NULL, "%s", out);
+	cr_assert(eq(int, ctl("--json", "peek", "peeked", "2", NULL), 0), "%s", out);
+	py_check(out, false,
+		 "m = d['messages']\n"
+		 "assert d['name'] == 'peeked' and len(m) == 2, d\n"
+		 "assert m[0]['length'] == 11 and m[0]['text'] == 'hello, peek', m[0]\n"
+		 "assert bytes.fromhex(m[0]['hex']) == b'hello, peek' and not m[0]['truncated']\n"
+		 "assert m[1]['length'] == 300 and m[1]['truncated'] and len(m[1]['hex']) == 512\n"
+		 "assert m[0]['flags'] == [] and m[0]['position'] == 0\n");
+	/* nothing was taken */
+	cr_assert(eq(int, shmq_queue_recv(q, buf, sizeof(buf)), 11));
+	cr_assert(memcmp(buf, "hello, peek", 11) == 0);
+	cr_assert(eq(int, ctl("--json", "peek", "peeked", NULL), 0), "%s", out);
+	py_check(out, false,
+		 "m = d['messages']\n"
+		 "assert [x['length'] for x in m] == [300, 40000], m\n"
+		 "assert m[1]['flags'] == ['large'], m\n");
+	/* the refusals */
+	cr_assert(eq(int, ctl("create", "sem", "notq", NULL), 0), "%s", out);
+	cr_assert(eq(int, ctl("peek", "notq", NULL), 1), "%s", out);
+	cr_assert(strstr(out, "'notq' is a semaphore; peek shows a queue's messages") != NULL, "%s",
+		  out);
+	cr_assert(eq(int, ctl("peek", "peeked", "0", NULL), 2), "%s", out);
+	cr_assert(eq(int, ctl("peek", "nosuch", NULL), 1), "%s", out);
+	cr_assert(strstr(out, "no object 'nosuch'") != NULL, "%s", out);
+	cr_assert(eq(int, ctl_as_nobody("peek", "peeked"), 1), "a 0600 queue is not nobody's: %s",
+		  out);
+	T_OK(shmq_queue_close(q));
 	finish();
 }

@@ -1142,3 +1142,58 @@ Test(ring, spsc_batch_runs_keep_order_and_lengths_across_the_wrap)
 	cr_assert(eq(int, shmq__ring_recv_batch(&f.rx, rx, 1), 0), "empty");
 	fx_fini(&f);
 }
+
+Test(ring, a_look_sees_queued_messages_in_order_and_takes_none_in_every_mode)
+{
+	for (size_t m = 0; m < N_MODES; m++) {
+		struct shmq_ring view;
+		struct shmq_ring_look l;
+		struct fx f;
+		uint64_t v = 0;
+		const void *msg;
+		int r;
+
+		fx_init(&f, modes[m], N_SLOTS, SLOT_SIZE);
+		cr_assert(eq(int, shmq__ring_attach(&view, &f.seg.seg, UINT32_MAX), 0));
+		cr_assert(eq(int, shmq__ring_look(&view, 0, &v, sizeof(v), &l), -ENOENT),
+			  "mode %u: empty", modes[m]);
+		/* two laps, so positions and turns wrap under the look */
+		for (uint64_t lap = 0; lap < 2; lap++) {
+			for (uint64_t i = 0; i < 3; i++)
+				send_u64(&f.tx, lap * 10 + i);
+			for (uint32_t i = 0; i < 3; i++) {
+				cr_assert(eq(int, shmq__ring_look(&view, i, &v, sizeof(v), &l), 0),
+					  "mode %u lap %" PRIu64 " message %u", modes[m], lap, i);
+				cr_assert(eq(u64, v, lap * 10 + i));
+				cr_assert(eq(u32, l.len, 8));
+				cr_assert(eq(u32, l.copied, 8));
+				cr_assert(eq(u32, l.flags, 0));
+			}
+			cr_assert(eq(int, shmq__ring_look(&view, 3, &v, sizeof(v), &l), -ENOENT));
+			cr_assert(eq(u32, shmq__ring_depth(&f.tx), 3), "nothing taken");
+			/* a short buffer gets the start of the message */
+			cr_assert(eq(int, shmq__ring_look(&view, 1, &v, 2, &l), 0));
+			cr_assert(eq(u32, l.copied, 2));
+			cr_assert(eq(u32, l.len, 8));
+			for (uint64_t i = 0; i < 3; i++)
+				cr_assert(eq(u64, recv_u64(&f.rx), lap * 10 + i));
+		}
+		/*
+		 * A message a receiver holds in place: past head where receivers
+		 * claim by head (no longer waiting), or still at head where the one
+		 * receiver keeps its place to itself; never a torn or wrong one.
+		 */
+		send_u64(&f.tx, 7);
+		send_u64(&f.tx, 8);
+		cr_assert(eq(int, shmq__ring_peek(&f.rx, &msg), 8));
+		r = shmq__ring_look(&view, 0, &v, sizeof(v), &l);
+		cr_assert(r == 0 || r == -ENOENT, "mode %u: %d", modes[m], r);
+		cr_assert(r < 0 || v == 7 || v == 8, "mode %u: %" PRIu64, modes[m], v);
+		cr_assert(eq(int, shmq__ring_release(&f.rx), 0));
+		cr_assert(eq(int, shmq__ring_look(&view, 0, &v, sizeof(v), &l), 0));
+		cr_assert(eq(u64, v, 8), "mode %u: after the release, the next", modes[m]);
+		cr_assert(eq(u64, recv_u64(&f.rx), 8));
+		cr_assert(eq(int, shmq__ring_look(&view, 0, &v, sizeof(v), &l), -ENOENT));
+		fx_fini(&f);
+	}
+}

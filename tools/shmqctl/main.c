@@ -48,6 +48,7 @@ enum verb_id {
 	V_PURGE,
 	V_SHUTDOWN,
 	V_SEM,
+	V_PEEK,
 	V_USAGE,
 	V_HELP,
 	V_COUNT,
@@ -122,6 +123,12 @@ static const struct verb verbs[V_COUNT] = {
 		   "token a process leaked (it posts nothing if a bound would be passed).\n"
 		   "Needs write permission on the semaphore, as any poster.  Prints the value\n"
 		   "after the post.\n"},
+	[V_PEEK] = {"peek", 1, 2, verb_peek, "peek NAME [N]",
+		    "dump the first N queued messages (default 10), taking none",
+		    "Dump the first N messages (10 by default) still queued in a queue, oldest\n"
+		    "first, in hex and text (the first 256 bytes of each), read in place on a\n"
+		    "read-only view: nothing is taken or changed.  Needs read permission.  A\n"
+		    "message being received, a redelivered one and a tombstone say so.\n"},
 	[V_USAGE] = {"usage", 0, 0, verb_quota, "usage", "each user's use of the per-user limits",
 		     "Show what each user has of the daemon's per-user limits: objects owned\n"
 		     "(max-objects-per-uid), bytes of segment memory owned (max-memory-per-uid)\n"

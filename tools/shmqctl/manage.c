@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The verbs that change an object's state on an administrator's word:
- * `sem post` (a token back where a process leaked one), and `usage`, what
- * each user has of the daemon's per-user limits.  Each goes through the
- * same permission checks as any client: a post needs write permission on
- * the semaphore, and a user sees only their own usage (root everyone's).
+ * The verbs of an administrator's own looks and fixes: `sem post` (a token
+ * back where a process leaked one), `usage` (what each user has of the
+ * daemon's per-user limits) and `peek` (a queue's messages, read in place
+ * on a read-only view, taken from nobody).  Each goes through the same
+ * permission checks as any client: a post needs write permission on the
+ * semaphore, a peek read permission (a view), and a user sees only their
+ * own usage (root everyone's).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -15,6 +17,8 @@
 
 #include <shmq/shmq.h>
 
+#include "shm/layout.h"
+#include "shm/ring.h"
 #include "tools/shmqctl/shmqctl.h"
 
 /* A count of tokens: 1..UINT_MAX, decimal.  Return: 0; -EINVAL. */
@@ -170,4 +174,174 @@ int verb_quota(struct ctl *ctl)
 		return EXIT_FAILURE;
 	}
 	return 0;
+}
+
+/* --- peek --- */
+
+#define PEEK_DEFAULT 10	 /* messages shown without N */
+#define PEEK_BYTES   256 /* bytes of each message dumped */
+#define PEEK_TRIES   100 /* looks at a message that keeps moving */
+#define PEEK_LINE    16	 /* bytes per dump line */
+
+static void dump_text(char *out, const unsigned char *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		out[i] = p[i] >= 0x20 && p[i] < 0x7f ? (char)p[i] : '.';
+	out[n] = '\0';
+}
+
+/* hexdump -C's lines: offset, 16 bytes in hex, the same as text. */
+static void dump_hex(const unsigned char *p, size_t n)
+{
+	for (size_t off = 0; off < n; off += PEEK_LINE) {
+		size_t k = n - off < PEEK_LINE ? n - off : PEEK_LINE;
+		char text[PEEK_LINE + 1];
+
+		printf("    %08zx ", off);
+		for (size_t i = 0; i < PEEK_LINE; i++) {
+			if (i == PEEK_LINE / 2)
+				putchar(' ');
+			if (i < k)
+				printf(" %02x", p[off + i]);
+			else
+				printf("   ");
+		}
+		dump_text(text, p + off, k);
+		printf("  |%s|\n", text);
+	}
+}
+
+static void look_flags_json(struct json *j, uint32_t flags)
+{
+	json_key(j, "flags");
+	json_begin_array(j);
+	if (flags & SHMQ_LOOK_LARGE)
+		json_string(j, "large");
+	if (flags & SHMQ_LOOK_BEING_READ)
+		json_string(j, "being-read");
+	if (flags & SHMQ_LOOK_TOMBSTONE)
+		json_string(j, "tombstone");
+	if (flags & SHMQ_LOOK_REDELIVERED)
+		json_string(j, "redelivered");
+	json_end_array(j);
+}
+
+static void look_flags_text(char *buf, size_t size, uint32_t flags)
+{
+	snprintf(buf, size, "%s%s%s%s", (flags & SHMQ_LOOK_LARGE) ? ", in the arena" : "",
+		 (flags & SHMQ_LOOK_BEING_READ) ? ", being received" : "",
+		 (flags & SHMQ_LOOK_TOMBSTONE) ? ", tombstone (its writer died)" : "",
+		 (flags & SHMQ_LOOK_REDELIVERED) ? ", redelivered" : "");
+}
+
+/* One message, as text or JSON.  Return: 0 shown; -ENOENT no such message; < 0 it failed. */
+static int peek_one(const struct ctl *ctl, struct json *j, const struct shmq_ring *ring, uint32_t i)
+{
+	unsigned char buf[PEEK_BYTES];
+	struct shmq_ring_look look;
+	char text[PEEK_BYTES + 1], flags[96], hex[2 * PEEK_BYTES + 1];
+	int r = -EAGAIN;
+
+	for (int tries = 0; tries < PEEK_TRIES && r == -EAGAIN; tries++)
+		r = shmq__ring_look(ring, i, buf, sizeof(buf), &look);
+	if (r < 0)
+		return r;
+	if (ctl->json) {
+		json_begin_object(j);
+		json_kv_u64(j, "index", i);
+		json_kv_u64(j, "position", look.pos);
+		json_kv_u64(j, "length", look.len);
+		look_flags_json(j, look.flags);
+		for (uint32_t k = 0; k < look.copied; k++)
+			snprintf(hex + 2 * k, 3, "%02x", buf[k]);
+		hex[2 * look.copied] = '\0';
+		dump_text(text, buf, look.copied);
+		json_kv_string(j, "hex", hex); /* the first PEEK_BYTES bytes */
+		json_kv_string(j, "text", text);
+		json_kv_bool(j, "truncated", look.copied < look.len);
+		json_end_object(j);
+		return 0;
+	}
+	look_flags_text(flags, sizeof(flags), look.flags);
+	printf("#%" PRIu32 ": %" PRIu32 " bytes (position %" PRIu32 ")%s\n", i, look.len, look.pos,
+	       flags);
+	dump_hex(buf, look.copied);
+	if (look.copied < look.len)
+		printf("    ... %" PRIu32 " more bytes\n", look.len - look.copied);
+	return 0;
+}
+
+int verb_peek(struct ctl *ctl)
+{
+	const char *name = ctl->args[0];
+	struct shmq_view *v = NULL;
+	struct shmq_client *c;
+	struct shmq_segment seg;
+	struct shmq_ring ring;
+	unsigned int n = PEEK_DEFAULT;
+	const void *base;
+	struct json j;
+	uint32_t shown = 0;
+	size_t size;
+	int r;
+
+	if (ctl->n_args > 1 && parse_count(ctl->args[1], &n) < 0) {
+		fprintf(stderr, "shmqctl: peek: '%s' is not a count of messages (1..%u)\n",
+			ctl->args[1], UINT_MAX);
+		return EXIT_USAGE;
+	}
+	if (ctl_connect(ctl, &c) < 0)
+		return EXIT_FAILURE;
+	r = shmq_view_open(c, name, &v);
+	if (r == 0)
+		r = shmq_view_memory(v, &base, &size);
+	/* PROT_READ: attach and the look only read, whatever their prototypes say */
+	if (r == 0)
+		r = shmq__segment_attach((void *)base, size, &seg);
+	if (r < 0) {
+		ctl_error(r, "viewing '%s'", name);
+		goto out;
+	}
+	if (seg.kind != SHMQ_KIND_QUEUE) {
+		fprintf(stderr, "shmqctl: peek: '%s' is a %s; peek shows a queue's messages\n",
+			name, kind_name(seg.kind));
+		r = -EINVAL;
+		goto out;
+	}
+	r = shmq__ring_attach(&ring, &seg, UINT32_MAX);
+	if (r < 0) {
+		ctl_error(r, "'%s': its ring", name);
+		goto out;
+	}
+	if (ctl->json) {
+		json_init(&j, stdout, false);
+		json_begin_object(&j);
+		json_kv_string(&j, "name", name);
+		json_key(&j, "messages");
+		json_begin_array(&j);
+	}
+	for (; shown < n; shown++) {
+		r = peek_one(ctl, &j, &ring, shown);
+		if (r < 0)
+			break;
+	}
+	if (ctl->json) {
+		json_end_array(&j);
+		json_end_object(&j);
+		json_finish(&j);
+	} else if (shown == 0 && r == -ENOENT) {
+		printf("'%s' is empty\n", name);
+	}
+	if (r == -ENOENT)
+		r = 0; /* the end of the queue */
+	else if (r == -EAGAIN)
+		fprintf(stderr, "shmqctl: peek '%s': message %" PRIu32 " kept moving; stopped\n",
+			name, shown);
+	else if (r < 0)
+		fprintf(stderr, "shmqctl: peek '%s': message %" PRIu32 " is corrupt (%s)\n", name,
+			shown, shmq_strerror(r));
+out:
+	shmq_view_close(v);
+	shmq_client_close(c);
+	return r < 0 ? EXIT_FAILURE : 0;
 }

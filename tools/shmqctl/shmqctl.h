@@ -74,6 +74,7 @@ int verb_shutdown(struct ctl *ctl);
 
 /* Verbs (manage.c). */
 int verb_sem(struct ctl *ctl);
+int verb_peek(struct ctl *ctl);
 int verb_quota(struct ctl *ctl);
 
 /* --- JSON writer (output.c) --- */
