@@ -7,11 +7,16 @@
  * `--dump-config` and the reload change log all walk this one table.  Every
  * option that lets a client consume a resource has an upper bound.
  *
- * File format: `name = value` per line, `#` starts a comment line, blank
- * lines are ignored.  An unknown name or a value out of bounds is an error
- * reported as file:line; at startup it stops the daemon, on reload the old
- * configuration stays.
+ * File format: `name = value` per line; `#` starts a comment, at the start
+ * of a line or after a blank (so `max-clients = 8  # for tests` is 8, and a
+ * value cannot hold " #"); blank lines are ignored.  After the file, the
+ * drop-ins of its directory PATH.d/ (/etc/shmq/shmqd.conf.d/), every
+ * `*.conf` in it in byte order of their names, each overriding what came
+ * before, as systemd's drop-ins do; a missing directory is no error.  An
+ * unknown name or a value out of bounds is an error reported as file:line;
+ * at startup it stops the daemon, on reload the old configuration stays.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <grp.h>
 #include <inttypes.h>
@@ -398,6 +403,7 @@ static void print_help(const char *argv0)
 	       "                       a missing default file is fine, a missing explicit one is "
 	       "not)\n"
 	       "  --dump-config        print every option with its value in file format, and exit\n"
+	       "  --json               with --dump-config: as one JSON object, typed\n"
 	       "  --help               print this help and exit\n"
 	       "  --version            print the version and exit\n"
 	       "\n"
@@ -465,6 +471,10 @@ int shmqd_config_parse_argv(struct shmqd_args *a, int argc, char *argv[])
 		}
 		if (!eq && !strcmp(name, "dump-config")) {
 			a->dump_config = true;
+			continue;
+		}
+		if (!eq && !strcmp(name, "json")) {
+			a->json = true;
 			continue;
 		}
 
@@ -546,6 +556,13 @@ static int load_file(struct shmqd_config *c, const char *path, bool must_exist)
 		s = trim(line);
 		if (!*s || *s == '#')
 			continue;
+		for (char *h = s + 1; *h; h++) {
+			if (*h == '#' && (h[-1] == ' ' || h[-1] == '\t')) {
+				*h = '\0'; /* a trailing comment */
+				s = trim(s);
+				break;
+			}
+		}
 		eq = strchr(s, '=');
 		if (!eq) {
 			log_error("%s:%u: expected 'name = value', got '%s'", path, lineno, s);
@@ -570,6 +587,42 @@ static int load_file(struct shmqd_config *c, const char *path, bool must_exist)
 	if (r == 0 && ferror(f))
 		r = log_errno(-EIO, "reading configuration file %s", path);
 	fclose(f);
+	return r;
+}
+
+static int conf_name(const struct dirent *e)
+{
+	size_t n = strlen(e->d_name);
+
+	return e->d_name[0] != '.' && n > 5 && !strcmp(e->d_name + n - 5, ".conf");
+}
+
+/* The drop-ins of @path: @path.d/ *.conf, in byte order (alphasort in the C locale). */
+static int load_drop_ins(struct shmqd_config *c, const char *path)
+{
+	char dir[PATH_MAX], file[PATH_MAX];
+	struct dirent **names;
+	int n, r = 0;
+
+	if ((size_t)snprintf(dir, sizeof(dir), "%s.d", path) >= sizeof(dir))
+		return log_errno(-ENAMETOOLONG, "drop-in directory of %s", path);
+	n = scandir(dir, &names, conf_name, alphasort);
+	if (n < 0) {
+		if (errno == ENOENT || errno == ENOTDIR)
+			return 0;
+		return log_errno(-errno, "reading drop-in directory %s", dir);
+	}
+	for (int i = 0; i < n; i++) {
+		if (r == 0 && (size_t)snprintf(file, sizeof(file), "%s/%s", dir,
+					       names[i]->d_name) >= sizeof(file))
+			r = log_errno(-ENAMETOOLONG, "drop-in %s in %s", names[i]->d_name, dir);
+		if (r == 0) {
+			log_debug("configuration drop-in %s", file);
+			r = load_file(c, file, true);
+		}
+		free(names[i]);
+	}
+	free(names);
 	return r;
 }
 
@@ -608,6 +661,8 @@ int shmqd_config_load(struct shmqd_config *ret, const struct shmqd_args *a)
 	set_defaults(&c);
 	r = load_file(&c, a->config_path ? a->config_path : SHMQD_CONFIG_PATH_DEFAULT,
 		      a->config_path != NULL);
+	if (r == 0)
+		r = load_drop_ins(&c, a->config_path ? a->config_path : SHMQD_CONFIG_PATH_DEFAULT);
 	if (r < 0)
 		return r;
 	for (size_t i = 0; i < N_OPTIONS; i++) {
@@ -661,6 +716,53 @@ void shmqd_config_dump(const struct shmqd_config *c, FILE *f)
 		print_wrapped(f, "# ", options[i].help);
 		fprintf(f, "%s =%s%s\n", options[i].name, *v ? " " : "", v);
 	}
+}
+
+/* @s as a JSON string: the config's values are ASCII, but nothing is assumed. */
+static void json_string_out(FILE *f, const char *s)
+{
+	fputc('"', f);
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		if (*p == '"' || *p == '\\')
+			fprintf(f, "\\%c", *p);
+		else if (*p < 0x20 || *p == 0x7f)
+			fprintf(f, "\\u%04x", *p);
+		else
+			fputc(*p, f); /* UTF-8 passes as it is */
+	}
+	fputc('"', f);
+}
+
+void shmqd_config_dump_json(const struct shmqd_config *c, FILE *f)
+{
+	fprintf(f, "{\n");
+	for (size_t i = 0; i < N_OPTIONS; i++) {
+		const struct config_option *o = &options[i];
+		const void *v = field_const(c, o);
+		char text[SHMQD_STATE_DIR_MAX + 32];
+
+		fprintf(f, "  \"%s\": ", o->name);
+		switch (o->type) {
+		case OPT_U32:
+			fprintf(f, "%" PRIu32, *(const uint32_t *)v);
+			break;
+		case OPT_SIZE: /* bytes, a number: no unit suffix to parse */
+			fprintf(f, "%" PRIu64, *(const uint64_t *)v);
+			break;
+		case OPT_BOOL:
+			fprintf(f, "%s", *(const uint32_t *)v ? "true" : "false");
+			break;
+		case OPT_MODE: /* octal is how a mode is read: "0660", as in the file */
+		case OPT_LEVEL:
+		case OPT_PATH:
+		case OPT_GROUP:
+			format_value(c, o, text, sizeof(text));
+			json_string_out(f, text);
+			break;
+		}
+		fprintf(f, "%s\n", i + 1 < N_OPTIONS ? "," : "");
+	}
+	fprintf(f, "}\n");
 }
 
 void shmqd_config_apply_reload(const struct shmqd_config *old, struct shmqd_config *new)

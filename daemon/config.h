@@ -43,6 +43,7 @@ struct shmqd_config {
 struct shmqd_args {
 	const char *config_path; /* NULL: SHMQD_CONFIG_PATH_DEFAULT, which may be missing */
 	bool dump_config;
+	bool json;			    /* --json: --dump-config as JSON */
 	const char *value[SHMQD_N_OPTIONS]; /* per option: the flag's value, or NULL */
 };
 
@@ -53,8 +54,9 @@ struct shmqd_args {
 int shmqd_config_parse_argv(struct shmqd_args *a, int argc, char *argv[]);
 
 /*
- * Build a configuration: defaults, the file, then the flags in @a; then
- * check the options against each other.  Errors are logged with file:line.
+ * Build a configuration: defaults, the file, its drop-ins (PATH.d/, every
+ * *.conf in name order), then the flags in @a; then check the options
+ * against each other.  Errors are logged with file:line.
  * Return: 0; -EINVAL a bad option or value; -ENOENT an explicit --config is
  * missing; other -errno reading the file.
  */
@@ -75,6 +77,13 @@ int shmqd_config_group_id(const char *group, uint32_t *ret_gid);
 
 /* Every option with its value, in config-file format. */
 void shmqd_config_dump(const struct shmqd_config *c, FILE *f);
+
+/*
+ * Every option as one JSON object, typed: numbers and sizes (bytes) as
+ * numbers, yes/no as booleans, modes ("0660"), levels, paths and groups
+ * as strings.
+ */
+void shmqd_config_dump_json(const struct shmqd_config *c, FILE *f);
 
 /*
  * After a reload: log each option that changed, and keep the old value of

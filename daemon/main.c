@@ -5,6 +5,7 @@
  * create the state and bind the control socket (or take it from socket
  * activation), tell systemd READY=1, serve until SIGTERM/SIGINT.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,8 +31,15 @@ static int run(int argc, char *argv[])
 	r = shmqd_config_load(&cfg, &args);
 	if (r < 0)
 		return r; /* logged with file:line */
+	if (args.json && !args.dump_config) {
+		log_error("--json goes with --dump-config; see --help");
+		return -EINVAL;
+	}
 	if (args.dump_config) {
-		shmqd_config_dump(&cfg, stdout);
+		if (args.json)
+			shmqd_config_dump_json(&cfg, stdout);
+		else
+			shmqd_config_dump(&cfg, stdout);
 		return 0;
 	}
 	shmqd_log_set_level((int)cfg.log_level);

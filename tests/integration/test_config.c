@@ -183,6 +183,81 @@ Test(config, the_socket_gets_the_configured_group_by_name_or_gid)
 	t_daemon_fini(&d);
 }
 
+static void write_file(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+
+	cr_assert(f != NULL, "%s: %s", path, strerror(errno));
+	fputs(text, f);
+	fclose(f);
+}
+
+Test(config, drop_ins_override_the_file_in_name_order_and_trailing_comments_are_comments)
+{
+	char dir[] = "/tmp/shmq-integ-dropin-XXXXXX", path[128], dd[160], f[200], arg[160], val[64];
+
+	cr_assert(mkdtemp(dir) != NULL);
+	snprintf(path, sizeof(path), "%s/shmqd.conf", dir);
+	snprintf(dd, sizeof(dd), "%s.d", path);
+	cr_assert(mkdir(dd, 0755) == 0);
+	write_file(path, "max-clients = 8   # a trailing comment\nmax-objects = 5\n"
+			 "socket-mode = 0660\t# after a tab\n");
+	snprintf(f, sizeof(f), "%s/20-later.conf", dd);
+	write_file(f, "max-objects = 77 # the later one wins\n");
+	snprintf(f, sizeof(f), "%s/10-first.conf", dd);
+	write_file(f, "max-objects = 66\nmax-clients = 9\n");
+	snprintf(f, sizeof(f), "%s/30-ignored.txt", dd);
+	write_file(f, "max-clients = 1000\n");
+	snprintf(arg, sizeof(arg), "--config=%s", path);
+	cr_assert(eq(int, run_shmqd(arg, "--dump-config", NULL), 0), "%s", out);
+	cr_assert(dumped("max-clients", val, sizeof(val)) && !strcmp(val, "9"), "max-clients %s",
+		  val);
+	cr_assert(dumped("max-objects", val, sizeof(val)) && !strcmp(val, "77"), "max-objects %s",
+		  val);
+	cr_assert(dumped("socket-mode", val, sizeof(val)) && !strcmp(val, "0660"), "socket-mode %s",
+		  val);
+
+	/* a bad drop-in stops the daemon, naming its own file and line */
+	snprintf(f, sizeof(f), "%s/40-bad.conf", dd);
+	write_file(f, "\nmax-clients = many\n");
+	cr_assert(eq(int, run_shmqd(arg, "--dump-config", NULL), 1), "%s", out);
+	snprintf(val, sizeof(val), "40-bad.conf:2");
+	cr_assert(strstr(out, val) != NULL, "%s", out);
+	snprintf(f, sizeof(f), "rm -rf %s", dir);
+	cr_assert(system(f) == 0);
+}
+
+Test(config, dump_config_json_is_one_typed_object)
+{
+	char path[] = "/tmp/shmq-integ-json-XXXXXX";
+	const char *argv[] = {"/usr/bin/env",
+			      "python3",
+			      "-c",
+			      "import json, sys\n"
+			      "d = json.load(open(sys.argv[1], encoding='utf-8'))\n"
+			      "assert d['max-clients'] == 1024 and type(d['max-clients']) is int\n"
+			      "assert d['max-memory-per-uid'] == 1 << 30\n"
+			      "assert d['fd-store'] is False\n"
+			      "assert d['socket-mode'] == '0666' and d['log-level'] == 'info'\n"
+			      "assert d['socket'] == '' and d['socket-group'] == ''\n"
+			      "assert len(d) == 17, len(d)\n",
+			      path,
+			      NULL};
+	char res[4096];
+	int fd, st;
+
+	cr_assert(eq(int, run_shmqd("--config=/dev/null", "--dump-config", "--json"), 0), "%s",
+		  out);
+	fd = mkstemp(path);
+	cr_assert(fd >= 0);
+	cr_assert(write(fd, out, strlen(out)) == (ssize_t)strlen(out));
+	close(fd);
+	st = t_run(argv, res, sizeof(res), RUN_MS);
+	unlink(path);
+	cr_assert(eq(int, st, 0), "%s\n--- JSON:\n%s", res, out);
+	cr_assert(eq(int, run_shmqd("--json", NULL, NULL), 1), "--json alone: %s", out);
+}
+
 Test(config, unknown_option_in_the_config_file_exits_1_naming_the_line)
 {
 	expect_bad_config("max-clients = 8\nno-such-option = 1\n", 2);
