@@ -110,7 +110,7 @@ static void py_check(const char *json, bool lines, const char *asserts)
 	close(fd);
 	snprintf(script, sizeof(script),
 		 "import json, sys\n"
-		 "text = open(sys.argv[1]).read()\n"
+		 "text = open(sys.argv[1], 'rb').read().decode('utf-8', 'strict')\n"
 		 "%s\n"
 		 "%s\n",
 		 lines ? "docs = [json.loads(l) for l in text.splitlines() if l.strip()]"
@@ -962,4 +962,57 @@ Test(shmqctl, peek_dumps_queued_messages_in_place_and_takes_none)
 		  out);
 	T_OK(shmq_queue_close(q));
 	finish();
+}
+
+Test(shmqctl, every_json_output_is_strict_utf8_json_and_utf8_text_survives)
+{
+	static char dir[64], arg[96];
+	static const char *const args[] = {arg, "--max-clients=99", NULL};
+	static const char *const verbs[][6] = {
+		{"status"},
+		{"config"},
+		{"ls"},
+		{"show", "q"},
+		{"clients"},
+		{"top", "--iterations", "2", "--interval", "0.1"},
+		{"check"},
+		{"usage"},
+		{"peek", "q"},
+		{"sem", "post", "s"},
+		{"create", "queue", "q2"},
+		{"purge", "q2"},
+		{"shutdown", "q2"},
+		{"rm", "q2"},
+	};
+	struct shmq_queue *q;
+	char check[512], cmd[128];
+
+	finish(); /* the suite's daemon: this one keeps its state in a UTF-8 path */
+	snprintf(dir, sizeof(dir), "/dev/shm/shmq-w\xc3\xabird-XXXXXX");
+	cr_assert(mkdtemp(dir) != NULL, "mkdtemp: %s", strerror(errno));
+	snprintf(arg, sizeof(arg), "--state-directory=%s", dir);
+	t_daemon_start(&d, args, NULL);
+	c = t_connect(&d);
+	q = queue_new("q", SHMQ_MPMC, SHMQ_SEND);
+	T_OK(shmq_queue_send(q, "caf\xc3\xa9 \xff", 7)); /* peek's text is ASCII: '.' for these */
+	cr_assert(eq(int, ctl("create", "sem", "s", NULL), 0), "%s", out);
+	for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++) {
+		const char *const *v = verbs[i];
+		bool lines = !strcmp(v[0], "top");
+
+		cr_assert(eq(int, ctl("--json", v[0], v[1], v[2], v[3], v[4], NULL), 0), "%s: %s",
+			  v[0], out);
+		py_check(out, lines, lines ? "assert len(docs) == 2" : "assert d is not None");
+	}
+	cr_assert(eq(int, ctl("--json", "config", NULL), 0), "%s", out);
+	snprintf(check, sizeof(check),
+		 "o = {x['name']: x['value'] for x in d['options']} if 'options' in d else d\n"
+		 "v = o.get('state-directory')\n"
+		 "assert v == %s, repr(v)\n",
+		 "'/dev/shm/shmq-w\u00ebird-' + v[-6:]");
+	py_check(out, false, check);
+	T_OK(shmq_queue_close(q));
+	finish();
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	cr_assert(system(cmd) == 0);
 }
