@@ -326,6 +326,7 @@ int shmqd_adopt(struct shmqd *d)
 		if (o->unlinked && !o->n_attached)
 			shmqd_object_collect(d, o);
 	}
+	shmqd_log_message_id(SHMQD_MESSAGE_RESTART);
 	log_info("re-adopted %" PRIu32 " objects and %" PRIu32 " attachments of %" PRIu32
 		 " client sessions from %s",
 		 d->n_objects, n_attach, n_adopted,

@@ -13,8 +13,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <systemd/sd-journal.h>
 
 #include "daemon/log.h"
 
@@ -55,6 +58,14 @@ static struct {
 	bool set;
 	uint32_t uid;
 } ctx;
+
+/* Journal fields of the lines being written (log.h). */
+static struct {
+	uint64_t session_id; /* 0: none */
+	int32_t pid;
+	const char *object; /* NULL: none */
+	const char *message_id;
+} fields;
 
 static const char *const level_names[] = {
 	[LOG_EMERG] = "emerg", [LOG_ALERT] = "alert",	  [LOG_CRIT] = "crit",
@@ -111,11 +122,65 @@ static uint64_t mono_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000 + (uint64_t)ts.tv_nsec;
 }
 
-static void emit(int level, const char *msg)
+void shmqd_log_session(uint64_t session_id, int32_t pid)
+{
+	fields.session_id = session_id;
+	fields.pid = pid;
+}
+
+void shmqd_log_object(const char *name)
+{
+	fields.object = name;
+}
+
+void shmqd_log_message_id(const char *id)
+{
+	fields.message_id = id;
+}
+
+/* The line with its fields, in journald's native protocol.  Return: 0; < 0 not sent. */
+static int emit_journal(int level, const char *msg, const char *message_id)
+{
+	char m[LINE_MAX_BYTES + 16], prio[16], sess[48], pid[32], uid[32], obj[96], id[48];
+	struct iovec iov[8];
+	int n = 0;
+
+	snprintf(m, sizeof(m), "MESSAGE=%s", msg);
+	iov[n++] = (struct iovec){m, strlen(m)};
+	snprintf(prio, sizeof(prio), "PRIORITY=%d", level);
+	iov[n++] = (struct iovec){prio, strlen(prio)};
+	iov[n++] = (struct iovec){(char *)"SYSLOG_IDENTIFIER=shmqd", 23};
+	if (fields.session_id) {
+		snprintf(sess, sizeof(sess), "SHMQ_SESSION=%" PRIu64, fields.session_id);
+		iov[n++] = (struct iovec){sess, strlen(sess)};
+	}
+	if (fields.pid > 0) {
+		snprintf(pid, sizeof(pid), "CLIENT_PID=%" PRId32, fields.pid);
+		iov[n++] = (struct iovec){pid, strlen(pid)};
+	}
+	if (ctx.set) {
+		snprintf(uid, sizeof(uid), "CLIENT_UID=%" PRIu32, ctx.uid);
+		iov[n++] = (struct iovec){uid, strlen(uid)};
+	}
+	if (fields.object) {
+		snprintf(obj, sizeof(obj), "SHMQ_OBJECT=%s", fields.object);
+		iov[n++] = (struct iovec){obj, strlen(obj)};
+	}
+	if (message_id) {
+		snprintf(id, sizeof(id), "MESSAGE_ID=%s", message_id);
+		iov[n++] = (struct iovec){id, strlen(id)};
+	}
+	return sd_journal_sendv(iov, n);
+}
+
+static void emit_id(int level, const char *msg, const char *message_id)
 {
 	char line[LINE_MAX_BYTES + 64];
 	int n;
 
+	if (to_journal && emit_journal(level, msg, message_id) >= 0)
+		return;
+	/* no journald socket after all: the stream, with the priority prefix */
 	if (to_journal)
 		n = snprintf(line, sizeof(line), "<%d>%s\n", level, msg);
 	else
@@ -128,6 +193,11 @@ static void emit(int level, const char *msg)
 	/* Logging never fails the caller: a full or closed stderr loses the line. */
 	if (write(STDERR_FILENO, line, (size_t)n) < 0)
 		return;
+}
+
+static void emit(int level, const char *msg)
+{
+	emit_id(level, msg, NULL);
 }
 
 /* Say how many lines @b held back, and start its next interval at @now. */
@@ -210,15 +280,17 @@ const char *shmqd_log_reason(void)
 	return reason;
 }
 
-void shmqd_log_client_begin(uint32_t uid)
+void shmqd_log_client_begin(uint32_t uid, uint64_t session_id, int32_t pid)
 {
 	ctx.set = true;
 	ctx.uid = uid;
+	shmqd_log_session(session_id, pid);
 }
 
 void shmqd_log_client_end(void)
 {
 	ctx.set = false;
+	shmqd_log_session(0, 0);
 }
 
 void shmqd_log_tick(void)
@@ -235,12 +307,15 @@ void shmqd_log_tick(void)
 
 int shmqd_log_internal(int level, int error, bool ratelimited, const char *fmt, ...)
 {
+	/* the MESSAGE_ID names one line, the event's own, written or not */
+	const char *message_id = fields.message_id;
 	char msg[LINE_MAX_BYTES];
 	int saved_errno = errno;
 	bool formatted = false;
 	va_list ap;
 	int n = 0;
 
+	fields.message_id = NULL;
 	/* Formatted here only when it is a request's reason: a dropped line costs nothing. */
 	if (error < 0 && ctx.set && !reason[0]) {
 		va_start(ap, fmt);
@@ -267,7 +342,7 @@ int shmqd_log_internal(int level, int error, bool ratelimited, const char *fmt, 
 	}
 	if (n >= 0 && error < 0 && (size_t)n < sizeof(msg))
 		snprintf(msg + n, sizeof(msg) - (size_t)n, ": %s", strerror(-error));
-	emit(level, msg);
+	emit_id(level, msg, message_id);
 	errno = saved_errno;
 	return error;
 }

@@ -60,8 +60,27 @@ int shmqd_log_internal(int level, int error, bool ratelimited, const char *fmt, 
  * request, a connect, a session's end and its repairs): every line below
  * LOG_ERR counts against that uid's rate limit, whatever macro wrote it.
  */
-void shmqd_log_client_begin(uint32_t uid);
+void shmqd_log_client_begin(uint32_t uid, uint64_t session_id, int32_t pid); /* 0: no session yet */
 void shmqd_log_client_end(void);
+
+/*
+ * Journal fields.  Under journald (stderr is the journal stream) each line
+ * is sent with sd_journal_sendv(): MESSAGE, PRIORITY, SYSLOG_IDENTIFIER
+ * and, while set, SHMQ_SESSION, CLIENT_PID and CLIENT_UID (the session
+ * being served), SHMQ_OBJECT (the object a line is about) and MESSAGE_ID
+ * (the next line's event, one of SHMQD_MESSAGE_*; journalctl
+ * MESSAGE_ID=... finds every repair or quarantine).  Elsewhere the lines
+ * are plain and the fields are not written.
+ */
+void shmqd_log_session(uint64_t session_id, int32_t pid); /* 0, 0: none (client_begin sets it) */
+void shmqd_log_object(const char *name);		  /* NULL: none */
+void shmqd_log_message_id(const char *id);		  /* the next line only */
+
+/* MESSAGE_IDs (128-bit, as sd-messages.h): events worth finding again. */
+#define SHMQD_MESSAGE_REPAIR	 "4458346bd3874280aeca526903ab8bf0" /* a dead process's holds */
+#define SHMQD_MESSAGE_QUARANTINE "bd7e6b4d897b4e18a70c54ab4029c7a5" /* a corrupt segment */
+#define SHMQD_MESSAGE_RESTART	 "8d21879e5e3c4412b4c25051fe575499" /* objects re-adopted */
+#define SHMQD_MESSAGE_SESSION	 "88ee77124e304a73962f671bc7189f60" /* a session ended with holds */
 
 /*
  * The reason for the current request's failure, for its error reply: the

@@ -319,9 +319,11 @@ int shmqd_object_create(struct shmqd *d, const struct shmqd_session *s,
 	}
 
 	k->describe(o, what, sizeof(what));
+	shmqd_log_object(o->name);
 	log_info("%s '%s' created (id %" PRIu64 ", %s, %" PRIu64 " bytes, mode %04" PRIo32
 		 ") by pid %" PRId32 " uid %" PRIu32,
 		 k->shm->name, o->name, o->object_id, what, o->size, o->mode, s->pid, s->uid);
+	shmqd_log_object(NULL);
 	*ret = o;
 	return 0;
 
@@ -338,8 +340,10 @@ void shmqd_object_unlink(struct shmqd *d, struct shmqd_object *o)
 	names_remove(d, o);
 	o->unlinked = true;
 	shmqd_store_object_update(d, o);
+	shmqd_log_object(o->name);
 	log_info("%s '%s' (id %" PRIu64 ") unlinked; %" PRIu32 " attachments remain",
 		 shmqd_kind_name(o->kind), o->name, o->object_id, o->n_attached);
+	shmqd_log_object(NULL);
 	if (!o->n_attached)
 		object_free(d, o, true);
 }
@@ -504,8 +508,12 @@ static void repair(int32_t pid, const char *death, struct shmqd_object *o, uint3
 	/* DEAD tells a viewer the record is being repaired, not in use. */
 	store_relaxed(&rec->state, SHMQ_SESSION_DEAD); /* display only; release() publishes FREE */
 	r = k->shm->repair(&o->seg, index, &rep);
+	shmqd_log_object(o->name);
+	shmqd_log_message_id(SHMQD_MESSAGE_REPAIR);
 	k->log_repair(o, pid, death, index, r, &rep);
+	shmqd_log_message_id(NULL); /* the kind may have had nothing to say */
 	check_after_repair(o);
+	shmqd_log_object(NULL);
 }
 
 static uint64_t realtime_ns(void)
@@ -669,9 +677,12 @@ void shmqd_object_quarantine(struct shmqd_object *o, const char *why)
 	if (o->quarantined)
 		return;
 	o->quarantined = true;
+	shmqd_log_object(o->name);
+	shmqd_log_message_id(SHMQD_MESSAGE_QUARANTINE);
 	log_warning("%s '%s' (id %" PRIu64 ") quarantined: %s; "
 		    "new opens are refused until it is removed (shmqctl rm %s)",
 		    shmqd_kind_name(o->kind), o->name, o->object_id, why, o->name);
+	shmqd_log_object(NULL);
 }
 
 void shmqd_object_heartbeat(struct shmqd *d, uint64_t now_ns)

@@ -223,7 +223,7 @@ void shmqd_session_accept(struct shmqd *d, int fd)
 		return;
 	}
 	/* What a connect costs in log lines counts against its uid's rate limit. */
-	shmqd_log_client_begin(cred.uid);
+	shmqd_log_client_begin(cred.uid, 0, cred.pid);
 	accept_peer(d, fd, &cred);
 	shmqd_log_client_end();
 }
@@ -333,9 +333,11 @@ void shmqd_session_reap_dead(struct shmqd *d)
 		uint32_t n = s->n_attached;
 
 		/* Its repairs and its last line count against its uid's rate limit. */
-		shmqd_log_client_begin(s->uid);
+		shmqd_log_client_begin(s->uid, s->session_id, s->pid);
 		list_for_each_safe(apos, atmp, &s->attachments) shmqd_object_detach(
 			d, s, container_of(apos, struct shmqd_attach, link), true);
+		if (n)
+			shmqd_log_message_id(SHMQD_MESSAGE_SESSION);
 		if (!s->over_limit)
 			log_full_errno(n ? LOG_INFO : LOG_DEBUG, 0,
 				       "session %" PRIu64 " (pid %" PRId32 " uid %" PRIu32
@@ -343,6 +345,7 @@ void shmqd_session_reap_dead(struct shmqd *d)
 				       s->session_id, s->pid, s->uid,
 				       s->client_name[0] ? ", '" : "", s->client_name,
 				       s->client_name[0] ? "'" : "", s->death, n);
+		shmqd_log_message_id(NULL); /* if the line was not written */
 		list_del(&s->link);
 		session_free(s);
 		shmqd_log_client_end();
@@ -640,7 +643,7 @@ void shmqd_session_on_event(struct shmqd *d, struct shmqd_watch *w, uint32_t eve
 		return;
 	}
 	s = container_of(w, struct shmqd_session, sock_watch);
-	shmqd_log_client_begin(s->uid);
+	shmqd_log_client_begin(s->uid, s->session_id, s->pid);
 	if (!s->dead && (events & EPOLLIN))
 		on_client_request(d, s);
 	if (!s->dead && (events & (EPOLLHUP | EPOLLRDHUP | EPOLLERR)))

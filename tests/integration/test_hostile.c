@@ -2027,6 +2027,148 @@ Test(hostile, root_creates_run_shmq_0755_and_refuses_one_others_could_write_or_o
 	}
 }
 
+/* --- Logging under journald --- */
+
+static char journal_dir[96];
+
+/*
+ * In the daemon's own /run: /run/systemd/journal is the test's directory,
+ * where the test's datagram socket plays journald, and stderr is the
+ * "journal stream" ($JOURNAL_STREAM names it), as under systemd.
+ */
+static void prepare_journal(void)
+{
+	char env[64];
+	struct stat st;
+
+	if (mkdir("/run/systemd", 0755) < 0 || mkdir("/run/systemd/journal", 0755) < 0 ||
+	    mount(journal_dir, "/run/systemd/journal", NULL, MS_BIND, NULL) < 0 ||
+	    fstat(STDERR_FILENO, &st) < 0)
+		_exit(125);
+	snprintf(env, sizeof(env), "%llu:%llu", (unsigned long long)st.st_dev,
+		 (unsigned long long)st.st_ino);
+	setenv("JOURNAL_STREAM", env, 1);
+}
+
+/* Child: hold a message in place (a peek), then wait to be killed. */
+static int peek_and_hang(void *arg)
+{
+	struct shmq_client *c;
+	struct shmq_queue *q;
+	const void *msg;
+
+	if (shmq_client_connect(arg, &c) || shmq_queue_open(c, "jq", SHMQ_RECV, NULL, &q) ||
+	    shmq_queue_peek(q, t_deadline_ms(5000), &msg) < 0)
+		return 1;
+	for (;;)
+		pause();
+}
+
+/* The entry of @dgram (journald's native protocol, KEY=VALUE lines) that has @key, or NULL. */
+static const char *field_of(const char *dgram, const char *key, char *val, size_t size)
+{
+	size_t k = strlen(key);
+
+	for (const char *p = dgram; *p;) {
+		const char *e = strchr(p, '\n');
+		size_t n = e ? (size_t)(e - p) : strlen(p);
+
+		if (n > k && !strncmp(p, key, k) && p[k] == '=') {
+			snprintf(val, size, "%.*s", (int)(n - k - 1), p + k + 1);
+			return val;
+		}
+		p += n + (e ? 1 : 0);
+	}
+	return NULL;
+}
+
+Test(hostile, under_journald_lines_carry_their_session_object_and_event_ids)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	static char dgrams[64][4096];
+	char base[64], val[128], me[16];
+	struct shmq_client *c;
+	struct shmq_queue *q;
+	struct spawned s;
+	int js, n = 0;
+	bool created = false, repaired = false, ended = false;
+	pid_t victim;
+
+	snprintf(base, sizeof(base), "/tmp/shmq-hostile-XXXXXX");
+	cr_assert(mkdtemp(base) != NULL);
+	snprintf(journal_dir, sizeof(journal_dir), "%s/journal", base);
+	cr_assert(mkdir(journal_dir, 0755) == 0);
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/socket", journal_dir);
+	js = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	cr_assert(js >= 0 && bind(js, (struct sockaddr *)&sa, sizeof(sa)) == 0, "%s",
+		  strerror(errno));
+	spawn_default(&s, 0, 0, NULL, prepare_journal, base);
+	cr_assert(spawned_ready(&s), "the daemon exited with %d", s.status);
+
+	T_OK(shmq_client_connect(s.sock, &c));
+	T_OK(shmq_queue_open(c, "jq", SHMQ_CREATE | SHMQ_EXCL | SHMQ_SEND, NULL, &q));
+	T_OK(shmq_queue_send(q, "held", 4));
+	victim = t_fork_child(peek_and_hang, s.sock);
+	t_sleep_ms(200); /* it holds the message by now */
+	kill(victim, SIGKILL);
+	t_wait_peer_ms(victim, 5000);
+
+	snprintf(me, sizeof(me), "%d", (int)getpid());
+	for (uint64_t end = t_now_ns() + 10 * 1000000000ull;
+	     t_now_ns() < end && n < 64 && !(created && repaired && ended);) {
+		ssize_t len = recv(js, dgrams[n], sizeof(dgrams[n]) - 1, 0);
+		const char *dg;
+
+		if (len < 0) {
+			t_sleep_ms(10);
+			continue;
+		}
+		dgrams[n][len] = '\0';
+		dg = dgrams[n++];
+		cr_assert(field_of(dg, "SYSLOG_IDENTIFIER", val, sizeof(val)) &&
+				  !strcmp(val, "shmqd"),
+			  "%s", dg);
+		cr_assert(field_of(dg, "PRIORITY", val, sizeof(val)) && val[0] >= '0' &&
+				  val[0] <= '7',
+			  "%s", dg);
+		cr_assert(field_of(dg, "MESSAGE", val, sizeof(val)) != NULL, "%s", dg);
+		if (strstr(val, "queue 'jq' created")) {
+			created = true;
+			cr_assert(field_of(dg, "SHMQ_OBJECT", val, sizeof(val)) &&
+					  !strcmp(val, "jq"),
+				  "%s", dg);
+			cr_assert(field_of(dg, "CLIENT_PID", val, sizeof(val)) && !strcmp(val, me),
+				  "%s", dg);
+			cr_assert(field_of(dg, "SHMQ_SESSION", val, sizeof(val)) != NULL, "%s", dg);
+			cr_assert(field_of(dg, "CLIENT_UID", val, sizeof(val)) && !strcmp(val, "0"),
+				  "%s", dg);
+		}
+		if (field_of(dg, "MESSAGE_ID", val, sizeof(val)) &&
+		    !strcmp(val, "4458346bd3874280aeca526903ab8bf0")) {
+			repaired = true;
+			cr_assert(field_of(dg, "SHMQ_OBJECT", val, sizeof(val)) &&
+					  !strcmp(val, "jq"),
+				  "a repair names its object: %s", dg);
+			snprintf(me, sizeof(me), "%d", (int)victim);
+			cr_assert(field_of(dg, "CLIENT_PID", val, sizeof(val)) && !strcmp(val, me),
+				  "a repair names the dead: %s", dg);
+			snprintf(me, sizeof(me), "%d", (int)getpid());
+		}
+		if (field_of(dg, "MESSAGE_ID", val, sizeof(val)) &&
+		    !strcmp(val, "88ee77124e304a73962f671bc7189f60"))
+			ended = true;
+	}
+	cr_assert(created && repaired && ended,
+		  "created %d, repaired %d, session end %d, in %d datagrams", created, repaired,
+		  ended, n);
+	cr_assert(eq(int, log_has(base, "created"), 0), "a line went to stderr too");
+	T_OK(shmq_queue_close(q));
+	T_OK(shmq_client_close(c));
+	cr_assert(eq(int, spawned_stop(&s), 0));
+	close(js);
+	rm_tree(base);
+}
+
 /* --- One uid cannot take every connection --- */
 
 struct hog {
