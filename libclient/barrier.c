@@ -30,13 +30,16 @@ static int geom_from_attr(const struct shmq_barrier_attr *a, struct shmq_req_ope
 {
 	int r;
 
-	if (!a)
-		return -EINVAL; /* the parties have no default */
+	if (!a) /* the parties have no default */
+		return shmq__refuse(-EINVAL, "a barrier's create needs its parties (an attr)");
 	r = shmq__object_take_attr(a, sizeof(*a), req);
 	if (r < 0)
 		return r;
-	if (a->parties < 1 || a->parties > SHMQ_BARRIER_PARTIES_MAX || (a->perm & ~0777u))
-		return -EINVAL;
+	if (a->parties < 1 || a->parties > SHMQ_BARRIER_PARTIES_MAX)
+		return shmq__refuse(-EINVAL, "parties %u is not in [1, %u]", a->parties,
+				    (unsigned int)SHMQ_BARRIER_PARTIES_MAX);
+	if (a->perm & ~0777u)
+		return shmq__refuse(-EINVAL, "perm 0%o has bits outside 0777", a->perm);
 	req->geom.barrier.parties = a->parties;
 	if (a->perm)
 		req->mode = a->perm;

@@ -41,6 +41,7 @@
  * to the caller is closed.
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <poll.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -278,6 +279,16 @@ static __thread char last_error[SHMQ_REASON_MAX];
 void shmq__set_last_error(const char *text)
 {
 	snprintf(last_error, sizeof(last_error), "%s", text);
+}
+
+int shmq__refuse(int r, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(last_error, sizeof(last_error), fmt, ap);
+	va_end(ap);
+	return r;
 }
 
 /* An error reply's body, untrusted: printable ASCII up to its NUL, within @len. */

@@ -55,6 +55,8 @@ void shmq__client_defer_close(struct shmq_client *c, uint64_t attach_id);
 
 /* Set this thread's shmq_last_error() for a failure found in the library itself. */
 void shmq__set_last_error(const char *text);
+/* A library-side refusal with its reason: sets it (printf-style) and returns @r. */
+int shmq__refuse(int r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 void shmq__client_lock(struct shmq_client *c);
 void shmq__client_unlock(struct shmq_client *c);

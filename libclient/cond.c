@@ -49,7 +49,8 @@ SHMQ_API int shmq_cond_open(struct shmq_client *c, const char *name, unsigned in
 
 	/* A user's waits release and take the lock: a handle of it that may (not a view). */
 	if (!(flags & SHMQ_VIEW) && (!lo || lo->session == UINT32_MAX))
-		return -EINVAL;
+		return shmq__refuse(-EINVAL, "a condition's user needs a handle of its lock that "
+					     "may take it (not a view)");
 	if (flags & SHMQ_CREATE) {
 		if (!lo)
 			return -EINVAL;

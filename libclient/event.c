@@ -31,8 +31,10 @@ static int geom_from_attr(const struct shmq_event_attr *a, struct shmq_req_open 
 
 	if (r < 0)
 		return r;
-	if (a->initial > 1 || (a->perm & ~0777u))
-		return -EINVAL;
+	if (a->initial > 1)
+		return shmq__refuse(-EINVAL, "initial %u is not 0 (clear) or 1 (set)", a->initial);
+	if (a->perm & ~0777u)
+		return shmq__refuse(-EINVAL, "perm 0%o has bits outside 0777", a->perm);
 	req->geom.event.initial = a->initial;
 	if (a->perm)
 		req->mode = a->perm;

@@ -30,8 +30,11 @@ static int geom_from_attr(const struct shmq_lock_attr *a, struct shmq_req_open *
 
 	if (r < 0)
 		return r;
-	if ((a->flags & ~SHMQ_LOCK_ATTR_RECURSIVE) || (a->perm & ~0777u))
-		return -EINVAL;
+	if (a->flags & ~SHMQ_LOCK_ATTR_RECURSIVE)
+		return shmq__refuse(-EINVAL, "unknown lock flags 0x%x",
+				    a->flags & ~SHMQ_LOCK_ATTR_RECURSIVE);
+	if (a->perm & ~0777u)
+		return shmq__refuse(-EINVAL, "perm 0%o has bits outside 0777", a->perm);
 	req->geom.lock.flags = a->flags;
 	if (a->perm)
 		req->mode = a->perm;

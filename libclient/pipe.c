@@ -36,10 +36,17 @@ static int geom_from_attr(const struct shmq_pipe_attr *a, struct shmq_req_open *
 	if (r < 0)
 		return r;
 	/* 0 asks for the daemon's default; anything else is checked again there. */
-	if ((a->n_slots & (a->n_slots - 1)) || a->n_slots > SHMQ_SLOTS_MAX ||
-	    a->slot_size > SHMQ_SLOT_SIZE_MAX || (a->perm & ~0777u) ||
-	    (a->flags & ~SHMQ_PIPE_ATTR_ONEWAY) || a->reserved)
-		return -EINVAL;
+	if ((a->n_slots & (a->n_slots - 1)) || a->n_slots > SHMQ_SLOTS_MAX)
+		return shmq__refuse(-EINVAL, "n_slots %u is not a power of two in [2, %u]",
+				    (unsigned int)a->n_slots, (unsigned int)SHMQ_SLOTS_MAX);
+	if (a->slot_size > SHMQ_SLOT_SIZE_MAX)
+		return shmq__refuse(-EINVAL, "slot_size %u is above the largest, %u",
+				    (unsigned int)a->slot_size, (unsigned int)SHMQ_SLOT_SIZE_MAX);
+	if (a->perm & ~0777u)
+		return shmq__refuse(-EINVAL, "perm 0%o has bits outside 0777", a->perm);
+	if ((a->flags & ~SHMQ_PIPE_ATTR_ONEWAY) || a->reserved)
+		return shmq__refuse(-EINVAL, "unknown pipe flags 0x%x, or reserved not zero",
+				    a->flags & ~SHMQ_PIPE_ATTR_ONEWAY);
 	req->geom.pipe.n_slots = a->n_slots;
 	req->geom.pipe.slot_size = a->slot_size;
 	req->geom.pipe.flags = a->flags;

@@ -39,18 +39,26 @@ static int geom_from_attr(const struct shmq_queue_attr *a, struct shmq_req_open 
 	if (r < 0)
 		return r;
 	/* 0 asks for the daemon's default; anything else is checked again there. */
-	if ((a->n_slots & (a->n_slots - 1)) || a->n_slots > SHMQ_SLOTS_MAX) {
-		char why[96];
-
-		snprintf(why, sizeof(why), "n_slots %u is not a power of two in [2, %u]",
-			 (unsigned int)a->n_slots, (unsigned int)SHMQ_SLOTS_MAX);
-		shmq__set_last_error(why);
-		return -EINVAL;
-	}
-	if (a->slot_size > SHMQ_SLOT_SIZE_MAX || a->mode >= SHMQ_QMODE_COUNT ||
-	    (a->perm & ~0777u) || (a->flags & ~(SHMQ_QUEUE_NUMA | SHMQ_QUEUE_JOINABLE)) ||
-	    a->max_msg > SHMQ_MSG_SIZE_MAX || ((a->flags & SHMQ_QUEUE_NUMA) && a->numa_node < 0))
-		return -EINVAL;
+	if ((a->n_slots & (a->n_slots - 1)) || a->n_slots > SHMQ_SLOTS_MAX)
+		return shmq__refuse(-EINVAL, "n_slots %u is not a power of two in [2, %u]",
+				    (unsigned int)a->n_slots, (unsigned int)SHMQ_SLOTS_MAX);
+	if (a->slot_size > SHMQ_SLOT_SIZE_MAX)
+		return shmq__refuse(-EINVAL, "slot_size %u is above the largest, %u",
+				    (unsigned int)a->slot_size, (unsigned int)SHMQ_SLOT_SIZE_MAX);
+	if (a->mode >= SHMQ_QMODE_COUNT)
+		return shmq__refuse(-EINVAL, "mode %u is not SHMQ_MPMC, _SPSC, _MPSC or _SPMC",
+				    (unsigned int)a->mode);
+	if (a->perm & ~0777u)
+		return shmq__refuse(-EINVAL, "perm 0%o has bits outside 0777", a->perm);
+	if (a->flags & ~(SHMQ_QUEUE_NUMA | SHMQ_QUEUE_JOINABLE))
+		return shmq__refuse(-EINVAL, "unknown queue flags 0x%x",
+				    a->flags & ~(SHMQ_QUEUE_NUMA | SHMQ_QUEUE_JOINABLE));
+	if (a->max_msg > SHMQ_MSG_SIZE_MAX)
+		return shmq__refuse(-EINVAL, "max_msg %u is above the largest, %u",
+				    (unsigned int)a->max_msg, (unsigned int)SHMQ_MSG_SIZE_MAX);
+	if ((a->flags & SHMQ_QUEUE_NUMA) && a->numa_node < 0)
+		return shmq__refuse(-EINVAL, "SHMQ_QUEUE_NUMA with numa_node %d",
+				    (int)a->numa_node);
 	req->geom.queue.n_slots = a->n_slots;
 	req->geom.queue.slot_size = a->slot_size;
 	req->geom.queue.mode = a->mode;

@@ -38,14 +38,22 @@ static int geom_from_attr(const struct shmq_sem_attr *a, struct shmq_req_open *r
 
 	if (r < 0)
 		return r;
-	if ((a->flags & ~known) || a->initial > SHMQ_SEM_VALUE_MAX || (a->perm & ~0777u))
-		return -EINVAL;
-	if ((a->flags & SHMQ_SEM_ATTR_BOUNDED) &&
-	    (a->max == 0 || a->max > SHMQ_SEM_VALUE_MAX || a->initial > a->max))
-		return -EINVAL;
+	if (a->flags & ~known)
+		return shmq__refuse(-EINVAL, "unknown semaphore flags 0x%x", a->flags & ~known);
+	if (a->initial > SHMQ_SEM_VALUE_MAX)
+		return shmq__refuse(-EINVAL, "initial value %u is above the largest, %u",
+				    a->initial, (unsigned int)SHMQ_SEM_VALUE_MAX);
+	if (a->perm & ~0777u)
+		return shmq__refuse(-EINVAL, "perm 0%o has bits outside 0777", a->perm);
+	if ((a->flags & SHMQ_SEM_ATTR_BOUNDED) && (a->max == 0 || a->max > SHMQ_SEM_VALUE_MAX))
+		return shmq__refuse(-EINVAL, "bound %u is not in [1, %u]", a->max,
+				    (unsigned int)SHMQ_SEM_VALUE_MAX);
+	if ((a->flags & SHMQ_SEM_ATTR_BOUNDED) && a->initial > a->max)
+		return shmq__refuse(-EINVAL, "initial value %u is above the bound %u", a->initial,
+				    a->max);
 	/* A bound without SHMQ_SEM_ATTR_BOUNDED would be silently ignored: say so. */
 	if (!(a->flags & SHMQ_SEM_ATTR_BOUNDED) && a->max)
-		return -EINVAL;
+		return shmq__refuse(-EINVAL, "a bound (%u) needs SHMQ_SEM_ATTR_BOUNDED", a->max);
 	req->geom.sem.initial = a->initial;
 	req->geom.sem.max = a->flags & SHMQ_SEM_ATTR_BOUNDED ? a->max : 0;
 	req->geom.sem.flags = a->flags;

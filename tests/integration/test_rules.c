@@ -312,6 +312,37 @@ Test(rules, a_failed_control_call_says_why_and_a_good_one_clears_it)
 		     "another shape");
 	}
 	says(shmq_unlink(c, "why-nothing"), -ENOENT, "why-nothing");
+	/* the library's own refusals say why too, one for each attr check */
+	{
+		struct shmq_sem_attr sa = {
+			.size = sizeof(sa), .initial = 5, .max = 2, .flags = SHMQ_SEM_ATTR_BOUNDED};
+		struct shmq_barrier_attr ba = {.size = sizeof(ba), .parties = 0};
+		struct shmq_event_attr ea = {.size = sizeof(ea), .initial = 2};
+		struct shmq_queue_attr qa = qattr(64);
+		struct shmq_barrier *bar;
+		struct shmq_event *ev;
+		struct shmq_queue *qx;
+		struct shmq_sem *sx;
+
+		says(shmq_sem_open(c, "why-s2", SHMQ_CREATE, &sa, &sx), -EINVAL,
+		     "initial value 5 is above the bound 2");
+		sa = (struct shmq_sem_attr){.size = sizeof(sa), .max = 3};
+		says(shmq_sem_open(c, "why-s2", SHMQ_CREATE, &sa, &sx), -EINVAL,
+		     "needs SHMQ_SEM_ATTR_BOUNDED");
+		says(shmq_barrier_open(c, "why-b", SHMQ_CREATE, &ba, &bar), -EINVAL,
+		     "parties 0 is not in [1, 32767]");
+		says(shmq_barrier_open(c, "why-b", SHMQ_CREATE, NULL, &bar), -EINVAL,
+		     "needs its parties");
+		says(shmq_event_open(c, "why-e", SHMQ_CREATE, &ea, &ev), -EINVAL,
+		     "initial 2 is not 0 (clear) or 1 (set)");
+		qa.perm = 01777;
+		says(shmq_queue_open(c, "why-q2", SHMQ_CREATE | SHMQ_SEND, &qa, &qx), -EINVAL,
+		     "perm 01777 has bits outside 0777");
+		qa = qattr(64);
+		qa.mode = 99;
+		says(shmq_queue_open(c, "why-q2", SHMQ_CREATE | SHMQ_SEND, &qa, &qx), -EINVAL,
+		     "mode 99 is not");
+	}
 	shmq_queue_close(q);
 	shmq_sem_close(s);
 	shmq_client_close(c);

@@ -813,6 +813,12 @@ Test(shmqctl, a_refused_verb_prints_the_daemons_reason)
 		  "no reason after the errno: %s", out);
 	cr_assert(eq(int, ctl("create", "queue", "why-q", "--slots", "1000", NULL), 1), "%s", out);
 	cr_assert(strstr(out, "power of two") != NULL, "no reason for --slots 1000: %s", out);
+	cr_assert(eq(int, ctl("create", "sem", "why-s2", "--initial", "5", "--max", "2", NULL), 1),
+		  "%s", out);
+	cr_assert(strstr(out, "Invalid argument: initial value 5 is above the bound 2") != NULL,
+		  "%s", out);
+	cr_assert(eq(int, ctl("create", "queue", "bad/name", NULL), 1), "%s", out);
+	cr_assert(strstr(out, "invalid name: 1-63 bytes of [A-Za-z0-9._-]") != NULL, "%s", out);
 	cr_assert(eq(int, ctl("rm", "why-s1", NULL), 0), "%s", out);
 }
 
