@@ -8,6 +8,7 @@
 
 CTL_SRC    := tools/shmqctl/main.c \
 	      tools/shmqctl/manage.c \
+	      tools/shmqctl/metrics.c \
 	      tools/shmqctl/output.c \
 	      tools/shmqctl/snapshot.c \
 	      tools/shmqctl/verbs.c

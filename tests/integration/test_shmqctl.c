@@ -136,9 +136,9 @@ static struct shmq_queue *queue_new(const char *name, uint32_t mode, unsigned in
 
 Test(shmqctl, help_and_version_exit_0_and_every_verb_has_its_own_help)
 {
-	static const char *const verbs[] = {"status", "config", "ls",	  "show", "clients",
-					    "top",    "check",	"create", "rm",	  "purge",
-					    "sem",    "usage",	"peek"};
+	static const char *const verbs[] = {"status", "config", "ls",	  "show",   "clients",
+					    "top",    "check",	"create", "rm",	    "purge",
+					    "sem",    "usage",	"peek",	  "metrics"};
 
 	cr_assert(eq(int, ctl("--help", NULL), 0), "%s", out);
 	for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
@@ -1021,4 +1021,60 @@ Test(shmqctl, every_json_output_is_strict_utf8_json_and_utf8_text_survives)
 	finish();
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
 	cr_assert(system(cmd) == 0);
+}
+
+Test(shmqctl, metrics_are_well_formed_openmetrics_with_every_object)
+{
+	struct shmq_queue *q = queue_new("mq", SHMQ_MPMC, SHMQ_SEND);
+	char path[] = "/tmp/shmqctl-metrics-XXXXXX", res[8192];
+	const char *argv[] = {
+		"/usr/bin/env",
+		"python3",
+		"-c",
+		"import re, sys\n"
+		"lines = open(sys.argv[1], 'rb').read().decode('utf-8').split('\\n')\n"
+		"assert lines[-1] == '' and lines[-2] == '# EOF', lines[-3:]\n"
+		"types, helps, samples = {}, set(), {}\n"
+		"sample = "
+		"re.compile(r'^([a-z_]+)(\\{[a-z_]+=\"[^\"\\\\]*\"(,[a-z_]+=\"[^\"\\\\]*\")*\\})? "
+		"(-?[0-9.]+)$')\n"
+		"for l in lines[:-2]:\n"
+		"    if l.startswith('# TYPE '):\n"
+		"        _, _, name, t = l.split(' ')\n"
+		"        assert name not in types and t in ('gauge', 'counter'), l\n"
+		"        types[name] = t\n"
+		"    elif l.startswith('# HELP '):\n"
+		"        helps.add(l.split(' ')[2])\n"
+		"    else:\n"
+		"        m = sample.match(l)\n"
+		"        assert m, 'not a sample: %r' % l\n"
+		"        name = m.group(1)\n"
+		"        fam = name[:-6] if name.endswith('_total') else name\n"
+		"        assert fam in types, 'no family for %r' % l\n"
+		"        assert (types[fam] == 'counter') == name.endswith('_total'), l\n"
+		"        samples[name + (m.group(2) or '')] = float(m.group(4))\n"
+		"assert set(types) == helps\n"
+		"k = '{name=\"mq\",kind=\"queue\"}'\n"
+		"assert samples['shmq_object_sent_total' + k] == 3, samples\n"
+		"assert samples['shmq_object_depth' + k] == 3\n"
+		"assert samples['shmq_object_capacity' + k] == 16\n"
+		"assert samples['shmq_object_handles' + k] == 1\n"
+		"assert samples['shmq_daemon_up'] == 1 and samples['shmq_daemon_objects'] >= 1\n"
+		"assert samples['shmq_user_objects{uid=\"0\"}'] >= 1\n",
+		path,
+		NULL};
+	int fd, st;
+
+	for (int i = 0; i < 3; i++)
+		T_OK(shmq_queue_send(q, "m", 1));
+	cr_assert(eq(int, ctl("metrics", NULL), 0), "%s", out);
+	fd = mkstemp(path);
+	cr_assert(fd >= 0);
+	cr_assert(write(fd, out, strlen(out)) == (ssize_t)strlen(out));
+	close(fd);
+	st = t_run(argv, res, sizeof(res), RUN_MS);
+	unlink(path);
+	cr_assert(eq(int, st, 0), "%s\n--- metrics:\n%s", res, out);
+	shmq_queue_close(q);
+	finish();
 }

@@ -50,6 +50,7 @@ enum verb_id {
 	V_SEM,
 	V_PEEK,
 	V_USAGE,
+	V_METRICS,
 	V_HELP,
 	V_COUNT,
 };
@@ -135,6 +136,12 @@ static const struct verb verbs[V_COUNT] = {
 		     "and connected clients (max-clients-per-uid; '-' for root, who is not\n"
 		     "limited).  Root sees every user that owns an object or has a client;\n"
 		     "anyone else their own row.\n"},
+	[V_METRICS] = {"metrics", 0, 0, verb_metrics, "metrics",
+		       "every counter and gauge as OpenMetrics text",
+		       "Print the daemon's gauges, each user's use of the per-user limits, and\n"
+		       "every object's counters and gauges (the objects you may read) as\n"
+		       "OpenMetrics text, for Prometheus (a textfile collector, or a wrapper\n"
+		       "that serves it).  Families and labels: shmqctl(1).\n"},
 	[V_HELP] = {"help", 0, 1, NULL, "help [VERB]", "this help, or a verb's",
 		    "Show the help, or a verb's help.\n"},
 };

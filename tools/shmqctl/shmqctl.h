@@ -72,9 +72,20 @@ int verb_rm(struct ctl *ctl);
 int verb_purge(struct ctl *ctl);
 int verb_shutdown(struct ctl *ctl);
 
+/* The objects of shmq_object_list() (or the one of shmq_object_stat()), kept. */
+struct objects {
+	struct shmq_object_info *v;
+	size_t n;
+	size_t cap;
+};
+
+/* Every object one may read, or just @name, into @ret (free ret->v); prints the error. */
+int objects_get(struct shmq_client *c, const char *name, struct objects *ret);
+
 /* Verbs (manage.c). */
 int verb_sem(struct ctl *ctl);
 int verb_peek(struct ctl *ctl);
+int verb_metrics(struct ctl *ctl); /* metrics.c */
 int verb_quota(struct ctl *ctl);
 
 /* --- JSON writer (output.c) --- */

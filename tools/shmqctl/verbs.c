@@ -21,12 +21,6 @@
 
 /* --- Helpers --- */
 
-struct objects {
-	struct shmq_object_info *v;
-	size_t n;
-	size_t cap;
-};
-
 static int objects_add(void *arg, const struct shmq_object_info *o)
 {
 	struct objects *l = arg;
@@ -44,8 +38,7 @@ static int objects_add(void *arg, const struct shmq_object_info *o)
 	return 0;
 }
 
-/* Every object, or just @name; prints the error. */
-static int objects_get(struct shmq_client *c, const char *name, struct objects *ret)
+int objects_get(struct shmq_client *c, const char *name, struct objects *ret)
 {
 	int r;
 
