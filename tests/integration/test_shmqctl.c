@@ -1078,3 +1078,36 @@ Test(shmqctl, metrics_are_well_formed_openmetrics_with_every_object)
 	shmq_queue_close(q);
 	finish();
 }
+
+Test(shmqctl, top_on_a_terminal_quits_on_q_and_cuts_its_lines_at_the_width)
+{
+	char script[2048], res[8192];
+	const char *argv[] = {"/usr/bin/env", "python3", "-c", script, NULL};
+	struct shmq_queue *q = queue_new("topq", SHMQ_MPMC, SHMQ_SEND);
+	int st;
+
+	/* a pty 40 columns wide: top must cut its lines there and quit on q */
+	snprintf(script, sizeof(script),
+		 "import fcntl, os, select, struct, subprocess, sys, termios, time\n"
+		 "m, s = os.openpty()\n"
+		 "fcntl.ioctl(s, termios.TIOCSWINSZ, struct.pack('HHHH', 24, 40, 0, 0))\n"
+		 "p = subprocess.Popen(['%s', '--socket=%s', 'top', '--interval', '0.2'],\n"
+		 "                     stdin=s, stdout=s, stderr=s, close_fds=True)\n"
+		 "os.close(s)\n"
+		 "out = b''\n"
+		 "end = time.time() + 10\n"
+		 "while b'topq' not in out and time.time() < end:\n"
+		 "    if select.select([m], [], [], 0.2)[0]:\n"
+		 "        out += os.read(m, 65536)\n"
+		 "assert b'topq' in out, out\n"
+		 "os.write(m, b'q')\n"
+		 "assert p.wait(5) == 0, 'top did not quit on q'\n"
+		 "text = out.replace(b'\\x1b[H\\x1b[2J', b'').decode()\n"
+		 "long = [l for l in text.split('\\r\\n') if len(l) > 40]\n"
+		 "assert not long, long\n",
+		 shmqctl_path(), d.sock);
+	st = t_run(argv, res, sizeof(res), RUN_MS);
+	cr_assert(eq(int, st, 0), "%s", res);
+	shmq_queue_close(q);
+	finish();
+}

@@ -77,8 +77,10 @@ static const struct verb verbs[V_COUNT] = {
 		   "live per-object rates, until interrupted",
 		   "Refresh per-object send and receive rates, depth and sleepers every\n"
 		   "--interval seconds (default 1), sorted by --sort: rate (default), depth or\n"
-		   "name; until interrupted, or --iterations times.  With --json, one JSON\n"
-		   "document per line and per refresh.\n"},
+		   "name; until interrupted (q on a terminal), or --iterations times.  Rates\n"
+		   "from 10000 up take SI units (12.3K, 4.5M); lines are cut at the\n"
+		   "terminal's width.  With --json, one JSON document per line and per\n"
+		   "refresh.\n"},
 	[V_CHECK] = {"check", 0, 1, verb_check, "check [NAME]",
 		     "validate segments; 1 if one is corrupt",
 		     "Run the validators on one object, or on every object: the segment\n"

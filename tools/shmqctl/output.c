@@ -305,6 +305,9 @@ static void print_row(const struct table *t, FILE *f, const size_t *width,
 			len += 2;
 		}
 	}
+	/* A narrow terminal: cut, never wrap (the refresh would scroll). */
+	if (t->max_cols && len > t->max_cols)
+		len = t->max_cols;
 	/* No trailing blanks: the last column is usually left-aligned text. */
 	while (len > 0 && line[len - 1] == ' ')
 		len--;
@@ -350,6 +353,22 @@ void table_fini(struct table *t)
 }
 
 /* --- Formatting --- */
+
+void fmt_count(char *buf, size_t size, double v)
+{
+	static const char unit[] = "KMGTP";
+	int i = -1;
+
+	if (v < 10000) {
+		snprintf(buf, size, "%.0f", v);
+		return;
+	}
+	while (v >= 1000 && i < 4) {
+		v /= 1000;
+		i++;
+	}
+	snprintf(buf, size, v < 100 ? "%.1f%c" : "%.0f%c", v, unit[i]);
+}
 
 void fmt_bytes(char *buf, size_t size, uint64_t bytes)
 {

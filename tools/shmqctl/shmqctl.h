@@ -133,6 +133,7 @@ struct table {
 	size_t n_rows;
 	size_t cap;
 	char (*cells)[TABLE_CELL_MAX]; /* n_rows * n_cols */
+	size_t max_cols;	       /* 0: lines as long as they are; else cut there */
 };
 
 void table_init(struct table *t, unsigned int n_cols, const char *const *headers,
@@ -145,6 +146,7 @@ void table_fini(struct table *t);
 /* --- Formatting (output.c) --- */
 
 void fmt_bytes(char *buf, size_t size, uint64_t bytes); /* "12.0 KiB" */
+void fmt_count(char *buf, size_t size, double v);	/* "987", "12.3K", "4.5M" (SI) */
 void fmt_duration(char *buf, size_t size, uint64_t ns); /* "3d 2h 5m 7s" */
 void fmt_user(char *buf, size_t size, uint32_t uid);	/* name, else the number */
 void fmt_group(char *buf, size_t size, uint32_t gid);	/* name, else the number */

@@ -7,9 +7,12 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1102,7 +1105,7 @@ static void top_print_json(const struct top_row *rows, size_t n, long iteration,
 }
 
 static void top_print_text(struct shmq_client *c, const struct top_row *rows, size_t n,
-			   double interval, bool legend)
+			   double interval, bool legend, size_t cols)
 {
 	static const char *const headers[] = {"NAME",	"KIND",	  "DEPTH", "CAP",  "HWM",
 					      "SEND/S", "RECV/S", "PROD",  "CONS", "SLEEP"};
@@ -1115,11 +1118,19 @@ static void top_print_text(struct shmq_client *c, const struct top_row *rows, si
 	if (shmq_daemon_status(c, &st) == 0) {
 		fmt_bytes(mem, sizeof(mem), st.memory_bytes);
 		fmt_duration(up, sizeof(up), st.uptime_ns);
-		printf("shmqd %s pid %" PRId32 ", up %s: %" PRIu32 " clients, %" PRIu32
-		       " objects, %s; every %.2fs\n\n",
-		       st.version, st.pid, up, st.n_sessions, st.n_objects, mem, interval);
+		char head[256];
+		int len = snprintf(head, sizeof(head),
+				   "shmqd %s pid %" PRId32 ", up %s: %" PRIu32 " clients, %" PRIu32
+				   " objects, %s; every %.2fs%s",
+				   st.version, st.pid, up, st.n_sessions, st.n_objects, mem,
+				   interval, cols ? "; q quits" : "");
+
+		if (len > 0 && cols && (size_t)len > cols)
+			len = (int)cols;
+		printf("%.*s\n\n", len > 0 ? len : 0, head);
 	}
 	table_init(&t, 10, headers, 0x3fc);
+	t.max_cols = cols;
 	for (size_t i = 0; i < n; i++) {
 		const struct top_row *r = &rows[i];
 		const struct snapshot *s = &r->snap;
@@ -1138,8 +1149,8 @@ static void top_print_text(struct shmq_client *c, const struct top_row *rows, si
 				fmt_u64(depth, sizeof(depth), f.has_depth ? s->depth : s->value);
 			if (f.has_depth)
 				fmt_u64(hwm, sizeof(hwm), s->high_water);
-			snprintf(sr, sizeof(sr), "%.0f", r->send_rate);
-			snprintf(rr, sizeof(rr), "%.0f", r->recv_rate);
+			fmt_count(sr, sizeof(sr), r->send_rate);
+			fmt_count(rr, sizeof(rr), r->recv_rate);
 			fmt_u64(prod, sizeof(prod), s->producers);
 			fmt_u64(cons, sizeof(cons), s->consumers);
 			sleepers(s, sl, sizeof(sl));
@@ -1194,13 +1205,59 @@ static int top_sample(struct shmq_client *c, const struct top_prev *prev, size_t
 	return 0;
 }
 
-static void sleep_ns(uint64_t ns)
+/*
+ * Wait @ns, or less if q is pressed on @tty (-1: no keyboard) or a signal
+ * comes: top_stop is checked right after.
+ */
+static void top_wait(uint64_t ns, int tty)
 {
-	struct timespec ts = {.tv_sec = (time_t)(ns / 1000000000),
-			      .tv_nsec = (long)(ns % 1000000000)};
+	uint64_t end = mono_now_ns() + ns;
 
-	/* A signal ends the sleep early: top_stop is checked right after. */
-	nanosleep(&ts, NULL);
+	for (;;) {
+		uint64_t now = mono_now_ns();
+		struct pollfd p = {.fd = tty, .events = POLLIN};
+		char key[16];
+		ssize_t k;
+
+		if (now >= end || top_stop)
+			return;
+		if (poll(&p, tty >= 0 ? 1 : 0, (int)((end - now + 999999) / 1000000)) <= 0)
+			continue; /* the time is up, or a signal: looked at above */
+		k = read(tty, key, sizeof(key));
+		if (k <= 0) {
+			tty = -1; /* the end of the keyboard: sleep on */
+			continue;
+		}
+		for (ssize_t i = 0; i < k; i++)
+			if (key[i] == 'q' || key[i] == 'Q')
+				top_stop = 1;
+	}
+}
+
+/* Keys one at a time and unechoed, if standard input is a terminal.  Return: its fd, or -1. */
+static int top_keyboard(struct termios *saved)
+{
+	struct termios raw;
+
+	if (!isatty(STDIN_FILENO) || tcgetattr(STDIN_FILENO, saved) < 0)
+		return -1;
+	raw = *saved;
+	raw.c_lflag &= ~(tcflag_t)(ICANON | ECHO);
+	raw.c_cc[VMIN] = 1;
+	raw.c_cc[VTIME] = 0;
+	if (tcsetattr(STDIN_FILENO, TCSANOW, &raw) < 0)
+		return -1;
+	return STDIN_FILENO;
+}
+
+/* The terminal's width, to cut lines at, or 0 when standard output is not one. */
+static size_t term_cols(void)
+{
+	struct winsize ws;
+
+	if (!isatty(STDOUT_FILENO) || ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) < 0 || !ws.ws_col)
+		return 0;
+	return ws.ws_col;
 }
 
 int verb_top(struct ctl *ctl)
@@ -1208,14 +1265,16 @@ int verb_top(struct ctl *ctl)
 	struct sigaction sa = {.sa_handler = on_stop_signal};
 	struct top_prev *prev = NULL;
 	struct shmq_client *c;
+	struct termios saved;
 	size_t n_prev = 0;
-	int status = 0;
+	int status = 0, tty;
 
 	if (ctl_connect(ctl, &c) < 0)
 		return EXIT_FAILURE;
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
+	tty = ctl->json ? -1 : top_keyboard(&saved);
 
 	/* Sample 0 only seeds the rates; each iteration prints one later sample. */
 	for (long it = 0; !top_stop; it++) {
@@ -1232,7 +1291,7 @@ int verb_top(struct ctl *ctl)
 				top_print_json(rows, n, it, (double)ctl->interval_ns / 1e9);
 			else
 				top_print_text(c, rows, n, (double)ctl->interval_ns / 1e9,
-					       ctl->legend);
+					       ctl->legend, term_cols());
 			fflush(stdout);
 		}
 		free(prev);
@@ -1245,8 +1304,10 @@ int verb_top(struct ctl *ctl)
 		free(rows);
 		if (ctl->iterations && it >= ctl->iterations)
 			break;
-		sleep_ns(ctl->interval_ns);
+		top_wait(ctl->interval_ns, tty);
 	}
+	if (tty >= 0)
+		tcsetattr(tty, TCSANOW, &saved);
 	free(prev);
 	shmq_client_close(c);
 	return status;
