@@ -618,6 +618,7 @@ int shmqd_request_handle(struct shmqd *d, struct shmqd_session *s, uint16_t op, 
 		struct shmq_req_attachments attachments;
 		struct shmq_req_reattach reattach;
 		struct shmq_req_shutdown shutdown;
+		struct shmq_req_disconnect disconnect;
 	} q;
 	long size = shmq__proto_req_size(op);
 
@@ -643,6 +644,8 @@ int shmqd_request_handle(struct shmqd *d, struct shmqd_session *s, uint16_t op, 
 		return on_request_sessions(d, s, &q.page, ret);
 	case SHMQ_OP_USAGE:
 		return on_request_usage(d, s, &q.page, ret);
+	case SHMQ_OP_DISCONNECT:
+		return shmqd_session_disconnect(d, s, q.disconnect.session_id);
 	case SHMQ_OP_STATUS:
 		return on_request_status(d, ret);
 	case SHMQ_OP_PURGE:

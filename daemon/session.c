@@ -24,6 +24,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,7 +54,7 @@ static const char *const op_names[SHMQ_OP_COUNT] = {
 	[SHMQ_OP_STATUS] = "STATUS",	 [SHMQ_OP_PURGE] = "PURGE",
 	[SHMQ_OP_CONFIG] = "CONFIG",	 [SHMQ_OP_ATTACHMENTS] = "ATTACHMENTS",
 	[SHMQ_OP_REATTACH] = "REATTACH", [SHMQ_OP_SHUTDOWN] = "SHUTDOWN",
-	[SHMQ_OP_USAGE] = "USAGE",
+	[SHMQ_OP_USAGE] = "USAGE",	 [SHMQ_OP_DISCONNECT] = "DISCONNECT",
 };
 
 static const char *op_name(uint16_t op)
@@ -299,6 +300,53 @@ void shmqd_session_drop_adopted(struct shmqd *d, struct shmqd_session *s)
 	log_debug("adopted session %" PRIu64 " of pid %" PRId32 " handed over", s->session_id,
 		  s->pid);
 	session_free(s);
+}
+
+/* --- DISCONNECT --- */
+
+int shmqd_session_disconnect(struct shmqd *d, const struct shmqd_session *by, uint64_t id)
+{
+	struct shmqd_session *t = NULL;
+	struct shmqd_list *pos, *tmp;
+
+	list_for_each_safe(pos, tmp, &d->sessions)
+	{
+		struct shmqd_session *x = container_of(pos, struct shmqd_session, link);
+
+		if (x->session_id == id)
+			t = x;
+	}
+	if (!t)
+		return shmqd_reject(by, LOG_DEBUG, -ENOENT, "DISCONNECT: no session %" PRIu64, id);
+	/* A user's own sessions, as for kill(2); and what SESSIONS shows them. */
+	if (by->uid != 0 && by->uid != t->uid)
+		return shmqd_reject(by, LOG_INFO, -EACCES,
+				    "DISCONNECT: session %" PRIu64 " is not this user's", id);
+	if (t == by)
+		return shmqd_reject(by, LOG_INFO, -EINVAL,
+				    "DISCONNECT: session %" PRIu64 " is the asker's own", id);
+	/*
+	 * The one safe end of a live session is its process's: closing the
+	 * socket alone would let a running process keep using records the
+	 * daemon hands to others.  The pidfd names exactly the process that
+	 * connected; its death is then repaired as any other.
+	 */
+	if (t->pidfd < 0)
+		return shmqd_reject(by, LOG_NOTICE, -EOPNOTSUPP,
+				    "DISCONNECT: no pidfd for session %" PRIu64 " (pid %" PRId32
+				    "): kill the process to end it",
+				    id, t->pid);
+	if (pidfd_send_signal(t->pidfd, SIGKILL, NULL, 0) < 0 && errno != ESRCH)
+		return shmqd_reject(by, LOG_NOTICE, -errno,
+				    "DISCONNECT: shmqd (uid %u) may not signal pid %" PRId32
+				    " of session %" PRIu64 ": kill -KILL %" PRId32
+				    " with rights of your own",
+				    (unsigned int)geteuid(), t->pid, id, t->pid);
+	log_notice("session %" PRIu64 " (pid %" PRId32 " uid %" PRIu32 "%s%s%s) disconnected by "
+		   "pid %" PRId32 " uid %" PRIu32 ": its process was sent SIGKILL",
+		   id, t->pid, t->uid, t->client_name[0] ? ", '" : "", t->client_name,
+		   t->client_name[0] ? "'" : "", by->pid, by->uid);
+	return 0;
 }
 
 /* --- Death and reaping --- */

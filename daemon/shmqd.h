@@ -246,6 +246,14 @@ bool shmqd_session_alive(const struct shmqd_session *s);
  * Refuse a client's request: log why at @level, naming the client, and
  * return @r for the reply.  shmqd_bad() is the -EINVAL of a malformed one.
  */
+/*
+ * DISCONNECT (root, or a session of the asker's uid; not its own): the
+ * session's process gets SIGKILL through its pidfd, and its death is then
+ * handled as any other.  Return: 0; -ENOENT, -EACCES, -EINVAL, -EPERM
+ * (shmqd may not signal it), -EOPNOTSUPP (no pidfd), with a reason.
+ */
+int shmqd_session_disconnect(struct shmqd *d, const struct shmqd_session *by, uint64_t id);
+
 int shmqd_reject(const struct shmqd_session *s, int level, int r, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 #define shmqd_bad(s, ...) shmqd_reject((s), LOG_INFO, -EINVAL, __VA_ARGS__)

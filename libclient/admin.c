@@ -517,6 +517,19 @@ SHMQ_API int shmq_queue_shutdown_name(struct shmq_client *c, const char *name, u
 	return r < 0 ? r : 0;
 }
 
+SHMQ_API int shmq_daemon_disconnect(struct shmq_client *c, uint64_t session_id)
+{
+	struct shmq_req_disconnect rq = {.session_id = session_id};
+	int r;
+
+	if (!c || !session_id)
+		return -EINVAL;
+	shmq__client_lock(c);
+	r = shmq__client_call(c, SHMQ_OP_DISCONNECT, &rq, sizeof(rq), NULL, 0, NULL);
+	shmq__client_unlock(c);
+	return r < 0 ? r : 0;
+}
+
 /* --- Views --- */
 
 static int view_open_kind(struct shmq_client *c, const char *name, uint16_t kind,

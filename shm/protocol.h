@@ -53,7 +53,8 @@
 #define SHMQ_OP_REATTACH    13 /* after a daemon restart: take back one attachment */
 #define SHMQ_OP_SHUTDOWN    14 /* shut a queue down (owner or root) */
 #define SHMQ_OP_USAGE	    15 /* per-uid use of the per-uid limits, paged */
-#define SHMQ_OP_COUNT	    16
+#define SHMQ_OP_DISCONNECT  16 /* end another session: its process is killed (root or its uid) */
+#define SHMQ_OP_COUNT	    17
 #define SHMQ_OP_REPLY	    UINT16_C(0x8000)
 
 struct shmq_msg_hdr {
@@ -151,6 +152,10 @@ struct shmq_rep_open {
 
 struct shmq_req_close {
 	uint64_t attach_id;
+};
+
+struct shmq_req_disconnect {
+	uint64_t session_id; /* as SESSIONS lists it */
 };
 
 struct shmq_req_name {
@@ -337,6 +342,7 @@ static_assert(sizeof(struct shmq_req_page) == 8, "protocol ABI changed");
 static_assert(sizeof(struct shmq_rep_list) == 8, "protocol ABI changed");
 static_assert(sizeof(struct shmq_rep_sessions) == 8, "protocol ABI changed");
 static_assert(sizeof(struct shmq_usage_info) == 48, "protocol ABI changed");
+static_assert(sizeof(struct shmq_req_disconnect) == 8, "protocol ABI changed");
 static_assert(sizeof(struct shmq_rep_usage) == 8, "protocol ABI changed");
 static_assert(sizeof(struct shmq_rep_usage) + SHMQ_USAGE_PAGE * sizeof(struct shmq_usage_info) +
 			      sizeof(struct shmq_msg_hdr) <=
@@ -371,6 +377,8 @@ static inline long shmq__proto_req_size(uint16_t op)
 		return sizeof(struct shmq_req_open);
 	case SHMQ_OP_CLOSE:
 		return sizeof(struct shmq_req_close);
+	case SHMQ_OP_DISCONNECT:
+		return sizeof(struct shmq_req_disconnect);
 	case SHMQ_OP_UNLINK:
 	case SHMQ_OP_STAT:
 	case SHMQ_OP_PURGE:

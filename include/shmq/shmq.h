@@ -1725,6 +1725,26 @@ SHMQ_API int shmq_daemon_config(struct shmq_client *c, shmq_config_fn *fn, void 
 SHMQ_API int shmq_daemon_usage(struct shmq_client *c, shmq_usage_fn *fn, void *arg);
 
 /**
+ * shmq_daemon_disconnect() - end another client's session, by its process's death.
+ * @c:		client
+ * @session_id:	the session, as shmq_daemon_clients() gives it
+ *
+ * Root, or a user for their own sessions, as kill(2).  The only safe end
+ * of a live session is its process's, since a process that runs on would
+ * keep using records the daemon hands to others: shmqd sends it SIGKILL
+ * through the pidfd of exactly the process that connected, and its holds
+ * are then repaired as after any death (a moment later; the session is
+ * gone from shmq_daemon_clients() once that is done).
+ * Context: blocks for one round trip.
+ * Return: 0 the signal went (or the process was gone already); -ENOENT no
+ *         such session; -EACCES another user's; -EINVAL @session_id 0 or
+ *         the caller's own; -EPERM shmqd may not signal that process (kill
+ *         it yourself); -EOPNOTSUPP no pidfd for it, or a daemon without
+ *         this call; -ECONNRESET; -ETIMEDOUT.
+ */
+SHMQ_API int shmq_daemon_disconnect(struct shmq_client *c, uint64_t session_id);
+
+/**
  * shmq_daemon_clients() - the connected clients, in connection order.
  * @c:		client
  * @fn:		called once per client

@@ -249,6 +249,7 @@ Test(protocol, body_shorter_than_the_op_needs_gets_ebadmsg)
 		{SHMQ_OP_LIST, 4},
 		{SHMQ_OP_SESSIONS, 0},
 		{SHMQ_OP_USAGE, 7},
+		{SHMQ_OP_DISCONNECT, 4},
 	};
 	static const unsigned char zeros[sizeof(struct shmq_req_open)] = {'a'};
 	int fd = session();

@@ -17,6 +17,7 @@
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -136,9 +137,9 @@ static struct shmq_queue *queue_new(const char *name, uint32_t mode, unsigned in
 
 Test(shmqctl, help_and_version_exit_0_and_every_verb_has_its_own_help)
 {
-	static const char *const verbs[] = {"status", "config", "ls",	  "show",   "clients",
-					    "top",    "check",	"create", "rm",	    "purge",
-					    "sem",    "usage",	"peek",	  "metrics"};
+	static const char *const verbs[] = {"status", "config", "ls",	  "show",    "clients",
+					    "top",    "check",	"create", "rm",	     "purge",
+					    "sem",    "usage",	"peek",	  "metrics", "disconnect"};
 
 	cr_assert(eq(int, ctl("--help", NULL), 0), "%s", out);
 	for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
@@ -1109,5 +1110,70 @@ Test(shmqctl, top_on_a_terminal_quits_on_q_and_cuts_its_lines_at_the_width)
 	st = t_run(argv, res, sizeof(res), RUN_MS);
 	cr_assert(eq(int, st, 0), "%s", res);
 	shmq_queue_close(q);
+	finish();
+}
+
+struct holder {
+	const char *sock;
+	_Atomic int state; /* 1: holds the lock */
+};
+
+static int child_holds_and_hangs(void *arg)
+{
+	struct holder *h = arg;
+	struct shmq_client *cc;
+	struct shmq_lock *l;
+
+	if (shmq_client_connect(h->sock, &cc) || shmq_lock_open(cc, "stuck", 0, NULL, &l) ||
+	    shmq_lock_acquire(l, SHMQ_FOREVER) < 0)
+		return 1;
+	atomic_store(&h->state, 1);
+	for (;;)
+		pause(); /* stuck, holding it */
+}
+
+static int find_pid(void *arg, const struct shmq_client_info *ci)
+{
+	uint64_t *want = arg; /* in: the pid; out: its session */
+
+	if ((uint64_t)ci->pid == want[0])
+		want[1] = ci->session_id;
+	return 0;
+}
+
+Test(shmqctl, disconnect_kills_a_stuck_holder_and_its_lock_is_free_at_once)
+{
+	struct holder *h = t_shared_alloc(sizeof(*h));
+	struct shmq_lock *l;
+	uint64_t want[2] = {0, 0};
+	char id[24];
+	pid_t pid;
+
+	cr_assert(eq(int, ctl("create", "lock", "stuck", "--perm", "0666", NULL), 0), "%s", out);
+	h->sock = d.sock;
+	pid = t_fork_child(child_holds_and_hangs, h);
+	for (int i = 0; i < 500 && !atomic_load(&h->state); i++)
+		t_sleep_ms(10);
+	cr_assert(eq(int, atomic_load(&h->state), 1), "the child never took the lock");
+	T_OK(shmq_lock_open(c, "stuck", 0, NULL, &l));
+	T_ERR(shmq_lock_try_acquire(l), -EAGAIN);
+	want[0] = (uint64_t)pid;
+	cr_assert(ge(int, shmq_daemon_clients(c, find_pid, want), 2));
+	cr_assert(ne(u64, want[1], 0), "no session of pid %d", (int)pid);
+	snprintf(id, sizeof(id), "%" PRIu64, want[1]);
+
+	cr_assert(eq(int, ctl("disconnect", "not-a-number", NULL), 2), "%s", out);
+	cr_assert(eq(int, ctl("disconnect", "987654321", NULL), 1), "%s", out);
+	cr_assert(strstr(out, "no session 987654321") != NULL, "%s", out);
+	cr_assert(eq(int, ctl_as_nobody("disconnect", id), 1), "another user's session: %s", out);
+	cr_assert(eq(int, ctl("disconnect", id, NULL), 0), "%s", out);
+	cr_assert(strstr(out, "disconnected: its process was killed and its holds repaired") !=
+			  NULL,
+		  "%s", out);
+	cr_assert(eq(int, t_wait_peer_ms(pid, CHILD_MS), 128 + SIGKILL), "the holder was killed");
+	T_ERR(shmq_lock_acquire(l, t_deadline_ms(5000)), -EOWNERDEAD);
+	T_OK(shmq_lock_consistent(l));
+	T_OK(shmq_lock_release(l));
+	T_OK(shmq_lock_close(l));
 	finish();
 }

@@ -51,6 +51,7 @@ enum verb_id {
 	V_PEEK,
 	V_USAGE,
 	V_METRICS,
+	V_DISCONNECT,
 	V_HELP,
 	V_COUNT,
 };
@@ -144,6 +145,16 @@ static const struct verb verbs[V_COUNT] = {
 		       "every object's counters and gauges (the objects you may read) as\n"
 		       "OpenMetrics text, for Prometheus (a textfile collector, or a wrapper\n"
 		       "that serves it).  Families and labels: shmqctl(1).\n"},
+	[V_DISCONNECT] =
+		{"disconnect", 1, 1, verb_disconnect, "disconnect SESSION",
+		 "end a stuck client's session: its process is killed",
+		 "End a client's session (one of yours; root: any): shmqd sends SIGKILL\n"
+		 "to exactly the process that connected (its pidfd), and repairs what it\n"
+		 "held as after any death: a lock it held is free, its undo tokens are\n"
+		 "back, a message it was reading goes to another receiver.  Killing is\n"
+		 "the only safe end: a process that ran on would keep using records the\n"
+		 "daemon hands to others.  Waits until the session is gone (5 s at most).\n"
+		 "SESSION is the number `shmqctl clients` shows.\n"},
 	[V_HELP] = {"help", 0, 1, NULL, "help [VERB]", "this help, or a verb's",
 		    "Show the help, or a verb's help.\n"},
 };

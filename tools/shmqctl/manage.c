@@ -6,11 +6,13 @@
  * on a read-only view, taken from nobody).  Each goes through the same
  * permission checks as any client: a post needs write permission on the
  * semaphore, a peek read permission (a view), and a user sees only their
- * own usage (root everyone's).
+ * own usage (root everyone's); `disconnect` ends a session of one's own
+ * (root: any) by its process's death, the only end that is safe.
  */
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -344,4 +346,107 @@ out:
 	shmq_view_close(v);
 	shmq_client_close(c);
 	return r < 0 ? EXIT_FAILURE : 0;
+}
+
+/* --- disconnect --- */
+
+#define DISCONNECT_WAIT_MS 5000 /* for the daemon to see the death and repair it */
+
+struct find_session {
+	uint64_t id;
+	struct shmq_client_info info;
+	bool found;
+};
+
+static int find_session(void *arg, const struct shmq_client_info *ci)
+{
+	struct find_session *f = arg;
+
+	if (ci->session_id == f->id) {
+		f->info = *ci;
+		f->found = true;
+	}
+	return 0;
+}
+
+static int parse_session(const char *s, uint64_t *ret)
+{
+	unsigned long long v;
+	char *end;
+
+	if (*s < '0' || *s > '9')
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || *end || v == 0)
+		return -EINVAL;
+	*ret = v;
+	return 0;
+}
+
+int verb_disconnect(struct ctl *ctl)
+{
+	struct find_session f = {0};
+	struct shmq_client *c;
+	struct json j;
+	int r, waited = 0;
+
+	if (parse_session(ctl->args[0], &f.id) < 0) {
+		fprintf(stderr,
+			"shmqctl: disconnect: '%s' is not a session id (see shmqctl clients)\n",
+			ctl->args[0]);
+		return EXIT_USAGE;
+	}
+	if (ctl_connect(ctl, &c) < 0)
+		return EXIT_FAILURE;
+	(void)shmq_daemon_clients(c, find_session, &f); /* its pid and name, for the report */
+	r = shmq_daemon_disconnect(c, f.id);
+	if (r < 0) {
+		ctl_error(r, "disconnecting session %" PRIu64, f.id);
+		shmq_client_close(c);
+		return EXIT_FAILURE;
+	}
+	/* Done when the daemon has seen the death and repaired the session's holds. */
+	for (;;) {
+		struct find_session again = {.id = f.id};
+
+		r = shmq_daemon_clients(c, find_session, &again);
+		if (r < 0 || !again.found || waited >= DISCONNECT_WAIT_MS)
+			break;
+		(void)poll(NULL, 0, 20);
+		waited += 20;
+	}
+	shmq_client_close(c);
+	if (r < 0) {
+		ctl_error(r, "listing clients");
+		return EXIT_FAILURE;
+	}
+	if (waited >= DISCONNECT_WAIT_MS) {
+		fprintf(stderr,
+			"shmqctl: session %" PRIu64 ": SIGKILL sent, but it was still there after "
+			"%d ms\n",
+			f.id, DISCONNECT_WAIT_MS);
+		return EXIT_FAILURE;
+	}
+	if (ctl->json) {
+		json_init(&j, stdout, false);
+		json_begin_object(&j);
+		json_kv_u64(&j, "session_id", f.id);
+		if (f.found)
+			json_kv_i64(&j, "pid", f.info.pid);
+		else
+			json_kv_null(&j, "pid");
+		json_kv_string(&j, "name", f.found ? f.info.client_name : NULL);
+		json_kv_bool(&j, "ended", true);
+		json_end_object(&j);
+		json_finish(&j);
+	} else {
+		printf("session %" PRIu64 " (pid %" PRId32 "%s%s%s) disconnected: its process was "
+		       "killed and its holds repaired\n",
+		       f.id, f.found ? f.info.pid : 0,
+		       f.found && f.info.client_name[0] ? ", '" : "",
+		       f.found ? f.info.client_name : "",
+		       f.found && f.info.client_name[0] ? "'" : "");
+	}
+	return 0;
 }

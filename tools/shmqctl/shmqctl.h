@@ -85,6 +85,7 @@ int objects_get(struct shmq_client *c, const char *name, struct objects *ret);
 /* Verbs (manage.c). */
 int verb_sem(struct ctl *ctl);
 int verb_peek(struct ctl *ctl);
+int verb_disconnect(struct ctl *ctl);
 int verb_metrics(struct ctl *ctl); /* metrics.c */
 int verb_quota(struct ctl *ctl);
 
