@@ -266,6 +266,7 @@ TEST_RUNS  :=
 -include daemon/module.mk
 -include examples/module.mk
 -include tools/module.mk
+-include tools/man/module.mk
 -include tests/integration/module.mk
 -include tests/system/module.mk
 -include tests/fuzz/module.mk
@@ -360,11 +361,13 @@ MAN_PAGES  := man/shmq-bench.1 man/shmqctl.1 man/libshmq.3 man/shmqd.8
 SHMQD_CONFIG_ARG := $(if $(filter /etc,$(sysconfdir)),, --config=$(sysconfdir)/shmq/shmqd.conf)
 
 # Only what is installed: a packaging build need not build the tests.
-install: $(DAEMON_BIN) $(CTL_BIN) $(BENCH_BIN) $(LIB_SO) $(LIB_A) $(VERSION_H) $(INSTALL_EXTRA)
+install: $(DAEMON_BIN) $(CTL_BIN) $(BENCH_BIN) $(LIB_SO) $(LIB_A) $(VERSION_H) $(MAN3_GEN) $(MAN5_GEN) \
+	 $(INSTALL_EXTRA)
 	$(INSTALL) -d $(DESTDIR)$(sbindir) $(DESTDIR)$(bindir) $(DESTDIR)$(libdir) \
 		$(DESTDIR)$(pkgconfigdir) $(DESTDIR)$(includedir)/shmq $(DESTDIR)$(unitdir) \
 		$(DESTDIR)$(sysusersdir) $(DESTDIR)$(tmpfilesdir) $(DESTDIR)$(sysconfdir)/shmq \
-		$(DESTDIR)$(mandir)/man1 $(DESTDIR)$(mandir)/man3 $(DESTDIR)$(mandir)/man8
+		$(DESTDIR)$(mandir)/man1 $(DESTDIR)$(mandir)/man3 $(DESTDIR)$(mandir)/man5 \
+		$(DESTDIR)$(mandir)/man8
 	$(INSTALL) -m 0755 $(DAEMON_BIN) $(DESTDIR)$(sbindir)/shmqd
 	$(INSTALL) -m 0755 $(CTL_BIN) $(BENCH_BIN) $(DESTDIR)$(bindir)/
 	$(INSTALL) -m 0755 $(LIB_SO) $(DESTDIR)$(libdir)/
@@ -383,7 +386,8 @@ install: $(DAEMON_BIN) $(CTL_BIN) $(BENCH_BIN) $(LIB_SO) $(LIB_A) $(VERSION_H) $
 	[ -e $(DESTDIR)$(sysconfdir)/shmq/shmqd.conf ] || \
 		$(INSTALL) -m 0644 systemd/shmqd.conf $(DESTDIR)$(sysconfdir)/shmq/shmqd.conf
 	$(INSTALL) -m 0644 man/shmqctl.1 man/shmq-bench.1 $(DESTDIR)$(mandir)/man1/
-	$(INSTALL) -m 0644 man/libshmq.3 $(DESTDIR)$(mandir)/man3/
+	$(INSTALL) -m 0644 man/libshmq.3 $(MAN3_GEN) $(DESTDIR)$(mandir)/man3/
+	$(INSTALL) -m 0644 $(MAN5_GEN) $(DESTDIR)$(mandir)/man5/
 	$(INSTALL) -m 0644 man/shmqd.8 $(DESTDIR)$(mandir)/man8/
 
 uninstall: $(UNINSTALL_EXTRA)
@@ -395,7 +399,8 @@ uninstall: $(UNINSTALL_EXTRA)
 		$(DESTDIR)$(unitdir)/shmqd.service $(DESTDIR)$(unitdir)/shmqd.socket \
 		$(DESTDIR)$(sysusersdir)/shmq.conf $(DESTDIR)$(tmpfilesdir)/shmq.conf \
 		$(DESTDIR)$(mandir)/man1/shmqctl.1 $(DESTDIR)$(mandir)/man1/shmq-bench.1 \
-		$(DESTDIR)$(mandir)/man3/libshmq.3 \
+		$(DESTDIR)$(mandir)/man3/libshmq.3 $(MAN3_FAMILIES:%=$(DESTDIR)$(mandir)/man3/%.3) \
+		$(DESTDIR)$(mandir)/man5/shmqd.conf.5 \
 		$(DESTDIR)$(mandir)/man8/shmqd.8
 	! cmp -s systemd/shmqd.conf $(DESTDIR)$(sysconfdir)/shmq/shmqd.conf || \
 		rm -f $(DESTDIR)$(sysconfdir)/shmq/shmqd.conf

@@ -79,7 +79,9 @@ for f in usr/sbin/shmqd usr/bin/shmqctl usr/bin/shmq-bench \
 	 usr/lib/systemd/system/shmqd.socket usr/lib/sysusers.d/shmq.conf \
 	 usr/lib/tmpfiles.d/shmq.conf etc/shmq/shmqd.conf usr/share/man/man1/shmqctl.1 \
 	 usr/share/man/man1/shmq-bench.1 \
-	 usr/share/man/man3/libshmq.3 usr/share/man/man8/shmqd.8; do
+	 usr/share/man/man3/libshmq.3 usr/share/man/man8/shmqd.8 \
+	 usr/share/man/man3/shmq_queue.3 usr/share/man/man3/shmq_daemon.3 \
+	 usr/share/man/man5/shmqd.conf.5; do
 	[ -e "$dest/$f" ] || fail "missing $f"
 done
 [ -x "$dest/usr/sbin/shmqd" ] && [ -x "$dest/usr/bin/shmqctl" ] || fail "binaries not executable"
@@ -138,6 +140,11 @@ test=man
 for page in "$dest"/usr/share/man/man*/*; do
 	warnings=$(LC_ALL=C.UTF-8 groff -man -ww -z "$page" 2>&1) || fail "groff $page"
 	[ -z "$warnings" ] || fail "$page: $warnings"
+done
+# Every public function has its family's section 3 page.
+for fn in $(sed -n 's/^SHMQ_API [^(]*[ *]\(shmq_[a-z0-9_]*\)(.*/\1/p' include/shmq/shmq.h); do
+	grep -qs "^\.SS \"$fn()\"" "$dest"/usr/share/man/man3/shmq_*.3 ||
+		fail "no section 3 page describes $fn()"
 done
 # shmqd(8) documents every option of the daemon's option table.
 sed 's/\\-/-/g' man/shmqd.8 >"$work/shmqd.8.txt"
