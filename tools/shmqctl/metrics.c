@@ -44,7 +44,7 @@ static void object_labels(const struct shmq_object_info *o)
 	fputs("{name=\"", stdout);
 	label_value(o->name);
 	fputs("\",kind=\"", stdout);
-	label_value(kind_short_name(o->kind));
+	label_value(kind_name(o->kind));
 	fputs("\"}", stdout);
 }
 

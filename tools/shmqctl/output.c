@@ -449,13 +449,6 @@ const char *kind_name(uint32_t kind)
 	return k ? k->name : "?";
 }
 
-const char *kind_short_name(uint32_t kind)
-{
-	const struct shmq_kind *k = shmq__kind(kind);
-
-	return k ? k->short_name : "?";
-}
-
 void fmt_role(char *buf, size_t size, uint32_t role)
 {
 	snprintf(buf, size, "%s",

@@ -155,7 +155,6 @@ bool user_name(uint32_t uid, char *buf, size_t size);	/* false: no such user */
 bool group_name(uint32_t gid, char *buf, size_t size);	/* false: no such group */
 const char *queue_mode_name(uint32_t mode);		/* "mpmc", ..., "?" */
 const char *kind_name(uint32_t kind);			/* "queue", "semaphore" */
-const char *kind_short_name(uint32_t kind);		/* "queue", "sem" */
 void fmt_role(char *buf, size_t size, uint32_t role);	/* "send+recv", "view", ... */
 uint64_t mono_now_ns(void);
 

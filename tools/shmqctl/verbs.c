@@ -657,8 +657,8 @@ static int ls_row(struct table *t, const struct shmq_object_info *o, const struc
 		 !s->view_error && s->end_closed[1] ? ",end1-closed" : "",
 		 (o->flags & SHMQ_OBJECT_UNLINKED) ? ",unlinked" : "",
 		 (o->flags & SHMQ_OBJECT_QUARANTINED) ? ",quarantined" : "");
-	return table_add(t, o->name, kind_short_name(o->kind), type, owner, perm, cap, slot, depth,
-			 hwm, prod, cons, sleep, numa);
+	return table_add(t, o->name, kind_name(o->kind), type, owner, perm, cap, slot, depth, hwm,
+			 prod, cons, sleep, numa);
 }
 
 int verb_ls(struct ctl *ctl)
@@ -978,7 +978,8 @@ int verb_clients(struct ctl *ctl)
 				       user_name(ci->uid, user, sizeof(user)) ? user : NULL);
 			json_kv_u64(&j, "gid", ci->gid);
 			json_kv_u64(&j, "handles", ci->n_attached);
-			json_kv_double(&j, "connected_s", (double)age / 1e9);
+			json_kv_u64(&j, "connected_ns", age);
+			json_kv_double(&j, "connected_s", (double)age / 1e9); /* before _ns */
 			json_kv_string(&j, "name", ci->client_name);
 			json_end_object(&j);
 			continue;
@@ -1063,7 +1064,8 @@ static void top_print_json(const struct top_row *rows, size_t n, long iteration,
 	json_init(&j, stdout, true);
 	json_begin_object(&j);
 	json_kv_i64(&j, "iteration", iteration);
-	json_kv_double(&j, "interval_s", interval);
+	json_kv_u64(&j, "interval_ns", (uint64_t)(interval * 1e9 + 0.5));
+	json_kv_double(&j, "interval_s", interval); /* before _ns */
 	json_key(&j, "objects");
 	json_begin_array(&j);
 	for (size_t i = 0; i < n; i++) {
@@ -1155,8 +1157,8 @@ static void top_print_text(struct shmq_client *c, const struct top_row *rows, si
 			fmt_u64(cons, sizeof(cons), s->consumers);
 			sleepers(s, sl, sizeof(sl));
 		}
-		table_add(&t, r->info.name, kind_short_name(r->info.kind), depth, cap, hwm, sr, rr,
-			  prod, cons, sl);
+		table_add(&t, r->info.name, kind_name(r->info.kind), depth, cap, hwm, sr, rr, prod,
+			  cons, sl);
 	}
 	table_print(&t, stdout, legend);
 	table_fini(&t);
@@ -1377,7 +1379,7 @@ int verb_check(struct ctl *ctl)
 			json_kv_string(&j, "detail", detail);
 			json_end_object(&j);
 		} else {
-			table_add(&t, check_names[res], kind_short_name(o->kind), o->name,
+			table_add(&t, check_names[res], kind_name(o->kind), o->name,
 				  detail ? detail : "");
 		}
 		snapshot_fini(&s);
