@@ -50,8 +50,10 @@ tmpfilesdir ?= $(prefix)/lib/tmpfiles.d
 # printed and make stops (exit 2).  Building the daemon, library and tools
 # needs only DEPS_BUILD; the test, fuzz and format tools are needed only by
 # their goals.
-DEPS_BUILD := gcc make pkg-config liburing-dev libnuma-dev libsystemd-dev python3-dev
-# The Python module (libclient/python) builds against python3-dev.
+DEPS_BUILD := gcc make pkg-config liburing-dev libnuma-dev libsystemd-dev python3-dev \
+	      libsmartcols-dev
+# The Python module (libclient/python) builds against python3-dev (and its
+# python3 makes the man pages); shmqctl prints its tables with libsmartcols.
 # The tests parse shmqctl --json with python3, run tests/python with
 # python3-pytest, check the units with
 # systemd-analyze, the daemon's system calls with strace and the man pages

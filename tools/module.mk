@@ -14,6 +14,7 @@ CTL_SRC    := tools/shmqctl/main.c \
 	      tools/shmqctl/verbs.c
 
 CTL_OBJ    := $(CTL_SRC:%.c=$(B)/%.o)
+SCOLS_LIBS := $(shell pkg-config --libs smartcols 2>/dev/null || echo -lsmartcols)
 CTL_BIN    := $(B)/shmqctl
 
 ALL_OBJ       += $(CTL_OBJ)
@@ -21,4 +22,4 @@ BUILD_TARGETS += $(CTL_BIN)
 
 $(CTL_BIN): $(CTL_OBJ) $(B)/libshmq.a
 	@mkdir -p $(@D)
-	$(QUIET_LINK)$(CC) -o $@ $^ $(LDFLAGS) $(PKG_LIBS) -lm
+	$(QUIET_LINK)$(CC) -o $@ $^ $(LDFLAGS) $(PKG_LIBS) $(SCOLS_LIBS) -lm

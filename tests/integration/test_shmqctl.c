@@ -1178,3 +1178,34 @@ Test(shmqctl, disconnect_kills_a_stuck_holder_and_its_lock_is_free_at_once)
 	T_OK(shmq_lock_close(l));
 	finish();
 }
+
+Test(shmqctl, tables_take_columns_raw_and_export_as_lsipc_does)
+{
+	struct shmq_queue *q = queue_new("colq", SHMQ_MPMC, SHMQ_SEND);
+
+	T_OK(shmq_queue_send(q, "m", 1));
+	cr_assert(eq(int, ctl("ls", "-o", "name,DEPTH,kind", NULL), 0), "%s", out);
+	cr_assert(strstr(out, "NAME  DEPTH  KIND\ncolq      1  queue\n") != NULL, "%s", out);
+	cr_assert(eq(int, ctl("ls", "--raw", "-o", "NAME,CAP,DEPTH", NULL), 0), "%s", out);
+	cr_assert(strstr(out, "NAME CAP DEPTH\ncolq 16 1\n") != NULL, "%s", out);
+	cr_assert(eq(int, ctl("ls", "--export", "-o", "NAME,DEPTH", NULL), 0), "%s", out);
+	cr_assert(strstr(out, "NAME=\"colq\" DEPTH=\"1\"\n") != NULL, "%s", out);
+	cr_assert(eq(int,
+		     ctl("top", "--iterations", "1", "--interval", "0.1", "--export", "-o",
+			 "NAME,SEND/S", NULL),
+		     0),
+		  "%s", out);
+	cr_assert(strstr(out, "NAME=\"colq\" SEND_S=\"") != NULL, "a shell name: %s", out);
+	cr_assert(eq(int, ctl("usage", "--no-legend", "-o", "USER,OBJECTS", NULL), 0), "%s", out);
+	cr_assert(strstr(out, "root        1") != NULL || strstr(out, "root  1") != NULL, "%s",
+		  out);
+	/* the refusals */
+	cr_assert(eq(int, ctl("ls", "-o", "NAME,NOPE", NULL), 2), "%s", out);
+	cr_assert(strstr(out, "-o: no column 'NOPE'; this table's columns: NAME,KIND,TYPE") != NULL,
+		  "%s", out);
+	cr_assert(eq(int, ctl("--json", "ls", "-o", "NAME", NULL), 2), "%s", out);
+	cr_assert(eq(int, ctl("ls", "--raw", "--export", NULL), 2), "%s", out);
+	cr_assert(eq(int, ctl("status", "--raw", NULL), 2), "not a table: %s", out);
+	shmq_queue_close(q);
+	finish();
+}

@@ -162,13 +162,19 @@ static const struct verb verbs[V_COUNT] = {
 #define ALL_VERBS  ((1u << V_COUNT) - 1)
 #define VERB(v)	   (1u << (v))
 #define CREATE_OPT VERB(V_CREATE)
+/* The verbs that print a table: -o, --raw, --export and --no-legend shape it. */
+#define TABLE_VERBS \
+	(VERB(V_LS) | VERB(V_SHOW) | VERB(V_CLIENTS) | VERB(V_TOP) | VERB(V_CHECK) | VERB(V_USAGE))
 
 enum {
 	OPT_SOCKET = 's',
 	OPT_JSON = 'j',
 	OPT_HELP = 'h',
+	OPT_OUTPUT = 'o',
 	OPT_VERSION = 0x100,
 	OPT_NO_LEGEND,
+	OPT_RAW,
+	OPT_EXPORT,
 	OPT_INTERVAL,
 	OPT_ITERATIONS,
 	OPT_SORT,
@@ -201,6 +207,9 @@ static const struct option long_options[] = {
 	{"help", no_argument, NULL, OPT_HELP},
 	{"version", no_argument, NULL, OPT_VERSION},
 	{"no-legend", no_argument, NULL, OPT_NO_LEGEND},
+	{"output", required_argument, NULL, OPT_OUTPUT},
+	{"raw", no_argument, NULL, OPT_RAW},
+	{"export", no_argument, NULL, OPT_EXPORT},
 	{"interval", required_argument, NULL, OPT_INTERVAL},
 	{"iterations", required_argument, NULL, OPT_ITERATIONS},
 	{"sort", required_argument, NULL, OPT_SORT},
@@ -243,7 +252,10 @@ static const struct option_rule rules[] = {
 	{OPT_JOINABLE, CREATE_OPT},
 	{OPT_MAX_MSG, CREATE_OPT},
 	{OPT_IMMEDIATE, VERB(V_SHUTDOWN)},
-	{OPT_NO_LEGEND, VERB(V_LS) | VERB(V_SHOW) | VERB(V_CLIENTS) | VERB(V_TOP) | VERB(V_CHECK)},
+	{OPT_NO_LEGEND, TABLE_VERBS},
+	{OPT_OUTPUT, TABLE_VERBS},
+	{OPT_RAW, TABLE_VERBS},
+	{OPT_EXPORT, TABLE_VERBS},
 };
 
 int ctl_error(int r, const char *what, ...)
@@ -322,6 +334,9 @@ static void usage(FILE *f)
 		   "                     else /run/shmq/shmqd.sock: see shmqctl(1))\n"
 		   "  -j, --json         machine-readable output (fields: shmqctl(1))\n"
 		   "      --no-legend    tables without their header line\n"
+		   "  -o, --output LIST  a table's columns, by header (e.g. NAME,DEPTH)\n"
+		   "      --raw          tables unaligned, one blank between columns\n"
+		   "      --export       tables as NAME=\"value\" pairs, a line per row\n"
 		   "  -h, --help         this help; with a verb, the verb's help\n"
 		   "      --version      print the version and exit\n"
 		   "\n"
@@ -392,6 +407,17 @@ static int option_apply(struct ctl *ctl, int opt, const char *arg, const char *n
 	switch (opt) {
 	case OPT_NO_LEGEND:
 		ctl->legend = false;
+		return 0;
+	case OPT_OUTPUT:
+		if (!*arg)
+			return usage_error("%s needs a list of columns", name);
+		ctl->columns = arg;
+		return 0;
+	case OPT_RAW:
+		ctl->raw = true;
+		return 0;
+	case OPT_EXPORT:
+		ctl->export = true;
 		return 0;
 	case OPT_INTERVAL:
 		errno = 0;
@@ -502,7 +528,7 @@ int main(int argc, char *argv[])
 	int n_pend = 0, opt, idx;
 
 	opterr = 0;
-	while ((opt = getopt_long(argc, argv, "s:jh", long_options, &idx)) != -1) {
+	while ((opt = getopt_long(argc, argv, "s:jho:", long_options, &idx)) != -1) {
 		switch (opt) {
 		case OPT_SOCKET:
 			if (!*optarg)
@@ -577,6 +603,14 @@ int main(int argc, char *argv[])
 		if (r)
 			return r;
 	}
+	if (ctl.json && (ctl.columns || ctl.raw || ctl.export))
+		return usage_error("-o, --raw and --export shape tables; --json has none");
+	if (ctl.raw && ctl.export)
+		return usage_error("--raw and --export exclude each other");
+	table_style_set(&(struct table_style){.columns = ctl.columns,
+					      .raw = ctl.raw,
+					      .export = ctl.export,
+					      .legend = ctl.legend});
 	if (ctl.n_args < v->min_args || ctl.n_args > v->max_args) {
 		fprintf(stderr, "shmqctl: '%s' takes ", v->name);
 		if (v->min_args == v->max_args)

@@ -144,8 +144,8 @@ static int usage_row(void *arg, const struct shmq_uid_usage *u)
 
 int verb_quota(struct ctl *ctl)
 {
-	static const char *const headers[] = {"UID",	"USER", "OBJECTS", "MAX",
-					      "MEMORY", "MAX",	"CLIENTS", "MAX"};
+	static const char *const headers[] = {"UID",	"USER",	   "OBJECTS", "OBJ-MAX",
+					      "MEMORY", "MEM-MAX", "CLIENTS", "CLI-MAX"};
 	struct usage_out o = {.ctl = ctl};
 	struct shmq_client *c;
 	int r;

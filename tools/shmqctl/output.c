@@ -18,6 +18,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <libsmartcols/libsmartcols.h>
+
 #include "shm/kind.h"
 #include "tools/shmqctl/shmqctl.h"
 
@@ -284,65 +286,112 @@ int table_add(struct table *t, ...)
 	return 0;
 }
 
-static void print_row(const struct table *t, FILE *f, const size_t *width,
-		      const char *(*cell)(const struct table *, size_t, unsigned int), size_t row)
+/* --- Printing, through libsmartcols (lsipc's own table code) --- */
+
+static struct table_style style = {.legend = true};
+
+void table_style_set(const struct table_style *s)
 {
-	char line[32 * (TABLE_CELL_MAX + 2)];
-	size_t len = 0;
+	style = *s;
+}
 
-	for (unsigned int i = 0; i < t->n_cols; i++) {
-		const char *s = cell(t, row, i);
-		int n;
+/* The columns -o asked for, as indices into @t, in its order; exits 2 for an unknown one. */
+static unsigned int selected(const struct table *t, unsigned int *idx)
+{
+	char list[512], *save = NULL;
+	unsigned int n = 0;
 
-		if (t->right & (1u << i))
-			n = snprintf(line + len, sizeof(line) - len, "%*s", (int)width[i], s);
-		else
-			n = snprintf(line + len, sizeof(line) - len, "%-*s", (int)width[i], s);
-		if (n > 0)
-			len += (size_t)n < sizeof(line) - len ? (size_t)n : sizeof(line) - len - 1;
-		if (i + 1 < t->n_cols && len + 2 < sizeof(line)) {
-			memcpy(line + len, "  ", 3);
-			len += 2;
-		}
+	if (!style.columns) {
+		for (unsigned int i = 0; i < t->n_cols; i++)
+			idx[n++] = i;
+		return n;
 	}
-	/* A narrow terminal: cut, never wrap (the refresh would scroll). */
-	if (t->max_cols && len > t->max_cols)
-		len = t->max_cols;
-	/* No trailing blanks: the last column is usually left-aligned text. */
-	while (len > 0 && line[len - 1] == ' ')
-		len--;
-	fprintf(f, "%.*s\n", (int)len, line);
-}
+	snprintf(list, sizeof(list), "%s", style.columns);
+	for (char *name = strtok_r(list, ",", &save); name; name = strtok_r(NULL, ",", &save)) {
+		unsigned int i = 0;
 
-static const char *header_cell(const struct table *t, size_t row, unsigned int col)
-{
-	(void)row;
-	return t->headers[col];
-}
-
-static const char *body_cell(const struct table *t, size_t row, unsigned int col)
-{
-	return t->cells[row * t->n_cols + col];
+		while (i < t->n_cols && strcasecmp(name, t->headers[i]))
+			i++;
+		if (i == t->n_cols || n == 32) {
+			fprintf(stderr, "shmqctl: -o: %s '%s'; this table's columns:",
+				i == t->n_cols ? "no column" : "too many columns at", name);
+			for (unsigned int k = 0; k < t->n_cols; k++)
+				fprintf(stderr, "%s%s", k ? "," : " ", t->headers[k]);
+			fputc('\n', stderr);
+			exit(EXIT_USAGE);
+		}
+		idx[n++] = i;
+	}
+	return n;
 }
 
 void table_print(const struct table *t, FILE *f, bool legend)
 {
-	size_t width[32] = {0};
+	struct libscols_table *tb = scols_new_table();
+	unsigned int idx[32], n;
 
-	/* A cell is at most TABLE_CELL_MAX - 1 bytes: print_row()'s line always fits. */
-	for (unsigned int i = 0; i < t->n_cols && i < 32; i++) {
-		width[i] = legend ? strlen(t->headers[i]) : 0;
-		for (size_t r = 0; r < t->n_rows; r++) {
-			size_t n = strlen(body_cell(t, r, i));
+	if (!tb) {
+		fprintf(stderr, "shmqctl: out of memory for a table\n");
+		return;
+	}
+	n = selected(t, idx);
+	scols_table_enable_raw(tb, style.raw);
+	scols_table_enable_export(tb, style.export);
+	scols_table_enable_shellvar(tb, style.export); /* SEND/S as SEND_S: a shell name */
+	scols_table_enable_noheadings(tb, !legend || !style.legend);
+	if (!style.raw && !style.export)
+		scols_table_set_column_separator(tb,
+						 "  "); /* as before libsmartcols: room to read */
+	if (t->max_cols) {				/* top on a terminal: cut at its width */
+		scols_table_set_termforce(tb, SCOLS_TERMFORCE_ALWAYS);
+		scols_table_set_termwidth(tb, t->max_cols);
+	}
+	for (unsigned int k = 0; k < n; k++) {
+		unsigned int i = idx[k];
+		/* numbers right-aligned; text may be cut to fit a terminal */
+		int flags = (t->right & (1u << i)) ? SCOLS_FL_RIGHT : SCOLS_FL_TRUNC;
 
-			if (n > width[i])
-				width[i] = n;
+		if (!scols_table_new_column(tb, t->headers[i], 0, flags))
+			goto out;
+	}
+	for (size_t r = 0; r < t->n_rows; r++) {
+		struct libscols_line *ln = scols_table_new_line(tb, NULL);
+
+		if (!ln)
+			goto out;
+		for (unsigned int k = 0; k < n; k++)
+			if (scols_line_set_data(ln, k, t->cells[r * t->n_cols + idx[k]]) < 0)
+				goto out;
+	}
+	if (!t->max_cols) {
+		scols_table_set_stream(tb, f);
+		scols_print_table(tb);
+	} else {
+		/*
+		 * libsmartcols cuts text columns to fit, but never numbers: what
+		 * still runs past the width is cut here, so a refresh never wraps.
+		 */
+		char *buf = NULL;
+		size_t len = 0;
+		FILE *m = open_memstream(&buf, &len);
+
+		if (m) {
+			scols_table_set_stream(tb, m);
+			scols_print_table(tb);
+			fclose(m);
+			for (char *line = buf, *nl; line && *line; line = nl ? nl + 1 : NULL) {
+				size_t w;
+
+				nl = strchr(line, '\n');
+				w = nl ? (size_t)(nl - line) : strlen(line);
+				fprintf(f, "%.*s\n", (int)(w < t->max_cols ? w : t->max_cols),
+					line);
+			}
+			free(buf);
 		}
 	}
-	if (legend)
-		print_row(t, f, width, header_cell, 0);
-	for (size_t r = 0; r < t->n_rows; r++)
-		print_row(t, f, width, body_cell, r);
+out:
+	scols_unref_table(tb);
 }
 
 void table_fini(struct table *t)

@@ -13,7 +13,8 @@
  * descriptor, so shmqctl cannot corrupt a live object even by mistake, and
  * everything read from it is range-checked as any other peer's writes are.
  *
- * Output is a human table by default and JSON with --json (output.c).  JSON
+ * Output is a human table by default, printed with libsmartcols (lsipc's
+ * own: -o columns, --raw, --export), and JSON with --json (output.c).  JSON
  * field names are part of the interface (shmqctl(1) lists them): add
  * fields, never rename or retype one.
  *
@@ -38,6 +39,9 @@ struct ctl {
 	const char *socket;	      /* --socket, or NULL */
 	bool json;		      /* --json */
 	bool legend;		      /* table headers (--no-legend clears it) */
+	const char *columns;	      /* -o/--output */
+	bool raw;		      /* --raw */
+	bool export;		      /* --export */
 	uint64_t interval_ns;	      /* top --interval */
 	long iterations;	      /* top --iterations; 0: until interrupted */
 	const char *sort;	      /* top --sort: rate, depth or name */
@@ -141,7 +145,18 @@ void table_init(struct table *t, unsigned int n_cols, const char *const *headers
 		unsigned int right);
 /* Add a row; @... are n_cols strings (copied, cut at TABLE_CELL_MAX - 1 bytes). */
 int table_add(struct table *t, ...);
+/* @legend false: no header line (nor with --no-legend); the style below applies too. */
 void table_print(const struct table *t, FILE *f, bool legend);
+
+/* How every table prints: -o/--output, --raw, --export, --no-legend. */
+struct table_style {
+	const char *columns; /* comma-separated headers, any case; NULL: all */
+	bool raw;	     /* columns separated by one blank, nothing aligned */
+	bool export;	     /* NAME="value" pairs, one line per row */
+	bool legend;	     /* the header line */
+};
+
+void table_style_set(const struct table_style *s);
 void table_fini(struct table *t);
 
 /* --- Formatting (output.c) --- */
