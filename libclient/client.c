@@ -699,6 +699,47 @@ static int connect_new(const struct sockaddr_un *sa, uint64_t deadline_ns)
 	return fd;
 }
 
+/*
+ * A failed connect's reason: the socket it tried and the likely fix, for
+ * shmq_last_error() (shmqctl, the Python module, any client).
+ */
+static void connect_reason(int r, const char *path)
+{
+	const char *fix = NULL;
+
+	switch (r) {
+	case -ENOENT:
+	case -ECONNREFUSED:
+		fix = "no daemon listens there: start one (make run, or systemctl start shmqd), "
+		      "or name its socket with SHMQ_SOCKET";
+		break;
+	case -EACCES:
+	case -EPERM:
+		fix = "the socket is not open to you: the system daemon accepts root and group "
+		      "shmq (usermod -aG shmq USER, then log in again)";
+		break;
+	case -EPROTO:
+		fix = "shmqd and this libshmq speak different protocol versions: use the pair "
+		      "from one installation";
+		break;
+	case -ETIMEDOUT:
+		fix = "the daemon accepted but did not answer: it may be stopped (SIGSTOP) or "
+		      "overloaded";
+		break;
+	default:
+		break;
+	}
+	if (last_error[0]) { /* the daemon said why (HELLO refused, max-clients): keep it */
+		char why[sizeof(last_error)];
+
+		memcpy(why, last_error, sizeof(why)); /* not the buffer it is written into */
+		(void)shmq__refuse(r, "shmqd at %s: %.180s", path, why);
+	} else if (fix)
+		(void)shmq__refuse(r, "shmqd at %s: %s", path, fix);
+	else
+		(void)shmq__refuse(r, "shmqd at %s", path);
+}
+
 SHMQ_API int shmq_client_connect(const char *path, struct shmq_client **ret)
 {
 	uint64_t deadline_ns = shmq__deadline_after_ns(SHMQ_CONTROL_TIMEOUT_NS);
@@ -709,6 +750,7 @@ SHMQ_API int shmq_client_connect(const char *path, struct shmq_client **ret)
 
 	if (!ret)
 		return -EINVAL;
+	shmq__set_last_error("");
 	r = socket_path(path, sa.sun_path, sizeof(sa.sun_path), &fallback);
 	if (r < 0)
 		return r;
@@ -765,6 +807,7 @@ SHMQ_API int shmq_client_connect(const char *path, struct shmq_client **ret)
 	return 0;
 
 fail:
+	connect_reason(r, sa.sun_path);
 	if (c->fd >= 0)
 		close(c->fd);
 	pthread_mutex_destroy(&c->lock);

@@ -256,6 +256,9 @@ SHMQ_API uint64_t shmq_deadline_after(uint64_t timeout_ns);
  * up on the same socket and says HELLO to it, within the 5 s budget.
  * If the daemon restarts, the next control call on @c reconnects to @path
  * and takes every open handle back (REATTACH); see libshmq(3).
+ * A failure leaves shmq_last_error() naming the socket tried and the
+ * likely fix ("shmqd at PATH: no daemon listens there: start one ..."),
+ * or the daemon's own reason for refusing.
  * Return: 0; -ENOENT or -ECONNREFUSED no daemon there; -EACCES; -EINVAL
  *         @path empty or too long for a socket address; -EPROTO version
  *         mismatch; -ENOSPC the daemon's client limit; -ECONNRESET the

@@ -16,6 +16,7 @@
 #include <criterion/new/assert.h>
 #include <errno.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/uio.h>
 
@@ -363,4 +364,50 @@ Test(rules, a_limit_says_which_limit_and_by_how_much)
 	     "max-memory-per-uid");
 	shmq_client_close(c);
 	t_daemon_fini(&lim);
+}
+
+struct connect_probe {
+	const char *sock;
+	int r;
+	char why[256];
+};
+
+static int connect_as_other(void *arg)
+{
+	struct connect_probe *p = arg;
+	struct shmq_client *c;
+
+	p->r = shmq_client_connect(p->sock, &c);
+	snprintf(p->why, sizeof(p->why), "%s", shmq_last_error());
+	if (p->r == 0)
+		shmq_client_close(c);
+	return 0;
+}
+
+Test(rules, a_failed_connect_names_the_socket_and_the_likely_fix)
+{
+	static const char *const closed[] = {"--socket-mode=0600", NULL};
+	struct connect_probe *p = t_shared_alloc(sizeof(*p));
+	struct shmq_client *c;
+	struct t_daemon d2;
+
+	says(shmq_client_connect("/tmp/shmq-nowhere/x.sock", &c), -ENOENT,
+	     "shmqd at /tmp/shmq-nowhere/x.sock: no daemon listens there");
+	T_OK(shmq_client_connect(d.sock, &c));
+	cr_assert(shmq_last_error()[0] == '\0', "a good connect leaves no reason");
+	T_OK(shmq_client_close(c));
+
+	t_need_root("connecting as another uid");
+	t_daemon_start(&d2, closed, NULL);
+	*p = (struct connect_probe){.sock = d2.sock, .r = 1};
+	cr_assert(eq(
+		int,
+		t_wait_peer_ms(t_fork_as(T_UNPRIVILEGED_ID, T_UNPRIVILEGED_ID, connect_as_other, p),
+			       10000),
+		0));
+	cr_assert(eq(int, p->r, -EACCES), "%d", p->r);
+	cr_assert(strstr(p->why, d2.sock) && strstr(p->why, "the socket is not open to you") &&
+			  strstr(p->why, "group shmq"),
+		  "reason: %s", p->why);
+	t_daemon_fini(&d2);
 }

@@ -315,3 +315,16 @@ def test_a_pipe_carries_large_buffers_out_of_band_too():
     assert bytes(got.data) == data and not memoryview(got.data).readonly
     a.send({"small": 1})
     assert b.recv() == {"small": 1}
+
+
+def test_a_failed_connect_names_the_socket_and_the_fix():
+    r = subprocess.run(
+        [sys.executable, "-c",
+         "import shmq\n"
+         "try:\n"
+         "    shmq.Queue('x')\n"
+         "except FileNotFoundError as e:\n"
+         "    print(e)\n"],
+        env=dict(os.environ, SHMQ_SOCKET="/tmp/shmq-nowhere/x.sock"),
+        capture_output=True, text=True, timeout=30)
+    assert "shmqd at /tmp/shmq-nowhere/x.sock: no daemon listens there" in r.stdout, r

@@ -274,46 +274,19 @@ int ctl_error(int r, const char *what, ...)
 	return r;
 }
 
-/* The likely fix for a failed connect, or NULL. */
-static const char *connect_hint(int r)
-{
-	switch (r) {
-	case -ENOENT:
-	case -ECONNREFUSED:
-		return "no daemon listens there: start one (make run, or systemctl start "
-		       "shmqd), or name its socket with --socket or SHMQ_SOCKET";
-	case -EACCES:
-	case -EPERM:
-		return "the socket is not open to you: the system daemon accepts root and "
-		       "group shmq (usermod -aG shmq USER, then log in again)";
-	case -EPROTO:
-		return "shmqd and this shmqctl speak different protocol versions: use the "
-		       "pair from one installation";
-	case -ENOSPC:
-		return "the daemon is at its max-clients or max-clients-per-uid limit";
-	case -ETIMEDOUT:
-		return "the daemon accepted but did not answer: it may be stopped (SIGSTOP) "
-		       "or overloaded";
-	default:
-		return NULL;
-	}
-}
-
 int ctl_connect(const struct ctl *ctl, struct shmq_client **ret)
 {
 	char path[128];
-	const char *hint;
 	int r = shmq_client_connect(ctl->socket, ret);
 
 	if (r >= 0)
 		return 0;
+	/* libshmq's reason names the socket it tried and the likely fix */
+	if (shmq_last_error()[0])
+		return ctl_error(r, "connecting");
 	if (shmq_client_socket_path(ctl->socket, path, sizeof(path)) < 0)
 		snprintf(path, sizeof(path), "%s", ctl->socket ? ctl->socket : "(default)");
-	ctl_error(r, "connecting to shmqd at %s", path);
-	hint = connect_hint(r);
-	if (hint)
-		fprintf(stderr, "shmqctl: hint: %s\n", hint);
-	return r;
+	return ctl_error(r, "connecting to shmqd at %s", path);
 }
 
 static void usage(FILE *f)
