@@ -705,6 +705,43 @@ size_t shmqd_config_format(const struct shmqd_config *c, char *buf, size_t size)
 	return len;
 }
 
+size_t shmqd_config_format_typed(const struct shmqd_config *c, char *buf, size_t size)
+{
+	size_t len = 0;
+
+	if (size)
+		buf[0] = '\0';
+	for (size_t i = 0; i < N_OPTIONS; i++) {
+		const struct config_option *o = &options[i];
+		char v[SHMQD_STATE_DIR_MAX + 32];
+		char type = 's';
+		int n;
+
+		switch (o->type) {
+		case OPT_U32:
+			type = 'n';
+			format_value(c, o, v, sizeof(v));
+			break;
+		case OPT_SIZE: /* bytes, not "1G": a number to compute with */
+			type = 'n';
+			snprintf(v, sizeof(v), "%" PRIu64, *(const uint64_t *)field_const(c, o));
+			break;
+		case OPT_BOOL:
+			type = 'b';
+			format_value(c, o, v, sizeof(v));
+			break;
+		default:
+			format_value(c, o, v, sizeof(v));
+			break;
+		}
+		n = snprintf(len < size ? buf + len : NULL, len < size ? size - len : 0,
+			     "%c\t%s = %s\n", type, o->name, v);
+		if (n > 0)
+			len += (size_t)n;
+	}
+	return len;
+}
+
 void shmqd_config_dump(const struct shmqd_config *c, FILE *f)
 {
 	fprintf(f, "# shmqd %s configuration\n", SHMQ_VERSION_STRING);

@@ -75,6 +75,12 @@ size_t shmqd_config_format(const struct shmqd_config *c, char *buf, size_t size)
 /* @group, a name or a decimal gid, as a gid.  Return: 0; -ENOENT no such group; -ERANGE. */
 int shmqd_config_group_id(const char *group, uint32_t *ret_gid);
 
+/*
+ * As shmqd_config_format(), each line led by its type and a tab: n a
+ * decimal number (sizes in bytes), b yes or no, s a string (CONFIG_TYPED).
+ */
+size_t shmqd_config_format_typed(const struct shmqd_config *c, char *buf, size_t size);
+
 /* Every option with its value, in config-file format. */
 void shmqd_config_dump(const struct shmqd_config *c, FILE *f);
 

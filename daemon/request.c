@@ -542,9 +542,10 @@ static int on_request_shutdown(struct shmqd *d, struct shmqd_session *s,
 	return 0;
 }
 
-static int on_request_config(struct shmqd *d, struct shmqd_reply *rep)
+static int on_request_config(struct shmqd *d, struct shmqd_reply *rep, bool typed)
 {
-	size_t len = shmqd_config_format(&d->cfg, rep->body, SHMQ_CONFIG_TEXT_MAX);
+	size_t len = typed ? shmqd_config_format_typed(&d->cfg, rep->body, SHMQ_CONFIG_TEXT_MAX)
+			   : shmqd_config_format(&d->cfg, rep->body, SHMQ_CONFIG_TEXT_MAX);
 
 	/* A few hundred bytes for a table of 13 options: it always fits. */
 	if (len >= SHMQ_CONFIG_TEXT_MAX)
@@ -651,7 +652,9 @@ int shmqd_request_handle(struct shmqd *d, struct shmqd_session *s, uint16_t op, 
 	case SHMQ_OP_PURGE:
 		return on_request_purge(d, s, &q.name, ret);
 	case SHMQ_OP_CONFIG:
-		return on_request_config(d, ret);
+		return on_request_config(d, ret, false);
+	case SHMQ_OP_CONFIG_TYPED:
+		return on_request_config(d, ret, true);
 	case SHMQ_OP_ATTACHMENTS:
 		return on_request_attachments(d, s, &q.attachments, ret);
 	case SHMQ_OP_REATTACH:

@@ -119,17 +119,18 @@ static char *trim(char *s)
 	return s;
 }
 
-SHMQ_API int shmq_daemon_config(struct shmq_client *c, shmq_config_fn *fn, void *arg)
+/* CONFIG or CONFIG_TYPED: each "[T\t]name = value" line to @fn or @typed_fn. */
+static int config_call(struct shmq_client *c, shmq_config_fn *fn, shmq_config_typed_fn *typed_fn,
+		       void *arg)
 {
 	const void *body;
 	char *text, *line, *next;
 	size_t len;
 	int r, n = 0;
 
-	if (!c || !fn)
-		return -EINVAL;
 	shmq__client_lock(c);
-	r = shmq__client_call_var(c, SHMQ_OP_CONFIG, NULL, 0, 1, &body, &len);
+	r = shmq__client_call_var(c, typed_fn ? SHMQ_OP_CONFIG_TYPED : SHMQ_OP_CONFIG, NULL, 0, 1,
+				  &body, &len);
 	text = r == 0 ? malloc(len) : NULL;
 	if (text)
 		memcpy(text, body, len);
@@ -149,19 +150,47 @@ SHMQ_API int shmq_daemon_config(struct shmq_client *c, shmq_config_fn *fn, void 
 		next = end ? end + 1 : line + strlen(line);
 		if (end)
 			*end = '\0';
+		int type = SHMQ_CONFIG_STRING;
+
+		if (typed_fn) { /* untrusted: a type we do not know is a string */
+			if (line[0] == 'n' && line[1] == '\t')
+				type = SHMQ_CONFIG_NUMBER;
+			else if (line[0] == 'b' && line[1] == '\t')
+				type = SHMQ_CONFIG_BOOL;
+			else if (line[0] != 's' || line[1] != '\t') {
+				r = -EPROTO;
+				break;
+			}
+			line += 2;
+		}
 		eq = strchr(line, '=');
 		if (!eq) {
 			r = -EPROTO;
 			break;
 		}
 		*eq = '\0';
-		r = fn(arg, trim(line), trim(eq + 1));
+		r = typed_fn ? typed_fn(arg, trim(line), trim(eq + 1), type)
+			     : fn(arg, trim(line), trim(eq + 1));
 		if (r < 0)
 			break;
 		n++;
 	}
 	free(text);
 	return r < 0 ? r : n;
+}
+
+SHMQ_API int shmq_daemon_config(struct shmq_client *c, shmq_config_fn *fn, void *arg)
+{
+	if (!c || !fn)
+		return -EINVAL;
+	return config_call(c, fn, NULL, arg);
+}
+
+SHMQ_API int shmq_daemon_config_typed(struct shmq_client *c, shmq_config_typed_fn *fn, void *arg)
+{
+	if (!c || !fn)
+		return -EINVAL;
+	return config_call(c, NULL, fn, arg);
 }
 
 /* --- Paged listings --- */

@@ -38,24 +38,25 @@
 #define SHMQ_REASON_MAX 256
 
 /* struct shmq_msg_hdr.op; a reply carries the request's op | SHMQ_OP_REPLY. */
-#define SHMQ_OP_HELLO	    1  /* versions both ways; must be the first request */
-#define SHMQ_OP_CREATE	    2  /* create (and attach) an object; -EEXIST if it exists */
-#define SHMQ_OP_OPEN	    3  /* attach an object, creating it with SHMQ_OPEN_CREATE */
-#define SHMQ_OP_CLOSE	    4  /* detach one attachment of this session */
-#define SHMQ_OP_UNLINK	    5  /* remove a name; memory lives while attached */
-#define SHMQ_OP_LIST	    6  /* objects, paged */
-#define SHMQ_OP_STAT	    7  /* one object by name */
-#define SHMQ_OP_SESSIONS    8  /* connected sessions, paged */
-#define SHMQ_OP_STATUS	    9  /* daemon status */
-#define SHMQ_OP_PURGE	    10 /* drop every message queued in a queue (owner or root) */
-#define SHMQ_OP_CONFIG	    11 /* the daemon's configuration in force, as text */
-#define SHMQ_OP_ATTACHMENTS 12 /* one object's attachments, paged */
-#define SHMQ_OP_REATTACH    13 /* after a daemon restart: take back one attachment */
-#define SHMQ_OP_SHUTDOWN    14 /* shut a queue down (owner or root) */
-#define SHMQ_OP_USAGE	    15 /* per-uid use of the per-uid limits, paged */
-#define SHMQ_OP_DISCONNECT  16 /* end another session: its process is killed (root or its uid) */
-#define SHMQ_OP_COUNT	    17
-#define SHMQ_OP_REPLY	    UINT16_C(0x8000)
+#define SHMQ_OP_HELLO	     1	/* versions both ways; must be the first request */
+#define SHMQ_OP_CREATE	     2	/* create (and attach) an object; -EEXIST if it exists */
+#define SHMQ_OP_OPEN	     3	/* attach an object, creating it with SHMQ_OPEN_CREATE */
+#define SHMQ_OP_CLOSE	     4	/* detach one attachment of this session */
+#define SHMQ_OP_UNLINK	     5	/* remove a name; memory lives while attached */
+#define SHMQ_OP_LIST	     6	/* objects, paged */
+#define SHMQ_OP_STAT	     7	/* one object by name */
+#define SHMQ_OP_SESSIONS     8	/* connected sessions, paged */
+#define SHMQ_OP_STATUS	     9	/* daemon status */
+#define SHMQ_OP_PURGE	     10 /* drop every message queued in a queue (owner or root) */
+#define SHMQ_OP_CONFIG	     11 /* the daemon's configuration in force, as text */
+#define SHMQ_OP_ATTACHMENTS  12 /* one object's attachments, paged */
+#define SHMQ_OP_REATTACH     13 /* after a daemon restart: take back one attachment */
+#define SHMQ_OP_SHUTDOWN     14 /* shut a queue down (owner or root) */
+#define SHMQ_OP_USAGE	     15 /* per-uid use of the per-uid limits, paged */
+#define SHMQ_OP_DISCONNECT   16 /* end another session: its process is killed (root or its uid) */
+#define SHMQ_OP_CONFIG_TYPED 17 /* CONFIG, each line led by its value's type */
+#define SHMQ_OP_COUNT	     18
+#define SHMQ_OP_REPLY	     UINT16_C(0x8000)
 
 struct shmq_msg_hdr {
 	uint32_t magic;	   /* 0  SHMQ_PROTO_MAGIC */
@@ -389,6 +390,7 @@ static inline long shmq__proto_req_size(uint16_t op)
 		return sizeof(struct shmq_req_page);
 	case SHMQ_OP_STATUS:
 	case SHMQ_OP_CONFIG:
+	case SHMQ_OP_CONFIG_TYPED:
 		return 0;
 	case SHMQ_OP_ATTACHMENTS:
 		return sizeof(struct shmq_req_attachments);

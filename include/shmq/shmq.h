@@ -1683,6 +1683,11 @@ typedef int shmq_object_fn(void *arg, const struct shmq_object_info *info);
 typedef int shmq_client_fn(void *arg, const struct shmq_client_info *info);
 typedef int shmq_attach_fn(void *arg, const struct shmq_attach_info *info);
 typedef int shmq_config_fn(void *arg, const char *name, const char *value);
+/* The types of shmq_daemon_config_typed()'s values. */
+#define SHMQ_CONFIG_STRING 0 /* as it would be written in the file */
+#define SHMQ_CONFIG_NUMBER 1 /* a decimal number; sizes in bytes */
+#define SHMQ_CONFIG_BOOL   2 /* "yes" or "no" */
+typedef int shmq_config_typed_fn(void *arg, const char *name, const char *value, int type);
 
 /**
  * shmq_daemon_status() - the daemon's version, pid, uptime and counts.
@@ -1710,6 +1715,20 @@ SHMQ_API int shmq_daemon_status(struct shmq_client *c, struct shmq_daemon_status
  *         -ETIMEDOUT; -EPROTO; -ENOMEM.
  */
 SHMQ_API int shmq_daemon_config(struct shmq_client *c, shmq_config_fn *fn, void *arg);
+
+/**
+ * shmq_daemon_config_typed() - the configuration in force, with each value's type.
+ * @c:		client
+ * @fn:		called once per option with its name, its value and its type
+ *		(SHMQ_CONFIG_NUMBER: decimal, sizes in bytes rather than "1G";
+ *		SHMQ_CONFIG_BOOL: "yes" or "no"; SHMQ_CONFIG_STRING: as in the
+ *		file -- paths, modes such as "0660", levels)
+ * @arg:	passed to @fn
+ *
+ * As shmq_daemon_config() otherwise.
+ * Return: as shmq_daemon_config(); -EOPNOTSUPP a daemon without this call.
+ */
+SHMQ_API int shmq_daemon_config_typed(struct shmq_client *c, shmq_config_typed_fn *fn, void *arg);
 
 /**
  * shmq_daemon_usage() - each user's use of the per-user limits.

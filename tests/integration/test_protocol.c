@@ -280,6 +280,8 @@ Test(protocol, body_longer_than_the_op_needs_gets_ebadmsg)
 		{SHMQ_OP_STAT, SHMQ_NAME_MAX + 2},
 		{SHMQ_OP_LIST, 16},
 		{SHMQ_OP_STATUS, 8},
+		{SHMQ_OP_CONFIG_TYPED, 1},
+		{SHMQ_OP_DISCONNECT, 9},
 	};
 	static unsigned char body[4096];
 	int fd = session();

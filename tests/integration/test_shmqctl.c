@@ -205,22 +205,26 @@ Test(shmqctl, status_shows_the_daemon_and_its_configuration)
 		 "assert d['clients'] >= 1 and d['max_clients'] == 99\n"
 		 "assert d['objects'] == 0 and d['memory_bytes'] == 0\n"
 		 "assert d['uptime_ns'] > 0\n"
-		 "assert d['config']['max-clients'] == '99'\n"
+		 "assert d['config']['max-clients'] == 99\n"
 		 "assert d['config']['log-level'] == 'info'\n",
 		 (int)d.pid, SHMQ_VERSION_STRING, d.sock);
 	py_check(out, false, asserts);
 	finish();
 }
 
-Test(shmqctl, config_prints_every_option_and_json_maps_names_to_values)
+Test(shmqctl, config_prints_every_option_and_json_maps_names_to_typed_values)
 {
 	cr_assert(eq(int, ctl("config", NULL), 0), "%s", out);
 	cr_assert(strstr(out, "max-clients = 99\n") && strstr(out, "sessions-per-object = "), "%s",
 		  out);
 	cr_assert(eq(int, ctl("config", "--json", NULL), 0), "%s", out);
 	py_check(out, false,
-		 "assert d['max-clients'] == '99'\n"
-		 "assert len(d) >= 13 and all(isinstance(v, str) for v in d.values())\n");
+		 "assert d['max-clients'] == 99\n"
+		 "assert d['max-memory-per-uid'] == 1 << 30, 'a size in bytes, not 1G'\n"
+		 "assert d['fd-store'] is False\n"
+		 "assert d['socket-mode'] == '0666' and d['log-level'] == 'info'\n"
+		 "assert d['state-directory'] == ''\n"
+		 "assert len(d) == 17, len(d)\n");
 	finish();
 }
 

@@ -529,6 +529,34 @@ static int on_config(void *arg, const char *name, const char *value)
 	return 0;
 }
 
+/* JSON with each value as its type: numbers (sizes in bytes), booleans, strings. */
+static int on_config_typed(void *arg, const char *name, const char *value, int type)
+{
+	struct config_out *o = arg;
+	char *end;
+	unsigned long long v;
+
+	if (type == SHMQ_CONFIG_BOOL) {
+		json_kv_bool(o->j, name, !strcmp(value, "yes"));
+		return 0;
+	}
+	errno = 0;
+	v = type == SHMQ_CONFIG_NUMBER ? strtoull(value, &end, 10) : 0;
+	if (type == SHMQ_CONFIG_NUMBER && !errno && *value && !*end)
+		json_kv_u64(o->j, name, v);
+	else
+		json_kv_string(o->j, name, value); /* a string, or a number that is not one */
+	return 0;
+}
+
+/* The configuration as one JSON object's members: typed, or strings from an older daemon. */
+static int config_json(struct shmq_client *c, struct config_out *co)
+{
+	int r = shmq_daemon_config_typed(c, on_config_typed, co);
+
+	return r == -EOPNOTSUPP ? shmq_daemon_config(c, on_config, co) : r;
+}
+
 int verb_status(struct ctl *ctl)
 {
 	struct shmq_daemon_status st = {.size = sizeof(st)};
@@ -562,7 +590,7 @@ int verb_status(struct ctl *ctl)
 		json_kv_u64(&j, "memory_bytes", st.memory_bytes);
 		json_key(&j, "config");
 		json_begin_object(&j);
-		r = shmq_daemon_config(c, on_config, &co);
+		r = config_json(c, &co);
 		json_end_object(&j);
 		json_end_object(&j);
 		json_finish(&j);
@@ -599,7 +627,7 @@ int verb_config(struct ctl *ctl)
 		co.j = &j;
 		json_begin_object(&j);
 	}
-	r = shmq_daemon_config(c, on_config, &co);
+	r = ctl->json ? config_json(c, &co) : shmq_daemon_config(c, on_config, &co);
 	if (ctl->json) {
 		json_end_object(&j);
 		json_finish(&j);
