@@ -115,6 +115,11 @@ static const struct config_option options[] = {
 	 "keep every object's memfd and the registry in systemd's file descriptor store "
 	 "(FileDescriptorStoreMax= in the unit), so that a restarted daemon re-adopts them; "
 	 "needs $NOTIFY_SOCKET; excludes state-directory"},
+	{"metrics-socket", OPT_PATH, CFG_FIELD(metrics_socket), 0, 0, SHMQD_SOCKET_PATH_MAX - 1,
+	 true,
+	 "a Unix stream socket where shmqd answers HTTP GET /metrics with OpenMetrics text (its "
+	 "clients, objects, memory, and each object's handles and counters), with the control "
+	 "socket's mode, for a local scraper or proxy; empty: none"},
 };
 
 /* SHMQD_N_OPTIONS sizes struct shmqd_args; the table is its truth. */

@@ -15,7 +15,7 @@
 
 #define SHMQD_CONFIG_PATH_DEFAULT "/etc/shmq/shmqd.conf"
 #define SHMQD_SOCKET_PATH_MAX	  sizeof(((struct sockaddr_un *)0)->sun_path)
-#define SHMQD_N_OPTIONS		  17
+#define SHMQD_N_OPTIONS		  18
 #define SHMQD_STATE_DIR_MAX	  256 /* bytes, with the NUL */
 #define SHMQD_GROUP_MAX		  64  /* a group name or gid, with the NUL */
 
@@ -35,8 +35,9 @@ struct shmqd_config {
 	uint32_t default_slot_size;
 	uint32_t max_slots;
 	uint32_t max_slot_size;
-	char state_directory[SHMQD_STATE_DIR_MAX]; /* "": objects live in memfds only */
-	uint32_t fd_store;			   /* bool: keep memfds in systemd's fd store */
+	char state_directory[SHMQD_STATE_DIR_MAX];  /* "": objects live in memfds only */
+	uint32_t fd_store;			    /* bool: keep memfds in systemd's fd store */
+	char metrics_socket[SHMQD_SOCKET_PATH_MAX]; /* "": no metrics endpoint */
 };
 
 /* What the command line asked for; kept so that a reload can re-apply it. */

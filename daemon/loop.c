@@ -110,7 +110,7 @@ int shmqd_init(struct shmqd *d, const struct shmqd_config *cfg, const struct shm
 	memset(d, 0, sizeof(*d));
 	d->cfg = *cfg;
 	d->args = args;
-	d->epfd = d->sigfd = d->listen_fd = -1;
+	d->epfd = d->sigfd = d->listen_fd = d->metrics_fd = -1;
 	d->store.dirfd = d->store.reg_fd = -1;
 	d->next_session_id = d->next_object_id = d->next_attach_id = 1;
 	d->started_ns = shmqd_now_ns();
@@ -152,6 +152,9 @@ int shmqd_init(struct shmqd *d, const struct shmqd_config *cfg, const struct shm
 	r = shmqd_epoll_add(d, d->listen_fd, EPOLLIN, &d->listen_watch);
 	if (r < 0)
 		return r;
+	r = shmqd_metrics_open(d);
+	if (r < 0)
+		return r;
 	/* Before the first accept: adopted clients must find their attachments. */
 	r = shmqd_store_open(d);
 	if (r > 0)
@@ -178,6 +181,7 @@ void shmqd_fini(struct shmqd *d)
 	shmqd_session_free_all(d);
 	shmqd_object_free_all(d);
 	shmqd_store_close(d);
+	shmqd_metrics_close(d);
 	shmqd_listen_close(d);
 	if (d->sigfd >= 0)
 		close(d->sigfd);
@@ -263,6 +267,7 @@ static void on_timer_tick(struct shmqd *d, uint64_t now)
 {
 	shmqd_object_heartbeat(d, now);
 	shmqd_object_sample_use(d);
+	shmqd_metrics_tick(d, now);
 	shmqd_log_tick();
 	if (d->watchdog)
 		sd_notify(0, "WATCHDOG=1");
@@ -295,6 +300,10 @@ static void dispatch(struct shmqd *d, const struct epoll_event *ev)
 	case SHMQD_SRC_CLIENT:
 	case SHMQD_SRC_PIDFD:
 		shmqd_session_on_event(d, w, ev->events);
+		break;
+	case SHMQD_SRC_METRICS:
+	case SHMQD_SRC_METRICS_CONN:
+		shmqd_metrics_on_event(d, w, ev->events);
 		break;
 	}
 }

@@ -17,6 +17,7 @@ DAEMON_SRC := daemon/adopt.c \
 	      daemon/loop.c \
 	      daemon/main.c \
 	      daemon/memory.c \
+	      daemon/metrics.c \
 	      daemon/object.c \
 	      daemon/queue.c \
 	      daemon/request.c \

@@ -84,8 +84,10 @@ static inline void list_del(struct shmqd_list *n)
 enum shmqd_source {
 	SHMQD_SRC_SIGNAL,
 	SHMQD_SRC_LISTEN,
-	SHMQD_SRC_CLIENT, /* a session's socket */
-	SHMQD_SRC_PIDFD,  /* a session's process */
+	SHMQD_SRC_CLIENT,	/* a session's socket */
+	SHMQD_SRC_PIDFD,	/* a session's process */
+	SHMQD_SRC_METRICS,	/* the metrics socket (metrics.c) */
+	SHMQD_SRC_METRICS_CONN, /* one scraper's connection */
 };
 
 struct shmqd_watch {
@@ -211,7 +213,17 @@ struct shmqd {
 	struct shmqd_store store;
 	unsigned char *rx; /* SHMQ_MSG_MAX bytes: one request */
 	unsigned char *tx; /* SHMQ_MSG_MAX bytes: one reply */
+	int metrics_fd;	   /* metrics-socket, or -1 */
+	struct shmqd_watch metrics_watch;
+	struct shmqd_list metrics_conns;
+	uint32_t n_metrics_conns;
 };
+
+/* metrics.c: the optional OpenMetrics endpoint (metrics-socket) */
+int shmqd_metrics_open(struct shmqd *d);
+void shmqd_metrics_close(struct shmqd *d);
+void shmqd_metrics_on_event(struct shmqd *d, struct shmqd_watch *w, uint32_t events);
+void shmqd_metrics_tick(struct shmqd *d, uint64_t now_ns);
 
 /* loop.c */
 int shmqd_init(struct shmqd *d, const struct shmqd_config *cfg, const struct shmqd_args *args);

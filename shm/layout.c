@@ -292,6 +292,29 @@ static void counters_fold(struct shmq_counters *dst, const struct shmq_counters 
 	counter_inc(&dst->wakes, load_relaxed(&src->wakes));
 }
 
+void shmq__segment_counters(const struct shmq_segment *seg, struct shmq_counter_totals *ret)
+{
+	const struct shmq_kind *k = shmq__kind(seg->kind);
+	const struct shmq_counters *c;
+
+	*ret = (struct shmq_counter_totals){0};
+	for (uint32_t i = 0; i <= seg->n_sessions; i++) {
+		if (i < seg->n_sessions)
+			c = &seg->sessions[i].c;
+		else if (k) /* the records gone before, folded in by the daemon */
+			c = (const struct shmq_counters *)((const unsigned char *)seg->object +
+							   k->retired_off);
+		else
+			break;
+		ret->sent += load_relaxed(&c->sent);
+		ret->received += load_relaxed(&c->received);
+		ret->full += load_relaxed(&c->full);
+		ret->empty += load_relaxed(&c->empty);
+		ret->sleeps += load_relaxed(&c->sleeps);
+		ret->wakes += load_relaxed(&c->wakes);
+	}
+}
+
 void shmq__session_release(struct shmq_segment *seg, uint32_t index)
 {
 	struct shmq_session_shm *s = shmq__session_at(seg, index);

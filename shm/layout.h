@@ -585,6 +585,17 @@ int shmq__segment_attach(void *base, uint64_t size, struct shmq_segment *ret_seg
 int shmq__session_claim(struct shmq_segment *seg, uint32_t role, int32_t pid, uint32_t uid,
 			uint32_t *ret_index);
 void shmq__session_release(struct shmq_segment *seg, uint32_t index);
+
+/* An object's counters, summed over its records and its retired totals. */
+struct shmq_counter_totals {
+	uint64_t sent, received, full, empty, sleeps, wakes;
+};
+
+/*
+ * The totals of @seg (relaxed loads: a snapshot for display, as
+ * shmq_queue_stats() reads them; peer-written, so a sum may wrap).
+ */
+void shmq__segment_counters(const struct shmq_segment *seg, struct shmq_counter_totals *ret);
 struct shmq_session_shm *shmq__session_at(const struct shmq_segment *seg, uint32_t index);
 /*
  * Does session tag @tag (a record index + 1, never 0) name no record, or a

@@ -240,7 +240,7 @@ Test(config, dump_config_json_is_one_typed_object)
 			      "assert d['fd-store'] is False\n"
 			      "assert d['socket-mode'] == '0666' and d['log-level'] == 'info'\n"
 			      "assert d['socket'] == '' and d['socket-group'] == ''\n"
-			      "assert len(d) == 17, len(d)\n",
+			      "assert len(d) == 18, len(d)\n",
 			      path,
 			      NULL};
 	char res[4096];
@@ -332,4 +332,62 @@ Test(config, second_daemon_on_a_live_socket_refuses_to_start_and_the_first_keeps
 	c = t_connect(&d);
 	T_OK(shmq_client_close(c));
 	t_daemon_fini(&d);
+}
+
+Test(config, the_metrics_socket_answers_get_with_openmetrics_and_refuses_the_rest)
+{
+	static char arg[160], msock[128];
+	static const char *const args[] = {arg, NULL};
+	char dir[] = "/tmp/shmq-integ-metrics-XXXXXX", script[2048], res[8192];
+	const char *argv[] = {"/usr/bin/env", "python3", "-c", script, NULL};
+	struct shmq_client *c;
+	struct shmq_queue *q;
+	struct t_daemon d2;
+	struct stat st;
+	int r;
+
+	cr_assert(mkdtemp(dir) != NULL);
+	snprintf(msock, sizeof(msock), "%s/metrics.sock", dir);
+	snprintf(arg, sizeof(arg), "--metrics-socket=%s", msock);
+	t_daemon_start(&d2, args, NULL);
+	cr_assert(lstat(msock, &st) == 0 && S_ISSOCK(st.st_mode), "no socket at %s", msock);
+	T_OK(shmq_client_connect(d2.sock, &c));
+	T_OK(shmq_queue_open(c, "mq", SHMQ_CREATE | SHMQ_SEND, NULL, &q));
+	for (int i = 0; i < 5; i++)
+		T_OK(shmq_queue_send(q, "m", 1));
+	snprintf(script, sizeof(script),
+		 "import socket\n"
+		 "def get(req):\n"
+		 "    s = socket.socket(socket.AF_UNIX)\n"
+		 "    s.settimeout(10)\n"
+		 "    s.connect('%s')\n"
+		 "    s.sendall(req)\n"
+		 "    d = b''\n"
+		 "    while True:\n"
+		 "        c = s.recv(65536)\n"
+		 "        if not c: return d.decode('utf-8')\n"
+		 "        d += c\n"
+		 "r = get(b'GET /metrics HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n')\n"
+		 "head, body = r.split('\\r\\n\\r\\n', 1)\n"
+		 "assert head.startswith('HTTP/1.0 200 OK'), head\n"
+		 "assert 'application/openmetrics-text' in head, head\n"
+		 "assert ('Content-Length: %%d' %% len(body.encode())) in head, head\n"
+		 "assert body.endswith('# EOF\\n'), body[-50:]\n"
+		 "assert 'shmq_object_sent_total{name=\"mq\",kind=\"queue\"} 5\\n' in body, body\n"
+		 "assert 'shmq_daemon_objects 1\\n' in body, body\n"
+		 "assert get(b'GET /other HTTP/1.0\\r\\n\\r\\n').startswith('HTTP/1.0 404')\n"
+		 "assert get(b'POST /metrics HTTP/1.0\\r\\n\\r\\n').startswith('HTTP/1.0 405')\n"
+		 "# a request that never ends its headers is closed at 4 KiB, not kept\n"
+		 "try:\n"
+		 "    assert get(b'G' * 5000) == ''\n"
+		 "except ConnectionResetError:\n"
+		 "    pass\n",
+		 msock);
+	r = t_run(argv, res, sizeof(res), 20000);
+	cr_assert(eq(int, r, 0), "%s", res);
+	T_OK(shmq_queue_close(q));
+	T_OK(shmq_client_close(c));
+	t_daemon_fini(&d2);
+	cr_assert(lstat(msock, &st) < 0, "the metrics socket outlived the daemon");
+	rmdir(dir);
 }

@@ -224,7 +224,7 @@ Test(shmqctl, config_prints_every_option_and_json_maps_names_to_typed_values)
 		 "assert d['fd-store'] is False\n"
 		 "assert d['socket-mode'] == '0666' and d['log-level'] == 'info'\n"
 		 "assert d['state-directory'] == ''\n"
-		 "assert len(d) == 17, len(d)\n");
+		 "assert len(d) == 18, len(d)\n");
 	finish();
 }
 
