@@ -32,7 +32,12 @@ static void usage(FILE *f)
 
 static int fail(const char *what, int r)
 {
-	fprintf(stderr, "%s: %s: %s\n", prog, what, shmq_strerror(r));
+	/* the daemon's (or libshmq's) reason, when there is one: it says why */
+	if (shmq_last_error()[0])
+		fprintf(stderr, "%s: %s: %s: %s\n", prog, what, shmq_strerror(r),
+			shmq_last_error());
+	else
+		fprintf(stderr, "%s: %s: %s\n", prog, what, shmq_strerror(r));
 	return EXIT_FAILURE;
 }
 

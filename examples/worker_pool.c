@@ -527,7 +527,8 @@ int main(int argc, char **argv)
 		goto out_kill;
 	r = create_objects(&p, &o);
 	if (r < 0) {
-		fprintf(stderr, "%s: creating %s.*: %s\n", prog, o.prefix, shmq_strerror(r));
+		fprintf(stderr, "%s: creating %s.*: %s%s%s\n", prog, o.prefix, shmq_strerror(r),
+			shmq_last_error()[0] ? ": " : "", shmq_last_error());
 		goto out_kill;
 	}
 
