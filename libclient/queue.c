@@ -334,20 +334,10 @@ SHMQ_API int shmq_queue_max_msg(const struct shmq_queue *q)
 	return (int)q->ring.max_msg; /* <= SHMQ_MSG_SIZE_MAX, checked at attach */
 }
 
-static void counters_add(struct shmq_queue_stats *st, const struct shmq_counters *c)
-{
-	/* Statistics snapshot: each word is read once, no ordering between them. */
-	st->sent += load_relaxed(&c->sent);
-	st->received += load_relaxed(&c->received);
-	st->full += load_relaxed(&c->full);
-	st->empty += load_relaxed(&c->empty);
-	st->sleeps += load_relaxed(&c->sleeps);
-	st->wakes += load_relaxed(&c->wakes);
-}
-
 SHMQ_API int shmq_queue_stats(const struct shmq_queue *q, struct shmq_queue_stats *ret)
 {
 	struct shmq_queue_stats st = {.size = 0};
+	struct shmq_counter_totals t;
 	const struct shmq_queue_shm *qs;
 	uint32_t size;
 
@@ -367,10 +357,14 @@ SHMQ_API int shmq_queue_stats(const struct shmq_queue *q, struct shmq_queue_stat
 	if (st.high_water > st.capacity)
 		st.high_water = st.capacity;
 	st.repairs = load_relaxed(&qs->repairs);
-	/* Detached sessions were folded into retired by the daemon. */
-	counters_add(&st, &qs->retired);
-	for (uint32_t i = 0; i < q->obj.seg.n_sessions; i++)
-		counters_add(&st, &q->obj.seg.sessions[i].c);
+	/* Every record's, and the detached sessions' the daemon folded into retired. */
+	shmq__segment_counters(&q->obj.seg, &t);
+	st.sent = t.sent;
+	st.received = t.received;
+	st.full = t.full;
+	st.empty = t.empty;
+	st.sleeps = t.sleeps;
+	st.wakes = t.wakes;
 
 	memcpy(ret, &st, sizeof(st));
 	/* A newer caller's fields this build does not know read as zero. */

@@ -23,8 +23,8 @@
 #include "shm/ring.h"
 #include "tools/shmqctl/shmqctl.h"
 
-/* A count of tokens: 1..UINT_MAX, decimal.  Return: 0; -EINVAL. */
-static int parse_count(const char *s, unsigned int *ret)
+/* A decimal number in 1..@max, nothing else.  Return: 0; -EINVAL. */
+static int parse_positive(const char *s, uint64_t max, uint64_t *ret)
 {
 	unsigned long long v;
 	char *end;
@@ -33,10 +33,21 @@ static int parse_count(const char *s, unsigned int *ret)
 		return -EINVAL;
 	errno = 0;
 	v = strtoull(s, &end, 10);
-	if (errno || *end || v == 0 || v > UINT_MAX)
+	if (errno || *end || v == 0 || v > max)
 		return -EINVAL;
-	*ret = (unsigned int)v;
+	*ret = v;
 	return 0;
+}
+
+/* A count of tokens or messages: 1..UINT_MAX.  Return: 0; -EINVAL. */
+static int parse_count(const char *s, unsigned int *ret)
+{
+	uint64_t v;
+	int r = parse_positive(s, UINT_MAX, &v);
+
+	if (r == 0)
+		*ret = (unsigned int)v;
+	return r;
 }
 
 int verb_sem(struct ctl *ctl)
@@ -369,21 +380,6 @@ static int find_session(void *arg, const struct shmq_client_info *ci)
 	return 0;
 }
 
-static int parse_session(const char *s, uint64_t *ret)
-{
-	unsigned long long v;
-	char *end;
-
-	if (*s < '0' || *s > '9')
-		return -EINVAL;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno || *end || v == 0)
-		return -EINVAL;
-	*ret = v;
-	return 0;
-}
-
 int verb_disconnect(struct ctl *ctl)
 {
 	struct find_session f = {0};
@@ -391,7 +387,7 @@ int verb_disconnect(struct ctl *ctl)
 	struct json j;
 	int r, waited = 0;
 
-	if (parse_session(ctl->args[0], &f.id) < 0) {
+	if (parse_positive(ctl->args[0], UINT64_MAX, &f.id) < 0) {
 		fprintf(stderr,
 			"shmqctl: disconnect: '%s' is not a session id (see shmqctl clients)\n",
 			ctl->args[0]);
