@@ -13,6 +13,7 @@
 #include <criterion/new/assert.h>
 #include <dirent.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <pwd.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -869,8 +870,7 @@ Test(shmqctl, usage_shows_each_users_objects_memory_and_clients_against_the_limi
 		 (unsigned int)geteuid(), me(), geteuid() == 0 ? "None" : "512");
 	py_check(out, false, check);
 	cr_assert(eq(int, ctl("usage", NULL), 0), "%s", out);
-	cr_assert(strstr(out, "OBJECTS") && strstr(out, "MEMORY") && strstr(out, me()), "%s",
-		  out);
+	cr_assert(strstr(out, "OBJECTS") && strstr(out, "MEMORY") && strstr(out, me()), "%s", out);
 	/* another user gets their own row, with nothing in it, and nobody else's */
 	cr_assert(eq(int, ctl_as_nobody("usage", NULL), 0), "%s", out);
 	py_check(out, false,
