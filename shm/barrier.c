@@ -147,9 +147,9 @@ static int fate(uint64_t s, uint32_t g)
 	return (s >> (SHMQ_BARRIER_HISTORY_SHIFT + d - 1)) & 1 ? -EPIPE : 0;
 }
 
-/* A3 after A1 in generation @g, as arrival @idx: spin, then sleep, until the cycle ends. */
 /*
- * Wait for cycle @g, in which this party arrived @idx-th, to end.  A wait
+ * A3 after A1: wait, spinning then sleeping, for cycle @g, in which this
+ * party arrived @idx-th, to end.  A wait
  * whose deadline passes breaks the cycle when @break_late (a wait's
  * timeout), or leaves the arrival as it is (an await slice).
  */
