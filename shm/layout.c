@@ -292,27 +292,28 @@ static void counters_fold(struct shmq_counters *dst, const struct shmq_counters 
 	counter_inc(&dst->wakes, load_relaxed(&src->wakes));
 }
 
+void shmq__counters_add(struct shmq_counter_totals *t, const struct shmq_counters *c)
+{
+	/* A statistics snapshot: each word read once, no ordering between them. */
+	t->sent += load_relaxed(&c->sent);
+	t->received += load_relaxed(&c->received);
+	t->full += load_relaxed(&c->full);
+	t->empty += load_relaxed(&c->empty);
+	t->sleeps += load_relaxed(&c->sleeps);
+	t->wakes += load_relaxed(&c->wakes);
+}
+
 void shmq__segment_counters(const struct shmq_segment *seg, struct shmq_counter_totals *ret)
 {
 	const struct shmq_kind *k = shmq__kind(seg->kind);
-	const struct shmq_counters *c;
 
 	*ret = (struct shmq_counter_totals){0};
-	for (uint32_t i = 0; i <= seg->n_sessions; i++) {
-		if (i < seg->n_sessions)
-			c = &seg->sessions[i].c;
-		else if (k) /* the records gone before, folded in by the daemon */
-			c = (const struct shmq_counters *)((const unsigned char *)seg->object +
-							   k->retired_off);
-		else
-			break;
-		ret->sent += load_relaxed(&c->sent);
-		ret->received += load_relaxed(&c->received);
-		ret->full += load_relaxed(&c->full);
-		ret->empty += load_relaxed(&c->empty);
-		ret->sleeps += load_relaxed(&c->sleeps);
-		ret->wakes += load_relaxed(&c->wakes);
-	}
+	for (uint32_t i = 0; i < seg->n_sessions; i++)
+		shmq__counters_add(ret, &seg->sessions[i].c);
+	if (k) /* the records gone before, folded in by the daemon */
+		shmq__counters_add(
+			ret, (const struct shmq_counters *)((const unsigned char *)seg->object +
+							    k->retired_off));
 }
 
 void shmq__session_release(struct shmq_segment *seg, uint32_t index)

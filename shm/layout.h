@@ -591,6 +591,9 @@ struct shmq_counter_totals {
 	uint64_t sent, received, full, empty, sleeps, wakes;
 };
 
+/* Add one record's (or a retired block's) counters to @t. */
+void shmq__counters_add(struct shmq_counter_totals *t, const struct shmq_counters *c);
+
 /*
  * The totals of @seg (relaxed loads: a snapshot for display, as
  * shmq_queue_stats() reads them; peer-written, so a sum may wrap).

@@ -31,6 +31,8 @@
 
 #include <shmq/shmq.h>
 
+#include "shm/layout.h" /* struct shmq_counter_totals: counters summed as libshmq sums them */
+
 #define EXIT_USAGE 2
 
 /* --- Command line, filled by main.c, read by the verbs --- */
@@ -175,15 +177,6 @@ uint64_t mono_now_ns(void);
 
 /* --- Read-only snapshots (snapshot.c) --- */
 
-struct counters {
-	uint64_t sent;
-	uint64_t received;
-	uint64_t full;
-	uint64_t empty;
-	uint64_t sleeps;
-	uint64_t wakes;
-};
-
 /* One session record of the segment, as read. */
 struct record_snap {
 	uint32_t state; /* SHMQ_SESSION_*, or UINT32_MAX: out of range (corrupt) */
@@ -191,7 +184,7 @@ struct record_snap {
 	int32_t pid;
 	uint32_t uid;
 	uint32_t sem_holds;
-	struct counters c;
+	struct shmq_counter_totals c;
 };
 
 #define SNAP_RECORDS (1u << 0) /* copy every session record */
@@ -241,7 +234,7 @@ struct snapshot {
 	int32_t last_recv_pid;
 	uint64_t last_send_realtime_ns;
 	uint64_t last_recv_realtime_ns;
-	struct counters total;
+	struct shmq_counter_totals total;
 	uint64_t taken_ns; /* CLOCK_MONOTONIC when the counters were read */
 	/* SNAP_RECORDS */
 	uint32_t n_records;

@@ -36,17 +36,6 @@
 #define CHECK_TRIES   5
 #define CHECK_SPAN_MS 100
 
-static void counters_add(struct counters *t, const struct shmq_counters *c)
-{
-	/* Statistics snapshot: each word is read once, no ordering between them. */
-	t->sent += load_relaxed(&c->sent);
-	t->received += load_relaxed(&c->received);
-	t->full += load_relaxed(&c->full);
-	t->empty += load_relaxed(&c->empty);
-	t->sleeps += load_relaxed(&c->sleeps);
-	t->wakes += load_relaxed(&c->wakes);
-}
-
 static void records_read(const struct shmq_segment *seg, unsigned int flags, struct snapshot *s)
 {
 	if (flags & SNAP_RECORDS) {
@@ -58,15 +47,9 @@ static void records_read(const struct shmq_segment *seg, unsigned int flags, str
 		struct shmq_session_shm *r = &seg->sessions[i];
 		uint32_t state = load_relaxed(&r->state); /* snapshot, as everything here */
 		uint32_t role = load_relaxed(&r->role);
-		struct counters c = {0};
+		struct shmq_counter_totals c = {0};
 
-		counters_add(&c, &r->c);
-		s->total.sent += c.sent;
-		s->total.received += c.received;
-		s->total.full += c.full;
-		s->total.empty += c.empty;
-		s->total.sleeps += c.sleeps;
-		s->total.wakes += c.wakes;
+		shmq__counters_add(&c, &r->c);
 		if (state == SHMQ_SESSION_ACTIVE) {
 			/* a semaphore's or event's user both gives and takes */
 			if (role & (SHMQ_ROLE_PRODUCER | SHMQ_ROLE_SEM | SHMQ_ROLE_USER))
@@ -155,7 +138,6 @@ static void read_queue(const struct shmq_segment *seg, struct snapshot *s)
 	}
 	if (s->joinable)
 		s->unfinished = load_relaxed(&q->unfinished) & SHMQ_QUEUE_UNFINISHED_MAX;
-	counters_add(&s->total, &q->retired);
 }
 
 static void read_sem(const struct shmq_segment *seg, struct snapshot *s)
@@ -169,7 +151,6 @@ static void read_sem(const struct shmq_segment *seg, struct snapshot *s)
 	s->waiters = load_relaxed(&sm->n_waiters);
 	/* Zero in a layout 1.0 segment, whose padding it was. */
 	s->repairs = load_relaxed(&sm->repairs);
-	counters_add(&s->total, &sm->retired);
 }
 
 static void read_event(const struct shmq_segment *seg, struct snapshot *s)
@@ -178,7 +159,6 @@ static void read_event(const struct shmq_segment *seg, struct snapshot *s)
 
 	s->value = load_relaxed(&e->state) & 1; /* bit 0: set (shm/event.c) */
 	s->sleepers_recv = load_relaxed(&e->ec) & 1;
-	counters_add(&s->total, &e->retired);
 }
 
 static void read_lock(const struct shmq_segment *seg, struct snapshot *s)
@@ -198,7 +178,6 @@ static void read_lock(const struct shmq_segment *seg, struct snapshot *s)
 		if (load_relaxed(&seg->sessions[i].state) == SHMQ_SESSION_ACTIVE)
 			s->waiters += load_relaxed(&seg->sessions[i].k.lock.waiting);
 	s->repairs = load_relaxed(&l->recoveries);
-	counters_add(&s->total, &l->retired);
 }
 
 static void read_cond(const struct shmq_segment *seg, struct snapshot *s)
@@ -209,7 +188,6 @@ static void read_cond(const struct shmq_segment *seg, struct snapshot *s)
 	s->pending = load_relaxed(&cv->pending);
 	s->value = load_relaxed(&cv->seq);
 	s->repairs = load_relaxed(&cv->deaths);
-	counters_add(&s->total, &cv->retired);
 }
 
 static void read_barrier(const struct shmq_segment *seg, struct snapshot *s)
@@ -223,7 +201,6 @@ static void read_barrier(const struct shmq_segment *seg, struct snapshot *s)
 			  : (uint32_t)((st & SHMQ_BARRIER_COUNT_MASK) >> SHMQ_BARRIER_COUNT_SHIFT);
 	s->generation = (uint32_t)st;
 	s->repairs = load_relaxed(&b->breaks);
-	counters_add(&s->total, &b->retired);
 }
 
 static void read_pipe(const struct shmq_segment *seg, struct snapshot *s)
@@ -252,7 +229,6 @@ static void read_pipe(const struct shmq_segment *seg, struct snapshot *s)
 	}
 	if (s->high_water > s->capacity)
 		s->high_water = s->capacity;
-	counters_add(&s->total, &p->retired);
 }
 
 /* The live figures of each kind: its control block's words. */
@@ -299,7 +275,8 @@ int snapshot_take(struct shmq_client *c, const char *name, uint64_t object_id, u
 	ret->last_recv_pid = load_relaxed(&seg.hdr->last_recv_pid);
 	ret->last_send_realtime_ns = load_relaxed(&seg.hdr->last_send_realtime_ns);
 	ret->last_recv_realtime_ns = load_relaxed(&seg.hdr->last_recv_realtime_ns);
-	readers[seg.kind](&seg, ret); /* attach validated the kind */
+	readers[seg.kind](&seg, ret);		   /* attach validated the kind */
+	shmq__segment_counters(&seg, &ret->total); /* every record's, and the retired ones */
 	records_read(&seg, flags, ret);
 	if (flags & SNAP_CHECK)
 		check(&seg, ret);

@@ -357,7 +357,7 @@ static void figures_of(const struct shmq_object_info *o, struct figures *ret)
 		v->figures(o, ret);
 }
 
-static void counters_json(struct json *j, const char *key, const struct counters *c)
+static void counters_json(struct json *j, const char *key, const struct shmq_counter_totals *c)
 {
 	json_key(j, key);
 	if (!c) {
