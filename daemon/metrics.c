@@ -100,21 +100,24 @@ static void family(struct buf *b, const char *name, const char *type, const char
 	put(b, "# TYPE %s %s\n# HELP %s %s\n", name, type, name, help);
 }
 
-/* Object names are [A-Za-z0-9._-]: nothing in a label value needs escaping. */
-static void per_object(struct shmqd *d, struct buf *b, const char *name, const char *type,
-		       const char *help, int which)
+/*
+ * One family over every object, @totals[i] the i-th object's counters.
+ * Object names are [A-Za-z0-9._-]: nothing in a label value needs escaping.
+ */
+static void per_object(struct shmqd *d, struct buf *b, const struct shmq_counter_totals *totals,
+		       const char *name, const char *type, const char *help, int which)
 {
 	bool counter = !strcmp(type, "counter");
 	struct shmqd_list *pos, *tmp;
+	size_t i = 0;
 
 	family(b, name, type, help);
 	list_for_each_safe(pos, tmp, &d->objects)
 	{
 		const struct shmqd_object *o = container_of(pos, struct shmqd_object, link);
-		struct shmq_counter_totals t;
+		const struct shmq_counter_totals t = totals[i++];
 		uint64_t v;
 
-		shmq__segment_counters(&o->seg, &t);
 		v = which == 0	 ? t.sent
 		    : which == 1 ? t.received
 		    : which == 2 ? t.full
@@ -144,6 +147,18 @@ static int body(struct shmqd *d, struct buf *b)
 		{"shmq_object_memory_bytes", "gauge", "Bytes of its segment."},
 	};
 
+	struct shmq_counter_totals *totals;
+	struct shmqd_list *pos, *tmp;
+	size_t n = 0;
+
+	list_for_each_safe(pos, tmp, &d->objects) n++;
+	totals = calloc(n ? n : 1, sizeof(*totals));
+	if (!totals)
+		return -ENOMEM;
+	/* each object's sum once, for the six counter families */
+	n = 0;
+	list_for_each_safe(pos, tmp, &d->objects) shmq__segment_counters(
+		&container_of(pos, struct shmqd_object, link)->seg, &totals[n++]);
 	family(b, "shmq_daemon_up", "gauge", "1: shmqd answered.");
 	put(b, "shmq_daemon_up 1\n");
 	family(b, "shmq_daemon_uptime_seconds", "gauge", "Seconds since shmqd started.");
@@ -158,8 +173,9 @@ static int body(struct shmqd *d, struct buf *b)
 	family(b, "shmq_daemon_memory_bytes", "gauge", "Bytes of every segment.");
 	put(b, "shmq_daemon_memory_bytes %" PRIu64 "\n", d->memory_bytes);
 	for (int i = 0; i < (int)(sizeof(fams) / sizeof(fams[0])); i++)
-		per_object(d, b, fams[i].name, fams[i].type, fams[i].help, i);
+		per_object(d, b, totals, fams[i].name, fams[i].type, fams[i].help, i);
 	put(b, "# EOF\n");
+	free(totals);
 	return b->failed ? -ENOMEM : 0;
 }
 

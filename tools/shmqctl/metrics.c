@@ -138,40 +138,72 @@ static uint64_t field_of(const struct obj_sample *o, enum obj_field f)
 	return 0;
 }
 
+/* The per-user families: one gauge each, labelled by uid. */
+enum user_field { U_OBJECTS, U_OBJECTS_MAX, U_MEMORY, U_MEMORY_MAX, U_CLIENTS, U_COUNT };
+
+static const struct {
+	const char *name;
+	const char *help;
+} user_families[U_COUNT] = {
+	[U_OBJECTS] = {"shmq_user_objects", "Objects a user owns."},
+	[U_OBJECTS_MAX] = {"shmq_user_objects_max", "max-objects-per-uid."},
+	[U_MEMORY] = {"shmq_user_memory_bytes", "Bytes of the segments a user owns."},
+	[U_MEMORY_MAX] = {"shmq_user_memory_bytes_max", "max-memory-per-uid."},
+	[U_CLIENTS] = {"shmq_user_clients", "Connected clients of a user."},
+};
+
+static uint64_t user_field(const struct shmq_uid_usage *u, enum user_field f)
+{
+	switch (f) {
+	case U_OBJECTS:
+		return u->n_objects;
+	case U_OBJECTS_MAX:
+		return u->max_objects;
+	case U_MEMORY:
+		return u->memory;
+	case U_MEMORY_MAX:
+		return u->max_memory;
+	case U_CLIENTS:
+		return u->n_clients;
+	case U_COUNT:
+		break;
+	}
+	return 0;
+}
+
+struct users {
+	struct shmq_uid_usage *v;
+	size_t n, cap;
+};
+
 static int usage_sample(void *arg, const struct shmq_uid_usage *u)
 {
-	struct shmq_uid_usage **v = arg;
-	size_t n = 0;
+	struct users *l = arg;
 
-	while ((*v)[n].size)
-		n++;
-	if (n % 16 == 15) { /* room for the next 16 and a zero end */
-		void *p = realloc(*v, (n + 17) * sizeof(**v));
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 16;
+		void *p = realloc(l->v, cap * sizeof(*l->v));
 
 		if (!p)
 			return -ENOMEM;
-		*v = p;
+		l->v = p;
+		l->cap = cap;
 	}
-	(*v)[n] = *u;
-	(*v)[n + 1].size = 0;
+	l->v[l->n++] = *u;
 	return 0;
 }
 
 int verb_metrics(struct ctl *ctl)
 {
 	struct shmq_daemon_status st = {.size = sizeof(st)};
-	struct shmq_uid_usage *users = calloc(16, sizeof(*users));
+	struct users users = {0};
 	struct obj_sample *objs = NULL;
 	struct shmq_client *c;
 	struct objects l = {0};
 	int r;
 
-	if (!users)
-		return ctl_error(-ENOMEM, "metrics"), EXIT_FAILURE;
-	if (ctl_connect(ctl, &c) < 0) {
-		free(users);
+	if (ctl_connect(ctl, &c) < 0)
 		return EXIT_FAILURE;
-	}
 	r = shmq_daemon_status(c, &st);
 	if (r < 0)
 		ctl_error(r, "daemon status");
@@ -207,26 +239,12 @@ int verb_metrics(struct ctl *ctl)
 	family("shmq_daemon_memory_bytes", "gauge", "Bytes of every segment.");
 	printf("shmq_daemon_memory_bytes %" PRIu64 "\n", st.memory_bytes);
 
-	family("shmq_user_objects", "gauge", "Objects a user owns.");
-	for (size_t i = 0; users[i].size; i++)
-		printf("shmq_user_objects{uid=\"%" PRIu32 "\"} %" PRIu32 "\n", users[i].uid,
-		       users[i].n_objects);
-	family("shmq_user_objects_max", "gauge", "max-objects-per-uid.");
-	for (size_t i = 0; users[i].size; i++)
-		printf("shmq_user_objects_max{uid=\"%" PRIu32 "\"} %" PRIu32 "\n", users[i].uid,
-		       users[i].max_objects);
-	family("shmq_user_memory_bytes", "gauge", "Bytes of the segments a user owns.");
-	for (size_t i = 0; users[i].size; i++)
-		printf("shmq_user_memory_bytes{uid=\"%" PRIu32 "\"} %" PRIu64 "\n", users[i].uid,
-		       users[i].memory);
-	family("shmq_user_memory_bytes_max", "gauge", "max-memory-per-uid.");
-	for (size_t i = 0; users[i].size; i++)
-		printf("shmq_user_memory_bytes_max{uid=\"%" PRIu32 "\"} %" PRIu64 "\n",
-		       users[i].uid, users[i].max_memory);
-	family("shmq_user_clients", "gauge", "Connected clients of a user.");
-	for (size_t i = 0; users[i].size; i++)
-		printf("shmq_user_clients{uid=\"%" PRIu32 "\"} %" PRIu32 "\n", users[i].uid,
-		       users[i].n_clients);
+	for (int f = 0; f < U_COUNT; f++) {
+		family(user_families[f].name, "gauge", user_families[f].help);
+		for (size_t i = 0; i < users.n; i++)
+			printf("%s{uid=\"%" PRIu32 "\"} %" PRIu64 "\n", user_families[f].name,
+			       users.v[i].uid, user_field(&users.v[i], (enum user_field)f));
+	}
 
 	for (int f = 0; f < F_COUNT; f++) {
 		bool counter = !strcmp(obj_families[f].type, "counter");
@@ -246,6 +264,6 @@ out:
 		snapshot_fini(&objs[i].snap);
 	free(objs);
 	free(l.v);
-	free(users);
+	free(users.v);
 	return r < 0 ? EXIT_FAILURE : 0;
 }
