@@ -8,6 +8,16 @@
 
 #include "shm/layout.h"
 
+/*
+ * How many times slower a sanitizer build may be, for limits that tell a
+ * wedge from a slow run: 4 under ASan or TSan, else 1.
+ */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define T_SANITIZER_SLOWDOWN 4
+#else
+#define T_SANITIZER_SLOWDOWN 1
+#endif
+
 /* A formatted, attached segment in a memfd mapped MAP_SHARED: survives fork(). */
 struct t_seg {
 	struct shmq_segment seg;

@@ -522,6 +522,21 @@ int t_run(const char *const *argv, char *out, size_t out_size, int timeout_ms)
 	return t_finish(&p, out, out_size, timeout_ms);
 }
 
+int t_python(const char *script, const char *text, char *out, size_t out_size, int timeout_ms)
+{
+	char path[] = "/tmp/shmq-integ-text-XXXXXX";
+	const char *argv[] = {"/usr/bin/env", "python3", "-c", script, path, NULL};
+	size_t len = strlen(text);
+	int fd = mkstemp(path), st;
+
+	cr_assert(fd >= 0, "mkstemp: %s", strerror(errno));
+	cr_assert(write(fd, text, len) == (ssize_t)len, "write: %s", strerror(errno));
+	close(fd);
+	st = t_run(argv, out, out_size, timeout_ms);
+	unlink(path);
+	return st;
+}
+
 pid_t t_fork_child(int (*fn)(void *arg), void *arg)
 {
 	pid_t pid;

@@ -132,6 +132,12 @@ int t_finish(struct t_proc *p, char *out, size_t out_size, int timeout_ms);
  */
 int t_run(const char *const *argv, char *out, size_t out_size, int timeout_ms);
 
+/*
+ * Run python3 -c @script with a file holding @text as sys.argv[1] (for a
+ * parser of a tool's output), as t_run() with @out.  Returns as t_run().
+ */
+int t_python(const char *script, const char *text, char *out, size_t out_size, int timeout_ms);
+
 /* Like t_wait_peer(), bounded: SIGKILL after @timeout_ms and return -ETIMEDOUT. */
 int t_wait_peer_ms(pid_t pid, int timeout_ms);
 

@@ -229,32 +229,21 @@ Test(config, drop_ins_override_the_file_in_name_order_and_trailing_comments_are_
 
 Test(config, dump_config_json_is_one_typed_object)
 {
-	char path[] = "/tmp/shmq-integ-json-XXXXXX";
-	const char *argv[] = {"/usr/bin/env",
-			      "python3",
-			      "-c",
-			      "import json, sys\n"
-			      "d = json.load(open(sys.argv[1], encoding='utf-8'))\n"
-			      "assert d['max-clients'] == 1024 and type(d['max-clients']) is int\n"
-			      "assert d['max-memory-per-uid'] == 1 << 30\n"
-			      "assert d['fd-store'] is False\n"
-			      "assert d['socket-mode'] == '0666' and d['log-level'] == 'info'\n"
-			      "assert d['socket'] == '' and d['socket-group'] == ''\n"
-			      "assert len(d) == 18, len(d)\n",
-			      path,
-			      NULL};
+	static const char script[] =
+		"import json, sys\n"
+		"d = json.load(open(sys.argv[1], encoding='utf-8'))\n"
+		"assert d['max-clients'] == 1024 and type(d['max-clients']) is int\n"
+		"assert d['max-memory-per-uid'] == 1 << 30\n"
+		"assert d['fd-store'] is False\n"
+		"assert d['socket-mode'] == '0666' and d['log-level'] == 'info'\n"
+		"assert d['socket'] == '' and d['socket-group'] == ''\n"
+		"assert len(d) == 18, len(d)\n";
 	char res[4096];
-	int fd, st;
 
 	cr_assert(eq(int, run_shmqd("--config=/dev/null", "--dump-config", "--json"), 0), "%s",
 		  out);
-	fd = mkstemp(path);
-	cr_assert(fd >= 0);
-	cr_assert(write(fd, out, strlen(out)) == (ssize_t)strlen(out));
-	close(fd);
-	st = t_run(argv, res, sizeof(res), RUN_MS);
-	unlink(path);
-	cr_assert(eq(int, st, 0), "%s\n--- JSON:\n%s", res, out);
+	cr_assert(eq(int, t_python(script, out, res, sizeof(res), RUN_MS), 0), "%s\n--- JSON:\n%s",
+		  res, out);
 	cr_assert(eq(int, run_shmqd("--json", NULL, NULL), 1), "--json alone: %s", out);
 }
 

@@ -101,15 +101,9 @@ static int ctl(const char *a0, ...)
  */
 static void py_check(const char *json, bool lines, const char *asserts)
 {
-	char path[] = "/tmp/shmqctl-json-XXXXXX";
 	char script[4096], result[8192];
-	const char *argv[] = {"/usr/bin/env", "python3", "-c", script, path, NULL};
-	int fd = mkstemp(path), st;
-	size_t len = strlen(json);
+	int st;
 
-	cr_assert(fd >= 0, "mkstemp: %s", strerror(errno));
-	cr_assert(write(fd, json, len) == (ssize_t)len, "write: %s", strerror(errno));
-	close(fd);
 	snprintf(script, sizeof(script),
 		 "import json, sys\n"
 		 "text = open(sys.argv[1], 'rb').read().decode('utf-8', 'strict')\n"
@@ -118,8 +112,7 @@ static void py_check(const char *json, bool lines, const char *asserts)
 		 lines ? "docs = [json.loads(l) for l in text.splitlines() if l.strip()]"
 		       : "d = json.loads(text)",
 		 asserts);
-	st = t_run(argv, result, sizeof(result), RUN_MS);
-	unlink(path);
+	st = t_python(script, json, result, sizeof(result), RUN_MS);
 	cr_assert(eq(int, st, 0), "python3 rejected the JSON or an assertion:\n%s\n--- JSON:\n%s",
 		  result, json);
 }
@@ -1036,11 +1029,7 @@ Test(shmqctl, every_json_output_is_strict_utf8_json_and_utf8_text_survives)
 Test(shmqctl, metrics_are_well_formed_openmetrics_with_every_object)
 {
 	struct shmq_queue *q = queue_new("mq", SHMQ_MPMC, SHMQ_SEND);
-	char path[] = "/tmp/shmqctl-metrics-XXXXXX", res[8192];
-	const char *argv[] = {
-		"/usr/bin/env",
-		"python3",
-		"-c",
+	static const char script[] =
 		"import re, sys\n"
 		"lines = open(sys.argv[1], 'rb').read().decode('utf-8').split('\\n')\n"
 		"assert lines[-1] == '' and lines[-2] == '# EOF', lines[-3:]\n"
@@ -1071,21 +1060,14 @@ Test(shmqctl, metrics_are_well_formed_openmetrics_with_every_object)
 		"assert samples['shmq_object_handles' + k] == 1\n"
 		"assert samples['shmq_daemon_up'] == 1 and samples['shmq_daemon_objects'] >= 1\n"
 		"import os\n"
-		"assert samples['shmq_user_objects{uid=\"%d\"}' % os.geteuid()] >= 1\n",
-		path,
-		NULL};
-	int fd, st;
+		"assert samples['shmq_user_objects{uid=\"%d\"}' % os.geteuid()] >= 1\n";
+	char res[8192];
 
 	for (int i = 0; i < 3; i++)
 		T_OK(shmq_queue_send(q, "m", 1));
 	cr_assert(eq(int, ctl("metrics", NULL), 0), "%s", out);
-	fd = mkstemp(path);
-	cr_assert(fd >= 0);
-	cr_assert(write(fd, out, strlen(out)) == (ssize_t)strlen(out));
-	close(fd);
-	st = t_run(argv, res, sizeof(res), RUN_MS);
-	unlink(path);
-	cr_assert(eq(int, st, 0), "%s\n--- metrics:\n%s", res, out);
+	cr_assert(eq(int, t_python(script, out, res, sizeof(res), RUN_MS), 0),
+		  "%s\n--- metrics:\n%s", res, out);
 	shmq_queue_close(q);
 	finish();
 }

@@ -34,13 +34,9 @@
 /*
  * A wait this long is a wedge.  Under a sanitizer on two loaded CPUs a
  * party can be starved for seconds (seen under TSan with other tests
- * running): four times the margin there.  A real wedge waits forever.
+ * running), hence the slowdown.  A real wedge waits forever.
  */
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define WAIT_TIMEOUT_MS 20000
-#else
-#define WAIT_TIMEOUT_MS 5000
-#endif
+#define WAIT_TIMEOUT_MS (5000 * T_SANITIZER_SLOWDOWN)
 #define KILLS_DEFAULT	1000
 #define RUN_CAP_SECONDS 120
 
